@@ -1,0 +1,123 @@
+/*
+ * catalog: datasets that describe themselves.
+ *
+ * Every dataset has a manifest, a JSON object stored in the dataset's bucket at
+ * `_catalog/datasets/<name>.json` (atomic write). The in-memory catalog is rebuilt from
+ * the manifests of every registered bucket at start. Manifests are kept as jansson
+ * objects, so fields this version does not know survive a read-modify-write.
+ *
+ * Manifest (format "dataset_manifest.v1"; docs/API.md shows an example):
+ *   format_version  "dataset_manifest.v1"
+ *   id              32 hex chars, new on create and on replace
+ *   name, bucket
+ *   version         integer, +1 on every change (optimistic concurrency for ingest)
+ *   files           [{key, rows, bytes, kind: "base"|"append", created_at}]
+ *   compression     "zstd"
+ *   schema          [{name, type}]               physical schema (DuckDB type names)
+ *   columns         [{name, type, is_pii, pii_kind, sensitivity, description}]
+ *   row_count, size_bytes
+ *   description, owner, sensitivity ("None"|"PII"|"Financial"|"PHI"|"Biometric"), tags[]
+ *   freshness       null or an object set by PATCH (e.g. {"max_age_hours": 24})
+ *   lineage         {source_system, source, format, job, ingested_at, actor}
+ *   human_edits     what PATCH .../metadata set: {description?, owner?, sensitivity?,
+ *                   tags?, freshness?, columns?: {col: {is_pii?, pii_kind?, sensitivity?,
+ *                   description?}}}; re-applied after every ingest so human edits win
+ *                   over detection
+ *   created_at, updated_at   RFC 3339 UTC
+ *
+ * Dataset-level sensitivity is the highest of its columns' (None < PII < Financial < PHI <
+ * Biometric) unless a human set it.
+ *
+ * Dataset names are unique across all buckets, case-insensitively (they are SQL relation
+ * names). Thread safety: all calls are safe from any thread; mutations are serialised by
+ * one lock, reads copy what they return.
+ */
+#ifndef LH_CATALOG_H
+#define LH_CATALOG_H
+
+#include "core/core.h"
+#include "storage/storage.h"
+
+typedef struct lh_catalog lh_catalog;
+
+typedef enum { LH_MODE_CREATE, LH_MODE_REPLACE, LH_MODE_APPEND } lh_ingest_mode;
+
+/* Parses "create" | "replace" | "append" (NULL or "" means create). */
+int lh_ingest_mode_parse(const char *s, lh_ingest_mode *mode, lh_error *err);
+
+/* Called after a dataset's manifest changed (manifest != NULL) or the dataset was deleted
+ * (manifest == NULL). Runs under the catalog's mutation lock, so listeners see changes in
+ * commit order; they must not call back into mutating catalog functions. */
+typedef void (*lh_catalog_listener)(void *ctx, const char *name, const json_t *manifest);
+
+/* Loads every manifest of every bucket. Manifests that cannot be parsed are logged and
+ * skipped (never deleted). Objects under datasets/<name>/ that no manifest references
+ * (left by a crash between writing a part and committing the manifest, or between
+ * committing and deleting old parts) are removed, as are stale staging files.
+ * Caller frees with lh_catalog_close; st must outlive the catalog. */
+lh_catalog *lh_catalog_open(lh_storage *st, lh_error *err);
+void lh_catalog_close(lh_catalog *cat);
+
+/* Registers a listener (one; the query engine). */
+void lh_catalog_set_listener(lh_catalog *cat, lh_catalog_listener fn, void *ctx);
+
+/* Array of manifest copies sorted by name. Caller decrefs. */
+json_t *lh_catalog_list(lh_catalog *cat);
+/* Copy of one manifest; NULL + LH_ENOTFOUND ("no dataset named 'x'"). Caller decrefs. */
+json_t *lh_catalog_get(lh_catalog *cat, const char *name, lh_error *err);
+/* True when a dataset of that name exists (case-insensitive). */
+bool lh_catalog_exists(lh_catalog *cat, const char *name);
+
+/* What an ingest hands to the catalog once its part file is committed in the bucket. */
+typedef struct lh_catalog_commit {
+    const char *name;
+    const char *bucket;         /* where the part lives */
+    lh_ingest_mode mode;
+    json_int_t expected_version; /* append/replace: the version the ingest read, or 0 */
+    const char *part_key;       /* committed object key */
+    int64_t part_rows;
+    int64_t part_bytes;
+    const json_t *schema;       /* [{name, type}] of the part (borrowed) */
+    const json_t *lineage;      /* {source_system, source, format, ...} (borrowed) */
+    const char *compression;    /* "zstd" */
+    const char *actor;          /* who asked (key name, or "anonymous") */
+} lh_catalog_commit;
+
+/* Commits an ingest:
+ *   create:  LH_EEXISTS when the name is taken (in any bucket);
+ *   replace: a new manifest (new id, files = [part]); creates when absent; human edits
+ *            carried over; the old parts are deleted after the new manifest is durable;
+ *   append:  LH_ENOTFOUND when absent; LH_EINVAL when the part's schema differs;
+ *            LH_EINVAL when bucket differs from the dataset's; the part is added.
+ * LH_ECONFLICT when expected_version is set and differs (a concurrent change won).
+ * The manifest write is the linearization point. On any failure nothing changed and the
+ * caller deletes its part. On success *manifest_out (if not NULL) gets a copy; caller
+ * decrefs. PII detection by column name runs here, then human edits are applied. */
+int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t **manifest_out,
+                             lh_error *err);
+
+/* Deletes a dataset: the manifest first (the linearization point), then its objects. */
+int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_error *err);
+
+/* Applies a metadata patch (see human_edits above; unknown fields, unknown columns and
+ * bad types are LH_EINVAL naming them). Recorded in human_edits so later ingests keep it.
+ * *manifest_out (if not NULL) gets the new manifest; caller decrefs. */
+int lh_catalog_patch_metadata(lh_catalog *cat, const char *name, const json_t *patch,
+                              const char *actor, json_t **manifest_out, lh_error *err);
+
+/* Adds a bucket (lh_storage_bucket_add) and loads any dataset manifests already in it
+ * (names that clash with existing datasets are skipped and logged). */
+int lh_catalog_add_bucket(lh_catalog *cat, const char *name, const char *root, lh_error *err);
+/* Removes a bucket: LH_ECONFLICT naming the datasets that still live there. */
+int lh_catalog_remove_bucket(lh_catalog *cat, const char *name, lh_error *err);
+
+/* PII detection by column name: 1 and sets kind ("email", "phone", "ssn", "salary",
+ * "address", "date_of_birth", "medical", "name", ...) and sensitivity ("PII", "PHI",
+ * "Financial", "Biometric") when the name says the column holds personal data, else 0.
+ * Strings are static. */
+int lh_pii_by_name(const char *column, const char **kind, const char **sensitivity);
+/* Rank of a sensitivity string (None 0 < PII 1 < Financial 2 < PHI 3 < Biometric 4), or -1
+ * when it is not one of them. */
+int lh_sensitivity_rank(const char *s);
+
+#endif

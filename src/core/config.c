@@ -1,0 +1,121 @@
+/*
+ * config.c: server configuration from defaults and LH_* environment variables. Command
+ * line flags (parsed by the CLI) override both.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int env_int64(const char *name, int64_t min, int64_t max, int64_t *out, lh_error *err)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || *end || x < min || x > max)
+        return lh_error_set(err, LH_EINVAL, "%s must be an integer from %lld to %lld", name,
+                            (long long)min, (long long)max);
+    *out = x;
+    return 0;
+}
+
+static int env_int(const char *name, int min, int max, int *out, lh_error *err)
+{
+    int64_t x = *out;
+    int rc = env_int64(name, min, max, &x, err);
+    *out = (int)x;
+    return rc;
+}
+
+int lh_config_set_listen(lh_config *cfg, const char *listen, lh_error *err)
+{
+    const char *colon = strrchr(listen, ':');
+    const char *port_s = colon ? colon + 1 : listen;
+    char *end;
+    errno = 0;
+    long port = strtol(port_s, &end, 10);
+    if (errno || *end || !*port_s || port < 0 || port > 65535)
+        return lh_error_set(err, LH_EINVAL, "listen address '%s' is not HOST:PORT", listen);
+    if (colon && colon != listen) {
+        free(cfg->listen_host);
+        cfg->listen_host = lh_xasprintf("%.*s", (int)(colon - listen), listen);
+    }
+    cfg->listen_port = (int)port;
+    return 0;
+}
+
+int lh_config_set_data_dir(lh_config *cfg, const char *dir, lh_error *err)
+{
+    char *abs = lh_path_absolute(dir, err);
+    if (!abs)
+        return err ? err->code : LH_EINVAL;
+    free(cfg->data_dir);
+    cfg->data_dir = abs;
+    return 0;
+}
+
+int lh_config_load(lh_config *cfg, lh_error *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->listen_host = lh_xstrdup("127.0.0.1");
+    cfg->listen_port = 8470;
+    cfg->http_threads = 8;
+    cfg->connection_timeout_s = 60;
+    cfg->max_connections = 256;
+    cfg->max_upload_bytes = 8LL << 30;
+    cfg->max_json_body = 1LL << 20;
+    cfg->query_max_rows = 100000;
+    cfg->query_default_rows = 1000;
+    cfg->query_timeout_ms = 30000;
+    cfg->max_concurrent_queries = 8;
+    int rc = lh_config_set_data_dir(cfg, getenv("LH_DATA") && *getenv("LH_DATA")
+                                             ? getenv("LH_DATA")
+                                             : "./data",
+                                    err);
+    if (rc)
+        return rc;
+    const char *listen = getenv("LH_LISTEN");
+    if (listen && *listen && (rc = lh_config_set_listen(cfg, listen, err)))
+        return rc;
+    if ((rc = env_int("LH_HTTP_THREADS", 1, 1024, &cfg->http_threads, err)) ||
+        (rc = env_int("LH_CONNECTION_TIMEOUT_S", 1, 86400, &cfg->connection_timeout_s, err)) ||
+        (rc = env_int("LH_MAX_CONNECTIONS", 1, 65536, &cfg->max_connections, err)) ||
+        (rc = env_int64("LH_MAX_UPLOAD_BYTES", 1, INT64_MAX, &cfg->max_upload_bytes, err)) ||
+        (rc = env_int64("LH_MAX_JSON_BODY", 64, 1LL << 30, &cfg->max_json_body, err)) ||
+        (rc = env_int64("LH_QUERY_MAX_ROWS", 1, 1LL << 40, &cfg->query_max_rows, err)) ||
+        (rc = env_int64("LH_QUERY_DEFAULT_ROWS", 1, 1LL << 40, &cfg->query_default_rows, err)) ||
+        (rc = env_int("LH_QUERY_TIMEOUT_MS", 1, 86400000, &cfg->query_timeout_ms, err)) ||
+        (rc = env_int("LH_MAX_CONCURRENT_QUERIES", 1, 1024, &cfg->max_concurrent_queries,
+                      err)) ||
+        (rc = env_int64("LH_DUCKDB_MEMORY_MB", 0, 1LL << 30, &cfg->duckdb_memory_mb, err)) ||
+        (rc = env_int("LH_DUCKDB_THREADS", 0, 1024, &cfg->duckdb_threads, err)))
+        return rc;
+    if (cfg->query_default_rows > cfg->query_max_rows)
+        cfg->query_default_rows = cfg->query_max_rows;
+    const char *key = getenv("LH_ADMIN_KEY");
+    if (key && *key)
+        cfg->admin_key = lh_xstrdup(key);
+    const char *lvl = getenv("LH_LOG_LEVEL");
+    if (lvl) {
+        static const char *names[] = {"debug", "info", "warn", "error"};
+        for (int i = 0; i < 4; i++)
+            if (strcmp(lvl, names[i]) == 0)
+                lh_log_set_level((lh_log_level)i);
+    }
+    return 0;
+}
+
+void lh_config_free(lh_config *cfg)
+{
+    free(cfg->data_dir);
+    free(cfg->listen_host);
+    if (cfg->admin_key) {
+        memset(cfg->admin_key, 0, strlen(cfg->admin_key));
+        free(cfg->admin_key);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}

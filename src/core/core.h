@@ -1,0 +1,201 @@
+/*
+ * core: what every module of lakehouse stands on.
+ *
+ *   - lh_error: the one error type that crosses module boundaries (code + kind + message).
+ *   - logging: structured JSON lines on stderr, one write(2) per line so lines never
+ *     interleave between threads.
+ *   - fs helpers: atomic file writes (temp + fsync + rename + fsync of the folder), so a
+ *     crash never leaves a half-written file under its final name.
+ *   - names: validation of user-supplied names (datasets, buckets, keys).
+ *   - time, random ids, small JSON helpers, configuration.
+ *
+ * Conventions used across the code base (see docs/ARCHITECTURE.md):
+ *   - functions that can fail return int (0 ok, negative LH_E* code) or a pointer (NULL on
+ *     failure) and fill `lh_error *err` (which may be NULL when the caller does not care);
+ *   - every comment on a function that returns memory says who frees it.
+ */
+#ifndef LH_CORE_H
+#define LH_CORE_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---------------------------------------------------------------- errors */
+
+/* Error codes. Few, and each means something to a caller; the HTTP layer maps them to
+ * status codes in one table (src/http/server.c). */
+typedef enum {
+    LH_OK = 0,
+    LH_EINVAL = -1,        /* bad input: 400 */
+    LH_ENOTFOUND = -2,     /* 404 */
+    LH_EEXISTS = -3,       /* 409 */
+    LH_EFORBIDDEN = -4,    /* 403 */
+    LH_EUNAUTH = -5,       /* 401 */
+    LH_ETOOLARGE = -6,     /* 413 */
+    LH_ECONFLICT = -7,     /* 409: a concurrent change won; retry */
+    LH_EIO = -8,           /* 500: disk or OS failure */
+    LH_EINTERNAL = -9,     /* 500: a bug or an unexpected library failure */
+    LH_EUNSUPPORTED = -10, /* 415: unsupported media type / format */
+    LH_EBUSY = -11,        /* 429: too many concurrent requests */
+    LH_ETIMEOUT = -12,     /* 408: the query ran past its time limit */
+    LH_EUNAVAILABLE = -13, /* 503: the server is shutting down or not configured */
+} lh_code;
+
+#define LH_ERROR_MSG_MAX 1024
+
+typedef struct lh_error {
+    int code;        /* an lh_code */
+    const char *kind; /* static string for the JSON "error" field, or NULL for the code's
+                         default (see lh_error_kind) */
+    char message[LH_ERROR_MSG_MAX];
+} lh_error;
+
+/* Fills err (if not NULL) and returns code, so callers can write
+ * `return lh_error_set(err, LH_EINVAL, "...")`. The message is printf-formatted and
+ * truncated to LH_ERROR_MSG_MAX - 1 bytes. */
+int lh_error_set(lh_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* As lh_error_set, with a specific kind (a static string such as "sql_forbidden"). */
+int lh_error_setk(lh_error *err, int code, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Resets err to LH_OK with an empty message. */
+void lh_error_clear(lh_error *err);
+/* The JSON "error" field: err->kind when set, else the code's default name
+ * ("invalid_request", "not_found", ...). Never NULL; static storage. */
+const char *lh_error_kind(const lh_error *err);
+/* The default kind of a code. Static storage. */
+const char *lh_code_name(int code);
+
+/* ---------------------------------------------------------------- logging */
+
+typedef enum { LH_LOG_DEBUG, LH_LOG_INFO, LH_LOG_WARN, LH_LOG_ERROR } lh_log_level;
+
+/* Minimum level printed (default INFO; LH_LOG_LEVEL=debug|info|warn|error). */
+void lh_log_set_level(lh_log_level level);
+/* Writes one JSON line to stderr: {"ts":..,"level":..,"event":EVENT, ...fields}.
+ * `fields_fmt` is a jansson json_pack format producing an object (e.g. "{s:s,s:i}"), or
+ * NULL for none. Never pass secrets here. */
+void lh_log(lh_log_level level, const char *event, const char *fields_fmt, ...);
+
+/* ---------------------------------------------------------------- file system */
+
+/* mkdir -p with `mode` for created folders. */
+int lh_fs_mkdirs(const char *path, mode_t mode, lh_error *err);
+/* fsync a folder so a rename or unlink inside it is durable. */
+int lh_fs_fsync_dir(const char *dir, lh_error *err);
+/* Writes data to path atomically: a temp file beside it, fsync, rename, fsync of the
+ * folder. On failure the previous file (if any) is untouched and no temp remains. */
+int lh_fs_write_atomic(const char *path, const void *data, size_t len, lh_error *err);
+/* Makes an already-written file durable under its final name: fsync(tmp_path), rename to
+ * final_path, fsync of the folder. On failure tmp_path is left for the caller to remove. */
+int lh_fs_commit(const char *tmp_path, const char *final_path, lh_error *err);
+/* Reads a whole file (at most max_len bytes, else LH_ETOOLARGE). *data is NUL-terminated
+ * for convenience; caller frees it with free(). */
+int lh_fs_read_all(const char *path, size_t max_len, char **data, size_t *len, lh_error *err);
+/* Removes a file or a whole tree; a missing path is not an error. */
+int lh_fs_remove_tree(const char *path, lh_error *err);
+/* Size of a file in bytes, or -1. */
+int64_t lh_fs_size(const char *path);
+/* True when path exists. */
+bool lh_fs_exists(const char *path);
+/* Joins two path parts with one '/'. Caller frees. Never NULL (aborts on OOM). */
+char *lh_path_join(const char *a, const char *b);
+/* Absolute, normalised form of a path (the path itself need not exist, its parent
+ * folders are created by the caller). Caller frees; NULL with err on failure. */
+char *lh_path_absolute(const char *path, lh_error *err);
+
+/* ---------------------------------------------------------------- names */
+
+/* Dataset (and later view/profile) names: 1..128 bytes, [A-Za-z_][A-Za-z0-9_]*, not
+ * starting with "__" (reserved for internal relations such as __raw__<name>).
+ * `what` names the thing in the message ("dataset name"). Returns 0 or LH_EINVAL. */
+int lh_name_validate(const char *name, const char *what, lh_error *err);
+/* Bucket names: 1..63 bytes of [a-z0-9_-], starting with a letter or digit. */
+int lh_bucket_name_validate(const char *name, lh_error *err);
+
+/* ---------------------------------------------------------------- time, ids */
+
+/* Wall clock as RFC 3339 UTC with milliseconds: "2026-11-24T22:45:01.123Z".
+ * buf must hold at least LH_TS_MAX bytes. Returns buf. */
+#define LH_TS_MAX 40
+char *lh_time_rfc3339(char *buf);
+/* Monotonic clock in milliseconds (for elapsed times and deadlines). */
+int64_t lh_now_ms(void);
+/* 32 lowercase hex characters of fresh randomness (a uuid-like id). buf >= 33 bytes. */
+void lh_random_hex(char *buf, size_t hex_chars);
+
+/* ---------------------------------------------------------------- JSON helpers */
+
+/* Borrowed string member of obj, or NULL when absent or not a string. */
+const char *lh_json_str(const json_t *obj, const char *key);
+/* Integer member, or `dflt` when absent or not an integer. */
+json_int_t lh_json_int(const json_t *obj, const char *key, json_int_t dflt);
+/* Compact JSON text of v. Caller frees with free(). Never NULL (aborts on OOM). */
+char *lh_json_dumps(const json_t *v);
+/* Parses JSON text into an object; anything else (bad JSON, not an object) is LH_EINVAL
+ * with jansson's line/column in the message. Caller decrefs. */
+json_t *lh_json_parse_object(const char *text, size_t len, lh_error *err);
+
+/* ---------------------------------------------------------------- memory */
+
+/* malloc/calloc/strdup/realloc that abort on OOM: a server that cannot allocate a few
+ * bytes cannot do anything sensible, and checked-everywhere OOM paths would be untested. */
+void *lh_xmalloc(size_t n);
+void *lh_xcalloc(size_t n, size_t size);
+void *lh_xrealloc(void *p, size_t n);
+char *lh_xstrdup(const char *s);
+/* printf into a fresh string. Caller frees. */
+char *lh_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A growable byte buffer (for rendering). */
+typedef struct lh_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} lh_buf;
+void lh_buf_init(lh_buf *b);
+void lh_buf_free(lh_buf *b);
+void lh_buf_append(lh_buf *b, const void *data, size_t len);
+void lh_buf_puts(lh_buf *b, const char *s);
+void lh_buf_putc(lh_buf *b, char c);
+void lh_buf_printf(lh_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal (quotes included), escaping as JSON requires;
+ * invalid UTF-8 bytes become U+FFFD so the output is always valid JSON. */
+void lh_buf_json_string(lh_buf *b, const char *s, size_t len);
+/* Drops the first n bytes (used by streaming writers). */
+void lh_buf_consume(lh_buf *b, size_t n);
+
+/* ---------------------------------------------------------------- configuration */
+
+typedef struct lh_config {
+    char *data_dir;             /* --data / LH_DATA, default "./data" (made absolute) */
+    char *listen_host;          /* --listen / LH_LISTEN host part, default 127.0.0.1 */
+    int listen_port;            /* default 8470 */
+    int http_threads;           /* LH_HTTP_THREADS, default 8 */
+    int connection_timeout_s;   /* LH_CONNECTION_TIMEOUT_S, default 60 (idle / slow clients) */
+    int max_connections;        /* LH_MAX_CONNECTIONS, default 256 */
+    int64_t max_upload_bytes;   /* LH_MAX_UPLOAD_BYTES, default 8 GiB (ingest bodies) */
+    int64_t max_json_body;      /* LH_MAX_JSON_BODY, default 1 MiB (all JSON request bodies) */
+    int64_t query_max_rows;     /* LH_QUERY_MAX_ROWS, default 100000 (cap on "limit") */
+    int64_t query_default_rows; /* LH_QUERY_DEFAULT_ROWS, default 1000 (when no "limit") */
+    int query_timeout_ms;       /* LH_QUERY_TIMEOUT_MS, default 30000 */
+    int max_concurrent_queries; /* LH_MAX_CONCURRENT_QUERIES, default 8 (429 beyond) */
+    int64_t duckdb_memory_mb;   /* LH_DUCKDB_MEMORY_MB, default 0 = DuckDB's own default */
+    int duckdb_threads;         /* LH_DUCKDB_THREADS, default 0 = number of cores */
+    char *admin_key;            /* LH_ADMIN_KEY (issue 3), may be NULL; never logged */
+} lh_config;
+
+/* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are
+ * LH_EINVAL naming the variable. Free with lh_config_free. */
+int lh_config_load(lh_config *cfg, lh_error *err);
+/* Parses "HOST:PORT" (or ":PORT" / "PORT") into cfg. */
+int lh_config_set_listen(lh_config *cfg, const char *listen, lh_error *err);
+/* Replaces data_dir (made absolute). */
+int lh_config_set_data_dir(lh_config *cfg, const char *dir, lh_error *err);
+void lh_config_free(lh_config *cfg);
+
+#endif

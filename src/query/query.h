@@ -1,0 +1,95 @@
+/*
+ * query: SQL over the lake, through an embedded DuckDB.
+ *
+ * The engine owns one in-process DuckDB database. Every dataset is a view named after it
+ * (`CREATE OR REPLACE VIEW "people" AS SELECT * FROM read_parquet([...files])`), plus
+ * `__raw__<name>` for admins (identical until erasure lands). Views are kept in step with
+ * the catalog through its listener.
+ *
+ * Sandbox (the second wall behind the SQL firewall): at open the engine sets
+ * allowed_directories to the bucket roots and <data>/_tmp, then
+ * enable_external_access=false and lock_configuration=true. Because those can no longer
+ * change, adding or removing a bucket opens a new database generation with the new roots,
+ * recreates the views there and swaps it in; queries already running keep the old
+ * generation alive (refcount) until they end.
+ *
+ * Queries stream: lh_query_start runs until the first chunk exists (so SQL errors and
+ * most timeouts are known before a status line is sent); lh_query_read renders chunk by
+ * chunk. A watchdog thread interrupts any query past its deadline (duckdb_interrupt).
+ * At most max_concurrent_queries run at once (LH_EBUSY beyond).
+ *
+ * JSON result shape:
+ *   {"columns":[{"name":..,"type":..}],"rows":[[..],..],"row_count":N,"truncated":bool,
+ *    "elapsed_ms":X}
+ * NULL → null; integers, decimals, floats → numbers (NaN/±Infinity as strings "NaN",
+ * "Infinity", "-Infinity"); booleans → true/false; everything else (dates, timestamps,
+ * intervals, uuids, blobs, lists, structs, maps) → its DuckDB text form as a string.
+ * HUGEINT/UHUGEINT/DECIMAL are printed exactly (no float round-trip).
+ * NDJSON: one JSON object per row {"col": value}; CSV: RFC 4180 with a header row.
+ * A failure after streaming began: JSON ends with an extra "error":{"error","message"}
+ * member (row_count/truncated still present); NDJSON ends with a line
+ * {"error":..,"message":..}; CSV cannot carry it, so lh_query_read returns -1 and the
+ * HTTP layer aborts the response (the client sees a truncated chunked body).
+ */
+#ifndef LH_QUERY_H
+#define LH_QUERY_H
+
+#include "catalog/catalog.h"
+#include "core/core.h"
+#include "storage/storage.h"
+
+#include <sys/types.h>
+
+typedef struct lh_engine lh_engine;
+
+/* Opens DuckDB (threads/memory from cfg, temp spill folder <data>/_tmp/duckdb), locks it
+ * down as above, creates the views of every dataset in cat and subscribes to catalog and
+ * storage changes. st and cat must outlive the engine. Caller frees with lh_engine_close,
+ * which waits for running queries to end. */
+lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat, lh_error *err);
+void lh_engine_close(lh_engine *eng);
+
+typedef enum { LH_FORMAT_JSON, LH_FORMAT_CSV, LH_FORMAT_NDJSON } lh_result_format;
+/* "json" | "csv" | "ndjson" (NULL = json); else LH_EINVAL. */
+int lh_result_format_parse(const char *s, lh_result_format *out, lh_error *err);
+/* MIME type of a format ("application/json", "text/csv; charset=utf-8",
+ * "application/x-ndjson"). Static. */
+const char *lh_result_format_mime(lh_result_format f);
+
+typedef struct lh_query_opts {
+    lh_result_format format;
+    int64_t max_rows;  /* rows returned at most; more → truncated: true */
+    int timeout_ms;    /* whole query, including streaming */
+} lh_query_opts;
+
+typedef struct lh_query lh_query;
+
+/* Starts a query (user SQL; the firewall runs before this, in issue 3). Errors:
+ * LH_EBUSY (all slots taken), LH_EINVAL kind "sql_error" with DuckDB's message (parse,
+ * bind or execution errors), LH_ETIMEOUT kind "query_timeout". Caller frees with
+ * lh_query_free (also when it stops reading early). */
+lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts,
+                         lh_error *err);
+/* Writes up to cap bytes of rendered output into buf. Returns the byte count, 0 at the
+ * end, or -1 on a mid-stream CSV failure (see above). Never blocks on the client. */
+ssize_t lh_query_read(lh_query *q, char *buf, size_t cap);
+/* Rows rendered so far / whether the cap cut the result / the mid-stream error if any. */
+int64_t lh_query_row_count(const lh_query *q);
+bool lh_query_truncated(const lh_query *q);
+const lh_error *lh_query_error(const lh_query *q);
+void lh_query_free(lh_query *q);
+
+/* Runs one internal statement (ours, never user SQL), e.g. COPY ... TO. *rows_out (if not
+ * NULL) gets the changed/copied row count DuckDB reports. DuckDB errors are LH_EINVAL with
+ * DuckDB's message (callers that know better remap them). */
+int lh_engine_exec(lh_engine *eng, const char *sql, int64_t *rows_out, lh_error *err);
+/* Runs one internal query with a small result and returns
+ * {"columns":[{"name","type"}],"rows":[[...]]} rendered as in the JSON shape above.
+ * Caller decrefs. */
+json_t *lh_engine_query_json(lh_engine *eng, const char *sql, lh_error *err);
+
+/* SQL quoting. Caller frees. */
+char *lh_sql_ident(const char *name);   /* "na""me" */
+char *lh_sql_literal(const char *text); /* 'it''s' */
+
+#endif

@@ -86,11 +86,17 @@ int lh_fs_commit(const char *tmp_path, const char *final_path, lh_error *err)
 
 int lh_fs_write_atomic(const char *path, const void *data, size_t len, lh_error *err)
 {
+    return lh_fs_write_atomic_mode(path, data, len, 0644, err);
+}
+
+int lh_fs_write_atomic_mode(const char *path, const void *data, size_t len, mode_t mode,
+                            lh_error *err)
+{
     char hex[17];
     lh_random_hex(hex, 16);
     char *tmp = lh_xasprintf("%s.%s.tmp", path, hex);
     int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
         rc = lh_error_set(err, LH_EIO, "cannot create '%s': %s", tmp, strerror(errno));
         goto out;
@@ -118,8 +124,8 @@ int lh_fs_write_atomic(const char *path, const void *data, size_t len, lh_error 
     }
     close(fd);
     if (rename(tmp, path) != 0) {
-        rc = lh_error_set(err, LH_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
-                          strerror(errno));
+        rc =
+            lh_error_set(err, LH_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
         unlink(tmp);
         goto out;
     }
@@ -159,8 +165,8 @@ int lh_fs_read_all(const char *path, size_t max_len, char **data, size_t *len, l
             if (cap > max_len) {
                 free(buf);
                 close(fd);
-                return lh_error_set(err, LH_ETOOLARGE, "'%s' is over the limit of %zu bytes",
-                                    path, max_len);
+                return lh_error_set(err, LH_ETOOLARGE, "'%s' is over the limit of %zu bytes", path,
+                                    max_len);
             }
             cap *= 2;
             buf = lh_xrealloc(buf, cap);
@@ -190,9 +196,9 @@ int lh_fs_remove_tree(const char *path, lh_error *err)
 {
     struct stat st;
     if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0
-                               : lh_error_set(err, LH_EIO, "cannot stat '%s': %s", path,
-                                              strerror(errno));
+        return errno == ENOENT
+                   ? 0
+                   : lh_error_set(err, LH_EIO, "cannot stat '%s': %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
         DIR *d = opendir(path);
         if (!d)
@@ -241,6 +247,8 @@ char *lh_path_join(const char *a, const char *b)
         la--;
     while (*b == '/')
         b++;
+    if (la == 1 && a[0] == '/')
+        return lh_xasprintf("/%s", b);
     return lh_xasprintf("%.*s/%s", (int)la, a, b);
 }
 

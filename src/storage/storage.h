@@ -95,5 +95,9 @@ int lh_storage_list(lh_storage *st, const char *bucket, const char *prefix, char
 void lh_storage_keys_free(char **keys);
 /* Size of an object in bytes, or -1 when missing. */
 int64_t lh_storage_size(lh_storage *st, const char *bucket, const char *key);
+/* Removes every staging file under prefix (left by a crash between lh_storage_stage and
+ * lh_storage_commit). Only safe when nobody is writing under prefix (the catalog calls it
+ * at start). Returns the number removed, or a negative LH_E* code. */
+int lh_storage_sweep_staged(lh_storage *st, const char *bucket, const char *prefix, lh_error *err);
 
 #endif

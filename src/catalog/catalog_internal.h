@@ -1,0 +1,39 @@
+/*
+ * catalog_internal.h: manifest helpers (manifest.c) shared with the catalog's store
+ * (catalog.c). Only files in src/catalog/ include it.
+ *
+ * These functions work on jansson objects only: no locks, no I/O. Functions that change a
+ * manifest set fields on the object they are given, so fields they do not know survive.
+ */
+#ifndef LH_CATALOG_INTERNAL_H
+#define LH_CATALOG_INTERNAL_H
+
+#include "catalog/catalog.h"
+
+#define LH_MANIFEST_FORMAT "dataset_manifest.v1"
+
+/* Checks an ingest's schema: a non-empty array of {name: non-empty string, type: non-empty
+ * string} with no two names equal case-insensitively (SQL sees them as one). */
+int lh_manifest__schema_validate(const json_t *schema, lh_error *err);
+/* LH_EINVAL naming the differing columns when the schemas are not identical (same names
+ * and types, same order). dataset names the dataset in the message. */
+int lh_manifest__schema_same(const char *dataset, const json_t *have, const json_t *got,
+                             lh_error *err);
+/* Fresh columns from a schema: [{name, type, is_pii, pii_kind, sensitivity, description}]
+ * with PII detection by name. Caller decrefs. */
+json_t *lh_manifest__columns_from_schema(const json_t *schema);
+/* Re-applies m.human_edits to m (dataset fields and columns) and recomputes the dataset's
+ * sensitivity (the human's, else the highest of the columns'). */
+void lh_manifest__apply_human_edits(json_t *m);
+/* Validates a metadata patch against manifest m (see lh_catalog_patch_metadata). */
+int lh_manifest__patch_validate(const json_t *m, const json_t *patch, lh_error *err);
+/* Merges a validated patch into m.human_edits (column names resolved to m's spelling),
+ * then applies the edits to m. */
+void lh_manifest__patch_merge(json_t *m, const json_t *patch);
+/* Sanity checks of a manifest read from disk: an object of format dataset_manifest.v1
+ * whose name is `name`, with a files array of {key: string} and a schema array. */
+int lh_manifest__check_loaded(const json_t *m, const char *name, lh_error *err);
+/* Sum of files[].rows and files[].bytes into row_count and size_bytes. */
+void lh_manifest__recount(json_t *m);
+
+#endif

@@ -1,0 +1,424 @@
+/*
+ * test_core.c: errors, name validation, atomic writes, path normalisation, JSON string
+ * escaping and the small helpers everything else stands on.
+ */
+#include "testutil.h"
+
+#include "core/core.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- errors */
+
+static void test_error_set_and_kinds(void **state)
+{
+    (void)state;
+    lh_error err;
+    assert_int_equal(lh_error_set(&err, LH_ENOTFOUND, "no dataset named '%s'", "x"), LH_ENOTFOUND);
+    assert_int_equal(err.code, LH_ENOTFOUND);
+    assert_string_equal(err.message, "no dataset named 'x'");
+    assert_string_equal(lh_error_kind(&err), "not_found");
+
+    assert_int_equal(lh_error_setk(&err, LH_EFORBIDDEN, "sql_forbidden", "no %s", "COPY"),
+                     LH_EFORBIDDEN);
+    assert_string_equal(lh_error_kind(&err), "sql_forbidden");
+    assert_string_equal(err.message, "no COPY");
+
+    /* A plain set after setk must drop the stale kind. */
+    lh_error_set(&err, LH_EINVAL, "bad");
+    assert_string_equal(lh_error_kind(&err), "invalid_request");
+
+    lh_error_clear(&err);
+    assert_int_equal(err.code, LH_OK);
+    assert_string_equal(err.message, "");
+    assert_null(err.kind);
+
+    /* NULL err: the code still comes back, nothing crashes. */
+    assert_int_equal(lh_error_set(NULL, LH_EIO, "x"), LH_EIO);
+    lh_error_clear(NULL);
+}
+
+static void test_error_code_names(void **state)
+{
+    (void)state;
+    static const struct {
+        int code;
+        const char *name;
+    } cases[] = {
+        {LH_OK, "ok"},
+        {LH_EINVAL, "invalid_request"},
+        {LH_ENOTFOUND, "not_found"},
+        {LH_EEXISTS, "already_exists"},
+        {LH_EFORBIDDEN, "forbidden"},
+        {LH_EUNAUTH, "unauthorized"},
+        {LH_ETOOLARGE, "payload_too_large"},
+        {LH_ECONFLICT, "conflict"},
+        {LH_EIO, "io_error"},
+        {LH_EINTERNAL, "internal_error"},
+        {LH_EUNSUPPORTED, "unsupported_media_type"},
+        {LH_EBUSY, "too_many_requests"},
+        {LH_ETIMEOUT, "query_timeout"},
+        {LH_EUNAVAILABLE, "unavailable"},
+        {LH_EMETHOD, "method_not_allowed"},
+        {-999, "internal_error"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_string_equal(lh_code_name(cases[i].code), cases[i].name);
+}
+
+static void test_error_message_truncated(void **state)
+{
+    (void)state;
+    char *big = lh_xmalloc(5000);
+    memset(big, 'a', 4999);
+    big[4999] = '\0';
+    lh_error err;
+    lh_error_set(&err, LH_EINVAL, "%s", big);
+    assert_int_equal(strlen(err.message), LH_ERROR_MSG_MAX - 1);
+    free(big);
+}
+
+/* ---------------------------------------------------------------- names */
+
+static void test_name_validate_table(void **state)
+{
+    (void)state;
+    char n128[129], n129[130];
+    memset(n128, 'a', 128);
+    n128[128] = '\0';
+    memset(n129, 'a', 129);
+    n129[129] = '\0';
+    const struct {
+        const char *name;
+        bool ok;
+    } cases[] = {
+        {"people", true},
+        {"People_2024", true},
+        {"_private", true},
+        {"a", true},
+        {n128, true},
+        {n129, false},
+        {"", false},
+        {NULL, false},
+        {"../x", false},
+        {"a/b", false},
+        {"a.b", false},
+        {"a-b", false},
+        {"a b", false},
+        {"1abc", false},
+        {"__raw__x", false},
+        {"__", false},
+        {"a\x01"
+         "b",
+         false},
+        {"a\nb", false},
+        {"a\x7f", false},
+        {"caf\xc3\xa9", false},
+        {"x;drop", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        lh_error err;
+        lh_error_clear(&err);
+        int rc = lh_name_validate(cases[i].name, "dataset name", &err);
+        if (cases[i].ok) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_equal(rc, LH_EINVAL);
+            assert_int_equal(err.code, LH_EINVAL);
+            assert_non_null(strstr(err.message, "dataset name"));
+        }
+    }
+}
+
+static void test_name_validate_messages(void **state)
+{
+    (void)state;
+    lh_error err;
+    lh_name_validate("a\x01", "dataset name", &err);
+    /* The raw control byte must not be echoed into the message. */
+    assert_null(strchr(err.message, '\x01'));
+    assert_non_null(strstr(err.message, "control character"));
+    lh_name_validate("__raw__x", "dataset name", &err);
+    assert_non_null(strstr(err.message, "reserved"));
+}
+
+static void test_bucket_name_validate_table(void **state)
+{
+    (void)state;
+    char n63[64], n64[65];
+    memset(n63, 'b', 63);
+    n63[63] = '\0';
+    memset(n64, 'b', 64);
+    n64[64] = '\0';
+    const struct {
+        const char *name;
+        bool ok;
+    } cases[] = {
+        {"primary", true}, {"archive-2024", true}, {"b_1", true},    {"9lives", true},
+        {n63, true},       {n64, false},           {"", false},      {NULL, false},
+        {"Upper", false},  {"-lead", false},       {"_lead", false}, {"a/b", false},
+        {"..", false},     {"a.b", false},         {"a b", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(lh_bucket_name_validate(cases[i].name, NULL), cases[i].ok ? 0 : LH_EINVAL);
+}
+
+/* ---------------------------------------------------------------- files */
+
+static size_t count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+static void test_fs_write_atomic(void **state)
+{
+    (void)state;
+    char *dir = lh_test_tmpdir("core-atomic");
+    char *path = lh_path_join(dir, "file.json");
+    lh_error err;
+    assert_int_equal(lh_fs_write_atomic(path, "first", 5, &err), 0);
+    assert_int_equal(lh_fs_write_atomic(path, "second!", 7, &err), 0);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(lh_fs_read_all(path, 1024, &data, &len, &err), 0);
+    assert_int_equal(len, 7);
+    assert_string_equal(data, "second!");
+    free(data);
+    /* No temp file left beside it. */
+    assert_int_equal(count_entries(dir), 1);
+
+    /* Writing into a missing folder fails and leaves nothing. */
+    char *bad = lh_path_join(dir, "missing/file.json");
+    assert_int_equal(lh_fs_write_atomic(bad, "x", 1, &err), LH_EIO);
+    assert_int_equal(count_entries(dir), 1);
+
+    /* read_all: limit and missing file. */
+    assert_int_equal(lh_fs_read_all(path, 3, &data, &len, &err), LH_ETOOLARGE);
+    assert_null(data);
+    assert_int_equal(lh_fs_read_all(bad, 10, &data, &len, &err), LH_ENOTFOUND);
+    free(bad);
+    free(path);
+    lh_test_rmdir(dir);
+}
+
+static void test_fs_mkdirs_and_remove_tree(void **state)
+{
+    (void)state;
+    char *dir = lh_test_tmpdir("core-tree");
+    char *deep = lh_path_join(dir, "a/b/c");
+    assert_int_equal(lh_fs_mkdirs(deep, 0755, NULL), 0);
+    assert_int_equal(lh_fs_mkdirs(deep, 0755, NULL), 0); /* idempotent */
+    char *file = lh_path_join(deep, "f.txt");
+    lh_test_write_file(file, "hello");
+    assert_int_equal(lh_fs_size(file), 5);
+    assert_true(lh_fs_exists(file));
+    /* A file where a folder is wanted is an error, not a silent success. */
+    char *under_file = lh_path_join(file, "x");
+    assert_int_not_equal(lh_fs_mkdirs(under_file, 0755, NULL), 0);
+    char *top = lh_path_join(dir, "a");
+    assert_int_equal(lh_fs_remove_tree(top, NULL), 0);
+    assert_false(lh_fs_exists(top));
+    assert_int_equal(lh_fs_remove_tree(top, NULL), 0); /* missing is fine */
+    assert_int_equal(lh_fs_size(file), -1);
+    free(under_file);
+    free(top);
+    free(file);
+    free(deep);
+    lh_test_rmdir(dir);
+}
+
+static void test_path_join(void **state)
+{
+    (void)state;
+    char *p = lh_path_join("/a/", "/b");
+    assert_string_equal(p, "/a/b");
+    free(p);
+    p = lh_path_join("rel//", "b/c");
+    assert_string_equal(p, "rel/b/c");
+    free(p);
+}
+
+static void test_path_absolute(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"/a/b/../c", "/a/c"},
+        {"/a/./b//c/", "/a/b/c"},
+        {"/..", "/"},
+        {"/a/../..", "/"},
+        {"/", "/"},
+        {"//x///y", "/x/y"},
+        {"/a/b/..", "/a"},
+        {"/a/..b", "/a/..b"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *abs = lh_path_absolute(cases[i].in, NULL);
+        assert_non_null(abs);
+        assert_string_equal(abs, cases[i].out);
+        free(abs);
+    }
+    char cwd[PATH_MAX];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    char *expect = lh_path_join(cwd, "x/y");
+    char *abs = lh_path_absolute("./x/z/../y", NULL);
+    assert_string_equal(abs, expect);
+    free(abs);
+    free(expect);
+    lh_error err;
+    assert_null(lh_path_absolute("", &err));
+    assert_int_equal(err.code, LH_EINVAL);
+    assert_null(lh_path_absolute(NULL, &err));
+}
+
+/* ---------------------------------------------------------------- JSON strings */
+
+static char *json_string_of(const char *s, size_t len)
+{
+    lh_buf b;
+    lh_buf_init(&b);
+    lh_buf_json_string(&b, s, len);
+    return b.data;
+}
+
+static void test_buf_json_string_escaping(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } cases[] = {
+        {"plain", 5, "\"plain\""},
+        {"", 0, "\"\""},
+        {"a\"b\\c", 5, "\"a\\\"b\\\\c\""},
+        {"\n\r\t", 3, "\"\\n\\r\\t\""},
+        {"\x01\x1f", 2, "\"\\u0001\\u001f\""},
+        {"a\0b", 3, "\"a\\u0000b\""},
+        {"caf\xc3\xa9", 5, "\"caf\xc3\xa9\""},           /* valid UTF-8 kept */
+        {"\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\""}, /* 4-byte sequence kept */
+        {"a\xff"
+         "b",
+         3, "\"a\\ufffdb\""},                                        /* invalid byte */
+        {"\xc0\xaf", 2, "\"\\ufffd\\ufffd\""},                       /* overlong '/' */
+        {"\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""},            /* UTF-16 surrogate */
+        {"x\xe2\x82", 3, "\"x\\ufffd\\ufffd\""},                     /* truncated at the end */
+        {"\xf4\x90\x80\x80", 4, "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *out = json_string_of(cases[i].in, cases[i].len);
+        assert_string_equal(out, cases[i].out);
+        /* Whatever went in, what comes out is valid JSON. */
+        json_error_t jerr;
+        json_t *v = json_loads(out, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        assert_non_null(v);
+        assert_true(json_is_string(v));
+        json_decref(v);
+        free(out);
+    }
+}
+
+static void test_buf_basics(void **state)
+{
+    (void)state;
+    lh_buf b;
+    lh_buf_init(&b);
+    for (int i = 0; i < 1000; i++)
+        lh_buf_printf(&b, "%d,", i);
+    assert_int_equal(strlen(b.data), b.len);
+    assert_memory_equal(b.data, "0,1,2,", 6);
+    lh_buf_consume(&b, 2);
+    assert_memory_equal(b.data, "1,2,", 4);
+    lh_buf_consume(&b, b.len + 10);
+    assert_int_equal(b.len, 0);
+    assert_string_equal(b.data, "");
+    lh_buf_free(&b);
+    assert_null(b.data);
+}
+
+/* ---------------------------------------------------------------- JSON, time, ids */
+
+static void test_json_parse_object(void **state)
+{
+    (void)state;
+    lh_error err;
+    json_t *v = lh_json_parse_object("{\"a\":1,\"s\":\"x\"}", 15, &err);
+    assert_non_null(v);
+    assert_int_equal(lh_json_int(v, "a", -1), 1);
+    assert_int_equal(lh_json_int(v, "s", -1), -1);
+    assert_string_equal(lh_json_str(v, "s"), "x");
+    assert_null(lh_json_str(v, "a"));
+    char *text = lh_json_dumps(v);
+    assert_string_equal(text, "{\"a\":1,\"s\":\"x\"}");
+    free(text);
+    json_decref(v);
+
+    static const char *const bad[] = {"[1,2]", "{\"a\":", "{\"a\":1,\"a\":2}", "\"s\"", "nul"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        lh_error_clear(&err);
+        assert_null(lh_json_parse_object(bad[i], strlen(bad[i]), &err));
+        assert_int_equal(err.code, LH_EINVAL);
+        assert_string_equal(lh_error_kind(&err), "invalid_json");
+    }
+    assert_null(lh_json_parse_object("", 0, &err));
+    assert_int_equal(err.code, LH_EINVAL);
+}
+
+static void test_random_hex_and_time(void **state)
+{
+    (void)state;
+    char a[33], b[33];
+    lh_random_hex(a, 32);
+    lh_random_hex(b, 32);
+    assert_int_equal(strlen(a), 32);
+    assert_int_equal(strspn(a, "0123456789abcdef"), 32);
+    assert_string_not_equal(a, b);
+    char odd[8];
+    lh_random_hex(odd, 7);
+    assert_int_equal(strlen(odd), 7);
+
+    char ts[LH_TS_MAX];
+    lh_time_rfc3339(ts);
+    /* 2026-11-24T22:45:01.123Z */
+    assert_int_equal(strlen(ts), 24);
+    assert_int_equal(ts[4], '-');
+    assert_int_equal(ts[10], 'T');
+    assert_int_equal(ts[19], '.');
+    assert_int_equal(ts[23], 'Z');
+    int64_t t0 = lh_now_ms();
+    assert_true(lh_now_ms() >= t0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_set_and_kinds),
+        cmocka_unit_test(test_error_code_names),
+        cmocka_unit_test(test_error_message_truncated),
+        cmocka_unit_test(test_name_validate_table),
+        cmocka_unit_test(test_name_validate_messages),
+        cmocka_unit_test(test_bucket_name_validate_table),
+        cmocka_unit_test(test_fs_write_atomic),
+        cmocka_unit_test(test_fs_mkdirs_and_remove_tree),
+        cmocka_unit_test(test_path_join),
+        cmocka_unit_test(test_path_absolute),
+        cmocka_unit_test(test_buf_json_string_escaping),
+        cmocka_unit_test(test_buf_basics),
+        cmocka_unit_test(test_json_parse_object),
+        cmocka_unit_test(test_random_hex_and_time),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

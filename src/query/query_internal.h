@@ -1,0 +1,210 @@
+/*
+ * query_internal.h: what the files of src/query/ share, and nothing else includes.
+ *
+ *   engine.c    database generations, sandbox, the engine lock order, internal statements
+ *   views.c     the registry of dataset views and the catalog/storage listeners
+ *   watchdog.c  the thread that interrupts queries past their deadline
+ *   types.c     DuckDB type names and type trees
+ *   value.c     cell rendering (DuckDB vectors → text)
+ *   result.c    user queries: start, stream (JSON/CSV/NDJSON), free
+ *
+ * Lock order (outermost first); nothing takes them in another order:
+ *   catalog lock (held while the catalog calls our listener)
+ *     → eng->regen_mu → eng->ddl_mu → storage rwlock (lh_storage_path/roots) → eng->gen_mu
+ *   watchdog mutex: a leaf, never held while taking another lock.
+ * The storage listener never calls into the catalog (it replays the engine's own view
+ * registry), so it is safe whether or not its caller holds the catalog lock.
+ */
+#ifndef LH_QUERY_INTERNAL_H
+#define LH_QUERY_INTERNAL_H
+
+#include "query/query.h"
+
+/* duckdb.h declares a few `f()` functions; keep -Wstrict-prototypes for our own code. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <duckdb.h>
+#pragma GCC diagnostic pop
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---------------------------------------------------------------- keywords */
+
+/* DuckDB's keywords (lowercase, sorted), loaded once from duckdb_keywords(): a STRUCT field
+ * name that is one of them is quoted in type names, as DuckDB itself does. */
+typedef struct lh_keywords {
+    char **words;
+    size_t count;
+} lh_keywords;
+
+bool lh_keywords_has(const lh_keywords *kw, const char *word);
+
+/* ---------------------------------------------------------------- types and cells */
+
+/* A logical type as a tree, built once per result column so that rendering a cell never
+ * asks DuckDB for types again. */
+typedef struct lh_tnode {
+    duckdb_type id;
+    duckdb_logical_type lt; /* owned */
+    duckdb_type storage;    /* DECIMAL and ENUM: the physical type of the stored values */
+    uint8_t width, scale;   /* DECIMAL */
+    idx_t array_size;       /* ARRAY */
+    idx_t nchildren;
+    /* LIST/ARRAY: [element]; MAP: [key, value]; STRUCT: fields; UNION: members */
+    struct lh_tnode *children;
+} lh_tnode;
+
+/* Builds the tree of lt, taking ownership of lt. Free with lh_tnode_free. */
+void lh_tnode_init(lh_tnode *n, duckdb_logical_type lt);
+void lh_tnode_free(lh_tnode *n);
+/* DuckDB's name of a type (as typeof() prints it). Caller frees. */
+char *lh_type_name(duckdb_logical_type t, const lh_keywords *kw);
+
+typedef enum {
+    LH_CELL_NULL,
+    LH_CELL_BOOL,   /* text is "true" or "false" */
+    LH_CELL_NUMBER, /* text is a valid JSON number literal */
+    LH_CELL_TEXT,   /* UTF-8 text, to be quoted as a string */
+} lh_cell_kind;
+
+/* One rendered cell. text is borrowed: valid until the next cell of the same column or the
+ * next chunk, whichever comes first. Not NUL-terminated. */
+typedef struct lh_cell {
+    lh_cell_kind kind;
+    const char *text;
+    size_t len;
+} lh_cell;
+
+typedef struct lh_col lh_col;
+typedef void (*lh_cell_fn)(lh_col *col, idx_t row, lh_cell *out);
+
+/* A result column: its name, DuckDB type name, renderer, and the current chunk's vector. */
+struct lh_col {
+    char *name;      /* owned */
+    char *type_name; /* owned, e.g. "DECIMAL(10,2)", "INTEGER[]" */
+    lh_tnode type;
+    lh_cell_fn render;
+    char **enum_words; /* top-level ENUM: the dictionary, owned */
+    idx_t enum_count;
+    /* per chunk (lh_cols_bind) */
+    duckdb_vector vec;
+    const void *data;
+    const uint64_t *validity;
+    /* per cell */
+    char num[64];
+    lh_buf scratch;
+};
+
+/* Columns of a result (names and types copied). NULL when the result has no columns.
+ * Caller frees with lh_cols_free. */
+lh_col *lh_cols_new(duckdb_result *res, idx_t *count, const lh_keywords *kw);
+void lh_cols_free(lh_col *cols, idx_t count);
+/* Points every column at its vector in chunk (borrowed: valid while chunk lives). */
+void lh_cols_bind(lh_col *cols, idx_t count, duckdb_data_chunk chunk);
+/* Renders row `row` of the bound chunk. */
+void lh_col_cell(lh_col *col, idx_t row, lh_cell *out);
+
+/* Writers of one cell. */
+void lh_cell_write_json(lh_buf *b, const lh_cell *c);
+void lh_cell_write_csv(lh_buf *b, const lh_cell *c);
+/* CSV field for a text (quoted when it holds a comma, quote, CR or LF, or is empty). */
+void lh_csv_field(lh_buf *b, const char *s, size_t len);
+/* The cell as a jansson value (numbers as integers when they fit, else reals). */
+json_t *lh_cell_to_json(const lh_cell *c);
+
+/* ---------------------------------------------------------------- generations */
+
+/* One DuckDB database with the sandbox of one moment's bucket roots. Queries hold a
+ * reference; the engine holds one on the current generation. Freed when the count drops to
+ * zero (so a regeneration never pulls a database from under a running query). */
+typedef struct lh_gen {
+    duckdb_database db;
+    duckdb_connection ddl; /* view DDL; used only under eng->ddl_mu (or before publication) */
+    int refs;              /* guarded by eng->gen_mu */
+    uint64_t seq;
+    char *tmp_dir; /* owned: this generation's spill folder, removed with it */
+} lh_gen;
+
+/* ---------------------------------------------------------------- watchdog */
+
+/* An entry of the watchdog: the connection to interrupt and when. Owned by the query, which
+ * removes it before disconnecting, so the watchdog never touches a closed connection. */
+typedef struct lh_watch {
+    struct lh_watch *next;
+    duckdb_connection conn;
+    int64_t deadline_ms; /* lh_now_ms() clock */
+    atomic_bool fired;   /* set once duckdb_interrupt was called */
+} lh_watch;
+
+typedef struct lh_watchdog lh_watchdog;
+
+lh_watchdog *lh_watchdog_start(lh_error *err);
+/* Stops the thread; entries still registered are forgotten (not interrupted). */
+void lh_watchdog_stop(lh_watchdog *wd);
+void lh_watchdog_add(lh_watchdog *wd, lh_watch *w);
+/* After this returns the watchdog no longer uses w->conn. Safe on an entry not added. */
+void lh_watchdog_remove(lh_watchdog *wd, lh_watch *w);
+
+/* ---------------------------------------------------------------- views */
+
+typedef struct lh_view_def lh_view_def;
+
+/* ---------------------------------------------------------------- the engine */
+
+struct lh_engine {
+    lh_storage *st;
+    lh_catalog *cat;
+    char *data_dir;
+    char *tmp_root; /* <data>/_tmp/duckdb */
+    int max_queries;
+    int default_timeout_ms;
+    int64_t default_rows;
+    int threads;
+    int64_t memory_mb;
+    lh_keywords keywords; /* read-only after open */
+    lh_watchdog *watchdog;
+
+    /* Serialises regenerations (bucket changes) with each other and with close. */
+    pthread_mutex_t regen_mu;
+
+    /* Guards the view registry and every DDL on a generation's ddl connection; the current
+     * generation only changes under it, so a view change never lands in a generation that
+     * is about to be replaced. */
+    pthread_mutex_t ddl_mu;
+    lh_view_def *views; /* sorted by name, case-insensitively */
+    size_t nviews, cap_views;
+    uint64_t view_events; /* listener calls so far (seeding detects races with it) */
+    bool listening;       /* true from open until close begins; listeners check it */
+
+    /* Guards cur, refcounts, users, slots and closing. A leaf lock. */
+    pthread_mutex_t gen_mu;
+    pthread_cond_t idle_cv; /* signalled when users drops to zero */
+    lh_gen *cur;
+    uint64_t gen_seq;
+    int users; /* queries and internal statements holding a generation */
+    int slots; /* user queries running */
+    bool closing;
+};
+
+/* Takes a reference on the current generation (NULL + LH_EUNAVAILABLE when closing). */
+lh_gen *lh_gen_acquire(lh_engine *eng, lh_error *err);
+void lh_gen_release(lh_engine *eng, lh_gen *g);
+/* Drops the engine's own reference (after a swap, or at close). */
+void lh_gen_unref(lh_engine *eng, lh_gen *g);
+/* Opens a sandboxed generation for the given roots (NULL-terminated). */
+lh_gen *lh_gen_open(lh_engine *eng, char **roots, lh_error *err);
+/* Runs a statement on a connection; DuckDB errors become LH_EINVAL kind "sql_error". */
+int lh_duck_exec(duckdb_connection conn, const char *sql, lh_error *err);
+
+/* views.c */
+/* Seeds the registry from lh_catalog_list and subscribes to both listeners. */
+int lh_views_start(lh_engine *eng, lh_error *err);
+/* Unsubscribes; afterwards no listener runs. */
+void lh_views_stop(lh_engine *eng);
+void lh_views_free(lh_engine *eng);
+/* Creates every registered view in g (g not yet published, or under ddl_mu). */
+void lh_views_apply_all(lh_engine *eng, lh_gen *g);
+/* The storage listener: regenerates the database for the new bucket roots. */
+void lh_views_on_buckets(void *ctx);
+
+#endif

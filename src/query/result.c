@@ -1,0 +1,513 @@
+/*
+ * result.c: a user query from start to the last byte of its JSON, CSV or NDJSON.
+ *
+ * Life of a query:
+ *   start   take a slot (max_concurrent_queries), a reference on the current generation, a
+ *           connection; register with the watchdog (the deadline covers everything from
+ *           here to the last fetch); extract statements (exactly one), prepare (no
+ *           parameters, SELECT or EXPLAIN only — a second wall behind the firewall: nothing
+ *           a user sends may change the views or the database), execute to a streaming
+ *           result and fetch the first chunk, so that SQL errors and most timeouts are
+ *           reported before the HTTP status line;
+ *   read    render one chunk at a time into an internal buffer and hand it out; the next
+ *           chunk is fetched only once the buffer is drained, so memory stays at about one
+ *           chunk whatever the result size;
+ *   finish  after the last row (or the row cap, or an error) the tail is rendered and every
+ *           DuckDB resource, the generation and the slot are given back at once, even if
+ *           the client is still draining the buffer.
+ *
+ * Row cap: at most max_rows rows are rendered; `truncated` is true only when another row
+ * really exists (checked by looking at the rest of the chunk or fetching one more), and
+ * nothing is fetched after that.
+ *
+ * Timeouts: the watchdog interrupts the connection at the deadline; an error seen after
+ * that is reported as LH_ETIMEOUT "query_timeout". Before each fetch the deadline is also
+ * checked here, because a fetch served from DuckDB's buffered results would not notice an
+ * interrupt.
+ */
+#include "query_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef enum { Q_ROWS, Q_DONE } q_state;
+
+struct lh_query {
+    lh_engine *eng;
+    lh_gen *gen; /* reference, released at finish */
+    duckdb_connection conn;
+    duckdb_result res;
+    bool has_res;
+    bool exhausted;
+    duckdb_data_chunk chunk;
+    idx_t chunk_rows, chunk_pos;
+    lh_watch watch;
+    bool watching;
+    bool has_slot;
+
+    lh_result_format fmt;
+    int64_t max_rows;
+    int timeout_ms;
+    int64_t t0, deadline;
+
+    lh_col *cols;
+    idx_t ncols;
+    char **ndjson_keys; /* per column: the JSON-quoted name and ':' */
+
+    lh_buf out;
+    size_t out_pos;
+    q_state state;
+    int64_t rows;
+    bool truncated;
+    bool failed; /* err holds a mid-stream error */
+    lh_error err;
+};
+
+/* ---------------------------------------------------------------- formats */
+
+static const struct {
+    const char *name;
+    lh_result_format fmt;
+    const char *mime;
+} formats[] = {
+    {"json", LH_FORMAT_JSON, "application/json"},
+    {"csv", LH_FORMAT_CSV, "text/csv; charset=utf-8"},
+    {"ndjson", LH_FORMAT_NDJSON, "application/x-ndjson"},
+};
+
+int lh_result_format_parse(const char *s, lh_result_format *out, lh_error *err)
+{
+    if (!s || !*s) {
+        *out = LH_FORMAT_JSON;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+        if (strcasecmp(s, formats[i].name) == 0) {
+            *out = formats[i].fmt;
+            return 0;
+        }
+    }
+    return lh_error_set(err, LH_EINVAL, "unknown result format '%s' (formats: json, csv, ndjson)",
+                        s);
+}
+
+const char *lh_result_format_mime(lh_result_format f)
+{
+    for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++)
+        if (formats[i].fmt == f)
+            return formats[i].mime;
+    return formats[0].mime;
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static int timeout_error(const lh_query *q, lh_error *err)
+{
+    return lh_error_setk(err, LH_ETIMEOUT, "query_timeout",
+                         "query ran past its time limit of %d ms and was stopped", q->timeout_ms);
+}
+
+/* A DuckDB error; after the watchdog fired it is the interrupt, whatever DuckDB says. */
+static int duck_error(const lh_query *q, const char *msg, lh_error *err)
+{
+    if (atomic_load(&q->watch.fired))
+        return timeout_error(q, err);
+    return lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "unknown DuckDB error");
+}
+
+static const struct {
+    duckdb_statement_type type;
+    const char *name;
+} statement_names[] = {
+    {DUCKDB_STATEMENT_TYPE_INSERT, "INSERT"},   {DUCKDB_STATEMENT_TYPE_UPDATE, "UPDATE"},
+    {DUCKDB_STATEMENT_TYPE_DELETE, "DELETE"},   {DUCKDB_STATEMENT_TYPE_CREATE, "CREATE"},
+    {DUCKDB_STATEMENT_TYPE_ALTER, "ALTER"},     {DUCKDB_STATEMENT_TYPE_DROP, "DROP"},
+    {DUCKDB_STATEMENT_TYPE_COPY, "COPY"},       {DUCKDB_STATEMENT_TYPE_SET, "SET"},
+    {DUCKDB_STATEMENT_TYPE_PRAGMA, "PRAGMA"},   {DUCKDB_STATEMENT_TYPE_ATTACH, "ATTACH"},
+    {DUCKDB_STATEMENT_TYPE_DETACH, "DETACH"},   {DUCKDB_STATEMENT_TYPE_LOAD, "LOAD"},
+    {DUCKDB_STATEMENT_TYPE_EXPORT, "EXPORT"},   {DUCKDB_STATEMENT_TYPE_CALL, "CALL"},
+    {DUCKDB_STATEMENT_TYPE_VACUUM, "VACUUM"},   {DUCKDB_STATEMENT_TYPE_TRANSACTION, "transaction"},
+    {DUCKDB_STATEMENT_TYPE_PREPARE, "PREPARE"}, {DUCKDB_STATEMENT_TYPE_EXECUTE, "EXECUTE"},
+};
+
+static const char *statement_name(duckdb_statement_type t)
+{
+    for (size_t i = 0; i < sizeof(statement_names) / sizeof(statement_names[0]); i++)
+        if (statement_names[i].type == t)
+            return statement_names[i].name;
+    return "non-SELECT";
+}
+
+/* ---------------------------------------------------------------- resources */
+
+static void release_slot(lh_query *q)
+{
+    if (!q->has_slot)
+        return;
+    pthread_mutex_lock(&q->eng->gen_mu);
+    q->eng->slots--;
+    pthread_mutex_unlock(&q->eng->gen_mu);
+    q->has_slot = false;
+}
+
+/* Gives back everything DuckDB-side. The watchdog entry goes before the connection, so
+ * the watchdog never interrupts a closed connection. */
+static void release_duckdb(lh_query *q)
+{
+    if (q->chunk)
+        duckdb_destroy_data_chunk(&q->chunk);
+    q->chunk_rows = q->chunk_pos = 0;
+    if (q->has_res) {
+        duckdb_destroy_result(&q->res);
+        q->has_res = false;
+    }
+    if (q->watching) {
+        lh_watchdog_remove(q->eng->watchdog, &q->watch);
+        q->watching = false;
+    }
+    if (q->conn)
+        duckdb_disconnect(&q->conn);
+    if (q->gen) {
+        lh_gen_release(q->eng, q->gen);
+        q->gen = NULL;
+    }
+    release_slot(q);
+}
+
+/* Moves to the next non-empty chunk; q->chunk stays NULL at the end. */
+static int fetch_next(lh_query *q, lh_error *err)
+{
+    if (q->chunk)
+        duckdb_destroy_data_chunk(&q->chunk);
+    q->chunk_rows = q->chunk_pos = 0;
+    while (!q->exhausted) {
+        if (atomic_load(&q->watch.fired) || lh_now_ms() >= q->deadline)
+            return timeout_error(q, err);
+        q->chunk = duckdb_fetch_chunk(q->res);
+        if (!q->chunk) {
+            q->exhausted = true;
+            const char *msg = duckdb_result_error(&q->res);
+            if (msg)
+                return duck_error(q, msg, err);
+            break;
+        }
+        q->chunk_rows = duckdb_data_chunk_get_size(q->chunk);
+        if (q->chunk_rows > 0) {
+            lh_cols_bind(q->cols, q->ncols, q->chunk);
+            break;
+        }
+        duckdb_destroy_data_chunk(&q->chunk);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- rendering */
+
+static void render_head(lh_query *q)
+{
+    lh_buf *b = &q->out;
+    switch (q->fmt) {
+    case LH_FORMAT_JSON:
+        lh_buf_puts(b, "{\"columns\":[");
+        for (idx_t i = 0; i < q->ncols; i++) {
+            lh_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+            lh_buf_json_string(b, q->cols[i].name, strlen(q->cols[i].name));
+            lh_buf_puts(b, ",\"type\":");
+            lh_buf_json_string(b, q->cols[i].type_name, strlen(q->cols[i].type_name));
+            lh_buf_putc(b, '}');
+        }
+        lh_buf_puts(b, "],\"rows\":[");
+        break;
+    case LH_FORMAT_CSV:
+        for (idx_t i = 0; i < q->ncols; i++) {
+            if (i)
+                lh_buf_putc(b, ',');
+            lh_csv_field(b, q->cols[i].name, strlen(q->cols[i].name));
+        }
+        lh_buf_puts(b, "\r\n");
+        break;
+    case LH_FORMAT_NDJSON:
+        q->ndjson_keys = lh_xcalloc(q->ncols ? q->ncols : 1, sizeof(char *));
+        for (idx_t i = 0; i < q->ncols; i++) {
+            lh_buf k;
+            lh_buf_init(&k);
+            lh_buf_json_string(&k, q->cols[i].name, strlen(q->cols[i].name));
+            lh_buf_putc(&k, ':');
+            q->ndjson_keys[i] = k.data;
+        }
+        break;
+    }
+}
+
+static void render_row(lh_query *q, idx_t row)
+{
+    lh_buf *b = &q->out;
+    lh_cell cell;
+    switch (q->fmt) {
+    case LH_FORMAT_JSON:
+        lh_buf_puts(b, q->rows ? ",[" : "[");
+        for (idx_t i = 0; i < q->ncols; i++) {
+            if (i)
+                lh_buf_putc(b, ',');
+            lh_col_cell(&q->cols[i], row, &cell);
+            lh_cell_write_json(b, &cell);
+        }
+        lh_buf_putc(b, ']');
+        break;
+    case LH_FORMAT_CSV:
+        for (idx_t i = 0; i < q->ncols; i++) {
+            if (i)
+                lh_buf_putc(b, ',');
+            lh_col_cell(&q->cols[i], row, &cell);
+            lh_cell_write_csv(b, &cell);
+        }
+        lh_buf_puts(b, "\r\n");
+        break;
+    case LH_FORMAT_NDJSON:
+        lh_buf_putc(b, '{');
+        for (idx_t i = 0; i < q->ncols; i++) {
+            if (i)
+                lh_buf_putc(b, ',');
+            lh_buf_puts(b, q->ndjson_keys[i]);
+            lh_col_cell(&q->cols[i], row, &cell);
+            lh_cell_write_json(b, &cell);
+        }
+        lh_buf_puts(b, "}\n");
+        break;
+    }
+    q->rows++;
+}
+
+static void render_error_object(lh_buf *b, const lh_error *err)
+{
+    const char *kind = lh_error_kind(err);
+    lh_buf_puts(b, "{\"error\":");
+    lh_buf_json_string(b, kind, strlen(kind));
+    lh_buf_puts(b, ",\"message\":");
+    lh_buf_json_string(b, err->message, strlen(err->message));
+    lh_buf_putc(b, '}');
+}
+
+/* The tail, then everything DuckDB-side is given back. */
+static void finish(lh_query *q)
+{
+    lh_buf *b = &q->out;
+    switch (q->fmt) {
+    case LH_FORMAT_JSON:
+        lh_buf_printf(b, "],\"row_count\":%lld,\"truncated\":%s,\"elapsed_ms\":%lld",
+                      (long long)q->rows, q->truncated ? "true" : "false",
+                      (long long)(lh_now_ms() - q->t0));
+        if (q->failed) {
+            lh_buf_puts(b, ",\"error\":");
+            render_error_object(b, &q->err);
+        }
+        lh_buf_putc(b, '}');
+        break;
+    case LH_FORMAT_NDJSON:
+        if (q->failed) {
+            render_error_object(b, &q->err);
+            lh_buf_putc(b, '\n');
+        }
+        break;
+    case LH_FORMAT_CSV: /* cannot carry an error: lh_query_read returns -1 instead */
+        break;
+    }
+    if (q->failed)
+        lh_log(LH_LOG_WARN, "query_failed_mid_stream", "{s:s,s:s,s:I}", "error",
+               lh_error_kind(&q->err), "message", q->err.message, "rows", (json_int_t)q->rows);
+    q->state = Q_DONE;
+    release_duckdb(q);
+}
+
+/* Renders the next chunk's rows (or the tail) into q->out. */
+static void step(lh_query *q)
+{
+    if (q->chunk_pos >= q->chunk_rows) {
+        if (fetch_next(q, &q->err) != 0) {
+            q->failed = true;
+            finish(q);
+            return;
+        }
+        if (!q->chunk) {
+            finish(q);
+            return;
+        }
+    }
+    if (q->rows >= q->max_rows) { /* the cap is reached and another row exists */
+        q->truncated = true;
+        finish(q);
+        return;
+    }
+    idx_t end = q->chunk_rows;
+    if ((int64_t)(end - q->chunk_pos) > q->max_rows - q->rows)
+        end = q->chunk_pos + (idx_t)(q->max_rows - q->rows);
+    for (idx_t i = q->chunk_pos; i < end; i++)
+        render_row(q, i);
+    q->chunk_pos = end;
+}
+
+/* ---------------------------------------------------------------- public */
+
+static int take_slot(lh_engine *eng, lh_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&eng->gen_mu);
+    if (eng->closing)
+        rc = lh_error_set(err, LH_EUNAVAILABLE, "the query engine is shutting down");
+    else if (eng->slots >= eng->max_queries)
+        rc = lh_error_set(err, LH_EBUSY, "too many concurrent queries (limit %d); retry shortly",
+                          eng->max_queries);
+    else
+        eng->slots++;
+    pthread_mutex_unlock(&eng->gen_mu);
+    return rc;
+}
+
+/* Extracts, checks and prepares the one statement of sql. */
+static int prepare_one(lh_query *q, const char *sql, duckdb_prepared_statement *stmt, lh_error *err)
+{
+    duckdb_extracted_statements ext = NULL;
+    int rc = 0;
+    idx_t n = duckdb_extract_statements(q->conn, sql, &ext);
+    if (n != 1) {
+        const char *msg = n == 0 ? duckdb_extract_statements_error(ext) : NULL;
+        if (msg)
+            rc = duck_error(q, msg, err);
+        else if (n == 0)
+            rc = lh_error_setk(err, LH_EINVAL, "sql_error", "the query is empty");
+        else
+            rc = lh_error_setk(err, LH_EINVAL, "sql_error",
+                               "expected exactly one SQL statement, got %llu",
+                               (unsigned long long)n);
+        goto out;
+    }
+    if (duckdb_prepare_extracted_statement(q->conn, ext, 0, stmt) == DuckDBError) {
+        rc = duck_error(q, duckdb_prepare_error(*stmt), err);
+        goto out;
+    }
+    idx_t np = duckdb_nparams(*stmt);
+    if (np > 0) {
+        rc = lh_error_setk(err, LH_EINVAL, "sql_error",
+                           "the query has %llu parameter(s) ($1 or ?), which cannot be bound "
+                           "here; write the values into the query",
+                           (unsigned long long)np);
+        goto out;
+    }
+    duckdb_statement_type type = duckdb_prepared_statement_type(*stmt);
+    if (type != DUCKDB_STATEMENT_TYPE_SELECT && type != DUCKDB_STATEMENT_TYPE_EXPLAIN)
+        rc = lh_error_setk(err, LH_EFORBIDDEN, "sql_forbidden",
+                           "only SELECT queries can run here (got a %s statement)",
+                           statement_name(type));
+out:
+    duckdb_destroy_extracted(&ext);
+    return rc;
+}
+
+lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts, lh_error *err)
+{
+    lh_query *q = lh_xcalloc(1, sizeof(*q));
+    duckdb_prepared_statement stmt = NULL;
+    duckdb_pending_result pending = NULL;
+    bool ok = false;
+
+    q->eng = eng;
+    q->t0 = lh_now_ms();
+    q->fmt = opts ? opts->format : LH_FORMAT_JSON;
+    q->max_rows = opts && opts->max_rows >= 0 ? opts->max_rows : eng->default_rows;
+    q->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : eng->default_timeout_ms;
+    q->deadline = q->t0 + q->timeout_ms;
+    lh_buf_init(&q->out);
+
+    if (take_slot(eng, err) != 0)
+        goto out;
+    q->has_slot = true;
+    q->gen = lh_gen_acquire(eng, err);
+    if (!q->gen)
+        goto out;
+    if (duckdb_connect(q->gen->db, &q->conn) == DuckDBError) {
+        q->conn = NULL;
+        lh_error_set(err, LH_EINTERNAL, "cannot connect to DuckDB");
+        goto out;
+    }
+    q->watch.conn = q->conn;
+    q->watch.deadline_ms = q->deadline;
+    lh_watchdog_add(eng->watchdog, &q->watch);
+    q->watching = true;
+
+    if (prepare_one(q, sql, &stmt, err) != 0)
+        goto out;
+    if (duckdb_pending_prepared_streaming(stmt, &pending) == DuckDBError) {
+        duck_error(q, duckdb_pending_error(pending), err);
+        goto out;
+    }
+    /* duckdb_execute_pending runs the pending tasks until the streaming result is ready
+     * (it waits for DuckDB's threads instead of spinning on NO_TASKS_AVAILABLE). */
+    q->has_res = true;
+    if (duckdb_execute_pending(pending, &q->res) == DuckDBError) {
+        duck_error(q, duckdb_result_error(&q->res), err);
+        goto out;
+    }
+    q->cols = lh_cols_new(&q->res, &q->ncols, &eng->keywords);
+    if (fetch_next(q, err) != 0)
+        goto out;
+    render_head(q);
+    q->state = Q_ROWS;
+    ok = true;
+out:
+    if (pending)
+        duckdb_destroy_pending(&pending);
+    if (stmt)
+        duckdb_destroy_prepare(&stmt);
+    if (!ok) {
+        lh_query_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+ssize_t lh_query_read(lh_query *q, char *buf, size_t cap)
+{
+    while (q->out_pos == q->out.len) {
+        q->out.len = 0;
+        q->out_pos = 0;
+        if (q->state == Q_DONE)
+            return q->failed && q->fmt == LH_FORMAT_CSV ? -1 : 0;
+        step(q);
+    }
+    size_t n = q->out.len - q->out_pos;
+    if (n > cap)
+        n = cap;
+    memcpy(buf, q->out.data + q->out_pos, n);
+    q->out_pos += n;
+    return (ssize_t)n;
+}
+
+int64_t lh_query_row_count(const lh_query *q)
+{
+    return q->rows;
+}
+
+bool lh_query_truncated(const lh_query *q)
+{
+    return q->truncated;
+}
+
+const lh_error *lh_query_error(const lh_query *q)
+{
+    return q->failed ? &q->err : NULL;
+}
+
+void lh_query_free(lh_query *q)
+{
+    if (!q)
+        return;
+    release_duckdb(q);
+    if (q->ndjson_keys)
+        for (idx_t i = 0; i < q->ncols; i++)
+            free(q->ndjson_keys[i]);
+    free(q->ndjson_keys);
+    lh_cols_free(q->cols, q->ncols);
+    lh_buf_free(&q->out);
+    free(q);
+}

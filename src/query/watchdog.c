@@ -1,0 +1,118 @@
+/*
+ * watchdog.c: one thread that stops queries past their deadline.
+ *
+ * Queries register (connection, deadline) entries; the thread sleeps on a condition
+ * variable (monotonic clock) until the earliest deadline, calls duckdb_interrupt on every
+ * entry that is due and marks it fired, so the query reports a timeout instead of DuckDB's
+ * "Interrupted". An entry is interrupted at most once.
+ *
+ * Invariant: duckdb_interrupt is only called under the watchdog mutex, and a query removes
+ * its entry (under the same mutex) before it disconnects, so the connection is alive for
+ * every interrupt. The list is short (at most max_concurrent_queries entries), so a linear
+ * scan for the earliest deadline is cheaper than keeping it sorted.
+ */
+#include "query_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct lh_watchdog {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    lh_watch *head;
+    bool stop;
+};
+
+static void *watchdog_main(void *arg)
+{
+    lh_watchdog *wd = arg;
+    pthread_mutex_lock(&wd->mu);
+    while (!wd->stop) {
+        int64_t now = lh_now_ms(), next = INT64_MAX;
+        for (lh_watch *w = wd->head; w; w = w->next) {
+            if (atomic_load(&w->fired))
+                continue;
+            if (w->deadline_ms <= now) {
+                duckdb_interrupt(w->conn);
+                atomic_store(&w->fired, true);
+            } else if (w->deadline_ms < next) {
+                next = w->deadline_ms;
+            }
+        }
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&wd->cv, &wd->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t wait_ms = next - now;
+        ts.tv_sec += (time_t)(wait_ms / 1000);
+        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&wd->cv, &wd->mu, &ts);
+    }
+    pthread_mutex_unlock(&wd->mu);
+    return NULL;
+}
+
+lh_watchdog *lh_watchdog_start(lh_error *err)
+{
+    lh_watchdog *wd = lh_xcalloc(1, sizeof(*wd));
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* lh_now_ms's clock */
+    pthread_cond_init(&wd->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&wd->mu, NULL);
+    int rc = pthread_create(&wd->thread, NULL, watchdog_main, wd);
+    if (rc != 0) {
+        lh_error_set(err, LH_EINTERNAL, "cannot start the query watchdog: %s", strerror(rc));
+        pthread_cond_destroy(&wd->cv);
+        pthread_mutex_destroy(&wd->mu);
+        free(wd);
+        return NULL;
+    }
+    return wd;
+}
+
+void lh_watchdog_stop(lh_watchdog *wd)
+{
+    if (!wd)
+        return;
+    pthread_mutex_lock(&wd->mu);
+    wd->stop = true;
+    pthread_cond_signal(&wd->cv);
+    pthread_mutex_unlock(&wd->mu);
+    pthread_join(wd->thread, NULL);
+    pthread_cond_destroy(&wd->cv);
+    pthread_mutex_destroy(&wd->mu);
+    free(wd);
+}
+
+void lh_watchdog_add(lh_watchdog *wd, lh_watch *w)
+{
+    atomic_store(&w->fired, false);
+    pthread_mutex_lock(&wd->mu);
+    w->next = wd->head;
+    wd->head = w;
+    pthread_cond_signal(&wd->cv); /* the new deadline may be the earliest */
+    pthread_mutex_unlock(&wd->mu);
+}
+
+void lh_watchdog_remove(lh_watchdog *wd, lh_watch *w)
+{
+    pthread_mutex_lock(&wd->mu);
+    for (lh_watch **p = &wd->head; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    w->next = NULL;
+    pthread_mutex_unlock(&wd->mu);
+}

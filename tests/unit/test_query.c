@@ -1,0 +1,1134 @@
+/*
+ * test_query.c: the query engine — cell rendering of every type family (exact text, and
+ * agreement with DuckDB's own VARCHAR cast over many values), JSON/CSV/NDJSON framing,
+ * row cap, time limit, concurrency slots, the sandbox, dataset views kept in step with the
+ * catalog, and regeneration when a bucket is added.
+ */
+#include "testutil.h"
+
+#include "catalog/catalog.h"
+#include "core/core.h"
+#include "query/query.h"
+#include "storage/storage.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- fixture */
+
+typedef struct fx {
+    char *dir;
+    char *data;
+    lh_config cfg;
+    lh_storage *st;
+    lh_catalog *cat;
+    lh_engine *eng;
+} fx;
+
+static void fx_open_engine(fx *f)
+{
+    lh_error err;
+    f->eng = lh_engine_open(&f->cfg, f->st, f->cat, &err);
+    if (!f->eng)
+        fail_msg("lh_engine_open: %s", err.message);
+}
+
+static fx *fx_new(int max_queries)
+{
+    fx *f = lh_xcalloc(1, sizeof(*f));
+    lh_error err;
+    f->dir = lh_test_tmpdir("query");
+    f->data = lh_path_join(f->dir, "data");
+    f->cfg.query_timeout_ms = 30000;
+    f->cfg.query_default_rows = 1000;
+    f->cfg.query_max_rows = 100000;
+    f->cfg.max_concurrent_queries = max_queries;
+    f->cfg.duckdb_threads = 2;
+    f->cfg.duckdb_memory_mb = 512;
+    f->st = lh_storage_open(f->data, &err);
+    if (!f->st)
+        fail_msg("lh_storage_open: %s", err.message);
+    f->cat = lh_catalog_open(f->st, &err);
+    if (!f->cat)
+        fail_msg("lh_catalog_open: %s", err.message);
+    fx_open_engine(f);
+    return f;
+}
+
+static void fx_free(fx *f)
+{
+    lh_engine_close(f->eng);
+    lh_catalog_close(f->cat);
+    lh_storage_close(f->st);
+    free(f->data);
+    lh_test_rmdir(f->dir);
+    free(f);
+}
+
+static int setup(void **state)
+{
+    *state = fx_new(4);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_free(*state);
+    return 0;
+}
+
+/* Runs a query to the end, reading `step` bytes at a time. Returns the whole output
+ * (caller frees) or NULL with err filled when the query did not start. *last gets the
+ * final lh_query_read result (0, or -1 for a CSV failure). */
+static char *run_full(lh_engine *eng, const char *sql, lh_result_format fmt, int64_t max_rows,
+                      int timeout_ms, size_t step, lh_error *err, ssize_t *last, int64_t *rows,
+                      bool *truncated)
+{
+    lh_query_opts o = {fmt, max_rows, timeout_ms};
+    lh_query *q = lh_query_start(eng, sql, &o, err);
+    if (!q)
+        return NULL;
+    lh_buf b;
+    lh_buf_init(&b);
+    char buf[65536];
+    ssize_t n;
+    while ((n = lh_query_read(q, buf, step < sizeof(buf) ? step : sizeof(buf))) > 0)
+        lh_buf_append(&b, buf, (size_t)n);
+    if (last)
+        *last = n;
+    if (rows)
+        *rows = lh_query_row_count(q);
+    if (truncated)
+        *truncated = lh_query_truncated(q);
+    lh_query_free(q);
+    return b.data ? b.data : lh_xstrdup("");
+}
+
+static char *run(lh_engine *eng, const char *sql, lh_result_format fmt)
+{
+    lh_error err;
+    char *out = run_full(eng, sql, fmt, 100000, 30000, 7, &err, NULL, NULL, NULL);
+    if (!out)
+        fail_msg("query failed: %s\n  %s", sql, err.message);
+    return out;
+}
+
+/* The JSON document without its elapsed_ms value (which varies). */
+static void strip_elapsed(char *doc)
+{
+    char *p = strstr(doc, "\"elapsed_ms\":");
+    if (!p)
+        return;
+    char *v = p + strlen("\"elapsed_ms\":");
+    char *e = v;
+    while (*e >= '0' && *e <= '9')
+        e++;
+    memmove(v, e, strlen(e) + 1);
+}
+
+/* ---------------------------------------------------------------- cell rendering */
+
+typedef struct {
+    const char *expr;
+    const char *type;
+    const char *cell; /* the JSON text of the value */
+} cell_case;
+
+static const cell_case cell_cases[] = {
+    /* NULLs and booleans */
+    {"NULL::INTEGER", "INTEGER", "null"},
+    {"NULL::VARCHAR", "VARCHAR", "null"},
+    {"NULL::INTEGER[]", "INTEGER[]", "null"},
+    {"NULL", "INTEGER", "null"}, /* DuckDB types a bare NULL column as INTEGER */
+    {"true", "BOOLEAN", "true"},
+    {"false", "BOOLEAN", "false"},
+    /* integers, signed and unsigned, at their limits */
+    {"(-128)::TINYINT", "TINYINT", "-128"},
+    {"(-32768)::SMALLINT", "SMALLINT", "-32768"},
+    {"(-2147483648)::INTEGER", "INTEGER", "-2147483648"},
+    {"(-9223372036854775808)::BIGINT", "BIGINT", "-9223372036854775808"},
+    {"9223372036854775807::BIGINT", "BIGINT", "9223372036854775807"},
+    {"255::UTINYINT", "UTINYINT", "255"},
+    {"65535::USMALLINT", "USMALLINT", "65535"},
+    {"4294967295::UINTEGER", "UINTEGER", "4294967295"},
+    {"18446744073709551615::UBIGINT", "UBIGINT", "18446744073709551615"},
+    {"0::HUGEINT", "HUGEINT", "0"},
+    {"170141183460469231731687303715884105727::HUGEINT", "HUGEINT",
+     "170141183460469231731687303715884105727"},
+    {"(-170141183460469231731687303715884105727)::HUGEINT - 1", "HUGEINT",
+     "-170141183460469231731687303715884105728"},
+    {"340282366920938463463374607431768211455::UHUGEINT", "UHUGEINT",
+     "340282366920938463463374607431768211455"},
+    /* decimals of every storage width, exact */
+    {"(-1.50)::DECIMAL(10,2)", "DECIMAL(10,2)", "-1.50"},
+    {"(-999.9)::DECIMAL(4,1)", "DECIMAL(4,1)", "-999.9"},
+    {"0.05::DECIMAL(4,3)", "DECIMAL(4,3)", "0.050"},
+    {"0::DECIMAL(5,2)", "DECIMAL(5,2)", "0.00"},
+    {"(-0.05)::DECIMAL(38,10)", "DECIMAL(38,10)", "-0.0500000000"},
+    {"123456789012.456789::DECIMAL(18,6)", "DECIMAL(18,6)", "123456789012.456789"},
+    {"12345678901234567890123456789.123456789::DECIMAL(38,9)", "DECIMAL(38,9)",
+     "12345678901234567890123456789.123456789"},
+    {"(-99999999999999999999999999999999999999)::DECIMAL(38,0)", "DECIMAL(38,0)",
+     "-99999999999999999999999999999999999999"},
+    {"1.5", "DECIMAL(2,1)", "1.5"},
+    /* floating point */
+    {"0.1::DOUBLE", "DOUBLE", "0.1"},
+    {"100::DOUBLE", "DOUBLE", "100.0"},
+    {"-0.0::DOUBLE", "DOUBLE", "-0.0"},
+    {"1e20::DOUBLE", "DOUBLE", "1e+20"},
+    {"5e-324::DOUBLE", "DOUBLE", "5e-324"},
+    {"1.7976931348623157e308::DOUBLE", "DOUBLE", "1.7976931348623157e+308"},
+    {"'nan'::DOUBLE", "DOUBLE", "\"NaN\""},
+    {"'inf'::DOUBLE", "DOUBLE", "\"Infinity\""},
+    {"'-inf'::DOUBLE", "DOUBLE", "\"-Infinity\""},
+    {"0.3::FLOAT", "FLOAT", "0.3"},
+    {"16777217::FLOAT", "FLOAT", "16777216.0"},
+    {"'nan'::FLOAT", "FLOAT", "\"NaN\""},
+    /* strings: inline (<= 12 bytes) and pointer, unicode, control characters */
+    {"''", "VARCHAR", "\"\""},
+    {"'hello'", "VARCHAR", "\"hello\""},
+    {"'a string longer than twelve bytes'", "VARCHAR", "\"a string longer than twelve bytes\""},
+    {"'héllo ✓ 😀 日本'", "VARCHAR", "\"héllo ✓ 😀 日本\""},
+    {"chr(1) || 'a' || chr(10) || '\"\\' || chr(9) || chr(31)", "VARCHAR",
+     "\"\\u0001a\\n\\\"\\\\\\t\\u001f\""},
+    {"'{\"a\": 1}'::JSON", "JSON", "\"{\\\"a\\\": 1}\""},
+    /* dates and times */
+    {"DATE '2024-02-29'", "DATE", "\"2024-02-29\""},
+    {"DATE '0001-01-01' - 1", "DATE", "\"0001-12-31 (BC)\""},
+    {"'infinity'::DATE", "DATE", "\"infinity\""},
+    {"'-infinity'::DATE", "DATE", "\"-infinity\""},
+    {"TIMESTAMP '2024-01-02 03:04:05.5'", "TIMESTAMP", "\"2024-01-02 03:04:05.5\""},
+    {"TIMESTAMP '1969-12-31 23:59:59.999999'", "TIMESTAMP", "\"1969-12-31 23:59:59.999999\""},
+    {"TIMESTAMP '2024-01-02 03:04:05'", "TIMESTAMP", "\"2024-01-02 03:04:05\""},
+    {"'2024-01-02 03:04:05.123456789'::TIMESTAMP_NS", "TIMESTAMP_NS",
+     "\"2024-01-02 03:04:05.123456789\""},
+    {"'2024-01-02 03:04:05.120'::TIMESTAMP_MS", "TIMESTAMP_MS", "\"2024-01-02 03:04:05.12\""},
+    {"'2024-01-02 03:04:05'::TIMESTAMP_S", "TIMESTAMP_S", "\"2024-01-02 03:04:05\""},
+    {"'2024-01-02 03:04:05.25+02'::TIMESTAMPTZ", "TIMESTAMP WITH TIME ZONE",
+     "\"2024-01-02 01:04:05.25+00\""},
+    {"'infinity'::TIMESTAMP", "TIMESTAMP", "\"infinity\""},
+    {"TIME '12:34:56.789'", "TIME", "\"12:34:56.789\""},
+    {"'01:02:03+05:30'::TIMETZ", "TIME WITH TIME ZONE", "\"01:02:03+05:30\""},
+    {"INTERVAL '1 year 2 months 3 days 04:05:06.789'", "INTERVAL",
+     "\"1 year 2 months 3 days 04:05:06.789\""},
+    /* uuids, blobs, bits, bignums, enums */
+    {"'550e8400-e29b-41d4-a716-446655440000'::UUID", "UUID",
+     "\"550e8400-e29b-41d4-a716-446655440000\""},
+    {"'00000000-0000-0000-0000-000000000000'::UUID", "UUID",
+     "\"00000000-0000-0000-0000-000000000000\""},
+    {"'ffffffff-ffff-ffff-ffff-ffffffffffff'::UUID", "UUID",
+     "\"ffffffff-ffff-ffff-ffff-ffffffffffff\""},
+    {"'\\xAA\\x00a'::BLOB", "BLOB", "\"\\\\xAA\\\\x00a\""},
+    {"'0101'::BIT", "BIT", "\"0101\""},
+    {"(-123456789012345678901234567890)::BIGNUM", "BIGNUM", "\"-123456789012345678901234567890\""},
+    {"'b'::ENUM('a', 'b')", "ENUM('a', 'b')", "\"b\""},
+    /* nested values as DuckDB's text */
+    {"[1, 2, NULL]", "INTEGER[]", "\"[1, 2, NULL]\""},
+    {"['a', 'b c', 'it''s']", "VARCHAR[]", "\"[a, b c, 'it\\\\'s']\""},
+    {"[[1, 2], [3]]", "INTEGER[][]", "\"[[1, 2], [3]]\""},
+    {"[]::INTEGER[]", "INTEGER[]", "\"[]\""},
+    {"[1, 2, 3]::INTEGER[3]", "INTEGER[3]", "\"[1, 2, 3]\""},
+    {"{'a': 1, 'b': 'x y', 'c': NULL}", "STRUCT(a INTEGER, b VARCHAR, c INTEGER)",
+     "\"{'a': 1, 'b': x y, 'c': NULL}\""},
+    {"{'order': [DATE '2024-01-01'], 'Name': 1.5}",
+     "STRUCT(\\\"order\\\" DATE[], \\\"Name\\\" "
+     "DECIMAL(2,1))",
+     "\"{'order': [2024-01-01], 'Name': 1.5}\""},
+    {"MAP {'k': 1, 'k 2': NULL}", "MAP(VARCHAR, INTEGER)", "\"{k=1, k 2=NULL}\""},
+    {"[{'u': '550e8400-e29b-41d4-a716-446655440000'::UUID, 'h': 1::HUGEINT}]",
+     "STRUCT(u UUID, h HUGEINT)[]", "\"[{'u': 550e8400-e29b-41d4-a716-446655440000, 'h': 1}]\""},
+    {"'x'::UNION(i INTEGER, s VARCHAR)", "UNION(i INTEGER, s VARCHAR)", "\"x\""},
+    {"[1.25::DECIMAL(5,2), -3]", "DECIMAL(12,2)[]", "\"[1.25, -3.00]\""},
+    {"[TIMESTAMP '2024-01-02 03:04:05.5', NULL]", "TIMESTAMP[]",
+     "\"['2024-01-02 03:04:05.5', NULL]\""},
+    {"['b'::ENUM('a', 'b'), NULL]", "ENUM('a', 'b')[]", "\"[b, NULL]\""},
+};
+
+static void test_cells_json(void **state)
+{
+    fx *f = *state;
+    for (size_t i = 0; i < sizeof(cell_cases) / sizeof(cell_cases[0]); i++) {
+        const cell_case *c = &cell_cases[i];
+        char *sql = lh_xasprintf("SELECT %s AS v", c->expr);
+        char *out = run(f->eng, sql, LH_FORMAT_JSON);
+        strip_elapsed(out);
+        char *want = lh_xasprintf("{\"columns\":[{\"name\":\"v\",\"type\":\"%s\"}],\"rows\":[[%s]],"
+                                  "\"row_count\":1,\"truncated\":false,\"elapsed_ms\":}",
+                                  c->type, c->cell);
+        if (strcmp(out, want) != 0)
+            fail_msg("case %zu: %s\n  got:  %s\n  want: %s", i, c->expr, out, want);
+        free(want);
+        free(out);
+        free(sql);
+    }
+}
+
+/* Splits one CSV record (RFC 4180) into at most max fields, unquoting them. Returns the
+ * field count; *next gets the start of the following record. */
+static size_t csv_record(const char *p, char **fields, size_t max, const char **next)
+{
+    size_t n = 0;
+    for (;;) {
+        lh_buf b;
+        lh_buf_init(&b);
+        lh_buf_append(&b, "", 0);
+        if (*p == '"') {
+            p++;
+            for (;;) {
+                if (*p == '"' && p[1] == '"') {
+                    lh_buf_putc(&b, '"');
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else if (!*p) {
+                    break;
+                } else {
+                    lh_buf_putc(&b, *p++);
+                }
+            }
+        } else {
+            while (*p && *p != ',' && *p != '\r' && *p != '\n')
+                lh_buf_putc(&b, *p++);
+        }
+        if (n < max)
+            fields[n++] = b.data;
+        else
+            free(b.data);
+        if (*p == ',') {
+            p++;
+            continue;
+        }
+        if (*p == '\r')
+            p++;
+        if (*p == '\n')
+            p++;
+        *next = p;
+        return n;
+    }
+}
+
+/* Renders `x` of every row of gen and DuckDB's CAST(x AS VARCHAR); they must agree (as
+ * numbers when numeric). */
+static void expect_same_as_cast(lh_engine *eng, const char *gen, bool numeric)
+{
+    char *sql = lh_xasprintf("SELECT x, CAST(x AS VARCHAR) FROM (%s)", gen);
+    char *out = run(eng, sql, LH_FORMAT_CSV);
+    const char *p = out, *next;
+    char *fields[2];
+    size_t rows = 0;
+    csv_record(p, fields, 2, &next); /* header */
+    free(fields[0]);
+    free(fields[1]);
+    p = next;
+    while (*p) {
+        size_t n = csv_record(p, fields, 2, &next);
+        assert_int_equal(n, 2);
+        bool same = strcmp(fields[0], fields[1]) == 0;
+        if (!same && numeric) {
+            same = strtod(fields[0], NULL) == strtod(fields[1], NULL) ||
+                   (strcmp(fields[0], "NaN") == 0 && strcmp(fields[1], "nan") == 0) ||
+                   (strcmp(fields[0], "Infinity") == 0 && strcmp(fields[1], "inf") == 0) ||
+                   (strcmp(fields[0], "-Infinity") == 0 && strcmp(fields[1], "-inf") == 0);
+        }
+        if (!same)
+            fail_msg("%s\n  row %zu: ours '%s', DuckDB '%s'", gen, rows, fields[0], fields[1]);
+        free(fields[0]);
+        free(fields[1]);
+        rows++;
+        p = next;
+    }
+    assert_true(rows > 0);
+    free(out);
+    free(sql);
+}
+
+static void test_cells_match_duckdb_casts(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *gen;
+        bool numeric;
+    } gens[] = {
+        {"SELECT DATE '1970-01-01' + (i * 10007 - 2500000)::INTEGER AS x FROM range(500) t(i)",
+         false},
+        {"SELECT make_timestamp(i::BIGINT * 250000000003 * 1000 + i * 7 - 1e17::BIGINT) AS x "
+         "FROM range(1000) t(i)",
+         false},
+        {"SELECT make_timestamp(i * 1000 + (i % 7) * 10) AS x FROM range(300) t(i)", false},
+        {"SELECT make_timestamp_ns(i::BIGINT * 12345678901234567 - 3e18::BIGINT + i) AS x "
+         "FROM range(500) t(i)",
+         false},
+        {"SELECT (make_timestamp(i * 98765432109 - 2e15::BIGINT))::TIMESTAMP_MS AS x "
+         "FROM range(500) t(i)",
+         false},
+        {"SELECT (make_timestamp(i * 98765432109 - 2e15::BIGINT))::TIMESTAMP_S AS x "
+         "FROM range(500) t(i)",
+         false},
+        {"SELECT (make_timestamp(i * 98765432109 - 2e15::BIGINT))::TIMESTAMPTZ AS x "
+         "FROM range(500) t(i)",
+         false},
+        {"SELECT x FROM (VALUES ('infinity'::TIMESTAMP), ('-infinity'::TIMESTAMP), (NULL)) t(x)",
+         false},
+        {"SELECT x FROM (VALUES ('infinity'::TIMESTAMPTZ), ('-infinity'::TIMESTAMPTZ)) t(x)",
+         false},
+        {"SELECT x FROM (VALUES ('infinity'::TIMESTAMP_NS), ('-infinity'::TIMESTAMP_MS::"
+         "TIMESTAMP_NS)) t(x)",
+         false},
+        {"SELECT ((i - 250) * 0.013579)::DECIMAL(4,1) AS x FROM range(500) t(i)", true},
+        {"SELECT ((i - 250) * 0.013579)::DECIMAL(9,5) AS x FROM range(500) t(i)", true},
+        {"SELECT ((i - 250) * 1234567.013579)::DECIMAL(18,6) AS x FROM range(500) t(i)", true},
+        {"SELECT ((i - 250) * 123456789012345678901.013579)::DECIMAL(38,8) AS x "
+         "FROM range(500) t(i)",
+         true},
+        {"SELECT (i - 250)::HUGEINT * 680564733841876926926749214863536422 AS x "
+         "FROM range(500) t(i)",
+         true},
+        {"SELECT i::UHUGEINT * 680564733841876926926749214863536422::UHUGEINT AS x "
+         "FROM range(500) t(i)",
+         true},
+        {"SELECT (i - 250) * 1.1e-3::DOUBLE AS x FROM range(500) t(i)", true},
+        {"SELECT pow(10, i - 250) * 1.7 AS x FROM range(500) t(i)", true},
+        {"SELECT ((i - 250) * 0.37)::FLOAT AS x FROM range(500) t(i)", true},
+        {"SELECT gen_random_uuid() AS x FROM range(500) t(i)", false},
+        {"SELECT x FROM (VALUES ('00000000-0000-0000-0000-000000000000'::UUID), "
+         "('7fffffff-ffff-ffff-ffff-ffffffffffff'::UUID), "
+         "('80000000-0000-0000-0000-000000000000'::UUID)) t(x)",
+         false},
+        {"SELECT ((CASE WHEN i % 2 = 0 THEN '-' ELSE '' END) || (i % 10) || repeat('7', i % 45))"
+         "::BIGNUM AS x FROM range(100) t(i)",
+         false},
+        {"SELECT [i, NULL, i * 2] AS x FROM range(50) t(i)", false},
+        {"SELECT {'a': i, 's': 'v' || i, 'l': [i::DECIMAL(10,3)]} AS x FROM range(50) t(i)", false},
+        {"SELECT to_microseconds(i * 987654321 - 5e10::BIGINT) AS x FROM range(100) t(i)", false},
+        {"SELECT ('x' || i)::BLOB AS x FROM range(50) t(i)", false},
+    };
+    for (size_t i = 0; i < sizeof(gens) / sizeof(gens[0]); i++)
+        expect_same_as_cast(f->eng, gens[i].gen, gens[i].numeric);
+}
+
+/* Column types are DuckDB's own names (typeof). */
+static void test_type_names_match_typeof(void **state)
+{
+    fx *f = *state;
+    static const char *const exprs[] = {
+        "1::TINYINT",
+        "[1, 2]::BIGINT[]",
+        "{'a': 1, 'b c': 'x', 'Select': [1.5]}",
+        "{'key': 1, 'year': 2, 'x1': 3, '1x': 4, 'q\"x': 5}",
+        "MAP {[1]: {'a': [1]}}",
+        "'a'::ENUM('a', 'it''s')",
+        "1::UNION(num INTEGER, str VARCHAR)",
+        "[1, 2]::INTEGER[2]",
+        "now()",
+        "'\"x\"'::JSON",
+        "1::DECIMAL(18,3)",
+        "[[1]]::DECIMAL(30,3)[][]",
+    };
+    for (size_t i = 0; i < sizeof(exprs) / sizeof(exprs[0]); i++) {
+        char *sql = lh_xasprintf("SELECT %s AS v, typeof(%s) AS t", exprs[i], exprs[i]);
+        char *out = run(f->eng, sql, LH_FORMAT_JSON);
+        json_error_t jerr;
+        json_t *doc = json_loads(out, 0, &jerr);
+        if (!doc)
+            fail_msg("%s: not JSON (%s): %s", exprs[i], jerr.text, out);
+        const char *ours = lh_json_str(json_array_get(json_object_get(doc, "columns"), 0), "type");
+        const char *theirs =
+            json_string_value(json_array_get(json_array_get(json_object_get(doc, "rows"), 0), 1));
+        if (!ours || !theirs || strcmp(ours, theirs) != 0)
+            fail_msg("%s: type '%s', typeof '%s'", exprs[i], ours ? ours : "(none)",
+                     theirs ? theirs : "(none)");
+        json_decref(doc);
+        free(out);
+        free(sql);
+    }
+}
+
+/* ---------------------------------------------------------------- formats */
+
+static void test_json_document(void **state)
+{
+    fx *f = *state;
+    char *out =
+        run(f->eng, "SELECT i AS n, 'r' || i AS \"s \"\"q\"\"\" FROM range(3) t(i) ORDER BY i",
+            LH_FORMAT_JSON);
+    strip_elapsed(out);
+    assert_string_equal(
+        out, "{\"columns\":[{\"name\":\"n\",\"type\":\"BIGINT\"},{\"name\":\"s \\\"q\\\"\","
+             "\"type\":\"VARCHAR\"}],\"rows\":[[0,\"r0\"],[1,\"r1\"],[2,\"r2\"]],\"row_count\":3,"
+             "\"truncated\":false,\"elapsed_ms\":}");
+    free(out);
+    /* an empty result is still a whole document */
+    out = run(f->eng, "SELECT 1 AS a WHERE false", LH_FORMAT_JSON);
+    strip_elapsed(out);
+    assert_string_equal(out, "{\"columns\":[{\"name\":\"a\",\"type\":\"INTEGER\"}],\"rows\":[],"
+                             "\"row_count\":0,\"truncated\":false,\"elapsed_ms\":}");
+    free(out);
+    /* and a big one parses */
+    out =
+        run(f->eng, "SELECT i, i * 1.5 AS d, 'x' || i AS s FROM range(10000) t(i)", LH_FORMAT_JSON);
+    json_t *doc = json_loads(out, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(json_array_size(json_object_get(doc, "rows")), 10000);
+    assert_int_equal(lh_json_int(doc, "row_count", -1), 10000);
+    json_decref(doc);
+    free(out);
+}
+
+static void test_csv_quoting(void **state)
+{
+    fx *f = *state;
+    char *out =
+        run(f->eng,
+            "SELECT 'a,b' AS \"x,y\", 'say \"hi\"' AS q, 'line1' || chr(10) || 'line2' AS n, "
+            "'cr' || chr(13) AS r, '' AS e, NULL AS nul, 1.5 AS d, true AS b, "
+            "'nan'::DOUBLE AS f, [1, 2] AS l",
+            LH_FORMAT_CSV);
+    assert_string_equal(out, "\"x,y\",q,n,r,e,nul,d,b,f,l\r\n"
+                             "\"a,b\",\"say \"\"hi\"\"\",\"line1\nline2\",\"cr\r\",\"\",,1.5,true,"
+                             "NaN,\"[1, 2]\"\r\n");
+    free(out);
+    out = run(f->eng, "SELECT 1 AS a WHERE false", LH_FORMAT_CSV);
+    assert_string_equal(out, "a\r\n");
+    free(out);
+}
+
+static void test_ndjson(void **state)
+{
+    fx *f = *state;
+    char *out = run(
+        f->eng,
+        "SELECT * FROM (VALUES (1, 'x', 2.5::DOUBLE), (2, NULL, 'inf'::DOUBLE)) t(a, \"b\"\"\", c)",
+        LH_FORMAT_NDJSON);
+    assert_string_equal(out, "{\"a\":1,\"b\\\"\":\"x\",\"c\":2.5}\n"
+                             "{\"a\":2,\"b\\\"\":null,\"c\":\"Infinity\"}\n");
+    free(out);
+    out = run(f->eng, "SELECT 1 AS a WHERE false", LH_FORMAT_NDJSON);
+    assert_string_equal(out, "");
+    free(out);
+}
+
+static void test_format_parse(void **state)
+{
+    (void)state;
+    lh_result_format fmt;
+    lh_error err;
+    assert_int_equal(lh_result_format_parse(NULL, &fmt, &err), 0);
+    assert_int_equal(fmt, LH_FORMAT_JSON);
+    assert_int_equal(lh_result_format_parse("csv", &fmt, &err), 0);
+    assert_int_equal(fmt, LH_FORMAT_CSV);
+    assert_int_equal(lh_result_format_parse("ndjson", &fmt, &err), 0);
+    assert_int_equal(fmt, LH_FORMAT_NDJSON);
+    assert_int_equal(lh_result_format_parse("xml", &fmt, &err), LH_EINVAL);
+    assert_non_null(strstr(err.message, "json, csv, ndjson"));
+    assert_string_equal(lh_result_format_mime(LH_FORMAT_JSON), "application/json");
+    assert_string_equal(lh_result_format_mime(LH_FORMAT_CSV), "text/csv; charset=utf-8");
+    assert_string_equal(lh_result_format_mime(LH_FORMAT_NDJSON), "application/x-ndjson");
+}
+
+static void test_sql_quoting(void **state)
+{
+    (void)state;
+    char *s = lh_sql_ident("na\"me");
+    assert_string_equal(s, "\"na\"\"me\"");
+    free(s);
+    s = lh_sql_literal("it's");
+    assert_string_equal(s, "'it''s'");
+    free(s);
+}
+
+/* ---------------------------------------------------------------- row cap */
+
+static void test_row_cap(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        int64_t rows, cap;
+        bool truncated;
+    } cases[] = {
+        {10, 5, true},      {10, 10, false},     {10, 11, false},    {10, 0, true},
+        {0, 0, false},      {2048, 2048, false}, {2049, 2048, true}, {5000, 2048, true},
+        {5000, 4096, true}, {4096, 4096, false}, {100000, 3, true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *sql = lh_xasprintf("SELECT i FROM range(%lld) t(i)", (long long)cases[i].rows);
+        lh_error err;
+        int64_t rows;
+        bool truncated;
+        char *out = run_full(f->eng, sql, LH_FORMAT_JSON, cases[i].cap, 30000, 4096, &err, NULL,
+                             &rows, &truncated);
+        assert_non_null(out);
+        int64_t want = cases[i].rows < cases[i].cap ? cases[i].rows : cases[i].cap;
+        json_t *doc = json_loads(out, 0, NULL);
+        assert_non_null(doc);
+        if (rows != want || truncated != cases[i].truncated ||
+            (int64_t)json_array_size(json_object_get(doc, "rows")) != want ||
+            json_is_true(json_object_get(doc, "truncated")) != cases[i].truncated ||
+            lh_json_int(doc, "row_count", -1) != want)
+            fail_msg("case %zu (%lld rows, cap %lld): got %lld rows, truncated %d", i,
+                     (long long)cases[i].rows, (long long)cases[i].cap, (long long)rows, truncated);
+        json_decref(doc);
+        free(out);
+        free(sql);
+    }
+}
+
+/* ---------------------------------------------------------------- time limit */
+
+static const char endless_sql[] =
+    "WITH RECURSIVE t(n) AS (SELECT 1::BIGINT UNION ALL SELECT n + 1 FROM t) "
+    "SELECT count(*) FROM t";
+
+static void test_timeout(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    int64_t t0 = lh_now_ms();
+    lh_query_opts o = {LH_FORMAT_JSON, 10, 300};
+    lh_query *q = lh_query_start(f->eng, endless_sql, &o, &err);
+    int64_t took = lh_now_ms() - t0;
+    assert_null(q);
+    assert_int_equal(err.code, LH_ETIMEOUT);
+    assert_string_equal(lh_error_kind(&err), "query_timeout");
+    assert_string_equal(err.message, "query ran past its time limit of 300 ms and was stopped");
+    assert_true(took >= 290);
+    assert_true(took < 3000);
+    /* the engine is fine afterwards */
+    char *out = run(f->eng, "SELECT 42 AS x", LH_FORMAT_CSV);
+    assert_string_equal(out, "x\r\n42\r\n");
+    free(out);
+}
+
+/* A deadline passing while the client reads: the error ends the stream per format. */
+static void test_timeout_mid_stream(void **state)
+{
+    fx *f = *state;
+    static const lh_result_format fmts[] = {LH_FORMAT_JSON, LH_FORMAT_NDJSON, LH_FORMAT_CSV};
+    for (size_t i = 0; i < 3; i++) {
+        lh_error err;
+        lh_query_opts o = {fmts[i], 1000000000, 800};
+        lh_query *q = lh_query_start(f->eng, "SELECT i FROM range(1000000000000) t(i)", &o, &err);
+        assert_non_null(q);
+        lh_buf b;
+        lh_buf_init(&b);
+        char buf[256];
+        ssize_t n = lh_query_read(q, buf, sizeof(buf));
+        assert_true(n > 0);
+        lh_buf_append(&b, buf, (size_t)n);
+        usleep(1000 * 1000);
+        while ((n = lh_query_read(q, buf, sizeof(buf))) > 0)
+            lh_buf_append(&b, buf, (size_t)n);
+        const lh_error *qe = lh_query_error(q);
+        assert_non_null(qe);
+        assert_int_equal(qe->code, LH_ETIMEOUT);
+        assert_true(lh_query_row_count(q) > 0);
+        if (fmts[i] == LH_FORMAT_JSON) {
+            assert_int_equal(n, 0);
+            json_t *doc = json_loads(b.data, 0, NULL);
+            assert_non_null(doc);
+            json_t *e = json_object_get(doc, "error");
+            assert_string_equal(lh_json_str(e, "error"), "query_timeout");
+            assert_non_null(strstr(lh_json_str(e, "message"), "800 ms"));
+            assert_int_equal(lh_json_int(doc, "row_count", -1),
+                             (json_int_t)json_array_size(json_object_get(doc, "rows")));
+            assert_non_null(json_object_get(doc, "truncated"));
+            json_decref(doc);
+        } else if (fmts[i] == LH_FORMAT_NDJSON) {
+            assert_int_equal(n, 0);
+            const char *last = b.data + b.len - 1;
+            assert_int_equal(*last, '\n');
+            while (last > b.data && last[-1] != '\n')
+                last--;
+            assert_true(strncmp(last, "{\"error\":\"query_timeout\",\"message\":", 35) == 0);
+        } else {
+            assert_int_equal(n, -1);
+            assert_int_equal(lh_query_read(q, buf, sizeof(buf)), -1);
+        }
+        lh_buf_free(&b);
+        lh_query_free(q);
+    }
+}
+
+/* A DuckDB error after rows went out: JSON gains an "error" member, CSV reads -1. */
+static void test_error_mid_stream(void **state)
+{
+    fx *f = *state;
+    static const char sql[] = "SELECT CASE WHEN i < 3000000 THEN i ELSE error('boom at ' || i) "
+                              "END AS v FROM range(4000000) t(i)";
+    lh_error err;
+    ssize_t last;
+    int64_t rows;
+    char *out =
+        run_full(f->eng, sql, LH_FORMAT_JSON, 10000000, 30000, 65536, &err, &last, &rows, NULL);
+    assert_non_null(out);
+    assert_int_equal(last, 0);
+    assert_true(rows > 0);
+    json_t *doc = json_loads(out, 0, NULL);
+    assert_non_null(doc);
+    json_t *e = json_object_get(doc, "error");
+    assert_string_equal(lh_json_str(e, "error"), "sql_error");
+    assert_non_null(strstr(lh_json_str(e, "message"), "boom at"));
+    assert_int_equal(lh_json_int(doc, "row_count", -1), rows);
+    assert_int_equal(json_array_size(json_object_get(doc, "rows")), (size_t)rows);
+    json_decref(doc);
+    free(out);
+
+    out = run_full(f->eng, sql, LH_FORMAT_CSV, 10000000, 30000, 65536, &err, &last, &rows, NULL);
+    assert_non_null(out);
+    assert_int_equal(last, -1);
+    free(out);
+}
+
+/* ---------------------------------------------------------------- slots */
+
+static void test_busy(void **state)
+{
+    (void)state;
+    fx *f = fx_new(2);
+    lh_error err;
+    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000};
+    lh_query *a = lh_query_start(f->eng, "SELECT i FROM range(100000) t(i)", &o, &err);
+    lh_query *b = lh_query_start(f->eng, "SELECT 2", &o, &err);
+    assert_non_null(a);
+    assert_non_null(b);
+    lh_query *c = lh_query_start(f->eng, "SELECT 3", &o, &err);
+    assert_null(c);
+    assert_int_equal(err.code, LH_EBUSY);
+    assert_string_equal(err.message, "too many concurrent queries (limit 2); retry shortly");
+    /* internal statements never take a slot */
+    json_t *j = lh_engine_query_json(f->eng, "SELECT 1 AS one", &err);
+    assert_non_null(j);
+    json_decref(j);
+    lh_query_free(b);
+    c = lh_query_start(f->eng, "SELECT 3", &o, &err);
+    assert_non_null(c);
+    lh_query_free(c);
+    /* a query whose output is fully rendered gives its slot back before it is freed */
+    char buf[1 << 16];
+    lh_query *d = lh_query_start(f->eng, "SELECT 4", &o, &err);
+    assert_non_null(d);
+    bool started = false;
+    while (!started && lh_query_read(d, buf, 1) > 0) {
+        lh_query *e = lh_query_start(f->eng, "SELECT 5", &o, &err);
+        started = e != NULL; /* only once d has rendered its last row */
+        lh_query_free(e);
+    }
+    assert_true(started);
+    lh_query_free(d);
+    lh_query_free(a);
+    fx_free(f);
+}
+
+/* ---------------------------------------------------------------- sandbox */
+
+static void test_sandbox(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    /* reading outside the data folder is refused, for users and internal statements */
+    assert_null(lh_engine_query_json(f->eng, "SELECT * FROM read_csv('/etc/passwd')", &err));
+    assert_int_equal(err.code, LH_EINVAL);
+    assert_non_null(strstr(err.message, "Permission Error"));
+    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000};
+    assert_null(lh_query_start(f->eng, "SELECT * FROM read_csv('/etc/passwd')", &o, &err));
+    assert_int_equal(err.code, LH_EINVAL);
+    assert_string_equal(lh_error_kind(&err), "sql_error");
+    /* a sibling folder whose name starts like the data folder's is outside too */
+    char *sibling = lh_xasprintf("%s2", f->data);
+    assert_int_equal(lh_fs_mkdirs(sibling, 0755, &err), 0);
+    char *csv = lh_path_join(sibling, "x.csv");
+    lh_test_write_file(csv, "a\n1\n");
+    char *read_sibling = lh_xasprintf("SELECT * FROM read_csv('%s')", csv);
+    assert_null(lh_engine_query_json(f->eng, read_sibling, &err));
+    assert_non_null(strstr(err.message, "Permission Error"));
+    free(read_sibling);
+    free(csv);
+    free(sibling);
+    /* the configuration is locked */
+    static const char *const sets[] = {"SET enable_external_access = true",
+                                       "SET allowed_directories = ['/']", "SET threads = 1",
+                                       "SET lock_configuration = false"};
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        assert_int_equal(lh_engine_exec(f->eng, sets[i], NULL, &err), LH_EINVAL);
+        assert_non_null(strstr(err.message, "locked"));
+    }
+    /* writing and reading parquet inside the data folder works */
+    char *path = lh_path_join(f->data, "sandbox.parquet");
+    char *lit = lh_sql_literal(path);
+    char *sql = lh_xasprintf("COPY (SELECT i AS x FROM range(3) t(i)) TO %s (FORMAT parquet)", lit);
+    int64_t rows = -1;
+    assert_int_equal(lh_engine_exec(f->eng, sql, &rows, &err), 0);
+    assert_int_equal(rows, 3);
+    free(sql);
+    sql = lh_xasprintf("SELECT sum(x) AS s FROM read_parquet(%s)", lit);
+    char *out = run(f->eng, sql, LH_FORMAT_CSV);
+    assert_string_equal(out, "s\r\n3\r\n");
+    free(out);
+    free(sql);
+    free(lit);
+    free(path);
+}
+
+/* The second wall: one SELECT, no parameters, no statements that change anything. */
+static void test_statement_checks(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *sql;
+        int code;
+        const char *kind;
+        const char *msg_part;
+    } cases[] = {
+        {"SELECT 1; SELECT 2", LH_EINVAL, "sql_error", "exactly one SQL statement, got 2"},
+        {"", LH_EINVAL, "sql_error", "empty"},
+        {"SELEC 1", LH_EINVAL, "sql_error", "syntax error"},
+        {"SELECT * FROM no_such_table", LH_EINVAL, "sql_error", "no_such_table"},
+        {"SELECT $1", LH_EINVAL, "sql_error", "parameter"},
+        {"SELECT ?", LH_EINVAL, "sql_error", "parameter"},
+        {"CREATE TABLE t AS SELECT 1", LH_EFORBIDDEN, "sql_forbidden", "CREATE"},
+        {"DROP VIEW IF EXISTS x", LH_EFORBIDDEN, "sql_forbidden", "DROP"},
+        {"SET threads = 1", LH_EFORBIDDEN, "sql_forbidden", "SET"},
+        {"SELECT 1/0::INTEGER, 'x'::INTEGER", LH_EINVAL, "sql_error", "Conversion Error"},
+    };
+    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        lh_error err;
+        lh_query *q = lh_query_start(f->eng, cases[i].sql, &o, &err);
+        if (q)
+            fail_msg("'%s' started", cases[i].sql);
+        if (err.code != cases[i].code || strcmp(lh_error_kind(&err), cases[i].kind) != 0 ||
+            !strstr(err.message, cases[i].msg_part))
+            fail_msg("'%s': %d %s %s", cases[i].sql, err.code, lh_error_kind(&err), err.message);
+    }
+    /* read-only statements the firewall lets through run here too */
+    static const char *const allowed[] = {"EXPLAIN SELECT 1", "DESCRIBE SELECT 1 AS a",
+                                          "SUMMARIZE SELECT 1 AS a",
+                                          "WITH t AS (SELECT 1 AS a) SELECT * FROM t"};
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+        char *out = run(f->eng, allowed[i], LH_FORMAT_JSON);
+        assert_non_null(strstr(out, "\"row_count\":1"));
+        free(out);
+    }
+}
+
+/* ---------------------------------------------------------------- internal statements */
+
+static void test_query_json(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    json_t *doc = lh_engine_query_json(
+        f->eng,
+        "SELECT 1 AS a, 'x' AS b, 1.5::DOUBLE AS c, NULL AS d, 12.50::DECIMAL(6,2) AS e, "
+        "9223372036854775807 AS big, 'nan'::DOUBLE AS n, DATE '2024-01-02' AS dt",
+        &err);
+    assert_non_null(doc);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    assert_string_equal(
+        text, "{\"columns\":[{\"name\":\"a\",\"type\":\"INTEGER\"},{\"name\":\"b\",\"type\":"
+              "\"VARCHAR\"},{\"name\":\"c\",\"type\":\"DOUBLE\"},{\"name\":\"d\",\"type\":"
+              "\"INTEGER\"},{\"name\":\"e\",\"type\":\"DECIMAL(6,2)\"},{\"name\":\"big\","
+              "\"type\":\"BIGINT\"},{\"name\":\"n\",\"type\":\"DOUBLE\"},{\"name\":\"dt\","
+              "\"type\":\"DATE\"}],\"rows\":[[1,\"x\",1.5,null,12.5,9223372036854775807,\"NaN\","
+              "\"2024-01-02\"]]}");
+    free(text);
+    json_decref(doc);
+
+    doc = lh_engine_query_json(f->eng, "DESCRIBE SELECT 1::BIGINT AS id, 'x' AS name", &err);
+    assert_non_null(doc);
+    json_t *rows = json_object_get(doc, "rows");
+    assert_int_equal(json_array_size(rows), 2);
+    assert_string_equal(json_string_value(json_array_get(json_array_get(rows, 0), 0)), "id");
+    assert_string_equal(json_string_value(json_array_get(json_array_get(rows, 0), 1)), "BIGINT");
+    json_decref(doc);
+
+    assert_null(lh_engine_query_json(f->eng, "SELECT nope", &err));
+    assert_string_equal(lh_error_kind(&err), "sql_error");
+    assert_int_equal(lh_engine_exec(f->eng, "SELEC", NULL, &err), LH_EINVAL);
+}
+
+/* ---------------------------------------------------------------- views */
+
+/* Writes a parquet object with COPY into a staging path of the bucket and commits it. */
+static void make_part(fx *f, const char *bucket, const char *key, const char *select, int64_t *rows)
+{
+    lh_error err;
+    char *staged = lh_storage_stage(f->st, bucket, key, &err);
+    if (!staged)
+        fail_msg("stage: %s", err.message);
+    char *lit = lh_sql_literal(staged);
+    char *sql = lh_xasprintf("COPY (%s) TO %s (FORMAT parquet)", select, lit);
+    if (lh_engine_exec(f->eng, sql, rows, &err) != 0)
+        fail_msg("%s: %s", sql, err.message);
+    if (lh_storage_commit(f->st, bucket, staged, key, &err) != 0)
+        fail_msg("commit: %s", err.message);
+    free(sql);
+    free(lit);
+    free(staged);
+}
+
+static void commit_dataset(fx *f, const char *name, const char *bucket, lh_ingest_mode mode,
+                           const char *key, int64_t rows)
+{
+    lh_error err;
+    json_t *schema = json_pack("[{s:s,s:s},{s:s,s:s}]", "name", "id", "type", "BIGINT", "name",
+                               "email", "type", "VARCHAR");
+    json_t *lineage = json_pack("{s:s}", "source_system", "test");
+    lh_catalog_commit c = {
+        .name = name,
+        .bucket = bucket,
+        .mode = mode,
+        .part_key = key,
+        .part_rows = rows,
+        .part_bytes = lh_storage_size(f->st, bucket, key),
+        .schema = schema,
+        .lineage = lineage,
+        .compression = "zstd",
+        .actor = "test",
+    };
+    if (lh_catalog_commit_ingest(f->cat, &c, NULL, &err) != 0)
+        fail_msg("commit %s: %s", name, err.message);
+    json_decref(schema);
+    json_decref(lineage);
+}
+
+static char *query_csv(fx *f, const char *sql, lh_error *err)
+{
+    return run_full(f->eng, sql, LH_FORMAT_CSV, 1000, 30000, 4096, err, NULL, NULL, NULL);
+}
+
+static void expect_csv(fx *f, const char *sql, const char *want)
+{
+    lh_error err;
+    char *out = query_csv(f, sql, &err);
+    if (!out)
+        fail_msg("%s: %s", sql, err.message);
+    if (strcmp(out, want) != 0)
+        fail_msg("%s:\n  got  %s\n  want %s", sql, out, want);
+    free(out);
+}
+
+static void test_views_follow_catalog(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    int64_t rows;
+    make_part(f, LH_BUCKET_PRIMARY, "datasets/people/p1.parquet",
+              "SELECT i::BIGINT AS id, 'p' || i || '@x.org' AS email FROM range(3) t(i)", &rows);
+    assert_int_equal(rows, 3);
+    commit_dataset(f, "people", LH_BUCKET_PRIMARY, LH_MODE_CREATE, "datasets/people/p1.parquet",
+                   rows);
+    expect_csv(f, "SELECT count(*) AS n FROM people", "n\r\n3\r\n");
+    expect_csv(f, "SELECT count(*) AS n FROM __raw__people", "n\r\n3\r\n");
+    expect_csv(f, "SELECT email FROM PEOPLE WHERE id = 1", "email\r\np1@x.org\r\n");
+
+    /* append: the view covers both parts */
+    make_part(f, LH_BUCKET_PRIMARY, "datasets/people/p2.parquet",
+              "SELECT 10::BIGINT AS id, 'ten@x.org' AS email", &rows);
+    commit_dataset(f, "people", LH_BUCKET_PRIMARY, LH_MODE_APPEND, "datasets/people/p2.parquet",
+                   rows);
+    expect_csv(f, "SELECT count(*) AS n, max(id) AS m FROM people", "n,m\r\n4,10\r\n");
+
+    /* replace: only the new part; the old ones are gone from disk and from the view */
+    make_part(f, LH_BUCKET_PRIMARY, "datasets/people/p3.parquet",
+              "SELECT 7::BIGINT AS id, 'seven@x.org' AS email", &rows);
+    commit_dataset(f, "people", LH_BUCKET_PRIMARY, LH_MODE_REPLACE, "datasets/people/p3.parquet",
+                   rows);
+    expect_csv(f, "SELECT id FROM people", "id\r\n7\r\n");
+    expect_csv(f, "SELECT id FROM __raw__people", "id\r\n7\r\n");
+
+    /* a second engine over the same catalog seeds its views from the manifests */
+    lh_engine *first = f->eng;
+    fx_open_engine(f);
+    expect_csv(f, "SELECT id FROM people", "id\r\n7\r\n");
+    lh_engine_close(f->eng);
+    f->eng = first;
+
+    /* delete: both views are dropped */
+    assert_int_equal(lh_catalog_delete(f->cat, "people", "test", &err), 0);
+    assert_null(query_csv(f, "SELECT * FROM people", &err));
+    assert_string_equal(lh_error_kind(&err), "sql_error");
+    assert_non_null(strstr(err.message, "people"));
+    assert_null(query_csv(f, "SELECT * FROM __raw__people", &err));
+}
+
+static void test_bucket_add_regenerates(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    int64_t rows;
+    make_part(f, LH_BUCKET_PRIMARY, "datasets/people/p1.parquet",
+              "SELECT i::BIGINT AS id, 'e' || i AS email FROM range(5000) t(i)", &rows);
+    commit_dataset(f, "people", LH_BUCKET_PRIMARY, LH_MODE_CREATE, "datasets/people/p1.parquet",
+                   rows);
+
+    /* a parquet file in a folder that is not a bucket yet */
+    char *extra = lh_path_join(f->dir, "extra");
+    assert_int_equal(lh_fs_mkdirs(extra, 0755, &err), 0);
+    char *tmp_file = lh_path_join(f->data, "_tmp/outside.parquet");
+    char *tmp_lit = lh_sql_literal(tmp_file);
+    char *sql = lh_xasprintf("COPY (SELECT 99 AS v) TO %s (FORMAT parquet)", tmp_lit);
+    assert_int_equal(lh_engine_exec(f->eng, sql, NULL, &err), 0);
+    free(sql);
+    char *outside = lh_path_join(extra, "outside.parquet");
+    assert_int_equal(rename(tmp_file, outside), 0);
+    char *outside_lit = lh_sql_literal(outside);
+    char *read_sql = lh_xasprintf("SELECT v FROM read_parquet(%s)", outside_lit);
+    assert_null(query_csv(f, read_sql, &err));
+    assert_non_null(strstr(err.message, "Permission Error"));
+
+    /* a query running across the swap finishes on the old generation */
+    lh_query_opts o = {LH_FORMAT_CSV, 100000, 30000};
+    lh_query *running = lh_query_start(f->eng, "SELECT id FROM people ORDER BY id", &o, &err);
+    assert_non_null(running);
+
+    assert_int_equal(lh_catalog_add_bucket(f->cat, "extra", extra, &err), 0);
+    expect_csv(f, read_sql, "v\r\n99\r\n");
+    /* the views were carried over to the new generation */
+    expect_csv(f, "SELECT count(*) AS n FROM people", "n\r\n5000\r\n");
+    /* and datasets can live in the new bucket */
+    make_part(f, "extra", "datasets/staff/s1.parquet", "SELECT 1::BIGINT AS id, 'a' AS email",
+              &rows);
+    commit_dataset(f, "staff", "extra", LH_MODE_CREATE, "datasets/staff/s1.parquet", rows);
+    expect_csv(f, "SELECT p.id FROM people p JOIN staff s ON p.id = s.id", "id\r\n1\r\n");
+
+    char buf[4096];
+    ssize_t n;
+    size_t total = 0, lines = 0;
+    while ((n = lh_query_read(running, buf, sizeof(buf))) > 0) {
+        total += (size_t)n;
+        for (ssize_t i = 0; i < n; i++)
+            lines += buf[i] == '\n';
+    }
+    assert_int_equal(n, 0);
+    assert_int_equal(lines, 5001);
+    assert_null(lh_query_error(running));
+    lh_query_free(running);
+
+    /* removing the bucket takes its folder out of the sandbox again */
+    assert_int_equal(lh_catalog_delete(f->cat, "staff", "test", &err), 0);
+    assert_int_equal(lh_catalog_remove_bucket(f->cat, "extra", &err), 0);
+    assert_null(query_csv(f, read_sql, &err));
+    expect_csv(f, "SELECT count(*) AS n FROM people", "n\r\n5000\r\n");
+
+    free(read_sql);
+    free(outside_lit);
+    free(outside);
+    free(tmp_lit);
+    free(tmp_file);
+    free(extra);
+}
+
+/* A folder that already holds datasets becomes a bucket: the catalog loads its manifests
+ * after the new generation is in place, and their views appear. Then everything is
+ * reopened: the registry is persisted and the views are seeded at open. */
+static void test_bucket_with_datasets(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    int64_t rows;
+
+    /* another lake, with its own engine (ours may not write there) */
+    fx *other = fx_new(2);
+    make_part(other, LH_BUCKET_PRIMARY, "datasets/books/b1.parquet",
+              "SELECT 5::BIGINT AS id, 'b' AS email", &rows);
+    commit_dataset(other, "books", LH_BUCKET_PRIMARY, LH_MODE_CREATE, "datasets/books/b1.parquet",
+                   rows);
+    lh_engine_close(other->eng);
+    lh_catalog_close(other->cat);
+    lh_storage_close(other->st);
+    other->eng = NULL;
+    other->cat = NULL;
+    other->st = NULL;
+
+    assert_null(query_csv(f, "SELECT id FROM books", &err));
+    assert_int_equal(lh_catalog_add_bucket(f->cat, "imported", other->data, &err), 0);
+    expect_csv(f, "SELECT id FROM books", "id\r\n5\r\n");
+
+    lh_engine_close(f->eng);
+    lh_catalog_close(f->cat);
+    lh_storage_close(f->st);
+    f->st = lh_storage_open(f->data, &err);
+    assert_non_null(f->st);
+    f->cat = lh_catalog_open(f->st, &err);
+    assert_non_null(f->cat);
+    fx_open_engine(f);
+    expect_csv(f, "SELECT id FROM __raw__books", "id\r\n5\r\n");
+    fx_free(other);
+}
+
+/* ---------------------------------------------------------------- concurrency */
+
+typedef struct {
+    lh_engine *eng;
+    int ok, busy, failed;
+} worker_arg;
+
+static void *worker(void *p)
+{
+    worker_arg *a = p;
+    for (int i = 0; i < 20; i++) {
+        lh_error err;
+        char *out = run_full(a->eng, "SELECT sum(i) AS s FROM range(20000) t(i)", LH_FORMAT_CSV, 10,
+                             30000, 64, &err, NULL, NULL, NULL);
+        if (out && strcmp(out, "s\r\n199990000\r\n") == 0)
+            a->ok++;
+        else if (!out && err.code == LH_EBUSY)
+            a->busy++;
+        else
+            a->failed++;
+        free(out);
+    }
+    return NULL;
+}
+
+static void test_concurrent_queries(void **state)
+{
+    fx *f = *state;
+    pthread_t th[6];
+    worker_arg args[6];
+    for (int i = 0; i < 6; i++) {
+        args[i] = (worker_arg){f->eng, 0, 0, 0};
+        pthread_create(&th[i], NULL, worker, &args[i]);
+    }
+    int ok = 0, failed = 0;
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        ok += args[i].ok;
+        failed += args[i].failed;
+    }
+    assert_int_equal(failed, 0);
+    assert_true(ok > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cells_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cells_match_duckdb_casts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_type_names_match_typeof, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_document, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_csv_quoting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ndjson, setup, teardown),
+        cmocka_unit_test(test_format_parse),
+        cmocka_unit_test(test_sql_quoting),
+        cmocka_unit_test_setup_teardown(test_row_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_mid_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_mid_stream, setup, teardown),
+        cmocka_unit_test(test_busy),
+        cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_statement_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_views_follow_catalog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bucket_add_regenerates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bucket_with_datasets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_queries, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

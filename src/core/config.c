@@ -72,10 +72,8 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     cfg->query_default_rows = 1000;
     cfg->query_timeout_ms = 30000;
     cfg->max_concurrent_queries = 8;
-    int rc = lh_config_set_data_dir(cfg, getenv("LH_DATA") && *getenv("LH_DATA")
-                                             ? getenv("LH_DATA")
-                                             : "./data",
-                                    err);
+    int rc = lh_config_set_data_dir(
+        cfg, getenv("LH_DATA") && *getenv("LH_DATA") ? getenv("LH_DATA") : "./data", err);
     if (rc)
         return rc;
     const char *listen = getenv("LH_LISTEN");
@@ -89,8 +87,7 @@ int lh_config_load(lh_config *cfg, lh_error *err)
         (rc = env_int64("LH_QUERY_MAX_ROWS", 1, 1LL << 40, &cfg->query_max_rows, err)) ||
         (rc = env_int64("LH_QUERY_DEFAULT_ROWS", 1, 1LL << 40, &cfg->query_default_rows, err)) ||
         (rc = env_int("LH_QUERY_TIMEOUT_MS", 1, 86400000, &cfg->query_timeout_ms, err)) ||
-        (rc = env_int("LH_MAX_CONCURRENT_QUERIES", 1, 1024, &cfg->max_concurrent_queries,
-                      err)) ||
+        (rc = env_int("LH_MAX_CONCURRENT_QUERIES", 1, 1024, &cfg->max_concurrent_queries, err)) ||
         (rc = env_int64("LH_DUCKDB_MEMORY_MB", 0, 1LL << 30, &cfg->duckdb_memory_mb, err)) ||
         (rc = env_int("LH_DUCKDB_THREADS", 0, 1024, &cfg->duckdb_threads, err)))
         return rc;

@@ -43,12 +43,13 @@ typedef enum {
     LH_EBUSY = -11,        /* 429: too many concurrent requests */
     LH_ETIMEOUT = -12,     /* 408: the query ran past its time limit */
     LH_EUNAVAILABLE = -13, /* 503: the server is shutting down or not configured */
+    LH_EMETHOD = -14,      /* 405: the path exists, the method does not */
 } lh_code;
 
 #define LH_ERROR_MSG_MAX 1024
 
 typedef struct lh_error {
-    int code;        /* an lh_code */
+    int code;         /* an lh_code */
     const char *kind; /* static string for the JSON "error" field, or NULL for the code's
                          default (see lh_error_kind) */
     char message[LH_ERROR_MSG_MAX];
@@ -90,6 +91,10 @@ int lh_fs_fsync_dir(const char *dir, lh_error *err);
 /* Writes data to path atomically: a temp file beside it, fsync, rename, fsync of the
  * folder. On failure the previous file (if any) is untouched and no temp remains. */
 int lh_fs_write_atomic(const char *path, const void *data, size_t len, lh_error *err);
+/* As lh_fs_write_atomic, with the file created in `mode` (e.g. 0600 for secrets: there is
+ * no moment at which the file exists with a wider mode). */
+int lh_fs_write_atomic_mode(const char *path, const void *data, size_t len, mode_t mode,
+                            lh_error *err);
 /* Makes an already-written file durable under its final name: fsync(tmp_path), rename to
  * final_path, fsync of the folder. On failure tmp_path is left for the caller to remove. */
 int lh_fs_commit(const char *tmp_path, const char *final_path, lh_error *err);
@@ -111,7 +116,9 @@ char *lh_path_absolute(const char *path, lh_error *err);
 /* ---------------------------------------------------------------- names */
 
 /* Dataset (and later view/profile) names: 1..128 bytes, [A-Za-z_][A-Za-z0-9_]*, not
- * starting with "__" (reserved for internal relations such as __raw__<name>).
+ * starting with "__" (reserved for internal relations such as __raw__<name>) nor with
+ * DuckDB's built-in prefixes duckdb_, sqlite_, pragma_, pg_ (any case), and not
+ * information_schema.
  * `what` names the thing in the message ("dataset name"). Returns 0 or LH_EINVAL. */
 int lh_name_validate(const char *name, const char *what, lh_error *err);
 /* Bucket names: 1..63 bytes of [a-z0-9_-], starting with a letter or digit. */

@@ -25,6 +25,7 @@ static const struct {
     {LH_EBUSY, "too_many_requests"},
     {LH_ETIMEOUT, "query_timeout"},
     {LH_EUNAVAILABLE, "unavailable"},
+    {LH_EMETHOD, "method_not_allowed"},
 };
 
 const char *lh_code_name(int code)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -259,6 +260,16 @@ int lh_name_validate(const char *name, const char *what, lh_error *err)
     if (n >= 2 && name[0] == '_' && name[1] == '_')
         return lh_error_set(err, LH_EINVAL, "%s '%s' starts with '__', which is reserved", what,
                             name);
+    /* DuckDB's built-in views live under these prefixes; a dataset named like one would
+     * shadow it or be confused with it. */
+    static const char *const reserved[] = {"duckdb_", "sqlite_", "pragma_", "pg_"};
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+        if (strncasecmp(name, reserved[i], strlen(reserved[i])) == 0)
+            return lh_error_set(err, LH_EINVAL,
+                                "%s '%s' starts with '%s', which is reserved for DuckDB", what,
+                                name, reserved[i]);
+    if (strcasecmp(name, "information_schema") == 0)
+        return lh_error_set(err, LH_EINVAL, "%s 'information_schema' is reserved", what);
     return 0;
 }
 
@@ -271,8 +282,8 @@ int lh_bucket_name_validate(const char *name, lh_error *err)
         return lh_error_set(err, LH_EINVAL, "bucket name is %zu bytes long; the limit is 63", n);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  (i > 0 && (c == '_' || c == '-'));
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (i > 0 && (c == '_' || c == '-'));
         if (!ok)
             return lh_error_set(err, LH_EINVAL,
                                 "bucket name is not valid: use lowercase letters, digits, '_' "

@@ -58,8 +58,8 @@ const char *lh_result_format_mime(lh_result_format f);
 
 typedef struct lh_query_opts {
     lh_result_format format;
-    int64_t max_rows;  /* rows returned at most; more → truncated: true */
-    int timeout_ms;    /* whole query, including streaming */
+    int64_t max_rows; /* rows returned at most; more → truncated: true */
+    int timeout_ms;   /* whole query, including streaming */
 } lh_query_opts;
 
 typedef struct lh_query lh_query;
@@ -68,8 +68,7 @@ typedef struct lh_query lh_query;
  * LH_EBUSY (all slots taken), LH_EINVAL kind "sql_error" with DuckDB's message (parse,
  * bind or execution errors), LH_ETIMEOUT kind "query_timeout". Caller frees with
  * lh_query_free (also when it stops reading early). */
-lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts,
-                         lh_error *err);
+lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts, lh_error *err);
 /* Writes up to cap bytes of rendered output into buf. Returns the byte count, 0 at the
  * end, or -1 on a mid-stream CSV failure (see above). Never blocks on the client. */
 ssize_t lh_query_read(lh_query *q, char *buf, size_t cap);
@@ -91,5 +90,35 @@ json_t *lh_engine_query_json(lh_engine *eng, const char *sql, lh_error *err);
 /* SQL quoting. Caller frees. */
 char *lh_sql_ident(const char *name);   /* "na""me" */
 char *lh_sql_literal(const char *text); /* 'it''s' */
+
+/* ---------------------------------------------------------------- SQL firewall */
+
+/* What the policy says of a relation name. */
+typedef enum {
+    LH_REL_ALLOW,   /* a relation of the lake the caller may read */
+    LH_REL_DENY,    /* hidden from this caller, or not a relation of the lake at all
+                       (DuckDB's built-in views, file paths): 403 */
+    LH_REL_UNKNOWN, /* no such dataset, and the caller may know that (it may read every
+                       dataset): 400 sql_error, like DuckDB's own catalog error */
+} lh_rel_access;
+
+/* What a caller may read. may_read answers for dataset (and later view) names.
+ * allowed_hint names the allowed relations for error messages ("allowed: people,
+ * orders"); may be NULL. */
+typedef struct lh_sql_policy {
+    bool allow_raw; /* may name __raw__<dataset> (admins) */
+    lh_rel_access (*may_read)(void *ctx, const char *relation);
+    void *ctx;
+    const char *allowed_hint;
+} lh_sql_policy;
+
+/* Checks user SQL before it runs (rules in firewall.c's header): parses it with DuckDB's
+ * parser and walks the whole tree. Returns 0 when it may run; LH_EFORBIDDEN kind
+ * "sql_forbidden" naming what was refused and why; LH_EINVAL kind "sql_error" for a
+ * parse error. */
+int lh_sql_firewall(lh_engine *eng, const char *sql, const lh_sql_policy *policy, lh_error *err);
+/* The same check on an already serialized tree (json_serialize_sql output), for tests and
+ * the fuzzer. */
+int lh_sql_firewall_tree(const char *serialized, const lh_sql_policy *policy, lh_error *err);
 
 #endif

@@ -1,0 +1,352 @@
+/*
+ * firewall.c: decides whether a user's SQL may run, before DuckDB executes anything.
+ *
+ * The statement is parsed by DuckDB's own parser (json_serialize_sql, with the SQL passed
+ * as a string literal, so it is data to the parser, never code) and the resulting tree is
+ * walked in full. Rules:
+ *   - exactly one statement, and it must be a SELECT (WITH, UNION, subqueries allowed):
+ *     anything else does not serialize ("Only SELECT statements ...") and is refused;
+ *   - every base-table reference must be a CTE in scope, or a relation the policy says the
+ *     caller may read (a dataset the caller may see; __raw__<name> only when allow_raw).
+ *     That excludes DuckDB's built-in views (duckdb_tables, sqlite_master, ...), schema-
+ *     or catalog-qualified names (information_schema.tables, memory.main.x) and
+ *     replacement scans of files (FROM '/etc/passwd');
+ *   - CTE scoping is resolved conservatively: a non-recursive CTE's body sees only the
+ *     CTEs defined before it, a recursive one also itself, the main query all of them.
+ *     A name treated as a table when DuckDB would treat it as a CTE only costs a false
+ *     refusal; the reverse would be a leak, and cannot happen under these rules;
+ *   - table functions only from an allowlist (range, generate_series, unnest);
+ *   - scalar functions that read files, settings or other SQL are refused (denylist by
+ *     name and prefix: current_setting, json_serialize_plan, json_execute_serialized_sql,
+ *     read_*, ...);
+ *   - SHOW_REF (DESCRIBE/SUMMARIZE) only over a readable relation or a checked query;
+ *     time travel (AT clauses) is refused.
+ * DuckDB's sandbox (external access off, allowed folders, locked configuration) is the
+ * second wall behind this one.
+ */
+#include "query.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define RAW_PREFIX "__raw__"
+
+static const char *const allowed_table_functions[] = {"range", "generate_series", "unnest"};
+
+/* Exact names of scalar functions that reach outside the query's data. */
+static const char *const denied_functions[] = {
+    "current_setting",
+    "getenv",
+    "json_serialize_plan",
+    "json_serialize_sql",
+    "json_deserialize_sql",
+    "json_execute_serialized_sql",
+    "query",
+    "query_table",
+    "glob",
+    "sniff_csv",
+    "checkpoint",
+    "force_checkpoint",
+    "enable_profiling",
+    "disable_profiling",
+    "load_extension",
+    "install_extension",
+};
+/* Prefixes of function families that read files or the database's own catalog. */
+static const char *const denied_prefixes[] = {"read_",    "duckdb_",  "pragma_", "sqlite_",
+                                              "parquet_", "iceberg_", "delta_",  "json_execute"};
+
+/* Table-reference node types that may appear; anything else is refused. */
+static const char *const allowed_ref_types[] = {"BASE_TABLE", "TABLE_FUNCTION",  "JOIN",
+                                                "SUBQUERY",   "EXPRESSION_LIST", "EMPTY",
+                                                "EMPTY_FROM", "SHOW_REF",        "PIVOT"};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+typedef struct scope {
+    const char **names;
+    size_t n;
+    const struct scope *up;
+} scope;
+
+typedef struct walker {
+    const lh_sql_policy *policy;
+    lh_error *err;
+    int depth;
+} walker;
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool in_scope(const scope *sc, const char *name)
+{
+    for (; sc; sc = sc->up)
+        for (size_t i = 0; i < sc->n; i++)
+            if (strcasecmp(sc->names[i], name) == 0)
+                return true;
+    return false;
+}
+
+static int forbid(walker *w, const char *fmt, const char *arg)
+{
+    return lh_error_setk(w->err, LH_EFORBIDDEN, "sql_forbidden", fmt, arg);
+}
+
+static int walk(walker *w, json_t *node, const scope *sc);
+
+static int check_relation(walker *w, json_t *ref, const scope *sc)
+{
+    const char *table = lh_json_str(ref, "table_name");
+    const char *schema = lh_json_str(ref, "schema_name");
+    const char *catalog = lh_json_str(ref, "catalog_name");
+    if (!table)
+        return forbid(w, "%s", "a table reference without a name was refused");
+    if ((schema && *schema) || (catalog && *catalog))
+        return lh_error_setk(w->err, LH_EFORBIDDEN, "sql_forbidden",
+                             "qualified name '%s%s%s%s%s' refused: name datasets without a "
+                             "schema or catalog",
+                             catalog && *catalog ? catalog : "", catalog && *catalog ? "." : "",
+                             schema && *schema ? schema : "", schema && *schema ? "." : "", table);
+    json_t *at = json_object_get(ref, "at_clause");
+    if (at && !json_is_null(at))
+        return forbid(w, "time travel (AT clause) on '%s' is not supported", table);
+    if (in_scope(sc, table))
+        return 0;
+    const lh_sql_policy *p = w->policy;
+    const char *name = table;
+    if (strncasecmp(table, RAW_PREFIX, strlen(RAW_PREFIX)) == 0) {
+        if (!p->allow_raw)
+            return forbid(w, "raw relation '%s' is for admins only", table);
+        name = table + strlen(RAW_PREFIX);
+    }
+    lh_rel_access access = p->may_read(p->ctx, name);
+    if (access == LH_REL_ALLOW)
+        return 0;
+    if (access == LH_REL_UNKNOWN)
+        return lh_error_setk(w->err, LH_EINVAL, "sql_error",
+                             "Catalog Error: there is no dataset named '%s' (%s)", name,
+                             p->allowed_hint ? p->allowed_hint : "see GET /catalog/datasets");
+    return lh_error_setk(w->err, LH_EFORBIDDEN, "sql_forbidden",
+                         "relation '%s' is not one you may read (%s)", table,
+                         p->allowed_hint ? p->allowed_hint : "no relations are granted");
+}
+
+static int check_function(walker *w, json_t *fn, bool is_table_function)
+{
+    const char *name = lh_json_str(fn, "function_name");
+    if (!name)
+        return forbid(w, "%s", "a function without a name was refused");
+    if (is_table_function) {
+        const char *schema = lh_json_str(fn, "schema");
+        const char *catalog = lh_json_str(fn, "catalog");
+        if ((schema && *schema && strcasecmp(schema, "main") != 0) || (catalog && *catalog))
+            return forbid(w, "qualified table function '%s' refused", name);
+        if (!in_list(name, allowed_table_functions, COUNT(allowed_table_functions)))
+            return forbid(w,
+                          "table function '%s' refused: only range, generate_series and "
+                          "unnest may be called; read data through datasets",
+                          name);
+        return 0;
+    }
+    if (in_list(name, denied_functions, COUNT(denied_functions)))
+        return forbid(w, "function '%s' refused: it reaches outside the query's data", name);
+    for (size_t i = 0; i < COUNT(denied_prefixes); i++)
+        if (strncasecmp(name, denied_prefixes[i], strlen(denied_prefixes[i])) == 0)
+            return forbid(w, "function '%s' refused: it reaches outside the query's data", name);
+    return 0;
+}
+
+/* A query node's CTEs: each body is walked with the CTEs before it in scope (and itself
+ * when recursive); returns the scope for the rest of the node in *body_scope (names owned
+ * by the caller's array). */
+static int walk_ctes(walker *w, json_t *cte_map, const scope *outer, const char **names,
+                     size_t *n_names)
+{
+    json_t *map = json_object_get(cte_map, "map");
+    size_t i;
+    json_t *entry;
+    *n_names = 0;
+    json_array_foreach(map, i, entry)
+    {
+        const char *key = lh_json_str(entry, "key");
+        json_t *value = json_object_get(entry, "value");
+        if (!key || !value)
+            return forbid(w, "%s", "a malformed WITH clause was refused");
+        json_t *qnode = json_object_get(json_object_get(value, "query"), "node");
+        const char *qtype = lh_json_str(qnode, "type");
+        bool recursive = qtype && strcmp(qtype, "RECURSIVE_CTE_NODE") == 0 &&
+                         lh_json_str(qnode, "cte_name") &&
+                         strcasecmp(lh_json_str(qnode, "cte_name"), key) == 0;
+        scope s = {names, *n_names + (recursive ? 1 : 0), outer};
+        names[*n_names] = key; /* visible to the body only when recursive (count above) */
+        int rc = walk(w, value, &s);
+        if (rc)
+            return rc;
+        (*n_names)++;
+    }
+    return 0;
+}
+
+static int walk_object(walker *w, json_t *node, const scope *sc)
+{
+    const char *type = lh_json_str(node, "type");
+    const char *klass = lh_json_str(node, "class");
+    int rc;
+
+    json_t *cte_map = json_object_get(node, "cte_map");
+    const char **names = NULL;
+    scope inner = {NULL, 0, sc};
+    if (json_is_object(cte_map)) {
+        size_t n = json_array_size(json_object_get(cte_map, "map"));
+        if (n > 0) {
+            names = lh_xcalloc(n + 1, sizeof(char *));
+            size_t got = 0;
+            if ((rc = walk_ctes(w, cte_map, sc, names, &got)) != 0)
+                goto out;
+            inner.names = names;
+            inner.n = got;
+            sc = &inner;
+        }
+    }
+
+    if (!klass && type) {
+        /* A table reference sits under from_table / left / right / source; query nodes
+         * (SELECT_NODE, SET_OPERATION_NODE, ...) also have a type but a known set. */
+        if (json_object_get(node, "table_name") && strcmp(type, "BASE_TABLE") == 0) {
+            if ((rc = check_relation(w, node, sc)) != 0)
+                goto out;
+        } else if (strcmp(type, "TABLE_FUNCTION") == 0) {
+            if ((rc = check_function(w, json_object_get(node, "function"), true)) != 0)
+                goto out;
+        } else if (strcmp(type, "SHOW_REF") == 0) {
+            const char *table = lh_json_str(node, "table_name");
+            json_t *q = json_object_get(node, "query");
+            if ((!q || json_is_null(q)) && !(table && *table)) {
+                rc = forbid(w, "%s", "SHOW refused: it lists relations you may not see");
+                goto out;
+            }
+            if (table && *table) {
+                json_t *ref = json_pack("{s:s}", "table_name", table);
+                rc = check_relation(w, ref, sc);
+                json_decref(ref);
+                if (rc)
+                    goto out;
+            }
+        }
+    }
+    if (klass && strcmp(klass, "FUNCTION") == 0 && (rc = check_function(w, node, false)) != 0)
+        goto out;
+
+    /* Table-reference positions only hold known reference types. */
+    static const char *const ref_keys[] = {"from_table", "left", "right", "source"};
+    for (size_t i = 0; i < COUNT(ref_keys); i++) {
+        json_t *ref = json_object_get(node, ref_keys[i]);
+        const char *rt = lh_json_str(ref, "type");
+        if (!rt || lh_json_str(ref, "class"))
+            continue;
+        bool is_query_node = strstr(rt, "_NODE") != NULL;
+        if (!is_query_node && !in_list(rt, allowed_ref_types, COUNT(allowed_ref_types))) {
+            rc = forbid(w, "table reference of kind '%s' refused", rt);
+            goto out;
+        }
+    }
+
+    const char *key;
+    json_t *child;
+    json_object_foreach(node, key, child)
+    {
+        if (strcmp(key, "cte_map") == 0)
+            continue;
+        if ((rc = walk(w, child, sc)) != 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(names);
+    return rc;
+}
+
+static int walk(walker *w, json_t *node, const scope *sc)
+{
+    if (++w->depth > 4000) {
+        w->depth--;
+        return forbid(w, "%s", "the statement is nested too deeply");
+    }
+    int rc = 0;
+    if (json_is_object(node)) {
+        rc = walk_object(w, node, sc);
+    } else if (json_is_array(node)) {
+        size_t i;
+        json_t *child;
+        json_array_foreach(node, i, child)
+        {
+            if ((rc = walk(w, child, sc)) != 0)
+                break;
+        }
+    }
+    w->depth--;
+    return rc;
+}
+
+int lh_sql_firewall_tree(const char *serialized, const lh_sql_policy *policy, lh_error *err)
+{
+    json_error_t jerr;
+    /* Node positions are uint64 (18446744073709551615 for "none"), past jansson's integer
+     * range; the walk needs no numbers, so integers are decoded as reals. */
+    json_t *doc = json_loads(serialized, JSON_DECODE_INT_AS_REAL, &jerr);
+    int rc = 0;
+    if (!json_is_object(doc)) {
+        rc = lh_error_set(err, LH_EINTERNAL, "cannot read the parser's output: %s", jerr.text);
+        goto out;
+    }
+    if (json_is_true(json_object_get(doc, "error"))) {
+        const char *type = lh_json_str(doc, "error_type");
+        const char *msg = lh_json_str(doc, "error_message");
+        if (type && strcmp(type, "parser") == 0)
+            rc = lh_error_setk(err, LH_EINVAL, "sql_error", "Parser Error: %s",
+                               msg ? msg : "syntax error");
+        else
+            rc = lh_error_setk(err, LH_EFORBIDDEN, "sql_forbidden",
+                               "only a single SELECT statement may run (%s)",
+                               msg && strstr(msg, "Only SELECT") ? "this is not a SELECT"
+                                                                 : (msg ? msg : "refused"));
+        goto out;
+    }
+    json_t *stmts = json_object_get(doc, "statements");
+    if (json_array_size(stmts) != 1) {
+        rc = lh_error_setk(err, LH_EFORBIDDEN, "sql_forbidden",
+                           "exactly one SELECT statement may run; this text holds %zu",
+                           json_array_size(stmts));
+        goto out;
+    }
+    walker w = {policy, err, 0};
+    rc = walk(&w, json_array_get(stmts, 0), NULL);
+out:
+    json_decref(doc);
+    return rc;
+}
+
+int lh_sql_firewall(lh_engine *eng, const char *sql, const lh_sql_policy *policy, lh_error *err)
+{
+    if (!sql || !*sql)
+        return lh_error_setk(err, LH_EINVAL, "sql_error", "the SQL text is empty");
+    char *lit = lh_sql_literal(sql);
+    char *probe = lh_xasprintf("SELECT json_serialize_sql(%s)", lit);
+    free(lit);
+    json_t *res = lh_engine_query_json(eng, probe, err);
+    free(probe);
+    if (!res)
+        return err ? err->code : LH_EINTERNAL;
+    const char *text =
+        json_string_value(json_array_get(json_array_get(json_object_get(res, "rows"), 0), 0));
+    int rc = text ? lh_sql_firewall_tree(text, policy, err)
+                  : lh_error_set(err, LH_EINTERNAL, "the parser returned nothing");
+    json_decref(res);
+    return rc;
+}

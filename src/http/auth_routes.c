@@ -1,0 +1,75 @@
+/*
+ * auth_routes.c: HTTP glue for API keys. The key text appears exactly once, in the
+ * reply to its creation; it is never logged.
+ */
+#include "http_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void lh_h_keys_list(lh_req *r)
+{
+    lh_reply_json(r, 200, json_pack("{s:o}", "keys", lh_auth_list(lh_req_app(r)->auth)));
+}
+
+void lh_h_keys_create(lh_req *r)
+{
+    lh_error err;
+    json_t *body = lh_req_json(r, &err);
+    lh_role role = LH_ROLE_ANALYST;
+    if (!body) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    const char *name = lh_json_str(body, "name");
+    json_t *profile = json_object_get(body, "profile");
+    json_t *datasets = json_object_get(body, "datasets");
+    const char *field;
+    json_t *v;
+    json_object_foreach(body, field, v)
+    {
+        if (strcmp(field, "name") && strcmp(field, "role") && strcmp(field, "profile") &&
+            strcmp(field, "datasets")) {
+            lh_error_set(&err, LH_EINVAL,
+                         "unknown field '%s' (fields: name, role, profile, datasets)", field);
+            lh_reply_error(r, &err);
+            return;
+        }
+    }
+    if (!name || (profile && !json_is_null(profile) && !json_is_string(profile))) {
+        lh_error_set(&err, LH_EINVAL,
+                     "body must be {\"name\": string, \"role\": string, \"profile\"?: string, "
+                     "\"datasets\"?: [string]}");
+        lh_reply_error(r, &err);
+        return;
+    }
+    if (lh_role_parse(lh_json_str(body, "role"), &role, &err) != 0) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    char *key = NULL;
+    json_t *info = NULL;
+    if (lh_auth_create(lh_req_app(r)->auth, name, role, json_string_value(profile),
+                       json_is_null(datasets) ? NULL : datasets, &key, &info, &err) != 0) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    json_object_set_new(info, "key", json_string(key));
+    json_object_set_new(info, "note",
+                        json_string("store this key now: it is shown only once and only a "
+                                    "hash of it is kept"));
+    memset(key, 0, strlen(key));
+    free(key);
+    lh_reply_json(r, 201, info);
+}
+
+void lh_h_keys_revoke(lh_req *r)
+{
+    lh_error err;
+    const char *name = lh_req_param(r, 0);
+    if (lh_auth_revoke(lh_req_app(r)->auth, name, &err) != 0) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    lh_reply_json(r, 200, json_pack("{s:s,s:b}", "name", name, "revoked", 1));
+}

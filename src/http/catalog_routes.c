@@ -1,0 +1,84 @@
+/*
+ * catalog_routes.c: HTTP glue for dataset manifests.
+ */
+#include "http_internal.h"
+
+/* An agent sees only what it is granted; everyone else who reaches these routes sees the
+ * whole catalog's metadata. */
+static bool may_see(lh_req *r, const char *name)
+{
+    const lh_principal *p = lh_req_principal(r);
+    return !p || p->role != LH_ROLE_AGENT || lh_principal_may_read(p, name);
+}
+
+/* A route parameter that must be a valid dataset name the caller may see: a bad name is
+ * 400 (it can never exist); a hidden one is 403 naming what the caller may see. */
+static const char *dataset_param(lh_req *r, lh_error *err)
+{
+    const char *name = lh_req_param(r, 0);
+    if (lh_name_validate(name, "dataset name", err) != 0)
+        return NULL;
+    if (!may_see(r, name)) {
+        lh_buf b;
+        lh_buf_init(&b);
+        for (char **d = lh_req_principal(r)->datasets; d && *d; d++)
+            lh_buf_printf(&b, "%s%s", b.len ? ", " : "", *d);
+        lh_error_set(err, LH_EFORBIDDEN, "dataset '%s' is not granted to this key (granted: %s)",
+                     name, b.len ? b.data : "none");
+        lh_buf_free(&b);
+        return NULL;
+    }
+    return name;
+}
+
+void lh_h_datasets_list(lh_req *r)
+{
+    json_t *all = lh_catalog_list(lh_req_app(r)->cat);
+    json_t *out = json_array();
+    size_t i;
+    json_t *m;
+    json_array_foreach(all, i, m)
+    {
+        if (may_see(r, lh_json_str(m, "name")))
+            json_array_append(out, m);
+    }
+    json_decref(all);
+    lh_reply_json(r, 200, json_pack("{s:o}", "datasets", out));
+}
+
+void lh_h_dataset_get(lh_req *r)
+{
+    lh_error err;
+    const char *name = dataset_param(r, &err);
+    json_t *m = name ? lh_catalog_get(lh_req_app(r)->cat, name, &err) : NULL;
+    if (!m) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    lh_reply_json(r, 200, json_pack("{s:o}", "dataset", m));
+}
+
+void lh_h_dataset_delete(lh_req *r)
+{
+    lh_error err;
+    const char *name = dataset_param(r, &err);
+    if (!name || lh_catalog_delete(lh_req_app(r)->cat, name, lh_req_actor(r), &err) != 0) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    lh_reply_json(r, 200, json_pack("{s:s,s:b}", "name", name, "deleted", 1));
+}
+
+void lh_h_dataset_patch(lh_req *r)
+{
+    lh_error err;
+    const char *name = dataset_param(r, &err);
+    json_t *body = name ? lh_req_json(r, &err) : NULL;
+    json_t *m = NULL;
+    if (!body ||
+        lh_catalog_patch_metadata(lh_req_app(r)->cat, name, body, lh_req_actor(r), &m, &err) != 0) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    lh_reply_json(r, 200, json_pack("{s:o}", "dataset", m));
+}

@@ -1,0 +1,128 @@
+/*
+ * http_internal.h: what the server core (server.c) shares with the route table
+ * (routes.c) and the per-domain handler files (*_routes.c). Only src/http includes it.
+ *
+ * A handler receives a parsed request (route parameters, query string, headers, a JSON
+ * body or a finished upload) and answers with exactly one lh_reply_* call. Handlers never
+ * see libmicrohttpd.
+ */
+#ifndef LH_HTTP_INTERNAL_H
+#define LH_HTTP_INTERNAL_H
+
+#include "auth/auth.h"
+#include "catalog/catalog.h"
+#include "core/core.h"
+#include "ingest/ingest.h"
+#include "query/query.h"
+#include "storage/storage.h"
+
+#include <sys/types.h>
+
+/* Everything a handler may call into. Owned by lh_serve. */
+typedef struct lh_app {
+    lh_config *cfg;
+    lh_storage *st;
+    lh_catalog *cat;
+    lh_engine *eng;
+    lh_ingest *ing;
+    lh_auth *auth;
+} lh_app;
+
+typedef enum {
+    LH_BODY_NONE,   /* any body is refused (413 when non-empty) */
+    LH_BODY_JSON,   /* buffered up to cfg->max_json_body */
+    LH_BODY_UPLOAD, /* streamed to an lh_upload up to cfg->max_upload_bytes */
+} lh_body_kind;
+
+typedef struct lh_req lh_req;
+typedef void (*lh_handler)(lh_req *r);
+
+/* Called once, before the body is read, for LH_BODY_UPLOAD routes: validates the request
+ * (query string, headers) so a bad request is refused before gigabytes arrive, then calls
+ * lh_req_begin_upload. Returns 0 or an LH_E* code with err filled. */
+typedef int (*lh_precheck)(lh_req *r, lh_error *err);
+
+typedef struct lh_route {
+    const char *method;
+    const char *pattern; /* "/catalog/datasets/by-name/{name}/metadata" */
+    lh_body_kind body;
+    lh_handler handler;
+    lh_precheck precheck; /* NULL for none */
+    unsigned roles;       /* LH_ROLE_BIT()s allowed; 0 = public (no key needed) */
+} lh_route;
+
+#define LH_ROUTE_MAX_PARAMS 4
+
+/* The route table (routes.c). */
+extern const lh_route lh_routes[];
+extern const size_t lh_routes_count;
+
+/* Matches method + path against the table. Returns the route and fills params (copies
+ * the caller frees with free(), percent-decoded) or NULL; *path_matched is true when the
+ * path matched some route with another method (→ 405). Exposed for unit tests. */
+const lh_route *lh_route_match(const char *method, const char *path,
+                               char *params[LH_ROUTE_MAX_PARAMS], bool *path_matched);
+
+/* HTTP status of an error code (the one table). */
+int lh_http_status(int code);
+
+/* ---------------------------------------------------------------- request accessors */
+
+lh_app *lh_req_app(lh_req *r);
+/* Route parameter i (0-based, in pattern order). Borrowed; valid during the request. */
+const char *lh_req_param(lh_req *r, int i);
+/* Query-string argument (percent-decoded) or NULL. Borrowed. */
+const char *lh_req_query(lh_req *r, const char *name);
+/* Header value (case-insensitive name) or NULL. Borrowed. */
+const char *lh_req_header(lh_req *r, const char *name);
+/* Parsed JSON object body (LH_BODY_JSON routes); NULL + err when empty or invalid.
+ * Borrowed: freed with the request. */
+json_t *lh_req_json(lh_req *r, lh_error *err);
+/* Opens the upload file of an LH_BODY_UPLOAD route; its precheck calls this once the
+ * request is known to be valid (the format picks the file's extension for DuckDB). */
+int lh_req_begin_upload(lh_req *r, lh_file_format format, lh_error *err);
+/* The finished upload (LH_BODY_UPLOAD routes). Borrowed. */
+lh_upload *lh_req_upload(lh_req *r);
+/* Who is calling (key name; "anonymous" on public routes), for lineage and journals.
+ * Borrowed. */
+const char *lh_req_actor(lh_req *r);
+/* The authenticated caller, or NULL on public routes. Borrowed. */
+const lh_principal *lh_req_principal(lh_req *r);
+/* Per-request scratch pointer for prechecks to hand state to handlers (freed with
+ * free_fn at request end). */
+void lh_req_set_state(lh_req *r, void *state, void (*free_fn)(void *));
+void *lh_req_state(lh_req *r);
+
+/* ---------------------------------------------------------------- replies */
+
+/* Sends `body` (stolen: the reply decrefs it) as JSON with `status`. */
+void lh_reply_json(lh_req *r, int status, json_t *body);
+/* Sends {"error": kind, "message": message} with the code's status. */
+void lh_reply_error(lh_req *r, const lh_error *err);
+/* Streams a body produced by `read` (same contract as lh_query_read: >0 bytes, 0 at
+ * end, -1 to abort the response); `done` frees ctx when the response ends (also when
+ * the client goes away). */
+typedef ssize_t (*lh_stream_read)(void *ctx, char *buf, size_t cap);
+void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_read read,
+                     void *ctx, void (*done)(void *ctx));
+/* Sets an extra response header on the next reply (e.g. Retry-After). */
+void lh_reply_header(lh_req *r, const char *name, const char *value);
+
+/* ---------------------------------------------------------------- handlers */
+
+void lh_h_health(lh_req *r);
+void lh_h_buckets_list(lh_req *r);
+void lh_h_buckets_add(lh_req *r);
+void lh_h_buckets_remove(lh_req *r);
+void lh_h_datasets_list(lh_req *r);
+void lh_h_dataset_get(lh_req *r);
+void lh_h_dataset_delete(lh_req *r);
+void lh_h_dataset_patch(lh_req *r);
+int lh_pre_ingest_file(lh_req *r, lh_error *err);
+void lh_h_ingest_file(lh_req *r);
+void lh_h_query_sql(lh_req *r);
+void lh_h_keys_list(lh_req *r);
+void lh_h_keys_create(lh_req *r);
+void lh_h_keys_revoke(lh_req *r);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * query_routes.c: HTTP glue for POST /query/sql. The query starts (and fails, if it
+ * fails early) before the status line is sent; the rows then stream.
+ */
+#include "http_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The firewall's view of the caller: relations are datasets of the catalog the
+ * principal may read; nothing else (DuckDB's built-in views included) is a relation. */
+typedef struct policy_ctx {
+    lh_catalog *cat;
+    const lh_principal *who;
+} policy_ctx;
+
+static lh_rel_access policy_may_read(void *ctx, const char *relation)
+{
+    policy_ctx *p = ctx;
+    if (lh_principal_may_read(p->who, relation) && lh_catalog_exists(p->cat, relation))
+        return LH_REL_ALLOW;
+    /* Callers who may read every dataset may learn that one does not exist; a name that
+     * could never be a dataset (a path, a DuckDB built-in view) stays a refusal. Agents
+     * get 403 either way, so they cannot probe for datasets they are not granted. */
+    bool reads_all = p->who->role == LH_ROLE_ADMIN || p->who->role == LH_ROLE_ANALYST;
+    if (reads_all && lh_name_validate(relation, "dataset name", NULL) == 0)
+        return LH_REL_UNKNOWN;
+    return LH_REL_DENY;
+}
+
+/* "allowed: a, b" for agents; a pointer to the catalog for everyone else. Caller frees. */
+static char *allowed_hint(const lh_principal *who)
+{
+    if (who->role != LH_ROLE_AGENT)
+        return lh_xstrdup("any dataset listed by GET /catalog/datasets");
+    lh_buf b;
+    lh_buf_init(&b);
+    lh_buf_puts(&b, "allowed: ");
+    size_t start = b.len;
+    for (char **d = who->datasets; d && *d; d++)
+        lh_buf_printf(&b, "%s%s", b.len > start ? ", " : "", *d);
+    if (b.len == start)
+        lh_buf_puts(&b, "none");
+    return b.data;
+}
+
+static ssize_t query_read(void *ctx, char *buf, size_t cap)
+{
+    return lh_query_read(ctx, buf, cap);
+}
+
+static void query_done(void *ctx)
+{
+    lh_query *q = ctx;
+    const lh_error *e = lh_query_error(q);
+    if (e && e->code != LH_OK)
+        lh_log(LH_LOG_WARN, "query.failed_midstream", "{s:s,s:s}", "error", lh_error_kind(e),
+               "message", e->message);
+    lh_query_free(q);
+}
+
+void lh_h_query_sql(lh_req *r)
+{
+    lh_error err;
+    lh_app *app = lh_req_app(r);
+    json_t *body = lh_req_json(r, &err);
+    if (!body) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    json_t *sql = json_object_get(body, "sql");
+    if (!json_is_string(sql) || json_string_length(sql) == 0) {
+        lh_error_set(&err, LH_EINVAL, "body must have \"sql\": a non-empty string");
+        {
+            lh_reply_error(r, &err);
+            return;
+        }
+    }
+    lh_query_opts opts = {.max_rows = app->cfg->query_default_rows,
+                          .timeout_ms = app->cfg->query_timeout_ms};
+    json_t *fmt = json_object_get(body, "format");
+    if (fmt && !json_is_string(fmt)) {
+        lh_error_set(&err, LH_EINVAL, "\"format\" must be \"json\", \"csv\" or \"ndjson\"");
+        {
+            lh_reply_error(r, &err);
+            return;
+        }
+    }
+    if (lh_result_format_parse(json_string_value(fmt), &opts.format, &err) != 0) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    json_t *limit = json_object_get(body, "limit");
+    if (limit) {
+        if (!json_is_integer(limit) || json_integer_value(limit) < 0) {
+            lh_error_set(&err, LH_EINVAL, "\"limit\" must be a non-negative integer");
+            {
+                lh_reply_error(r, &err);
+                return;
+            }
+        }
+        opts.max_rows = json_integer_value(limit);
+        if (opts.max_rows > app->cfg->query_max_rows) {
+            lh_error_setk(&err, LH_EINVAL, "limit_too_large",
+                          "\"limit\" %lld is over the server's cap of %lld rows",
+                          (long long)opts.max_rows, (long long)app->cfg->query_max_rows);
+            {
+                lh_reply_error(r, &err);
+                return;
+            }
+        }
+    }
+    const lh_principal *who = lh_req_principal(r);
+    policy_ctx pctx = {app->cat, who};
+    char *hint = allowed_hint(who);
+    lh_sql_policy policy = {.allow_raw = who->role == LH_ROLE_ADMIN,
+                            .may_read = policy_may_read,
+                            .ctx = &pctx,
+                            .allowed_hint = hint};
+    int rc = lh_sql_firewall(app->eng, json_string_value(sql), &policy, &err);
+    free(hint);
+    if (rc != 0) {
+        if (rc == LH_EFORBIDDEN)
+            lh_log(LH_LOG_WARN, "query.refused", "{s:s,s:s}", "actor", who->name, "reason",
+                   err.message);
+        lh_reply_error(r, &err);
+        return;
+    }
+    lh_query *q = lh_query_start(app->eng, json_string_value(sql), &opts, &err);
+    if (!q) {
+        if (err.code == LH_EBUSY)
+            lh_reply_header(r, "Retry-After", "1");
+        {
+            lh_reply_error(r, &err);
+            return;
+        }
+    }
+    lh_reply_stream(r, 200, lh_result_format_mime(opts.format), query_read, q, query_done);
+}

@@ -1,0 +1,31 @@
+/*
+ * routes.c: the route table. One line per endpoint with the roles that may call it;
+ * docs/API.md documents each, docs/SECURITY.md the role matrix.
+ */
+#include "http_internal.h"
+
+#define ADMIN LH_ROLE_BIT(LH_ROLE_ADMIN)
+#define ANALYST LH_ROLE_BIT(LH_ROLE_ANALYST)
+#define AGENT LH_ROLE_BIT(LH_ROLE_AGENT)
+#define LEGAL LH_ROLE_BIT(LH_ROLE_LEGAL)
+#define PUBLIC 0u
+
+const lh_route lh_routes[] = {
+    {"GET", "/health", LH_BODY_NONE, lh_h_health, NULL, PUBLIC},
+    {"GET", "/storage/buckets", LH_BODY_NONE, lh_h_buckets_list, NULL, ADMIN | ANALYST},
+    {"POST", "/storage/buckets", LH_BODY_JSON, lh_h_buckets_add, NULL, ADMIN},
+    {"DELETE", "/storage/buckets/{name}", LH_BODY_NONE, lh_h_buckets_remove, NULL, ADMIN},
+    {"GET", "/catalog/datasets", LH_BODY_NONE, lh_h_datasets_list, NULL,
+     ADMIN | ANALYST | AGENT | LEGAL},
+    {"GET", "/catalog/datasets/by-name/{name}", LH_BODY_NONE, lh_h_dataset_get, NULL,
+     ADMIN | ANALYST | AGENT | LEGAL},
+    {"DELETE", "/catalog/datasets/by-name/{name}", LH_BODY_NONE, lh_h_dataset_delete, NULL, ADMIN},
+    {"PATCH", "/catalog/datasets/by-name/{name}/metadata", LH_BODY_JSON, lh_h_dataset_patch, NULL,
+     ADMIN},
+    {"POST", "/ingest/file", LH_BODY_UPLOAD, lh_h_ingest_file, lh_pre_ingest_file, ADMIN},
+    {"POST", "/query/sql", LH_BODY_JSON, lh_h_query_sql, NULL, ADMIN | ANALYST | AGENT},
+    {"GET", "/auth/keys", LH_BODY_NONE, lh_h_keys_list, NULL, ADMIN},
+    {"POST", "/auth/keys", LH_BODY_JSON, lh_h_keys_create, NULL, ADMIN},
+    {"DELETE", "/auth/keys/{name}", LH_BODY_NONE, lh_h_keys_revoke, NULL, ADMIN},
+};
+const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

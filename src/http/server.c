@@ -1,0 +1,724 @@
+/*
+ * server.c: libmicrohttpd glue. Owns the request lifecycle, body limits, replies, the
+ * error-code → status table, request logs and graceful shutdown.
+ *
+ * Threads: MHD's internal thread pool (cfg->http_threads) runs the handlers. A handler
+ * blocks its thread while it works (a query, an ingest's COPY); connections are accepted
+ * by whichever pool thread is free, so one slow request does not stall new connections.
+ *
+ * Request lifecycle (MHD calls the access handler several times per request):
+ *   1st call: match the route, check Content-Length against the route's cap, run the
+ *             route's precheck; any failure is answered at once, before the body is read
+ *             (MHD then closes the connection instead of reading the body).
+ *   next:     body bytes → JSON buffer (capped) or the upload file (capped); past a cap
+ *             the rest is discarded and 413 is answered at the end (a client that keeps
+ *             sending far beyond it is disconnected).
+ *   last:     the handler runs and queues exactly one reply.
+ * The completion callback logs the request and frees its state; the shutdown path waits
+ * for the count of live requests to reach zero, so in-flight requests finish.
+ *
+ * Paths are not unescaped by MHD (identity unescape callback): we split the raw path on
+ * '/' and percent-decode each segment, so "by-name/a%2Fb" is the name "a/b" (refused as
+ * invalid) rather than a different path.
+ */
+#include "http.h"
+#include "http_internal.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VERSION "0.1.0"
+/* A client that keeps sending this much past a body cap is disconnected, not drained. */
+#define DRAIN_SLACK (16LL << 20)
+#define SHUTDOWN_GRACE_MS 30000
+
+struct lh_req {
+    lh_app *app;
+    struct MHD_Connection *conn;
+    const lh_route *route;
+    char *params[LH_ROUTE_MAX_PARAMS];
+    char *path;
+    char method[16];
+    int64_t started_ms;
+    int64_t body_bytes;
+    lh_buf body;
+    json_t *json;
+    lh_upload *upload;
+    lh_principal *who; /* NULL on public routes */
+    bool failed;       /* err holds the reply to send once the body is drained */
+    bool replied;
+    int status;
+    lh_error err;
+    char *extra_name[4];
+    char *extra_value[4];
+    int n_extra;
+    void *state;
+    void (*state_free)(void *);
+    char *decoded_query; /* scratch for lh_req_query's last value */
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t idle;
+    int active;
+} live = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static int64_t started_at_ms;
+
+/* ---------------------------------------------------------------- status table */
+
+static const struct {
+    int code;
+    int status;
+} status_table[] = {
+    {LH_OK, 200},         {LH_EINVAL, 400},       {LH_ENOTFOUND, 404},    {LH_EEXISTS, 409},
+    {LH_EFORBIDDEN, 403}, {LH_EUNAUTH, 401},      {LH_ETOOLARGE, 413},    {LH_ECONFLICT, 409},
+    {LH_EIO, 500},        {LH_EINTERNAL, 500},    {LH_EUNSUPPORTED, 415}, {LH_EBUSY, 429},
+    {LH_ETIMEOUT, 408},   {LH_EUNAVAILABLE, 503}, {LH_EMETHOD, 405},
+};
+
+int lh_http_status(int code)
+{
+    for (size_t i = 0; i < sizeof(status_table) / sizeof(status_table[0]); i++)
+        if (status_table[i].code == code)
+            return status_table[i].status;
+    return 500;
+}
+
+/* ---------------------------------------------------------------- accessors */
+
+lh_app *lh_req_app(lh_req *r)
+{
+    return r->app;
+}
+
+const char *lh_req_param(lh_req *r, int i)
+{
+    return i >= 0 && i < LH_ROUTE_MAX_PARAMS ? r->params[i] : NULL;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) ('+' → ' ' when plus_is_space). A decoded NUL makes it return
+ * NULL, so "%00" can never silently truncate a name. Caller frees. */
+static char *pct_decode(const char *s, size_t n, bool plus_is_space)
+{
+    char *out = lh_xmalloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+            if (c == '\0') {
+                free(out);
+                return NULL;
+            }
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+const char *lh_req_query(lh_req *r, const char *name)
+{
+    const char *raw = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!raw)
+        return NULL;
+    free(r->decoded_query);
+    r->decoded_query = NULL;
+    /* MHD keeps arguments raw because our unescape callback is the identity; decode here.
+     * The returned pointer stays valid until the next lh_req_query call, so callers that
+     * need two values copy the first. */
+    r->decoded_query = pct_decode(raw, strlen(raw), true);
+    return r->decoded_query ? r->decoded_query : "";
+}
+
+const char *lh_req_header(lh_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+json_t *lh_req_json(lh_req *r, lh_error *err)
+{
+    if (r->json)
+        return r->json;
+    r->json = lh_json_parse_object(r->body.data, r->body.len, err);
+    return r->json;
+}
+
+lh_upload *lh_req_upload(lh_req *r)
+{
+    return r->upload;
+}
+
+int lh_req_begin_upload(lh_req *r, lh_file_format format, lh_error *err)
+{
+    r->upload = lh_upload_open(r->app->ing, format, err);
+    return r->upload ? 0 : (err ? err->code : LH_EIO);
+}
+
+const char *lh_req_actor(lh_req *r)
+{
+    return r->who ? r->who->name : "anonymous";
+}
+
+const lh_principal *lh_req_principal(lh_req *r)
+{
+    return r->who;
+}
+
+void lh_req_set_state(lh_req *r, void *state, void (*free_fn)(void *))
+{
+    if (r->state && r->state_free)
+        r->state_free(r->state);
+    r->state = state;
+    r->state_free = free_fn;
+}
+
+void *lh_req_state(lh_req *r)
+{
+    return r->state;
+}
+
+/* ---------------------------------------------------------------- replies */
+
+void lh_reply_header(lh_req *r, const char *name, const char *value)
+{
+    if (r->n_extra >= 4)
+        return;
+    r->extra_name[r->n_extra] = lh_xstrdup(name);
+    r->extra_value[r->n_extra] = lh_xstrdup(value);
+    r->n_extra++;
+}
+
+static void queue(lh_req *r, int status, struct MHD_Response *resp, const char *content_type)
+{
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    for (int i = 0; i < r->n_extra; i++)
+        MHD_add_response_header(resp, r->extra_name[i], r->extra_value[i]);
+    if (MHD_queue_response(r->conn, (unsigned)status, resp) != MHD_YES)
+        lh_log(LH_LOG_WARN, "http.queue_failed", "{s:s,s:i}", "path", r->path, "status", status);
+    MHD_destroy_response(resp);
+    r->replied = true;
+    r->status = status;
+}
+
+void lh_reply_json(lh_req *r, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    if (!text)
+        text = lh_xstrdup("{\"error\":\"internal_error\",\"message\":\"cannot render\"}");
+    size_t n = strlen(text);
+    text = lh_xrealloc(text, n + 2);
+    text[n++] = '\n';
+    text[n] = '\0';
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+    queue(r, status, resp, "application/json");
+}
+
+void lh_reply_error(lh_req *r, const lh_error *err)
+{
+    int status = lh_http_status(err->code);
+    if (status >= 500)
+        lh_log(LH_LOG_ERROR, "http.error", "{s:s,s:s,s:s,s:s}", "method", r->method, "path",
+               r->path, "error", lh_error_kind(err), "message", err->message);
+    lh_reply_json(r, status,
+                  json_pack("{s:s,s:s}", "error", lh_error_kind(err), "message", err->message));
+}
+
+typedef struct stream_ctx {
+    lh_stream_read read;
+    void *ctx;
+    void (*done)(void *);
+} stream_ctx;
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream_ctx *s = cls;
+    ssize_t n = s->read(s->ctx, buf, max);
+    if (n > 0)
+        return n;
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_free(void *cls)
+{
+    stream_ctx *s = cls;
+    if (s->done)
+        s->done(s->ctx);
+    free(s);
+}
+
+void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_read read,
+                     void *ctx, void (*done)(void *ctx))
+{
+    stream_ctx *s = lh_xcalloc(1, sizeof(*s));
+    s->read = read;
+    s->ctx = ctx;
+    s->done = done;
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+                                                                  stream_reader, s, stream_free);
+    if (!resp) {
+        stream_free(s);
+        lh_error e;
+        lh_error_set(&e, LH_EINTERNAL, "cannot create a streaming response");
+        lh_reply_error(r, &e);
+        return;
+    }
+    queue(r, status, resp, content_type);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void req_free(lh_req *r)
+{
+    for (int i = 0; i < LH_ROUTE_MAX_PARAMS; i++)
+        free(r->params[i]);
+    for (int i = 0; i < r->n_extra; i++) {
+        free(r->extra_name[i]);
+        free(r->extra_value[i]);
+    }
+    if (r->state && r->state_free)
+        r->state_free(r->state);
+    lh_principal_free(r->who);
+    free(r->path);
+    free(r->decoded_query);
+    lh_buf_free(&r->body);
+    json_decref(r->json);
+    lh_upload_free(r->upload);
+    free(r);
+}
+
+static void fail(lh_req *r, int code, const char *kind, const char *fmt, const char *arg)
+{
+    r->failed = true;
+    lh_error_setk(&r->err, code, kind, fmt, arg);
+}
+
+static int64_t body_cap(const lh_req *r)
+{
+    const lh_config *cfg = r->app->cfg;
+    if (r->route && r->route->body == LH_BODY_UPLOAD)
+        return cfg->max_upload_bytes;
+    if (r->route && r->route->body == LH_BODY_JSON)
+        return cfg->max_json_body;
+    return 0;
+}
+
+/* Bearer key → principal, then the route's role check. Runs before any body is read. */
+static int authenticate(lh_req *r)
+{
+    if (r->route->roles == 0)
+        return 0;
+    const char *h = lh_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *key = NULL;
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        key = h + 7;
+        while (*key == ' ')
+            key++;
+    }
+    if (!key || !*key) {
+        lh_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+        return lh_error_set(&r->err, LH_EUNAUTH,
+                            "missing API key: send 'Authorization: Bearer <key>'");
+    }
+    r->who = lh_auth_check(r->app->auth, key, &r->err);
+    if (!r->who) {
+        lh_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"");
+        return r->err.code;
+    }
+    if (!(r->route->roles & LH_ROLE_BIT(r->who->role)))
+        return lh_error_set(&r->err, LH_EFORBIDDEN, "role '%s' may not call %s %s",
+                            lh_role_name(r->who->role), r->method, r->route->pattern);
+    return 0;
+}
+
+/* First call: route, key and role, limits, precheck. */
+static void req_begin(lh_req *r, const char *method, const char *url)
+{
+    snprintf(r->method, sizeof(r->method), "%s", method);
+    r->path = lh_xstrdup(url);
+    bool path_matched = false;
+    r->route = lh_route_match(method, url, r->params, &path_matched);
+    if (!r->route) {
+        if (path_matched)
+            fail(r, LH_EMETHOD, NULL, "method %s is not allowed on this path", method);
+        else
+            fail(r, LH_ENOTFOUND, "not_found", "no endpoint at %s (see docs/API.md)", url);
+        return;
+    }
+    if (authenticate(r) != 0) {
+        r->failed = true;
+        return;
+    }
+    const char *cl = lh_req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        long long n = strtoll(cl, NULL, 10);
+        if (n > body_cap(r)) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "%lld bytes; the limit for this endpoint is %lld bytes", n,
+                     (long long)body_cap(r));
+            fail(r, LH_ETOOLARGE, NULL, "the request body is %s", msg);
+            return;
+        }
+    }
+    if (r->route->precheck && r->route->precheck(r, &r->err) != 0) {
+        r->failed = true;
+        return;
+    }
+    if (r->route->body == LH_BODY_UPLOAD && !r->upload) {
+        fail(r, LH_EINTERNAL, NULL, "%s", "the upload route opened no upload file");
+        return;
+    }
+}
+
+static void req_body(lh_req *r, const char *data, size_t len)
+{
+    r->body_bytes += (int64_t)len;
+    if (r->failed)
+        return;
+    if (r->body_bytes > body_cap(r)) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "%lld", (long long)body_cap(r));
+        fail(r, LH_ETOOLARGE, NULL, "the request body is over the limit of %s bytes", msg);
+        lh_upload_free(r->upload);
+        r->upload = NULL;
+        lh_buf_free(&r->body);
+        return;
+    }
+    if (r->route->body == LH_BODY_UPLOAD) {
+        if (lh_upload_write(r->upload, data, len, &r->err) != 0)
+            r->failed = true;
+    } else if (r->route->body == LH_BODY_JSON) {
+        lh_buf_append(&r->body, data, len);
+    }
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    lh_app *app = cls;
+    lh_req *r = *con_cls;
+    if (!r) {
+        r = lh_xcalloc(1, sizeof(*r));
+        r->app = app;
+        r->conn = conn;
+        r->started_ms = lh_now_ms();
+        lh_buf_init(&r->body);
+        *con_cls = r;
+        pthread_mutex_lock(&live.mu);
+        live.active++;
+        pthread_mutex_unlock(&live.mu);
+        req_begin(r, method, url);
+        if (r->failed) {
+            /* Answer before the body arrives; MHD closes the connection afterwards
+             * rather than reading a body nobody wants. */
+            lh_reply_error(r, &r->err);
+        }
+        return MHD_YES;
+    }
+    if (r->replied) {
+        /* Early reply already queued: swallow whatever MHD still hands us. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        req_body(r, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        if (r->failed && r->body_bytes > body_cap(r) + DRAIN_SLACK)
+            return MHD_NO; /* abusive sender: drop the connection */
+        return MHD_YES;
+    }
+    if (r->failed) {
+        /* The upload goes before the reply, so a client that sees the error never sees
+         * the scratch file. */
+        lh_upload_free(r->upload);
+        r->upload = NULL;
+        lh_reply_error(r, &r->err);
+        return MHD_YES;
+    }
+    if (r->route->body == LH_BODY_NONE && r->body_bytes > 0) {
+        lh_error e;
+        lh_error_set(&e, LH_EINVAL, "%s %s takes no request body", r->method, r->path);
+        lh_reply_error(r, &e);
+        return MHD_YES;
+    }
+    r->route->handler(r);
+    /* The reply is only queued; free the upload now, before MHD sends it. */
+    lh_upload_free(r->upload);
+    r->upload = NULL;
+    if (!r->replied) {
+        lh_error e;
+        lh_error_set(&e, LH_EINTERNAL, "the handler for %s %s produced no reply", r->method,
+                     r->path);
+        lh_reply_error(r, &e);
+    }
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    lh_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    lh_log(r->status >= 500 ? LH_LOG_WARN : LH_LOG_INFO, "http.request",
+           "{s:s,s:s,s:s,s:i,s:I,s:I,s:b}", "method", r->method, "path", r->path ? r->path : "",
+           "actor", lh_req_actor(r), "status", r->status, "ms",
+           (json_int_t)(lh_now_ms() - r->started_ms), "bytes_in", (json_int_t)r->body_bytes,
+           "completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+    req_free(r);
+    pthread_mutex_lock(&live.mu);
+    live.active--;
+    if (live.active == 0)
+        pthread_cond_broadcast(&live.idle);
+    pthread_mutex_unlock(&live.mu);
+}
+
+/* Identity unescape: paths and query arguments stay raw; we decode per segment. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    lh_log(LH_LOG_DEBUG, "http.mhd", "{s:s}", "message", msg);
+}
+
+/* ---------------------------------------------------------------- routes helpers */
+
+/* Splits a raw path into percent-decoded segments. Returns the count, or -1 when the path
+ * is malformed (a decoded NUL) or has too many segments. */
+static int split_path(const char *path, char **segs, int max)
+{
+    int n = 0;
+    const char *p = path;
+    if (*p != '/')
+        return -1;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *s = p;
+        while (*p && *p != '/')
+            p++;
+        if (n == max)
+            goto fail;
+        segs[n] = pct_decode(s, (size_t)(p - s), false);
+        if (!segs[n])
+            goto fail;
+        n++;
+    }
+    return n;
+fail:
+    for (int i = 0; i < n; i++)
+        free(segs[i]);
+    return -1;
+}
+
+const lh_route *lh_route_match(const char *method, const char *path,
+                               char *params[LH_ROUTE_MAX_PARAMS], bool *path_matched)
+{
+    enum { MAX_SEGS = 12 };
+    char *segs[MAX_SEGS];
+    *path_matched = false;
+    for (int i = 0; i < LH_ROUTE_MAX_PARAMS; i++)
+        params[i] = NULL;
+    int n = split_path(path, segs, MAX_SEGS);
+    if (n < 0)
+        return NULL;
+    const lh_route *found = NULL;
+    for (size_t ri = 0; ri < lh_routes_count && !found; ri++) {
+        const lh_route *rt = &lh_routes[ri];
+        char *psegs[MAX_SEGS];
+        int pn = split_path(rt->pattern, psegs, MAX_SEGS);
+        bool ok = pn == n;
+        int np = 0;
+        for (int i = 0; ok && i < n; i++) {
+            if (psegs[i][0] == '{')
+                np++;
+            else if (strcmp(psegs[i], segs[i]) != 0)
+                ok = false;
+        }
+        if (ok && np <= LH_ROUTE_MAX_PARAMS) {
+            if (strcmp(rt->method, method) == 0) {
+                found = rt;
+                int k = 0;
+                for (int i = 0; i < n; i++)
+                    if (psegs[i][0] == '{')
+                        params[k++] = lh_xstrdup(segs[i]);
+            } else {
+                *path_matched = true;
+            }
+        }
+        for (int i = 0; i < pn; i++)
+            free(psegs[i]);
+    }
+    for (int i = 0; i < n; i++)
+        free(segs[i]);
+    return found;
+}
+
+/* ---------------------------------------------------------------- health */
+
+void lh_h_health(lh_req *r)
+{
+    json_t *list = lh_catalog_list(r->app->cat);
+    size_t n = json_array_size(list);
+    json_decref(list);
+    lh_reply_json(r, 200,
+                  json_pack("{s:s,s:s,s:I,s:I}", "status", "ok", "version", VERSION, "datasets",
+                            (json_int_t)n, "uptime_s",
+                            (json_int_t)((lh_now_ms() - started_at_ms) / 1000)));
+}
+
+/* ---------------------------------------------------------------- serve */
+
+static int resolve_listen(const lh_config *cfg, struct sockaddr_storage *ss, lh_error *err)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    int rc = getaddrinfo(cfg->listen_host, port, &hints, &res);
+    if (rc != 0 || !res)
+        return lh_error_set(err, LH_EINVAL, "cannot resolve listen host '%s': %s", cfg->listen_host,
+                            gai_strerror(rc));
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int lh_serve(lh_config *cfg)
+{
+    lh_error err;
+    lh_error_clear(&err);
+    lh_app app = {.cfg = cfg};
+    struct MHD_Daemon *d = NULL;
+    int status = 1;
+    started_at_ms = lh_now_ms();
+
+    /* Signals are taken synchronously with sigwait below; every thread started from here
+     * on (DuckDB's, MHD's) inherits the blocked mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (lh_fs_mkdirs(cfg->data_dir, 0755, &err) != 0 ||
+        !(app.st = lh_storage_open(cfg->data_dir, &err)) ||
+        !(app.auth = lh_auth_open(cfg->data_dir, cfg->admin_key, &err)) ||
+        !(app.cat = lh_catalog_open(app.st, &err)) ||
+        !(app.eng = lh_engine_open(cfg, app.st, app.cat, &err)) ||
+        !(app.ing = lh_ingest_open(app.st, app.cat, app.eng, &err))) {
+        lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
+               "message", err.message);
+        goto out;
+    }
+
+    struct sockaddr_storage ss;
+    if (resolve_listen(cfg, &ss, &err) != 0) {
+        lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s}", "message", err.message);
+        goto out;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    d = MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_access, &app,
+                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+                         (unsigned)cfg->http_threads, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+                         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+    if (!d) {
+        lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s,s:i}", "message",
+               "cannot listen (address in use or not permitted?)", "host", cfg->listen_host, "port",
+               cfg->listen_port);
+        goto out;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    lh_log(LH_LOG_INFO, "server.listening", "{s:s,s:i,s:s,s:i}", "host", cfg->listen_host, "port",
+           info ? (int)info->port : cfg->listen_port, "data", cfg->data_dir, "threads",
+           cfg->http_threads);
+
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    lh_log(LH_LOG_INFO, "server.stopping", "{s:s}", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* Stop accepting, then let in-flight requests finish before tearing down. */
+    MHD_socket lsock = MHD_quiesce_daemon(d);
+    if (lsock != MHD_INVALID_SOCKET)
+        close(lsock);
+    int64_t deadline = lh_now_ms() + SHUTDOWN_GRACE_MS;
+    pthread_mutex_lock(&live.mu);
+    while (live.active > 0 && lh_now_ms() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&live.idle, &live.mu, &ts);
+    }
+    int left = live.active;
+    pthread_mutex_unlock(&live.mu);
+    if (left > 0)
+        lh_log(LH_LOG_WARN, "server.shutdown_grace_expired", "{s:i}", "requests", left);
+    status = 0;
+out:
+    if (d)
+        MHD_stop_daemon(d);
+    lh_ingest_close(app.ing);
+    lh_engine_close(app.eng);
+    lh_catalog_close(app.cat);
+    lh_auth_close(app.auth);
+    lh_storage_close(app.st);
+    if (status == 0)
+        lh_log(LH_LOG_INFO, "server.stopped", NULL);
+    return status;
+}

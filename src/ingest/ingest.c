@@ -1,0 +1,551 @@
+/*
+ * ingest.c: uploads to temp files, one DuckDB COPY into a staged Parquet part, commit.
+ *
+ * Order of durability (a crash at any point leaves the previous state intact):
+ *   1. the upload is written to <data>/_tmp/uploads/ (not synced: it is scratch);
+ *   2. COPY writes the part to a staging name in the bucket;
+ *   3. lh_storage_commit fsyncs and renames it to datasets/<name>/<id>/part-<hex>.parquet;
+ *   4. lh_catalog_commit_ingest writes the manifest atomically: the linearization point.
+ * A crash between 3 and 4 leaves an unreferenced part, which the catalog's orphan sweep
+ * removes at the next start; a failure we see removes it at once.
+ */
+#include "ingest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define UPLOAD_DIR "_tmp/uploads"
+/* Same statement shape as bench/duckdb_direct.c, so the benchmark compares like with like. */
+#define PARQUET_OPTIONS "(FORMAT parquet, COMPRESSION zstd)"
+#define COMPRESSION "zstd"
+
+struct lh_ingest {
+    lh_storage *st;
+    lh_catalog *cat;
+    lh_engine *eng;
+    char *upload_dir;
+};
+
+struct lh_upload {
+    char *path;
+    int fd;
+    int64_t size;
+};
+
+static const struct {
+    const char *name;
+    lh_file_format format;
+    const char *ext; /* DuckDB sniffs compression from the extension */
+} formats[] = {
+    {"csv", LH_FILE_CSV, "csv"},
+    {"json", LH_FILE_JSON, "json"},
+    {"ndjson", LH_FILE_NDJSON, "ndjson"},
+    {"parquet", LH_FILE_PARQUET, "parquet"},
+};
+#define N_FORMATS (sizeof(formats) / sizeof(formats[0]))
+
+int lh_file_format_parse(const char *s, lh_file_format *out, lh_error *err)
+{
+    for (size_t i = 0; s && i < N_FORMATS; i++) {
+        if (strcmp(s, formats[i].name) == 0) {
+            *out = formats[i].format;
+            return 0;
+        }
+    }
+    return lh_error_setk(err, LH_EINVAL, "invalid_format",
+                         "unknown format '%s': use csv, json, ndjson or parquet", s ? s : "(none)");
+}
+
+static const char *format_name(lh_file_format f)
+{
+    for (size_t i = 0; i < N_FORMATS; i++)
+        if (formats[i].format == f)
+            return formats[i].name;
+    return "csv";
+}
+
+static const char *format_ext(lh_file_format f)
+{
+    for (size_t i = 0; i < N_FORMATS; i++)
+        if (formats[i].format == f)
+            return formats[i].ext;
+    return "bin";
+}
+
+lh_ingest *lh_ingest_open(lh_storage *st, lh_catalog *cat, lh_engine *eng, lh_error *err)
+{
+    char *dir = lh_path_join(lh_storage_data_dir(st), UPLOAD_DIR);
+    /* Uploads left by a crash are scratch: nothing references them. */
+    if (lh_fs_remove_tree(dir, err) != 0 || lh_fs_mkdirs(dir, 0700, err) != 0) {
+        free(dir);
+        return NULL;
+    }
+    lh_ingest *ing = lh_xcalloc(1, sizeof(*ing));
+    ing->st = st;
+    ing->cat = cat;
+    ing->eng = eng;
+    ing->upload_dir = dir;
+    return ing;
+}
+
+void lh_ingest_close(lh_ingest *ing)
+{
+    if (!ing)
+        return;
+    free(ing->upload_dir);
+    free(ing);
+}
+
+/* ---------------------------------------------------------------- uploads */
+
+lh_upload *lh_upload_open(lh_ingest *ing, lh_file_format format, lh_error *err)
+{
+    char hex[33];
+    lh_random_hex(hex, 32);
+    char *path = lh_xasprintf("%s/upload-%s.%s", ing->upload_dir, hex, format_ext(format));
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        lh_error_set(err, LH_EIO, "cannot create an upload file: %s", strerror(errno));
+        free(path);
+        return NULL;
+    }
+    lh_upload *up = lh_xcalloc(1, sizeof(*up));
+    up->path = path;
+    up->fd = fd;
+    return up;
+}
+
+int lh_upload_write(lh_upload *up, const void *data, size_t len, lh_error *err)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(up->fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return lh_error_set(err, LH_EIO, "cannot store the upload: %s", strerror(errno));
+        p += w;
+        len -= (size_t)w;
+        up->size += w;
+    }
+    return 0;
+}
+
+int64_t lh_upload_size(const lh_upload *up)
+{
+    return up->size;
+}
+
+void lh_upload_free(lh_upload *up)
+{
+    if (!up)
+        return;
+    if (up->fd >= 0)
+        close(up->fd);
+    unlink(up->path);
+    free(up->path);
+    free(up);
+}
+
+/* ---------------------------------------------------------------- checks */
+
+/* The bucket a request writes to, given the existing dataset (or NULL). Caller frees. */
+static char *target_bucket(lh_ingest *ing, const lh_ingest_request *req, const json_t *existing,
+                           lh_error *err)
+{
+    const char *have = existing ? lh_json_str(existing, "bucket") : NULL;
+    if (req->bucket && *req->bucket) {
+        if (!lh_storage_bucket_exists(ing->st, req->bucket)) {
+            lh_storage_unknown_bucket(ing->st, req->bucket, err);
+            return NULL;
+        }
+        if (req->mode == LH_MODE_APPEND && have && strcmp(have, req->bucket) != 0) {
+            lh_error_setk(err, LH_ECONFLICT, "bucket_mismatch",
+                          "dataset '%s' lives in bucket '%s'; an append cannot target bucket "
+                          "'%s'",
+                          req->name, have, req->bucket);
+            return NULL;
+        }
+        return lh_xstrdup(req->bucket);
+    }
+    return lh_xstrdup(have ? have : LH_BUCKET_PRIMARY);
+}
+
+int lh_ingest_check(lh_ingest *ing, const lh_ingest_request *req, lh_error *err)
+{
+    int rc = lh_name_validate(req->name, "dataset name", err);
+    if (rc)
+        return rc;
+    if (req->delimiter && req->format != LH_FILE_CSV)
+        return lh_error_set(err, LH_EINVAL, "delimiter applies to CSV only");
+    if (req->delimiter && strlen(req->delimiter) != 1 && strcmp(req->delimiter, "\\t") != 0)
+        return lh_error_set(err, LH_EINVAL, "delimiter must be one character (or \\t)");
+    if (req->delimiter &&
+        (req->delimiter[0] == '\n' || req->delimiter[0] == '\r' || req->delimiter[0] == '"'))
+        return lh_error_set(err, LH_EINVAL, "delimiter cannot be a newline or a quote");
+    json_t *existing = lh_catalog_get(ing->cat, req->name, NULL);
+    if (req->mode == LH_MODE_CREATE && existing) {
+        json_decref(existing);
+        return lh_error_set(err, LH_EEXISTS,
+                            "dataset '%s' already exists; use mode=replace or mode=append",
+                            req->name);
+    }
+    if (req->mode == LH_MODE_APPEND && !existing)
+        return lh_error_set(err, LH_ENOTFOUND,
+                            "dataset '%s' does not exist; append needs an existing dataset "
+                            "(use mode=create)",
+                            req->name);
+    char *bucket = target_bucket(ing, req, existing, err);
+    json_decref(existing);
+    if (!bucket)
+        return err ? err->code : LH_EINVAL;
+    free(bucket);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- conversion */
+
+/* The delimiter the header line suggests: the most frequent of , ; TAB | outside quotes,
+ * or 0. Reads at most 64 KiB. */
+static char header_delimiter(const char *path)
+{
+    static const char candidates[] = {',', ';', '\t', '|'};
+    int counts[sizeof(candidates)] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[65536];
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    bool quoted = false;
+    for (ssize_t i = 0; i < n && (quoted || (buf[i] != '\n' && buf[i] != '\r')); i++) {
+        if (buf[i] == '"')
+            quoted = !quoted;
+        for (size_t c = 0; !quoted && c < sizeof(candidates); c++)
+            if (buf[i] == candidates[c])
+                counts[c]++;
+    }
+    char best = 0;
+    int best_count = 0;
+    for (size_t c = 0; c < sizeof(candidates); c++) {
+        if (counts[c] > best_count) {
+            best = candidates[c];
+            best_count = counts[c];
+        }
+    }
+    return best;
+}
+
+/* CSV dialect. DuckDB's sniffer is forgiving to a fault: given a malformed row it may
+ * settle on a dialect that skips the leading lines as a "preamble", or reads every line as
+ * one column, so the upload "succeeds" with rows silently dropped or mangled. We pin
+ * skip=0 (every line is a header or data) and strict parsing, and when the sniffer still
+ * lands on a single column although the header line holds a usual delimiter, we pin that
+ * delimiter so the bad row is reported as an error. *delim_out gets the delimiter to pin
+ * (0: let DuckDB choose). */
+static int csv_dialect(lh_ingest *ing, const char *path, const char *lit, char *delim_out,
+                       lh_error *duck)
+{
+    *delim_out = 0;
+    char *sql = lh_xasprintf("SELECT len(Columns) FROM sniff_csv(%s, skip=0)", lit);
+    json_t *res = lh_engine_query_json(ing->eng, sql, duck);
+    free(sql);
+    if (!res)
+        return duck->code;
+    json_t *cell = json_array_get(json_array_get(json_object_get(res, "rows"), 0), 0);
+    double columns = json_is_number(cell) ? json_number_value(cell) : 0;
+    json_decref(res);
+    if (columns <= 1)
+        *delim_out = header_delimiter(path);
+    return 0;
+}
+
+/* The table expression that reads the source file. Caller frees; NULL with *duck filled
+ * when the file cannot even be sniffed. */
+static char *source_relation(lh_ingest *ing, const lh_ingest_request *req, const char *path,
+                             lh_error *duck)
+{
+    char *lit = lh_sql_literal(path);
+    char *out = NULL;
+    switch (req->format) {
+    case LH_FILE_CSV: {
+        char pinned[2] = {0, 0};
+        if (req->delimiter)
+            pinned[0] = strcmp(req->delimiter, "\\t") == 0 ? '\t' : req->delimiter[0];
+        else if (csv_dialect(ing, path, lit, &pinned[0], duck) != 0)
+            break;
+        lh_buf b;
+        lh_buf_init(&b);
+        lh_buf_printf(&b, "read_csv(%s, auto_detect=true, skip=0, strict_mode=true", lit);
+        if (pinned[0]) {
+            char *d = lh_sql_literal(pinned);
+            lh_buf_printf(&b, ", delim=%s", d);
+            free(d);
+        }
+        if (req->header >= 0)
+            lh_buf_printf(&b, ", header=%s", req->header ? "true" : "false");
+        lh_buf_putc(&b, ')');
+        out = b.data;
+        break;
+    }
+    case LH_FILE_JSON:
+        out = lh_xasprintf("read_json(%s, format='auto')", lit);
+        break;
+    case LH_FILE_NDJSON:
+        out = lh_xasprintf("read_json(%s, format='newline_delimited')", lit);
+        break;
+    case LH_FILE_PARQUET:
+        out = lh_xasprintf("read_parquet(%s)", lit);
+        break;
+    }
+    free(lit);
+    return out;
+}
+
+/* Rewrites a DuckDB error about the source so it neither leaks our internal paths nor
+ * reads as a server fault: the upload's path becomes "the upload". I/O errors stay
+ * LH_EIO (a full disk is not the client's fault). */
+static int source_error(lh_error *err, const lh_ingest_request *req, const char *path,
+                        const lh_error *duck)
+{
+    const char *msg = duck->message;
+    lh_buf b;
+    lh_buf_init(&b);
+    size_t plen = strlen(path);
+    for (const char *p = msg; *p;) {
+        if (plen && strncmp(p, path, plen) == 0) {
+            lh_buf_puts(&b, "the upload");
+            p += plen;
+        } else {
+            lh_buf_putc(&b, *p++);
+        }
+    }
+    int rc;
+    if (strncmp(msg, "IO Error", 8) == 0 && !strstr(msg, "No magic bytes") &&
+        !strstr(msg, "too small to be a Parquet file"))
+        rc = lh_error_set(err, LH_EIO, "could not convert the %s file: %s",
+                          format_name(req->format), b.data ? b.data : "");
+    else
+        rc = lh_error_setk(err, LH_EINVAL, "invalid_file", "could not read the upload as %s: %s",
+                           format_name(req->format), b.data ? b.data : "");
+    lh_buf_free(&b);
+    return rc;
+}
+
+/* Column list [{name, type}] of a relation expression. Caller decrefs. */
+static json_t *describe(lh_ingest *ing, const char *relation, lh_error *err)
+{
+    char *sql = lh_xasprintf("DESCRIBE SELECT * FROM %s", relation);
+    json_t *res = lh_engine_query_json(ing->eng, sql, err);
+    free(sql);
+    if (!res)
+        return NULL;
+    json_t *schema = json_array();
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(res, "rows"), i, row)
+    {
+        json_t *col =
+            json_pack("{s:O,s:O}", "name", json_array_get(row, 0), "type", json_array_get(row, 1));
+        json_array_append_new(schema, col);
+    }
+    json_decref(res);
+    return schema;
+}
+
+/* The SELECT list for an append: the dataset's columns, in its order, cast to its types,
+ * matched by name (case-insensitively, as SQL does). Caller frees. */
+static char *append_projection(const json_t *dataset_schema, const json_t *source_schema,
+                               const char *name, lh_error *err)
+{
+    lh_buf b, missing, extra;
+    lh_buf_init(&b);
+    lh_buf_init(&missing);
+    lh_buf_init(&extra);
+    size_t i, j;
+    json_t *dcol, *scol;
+    json_array_foreach(dataset_schema, i, dcol)
+    {
+        const char *dn = lh_json_str(dcol, "name");
+        const char *src = NULL;
+        json_array_foreach(source_schema, j, scol)
+        {
+            const char *sn = lh_json_str(scol, "name");
+            if (sn && dn && strcasecmp(sn, dn) == 0)
+                src = sn;
+        }
+        if (!src) {
+            lh_buf_printf(&missing, "%s%s", missing.len ? ", " : "", dn);
+            continue;
+        }
+        char *si = lh_sql_ident(src), *di = lh_sql_ident(dn);
+        lh_buf_printf(&b, "%sCAST(%s AS %s) AS %s", i ? ", " : "", si, lh_json_str(dcol, "type"),
+                      di);
+        free(si);
+        free(di);
+    }
+    json_array_foreach(source_schema, j, scol)
+    {
+        const char *sn = lh_json_str(scol, "name");
+        bool found = false;
+        json_array_foreach(dataset_schema, i, dcol)
+        {
+            const char *dn = lh_json_str(dcol, "name");
+            if (sn && dn && strcasecmp(sn, dn) == 0)
+                found = true;
+        }
+        if (!found)
+            lh_buf_printf(&extra, "%s%s", extra.len ? ", " : "", sn);
+    }
+    char *out = NULL;
+    if (missing.len || extra.len) {
+        lh_error_setk(err, LH_EINVAL, "schema_mismatch",
+                      "the upload's columns differ from dataset '%s': missing [%s], "
+                      "unexpected [%s]",
+                      name, missing.len ? missing.data : "", extra.len ? extra.data : "");
+        lh_buf_free(&b);
+    } else {
+        out = b.data;
+    }
+    lh_buf_free(&missing);
+    lh_buf_free(&extra);
+    return out;
+}
+
+int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *req,
+                   json_t **manifest_out, lh_error *err)
+{
+    json_t *existing = NULL, *source_schema = NULL, *schema = NULL, *lineage = NULL;
+    char *bucket = NULL, *relation = NULL, *select = NULL, *key = NULL, *staged = NULL;
+    char *sql = NULL, *staged_lit = NULL;
+    bool committed_part = false;
+    lh_error duck;
+    int rc = lh_ingest_check(ing, req, err);
+    if (rc)
+        return rc;
+    if (lh_fs_size(path) <= 0) {
+        return lh_error_setk(err, LH_EINVAL, "empty_body",
+                             "the upload is empty; send the file as the request body");
+    }
+
+    existing = lh_catalog_get(ing->cat, req->name, NULL);
+    json_int_t expected_version = existing ? lh_json_int(existing, "version", 0) : 0;
+    bucket = target_bucket(ing, req, existing, err);
+    if (!bucket) {
+        rc = err ? err->code : LH_EINVAL;
+        goto out;
+    }
+
+    relation = source_relation(ing, req, path, &duck);
+    source_schema = relation ? describe(ing, relation, &duck) : NULL;
+    if (!source_schema) {
+        rc = source_error(err, req, path, &duck);
+        goto out;
+    }
+    if (req->mode == LH_MODE_APPEND) {
+        char *proj =
+            append_projection(json_object_get(existing, "schema"), source_schema, req->name, err);
+        if (!proj) {
+            rc = err ? err->code : LH_EINVAL;
+            goto out;
+        }
+        select = lh_xasprintf("SELECT %s FROM %s", proj, relation);
+        free(proj);
+    } else {
+        select = lh_xasprintf("SELECT * FROM %s", relation);
+    }
+
+    /* Append parts join the dataset's folder; create/replace start a fresh one, so the
+     * old generation's files are untouched until the new manifest is durable. */
+    const char *id = existing && req->mode == LH_MODE_APPEND ? lh_json_str(existing, "id") : NULL;
+    char fresh_id[33], part[17];
+    if (!id) {
+        lh_random_hex(fresh_id, 32);
+        id = fresh_id;
+    }
+    lh_random_hex(part, 16);
+    key = lh_xasprintf("datasets/%s/%s/part-%s.parquet", req->name, id, part);
+    staged = lh_storage_stage(ing->st, bucket, key, err);
+    if (!staged) {
+        rc = err ? err->code : LH_EIO;
+        goto out;
+    }
+    staged_lit = lh_sql_literal(staged);
+    sql = lh_xasprintf("COPY (%s) TO %s " PARQUET_OPTIONS, select, staged_lit);
+    int64_t rows = 0;
+    if (lh_engine_exec(ing->eng, sql, &rows, &duck) != 0) {
+        rc = source_error(err, req, path, &duck);
+        goto out;
+    }
+    free(sql);
+    sql = lh_xasprintf("read_parquet(%s)", staged_lit);
+    schema = describe(ing, sql, err);
+    if (!schema) {
+        rc = err ? err->code : LH_EINTERNAL;
+        goto out;
+    }
+    if ((rc = lh_storage_commit(ing->st, bucket, staged, key, err)) != 0)
+        goto out;
+    committed_part = true;
+
+    char ts[LH_TS_MAX], job[17];
+    lh_random_hex(job, 16);
+    lineage = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "source_system", "file", "source",
+                        req->source && *req->source ? req->source : "upload", "format",
+                        format_name(req->format), "job", job, "ingested_at", lh_time_rfc3339(ts),
+                        "actor", req->actor ? req->actor : "anonymous");
+    lh_catalog_commit c = {
+        .name = req->name,
+        .bucket = bucket,
+        .mode = req->mode,
+        .expected_version = expected_version,
+        .part_key = key,
+        .part_rows = rows,
+        .part_bytes = lh_storage_size(ing->st, bucket, key),
+        .schema = schema,
+        .lineage = lineage,
+        .compression = COMPRESSION,
+        .actor = req->actor ? req->actor : "anonymous",
+    };
+    rc = lh_catalog_commit_ingest(ing->cat, &c, manifest_out, err);
+    if (rc == 0)
+        committed_part = false; /* the manifest owns it now */
+    else
+        lh_log(LH_LOG_WARN, "ingest.commit_failed", "{s:s,s:s}", "dataset", req->name, "error",
+               err ? err->message : "");
+
+out:
+    if (committed_part)
+        lh_storage_delete(ing->st, bucket, key, NULL);
+    if (staged)
+        lh_storage_discard(staged);
+    json_decref(existing);
+    json_decref(source_schema);
+    json_decref(schema);
+    json_decref(lineage);
+    free(bucket);
+    free(relation);
+    free(select);
+    free(key);
+    free(staged);
+    free(staged_lit);
+    free(sql);
+    return rc;
+}
+
+int lh_ingest_upload(lh_ingest *ing, lh_upload *up, const lh_ingest_request *req,
+                     json_t **manifest_out, lh_error *err)
+{
+    if (up->size == 0)
+        return lh_error_setk(err, LH_EINVAL, "empty_body",
+                             "the request body is empty; send the file as the body");
+    /* Closing flushes nothing (no user-space buffer) but lets DuckDB see the final size. */
+    if (up->fd >= 0) {
+        close(up->fd);
+        up->fd = -1;
+    }
+    return lh_ingest_path(ing, up->path, req, manifest_out, err);
+}

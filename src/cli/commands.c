@@ -1,0 +1,648 @@
+/*
+ * commands.c: the subcommands of `lakehouse`, one static table {name, handler, flags,
+ * usage}. `serve` runs the server in this process; every other command is a client of a
+ * running server over HTTP (src/cli/client.c), so the CLI sees exactly what any other
+ * client sees, permissions included.
+ *
+ * Output: readable tables by default; --json prints the server's JSON re-indented but
+ * byte-for-byte otherwise; query results asked as CSV or NDJSON stream to stdout as they
+ * arrive. Errors go to stderr as "error: <code>: <message>".
+ */
+#include "cli/cli.h"
+#include "http/http.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cli_ctx {
+    const lh_cli_args *args;
+    lh_client *client; /* NULL for commands that need no server */
+    bool has_key;
+} cli_ctx;
+
+typedef struct command {
+    const char *name;
+    int (*run)(cli_ctx *ctx);
+    const lh_cli_flag_spec *flags;
+    int min_pos, max_pos;
+    bool needs_server;
+    const char *usage;
+    const char *summary;
+} command;
+
+static const command *find_command(const char *name);
+
+/* ---------------------------------------------------------------- output helpers */
+
+static int fail(const lh_error *err)
+{
+    fprintf(stderr, "error: %s: %s\n", lh_error_kind(err), err->message);
+    return LH_CLI_EXIT_ERROR;
+}
+
+static int fail_response(const cli_ctx *ctx, const lh_response *resp)
+{
+    lh_error err;
+    lh_response_error(resp, &err);
+    fprintf(stderr, "error: %s\n", err.message);
+    if (resp->status == 401 && !ctx->has_key)
+        fprintf(stderr, "hint: no API key was sent; pass --key KEY or set LH_KEY\n");
+    return LH_CLI_EXIT_ERROR;
+}
+
+static int usage_error(const command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nusage: lakehouse %s\n", cmd->usage);
+    va_end(ap);
+    return LH_CLI_EXIT_USAGE;
+}
+
+static void print_buf(const lh_buf *b)
+{
+    fwrite(b->data, 1, b->len, stdout);
+}
+
+static void print_json_pretty(const lh_response *resp)
+{
+    lh_buf out;
+    lh_buf_init(&out);
+    lh_cli_json_pretty(resp->body.data ? resp->body.data : "", resp->body.len, &out);
+    print_buf(&out);
+    lh_buf_free(&out);
+}
+
+/* 1234567 → "1,234,567": row counts read at a glance. */
+static void format_count(char *buf, size_t size, long long n)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof(digits), "%lld", n < 0 ? -n : n);
+    size_t o = 0;
+    if (n < 0 && o + 1 < size)
+        buf[o++] = '-';
+    for (int i = 0; i < len && o + 1 < size; i++) {
+        if (i > 0 && (len - i) % 3 == 0 && o + 1 < size)
+            buf[o++] = ',';
+        if (o + 1 < size)
+            buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+}
+
+static void format_bytes(char *buf, size_t size, double bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    size_t u = 0;
+    while (bytes >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(buf, size, u == 0 ? "%.0f %s" : "%.1f %s", bytes, units[u]);
+}
+
+/* GETs path and parses the JSON answer. Returns the exit code; *doc is set on success. */
+static int get_json(cli_ctx *ctx, const char *path, json_t **doc)
+{
+    lh_error err;
+    lh_response resp;
+    int rc = LH_CLI_EXIT_OK;
+    lh_response_init(&resp);
+    lh_request req = {.method = "GET", .path = path};
+    if (lh_client_send(ctx->client, &req, &resp, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    if (!lh_response_ok(&resp)) {
+        rc = fail_response(ctx, &resp);
+        goto out;
+    }
+    if (ctx->args->json) {
+        print_json_pretty(&resp);
+        *doc = NULL;
+        goto out;
+    }
+    *doc = lh_json_parse_object(resp.body.data ? resp.body.data : "", resp.body.len, &err);
+    if (!*doc)
+        rc = fail(&err);
+out:
+    lh_response_free(&resp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- serve */
+
+static const lh_cli_flag_spec serve_flags[] = {
+    {"--data", true},
+    {"--listen", true},
+    {NULL, false},
+};
+
+static int cmd_serve(cli_ctx *ctx)
+{
+    lh_config cfg;
+    lh_error err;
+    int rc;
+    const char *data = lh_cli_flag(ctx->args, "--data");
+    const char *listen = lh_cli_flag(ctx->args, "--listen");
+
+    if (lh_config_load(&cfg, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    if ((data && lh_config_set_data_dir(&cfg, data, &err) != 0) ||
+        (listen && lh_config_set_listen(&cfg, listen, &err) != 0)) {
+        fprintf(stderr, "error: %s\nusage: lakehouse %s\n", err.message,
+                find_command("serve")->usage);
+        rc = LH_CLI_EXIT_USAGE;
+        goto out;
+    }
+    rc = lh_serve(&cfg);
+out:
+    lh_config_free(&cfg);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- ingest */
+
+static const lh_cli_flag_spec ingest_flags[] = {
+    {"--name", true}, {"--format", true}, {"--mode", true}, {"--bucket", true}, {NULL, false},
+};
+
+static const char *const ingest_formats[] = {"csv", "json", "ndjson", "parquet", NULL};
+static const char *const ingest_modes[] = {"create", "replace", "append", NULL};
+
+static bool one_of(const char *s, const char *const *allowed)
+{
+    for (; *allowed; allowed++)
+        if (strcmp(s, *allowed) == 0)
+            return true;
+    return false;
+}
+
+/* "email (email, PII), salary (salary, Financial)" for the columns flagged as PII. */
+static void describe_pii(const json_t *manifest, lh_buf *out)
+{
+    size_t i;
+    const json_t *col;
+    json_array_foreach(json_object_get(manifest, "columns"), i, col)
+    {
+        if (!json_is_true(json_object_get(col, "is_pii")))
+            continue;
+        const char *kind = lh_json_str(col, "pii_kind");
+        const char *sens = lh_json_str(col, "sensitivity");
+        lh_buf_printf(out, "%s%s (%s%s%s)", out->len ? ", " : "", lh_json_str(col, "name"),
+                      kind ? kind : "?", sens ? ", " : "", sens ? sens : "");
+    }
+}
+
+static int cmd_ingest(cli_ctx *ctx)
+{
+    const command *cmd = find_command("ingest");
+    const lh_cli_args *a = ctx->args;
+    const char *file = a->pos[0];
+    const char *name = lh_cli_flag(a, "--name");
+    const char *format = lh_cli_flag(a, "--format");
+    const char *mode = lh_cli_flag(a, "--mode");
+    const char *bucket = lh_cli_flag(a, "--bucket");
+    char *e_name = NULL, *e_format = NULL, *e_mode = NULL, *path = NULL, *bucket_h = NULL;
+    json_t *doc = NULL;
+    lh_response resp;
+    lh_error err;
+    int rc = LH_CLI_EXIT_OK;
+    lh_response_init(&resp);
+
+    if (!name || !*name) {
+        rc = usage_error(cmd, "%s", "ingest needs --name (the dataset name)");
+        goto out;
+    }
+    if (!format)
+        format = lh_cli_format_from_path(file);
+    if (!format) {
+        rc = usage_error(cmd,
+                         "cannot tell the format of '%s' from its extension; pass --format "
+                         "csv|json|ndjson|parquet",
+                         file);
+        goto out;
+    }
+    if (!one_of(format, ingest_formats)) {
+        rc = usage_error(cmd, "unknown format '%s' (csv, json, ndjson, parquet)", format);
+        goto out;
+    }
+    if (mode && !one_of(mode, ingest_modes)) {
+        rc = usage_error(cmd, "unknown mode '%s' (create, replace, append)", mode);
+        goto out;
+    }
+    if (bucket && lh_bucket_name_validate(bucket, &err) != 0) {
+        rc = usage_error(cmd, "%s", err.message);
+        goto out;
+    }
+
+    e_name = lh_client_escape(name);
+    e_format = lh_client_escape(format);
+    e_mode = lh_client_escape(mode ? mode : "create");
+    path = lh_xasprintf("/ingest/file?name=%s&format=%s&mode=%s", e_name, e_format, e_mode);
+    bucket_h = bucket ? lh_xasprintf("X-Lakehouse-Bucket: %s", bucket) : NULL;
+    const char *headers[] = {bucket_h, NULL};
+    lh_request req = {
+        .method = "POST", .path = path, .upload_path = file, .extra_headers = headers};
+
+    int64_t started = lh_now_ms();
+    if (lh_client_send(ctx->client, &req, &resp, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    double seconds = (double)(lh_now_ms() - started) / 1000.0;
+    if (!lh_response_ok(&resp)) {
+        rc = fail_response(ctx, &resp);
+        goto out;
+    }
+    if (a->json) {
+        print_json_pretty(&resp);
+        goto out;
+    }
+    doc = lh_json_parse_object(resp.body.data ? resp.body.data : "", resp.body.len, &err);
+    if (!doc) {
+        rc = fail(&err);
+        goto out;
+    }
+    const json_t *m = json_object_get(doc, "dataset");
+    char rows[32], size[32], pii_none[] = "none";
+    format_count(rows, sizeof(rows), (long long)lh_json_int(m, "row_count", 0));
+    format_bytes(size, sizeof(size), (double)lh_json_int(m, "size_bytes", 0));
+    lh_buf pii;
+    lh_buf_init(&pii);
+    describe_pii(m, &pii);
+    lh_buf_putc(&pii, '\0');
+    printf("ingested %s into dataset '%s' (bucket %s, mode %s)\n", file,
+           lh_json_str(m, "name") ? lh_json_str(m, "name") : name,
+           lh_json_str(m, "bucket") ? lh_json_str(m, "bucket") : "?", mode ? mode : "create");
+    printf("  %s rows, %zu columns, %s of Parquet, %.2f s\n", rows,
+           json_array_size(json_object_get(m, "columns")), size, seconds);
+    printf("  PII columns: %s\n", pii.len > 1 ? pii.data : pii_none);
+    lh_buf_free(&pii);
+out:
+    json_decref(doc);
+    lh_response_free(&resp);
+    free(bucket_h);
+    free(path);
+    free(e_mode);
+    free(e_format);
+    free(e_name);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- sql */
+
+static const lh_cli_flag_spec sql_flags[] = {
+    {"--format", true},
+    {"--limit", true},
+    {NULL, false},
+};
+
+static const char *const sql_formats[] = {"json", "csv", "ndjson", NULL};
+
+/* `lakehouse sql -` reads the statement from stdin (for long queries and heredocs). */
+static char *read_stdin(void)
+{
+    lh_buf b;
+    char chunk[8192];
+    size_t n;
+    lh_buf_init(&b);
+    while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+        lh_buf_append(&b, chunk, n);
+    lh_buf_putc(&b, '\0');
+    return b.data;
+}
+
+/* Renders a JSON query result as a table. A result that failed part-way carries an
+ * "error" member after the rows that did arrive: print those, then fail. */
+static int print_query_table(const lh_response *resp)
+{
+    lh_error err;
+    lh_table t;
+    lh_buf out;
+    int rc = LH_CLI_EXIT_OK;
+    lh_buf_init(&out);
+    json_t *doc =
+        lh_cli_parse_query_result(resp->body.data ? resp->body.data : "", resp->body.len, &err);
+    if (!doc)
+        return fail(&err);
+    if (lh_table_from_query_result(doc, &t, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    lh_table_footer footer = {
+        .rows = lh_json_int(doc, "row_count", -1),
+        .truncated = json_is_true(json_object_get(doc, "truncated")),
+    };
+    lh_table_render(&t, &footer, &out);
+    print_buf(&out);
+    lh_table_free(&t);
+    const json_t *late = json_object_get(doc, "error");
+    if (late) {
+        const char *kind =
+            json_is_string(late) ? json_string_value(late) : lh_json_str(late, "error");
+        const char *msg = lh_json_str(json_is_object(late) ? late : doc, "message");
+        fprintf(stderr, "error: %s: %s\n", kind ? kind : "query_failed",
+                msg ? msg : "the query failed part-way");
+        rc = LH_CLI_EXIT_ERROR;
+    }
+out:
+    lh_buf_free(&out);
+    json_decref(doc);
+    return rc;
+}
+
+static int cmd_sql(cli_ctx *ctx)
+{
+    const command *cmd = find_command("sql");
+    const lh_cli_args *a = ctx->args;
+    const char *format = lh_cli_flag(a, "--format");
+    const char *limit_s = lh_cli_flag(a, "--limit");
+    char *sql = NULL, *body = NULL;
+    json_t *req_doc = NULL;
+    lh_response resp;
+    lh_error err;
+    int rc = LH_CLI_EXIT_OK;
+    lh_response_init(&resp);
+
+    if (format && !one_of(format, sql_formats)) {
+        rc = usage_error(cmd, "unknown format '%s' (json, csv, ndjson)", format);
+        goto out;
+    }
+    long long limit = -1;
+    if (limit_s) {
+        char *end;
+        errno = 0;
+        limit = strtoll(limit_s, &end, 10);
+        if (errno || *end || end == limit_s || limit < 1) {
+            rc = usage_error(cmd, "--limit must be a positive integer, not '%s'", limit_s);
+            goto out;
+        }
+    }
+    sql = strcmp(a->pos[0], "-") == 0 ? read_stdin() : lh_xstrdup(a->pos[0]);
+
+    bool raw = format && strcmp(format, "json") != 0;
+    req_doc = json_pack("{s:s, s:s}", "sql", sql, "format", raw ? format : "json");
+    if (!req_doc) {
+        rc = usage_error(cmd, "%s", "the SQL text is not valid UTF-8");
+        goto out;
+    }
+    if (limit > 0)
+        json_object_set_new(req_doc, "limit", json_integer(limit));
+    body = lh_json_dumps(req_doc);
+
+    lh_request req = {
+        .method = "POST", .path = "/query/sql", .json_body = body, .sink = raw ? stdout : NULL};
+    if (lh_client_send(ctx->client, &req, &resp, &err) != 0) {
+        fflush(stdout);
+        rc = fail(&err);
+        goto out;
+    }
+    if (!lh_response_ok(&resp)) {
+        rc = fail_response(ctx, &resp);
+        goto out;
+    }
+    if (raw)
+        goto out; /* already streamed to stdout */
+    if (a->json) {
+        print_json_pretty(&resp);
+        goto out;
+    }
+    rc = print_query_table(&resp);
+out:
+    json_decref(req_doc);
+    lh_response_free(&resp);
+    free(body);
+    free(sql);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- lists */
+
+/* Cell text of obj[key]: "" when absent, NULL (printed NULL) when null. Caller frees. */
+static char *member_cell(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    return v ? lh_cli_json_cell(v) : lh_xstrdup("");
+}
+
+static char *yes_no(const json_t *obj, const char *key)
+{
+    return lh_xstrdup(json_is_true(json_object_get(obj, key)) ? "yes" : "no");
+}
+
+static int cmd_datasets(cli_ctx *ctx)
+{
+    static const char *const headers[] = {"name",    "bucket",      "rows",      "size",
+                                          "columns", "sensitivity", "updated_at"};
+    enum { NCOLS = sizeof(headers) / sizeof(headers[0]) };
+    json_t *doc = NULL;
+    int rc = get_json(ctx, "/catalog/datasets", &doc);
+    if (rc != LH_CLI_EXIT_OK || !doc)
+        return rc;
+
+    lh_table t;
+    lh_buf out;
+    lh_table_init(&t, NCOLS, headers);
+    lh_buf_init(&out);
+    lh_table_set_align(&t, 2, LH_ALIGN_RIGHT);
+    lh_table_set_align(&t, 3, LH_ALIGN_RIGHT);
+    lh_table_set_align(&t, 4, LH_ALIGN_RIGHT);
+    size_t i;
+    const json_t *m;
+    json_array_foreach(json_object_get(doc, "datasets"), i, m)
+    {
+        char rows[32], size[32], ncols[32];
+        format_count(rows, sizeof(rows), (long long)lh_json_int(m, "row_count", 0));
+        format_bytes(size, sizeof(size), (double)lh_json_int(m, "size_bytes", 0));
+        snprintf(ncols, sizeof(ncols), "%zu", json_array_size(json_object_get(m, "columns")));
+        char *cells[NCOLS] = {member_cell(m, "name"),
+                              member_cell(m, "bucket"),
+                              lh_xstrdup(rows),
+                              lh_xstrdup(size),
+                              lh_xstrdup(ncols),
+                              member_cell(m, "sensitivity"),
+                              member_cell(m, "updated_at")};
+        lh_table_add_row(&t, (const char *const *)cells);
+        for (size_t c = 0; c < NCOLS; c++)
+            free(cells[c]);
+    }
+    lh_table_render(&t, NULL, &out);
+    print_buf(&out);
+    lh_buf_free(&out);
+    lh_table_free(&t);
+    json_decref(doc);
+    return LH_CLI_EXIT_OK;
+}
+
+static int cmd_buckets(cli_ctx *ctx)
+{
+    static const char *const headers[] = {"name", "backend", "root", "builtin", "available"};
+    enum { NCOLS = sizeof(headers) / sizeof(headers[0]) };
+    json_t *doc = NULL;
+    int rc = get_json(ctx, "/storage/buckets", &doc);
+    if (rc != LH_CLI_EXIT_OK || !doc)
+        return rc;
+
+    lh_table t;
+    lh_buf out;
+    lh_table_init(&t, NCOLS, headers);
+    lh_buf_init(&out);
+    size_t i;
+    const json_t *b;
+    json_array_foreach(json_object_get(doc, "buckets"), i, b)
+    {
+        char *cells[NCOLS] = {member_cell(b, "name"), member_cell(b, "backend"),
+                              member_cell(b, "root"), yes_no(b, "builtin"), yes_no(b, "available")};
+        lh_table_add_row(&t, (const char *const *)cells);
+        for (size_t c = 0; c < NCOLS; c++)
+            free(cells[c]);
+    }
+    lh_table_render(&t, NULL, &out);
+    print_buf(&out);
+    lh_buf_free(&out);
+    lh_table_free(&t);
+    json_decref(doc);
+    return LH_CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- help */
+
+static int cmd_help(cli_ctx *ctx);
+
+static const lh_cli_flag_spec no_flags[] = {{NULL, false}};
+
+static const command commands[] = {
+    {"serve", cmd_serve, serve_flags, 0, 0, false, "serve [--data DIR] [--listen HOST:PORT]",
+     "run the server (data folder default ./data or LH_DATA, address 127.0.0.1:8470)"},
+    {"ingest", cmd_ingest, ingest_flags, 1, 1, true,
+     "ingest FILE --name NAME [--format csv|json|ndjson|parquet] "
+     "[--mode create|replace|append] [--bucket BUCKET]",
+     "load a file into a dataset (format from the extension unless given)"},
+    {"sql", cmd_sql, sql_flags, 1, 1, true,
+     "sql \"SELECT ...\" [--format json|csv|ndjson] "
+     "[--limit N]",
+     "run a query (\"-\" reads it from stdin); csv and ndjson print the server's text"},
+    {"datasets", cmd_datasets, no_flags, 0, 0, true, "datasets", "list the datasets"},
+    {"buckets", cmd_buckets, no_flags, 0, 0, true, "buckets", "list the storage buckets"},
+    {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
+};
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static const lh_cli_flag_spec *command_flags(const char *name)
+{
+    const command *cmd = find_command(name);
+    return cmd ? cmd->flags : NULL;
+}
+
+static void print_help(FILE *f)
+{
+    fprintf(f, "lakehouse %s: a governed lakehouse for people data\n\nusage:\n", LH_VERSION);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  lakehouse %s\n      %s\n", commands[i].usage, commands[i].summary);
+    fprintf(f,
+            "\nglobal options:\n"
+            "  --server URL   server to talk to (default LH_SERVER or %s)\n"
+            "  --key KEY      API key (default LH_KEY, else <LH_DATA or ./data>/_secrets/"
+            "admin.key)\n"
+            "  --json         print the server's JSON instead of a table\n"
+            "  --help, -h     this help;  --version  the version\n",
+            LH_CLI_DEFAULT_SERVER);
+}
+
+static int cmd_help(cli_ctx *ctx)
+{
+    const char *topic = ctx->args->npos ? ctx->args->pos[0] : NULL;
+    const command *cmd = topic ? find_command(topic) : NULL;
+    if (topic && !cmd) {
+        fprintf(stderr, "error: unknown command '%s'\n\n", topic);
+        print_help(stderr);
+        return LH_CLI_EXIT_USAGE;
+    }
+    if (cmd)
+        printf("usage: lakehouse %s\n  %s\n", cmd->usage, cmd->summary);
+    else
+        print_help(stdout);
+    return LH_CLI_EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- entry point */
+
+int lh_cli_main(int argc, char **argv)
+{
+    lh_cli_args args;
+    lh_error err;
+    cli_ctx ctx = {.args = &args};
+    char *server = NULL, *key = NULL;
+    int rc;
+
+    if (lh_cli_parse(argc, argv, command_flags, &args, &err) != 0) {
+        const command *cmd = args.command ? find_command(args.command) : NULL;
+        fprintf(stderr, "error: %s\n", err.message);
+        if (cmd)
+            fprintf(stderr, "usage: lakehouse %s\n", cmd->usage);
+        else
+            print_help(stderr);
+        return LH_CLI_EXIT_USAGE;
+    }
+    if (args.version) {
+        printf("lakehouse %s\n", LH_VERSION);
+        return LH_CLI_EXIT_OK;
+    }
+    if (!args.command) {
+        print_help(args.help ? stdout : stderr);
+        return args.help ? LH_CLI_EXIT_OK : LH_CLI_EXIT_USAGE;
+    }
+    const command *cmd = find_command(args.command);
+    if (!cmd) {
+        fprintf(stderr, "error: unknown command '%s'\n\n", args.command);
+        print_help(stderr);
+        return LH_CLI_EXIT_USAGE;
+    }
+    if (args.help) {
+        printf("usage: lakehouse %s\n  %s\n", cmd->usage, cmd->summary);
+        return LH_CLI_EXIT_OK;
+    }
+    if (args.npos < cmd->min_pos || args.npos > cmd->max_pos) {
+        fprintf(stderr, "error: %s %s\nusage: lakehouse %s\n", cmd->name,
+                args.npos < cmd->min_pos ? "is missing an argument" : "has too many arguments",
+                cmd->usage);
+        return LH_CLI_EXIT_USAGE;
+    }
+
+    if (cmd->needs_server) {
+        server = lh_client_resolve_server(args.server);
+        key = lh_client_resolve_key(args.key);
+        ctx.has_key = key != NULL;
+        ctx.client = lh_client_new(server, key, &err);
+        if (!ctx.client) {
+            rc = fail(&err);
+            goto out;
+        }
+    }
+    rc = cmd->run(&ctx);
+out:
+    lh_client_free(ctx.client);
+    if (key) {
+        memset(key, 0, strlen(key));
+        free(key);
+    }
+    free(server);
+    return rc;
+}

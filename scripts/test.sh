@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# test.sh: set up (packages, DuckDB), build with ASan + UBSan, run every test: the unit
+# tests (cmocka, through ctest) and the end-to-end tests against the real server. Ends with
+# one line "N passed, M failed" and exits non-zero if anything failed.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+"$ROOT/scripts/setup.sh" || exit 1
+"$ROOT/scripts/build.sh" san || exit 1
+
+# Sanitizers: any report fails the run (halt_on_error), leaks included.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+passed=0
+failed=0
+
+echo "== unit tests (ctest, ASan + UBSan)"
+ctest --test-dir build-san --output-on-failure 2>&1 | tee build-san/ctest.log
+u_total=$(sed -nE 's/.*tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\2/p' build-san/ctest.log)
+u_failed=$(sed -nE 's/.*tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\1/p' build-san/ctest.log)
+if [ -z "$u_total" ]; then u_total=1; u_failed=1; fi
+passed=$((passed + u_total - u_failed))
+failed=$((failed + u_failed))
+
+echo "== end-to-end tests (real server, ASan + UBSan)"
+python3 tests/e2e/run_e2e.py --bin build-san/lakehouse --mkparquet build-san/lh_mkparquet \
+    2>&1 | tee build-san/e2e.log
+e_line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' build-san/e2e.log | tail -n 1)
+if [ -n "$e_line" ]; then
+    passed=$((passed + $(echo "$e_line" | sed -E 's/^e2e: ([0-9]+) passed.*/\1/')))
+    failed=$((failed + $(echo "$e_line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+else
+    failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

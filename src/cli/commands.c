@@ -515,6 +515,153 @@ static int cmd_buckets(cli_ctx *ctx)
     return LH_CLI_EXIT_OK;
 }
 
+/* ---------------------------------------------------------------- keys */
+
+static const lh_cli_flag_spec keys_flags[] = {
+    {"--role", true}, {"--datasets", true}, {"--profile", true}, {NULL, false}};
+
+/* "a,b,c" → ["a","b","c"] (empty items dropped). Caller decrefs. */
+static json_t *split_list(const char *s)
+{
+    json_t *arr = json_array();
+    while (s && *s) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        if (n > 0)
+            json_array_append_new(arr, json_stringn(s, n));
+        s = comma ? comma + 1 : NULL;
+    }
+    return arr;
+}
+
+static int keys_list(cli_ctx *ctx)
+{
+    static const char *const headers[] = {"name",       "role",         "datasets",
+                                          "created_at", "last_used_at", "from_env"};
+    enum { NCOLS = sizeof(headers) / sizeof(headers[0]) };
+    json_t *doc = NULL;
+    int rc = get_json(ctx, "/auth/keys", &doc);
+    if (rc != LH_CLI_EXIT_OK || !doc)
+        return rc;
+    lh_table t;
+    lh_buf out;
+    lh_table_init(&t, NCOLS, headers);
+    lh_buf_init(&out);
+    size_t i, j;
+    const json_t *k, *d;
+    json_array_foreach(json_object_get(doc, "keys"), i, k)
+    {
+        lh_buf ds;
+        lh_buf_init(&ds);
+        json_array_foreach(json_object_get(k, "datasets"), j, d)
+        {
+            lh_buf_printf(&ds, "%s%s", ds.len ? "," : "", json_string_value(d));
+        }
+        char *cells[NCOLS] = {member_cell(k, "name"),
+                              member_cell(k, "role"),
+                              lh_xstrdup(ds.len ? ds.data : ""),
+                              member_cell(k, "created_at"),
+                              member_cell(k, "last_used_at"),
+                              yes_no(k, "from_env")};
+        lh_table_add_row(&t, (const char *const *)cells);
+        for (size_t c = 0; c < NCOLS; c++)
+            free(cells[c]);
+        lh_buf_free(&ds);
+    }
+    lh_table_render(&t, NULL, &out);
+    print_buf(&out);
+    lh_buf_free(&out);
+    lh_table_free(&t);
+    json_decref(doc);
+    return LH_CLI_EXIT_OK;
+}
+
+/* Sends one JSON request and prints the answer (pretty JSON; the caller picks what to
+ * show in text mode through `show`). */
+static int send_json(cli_ctx *ctx, const char *method, const char *path, const json_t *body,
+                     void (*show)(const json_t *doc))
+{
+    char *text = body ? lh_json_dumps(body) : NULL;
+    lh_response resp;
+    lh_error err;
+    lh_response_init(&resp);
+    lh_request req = {.method = method, .path = path, .json_body = text};
+    int rc = LH_CLI_EXIT_OK;
+    if (lh_client_send(ctx->client, &req, &resp, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    if (!lh_response_ok(&resp)) {
+        rc = fail_response(ctx, &resp);
+        goto out;
+    }
+    if (ctx->args->json || !show) {
+        print_json_pretty(&resp);
+        goto out;
+    }
+    json_t *doc = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
+    show(doc);
+    json_decref(doc);
+out:
+    lh_response_free(&resp);
+    free(text);
+    return rc;
+}
+
+static void show_created_key(const json_t *doc)
+{
+    printf("created %s key '%s'\n", lh_json_str(doc, "role") ? lh_json_str(doc, "role") : "?",
+           lh_json_str(doc, "name") ? lh_json_str(doc, "name") : "?");
+    printf("key: %s\n", lh_json_str(doc, "key") ? lh_json_str(doc, "key") : "?");
+    printf("store it now: it is shown only once and only a hash of it is kept\n");
+}
+
+static void show_revoked_key(const json_t *doc)
+{
+    printf("revoked key '%s'\n", lh_json_str(doc, "name") ? lh_json_str(doc, "name") : "?");
+}
+
+static int cmd_keys(cli_ctx *ctx)
+{
+    const command *cmd = find_command("keys");
+    const lh_cli_args *a = ctx->args;
+    const char *sub = a->pos[0];
+    if (strcmp(sub, "list") == 0) {
+        if (a->npos != 1)
+            return usage_error(cmd, "%s", "keys list takes no name");
+        return keys_list(ctx);
+    }
+    if (strcmp(sub, "create") == 0) {
+        const char *role = lh_cli_flag(a, "--role");
+        if (a->npos != 2 || !role)
+            return usage_error(cmd, "%s", "keys create needs a NAME and --role");
+        json_t *body = json_pack("{s:s,s:s}", "name", a->pos[1], "role", role);
+        if (!body)
+            return usage_error(cmd, "%s", "the name or role is not valid UTF-8");
+        if (lh_cli_flag(a, "--datasets"))
+            json_object_set_new(body, "datasets", split_list(lh_cli_flag(a, "--datasets")));
+        if (lh_cli_flag(a, "--profile"))
+            json_object_set_new(body, "profile", json_string(lh_cli_flag(a, "--profile")));
+        int rc = send_json(ctx, "POST", "/auth/keys", body, show_created_key);
+        json_decref(body);
+        return rc;
+    }
+    if (strcmp(sub, "revoke") == 0) {
+        if (a->npos != 2)
+            return usage_error(cmd, "%s", "keys revoke needs a NAME");
+        char *path = lh_xasprintf("/auth/keys/%s", a->pos[1]);
+        for (char *p = path + strlen("/auth/keys/"); *p; p++)
+            if (*p == '/' || *p == '?' || *p == '#' || *p == '%' || (unsigned char)*p < 0x21) {
+                free(path);
+                return usage_error(cmd, "key name '%s' is not valid", a->pos[1]);
+            }
+        int rc = send_json(ctx, "DELETE", path, NULL, show_revoked_key);
+        free(path);
+        return rc;
+    }
+    return usage_error(cmd, "unknown keys command '%s' (create, list, revoke)", sub);
+}
+
 /* ---------------------------------------------------------------- help */
 
 static int cmd_help(cli_ctx *ctx);
@@ -534,6 +681,10 @@ static const command commands[] = {
      "run a query (\"-\" reads it from stdin); csv and ndjson print the server's text"},
     {"datasets", cmd_datasets, no_flags, 0, 0, true, "datasets", "list the datasets"},
     {"buckets", cmd_buckets, no_flags, 0, 0, true, "buckets", "list the storage buckets"},
+    {"keys", cmd_keys, keys_flags, 1, 2, true,
+     "keys create NAME --role admin|analyst|agent|legal [--datasets A,B] [--profile P] | "
+     "keys list | keys revoke NAME",
+     "manage API keys (admin): a new key is printed once"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

@@ -511,6 +511,25 @@ class IngestAndQuery(Base):
         r = cli("sql", "SELEC 1", ok=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("sql_error", r.stderr)
+        r = cli("keys", "create", "cli_bot", "--role", "agent", "--datasets", "cli_people")
+        key = next(l.split(": ", 1)[1] for l in r.stdout.splitlines() if l.startswith("key: "))
+        r = subprocess.run([BIN, "sql", "SELECT count(*) FROM cli_people", "--json", "--key", key],
+                           env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(json.loads(r.stdout)["rows"], [[25]])
+        r = subprocess.run([BIN, "sql", "SELECT count(*) FROM people", "--key", key],
+                           env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("sql_forbidden", r.stderr)
+        r = cli("keys", "list")
+        self.assertIn("cli_bot", r.stdout)
+        self.assertNotIn(key, r.stdout)
+        cli("keys", "revoke", "cli_bot")
+        r = subprocess.run([BIN, "datasets", "--key", key], env=env, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unauthorized", r.stderr)
+        r = cli("keys", "create", "x", ok=False)
+        self.assertEqual(r.returncode, 2)
         r = cli("frobnicate", ok=False)
         self.assertEqual(r.returncode, 2)
         r = subprocess.run([BIN, "datasets", "--server", "http://127.0.0.1:1"], env=env,

@@ -211,6 +211,25 @@ static void notify(lh_catalog *cat, const char *name, const json_t *m)
         cat->listener(cat->listener_ctx, name, m);
 }
 
+/* Makes a new manifest the dataset's truth: the durable write is the linearization point,
+ * then memory and the listener follow. Takes m in every case. On success *manifest_out (if
+ * not NULL) gets a copy and *name_out the dataset's name (caller frees). Caller holds mu. */
+static int publish(lh_catalog *cat, json_t *m, json_t **manifest_out, char **name_out,
+                   lh_error *err)
+{
+    int rc = manifest_write(cat, m, err);
+    if (rc) {
+        json_decref(m);
+        return rc;
+    }
+    if (manifest_out)
+        *manifest_out = json_deep_copy(m);
+    *name_out = lh_xstrdup(lh_json_str(m, "name"));
+    store(cat, m);
+    notify(cat, *name_out, m);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- loading */
 
 /* Loads the manifests of one bucket. Names whose manifest exists but was not loaded
@@ -617,15 +636,11 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     json_object_set_new(m, "lineage", lineage_of(c, now));
     lh_manifest__recount(m);
     lh_manifest__apply_human_edits(m);
-    rc = manifest_write(cat, m, err);
+    char *name = NULL;
+    rc = publish(cat, m, manifest_out, &name, err);
+    m = NULL;
     if (rc)
         goto out;
-    if (manifest_out)
-        *manifest_out = json_deep_copy(m);
-    char *name = lh_xstrdup(lh_json_str(m, "name"));
-    store(cat, m);
-    notify(cat, name, m);
-    m = NULL;
     lh_log(LH_LOG_INFO, "dataset_committed", "{s:s,s:s,s:s,s:I}", "dataset", name, "mode",
            modes[c->mode].name, "actor", c->actor ? c->actor : "anonymous", "rows",
            (json_int_t)c->part_rows);
@@ -704,15 +719,11 @@ int lh_catalog_patch_metadata(lh_catalog *cat, const char *name, const json_t *p
     lh_manifest__patch_merge(m, patch);
     json_object_set_new(m, "version", json_integer(lh_json_int(old, "version", 0) + 1));
     json_object_set_new(m, "updated_at", json_string(now));
-    rc = manifest_write(cat, m, err);
+    char *real = NULL;
+    rc = publish(cat, m, manifest_out, &real, err);
+    m = NULL;
     if (rc)
         goto out;
-    if (manifest_out)
-        *manifest_out = json_deep_copy(m);
-    char *real = lh_xstrdup(lh_json_str(m, "name"));
-    store(cat, m);
-    notify(cat, real, m);
-    m = NULL;
     lh_log(LH_LOG_INFO, "dataset_metadata_patched", "{s:s,s:s}", "dataset", real, "actor",
            actor ? actor : "anonymous");
     free(real);

@@ -440,42 +440,41 @@ static char *yes_no(const json_t *obj, const char *key)
     return lh_xstrdup(json_is_true(json_object_get(obj, key)) ? "yes" : "no");
 }
 
-static int cmd_datasets(cli_ctx *ctx)
+/* One list endpoint as a table: GET path, one row per element of doc[member], cells
+ * from `cell` (caller-freed strings). --json prints the server's JSON instead. */
+typedef struct list_view {
+    const char *path;
+    const char *member;
+    const char *const *headers;
+    size_t ncols;
+    const size_t *right_aligned; /* column indexes, terminated by (size_t)-1; may be NULL */
+    char *(*cell)(const json_t *item, size_t col);
+} list_view;
+
+static int print_list(cli_ctx *ctx, const list_view *v)
 {
-    static const char *const headers[] = {"name",    "bucket",      "rows",      "size",
-                                          "columns", "sensitivity", "updated_at"};
-    enum { NCOLS = sizeof(headers) / sizeof(headers[0]) };
     json_t *doc = NULL;
-    int rc = get_json(ctx, "/catalog/datasets", &doc);
+    int rc = get_json(ctx, v->path, &doc);
     if (rc != LH_CLI_EXIT_OK || !doc)
         return rc;
-
     lh_table t;
     lh_buf out;
-    lh_table_init(&t, NCOLS, headers);
+    lh_table_init(&t, v->ncols, v->headers);
     lh_buf_init(&out);
-    lh_table_set_align(&t, 2, LH_ALIGN_RIGHT);
-    lh_table_set_align(&t, 3, LH_ALIGN_RIGHT);
-    lh_table_set_align(&t, 4, LH_ALIGN_RIGHT);
+    for (const size_t *c = v->right_aligned; c && *c != (size_t)-1; c++)
+        lh_table_set_align(&t, *c, LH_ALIGN_RIGHT);
+    char **cells = lh_xcalloc(v->ncols, sizeof(char *));
     size_t i;
-    const json_t *m;
-    json_array_foreach(json_object_get(doc, "datasets"), i, m)
+    const json_t *item;
+    json_array_foreach(json_object_get(doc, v->member), i, item)
     {
-        char rows[32], size[32], ncols[32];
-        format_count(rows, sizeof(rows), (long long)lh_json_int(m, "row_count", 0));
-        format_bytes(size, sizeof(size), (double)lh_json_int(m, "size_bytes", 0));
-        snprintf(ncols, sizeof(ncols), "%zu", json_array_size(json_object_get(m, "columns")));
-        char *cells[NCOLS] = {member_cell(m, "name"),
-                              member_cell(m, "bucket"),
-                              lh_xstrdup(rows),
-                              lh_xstrdup(size),
-                              lh_xstrdup(ncols),
-                              member_cell(m, "sensitivity"),
-                              member_cell(m, "updated_at")};
+        for (size_t c = 0; c < v->ncols; c++)
+            cells[c] = v->cell(item, c);
         lh_table_add_row(&t, (const char *const *)cells);
-        for (size_t c = 0; c < NCOLS; c++)
+        for (size_t c = 0; c < v->ncols; c++)
             free(cells[c]);
     }
+    free(cells);
     lh_table_render(&t, NULL, &out);
     print_buf(&out);
     lh_buf_free(&out);
@@ -484,35 +483,52 @@ static int cmd_datasets(cli_ctx *ctx)
     return LH_CLI_EXIT_OK;
 }
 
+static char *dataset_cell(const json_t *m, size_t col)
+{
+    char buf[32];
+    switch (col) {
+    case 0:
+        return member_cell(m, "name");
+    case 1:
+        return member_cell(m, "bucket");
+    case 2:
+        format_count(buf, sizeof(buf), (long long)lh_json_int(m, "row_count", 0));
+        return lh_xstrdup(buf);
+    case 3:
+        format_bytes(buf, sizeof(buf), (double)lh_json_int(m, "size_bytes", 0));
+        return lh_xstrdup(buf);
+    case 4:
+        snprintf(buf, sizeof(buf), "%zu", json_array_size(json_object_get(m, "columns")));
+        return lh_xstrdup(buf);
+    case 5:
+        return member_cell(m, "sensitivity");
+    default:
+        return member_cell(m, "updated_at");
+    }
+}
+
+static int cmd_datasets(cli_ctx *ctx)
+{
+    static const char *const headers[] = {"name",    "bucket",      "rows",      "size",
+                                          "columns", "sensitivity", "updated_at"};
+    static const size_t right[] = {2, 3, 4, (size_t)-1};
+    list_view v = {"/catalog/datasets", "datasets", headers, 7, right, dataset_cell};
+    return print_list(ctx, &v);
+}
+
+static char *bucket_cell(const json_t *b, size_t col)
+{
+    static const char *const members[] = {"name", "backend", "root"};
+    if (col < 3)
+        return member_cell(b, members[col]);
+    return yes_no(b, col == 3 ? "builtin" : "available");
+}
+
 static int cmd_buckets(cli_ctx *ctx)
 {
     static const char *const headers[] = {"name", "backend", "root", "builtin", "available"};
-    enum { NCOLS = sizeof(headers) / sizeof(headers[0]) };
-    json_t *doc = NULL;
-    int rc = get_json(ctx, "/storage/buckets", &doc);
-    if (rc != LH_CLI_EXIT_OK || !doc)
-        return rc;
-
-    lh_table t;
-    lh_buf out;
-    lh_table_init(&t, NCOLS, headers);
-    lh_buf_init(&out);
-    size_t i;
-    const json_t *b;
-    json_array_foreach(json_object_get(doc, "buckets"), i, b)
-    {
-        char *cells[NCOLS] = {member_cell(b, "name"), member_cell(b, "backend"),
-                              member_cell(b, "root"), yes_no(b, "builtin"), yes_no(b, "available")};
-        lh_table_add_row(&t, (const char *const *)cells);
-        for (size_t c = 0; c < NCOLS; c++)
-            free(cells[c]);
-    }
-    lh_table_render(&t, NULL, &out);
-    print_buf(&out);
-    lh_buf_free(&out);
-    lh_table_free(&t);
-    json_decref(doc);
-    return LH_CLI_EXIT_OK;
+    list_view v = {"/storage/buckets", "buckets", headers, 5, NULL, bucket_cell};
+    return print_list(ctx, &v);
 }
 
 /* ---------------------------------------------------------------- keys */
@@ -534,46 +550,29 @@ static json_t *split_list(const char *s)
     return arr;
 }
 
-static int keys_list(cli_ctx *ctx)
+static char *key_cell(const json_t *k, size_t col)
 {
-    static const char *const headers[] = {"name",       "role",         "datasets",
-                                          "created_at", "last_used_at", "from_env"};
-    enum { NCOLS = sizeof(headers) / sizeof(headers[0]) };
-    json_t *doc = NULL;
-    int rc = get_json(ctx, "/auth/keys", &doc);
-    if (rc != LH_CLI_EXIT_OK || !doc)
-        return rc;
-    lh_table t;
-    lh_buf out;
-    lh_table_init(&t, NCOLS, headers);
-    lh_buf_init(&out);
-    size_t i, j;
-    const json_t *k, *d;
-    json_array_foreach(json_object_get(doc, "keys"), i, k)
-    {
+    static const char *const members[] = {"name", "role", NULL, "created_at", "last_used_at"};
+    if (col == 2) {
         lh_buf ds;
         lh_buf_init(&ds);
+        size_t j;
+        const json_t *d;
         json_array_foreach(json_object_get(k, "datasets"), j, d)
         {
             lh_buf_printf(&ds, "%s%s", ds.len ? "," : "", json_string_value(d));
         }
-        char *cells[NCOLS] = {member_cell(k, "name"),
-                              member_cell(k, "role"),
-                              lh_xstrdup(ds.len ? ds.data : ""),
-                              member_cell(k, "created_at"),
-                              member_cell(k, "last_used_at"),
-                              yes_no(k, "from_env")};
-        lh_table_add_row(&t, (const char *const *)cells);
-        for (size_t c = 0; c < NCOLS; c++)
-            free(cells[c]);
-        lh_buf_free(&ds);
+        return ds.data ? ds.data : lh_xstrdup("");
     }
-    lh_table_render(&t, NULL, &out);
-    print_buf(&out);
-    lh_buf_free(&out);
-    lh_table_free(&t);
-    json_decref(doc);
-    return LH_CLI_EXIT_OK;
+    return col < 5 ? member_cell(k, members[col]) : yes_no(k, "from_env");
+}
+
+static int keys_list(cli_ctx *ctx)
+{
+    static const char *const headers[] = {"name",       "role",         "datasets",
+                                          "created_at", "last_used_at", "from_env"};
+    list_view v = {"/auth/keys", "keys", headers, 6, NULL, key_cell};
+    return print_list(ctx, &v);
 }
 
 /* Sends one JSON request and prints the answer (pretty JSON; the caller picks what to

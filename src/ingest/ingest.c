@@ -208,8 +208,14 @@ int lh_ingest_check(lh_ingest *ing, const lh_ingest_request *req, lh_error *err)
 
 /* ---------------------------------------------------------------- conversion */
 
-/* The delimiter the header line suggests: the most frequent of , ; TAB | outside quotes,
- * or 0. Reads at most 64 KiB. */
+/* CSV dialect. DuckDB's sniffer is forgiving to a fault: given a malformed row it may
+ * settle on a dialect that skips the leading lines as a "preamble", or reads every line as
+ * one column, so the upload "succeeds" with rows silently dropped or mangled. So we pin
+ * skip=0 (every line is a header or data), strict parsing, and the delimiter the header
+ * line shows (the most frequent of , ; TAB | outside quotes); DuckDB still detects quoting,
+ * the header and the types. A malformed row is then an error, never lost data. Returns the
+ * delimiter, or 0 when the header line holds none (a one-column file). Reads at most
+ * 64 KiB. */
 static char header_delimiter(const char *path)
 {
     static const char candidates[] = {',', ';', '\t', '|'};
@@ -239,34 +245,8 @@ static char header_delimiter(const char *path)
     return best;
 }
 
-/* CSV dialect. DuckDB's sniffer is forgiving to a fault: given a malformed row it may
- * settle on a dialect that skips the leading lines as a "preamble", or reads every line as
- * one column, so the upload "succeeds" with rows silently dropped or mangled. We pin
- * skip=0 (every line is a header or data) and strict parsing, and when the sniffer still
- * lands on a single column although the header line holds a usual delimiter, we pin that
- * delimiter so the bad row is reported as an error. *delim_out gets the delimiter to pin
- * (0: let DuckDB choose). */
-static int csv_dialect(lh_ingest *ing, const char *path, const char *lit, char *delim_out,
-                       lh_error *duck)
-{
-    *delim_out = 0;
-    char *sql = lh_xasprintf("SELECT len(Columns) FROM sniff_csv(%s, skip=0)", lit);
-    json_t *res = lh_engine_query_json(ing->eng, sql, duck);
-    free(sql);
-    if (!res)
-        return duck->code;
-    json_t *cell = json_array_get(json_array_get(json_object_get(res, "rows"), 0), 0);
-    double columns = json_is_number(cell) ? json_number_value(cell) : 0;
-    json_decref(res);
-    if (columns <= 1)
-        *delim_out = header_delimiter(path);
-    return 0;
-}
-
-/* The table expression that reads the source file. Caller frees; NULL with *duck filled
- * when the file cannot even be sniffed. */
-static char *source_relation(lh_ingest *ing, const lh_ingest_request *req, const char *path,
-                             lh_error *duck)
+/* The table expression that reads the source file. Caller frees. */
+static char *source_relation(const lh_ingest_request *req, const char *path)
 {
     char *lit = lh_sql_literal(path);
     char *out = NULL;
@@ -275,8 +255,8 @@ static char *source_relation(lh_ingest *ing, const lh_ingest_request *req, const
         char pinned[2] = {0, 0};
         if (req->delimiter)
             pinned[0] = strcmp(req->delimiter, "\\t") == 0 ? '\t' : req->delimiter[0];
-        else if (csv_dialect(ing, path, lit, &pinned[0], duck) != 0)
-            break;
+        else
+            pinned[0] = header_delimiter(path);
         lh_buf b;
         lh_buf_init(&b);
         lh_buf_printf(&b, "read_csv(%s, auto_detect=true, skip=0, strict_mode=true", lit);
@@ -431,6 +411,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
                              "the upload is empty; send the file as the request body");
     }
 
+    int64_t t_start = lh_now_ms(), t_copy = 0, t_commit = 0;
     existing = lh_catalog_get(ing->cat, req->name, NULL);
     json_int_t expected_version = existing ? lh_json_int(existing, "version", 0) : 0;
     bucket = target_bucket(ing, req, existing, err);
@@ -439,13 +420,16 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         goto out;
     }
 
-    relation = source_relation(ing, req, path, &duck);
-    source_schema = relation ? describe(ing, relation, &duck) : NULL;
-    if (!source_schema) {
-        rc = source_error(err, req, path, &duck);
-        goto out;
-    }
+    relation = source_relation(req, path);
     if (req->mode == LH_MODE_APPEND) {
+        /* Only an append needs the upload's columns up front (to cast them to the
+         * dataset's); otherwise the COPY reports a bad file itself, without a second pass
+         * of DuckDB's sniffer over the upload. */
+        source_schema = describe(ing, relation, &duck);
+        if (!source_schema) {
+            rc = source_error(err, req, path, &duck);
+            goto out;
+        }
         char *proj =
             append_projection(json_object_get(existing, "schema"), source_schema, req->name, err);
         if (!proj) {
@@ -474,6 +458,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         goto out;
     }
     staged_lit = lh_sql_literal(staged);
+    t_copy = lh_now_ms();
     sql = lh_xasprintf("COPY (%s) TO %s " PARQUET_OPTIONS, select, staged_lit);
     int64_t rows = 0;
     if (lh_engine_exec(ing->eng, sql, &rows, &duck) != 0) {
@@ -487,6 +472,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         rc = err ? err->code : LH_EINTERNAL;
         goto out;
     }
+    t_commit = lh_now_ms();
     if ((rc = lh_storage_commit(ing->st, bucket, staged, key, err)) != 0)
         goto out;
     committed_part = true;
@@ -511,9 +497,14 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         .actor = req->actor ? req->actor : "anonymous",
     };
     rc = lh_catalog_commit_ingest(ing->cat, &c, manifest_out, err);
-    if (rc == 0)
+    if (rc == 0) {
         committed_part = false; /* the manifest owns it now */
-    else
+        int64_t t_end = lh_now_ms();
+        lh_log(LH_LOG_INFO, "ingest.done", "{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "dataset", req->name,
+               "format", format_name(req->format), "rows", (json_int_t)rows, "bytes",
+               (json_int_t)c.part_bytes, "prepare_ms", (json_int_t)(t_copy - t_start), "copy_ms",
+               (json_int_t)(t_commit - t_copy), "commit_ms", (json_int_t)(t_end - t_commit));
+    } else
         lh_log(LH_LOG_WARN, "ingest.commit_failed", "{s:s,s:s}", "dataset", req->name, "error",
                err ? err->message : "");
 

@@ -71,16 +71,16 @@ bool lh_catalog_exists(lh_catalog *cat, const char *name);
 /* What an ingest hands to the catalog once its part file is committed in the bucket. */
 typedef struct lh_catalog_commit {
     const char *name;
-    const char *bucket;         /* where the part lives */
+    const char *bucket; /* where the part lives */
     lh_ingest_mode mode;
     json_int_t expected_version; /* append/replace: the version the ingest read, or 0 */
-    const char *part_key;       /* committed object key */
+    const char *part_key;        /* committed object key */
     int64_t part_rows;
     int64_t part_bytes;
-    const json_t *schema;       /* [{name, type}] of the part (borrowed) */
-    const json_t *lineage;      /* {source_system, source, format, ...} (borrowed) */
-    const char *compression;    /* "zstd" */
-    const char *actor;          /* who asked (key name, or "anonymous") */
+    const json_t *schema;    /* [{name, type}] of the part (borrowed) */
+    const json_t *lineage;   /* {source_system, source, format, ...} (borrowed) */
+    const char *compression; /* "zstd" */
+    const char *actor;       /* who asked (key name, or "anonymous") */
 } lh_catalog_commit;
 
 /* Commits an ingest:

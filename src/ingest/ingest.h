@@ -28,7 +28,7 @@ void lh_ingest_close(lh_ingest *ing);
 typedef enum { LH_FILE_CSV, LH_FILE_JSON, LH_FILE_NDJSON, LH_FILE_PARQUET } lh_file_format;
 
 typedef struct lh_ingest_request {
-    const char *name;      /* dataset name */
+    const char *name; /* dataset name */
     lh_file_format format;
     lh_ingest_mode mode;
     const char *bucket;    /* X-Lakehouse-Bucket, or NULL: primary (create), the dataset's

@@ -73,8 +73,8 @@ char *lh_storage_path(lh_storage *st, const char *bucket, const char *key, lh_er
  * or lh_storage_discard on failure. */
 char *lh_storage_stage(lh_storage *st, const char *bucket, const char *key, lh_error *err);
 /* Makes the staged file durable under `key` (fsync, rename, fsync folder). */
-int lh_storage_commit(lh_storage *st, const char *bucket, const char *staged_path,
-                      const char *key, lh_error *err);
+int lh_storage_commit(lh_storage *st, const char *bucket, const char *staged_path, const char *key,
+                      lh_error *err);
 /* Removes a staged file (ignores a missing one). */
 void lh_storage_discard(const char *staged_path);
 
@@ -83,8 +83,8 @@ int lh_storage_put(lh_storage *st, const char *bucket, const char *key, const vo
                    size_t len, lh_error *err);
 /* Reads an object (at most max_len bytes). *data is NUL-terminated; caller frees.
  * LH_ENOTFOUND when missing. */
-int lh_storage_get(lh_storage *st, const char *bucket, const char *key, size_t max_len,
-                   char **data, size_t *len, lh_error *err);
+int lh_storage_get(lh_storage *st, const char *bucket, const char *key, size_t max_len, char **data,
+                   size_t *len, lh_error *err);
 /* Deletes an object; a missing object is not an error. Empty parent folders up to the
  * bucket root are removed too. */
 int lh_storage_delete(lh_storage *st, const char *bucket, const char *key, lh_error *err);

@@ -11,15 +11,21 @@
  *     That excludes DuckDB's built-in views (duckdb_tables, sqlite_master, ...), schema-
  *     or catalog-qualified names (information_schema.tables, memory.main.x) and
  *     replacement scans of files (FROM '/etc/passwd');
- *   - CTE scoping is resolved conservatively: a non-recursive CTE's body sees only the
- *     CTEs defined before it, a recursive one also itself, the main query all of them.
- *     A name treated as a table when DuckDB would treat it as a CTE only costs a false
- *     refusal; the reverse would be a leak, and cannot happen under these rules;
+ *   - CTE scoping is resolved conservatively: a CTE's body sees only the CTEs defined
+ *     before it, the main query all of them. A recursive CTE sees itself only in its
+ *     recursive part (the right side of its UNION): in the anchor (the left side) DuckDB's
+ *     binder resolves the name to the real relation, so `WITH RECURSIVE secret AS
+ *     (SELECT * FROM secret UNION ...)` reads the table `secret`. A name treated as a
+ *     table when DuckDB would treat it as a CTE only costs a false refusal; the reverse
+ *     would be a leak, and cannot happen under these rules;
  *   - table functions only from an allowlist (range, generate_series, unnest);
- *   - scalar functions that read files, settings or other SQL are refused (denylist by
- *     name and prefix: current_setting, json_serialize_plan, json_execute_serialized_sql,
- *     read_*, ...);
- *   - SHOW_REF (DESCRIBE/SUMMARIZE) only over a readable relation or a checked query;
+ *   - scalar functions that read files, settings, the catalog or other SQL are refused
+ *     (denylist by name and prefix: current_setting, json_serialize_plan,
+ *     json_execute_serialized_sql, read_*, and built-in macros that query the catalog
+ *     such as pg_get_viewdef, whose output holds every dataset's name and files);
+ *   - SHOW_REF (DESCRIBE/SUMMARIZE) only over a checked query; a named SHOW_REF is one
+ *     of DuckDB's listings (SHOW TABLES, SHOW ALL TABLES, SHOW DATABASES, SHOW
+ *     VARIABLES), never a relation, and is refused whatever CTE shares its name;
  *     time travel (AT clauses) is refused.
  * DuckDB's sandbox (external access off, allowed folders, locked configuration) is the
  * second wall behind this one.
@@ -52,10 +58,17 @@ static const char *const denied_functions[] = {
     "disable_profiling",
     "load_extension",
     "install_extension",
+    "write_log",
+    /* built-in macros whose body queries the catalog (duckdb_types(), pragma_*) */
+    "format_type",
+    "get_block_size",
 };
 /* Prefixes of function families that read files or the database's own catalog. */
-static const char *const denied_prefixes[] = {"read_",    "duckdb_",  "pragma_", "sqlite_",
-                                              "parquet_", "iceberg_", "delta_",  "json_execute"};
+/* pg_get_: pg_get_viewdef / pg_get_constraintdef, macros over duckdb_views() and
+ * duckdb_constraints(). */
+static const char *const denied_prefixes[] = {"read_",   "duckdb_",      "pragma_",
+                                              "sqlite_", "parquet_",     "iceberg_",
+                                              "delta_",  "json_execute", "pg_get_"};
 
 /* Table-reference node types that may appear; anything else is refused. */
 static const char *const allowed_ref_types[] = {"BASE_TABLE", "TABLE_FUNCTION",  "JOIN",
@@ -162,9 +175,9 @@ static int check_function(walker *w, json_t *fn, bool is_table_function)
     return 0;
 }
 
-/* A query node's CTEs: each body is walked with the CTEs before it in scope (and itself
- * when recursive); returns the scope for the rest of the node in *body_scope (names owned
- * by the caller's array). */
+/* A query node's CTEs: each body is walked with the CTEs before it in scope (a recursive
+ * body adds its own name for its recursive part only: see walk_object); fills names with
+ * the scope for the rest of the node (borrowed from the tree). */
 static int walk_ctes(walker *w, json_t *cte_map, const scope *outer, const char **names,
                      size_t *n_names)
 {
@@ -178,17 +191,11 @@ static int walk_ctes(walker *w, json_t *cte_map, const scope *outer, const char 
         json_t *value = json_object_get(entry, "value");
         if (!key || !value)
             return forbid(w, "%s", "a malformed WITH clause was refused");
-        json_t *qnode = json_object_get(json_object_get(value, "query"), "node");
-        const char *qtype = lh_json_str(qnode, "type");
-        bool recursive = qtype && strcmp(qtype, "RECURSIVE_CTE_NODE") == 0 &&
-                         lh_json_str(qnode, "cte_name") &&
-                         strcasecmp(lh_json_str(qnode, "cte_name"), key) == 0;
-        scope s = {names, *n_names + (recursive ? 1 : 0), outer};
-        names[*n_names] = key; /* visible to the body only when recursive (count above) */
+        scope s = {names, *n_names, outer};
         int rc = walk(w, value, &s);
         if (rc)
             return rc;
-        (*n_names)++;
+        names[(*n_names)++] = key;
     }
     return 0;
 }
@@ -218,25 +225,22 @@ static int walk_object(walker *w, json_t *node, const scope *sc)
     if (!klass && type) {
         /* A table reference sits under from_table / left / right / source; query nodes
          * (SELECT_NODE, SET_OPERATION_NODE, ...) also have a type but a known set. */
-        if (json_object_get(node, "table_name") && strcmp(type, "BASE_TABLE") == 0) {
+        if (strcmp(type, "BASE_TABLE") == 0) {
             if ((rc = check_relation(w, node, sc)) != 0)
                 goto out;
         } else if (strcmp(type, "TABLE_FUNCTION") == 0) {
             if ((rc = check_function(w, json_object_get(node, "function"), true)) != 0)
                 goto out;
         } else if (strcmp(type, "SHOW_REF") == 0) {
+            /* DESCRIBE/SUMMARIZE x carry the query SELECT * FROM x (walked below). A
+             * table_name here names a listing ("tables", __show_tables_expanded,
+             * "databases", "variables"), which DuckDB binds as such even when a CTE of
+             * that name is in scope: refused, and never looked up in the scope. */
             const char *table = lh_json_str(node, "table_name");
             json_t *q = json_object_get(node, "query");
-            if ((!q || json_is_null(q)) && !(table && *table)) {
+            if ((table && *table) || !json_is_object(q)) {
                 rc = forbid(w, "%s", "SHOW refused: it lists relations you may not see");
                 goto out;
-            }
-            if (table && *table) {
-                json_t *ref = json_pack("{s:s}", "table_name", table);
-                rc = check_relation(w, ref, sc);
-                json_decref(ref);
-                if (rc)
-                    goto out;
             }
         }
     }
@@ -257,13 +261,21 @@ static int walk_object(walker *w, json_t *node, const scope *sc)
         }
     }
 
+    /* A recursive CTE's own name is in scope in its recursive part (right) only; its
+     * anchor (left) binds the name to the real relation, as DuckDB's binder does. */
+    const char *self = NULL;
+    if (!klass && type && strcmp(type, "RECURSIVE_CTE_NODE") == 0)
+        self = lh_json_str(node, "cte_name");
+    scope recursive = {&self, 1, sc};
+
     const char *key;
     json_t *child;
     json_object_foreach(node, key, child)
     {
         if (strcmp(key, "cte_map") == 0)
             continue;
-        if ((rc = walk(w, child, sc)) != 0)
+        const scope *child_sc = self && strcmp(key, "right") == 0 ? &recursive : sc;
+        if ((rc = walk(w, child, child_sc)) != 0)
             goto out;
     }
     rc = 0;
@@ -294,12 +306,53 @@ static int walk(walker *w, json_t *node, const scope *sc)
     return rc;
 }
 
+/* DuckDB prints a DOUBLE constant that overflowed (SELECT 1e999) as a bare Infinity,
+ * -Infinity or NaN, which is not JSON. Outside strings no JSON token starts with 'I' or 'N',
+ * so each such token (and its sign) becomes null: the walk never reads constant values.
+ * Caller frees. */
+static char *non_finite_to_null(const char *text)
+{
+    size_t n = strlen(text);
+    char *out = lh_xmalloc(2 * n + 1); /* "null" for "NaN" grows by one byte */
+    size_t o = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\' && i + 1 < n)
+                out[o++] = text[i++];
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else {
+            size_t skip = 0;
+            size_t sign = c == '-' ? 1 : 0;
+            if (strncmp(text + i + sign, "Infinity", 8) == 0)
+                skip = sign + 8;
+            else if (strncmp(text + i + sign, "NaN", 3) == 0)
+                skip = sign + 3;
+            if (skip) {
+                memcpy(out + o, "null", 4);
+                o += 4;
+                i += skip - 1;
+                continue;
+            }
+        }
+        out[o++] = text[i];
+    }
+    out[o] = '\0';
+    return out;
+}
+
 int lh_sql_firewall_tree(const char *serialized, const lh_sql_policy *policy, lh_error *err)
 {
     json_error_t jerr;
+    char *text = serialized ? non_finite_to_null(serialized) : NULL;
     /* Node positions are uint64 (18446744073709551615 for "none"), past jansson's integer
      * range; the walk needs no numbers, so integers are decoded as reals. */
-    json_t *doc = json_loads(serialized, JSON_DECODE_INT_AS_REAL, &jerr);
+    json_t *doc = json_loads(text, JSON_DECODE_INT_AS_REAL, &jerr);
+    free(text);
     int rc = 0;
     if (!json_is_object(doc)) {
         rc = lh_error_set(err, LH_EINTERNAL, "cannot read the parser's output: %s", jerr.text);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: set up (packages, DuckDB), build with ASan + UBSan, run every test: the unit
-# tests (cmocka, through ctest) and the end-to-end tests against the real server. Ends with
-# one line "N passed, M failed" and exits non-zero if anything failed.
+# tests (cmocka, through ctest), the end-to-end tests against the real server (the attack
+# corpus included) and the libFuzzer harnesses for LH_FUZZ_SECONDS each (default 60). Ends
+# with one line "N passed, M failed" and exits non-zero if anything failed.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -33,6 +34,15 @@ if [ -n "$e_line" ]; then
 else
     failed=$((failed + 1))
 fi
+
+echo "== fuzzers (libFuzzer + ASan + UBSan, ${LH_FUZZ_SECONDS:-60} s each)"
+# Each harness counts as one test: it passes when it ran its time and found nothing.
+"$ROOT/scripts/fuzz.sh" "${LH_FUZZ_SECONDS:-60}" 2>&1 | tee build-san/fuzz.log
+f_ok=$(grep -c ' nothing found$' build-san/fuzz.log)
+f_bad=$(grep -c 'FOUND SOMETHING' build-san/fuzz.log)
+[ "$f_ok" -gt 0 ] || [ "$f_bad" -gt 0 ] || f_bad=1 # the fuzz build itself failed
+passed=$((passed + f_ok))
+failed=$((failed + f_bad))
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

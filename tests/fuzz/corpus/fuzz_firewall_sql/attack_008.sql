@@ -1,0 +1,1 @@
+SELECT * FROM read_parquet('/work/data/datasets/secret/x/part-0.parquet')

@@ -1,0 +1,1 @@
+SELECT * FROM parquet_scan('datasets/secret/*/*.parquet')

@@ -1,0 +1,1 @@
+FROM '/etc/hosts'

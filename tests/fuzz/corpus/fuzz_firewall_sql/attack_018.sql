@@ -1,0 +1,1 @@
+SELECT * FROM people, read_csv('/etc/passwd')

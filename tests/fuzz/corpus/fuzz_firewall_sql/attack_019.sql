@@ -1,0 +1,1 @@
+SELECT (SELECT count(*) FROM read_text('/etc/passwd')) AS n

@@ -1,0 +1,1 @@
+SELECT * FROM people WHERE email IN (SELECT content FROM read_text('/etc/passwd'))

@@ -1,0 +1,1 @@
+SELECT json_execute_serialized_sql(json_serialize_sql('SELECT * FROM secret'))

@@ -1,0 +1,1 @@
+COPY people TO '/tmp/people.csv'

@@ -1,0 +1,1 @@
+COPY (SELECT * FROM people) TO '/tmp/out.parquet' (FORMAT parquet)

@@ -1,0 +1,1 @@
+ATTACH '/tmp/evil.duckdb' AS evil

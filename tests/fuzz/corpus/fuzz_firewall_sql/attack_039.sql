@@ -1,0 +1,1 @@
+PRAGMA show_tables

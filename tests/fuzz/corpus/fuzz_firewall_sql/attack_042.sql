@@ -1,0 +1,1 @@
+CREATE VIEW people2 AS SELECT * FROM __raw__people

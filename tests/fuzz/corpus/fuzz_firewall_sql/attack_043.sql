@@ -1,0 +1,1 @@
+CREATE MACRO rd(p) AS TABLE SELECT * FROM read_text(p)

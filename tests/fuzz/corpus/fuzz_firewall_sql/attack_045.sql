@@ -1,0 +1,1 @@
+INSERT INTO people SELECT * FROM people

@@ -1,0 +1,1 @@
+ALTER VIEW people RENAME TO p2

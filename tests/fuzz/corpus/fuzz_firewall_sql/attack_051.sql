@@ -1,0 +1,1 @@
+EXPLAIN ANALYZE SELECT * FROM __raw__people

@@ -1,0 +1,1 @@
+PIVOT secret ON city

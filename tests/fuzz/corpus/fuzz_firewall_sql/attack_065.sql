@@ -1,0 +1,1 @@
+SELECT email FROM (SELECT * FROM __raw__people) t

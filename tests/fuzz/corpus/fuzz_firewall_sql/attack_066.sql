@@ -1,0 +1,1 @@
+SELECT * FROM people UNION ALL SELECT * FROM __raw__people

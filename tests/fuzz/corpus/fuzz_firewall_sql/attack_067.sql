@@ -1,0 +1,1 @@
+SELECT * FROM people WHERE EXISTS (SELECT 1 FROM __raw__people)

@@ -1,0 +1,1 @@
+WITH people AS (SELECT * FROM __raw__people) SELECT * FROM people

@@ -1,0 +1,1 @@
+WITH __raw__people AS (SELECT * FROM __raw__people) SELECT * FROM __raw__people

@@ -1,0 +1,1 @@
+WITH secret AS (SELECT * FROM secret) SELECT * FROM secret

@@ -1,0 +1,1 @@
+WITH a AS (SELECT * FROM people), b AS (SELECT * FROM secret) SELECT * FROM a, b

@@ -1,0 +1,1 @@
+SELECT (SELECT max(salary) FROM secret) AS m FROM people

@@ -1,0 +1,1 @@
+SELECT * FROM people JOIN secret USING (candidate_id)

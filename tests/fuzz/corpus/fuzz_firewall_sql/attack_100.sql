@@ -1,0 +1,1 @@
+SELECT count(*) FROM range(100000000) a, range(100000000) b

@@ -1,0 +1,1 @@
+WITH RECURSIVE secret AS (SELECT * FROM secret UNION ALL SELECT * FROM secret WHERE false) SELECT * FROM secret

@@ -1,0 +1,1 @@
+WITH __show_tables_expanded AS (SELECT 1) SELECT * FROM (SHOW ALL TABLES)

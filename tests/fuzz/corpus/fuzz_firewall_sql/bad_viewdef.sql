@@ -1,0 +1,1 @@
+SELECT pg_get_viewdef(x) FROM range(5000) t(x)

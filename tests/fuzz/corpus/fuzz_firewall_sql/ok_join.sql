@@ -1,0 +1,1 @@
+SELECT p.email FROM people p JOIN people q USING (candidate_id) WHERE q.salary > 10

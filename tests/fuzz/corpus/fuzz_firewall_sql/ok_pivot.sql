@@ -1,0 +1,1 @@
+PIVOT people ON city IN ('Paris', 'Lyon') USING count(*)

@@ -1,0 +1,1 @@
+SELECT * FROM (VALUES (1, 'a')) v(id, n), unnest([1, 2]), range(3)

@@ -1,0 +1,1 @@
+SELECT city, row_number() OVER (PARTITION BY city ORDER BY salary DESC) FROM people QUALIFY 1 = 1

@@ -1,0 +1,1 @@
+SELECT * FROM rang(01000e01000) b

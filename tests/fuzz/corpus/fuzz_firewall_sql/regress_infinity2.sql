@@ -1,0 +1,1 @@
+SELECT 1e999, -1e999 FROM people WHERE salary < 1e400

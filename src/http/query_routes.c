@@ -14,18 +14,23 @@ typedef struct policy_ctx {
     const lh_principal *who;
 } policy_ctx;
 
-static lh_rel_access policy_may_read(void *ctx, const char *relation)
+lh_rel_access lh_sql_access(const lh_principal *who, const char *relation, bool exists)
 {
-    policy_ctx *p = ctx;
-    if (lh_principal_may_read(p->who, relation) && lh_catalog_exists(p->cat, relation))
+    if (exists && lh_principal_may_read(who, relation))
         return LH_REL_ALLOW;
     /* Callers who may read every dataset may learn that one does not exist; a name that
      * could never be a dataset (a path, a DuckDB built-in view) stays a refusal. Agents
      * get 403 either way, so they cannot probe for datasets they are not granted. */
-    bool reads_all = p->who->role == LH_ROLE_ADMIN || p->who->role == LH_ROLE_ANALYST;
-    if (reads_all && lh_name_validate(relation, "dataset name", NULL) == 0)
+    bool reads_all = who->role == LH_ROLE_ADMIN || who->role == LH_ROLE_ANALYST;
+    if (!exists && reads_all && lh_name_validate(relation, "dataset name", NULL) == 0)
         return LH_REL_UNKNOWN;
     return LH_REL_DENY;
+}
+
+static lh_rel_access policy_may_read(void *ctx, const char *relation)
+{
+    policy_ctx *p = ctx;
+    return lh_sql_access(p->who, relation, lh_catalog_exists(p->cat, relation));
 }
 
 /* "allowed: a, b" for agents; a pointer to the catalog for everyone else. Caller frees. */

@@ -7,6 +7,7 @@
 #define LH_FUZZ_POLICY_H
 
 #include "core/core.h"
+#include "http/http_internal.h"
 #include "query/query.h"
 
 #include <stdio.h>
@@ -14,33 +15,26 @@
 #include <string.h>
 #include <strings.h>
 
-typedef struct lh_fuzz_lake {
-    const char *const *readable; /* NULL-terminated */
-    bool reads_all;              /* may learn that a dataset does not exist */
-} lh_fuzz_lake;
+/* The lake: `people` and `secret`, judged by the server's own rule (lh_sql_access). */
+static const char *const lh_fuzz_lake[] = {"people", "secret", NULL};
+static char *lh_fuzz_grants[] = {"people", NULL};
+static lh_principal lh_fuzz_agent = {"bot", LH_ROLE_AGENT, NULL, lh_fuzz_grants};
+static lh_principal lh_fuzz_analyst = {"ana", LH_ROLE_ANALYST, NULL, NULL};
+static lh_principal lh_fuzz_admin = {"root", LH_ROLE_ADMIN, NULL, NULL};
 
-/* As the server's policy (src/http/query_routes.c) over a fixed lake. */
 static lh_rel_access lh_fuzz_may_read(void *ctx, const char *relation)
 {
-    const lh_fuzz_lake *l = ctx;
-    for (const char *const *n = l->readable; *n; n++)
-        if (strcasecmp(*n, relation) == 0)
-            return LH_REL_ALLOW;
-    if (l->reads_all && lh_name_validate(relation, "dataset name", NULL) == 0)
-        return LH_REL_UNKNOWN;
-    return LH_REL_DENY;
+    bool exists = false;
+    for (const char *const *n = lh_fuzz_lake; *n; n++)
+        exists = exists || strcasecmp(*n, relation) == 0;
+    return lh_sql_access(ctx, relation, exists);
 }
-
-static const char *const lh_fuzz_all[] = {"people", "secret", NULL};
-static const char *const lh_fuzz_granted[] = {"people", NULL};
-static const lh_fuzz_lake lh_fuzz_lake_all = {lh_fuzz_all, true};
-static const lh_fuzz_lake lh_fuzz_lake_agent = {lh_fuzz_granted, false};
 
 /* Least to most privileged. */
 static const lh_sql_policy lh_fuzz_policies[3] = {
-    {false, lh_fuzz_may_read, (void *)&lh_fuzz_lake_agent, "allowed: people"},
-    {false, lh_fuzz_may_read, (void *)&lh_fuzz_lake_all, NULL},
-    {true, lh_fuzz_may_read, (void *)&lh_fuzz_lake_all, NULL},
+    {false, lh_fuzz_may_read, &lh_fuzz_agent, "allowed: people"},
+    {false, lh_fuzz_may_read, &lh_fuzz_analyst, NULL},
+    {true, lh_fuzz_may_read, &lh_fuzz_admin, NULL},
 };
 static const char *const lh_fuzz_policy_names[3] = {"agent", "analyst", "admin"};
 

@@ -16,6 +16,7 @@
 #include "testutil.h"
 
 #include "core/core.h"
+#include "http/http_internal.h"
 #include "query/query.h"
 
 #include "duckdb.h"
@@ -27,34 +28,26 @@
 
 /* ---------------------------------------------------------------- policies */
 
-/* A lake of fixed relations. Like the server's policy (src/http/query_routes.c), a caller
- * who may read every dataset learns that a well-formed name is not one (LH_REL_UNKNOWN);
- * an agent is refused either way, so it cannot probe for datasets. */
-typedef struct lake {
-    const char *const *readable; /* NULL-terminated */
-    bool reads_all;
-} lake;
+/* A lake of two datasets judged by the server's own rule (lh_sql_access): analysts and
+ * admins read both and learn that a well-formed name is not a dataset (LH_REL_UNKNOWN);
+ * the agent is granted `people` only and is refused anything else, existing or not. */
+static const char *const lake_names[] = {"people", "secret", NULL};
+static char *agent_grants[] = {"people", NULL};
+static lh_principal p_analyst = {"ana", LH_ROLE_ANALYST, NULL, NULL};
+static lh_principal p_admin = {"root", LH_ROLE_ADMIN, NULL, NULL};
+static lh_principal p_agent = {"bot", LH_ROLE_AGENT, NULL, agent_grants};
 
 static lh_rel_access may_read_set(void *ctx, const char *relation)
 {
-    const lake *l = ctx;
-    for (const char *const *n = l->readable; *n; n++)
-        if (strcasecmp(*n, relation) == 0)
-            return LH_REL_ALLOW;
-    if (l->reads_all && lh_name_validate(relation, "dataset name", NULL) == 0)
-        return LH_REL_UNKNOWN;
-    return LH_REL_DENY;
+    bool exists = false;
+    for (const char *const *n = lake_names; *n; n++)
+        exists = exists || strcasecmp(*n, relation) == 0;
+    return lh_sql_access(ctx, relation, exists);
 }
 
-static const char *const lake_names[] = {"people", "secret", NULL};
-static const lake lake_all = {lake_names, true};
-static const char *const agent_names[] = {"people", NULL};
-static const lake lake_agent_only = {agent_names, false};
-
-static const lh_sql_policy analyst = {false, may_read_set, (void *)&lake_all, "people, secret"};
-static const lh_sql_policy admin = {true, may_read_set, (void *)&lake_all, "people, secret"};
-static const lh_sql_policy agent = {false, may_read_set, (void *)&lake_agent_only,
-                                    "allowed: people"};
+static const lh_sql_policy analyst = {false, may_read_set, &p_analyst, "people, secret"};
+static const lh_sql_policy admin = {true, may_read_set, &p_admin, "people, secret"};
+static const lh_sql_policy agent = {false, may_read_set, &p_agent, "allowed: people"};
 
 /* ---------------------------------------------------------------- DuckDB parser */
 

@@ -92,12 +92,20 @@ static int gen_sandbox(lh_engine *eng, lh_gen *g, char **roots, lh_error *err)
     if (lh_duck_exec(g->ddl, "SET GLOBAL TimeZone = 'UTC'", &tz_err) != 0)
         lh_log(LH_LOG_WARN, "duckdb_timezone_not_set", "{s:s}", "message", tz_err.message);
 
-    char *tmp = lh_path_join(eng->data_dir, "_tmp");
+    /* DuckDB reaches only what it must: each bucket's datasets/ folder (parts are read
+     * there and staged there by COPY) and <data>/_tmp/ (uploads, spill). Not a bucket's
+     * root: primary's root is the data folder, which also holds _secrets/ (the admin key,
+     * the key pepper) and _catalog/; those stay outside the sandbox even if SQL ever got
+     * past the firewall. The trailing '/' keeps "datasets" from also allowing
+     * "datasets_x". */
+    char *tmp = lh_path_join(eng->data_dir, "_tmp/");
     lh_buf_puts(&sql, "SET allowed_directories = [");
     for (size_t i = 0; roots && roots[i]; i++) {
-        char *lit = lh_sql_literal(roots[i]);
+        char *dir = lh_path_join(roots[i], "datasets/");
+        char *lit = lh_sql_literal(dir);
         lh_buf_printf(&sql, "%s, ", lit);
         free(lit);
+        free(dir);
     }
     char *lit = lh_sql_literal(tmp);
     lh_buf_printf(&sql, "%s]", lit);

@@ -112,6 +112,18 @@ void lh_csv_field(lh_buf *b, const char *s, size_t len);
 /* The cell as a jansson value (numbers as integers when they fit, else reals). */
 json_t *lh_cell_to_json(const lh_cell *c);
 
+/* ---------------------------------------------------------------- result buffer */
+
+/* Rendered-but-unsent output a user query holds at most, plus one row (result.c renders row
+ * by row and stops once its buffer passes this). Bounds the memory a client that does not
+ * read can pin outside DuckDB's memory limit, per query slot. */
+#define LH_QUERY_OUT_BUDGET ((size_t)1 << 20)
+
+/* For tests: bytes in the query's output buffer (rendered, sent or not), and the buffer's
+ * allocated capacity. */
+size_t lh_query__buffered_bytes(const lh_query *q);
+size_t lh_query__buffer_capacity(const lh_query *q);
+
 /* ---------------------------------------------------------------- generations */
 
 /* One DuckDB database with the sandbox of one moment's bucket roots. Queries hold a

@@ -9,9 +9,13 @@
  *           a user sends may change the views or the database), execute to a streaming
  *           result and fetch the first chunk, so that SQL errors and most timeouts are
  *           reported before the HTTP status line;
- *   read    render one chunk at a time into an internal buffer and hand it out; the next
- *           chunk is fetched only once the buffer is drained, so memory stays at about one
- *           chunk whatever the result size;
+ *   read    render rows one at a time into an internal buffer and hand it out; rendering
+ *           stops once the buffer passes LH_QUERY_OUT_BUDGET and resumes at chunk_pos when
+ *           the client has drained it, and the next chunk is fetched only once the current
+ *           one is fully rendered. So a query holds at most one DuckDB chunk plus about
+ *           LH_QUERY_OUT_BUDGET + one row of rendered text, whatever the result or row size
+ *           (a chunk is up to 2,048 rows: rendering it whole let one slow client make the
+ *           server hold gigabytes outside DuckDB's memory limit);
  *   finish  after the last row (or the row cap, or an error) the tail is rendered and every
  *           DuckDB resource, the generation and the slot are given back at once, even if
  *           the client is still draining the buffer.
@@ -320,7 +324,10 @@ static void finish(lh_query *q)
     release_duckdb(q);
 }
 
-/* Renders the next chunk's rows (or the tail) into q->out. */
+/* Renders rows of the current chunk into q->out until the chunk ends or q->out passes
+ * LH_QUERY_OUT_BUDGET (at least one row, so a row larger than the budget still goes out);
+ * the next call continues at chunk_pos. Fetches the next chunk (or renders the tail) only
+ * when the current one is fully rendered. */
 static void step(lh_query *q)
 {
     if (q->chunk_pos >= q->chunk_rows) {
@@ -342,9 +349,9 @@ static void step(lh_query *q)
     idx_t end = q->chunk_rows;
     if ((int64_t)(end - q->chunk_pos) > q->max_rows - q->rows)
         end = q->chunk_pos + (idx_t)(q->max_rows - q->rows);
-    for (idx_t i = q->chunk_pos; i < end; i++)
-        render_row(q, i);
-    q->chunk_pos = end;
+    do
+        render_row(q, q->chunk_pos++);
+    while (q->chunk_pos < end && q->out.len < LH_QUERY_OUT_BUDGET);
 }
 
 /* ---------------------------------------------------------------- public */
@@ -471,6 +478,9 @@ ssize_t lh_query_read(lh_query *q, char *buf, size_t cap)
     while (q->out_pos == q->out.len) {
         q->out.len = 0;
         q->out_pos = 0;
+        /* a row far larger than the budget grew the buffer: give that memory back */
+        if (q->out.cap > 4 * LH_QUERY_OUT_BUDGET)
+            lh_buf_free(&q->out);
         if (q->state == Q_DONE)
             return q->failed && q->fmt == LH_FORMAT_CSV ? -1 : 0;
         step(q);
@@ -496,6 +506,16 @@ bool lh_query_truncated(const lh_query *q)
 const lh_error *lh_query_error(const lh_query *q)
 {
     return q->failed ? &q->err : NULL;
+}
+
+size_t lh_query__buffered_bytes(const lh_query *q)
+{
+    return q->out.len;
+}
+
+size_t lh_query__buffer_capacity(const lh_query *q)
+{
+    return q->out.cap;
 }
 
 void lh_query_free(lh_query *q)

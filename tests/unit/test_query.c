@@ -9,6 +9,7 @@
 #include "catalog/catalog.h"
 #include "core/core.h"
 #include "query/query.h"
+#include "query/query_internal.h"
 #include "storage/storage.h"
 
 #include <math.h>
@@ -578,6 +579,76 @@ static void test_row_cap(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- output buffer bound */
+
+/* Large rows, read slowly: the query never holds more than LH_QUERY_OUT_BUDGET plus about
+ * one row of rendered output (it used to render a whole chunk, up to 2,048 rows, at once:
+ * here 1,000 rows of 100 KB, ~100 MB), and the output is exactly what it was. */
+static void test_output_buffer_bounded(void **state)
+{
+    fx *f = *state;
+    enum { NROWS = 1000, CELL = 100000 };
+    static const lh_result_format fmts[] = {LH_FORMAT_JSON, LH_FORMAT_CSV, LH_FORMAT_NDJSON};
+    static const char *const heads[] = {
+        "{\"columns\":[{\"name\":\"s\",\"type\":\"VARCHAR\"}],\"rows\":[", "s\r\n", ""};
+    static const char *const row_open[] = {"[\"", "", "{\"s\":\""};
+    static const char *const row_close[] = {"\"]", "\r\n", "\"}\n"};
+    const size_t row_max = CELL + 16;
+    const size_t bound = LH_QUERY_OUT_BUDGET + LH_QUERY_OUT_BUDGET / 5 + row_max;
+    char *x = lh_xcalloc(CELL + 1, 1);
+    memset(x, 'x', CELL);
+    for (size_t k = 0; k < sizeof(fmts) / sizeof(fmts[0]); k++) {
+        lh_error err;
+        lh_query_opts o = {fmts[k], NROWS, 60000};
+        lh_query *q = lh_query_start(
+            f->eng, "SELECT repeat('x', 100000) AS s FROM range(1000) t(i)", &o, &err);
+        if (!q)
+            fail_msg("lh_query_start: %s", err.message);
+        lh_buf got;
+        lh_buf_init(&got);
+        size_t max_len = lh_query__buffered_bytes(q), max_cap = lh_query__buffer_capacity(q);
+        char buf[4096];
+        ssize_t n;
+        while ((n = lh_query_read(q, buf, sizeof(buf))) > 0) {
+            lh_buf_append(&got, buf, (size_t)n);
+            size_t len = lh_query__buffered_bytes(q), cap = lh_query__buffer_capacity(q);
+            max_len = len > max_len ? len : max_len;
+            max_cap = cap > max_cap ? cap : max_cap;
+        }
+        assert_int_equal(n, 0);
+        assert_null(lh_query_error(q));
+        assert_int_equal(lh_query_row_count(q), NROWS);
+        assert_false(lh_query_truncated(q));
+        lh_query_free(q);
+        if (max_len > bound)
+            fail_msg("format %zu: %zu bytes buffered (bound %zu)", k, max_len, bound);
+        /* lh_buf doubles its capacity, so the allocation may be up to twice the length */
+        if (max_cap > 2 * bound)
+            fail_msg("format %zu: buffer capacity %zu (bound %zu)", k, max_cap, 2 * bound);
+
+        lh_buf want;
+        lh_buf_init(&want);
+        lh_buf_puts(&want, heads[k]);
+        for (int r = 0; r < NROWS; r++) {
+            if (r && fmts[k] == LH_FORMAT_JSON)
+                lh_buf_putc(&want, ',');
+            lh_buf_puts(&want, row_open[k]);
+            lh_buf_append(&want, x, CELL);
+            lh_buf_puts(&want, row_close[k]);
+        }
+        if (fmts[k] == LH_FORMAT_JSON) {
+            lh_buf_puts(&want, "],\"row_count\":1000,\"truncated\":false,\"elapsed_ms\":}");
+            strip_elapsed(got.data);
+            got.len = strlen(got.data);
+        }
+        assert_int_equal(got.len, want.len);
+        assert_true(memcmp(got.data, want.data, want.len) == 0);
+        lh_buf_free(&want);
+        lh_buf_free(&got);
+    }
+    free(x);
+}
+
 /* ---------------------------------------------------------------- time limit */
 
 static const char endless_sql[] =
@@ -757,8 +828,21 @@ static void test_sandbox(void **state)
         assert_int_equal(lh_engine_exec(f->eng, sets[i], NULL, &err), LH_EINVAL);
         assert_non_null(strstr(err.message, "locked"));
     }
-    /* writing and reading parquet inside the data folder works */
-    char *path = lh_path_join(f->data, "sandbox.parquet");
+    /* the data folder itself (where _secrets/ and _catalog/ live) is out of reach */
+    char *secret = lh_path_join(f->data, "_secrets_probe.parquet");
+    char *secret_lit = lh_sql_literal(secret);
+    char *probe = lh_xasprintf("COPY (SELECT 1 AS x) TO %s (FORMAT parquet)", secret_lit);
+    assert_int_equal(lh_engine_exec(f->eng, probe, NULL, &err), LH_EINVAL);
+    assert_non_null(strstr(err.message, "Permission Error"));
+    assert_false(lh_fs_exists(secret));
+    free(probe);
+    free(secret_lit);
+    free(secret);
+    /* writing and reading parquet inside a bucket's datasets/ folder works */
+    char *dsdir = lh_path_join(f->data, "datasets");
+    assert_int_equal(lh_fs_mkdirs(dsdir, 0755, &err), 0);
+    free(dsdir);
+    char *path = lh_path_join(f->data, "datasets/sandbox.parquet");
     char *lit = lh_sql_literal(path);
     char *sql = lh_xasprintf("COPY (SELECT i AS x FROM range(3) t(i)) TO %s (FORMAT parquet)", lit);
     int64_t rows = -1;
@@ -975,7 +1059,10 @@ static void test_bucket_add_regenerates(void **state)
     char *sql = lh_xasprintf("COPY (SELECT 99 AS v) TO %s (FORMAT parquet)", tmp_lit);
     assert_int_equal(lh_engine_exec(f->eng, sql, NULL, &err), 0);
     free(sql);
-    char *outside = lh_path_join(extra, "outside.parquet");
+    char *extra_ds = lh_path_join(extra, "datasets");
+    assert_int_equal(lh_fs_mkdirs(extra_ds, 0755, &err), 0);
+    free(extra_ds);
+    char *outside = lh_path_join(extra, "datasets/outside.parquet");
     assert_int_equal(rename(tmp_file, outside), 0);
     char *outside_lit = lh_sql_literal(outside);
     char *read_sql = lh_xasprintf("SELECT v FROM read_parquet(%s)", outside_lit);
@@ -1118,6 +1205,7 @@ int main(void)
         cmocka_unit_test(test_format_parse),
         cmocka_unit_test(test_sql_quoting),
         cmocka_unit_test_setup_teardown(test_row_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_buffer_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_mid_stream, setup, teardown),

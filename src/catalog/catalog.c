@@ -49,6 +49,8 @@ struct lh_catalog {
     size_t n, cap;
     lh_catalog_listener listener;
     void *listener_ctx;
+    lh_catalog_retirer retirer;
+    void *retirer_ctx;
 };
 
 /* A list of strings (names, keys). */
@@ -197,6 +199,10 @@ static void file_keys(const json_t *m, strlist *out)
 static void delete_objects(lh_catalog *cat, const char *bucket, const strlist *keys,
                            const char *dataset)
 {
+    if (cat->retirer) {
+        cat->retirer(cat->retirer_ctx, bucket, keys->v, keys->n);
+        return;
+    }
     for (size_t i = 0; i < keys->n; i++) {
         lh_error err;
         if (lh_storage_delete(cat->st, bucket, keys->v[i], &err) != 0)
@@ -412,6 +418,14 @@ void lh_catalog_close(lh_catalog *cat)
     pthread_mutex_destroy(&cat->mu);
     pthread_rwlock_destroy(&cat->rw);
     free(cat);
+}
+
+void lh_catalog_set_retirer(lh_catalog *cat, lh_catalog_retirer fn, void *ctx)
+{
+    pthread_mutex_lock(&cat->mu);
+    cat->retirer = fn;
+    cat->retirer_ctx = ctx;
+    pthread_mutex_unlock(&cat->mu);
 }
 
 void lh_catalog_set_listener(lh_catalog *cat, lh_catalog_listener fn, void *ctx)

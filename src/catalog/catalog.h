@@ -61,6 +61,14 @@ void lh_catalog_close(lh_catalog *cat);
 /* Registers a listener (one; the query engine). */
 void lh_catalog_set_listener(lh_catalog *cat, lh_catalog_listener fn, void *ctx);
 
+/* Takes over deleting superseded objects (the old parts after a replace, a deleted
+ * dataset's parts): the callee deletes them with lh_storage_delete once no reader can
+ * still be using them. keys are borrowed for the call. Called after the new manifest is
+ * durable and the listener ran, with no catalog lock held. Without a retirer the catalog
+ * deletes them at once. */
+typedef void (*lh_catalog_retirer)(void *ctx, const char *bucket, char *const *keys, size_t n);
+void lh_catalog_set_retirer(lh_catalog *cat, lh_catalog_retirer fn, void *ctx);
+
 /* Array of manifest copies sorted by name. Caller decrefs. */
 json_t *lh_catalog_list(lh_catalog *cat);
 /* Copy of one manifest; NULL + LH_ENOTFOUND ("no dataset named 'x'"). Caller decrefs. */

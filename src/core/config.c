@@ -68,6 +68,7 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     cfg->max_connections = 256;
     cfg->max_upload_bytes = 8LL << 30;
     cfg->max_json_body = 1LL << 20;
+    cfg->max_sql_bytes = 64LL << 10;
     cfg->query_max_rows = 100000;
     cfg->query_default_rows = 1000;
     cfg->query_timeout_ms = 30000;
@@ -84,6 +85,7 @@ int lh_config_load(lh_config *cfg, lh_error *err)
         (rc = env_int("LH_MAX_CONNECTIONS", 1, 65536, &cfg->max_connections, err)) ||
         (rc = env_int64("LH_MAX_UPLOAD_BYTES", 1, INT64_MAX, &cfg->max_upload_bytes, err)) ||
         (rc = env_int64("LH_MAX_JSON_BODY", 64, 1LL << 30, &cfg->max_json_body, err)) ||
+        (rc = env_int64("LH_MAX_SQL_BYTES", 16, 1LL << 30, &cfg->max_sql_bytes, err)) ||
         (rc = env_int64("LH_QUERY_MAX_ROWS", 1, 1LL << 40, &cfg->query_max_rows, err)) ||
         (rc = env_int64("LH_QUERY_DEFAULT_ROWS", 1, 1LL << 40, &cfg->query_default_rows, err)) ||
         (rc = env_int("LH_QUERY_TIMEOUT_MS", 1, 86400000, &cfg->query_timeout_ms, err)) ||

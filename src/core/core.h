@@ -63,6 +63,9 @@ int lh_error_set(lh_error *err, int code, const char *fmt, ...)
 /* As lh_error_set, with a specific kind (a static string such as "sql_forbidden"). */
 int lh_error_setk(lh_error *err, int code, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Replaces every occurrence of `needle` in err->message with `with` (truncating at the
+ * message's capacity). Used to keep internal paths out of messages clients see. */
+void lh_error_scrub(lh_error *err, const char *needle, const char *with);
 /* Resets err to LH_OK with an empty message. */
 void lh_error_clear(lh_error *err);
 /* The JSON "error" field: err->kind when set, else the code's default name
@@ -187,6 +190,7 @@ typedef struct lh_config {
     int max_connections;        /* LH_MAX_CONNECTIONS, default 256 */
     int64_t max_upload_bytes;   /* LH_MAX_UPLOAD_BYTES, default 8 GiB (ingest bodies) */
     int64_t max_json_body;      /* LH_MAX_JSON_BODY, default 1 MiB (all JSON request bodies) */
+    int64_t max_sql_bytes;      /* LH_MAX_SQL_BYTES, default 64 KiB (SQL text of one query) */
     int64_t query_max_rows;     /* LH_QUERY_MAX_ROWS, default 100000 (cap on "limit") */
     int64_t query_default_rows; /* LH_QUERY_DEFAULT_ROWS, default 1000 (when no "limit") */
     int query_timeout_ms;       /* LH_QUERY_TIMEOUT_MS, default 30000 */

@@ -79,3 +79,24 @@ void lh_error_clear(lh_error *err)
     err->kind = NULL;
     err->message[0] = '\0';
 }
+
+void lh_error_scrub(lh_error *err, const char *needle, const char *with)
+{
+    size_t nl = needle ? strlen(needle) : 0;
+    if (!err || nl == 0 || !strstr(err->message, needle))
+        return;
+    char out[LH_ERROR_MSG_MAX];
+    size_t o = 0, wl = strlen(with);
+    for (const char *p = err->message; *p && o + 1 < sizeof(out);) {
+        if (strncmp(p, needle, nl) == 0) {
+            size_t n = wl < sizeof(out) - 1 - o ? wl : sizeof(out) - 1 - o;
+            memcpy(out + o, with, n);
+            o += n;
+            p += nl;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    memcpy(err->message, out, o + 1);
+}

@@ -384,6 +384,10 @@ void lh_engine_close(lh_engine *eng)
     lh_watchdog_stop(eng->watchdog);
     if (g)
         lh_gen_unref(eng, g);
+    /* No query runs any more: parts still waiting go now. */
+    lh_retired_delete(eng, eng->retired);
+    eng->retired = NULL;
+    free(eng->reader_epochs);
     lh_views_free(eng);
     keywords_free(&eng->keywords);
     pthread_cond_destroy(&eng->idle_cv);
@@ -441,16 +445,12 @@ out:
     return rc;
 }
 
-json_t *lh_engine_query_json(lh_engine *eng, const char *sql, lh_error *err)
+json_t *lh_conn_query_json(lh_engine *eng, duckdb_connection conn, const char *sql, lh_error *err)
 {
-    lh_gen *g;
-    duckdb_connection conn;
     duckdb_result r;
     json_t *doc = NULL;
     lh_col *cols = NULL;
     idx_t ncols = 0;
-    if (internal_connect(eng, &g, &conn, err) != 0)
-        return NULL;
     if (duckdb_query(conn, sql, &r) == DuckDBError) {
         const char *msg = duckdb_result_error(&r);
         lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "unknown DuckDB error");
@@ -485,6 +485,16 @@ json_t *lh_engine_query_json(lh_engine *eng, const char *sql, lh_error *err)
 out:
     lh_cols_free(cols, ncols);
     duckdb_destroy_result(&r);
+    return doc;
+}
+
+json_t *lh_engine_query_json(lh_engine *eng, const char *sql, lh_error *err)
+{
+    lh_gen *g;
+    duckdb_connection conn;
+    if (internal_connect(eng, &g, &conn, err) != 0)
+        return NULL;
+    json_t *doc = lh_conn_query_json(eng, conn, sql, err);
     internal_disconnect(eng, g, &conn);
     return doc;
 }

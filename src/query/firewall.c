@@ -30,7 +30,7 @@
  * DuckDB's sandbox (external access off, allowed folders, locked configuration) is the
  * second wall behind this one.
  */
-#include "query.h"
+#include "query_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -385,14 +385,17 @@ out:
     return rc;
 }
 
-int lh_sql_firewall(lh_engine *eng, const char *sql, const lh_sql_policy *policy, lh_error *err)
+/* The probe and the walk; conn NULL means a fresh internal connection. */
+static int firewall_run(lh_engine *eng, duckdb_connection conn, const char *sql,
+                        const lh_sql_policy *policy, lh_error *err)
 {
     if (!sql || !*sql)
         return lh_error_setk(err, LH_EINVAL, "sql_error", "the SQL text is empty");
     char *lit = lh_sql_literal(sql);
     char *probe = lh_xasprintf("SELECT json_serialize_sql(%s)", lit);
     free(lit);
-    json_t *res = lh_engine_query_json(eng, probe, err);
+    json_t *res =
+        conn ? lh_conn_query_json(eng, conn, probe, err) : lh_engine_query_json(eng, probe, err);
     free(probe);
     if (!res)
         return err ? err->code : LH_EINTERNAL;
@@ -402,4 +405,15 @@ int lh_sql_firewall(lh_engine *eng, const char *sql, const lh_sql_policy *policy
                   : lh_error_set(err, LH_EINTERNAL, "the parser returned nothing");
     json_decref(res);
     return rc;
+}
+
+int lh_sql_firewall(lh_engine *eng, const char *sql, const lh_sql_policy *policy, lh_error *err)
+{
+    return firewall_run(eng, NULL, sql, policy, err);
+}
+
+int lh_firewall_on_conn(lh_engine *eng, duckdb_connection conn, const char *sql,
+                        const lh_sql_policy *policy, lh_error *err)
+{
+    return firewall_run(eng, conn, sql, policy, err);
 }

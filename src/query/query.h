@@ -56,15 +56,22 @@ int lh_result_format_parse(const char *s, lh_result_format *out, lh_error *err);
  * "application/x-ndjson"). Static. */
 const char *lh_result_format_mime(lh_result_format f);
 
+typedef struct lh_sql_policy lh_sql_policy;
+
 typedef struct lh_query_opts {
     lh_result_format format;
     int64_t max_rows; /* rows returned at most; more → truncated: true */
     int timeout_ms;   /* whole query, including streaming */
+    /* The firewall's policy for the caller, or NULL (internal callers and tests only).
+     * The check runs inside the query's slot and under its deadline, so hostile SQL that
+     * is slow to parse is bounded like any query. */
+    const lh_sql_policy *policy;
 } lh_query_opts;
 
 typedef struct lh_query lh_query;
 
-/* Starts a query (user SQL; the firewall runs before this, in issue 3). Errors:
+/* Starts a query: takes a slot, arms the deadline, runs the firewall when opts->policy is
+ * set, then executes. Errors: LH_EFORBIDDEN / LH_EINVAL from the firewall,
  * LH_EBUSY (all slots taken), LH_EINVAL kind "sql_error" with DuckDB's message (parse,
  * bind or execution errors), LH_ETIMEOUT kind "query_timeout". Caller frees with
  * lh_query_free (also when it stops reading early). */
@@ -105,12 +112,12 @@ typedef enum {
 /* What a caller may read. may_read answers for dataset (and later view) names.
  * allowed_hint names the allowed relations for error messages ("allowed: people,
  * orders"); may be NULL. */
-typedef struct lh_sql_policy {
+struct lh_sql_policy {
     bool allow_raw; /* may name __raw__<dataset> (admins) */
     lh_rel_access (*may_read)(void *ctx, const char *relation);
     void *ctx;
     const char *allowed_hint;
-} lh_sql_policy;
+};
 
 /* Checks user SQL before it runs (rules in firewall.c's header): parses it with DuckDB's
  * parser and walks the whole tree. Returns 0 when it may run; LH_EFORBIDDEN kind

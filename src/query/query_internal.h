@@ -196,7 +196,30 @@ struct lh_engine {
     int users; /* queries and internal statements holding a generation */
     int slots; /* user queries running */
     bool closing;
+
+    /* Superseded parts wait until no query that could still read them runs (retire.c).
+     * Guarded by gen_mu. A query's start epoch is the epoch current when it took its slot;
+     * a part retired at epoch e may go once no running query started before e. */
+    uint64_t epoch;
+    uint64_t *reader_epochs; /* start epochs of running user queries (a multiset) */
+    size_t nreaders, cap_readers;
+    struct lh_retired *retired; /* waiting parts, oldest first */
 };
+
+typedef struct lh_retired {
+    char *bucket, *key;
+    uint64_t epoch;
+    struct lh_retired *next;
+} lh_retired;
+
+/* retire.c. Callers hold gen_mu for the *_locked ones. */
+uint64_t lh_readers_enter_locked(lh_engine *eng);
+/* Drops one reader; returns the retired parts now free to delete (caller deletes them
+ * with lh_retired_delete after releasing gen_mu). */
+lh_retired *lh_readers_exit_locked(lh_engine *eng, uint64_t start_epoch);
+void lh_retired_delete(lh_engine *eng, lh_retired *list);
+/* The catalog's retirer (lh_catalog_set_retirer). */
+void lh_engine_retire(void *ctx, const char *bucket, char *const *keys, size_t n);
 
 /* Takes a reference on the current generation (NULL + LH_EUNAVAILABLE when closing). */
 lh_gen *lh_gen_acquire(lh_engine *eng, lh_error *err);
@@ -207,6 +230,12 @@ void lh_gen_unref(lh_engine *eng, lh_gen *g);
 lh_gen *lh_gen_open(lh_engine *eng, char **roots, lh_error *err);
 /* Runs a statement on a connection; DuckDB errors become LH_EINVAL kind "sql_error". */
 int lh_duck_exec(duckdb_connection conn, const char *sql, lh_error *err);
+/* lh_engine_query_json on a connection the caller holds (engine.c). */
+json_t *lh_conn_query_json(lh_engine *eng, duckdb_connection conn, const char *sql, lh_error *err);
+/* The firewall on a connection the caller holds, so a query's parse runs inside its slot
+ * and under its deadline (firewall.c). */
+int lh_firewall_on_conn(lh_engine *eng, duckdb_connection conn, const char *sql,
+                        const lh_sql_policy *policy, lh_error *err);
 
 /* views.c */
 /* Seeds the registry from lh_catalog_list and subscribes to both listeners. */

@@ -49,6 +49,7 @@ struct lh_query {
     lh_watch watch;
     bool watching;
     bool has_slot;
+    uint64_t start_epoch; /* for retire.c: parts retired after it may still be read */
 
     lh_result_format fmt;
     int64_t max_rows;
@@ -117,7 +118,17 @@ static int duck_error(const lh_query *q, const char *msg, lh_error *err)
 {
     if (atomic_load(&q->watch.fired))
         return timeout_error(q, err);
-    return lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "unknown DuckDB error");
+    lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "unknown DuckDB error");
+    /* DuckDB names files in some errors (a part that vanished under a replace); callers
+     * must not learn where the lake lives. */
+    char **roots = lh_storage_roots(q->eng->st);
+    for (size_t i = 0; roots && roots[i]; i++) {
+        lh_error_scrub(err, roots[i], "<lake>");
+        free(roots[i]);
+    }
+    free(roots);
+    lh_error_scrub(err, q->eng->data_dir, "<lake>");
+    return err->code;
 }
 
 static const struct {
@@ -151,8 +162,10 @@ static void release_slot(lh_query *q)
         return;
     pthread_mutex_lock(&q->eng->gen_mu);
     q->eng->slots--;
+    lh_retired *done = lh_readers_exit_locked(q->eng, q->start_epoch);
     pthread_mutex_unlock(&q->eng->gen_mu);
     q->has_slot = false;
+    lh_retired_delete(q->eng, done); /* parts only this query could still have read */
 }
 
 /* Gives back everything DuckDB-side. The watchdog entry goes before the connection, so
@@ -356,7 +369,7 @@ static void step(lh_query *q)
 
 /* ---------------------------------------------------------------- public */
 
-static int take_slot(lh_engine *eng, lh_error *err)
+static int take_slot(lh_engine *eng, uint64_t *start_epoch, lh_error *err)
 {
     int rc = 0;
     pthread_mutex_lock(&eng->gen_mu);
@@ -365,8 +378,10 @@ static int take_slot(lh_engine *eng, lh_error *err)
     else if (eng->slots >= eng->max_queries)
         rc = lh_error_set(err, LH_EBUSY, "too many concurrent queries (limit %d); retry shortly",
                           eng->max_queries);
-    else
+    else {
         eng->slots++;
+        *start_epoch = lh_readers_enter_locked(eng);
+    }
     pthread_mutex_unlock(&eng->gen_mu);
     return rc;
 }
@@ -426,7 +441,7 @@ lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *o
     q->deadline = q->t0 + q->timeout_ms;
     lh_buf_init(&q->out);
 
-    if (take_slot(eng, err) != 0)
+    if (take_slot(eng, &q->start_epoch, err) != 0)
         goto out;
     q->has_slot = true;
     q->gen = lh_gen_acquire(eng, err);
@@ -442,6 +457,14 @@ lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *o
     lh_watchdog_add(eng->watchdog, &q->watch);
     q->watching = true;
 
+    if (opts && opts->policy && lh_firewall_on_conn(eng, q->conn, sql, opts->policy, err) != 0) {
+        if (lh_now_ms() >= q->deadline)
+            lh_error_setk(err, LH_ETIMEOUT, "query_timeout",
+                          "query ran past its time limit of %d ms and was stopped "
+                          "(while being checked)",
+                          q->timeout_ms);
+        goto out;
+    }
     if (prepare_one(q, sql, &stmt, err) != 0)
         goto out;
     if (duckdb_pending_prepared_streaming(stmt, &pending) == DuckDBError) {

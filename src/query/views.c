@@ -294,6 +294,7 @@ int lh_views_start(lh_engine *eng, lh_error *err)
 {
     (void)err;
     lh_catalog_set_listener(eng->cat, on_dataset, eng);
+    lh_catalog_set_retirer(eng->cat, lh_engine_retire, eng);
     for (;;) {
         pthread_mutex_lock(&eng->ddl_mu);
         uint64_t seen = eng->view_events;
@@ -313,6 +314,7 @@ int lh_views_start(lh_engine *eng, lh_error *err)
 void lh_views_stop(lh_engine *eng)
 {
     lh_catalog_set_listener(eng->cat, NULL, NULL);
+    lh_catalog_set_retirer(eng->cat, NULL, NULL);
     lh_storage_set_listener(eng->st, NULL, NULL);
     pthread_mutex_lock(&eng->ddl_mu);
     eng->listening = false;

@@ -480,6 +480,41 @@ class IngestAndQuery(Base):
         status, doc = s.json("POST", "/storage/buckets", {"name": "../x", "root": root})
         self.assertEqual(status, 400)
 
+    def test_11_replace_while_a_query_streams(self):
+        s = self.server
+        part = lambda lo: ("id,txt\n" + "".join(f"{i},{'x' * 40}\n"
+                                                 for i in range(lo, lo + 20000))).encode()
+        self.assertEqual(s.ingest("busy", part(0))[0], 201)
+        for k in range(1, 5):
+            self.assertEqual(s.ingest("busy", part(k * 20000), mode="append")[0], 200)
+        status, doc = s.json("GET", "/catalog/datasets/by-name/busy")
+        old_keys = [f["key"] for f in doc["dataset"]["files"]]
+        self.assertEqual(len(old_keys), 5)
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=120)
+        conn.request("POST", "/query/sql", json.dumps({"sql": "SELECT id, txt FROM busy",
+                                                       "limit": 100000}),
+                     {"Authorization": f"Bearer {ADMIN_KEY}"})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        first = resp.read(64 * 1024)  # the stream has begun on the old parts
+        status, doc = s.ingest("busy", part(500000), mode="replace")
+        self.assertEqual(status, 201, doc)
+        # the old parts stay while the query that may read them runs...
+        self.assertTrue(all(os.path.exists(os.path.join(self.data, k)) for k in old_keys))
+        rest = resp.read()
+        conn.close()
+        result = json.loads(first + rest)
+        self.assertNotIn("error", result)
+        self.assertEqual(result["row_count"], 100000)
+        self.assertEqual(sorted(r[0] for r in result["rows"]), list(range(100000)))
+        # ...and go once it has ended
+        deadline = time.time() + 10
+        while time.time() < deadline and any(os.path.exists(os.path.join(self.data, k))
+                                             for k in old_keys):
+            time.sleep(0.05)
+        self.assertFalse(any(os.path.exists(os.path.join(self.data, k)) for k in old_keys))
+        self.assertEqual(s.rows("SELECT min(id), count(*) FROM busy"), [[500000, 20000]])
+
     def test_10_cli(self):
         s = self.server
         env = dict(os.environ, LH_SERVER=s.url, LH_KEY=ADMIN_KEY)
@@ -805,7 +840,7 @@ def load_corpus():
 
 class Security(Base):
     server_env = {"LH_QUERY_TIMEOUT_MS": "2000", "LH_QUERY_MAX_ROWS": "1000",
-                  "LH_QUERY_DEFAULT_ROWS": "1000"}
+                  "LH_QUERY_DEFAULT_ROWS": "1000", "LH_MAX_SQL_BYTES": "4096"}
 
     @classmethod
     def setUpClass(cls):
@@ -912,6 +947,10 @@ class Security(Base):
         # admin: raw relations
         status, doc = self.server.sql("SELECT count(*) FROM __raw__people")
         self.assertEqual((status, doc["rows"]), (200, [[len(self.people)]]))
+
+    def test_sql_size_cap(self):
+        status, doc = self.sql_as("agent", "SELECT " + ",".join(["1"] * 3000))
+        self.assertEqual((status, doc["error"]), (413, "payload_too_large"))
 
     def test_revoke(self):
         s = self.server

@@ -90,7 +90,7 @@ static char *run_full(lh_engine *eng, const char *sql, lh_result_format fmt, int
                       int timeout_ms, size_t step, lh_error *err, ssize_t *last, int64_t *rows,
                       bool *truncated)
 {
-    lh_query_opts o = {fmt, max_rows, timeout_ms};
+    lh_query_opts o = {fmt, max_rows, timeout_ms, NULL};
     lh_query *q = lh_query_start(eng, sql, &o, err);
     if (!q)
         return NULL;
@@ -599,7 +599,7 @@ static void test_output_buffer_bounded(void **state)
     memset(x, 'x', CELL);
     for (size_t k = 0; k < sizeof(fmts) / sizeof(fmts[0]); k++) {
         lh_error err;
-        lh_query_opts o = {fmts[k], NROWS, 60000};
+        lh_query_opts o = {fmts[k], NROWS, 60000, NULL};
         lh_query *q = lh_query_start(
             f->eng, "SELECT repeat('x', 100000) AS s FROM range(1000) t(i)", &o, &err);
         if (!q)
@@ -660,7 +660,7 @@ static void test_timeout(void **state)
     fx *f = *state;
     lh_error err;
     int64_t t0 = lh_now_ms();
-    lh_query_opts o = {LH_FORMAT_JSON, 10, 300};
+    lh_query_opts o = {LH_FORMAT_JSON, 10, 300, NULL};
     lh_query *q = lh_query_start(f->eng, endless_sql, &o, &err);
     int64_t took = lh_now_ms() - t0;
     assert_null(q);
@@ -682,7 +682,7 @@ static void test_timeout_mid_stream(void **state)
     static const lh_result_format fmts[] = {LH_FORMAT_JSON, LH_FORMAT_NDJSON, LH_FORMAT_CSV};
     for (size_t i = 0; i < 3; i++) {
         lh_error err;
-        lh_query_opts o = {fmts[i], 1000000000, 800};
+        lh_query_opts o = {fmts[i], 1000000000, 800, NULL};
         lh_query *q = lh_query_start(f->eng, "SELECT i FROM range(1000000000000) t(i)", &o, &err);
         assert_non_null(q);
         lh_buf b;
@@ -762,7 +762,7 @@ static void test_busy(void **state)
     (void)state;
     fx *f = fx_new(2);
     lh_error err;
-    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000};
+    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000, NULL};
     lh_query *a = lh_query_start(f->eng, "SELECT i FROM range(100000) t(i)", &o, &err);
     lh_query *b = lh_query_start(f->eng, "SELECT 2", &o, &err);
     assert_non_null(a);
@@ -805,7 +805,7 @@ static void test_sandbox(void **state)
     assert_null(lh_engine_query_json(f->eng, "SELECT * FROM read_csv('/etc/passwd')", &err));
     assert_int_equal(err.code, LH_EINVAL);
     assert_non_null(strstr(err.message, "Permission Error"));
-    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000};
+    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000, NULL};
     assert_null(lh_query_start(f->eng, "SELECT * FROM read_csv('/etc/passwd')", &o, &err));
     assert_int_equal(err.code, LH_EINVAL);
     assert_string_equal(lh_error_kind(&err), "sql_error");
@@ -879,7 +879,7 @@ static void test_statement_checks(void **state)
         {"SET threads = 1", LH_EFORBIDDEN, "sql_forbidden", "SET"},
         {"SELECT 1/0::INTEGER, 'x'::INTEGER", LH_EINVAL, "sql_error", "Conversion Error"},
     };
-    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000};
+    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000, NULL};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         lh_error err;
         lh_query *q = lh_query_start(f->eng, cases[i].sql, &o, &err);
@@ -1070,7 +1070,7 @@ static void test_bucket_add_regenerates(void **state)
     assert_non_null(strstr(err.message, "Permission Error"));
 
     /* a query running across the swap finishes on the old generation */
-    lh_query_opts o = {LH_FORMAT_CSV, 100000, 30000};
+    lh_query_opts o = {LH_FORMAT_CSV, 100000, 30000, NULL};
     lh_query *running = lh_query_start(f->eng, "SELECT id FROM people ORDER BY id", &o, &err);
     assert_non_null(running);
 

@@ -413,6 +413,8 @@ static int validate_key_name(const char *name, lh_error *err)
     size_t n = name ? strlen(name) : 0;
     if (n == 0 || n > 64)
         return lh_error_set(err, LH_EINVAL, "key name must be 1 to 64 characters");
+    if (strcmp(name, ENV_ADMIN_NAME) == 0)
+        return lh_error_set(err, LH_EINVAL, "key name '%s' is reserved for LH_ADMIN_KEY", name);
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -516,8 +518,10 @@ int lh_auth_revoke(lh_auth *a, const char *name, lh_error *err)
     int rc = 0;
     ssize_t at = -1;
     size_t admins = 0;
+    /* A stored key wins over the env key of the same name (a store written before the name
+     * was reserved may hold one), so such a key can still be revoked. */
     for (size_t i = 0; i < a->n; i++) {
-        if (strcmp(a->keys[i].name, name ? name : "") == 0)
+        if (strcmp(a->keys[i].name, name ? name : "") == 0 && (at < 0 || a->keys[at].from_env))
             at = (ssize_t)i;
         if (a->keys[i].role == LH_ROLE_ADMIN)
             admins++;

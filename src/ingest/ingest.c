@@ -162,11 +162,12 @@ static char *target_bucket(lh_ingest *ing, const lh_ingest_request *req, const j
             lh_storage_unknown_bucket(ing->st, req->bucket, err);
             return NULL;
         }
-        if (req->mode == LH_MODE_APPEND && have && strcmp(have, req->bucket) != 0) {
+        if (req->mode != LH_MODE_CREATE && have && strcmp(have, req->bucket) != 0) {
             lh_error_setk(err, LH_ECONFLICT, "bucket_mismatch",
-                          "dataset '%s' lives in bucket '%s'; an append cannot target bucket "
-                          "'%s'",
-                          req->name, have, req->bucket);
+                          "dataset '%s' lives in bucket '%s'; a %s cannot target bucket '%s' "
+                          "(datasets do not move between buckets)",
+                          req->name, have, req->mode == LH_MODE_APPEND ? "append" : "replace",
+                          req->bucket);
             return NULL;
         }
         return lh_xstrdup(req->bucket);
@@ -288,10 +289,18 @@ static char *source_relation(const lh_ingest_request *req, const char *path)
 /* Rewrites a DuckDB error about the source so it neither leaks our internal paths nor
  * reads as a server fault: the upload's path becomes "the upload". I/O errors stay
  * LH_EIO (a full disk is not the client's fault). */
-static int source_error(lh_error *err, const lh_ingest_request *req, const char *path,
-                        const lh_error *duck)
+static int source_error(lh_ingest *ing, lh_error *err, const lh_ingest_request *req,
+                        const char *path, const lh_error *duck)
 {
-    const char *msg = duck->message;
+    /* DuckDB appends the statement ("LINE 1: COPY (SELECT ... read_csv('/abs/path...")
+     * cut to a width, so the path may appear truncated there: drop that context. */
+    lh_error trimmed = *duck;
+    char *ctx = strstr(trimmed.message, "\nLINE ");
+    if (!ctx)
+        ctx = strstr(trimmed.message, "LINE 1:");
+    if (ctx)
+        *ctx = '\0';
+    const char *msg = trimmed.message;
     lh_buf b;
     lh_buf_init(&b);
     size_t plen = strlen(path);
@@ -312,6 +321,7 @@ static int source_error(lh_error *err, const lh_ingest_request *req, const char 
         rc = lh_error_setk(err, LH_EINVAL, "invalid_file", "could not read the upload as %s: %s",
                            format_name(req->format), b.data ? b.data : "");
     lh_buf_free(&b);
+    lh_error_scrub(err, lh_storage_data_dir(ing->st), "<data>");
     return rc;
 }
 
@@ -401,7 +411,6 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     json_t *existing = NULL, *source_schema = NULL, *schema = NULL, *lineage = NULL;
     char *bucket = NULL, *relation = NULL, *select = NULL, *key = NULL, *staged = NULL;
     char *sql = NULL, *staged_lit = NULL;
-    bool committed_part = false;
     lh_error duck;
     int rc = lh_ingest_check(ing, req, err);
     if (rc)
@@ -427,7 +436,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
          * of DuckDB's sniffer over the upload. */
         source_schema = describe(ing, relation, &duck);
         if (!source_schema) {
-            rc = source_error(err, req, path, &duck);
+            rc = source_error(ing, err, req, path, &duck);
             goto out;
         }
         char *proj =
@@ -462,7 +471,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     sql = lh_xasprintf("COPY (%s) TO %s " PARQUET_OPTIONS, select, staged_lit);
     int64_t rows = 0;
     if (lh_engine_exec(ing->eng, sql, &rows, &duck) != 0) {
-        rc = source_error(err, req, path, &duck);
+        rc = source_error(ing, err, req, path, &duck);
         goto out;
     }
     free(sql);
@@ -475,7 +484,6 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     t_commit = lh_now_ms();
     if ((rc = lh_storage_commit(ing->st, bucket, staged, key, err)) != 0)
         goto out;
-    committed_part = true;
 
     char ts[LH_TS_MAX], job[17];
     lh_random_hex(job, 16);
@@ -498,7 +506,6 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     };
     rc = lh_catalog_commit_ingest(ing->cat, &c, manifest_out, err);
     if (rc == 0) {
-        committed_part = false; /* the manifest owns it now */
         int64_t t_end = lh_now_ms();
         lh_log(LH_LOG_INFO, "ingest.done", "{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "dataset", req->name,
                "format", format_name(req->format), "rows", (json_int_t)rows, "bytes",
@@ -509,10 +516,12 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
                err ? err->message : "");
 
 out:
-    if (committed_part)
-        lh_storage_delete(ing->st, bucket, key, NULL);
     if (staged)
         lh_storage_discard(staged);
+    /* A failure removes the part if it was committed, and in any case the folders this
+     * ingest created for it (datasets/<name>/<id>/): a failed ingest leaves nothing. */
+    if (rc != 0 && bucket && key)
+        lh_storage_delete(ing->st, bucket, key, NULL);
     json_decref(existing);
     json_decref(source_schema);
     json_decref(schema);

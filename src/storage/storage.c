@@ -317,7 +317,7 @@ static int check_overlap(lh_storage *st, const char *root, lh_error *err)
             lh_storage__path_within(root, reserved) && strcmp(root, reserved) != 0)
             continue;
         if (inside || contains)
-            rc = lh_error_set(err, LH_EINVAL,
+            rc = lh_error_set(err, LH_ECONFLICT,
                               "bucket root '%s' %s the root of bucket '%s' ('%s'); bucket "
                               "folders may not overlap (use a folder under '%s/' or outside "
                               "the data folder)",

@@ -204,18 +204,18 @@ static void test_bucket_overlap(void **state)
         int rc;
     } cases[] = {
         {"b1", ok_outside, 0},
-        {"c1", inside_outside, LH_EINVAL},
-        {"c2", parent_of_outside, LH_EINVAL}, /* contains b1 */
+        {"c1", inside_outside, LH_ECONFLICT},
+        {"c2", parent_of_outside, LH_ECONFLICT}, /* contains b1 */
         {"b2", ok_under_buckets, 0},
-        {"c3", under_b2, LH_EINVAL},
-        {"c4", buckets_itself, LH_EINVAL}, /* would contain b2 */
-        {"c5", e->data, LH_EINVAL},
-        {"c6", e->tmp, LH_EINVAL}, /* contains primary */
-        {"c7", "/", LH_EINVAL},
-        {"c8", in_primary, LH_EINVAL},
-        {"c9", in_rescue, LH_EINVAL},
-        {"c10", dotted, LH_EINVAL}, /* normalised before the check */
-        {"c11", "", LH_EINVAL},
+        {"c3", under_b2, LH_ECONFLICT},
+        {"c4", buckets_itself, LH_ECONFLICT}, /* would contain b2 */
+        {"c5", e->data, LH_ECONFLICT},
+        {"c6", e->tmp, LH_ECONFLICT}, /* contains primary */
+        {"c7", "/", LH_ECONFLICT},
+        {"c8", in_primary, LH_ECONFLICT},
+        {"c9", in_rescue, LH_ECONFLICT},
+        {"c10", dotted, LH_ECONFLICT}, /* normalised before the check */
+        {"c11", "", LH_EINVAL}, /* not an overlap: no root at all */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         lh_error err;

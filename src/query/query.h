@@ -7,7 +7,7 @@
  * the catalog through its listener.
  *
  * Sandbox (the second wall behind the SQL firewall): at open the engine sets
- * allowed_directories to the bucket roots and <data>/_tmp, then
+ * allowed_directories to each bucket's datasets/ folder and <data>/_tmp/, then
  * enable_external_access=false and lock_configuration=true. Because those can no longer
  * change, adding or removing a bucket opens a new database generation with the new roots,
  * recreates the views there and swaps it in; queries already running keep the old

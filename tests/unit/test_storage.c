@@ -215,7 +215,7 @@ static void test_bucket_overlap(void **state)
         {"c8", in_primary, LH_ECONFLICT},
         {"c9", in_rescue, LH_ECONFLICT},
         {"c10", dotted, LH_ECONFLICT}, /* normalised before the check */
-        {"c11", "", LH_EINVAL}, /* not an overlap: no root at all */
+        {"c11", "", LH_EINVAL},        /* not an overlap: no root at all */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         lh_error err;

@@ -594,6 +594,11 @@ static int commit_check(const lh_catalog_commit *c, const json_t *old, lh_error 
                             lh_json_str(old, "name"), bucket, c->bucket,
                             c->mode == LH_MODE_APPEND ? "append" : "replace", bucket);
     json_int_t version = lh_json_int(old, "version", 0);
+    const char *id = lh_json_str(old, "id");
+    if (c->expected_id && (!id || strcmp(id, c->expected_id) != 0))
+        return lh_error_set(err, LH_ECONFLICT,
+                            "dataset '%s' was deleted and created again meanwhile; retry",
+                            lh_json_str(old, "name"));
     if (c->expected_version && c->expected_version != version)
         return lh_error_set(err, LH_ECONFLICT,
                             "dataset '%s' changed meanwhile (version %lld, expected %lld); retry",

@@ -82,6 +82,8 @@ typedef struct lh_catalog_commit {
     const char *bucket; /* where the part lives */
     lh_ingest_mode mode;
     json_int_t expected_version; /* append/replace: the version the ingest read, or 0 */
+    const char *expected_id;     /* with it, the dataset id the ingest read (a dataset
+                                    deleted and recreated restarts at version 1) */
     const char *part_key;        /* committed object key */
     int64_t part_rows;
     int64_t part_bytes;
@@ -97,7 +99,8 @@ typedef struct lh_catalog_commit {
  *            carried over; the old parts are deleted after the new manifest is durable;
  *   append:  LH_ENOTFOUND when absent; LH_EINVAL when the part's schema differs;
  *            LH_EINVAL when bucket differs from the dataset's; the part is added.
- * LH_ECONFLICT when expected_version is set and differs (a concurrent change won).
+ * LH_ECONFLICT when expected_version (or expected_id) is set and differs (a concurrent
+ * change won).
  * The manifest write is the linearization point. On any failure nothing changed and the
  * caller deletes its part. On success *manifest_out (if not NULL) gets a copy; caller
  * decrefs. PII detection by column name runs here, then human edits are applied. */

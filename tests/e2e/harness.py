@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""The end-to-end harness: the real `lakehouse` binary on a free loopback port with a
+temporary data folder. Test modules (tests/e2e/test_*.py) import what they need from here;
+run_e2e.py sets BIN and MKPARQUET before any test runs.
+
+Every server started is stopped with SIGTERM and must exit 0 with no sanitizer report in its
+log.
+"""
+import csv
+import decimal
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+
+BIN = None
+MKPARQUET = None
+ADMIN_KEY = "e2e-admin-key-" + "k" * 40
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One lakehouse server process."""
+
+    def __init__(self, data_dir, env=None):
+        self.data_dir = data_dir
+        self.extra_env = env or {}
+        self.proc = None
+        self.port = None
+        self.log_path = None
+
+    def start(self):
+        self.port = free_port()
+        env = dict(os.environ)
+        env.update({"LH_ADMIN_KEY": ADMIN_KEY, "LH_LOG_LEVEL": "info"})
+        env.update(self.extra_env)
+        fd, self.log_path = tempfile.mkstemp(prefix="lh-e2e-", suffix=".log")
+        self.log = os.fdopen(fd, "w")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--data", self.data_dir, "--listen", f"127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=self.log, env=env)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited at start: {self.read_log()}")
+            try:
+                status, _, _ = self.request("GET", "/health")
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("server did not answer /health within 60 s")
+
+    def read_log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self, expect_code=0):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("server did not stop within 90 s of SIGTERM")
+        self.proc = None
+        self.log.close()
+        log = self.read_log()
+        for marker in SANITIZER_MARKERS:
+            if marker in log:
+                raise AssertionError(f"sanitizer report in server log:\n{log[-6000:]}")
+        if code != expect_code:
+            raise AssertionError(f"server exited {code}, expected {expect_code}:\n{log[-3000:]}")
+        os.unlink(self.log_path)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(self, method, path, body=None, headers=None, key=ADMIN_KEY, timeout=120):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        h = {"Authorization": f"Bearer {key}"} if key else {}
+        if headers:
+            h.update(headers)
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=body, headers=h)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, dict(resp.getheaders()), data
+        finally:
+            conn.close()
+
+    def json(self, method, path, body=None, headers=None, **kw):
+        status, hdrs, data = self.request(method, path, body, headers, **kw)
+        try:
+            doc = json.loads(data) if data else None
+        except ValueError:
+            raise AssertionError(f"{method} {path}: not JSON ({status}): {data[:300]!r}")
+        return status, doc
+
+    def ingest(self, name, path_or_bytes, fmt="csv", mode=None, bucket=None, extra=None):
+        q = {"name": name, "format": fmt}
+        if mode:
+            q["mode"] = mode
+        if extra:
+            q.update(extra)
+        body = path_or_bytes
+        if isinstance(path_or_bytes, str):
+            with open(path_or_bytes, "rb") as f:
+                body = f.read()
+        headers = {"X-Lakehouse-Bucket": bucket} if bucket else {}
+        return self.json("POST", "/ingest/file?" + urllib.parse.urlencode(q), body, headers)
+
+    def sql(self, sql, fmt=None, limit=None):
+        body = {"sql": sql}
+        if fmt:
+            body["format"] = fmt
+        if limit is not None:
+            body["limit"] = limit
+        if fmt in ("csv", "ndjson"):
+            return self.request("POST", "/query/sql", body)
+        return self.json("POST", "/query/sql", body)
+
+    def rows(self, sql):
+        status, doc = self.sql(sql)
+        assert status == 200, (status, doc)
+        return doc["rows"]
+
+
+# ------------------------------------------------------------------ test data
+
+FIRST = ["Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Edsger", "Frances", "Ken",
+         "Zoë", "José", "Łukasz"]
+CITIES = ["Lisbon", "Paris", "Berlin", "Oslo", "Madrid", "Zürich"]
+
+
+def make_people(path, n=500, seed=7, start_id=1):
+    """Writes a people CSV and returns the rows as dicts (the independent truth)."""
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(start_id, start_id + n):
+        first = rnd.choice(FIRST)
+        rows.append({
+            "candidate_id": i,
+            "first_name": first,
+            "last_name": f"Doe{i % 37}",
+            "email": f"{first.lower()}.{i}@example.org",
+            "phone": f"+1-555-{rnd.randint(100, 999)}-{rnd.randint(1000, 9999)}",
+            "city": rnd.choice(CITIES),
+            "birth_date": f"{rnd.randint(1950, 2004)}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
+            "salary": f"{rnd.randint(20000, 200000)}.{rnd.randint(0, 99):02d}",
+            "is_active": rnd.choice(["true", "false"]),
+            "notes": rnd.choice(["", "likes \"quotes\"", "a, b, c", "plain", "multi\nline"]),
+        })
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    return rows
+
+
+def snapshot(data_dir):
+    """Every file under the data folder with its size (uploads scratch included)."""
+    out = {}
+    for root, _, files in os.walk(data_dir):
+        for name in files:
+            p = os.path.join(root, name)
+            out[os.path.relpath(p, data_dir)] = os.path.getsize(p)
+    return out
+
+
+class Base(unittest.TestCase):
+    server = None
+    tmp = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="lh-e2e-")
+        cls.data = os.path.join(cls.tmp, "data")
+        cls.people_csv = os.path.join(cls.tmp, "people.csv")
+        cls.people = make_people(cls.people_csv)
+        cls.server = Server(cls.data, getattr(cls, "server_env", None)).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.server:
+                cls.server.stop()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def assertNoTrace(self, before, name):
+        """A failed ingest left nothing behind: no dataset, no new file anywhere."""
+        after = snapshot(self.data)
+        self.assertEqual(before, after, "files changed after a failed ingest")
+        status, _ = self.server.json("GET", f"/catalog/datasets/by-name/{name}")
+        self.assertIn(status, (400, 404))  # 400: the name itself is invalid

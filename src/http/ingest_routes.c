@@ -1,6 +1,8 @@
 /*
  * ingest_routes.c: HTTP glue for POST /ingest/file. The precheck validates the query
- * string and target before the body is read; the handler converts the finished upload.
+ * string and target before the body is read; the handler hands the finished upload to
+ * the job pool, where it is converted, so the HTTP worker goes on serving its other
+ * connections meanwhile.
  */
 #include "http_internal.h"
 
@@ -98,7 +100,8 @@ int lh_pre_ingest_file(lh_req *r, lh_error *err)
     return lh_req_begin_upload(r, s->req.format, err);
 }
 
-void lh_h_ingest_file(lh_req *r)
+/* On a job thread (lh_req_run_job): the COPY may take many seconds. */
+static void ingest_work(lh_req *r)
 {
     lh_error err;
     ingest_state *s = lh_req_state(r);
@@ -109,4 +112,9 @@ void lh_h_ingest_file(lh_req *r)
     }
     int status = s->req.mode == LH_MODE_APPEND ? 200 : 201;
     lh_reply_json(r, status, json_pack("{s:o}", "dataset", m));
+}
+
+void lh_h_ingest_file(lh_req *r)
+{
+    lh_req_run_job(r, "ingest", ingest_work);
 }

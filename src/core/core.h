@@ -211,7 +211,8 @@ int lh_jobs_submit(lh_jobs *jobs, const char *kind, const char *actor, lh_job_fn
                    lh_job_done_fn done, void *ctx, char *id_out, lh_error *err);
 /* The job's id (LH_JOB_ID_LEN hex characters). Borrowed: valid while the job runs. */
 const char *lh_job_id(const lh_job *job);
-/* Reports progress in units the job chooses (rows, bytes, steps); total 0 = unknown. */
+/* Reports progress in units the job chooses (rows, bytes, steps); total 0 = unknown.
+ * A NULL job (work run outside the pool) is ignored. */
 void lh_job_progress(lh_job *job, int64_t done, int64_t total);
 /* {id, kind, actor, state: queued|running|succeeded|failed, created_at, started_at,
  * finished_at, progress: {done, total}, error} of a known job; NULL + LH_ENOTFOUND once it

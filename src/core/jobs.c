@@ -206,6 +206,8 @@ const char *lh_job_id(const lh_job *j)
 
 void lh_job_progress(lh_job *j, int64_t done, int64_t total)
 {
+    if (!j)
+        return;
     pthread_mutex_lock(&j->pool->mu);
     j->progress_done = done;
     j->progress_total = total;

@@ -599,15 +599,28 @@ static int commit_check(const lh_catalog_commit *c, const json_t *old, lh_error 
         return lh_error_set(err, LH_ECONFLICT,
                             "dataset '%s' was deleted and created again meanwhile; retry",
                             lh_json_str(old, "name"));
-    if (c->expected_version && c->expected_version != version)
+    /* Appends commute: an append that read this very generation (same id: no replace,
+     * delete or re-create since) is rebased onto its latest version instead of failing,
+     * its part added to whatever parts landed meanwhile. The schema is re-checked against
+     * the latest manifest below, so the part's cast still matches. Without expected_id we
+     * cannot tell a concurrent append from a replace, so a stale version conflicts. */
+    bool rebase = c->mode == LH_MODE_APPEND && c->expected_id;
+    if (c->expected_version && c->expected_version != version && !rebase)
         return lh_error_set(err, LH_ECONFLICT,
                             "dataset '%s' changed meanwhile (version %lld, expected %lld); retry",
                             lh_json_str(old, "name"), (long long)version,
                             (long long)c->expected_version);
     if (c->mode == LH_MODE_APPEND) {
         if (lh_manifest__schema_same(lh_json_str(old, "name"), json_object_get(old, "schema"),
-                                     c->schema, err) != 0)
+                                     c->schema, err) != 0) {
+            if (rebase && c->expected_version && c->expected_version != version)
+                return lh_error_set(err, LH_ECONFLICT,
+                                    "dataset '%s' changed its schema meanwhile (version %lld, "
+                                    "expected %lld); retry",
+                                    lh_json_str(old, "name"), (long long)version,
+                                    (long long)c->expected_version);
             return LH_EINVAL;
+        }
         size_t i;
         const json_t *f;
         json_array_foreach(json_object_get(old, "files"), i, f)

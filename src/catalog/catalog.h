@@ -81,7 +81,8 @@ typedef struct lh_catalog_commit {
     const char *name;
     const char *bucket; /* where the part lives */
     lh_ingest_mode mode;
-    json_int_t expected_version; /* append/replace: the version the ingest read, or 0 */
+    json_int_t expected_version; /* append/replace: the version the ingest read, or 0 (an
+                                    append with expected_id is rebased past it) */
     const char *expected_id;     /* with it, the dataset id the ingest read (a dataset
                                     deleted and recreated restarts at version 1) */
     const char *part_key;        /* committed object key */
@@ -100,7 +101,9 @@ typedef struct lh_catalog_commit {
  *   append:  LH_ENOTFOUND when absent; LH_EINVAL when the part's schema differs;
  *            LH_EINVAL when bucket differs from the dataset's; the part is added.
  * LH_ECONFLICT when expected_version (or expected_id) is set and differs (a concurrent
- * change won).
+ * change won), except that appends commute: an append with expected_id set is rebased onto
+ * the latest version of the same dataset (same id: no replace, delete or re-create since)
+ * and its schema checked against that version's, so concurrent appends all land.
  * The manifest write is the linearization point. On any failure nothing changed and the
  * caller deletes its part. On success *manifest_out (if not NULL) gets a copy; caller
  * decrefs. PII detection by column name runs here, then human edits are applied. */

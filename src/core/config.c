@@ -64,6 +64,7 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     cfg->listen_host = lh_xstrdup("127.0.0.1");
     cfg->listen_port = 8470;
     cfg->http_threads = 8;
+    cfg->job_threads = 2;
     cfg->connection_timeout_s = 60;
     cfg->max_connections = 256;
     cfg->max_upload_bytes = 8LL << 30;
@@ -81,6 +82,7 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     if (listen && *listen && (rc = lh_config_set_listen(cfg, listen, err)))
         return rc;
     if ((rc = env_int("LH_HTTP_THREADS", 1, 1024, &cfg->http_threads, err)) ||
+        (rc = env_int("LH_JOB_THREADS", 1, 1024, &cfg->job_threads, err)) ||
         (rc = env_int("LH_CONNECTION_TIMEOUT_S", 1, 86400, &cfg->connection_timeout_s, err)) ||
         (rc = env_int("LH_MAX_CONNECTIONS", 1, 65536, &cfg->max_connections, err)) ||
         (rc = env_int64("LH_MAX_UPLOAD_BYTES", 1, INT64_MAX, &cfg->max_upload_bytes, err)) ||

@@ -179,6 +179,46 @@ void lh_buf_json_string(lh_buf *b, const char *s, size_t len);
 /* Drops the first n bytes (used by streaming writers). */
 void lh_buf_consume(lh_buf *b, size_t n);
 
+/* ---------------------------------------------------------------- jobs */
+
+/* A pool of our own worker threads for long work (an ingest's COPY; later compaction,
+ * backfill, index builds), so it never runs on an HTTP worker that holds other
+ * connections. Jobs run in submission order on `threads` threads; each has an id and a
+ * progress counter that GET /jobs/{id} shows, and the registry keeps the last
+ * LH_JOBS_KEEP finished jobs for it. Thread-safe. */
+typedef struct lh_jobs lh_jobs;
+typedef struct lh_job lh_job;
+#define LH_JOB_ID_LEN 16
+#define LH_JOBS_KEEP 256
+
+/* The work: runs on a pool thread; returns 0 or an LH_E* code with err filled (its
+ * message becomes the job's "error"). May call lh_job_progress. */
+typedef int (*lh_job_fn)(lh_job *job, void *ctx, lh_error *err);
+/* Runs on the pool thread after the job's record shows its outcome; the pool never
+ * touches ctx afterwards, so this is where ctx's owner learns the job is over. May be
+ * NULL. */
+typedef void (*lh_job_done_fn)(void *ctx, int rc);
+
+/* Starts `threads` (>= 1) workers. Caller frees with lh_jobs_close. */
+lh_jobs *lh_jobs_open(int threads, lh_error *err);
+/* Stops taking jobs, lets every queued and running job finish, joins the workers and
+ * frees the pool. Accepts NULL. */
+void lh_jobs_close(lh_jobs *jobs);
+/* Queues a job. kind ("ingest") and actor are copied. On success id_out (>=
+ * LH_JOB_ID_LEN + 1 bytes) gets the job's id and the pool owns the call of run and done;
+ * LH_EUNAVAILABLE once lh_jobs_close has begun (then neither is called). */
+int lh_jobs_submit(lh_jobs *jobs, const char *kind, const char *actor, lh_job_fn run,
+                   lh_job_done_fn done, void *ctx, char *id_out, lh_error *err);
+/* The job's id (LH_JOB_ID_LEN hex characters). Borrowed: valid while the job runs. */
+const char *lh_job_id(const lh_job *job);
+/* Reports progress in units the job chooses (rows, bytes, steps); total 0 = unknown.
+ * A NULL job (work run outside the pool) is ignored. */
+void lh_job_progress(lh_job *job, int64_t done, int64_t total);
+/* {id, kind, actor, state: queued|running|succeeded|failed, created_at, started_at,
+ * finished_at, progress: {done, total}, error} of a known job; NULL + LH_ENOTFOUND once it
+ * is unknown or forgotten. Caller decrefs. */
+json_t *lh_jobs_get(lh_jobs *jobs, const char *id, lh_error *err);
+
 /* ---------------------------------------------------------------- configuration */
 
 typedef struct lh_config {
@@ -186,6 +226,7 @@ typedef struct lh_config {
     char *listen_host;          /* --listen / LH_LISTEN host part, default 127.0.0.1 */
     int listen_port;            /* default 8470 */
     int http_threads;           /* LH_HTTP_THREADS, default 8 */
+    int job_threads;            /* LH_JOB_THREADS, default 2 (long work: ingests) */
     int connection_timeout_s;   /* LH_CONNECTION_TIMEOUT_S, default 60 (idle / slow clients) */
     int max_connections;        /* LH_MAX_CONNECTIONS, default 256 */
     int64_t max_upload_bytes;   /* LH_MAX_UPLOAD_BYTES, default 8 GiB (ingest bodies) */

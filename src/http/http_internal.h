@@ -26,6 +26,7 @@ typedef struct lh_app {
     lh_engine *eng;
     lh_ingest *ing;
     lh_auth *auth;
+    lh_jobs *jobs; /* long work runs here, never on an HTTP worker */
 } lh_app;
 
 typedef enum {
@@ -108,6 +109,19 @@ void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_
 /* Sets an extra response header on the next reply (e.g. Retry-After). */
 void lh_reply_header(lh_req *r, const char *name, const char *value);
 
+/* ---------------------------------------------------------------- long work */
+
+/* For a handler whose work may take long (an ingest's COPY; later compaction, backfill,
+ * index builds): runs work(r) on the job pool (app->jobs) instead of this HTTP worker,
+ * which goes on serving its other connections. The connection is suspended until the
+ * work has replied; work answers with exactly one lh_reply_* call, as a handler does, and
+ * may use every lh_req accessor. The reply carries X-Lakehouse-Job: <id> (GET /jobs/{id}).
+ * The calling handler returns at once and replies nothing itself; when the pool is
+ * closing the request gets 503. */
+void lh_req_run_job(lh_req *r, const char *kind, lh_handler work);
+/* Inside work: its job, for lh_job_progress. */
+lh_job *lh_req_job(lh_req *r);
+
 /* The SQL firewall's policy for a caller (query_routes.c): may `who` read `relation`, a
  * dataset that exists or not? Pure, so the firewall's tests and fuzzers judge with the
  * very rule the server uses. */
@@ -129,5 +143,6 @@ void lh_h_query_sql(lh_req *r);
 void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);
 void lh_h_keys_revoke(lh_req *r);
+void lh_h_job_get(lh_req *r);
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * ingest_routes.c: HTTP glue for POST /ingest/file. The precheck validates the query
- * string and target before the body is read; the handler converts the finished upload.
+ * string and target before the body is read; the handler hands the finished upload to
+ * the job pool, where it is converted, so the HTTP worker goes on serving its other
+ * connections meanwhile.
  */
 #include "http_internal.h"
 
@@ -98,15 +100,26 @@ int lh_pre_ingest_file(lh_req *r, lh_error *err)
     return lh_req_begin_upload(r, s->req.format, err);
 }
 
-void lh_h_ingest_file(lh_req *r)
+/* On a job thread (lh_req_run_job): the COPY may take many seconds. Progress is in bytes
+ * of the upload: 0 of N while converting (one COPY gives no finer steps), N of N once
+ * committed. */
+static void ingest_work(lh_req *r)
 {
     lh_error err;
     ingest_state *s = lh_req_state(r);
     json_t *m = NULL;
+    int64_t bytes = lh_upload_size(lh_req_upload(r));
+    lh_job_progress(lh_req_job(r), 0, bytes);
     if (lh_ingest_upload(lh_req_app(r)->ing, lh_req_upload(r), &s->req, &m, &err) != 0) {
         lh_reply_error(r, &err);
         return;
     }
+    lh_job_progress(lh_req_job(r), bytes, bytes);
     int status = s->req.mode == LH_MODE_APPEND ? 200 : 201;
     lh_reply_json(r, status, json_pack("{s:o}", "dataset", m));
+}
+
+void lh_h_ingest_file(lh_req *r)
+{
+    lh_req_run_job(r, "ingest", ingest_work);
 }

@@ -2,9 +2,15 @@
  * server.c: libmicrohttpd glue. Owns the request lifecycle, body limits, replies, the
  * error-code → status table, request logs and graceful shutdown.
  *
- * Threads: MHD's internal thread pool (cfg->http_threads) runs the handlers. A handler
- * blocks its thread while it works (a query, an ingest's COPY); connections are accepted
- * by whichever pool thread is free, so one slow request does not stall new connections.
+ * Threads: MHD's internal thread pool (cfg->http_threads) runs the handlers. Each pool
+ * thread serves many connections (keep-alive ones stay with the thread that accepted
+ * them), so a handler must never block its thread for long: long work (an ingest's COPY)
+ * goes to our job pool (core's lh_jobs, cfg->job_threads) through lh_req_run_job, which
+ * suspends the connection (MHD_suspend_connection) and returns at once. The job runs the
+ * work on a pool thread; the work's reply is built there but kept in the request
+ * (`deferred`), the job resumes the connection, and the next access-handler call, back on
+ * MHD's thread, queues it. While a connection is suspended MHD never calls back for it,
+ * so the job owns the lh_req until it resumes it and must not touch it afterwards.
  *
  * Request lifecycle (MHD calls the access handler several times per request):
  *   1st call: match the route, check Content-Length against the route's cap, run the
@@ -15,7 +21,9 @@
  *             sending far beyond it is disconnected).
  *   last:     the handler runs and queues exactly one reply.
  * The completion callback logs the request and frees its state; the shutdown path waits
- * for the count of live requests to reach zero, so in-flight requests finish.
+ * for the count of live requests to reach zero, so in-flight requests finish, then closes
+ * the job pool (which lets running jobs finish and resume their connections) before MHD
+ * is stopped: MHD must not be stopped with a connection still suspended.
  *
  * Paths are not unescaped by MHD (identity unescape callback): we split the raw path on
  * '/' and percent-decode each segment, so "by-name/a%2Fb" is the name "a/b" (refused as
@@ -63,6 +71,15 @@ struct lh_req {
     void *state;
     void (*state_free)(void *);
     char *decoded_query; /* scratch for lh_req_query's last value */
+    /* Long work (lh_req_run_job). job_work is set on MHD's thread before the job is
+     * submitted and never changed, so that thread can test it without racing the job. */
+    lh_handler job_work;
+    lh_job *job;                   /* the running job, for lh_req_job */
+    bool deferring;                /* replies are kept in `deferred`, not queued */
+    bool job_done;                 /* written by the job before it resumes the connection */
+    struct MHD_Response *deferred; /* the job's reply, queued on the resumed call */
+    int deferred_status;
+    char *deferred_type;
 };
 
 static struct {
@@ -214,6 +231,17 @@ void lh_reply_header(lh_req *r, const char *name, const char *value)
 
 static void queue(lh_req *r, int status, struct MHD_Response *resp, const char *content_type)
 {
+    if (r->deferring) {
+        /* On a job thread: keep the reply for the resumed access-handler call. A second
+         * reply replaces the first, as MHD would refuse it. */
+        if (r->deferred)
+            MHD_destroy_response(r->deferred);
+        free(r->deferred_type);
+        r->deferred = resp;
+        r->deferred_status = status;
+        r->deferred_type = lh_xstrdup(content_type);
+        return;
+    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -243,6 +271,8 @@ void lh_reply_json(lh_req *r, int status, json_t *body)
 void lh_reply_error(lh_req *r, const lh_error *err)
 {
     int status = lh_http_status(err->code);
+    if (r->deferring && err != &r->err)
+        r->err = *err; /* the job's outcome (GET /jobs/{id} shows its message) */
     if (status >= 500)
         lh_log(LH_LOG_ERROR, "http.error", "{s:s,s:s,s:s,s:s}", "method", r->method, "path",
                r->path, "error", lh_error_kind(err), "message", err->message);
@@ -311,7 +341,83 @@ static void req_free(lh_req *r)
     lh_buf_free(&r->body);
     json_decref(r->json);
     lh_upload_free(r->upload);
+    if (r->deferred)
+        MHD_destroy_response(r->deferred);
+    free(r->deferred_type);
     free(r);
+}
+
+/* ---------------------------------------------------------------- long work */
+
+/* On a job thread: the work replies like a handler; the upload goes before the reply is
+ * sent, as on_access does for ordinary handlers. */
+static int req_job_run(lh_job *job, void *ctx, lh_error *err)
+{
+    lh_req *r = ctx;
+    r->job = job;
+    r->deferring = true;
+    lh_reply_header(r, "X-Lakehouse-Job", lh_job_id(job));
+    r->job_work(r);
+    lh_upload_free(r->upload);
+    r->upload = NULL;
+    if (!r->deferred) {
+        lh_error e;
+        lh_error_set(&e, LH_EINTERNAL, "the job for %s %s produced no reply", r->method, r->path);
+        lh_reply_error(r, &e);
+    }
+    if (r->deferred_status < 400)
+        return 0;
+    *err = r->err;
+    return r->err.code ? r->err.code : LH_EINTERNAL;
+}
+
+/* Last touch of r by the job: after MHD_resume_connection, MHD's thread owns it again and
+ * may free it at any moment. */
+static void req_job_done(void *ctx, int rc)
+{
+    (void)rc;
+    lh_req *r = ctx;
+    struct MHD_Connection *conn = r->conn;
+    r->job = NULL;
+    r->deferring = false;
+    r->job_done = true;
+    MHD_resume_connection(conn);
+}
+
+void lh_req_run_job(lh_req *r, const char *kind, lh_handler work)
+{
+    lh_error e;
+    lh_error_clear(&r->err);
+    r->job_work = work;
+    /* Suspend before the job can exist, so its resume never precedes our suspend. */
+    MHD_suspend_connection(r->conn);
+    char id[LH_JOB_ID_LEN + 1];
+    if (lh_jobs_submit(r->app->jobs, kind, lh_req_actor(r), req_job_run, req_job_done, r, id, &e) ==
+        0)
+        return;
+    r->deferring = true; /* no job: the reply waits for the resumed call all the same */
+    lh_reply_error(r, &e);
+    r->deferring = false;
+    r->job_done = true;
+    MHD_resume_connection(r->conn);
+}
+
+lh_job *lh_req_job(lh_req *r)
+{
+    return r->job;
+}
+
+/* The resumed call: MHD's thread queues what the job built. */
+static void req_job_reply(lh_req *r)
+{
+    lh_upload_free(r->upload);
+    r->upload = NULL;
+    struct MHD_Response *resp = r->deferred;
+    char *type = r->deferred_type;
+    r->deferred = NULL;
+    r->deferred_type = NULL;
+    queue(r, r->deferred_status, resp, type);
+    free(type);
 }
 
 static void fail(lh_req *r, int code, const char *kind, const char *fmt, const char *arg)
@@ -444,6 +550,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         return MHD_YES;
     }
+    if (r->job_work) {
+        /* Only reached once the job resumed the connection. */
+        if (r->job_done && r->deferred)
+            req_job_reply(r);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
     if (r->replied) {
         /* Early reply already queued: swallow whatever MHD still hands us. */
         *upload_data_size = 0;
@@ -471,6 +584,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     r->route->handler(r);
+    if (r->job_work)
+        return MHD_YES; /* suspended: the job owns the request until it resumes it */
     /* The reply is only queued; free the upload now, before MHD sends it. */
     lh_upload_free(r->upload);
     r->upload = NULL;
@@ -651,6 +766,7 @@ int lh_serve(lh_config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     if (lh_fs_mkdirs(cfg->data_dir, 0755, &err) != 0 ||
+        !(app.jobs = lh_jobs_open(cfg->job_threads, &err)) ||
         !(app.st = lh_storage_open(cfg->data_dir, &err)) ||
         !(app.auth = lh_auth_open(cfg->data_dir, cfg->admin_key, &err)) ||
         !(app.cat = lh_catalog_open(app.st, &err)) ||
@@ -667,7 +783,7 @@ int lh_serve(lh_config *cfg)
         goto out;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     d = MHD_start_daemon(flags, (uint16_t)cfg->listen_port, NULL, NULL, on_access, &app,
@@ -711,6 +827,9 @@ int lh_serve(lh_config *cfg)
         lh_log(LH_LOG_WARN, "server.shutdown_grace_expired", "{s:i}", "requests", left);
     status = 0;
 out:
+    /* Jobs first: each one finishes and resumes its connection, and MHD must not be
+     * stopped while a connection is suspended. */
+    lh_jobs_close(app.jobs);
     if (d)
         MHD_stop_daemon(d);
     lh_ingest_close(app.ing);

@@ -58,7 +58,8 @@ void lh_upload_free(lh_upload *up);
 /* Converts a finished upload into the dataset and commits it. *manifest_out (if not
  * NULL) gets the new manifest; caller decrefs. Errors: LH_EINVAL (empty or malformed
  * file, schema mismatch on append; kind "invalid_file"), LH_EEXISTS, LH_ENOTFOUND,
- * LH_ECONFLICT, LH_EIO. */
+ * LH_ECONFLICT (a concurrent change won; an append only conflicts with a replace, delete
+ * or re-create of the dataset: concurrent appends all land), LH_EIO. */
 int lh_ingest_upload(lh_ingest *ing, lh_upload *up, const lh_ingest_request *req,
                      json_t **manifest_out, lh_error *err);
 

@@ -1139,10 +1139,81 @@ static void test_recreated_dataset_conflicts(void **state)
     env_free(e);
 }
 
+/* Appends commute: one that read an older version of the same dataset generation is
+ * rebased onto the latest and lands; one that read a generation a replace superseded, or a
+ * dataset deleted since, does not. */
+static int append_from(env *e, json_int_t expected_version, const char *expected_id, int64_t rows,
+                       json_t **out, lh_error *err)
+{
+    json_t *schema = schema_people();
+    char *key = make_part(e, "primary", "people", "PAR1....PAR1");
+    json_t *lineage = json_pack("{s:s}", "source_system", "upload");
+    lh_catalog_commit c = {.name = "people",
+                           .bucket = "primary",
+                           .mode = LH_MODE_APPEND,
+                           .expected_version = expected_version,
+                           .expected_id = expected_id,
+                           .part_key = key,
+                           .part_rows = rows,
+                           .part_bytes = 12,
+                           .schema = schema,
+                           .lineage = lineage,
+                           .compression = "zstd",
+                           .actor = "tester"};
+    int rc = lh_catalog_commit_ingest(e->cat, &c, out, err);
+    if (rc)
+        lh_storage_delete(e->st, "primary", key, NULL);
+    json_decref(lineage);
+    json_decref(schema);
+    free(key);
+    return rc;
+}
+
+static void test_append_rebases_onto_latest(void **state)
+{
+    (void)state;
+    env *e = env_new("cat-rebase");
+    lh_error err;
+    json_t *m1 = NULL, *m = NULL;
+    assert_int_equal(commit_people(e, "people", LH_MODE_CREATE, 10, &m1, NULL), 0);
+    char *id = lh_xstrdup(lh_json_str(m1, "id"));
+    /* Three appends that all read version 1, as racing clients do. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(append_from(e, 1, id, 1 + i, &m, &err), 0);
+        assert_int_equal(lh_json_int(m, "version", 0), 2 + i);
+        json_decref(m);
+        m = NULL;
+    }
+    m = lh_catalog_get(e->cat, "people", NULL);
+    assert_string_equal(lh_json_str(m, "id"), id);
+    assert_int_equal(lh_json_int(m, "row_count", 0), 10 + 1 + 2 + 3);
+    assert_int_equal(json_array_size(json_object_get(m, "files")), 4);
+    json_decref(m);
+    /* Without the id it read, a stale append cannot prove it read this generation. */
+    assert_int_equal(append_from(e, 1, NULL, 1, NULL, &err), LH_ECONFLICT);
+
+    /* A replace intervened: the append read the superseded generation → conflict. */
+    assert_int_equal(commit_people(e, "people", LH_MODE_REPLACE, 7, NULL, NULL), 0);
+    assert_int_equal(append_from(e, 4, id, 1, NULL, &err), LH_ECONFLICT);
+    m = lh_catalog_get(e->cat, "people", NULL);
+    assert_int_equal(lh_json_int(m, "row_count", 0), 7);
+    assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
+    json_decref(m);
+
+    /* A delete intervened: nothing to append to. */
+    assert_int_equal(lh_catalog_delete(e->cat, "people", "tester", &err), 0);
+    assert_int_not_equal(append_from(e, 5, id, 1, NULL, &err), 0);
+    assert_false(lh_catalog_exists(e->cat, "people"));
+    json_decref(m1);
+    free(id);
+    env_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recreated_dataset_conflicts),
+        cmocka_unit_test(test_append_rebases_onto_latest),
         cmocka_unit_test(test_commit_create),
         cmocka_unit_test(test_commit_create_conflicts_and_bad_input),
         cmocka_unit_test(test_ingest_mode_parse_and_rank),

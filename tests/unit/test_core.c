@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -402,6 +403,142 @@ static void test_random_hex_and_time(void **state)
     assert_true(lh_now_ms() >= t0);
 }
 
+/* ---------------------------------------------------------------- jobs */
+
+typedef struct job_probe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool release; /* the blocking job may finish */
+    bool started; /* the blocking job is running */
+    int ran, done_ok, done_failed;
+} job_probe;
+
+static int job_block(lh_job *job, void *ctx, lh_error *err)
+{
+    (void)err;
+    job_probe *p = ctx;
+    lh_job_progress(job, 5, 10);
+    pthread_mutex_lock(&p->mu);
+    p->started = true;
+    pthread_cond_broadcast(&p->cv);
+    while (!p->release)
+        pthread_cond_wait(&p->cv, &p->mu);
+    p->ran++;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+static int job_count(lh_job *job, void *ctx, lh_error *err)
+{
+    (void)job;
+    job_probe *p = ctx;
+    pthread_mutex_lock(&p->mu);
+    int n = ++p->ran;
+    pthread_mutex_unlock(&p->mu);
+    usleep(2000);
+    return n % 5 == 0 ? lh_error_set(err, LH_EINVAL, "job %d fails on purpose", n) : 0;
+}
+
+static void job_done(void *ctx, int rc)
+{
+    job_probe *p = ctx;
+    pthread_mutex_lock(&p->mu);
+    if (rc == 0)
+        p->done_ok++;
+    else
+        p->done_failed++;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void test_jobs_pool(void **state)
+{
+    (void)state;
+    lh_error err;
+    assert_null(lh_jobs_open(0, &err));
+    assert_int_equal(err.code, LH_EINVAL);
+    lh_jobs *jobs = lh_jobs_open(2, &err);
+    assert_non_null(jobs);
+    job_probe p = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+    /* A running job shows its state and progress. */
+    char block_id[LH_JOB_ID_LEN + 1];
+    assert_int_equal(
+        lh_jobs_submit(jobs, "ingest", "tester", job_block, job_done, &p, block_id, &err), 0);
+    assert_int_equal(strlen(block_id), LH_JOB_ID_LEN);
+    pthread_mutex_lock(&p.mu);
+    while (!p.started)
+        pthread_cond_wait(&p.cv, &p.mu);
+    pthread_mutex_unlock(&p.mu);
+    json_t *j = lh_jobs_get(jobs, block_id, &err);
+    assert_non_null(j);
+    assert_string_equal(lh_json_str(j, "state"), "running");
+    assert_string_equal(lh_json_str(j, "kind"), "ingest");
+    assert_string_equal(lh_json_str(j, "actor"), "tester");
+    assert_int_equal(lh_json_int(json_object_get(j, "progress"), "done", 0), 5);
+    assert_int_equal(lh_json_int(json_object_get(j, "progress"), "total", 0), 10);
+    json_decref(j);
+
+    /* The other worker keeps taking jobs while one is blocked: nothing waits behind it. */
+    char ids[10][LH_JOB_ID_LEN + 1];
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(lh_jobs_submit(jobs, "count", NULL, job_count, job_done, &p, ids[i], &err),
+                         0);
+    pthread_mutex_lock(&p.mu);
+    while (p.done_ok + p.done_failed < 10)
+        pthread_cond_wait(&p.cv, &p.mu);
+    assert_int_equal(p.done_failed, 2);
+    p.release = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+
+    /* Outcomes are recorded before done() runs; failures keep their message. */
+    int failed = 0;
+    for (int i = 0; i < 10; i++) {
+        j = lh_jobs_get(jobs, ids[i], &err);
+        assert_non_null(j);
+        if (strcmp(lh_json_str(j, "state"), "failed") == 0) {
+            failed++;
+            assert_non_null(strstr(lh_json_str(j, "error"), "fails on purpose"));
+        } else {
+            assert_string_equal(lh_json_str(j, "state"), "succeeded");
+            assert_true(json_is_null(json_object_get(j, "error")));
+        }
+        json_decref(j);
+    }
+    assert_int_equal(failed, 2);
+    assert_null(lh_jobs_get(jobs, "0000000000000000", &err));
+    assert_int_equal(err.code, LH_ENOTFOUND);
+
+    /* Close lets the blocked job finish before it returns. */
+    lh_jobs_close(jobs);
+    assert_int_equal(p.ran, 11);
+    assert_int_equal(p.done_ok, 9);
+    lh_jobs_close(NULL);
+}
+
+/* The registry forgets the oldest finished jobs beyond LH_JOBS_KEEP, never a live one. */
+static void test_jobs_registry_is_bounded(void **state)
+{
+    (void)state;
+    lh_error err;
+    lh_jobs *jobs = lh_jobs_open(1, &err);
+    job_probe p = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    char first[LH_JOB_ID_LEN + 1], id[LH_JOB_ID_LEN + 1];
+    assert_int_equal(lh_jobs_submit(jobs, "count", NULL, job_count, job_done, &p, first, &err), 0);
+    for (int i = 0; i < LH_JOBS_KEEP + 4; i++)
+        assert_int_equal(lh_jobs_submit(jobs, "count", NULL, job_count, job_done, &p, id, &err), 0);
+    pthread_mutex_lock(&p.mu);
+    while (p.done_ok + p.done_failed < LH_JOBS_KEEP + 5)
+        pthread_cond_wait(&p.cv, &p.mu);
+    pthread_mutex_unlock(&p.mu);
+    assert_null(lh_jobs_get(jobs, first, &err));
+    json_t *j = lh_jobs_get(jobs, id, &err);
+    assert_non_null(j);
+    json_decref(j);
+    lh_jobs_close(jobs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +556,8 @@ int main(void)
         cmocka_unit_test(test_buf_basics),
         cmocka_unit_test(test_json_parse_object),
         cmocka_unit_test(test_random_hex_and_time),
+        cmocka_unit_test(test_jobs_pool),
+        cmocka_unit_test(test_jobs_registry_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,243 @@
+/*
+ * jobs.c: our own worker pool for long work, and the registry GET /jobs/{id} reads.
+ *
+ * Why: libmicrohttpd's pool threads each serve many connections; a handler that runs an
+ * ingest's COPY on one of them stalls every other connection that thread holds (a
+ * keep-alive /health waited seconds). Long work is submitted here instead and the HTTP
+ * layer suspends the connection until the job's done callback resumes it.
+ *
+ * Invariants:
+ *   - One mutex `mu` guards the queue, the registry and every job's mutable fields
+ *     (state, times, progress, error); `work` wakes idle workers. run() and done() are
+ *     called without it, so a job may take as long as it needs and report progress.
+ *   - Jobs start in submission order. A job's record shows its outcome before done() runs,
+ *     so whoever learns "finished" from done() and then asks the registry sees it too.
+ *   - The registry holds every queued and running job and the last LH_JOBS_KEEP finished
+ *     ones; the oldest finished record goes first.
+ *   - lh_jobs_close refuses new jobs, then lets every queued and running one finish before
+ *     joining: graceful shutdown never abandons work it accepted.
+ */
+#include "core.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED } job_state;
+
+static const char *const state_names[] = {"queued", "running", "succeeded", "failed"};
+
+struct lh_job {
+    lh_jobs *pool;
+    char id[LH_JOB_ID_LEN + 1];
+    char *kind, *actor;
+    job_state state;
+    char created_at[LH_TS_MAX], started_at[LH_TS_MAX], finished_at[LH_TS_MAX];
+    int64_t started_ms;
+    int64_t progress_done, progress_total;
+    char *error; /* the failure's message, or NULL */
+    lh_job_fn run;
+    lh_job_done_fn done;
+    void *ctx;
+    lh_job *qnext; /* queue link */
+};
+
+struct lh_jobs {
+    pthread_mutex_t mu;
+    pthread_cond_t work;
+    bool closing;
+    lh_job *qhead, *qtail;
+    lh_job **all; /* registry in submission order */
+    size_t n_all, cap_all, n_finished;
+    pthread_t *threads;
+    int n_threads;
+};
+
+static void job_free(lh_job *j)
+{
+    if (!j)
+        return;
+    free(j->kind);
+    free(j->actor);
+    free(j->error);
+    free(j);
+}
+
+/* Forgets the oldest finished jobs beyond LH_JOBS_KEEP. Under mu. */
+static void prune(lh_jobs *p)
+{
+    size_t i = 0;
+    while (p->n_finished > LH_JOBS_KEEP && i < p->n_all) {
+        lh_job *j = p->all[i];
+        if (j->state == JOB_SUCCEEDED || j->state == JOB_FAILED) {
+            memmove(&p->all[i], &p->all[i + 1], (p->n_all - i - 1) * sizeof(*p->all));
+            p->n_all--;
+            p->n_finished--;
+            job_free(j);
+        } else {
+            i++;
+        }
+    }
+}
+
+static void *worker(void *arg)
+{
+    lh_jobs *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->qhead && !p->closing)
+            pthread_cond_wait(&p->work, &p->mu);
+        lh_job *j = p->qhead;
+        if (!j)
+            break; /* closing and drained */
+        p->qhead = j->qnext;
+        if (!p->qhead)
+            p->qtail = NULL;
+        j->state = JOB_RUNNING;
+        lh_time_rfc3339(j->started_at);
+        j->started_ms = lh_now_ms();
+        pthread_mutex_unlock(&p->mu);
+
+        lh_error err;
+        lh_error_clear(&err);
+        int rc = j->run(j, j->ctx, &err);
+
+        pthread_mutex_lock(&p->mu);
+        j->state = rc == 0 ? JOB_SUCCEEDED : JOB_FAILED;
+        lh_time_rfc3339(j->finished_at);
+        if (rc != 0)
+            j->error = lh_xstrdup(err.message[0] ? err.message : "the job failed");
+        lh_log(rc == 0 ? LH_LOG_INFO : LH_LOG_WARN, "job.finished", "{s:s,s:s,s:s,s:I}", "job",
+               j->id, "kind", j->kind, "state", state_names[j->state], "ms",
+               (json_int_t)(lh_now_ms() - j->started_ms));
+        lh_job_done_fn done = j->done;
+        void *ctx = j->ctx;
+        p->n_finished++;
+        prune(p); /* may free j: nothing below reads it */
+        pthread_mutex_unlock(&p->mu);
+        if (done)
+            done(ctx, rc);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+lh_jobs *lh_jobs_open(int threads, lh_error *err)
+{
+    if (threads < 1) {
+        lh_error_set(err, LH_EINVAL, "a job pool needs at least one thread (got %d)", threads);
+        return NULL;
+    }
+    lh_jobs *p = lh_xcalloc(1, sizeof(*p));
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    p->threads = lh_xcalloc((size_t)threads, sizeof(*p->threads));
+    for (int i = 0; i < threads; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+            lh_error_set(err, LH_EINTERNAL, "cannot start job worker %d of %d", i + 1, threads);
+            lh_jobs_close(p);
+            return NULL;
+        }
+        p->n_threads++;
+    }
+    return p;
+}
+
+void lh_jobs_close(lh_jobs *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->closing = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_threads; i++)
+        pthread_join(p->threads[i], NULL);
+    for (size_t i = 0; i < p->n_all; i++)
+        job_free(p->all[i]);
+    free(p->all);
+    free(p->threads);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+int lh_jobs_submit(lh_jobs *p, const char *kind, const char *actor, lh_job_fn run,
+                   lh_job_done_fn done, void *ctx, char *id_out, lh_error *err)
+{
+    lh_job *j = lh_xcalloc(1, sizeof(*j));
+    j->pool = p;
+    lh_random_hex(j->id, LH_JOB_ID_LEN);
+    j->kind = lh_xstrdup(kind ? kind : "job");
+    j->actor = lh_xstrdup(actor ? actor : "anonymous");
+    j->state = JOB_QUEUED;
+    lh_time_rfc3339(j->created_at);
+    j->run = run;
+    j->done = done;
+    j->ctx = ctx;
+    pthread_mutex_lock(&p->mu);
+    if (p->closing || p->n_threads == 0) {
+        pthread_mutex_unlock(&p->mu);
+        job_free(j);
+        return lh_error_set(err, LH_EUNAVAILABLE,
+                            "the server is shutting down and takes no new work; retry later");
+    }
+    if (p->n_all == p->cap_all) {
+        p->cap_all = p->cap_all ? p->cap_all * 2 : 64;
+        p->all = lh_xrealloc(p->all, p->cap_all * sizeof(*p->all));
+    }
+    p->all[p->n_all++] = j;
+    if (p->qtail)
+        p->qtail->qnext = j;
+    else
+        p->qhead = j;
+    p->qtail = j;
+    memcpy(id_out, j->id, LH_JOB_ID_LEN + 1);
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+const char *lh_job_id(const lh_job *j)
+{
+    return j->id;
+}
+
+void lh_job_progress(lh_job *j, int64_t done, int64_t total)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->pool->mu);
+    j->progress_done = done;
+    j->progress_total = total;
+    pthread_mutex_unlock(&j->pool->mu);
+}
+
+static json_t *ts_or_null(const char *ts)
+{
+    return ts[0] ? json_string(ts) : json_null();
+}
+
+json_t *lh_jobs_get(lh_jobs *p, const char *id, lh_error *err)
+{
+    json_t *out = NULL;
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; id && i < p->n_all && !out; i++) {
+        const lh_job *j = p->all[i];
+        if (strcmp(j->id, id) != 0)
+            continue;
+        out = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:{s:I,s:I},s:o}", "id", j->id, "kind",
+                        j->kind, "actor", j->actor, "state", state_names[j->state], "created_at",
+                        j->created_at, "started_at", ts_or_null(j->started_at), "finished_at",
+                        ts_or_null(j->finished_at), "progress", "done",
+                        (json_int_t)j->progress_done, "total", (json_int_t)j->progress_total,
+                        "error", j->error ? json_string(j->error) : json_null());
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!out)
+        lh_error_set(err, LH_ENOTFOUND,
+                     "no job with id '%s' (finished jobs are kept for the last %d jobs only)",
+                     id ? id : "", LH_JOBS_KEEP);
+    return out;
+}

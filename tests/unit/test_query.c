@@ -688,9 +688,12 @@ static void test_timeout_mid_stream(void **state)
         lh_buf b;
         lh_buf_init(&b);
         char buf[256];
-        ssize_t n = lh_query_read(q, buf, sizeof(buf));
-        assert_true(n > 0);
-        lh_buf_append(&b, buf, (size_t)n);
+        ssize_t n;
+        while (b.len < 4096) { /* past the head: rows have gone out */
+            n = lh_query_read(q, buf, sizeof(buf));
+            assert_true(n > 0);
+            lh_buf_append(&b, buf, (size_t)n);
+        }
         usleep(1000 * 1000);
         while ((n = lh_query_read(q, buf, sizeof(buf))) > 0)
             lh_buf_append(&b, buf, (size_t)n);
@@ -723,6 +726,74 @@ static void test_timeout_mid_stream(void **state)
         lh_buf_free(&b);
         lh_query_free(q);
     }
+}
+
+/* A client that stops reading: at the deadline the watchdog gives the slot (and the DuckDB
+ * result) back although lh_query_read is never called again; the stream then ends with the
+ * timeout trailer. Before the expiry, the only slot stayed taken until the client read. */
+static void test_timeout_unread(void **state)
+{
+    (void)state;
+    fx *f = fx_new(1);
+    static const lh_result_format fmts[] = {LH_FORMAT_JSON, LH_FORMAT_NDJSON, LH_FORMAT_CSV};
+    for (size_t i = 0; i < 3; i++) {
+        lh_error err;
+        lh_query_opts o = {fmts[i], 1000000000, 400, NULL};
+        int64_t t0 = lh_now_ms();
+        lh_query *q = lh_query_start(f->eng, "SELECT i FROM range(1000000000000) t(i)", &o, &err);
+        assert_non_null(q);
+        lh_buf b;
+        lh_buf_init(&b);
+        char buf[256];
+        ssize_t n = lh_query_read(q, buf, sizeof(buf));
+        assert_true(n > 0);
+        lh_buf_append(&b, buf, (size_t)n);
+        /* the client reads nothing more; another query gets the only slot soon after the
+         * deadline */
+        lh_query_opts o2 = {LH_FORMAT_CSV, 10, 30000, NULL};
+        lh_query *other = NULL;
+        while (!other && lh_now_ms() - t0 < 5000) {
+            other = lh_query_start(f->eng, "SELECT 42 AS x", &o2, &err);
+            if (!other) {
+                assert_int_equal(err.code, LH_EBUSY);
+                usleep(20 * 1000);
+            }
+        }
+        assert_non_null(other);
+        assert_true(lh_now_ms() - t0 >= 390);
+        lh_query_free(other);
+        const lh_error *qe = lh_query_error(q);
+        assert_non_null(qe);
+        assert_int_equal(qe->code, LH_ETIMEOUT);
+        /* what was buffered still goes out, then the trailer (CSV: cut off) */
+        while ((n = lh_query_read(q, buf, sizeof(buf))) > 0)
+            lh_buf_append(&b, buf, (size_t)n);
+        if (fmts[i] == LH_FORMAT_JSON) {
+            assert_int_equal(n, 0);
+            json_t *doc = json_loadb(b.data, b.len, 0, NULL);
+            assert_non_null(doc);
+            assert_string_equal(lh_json_str(json_object_get(doc, "error"), "error"),
+                                "query_timeout");
+            assert_int_equal(lh_json_int(doc, "row_count", -1),
+                             (json_int_t)json_array_size(json_object_get(doc, "rows")));
+            json_decref(doc);
+        } else if (fmts[i] == LH_FORMAT_NDJSON) {
+            assert_int_equal(n, 0);
+            assert_non_null(strstr(b.data, "{\"error\":\"query_timeout\""));
+        } else {
+            assert_int_equal(n, -1);
+        }
+        lh_buf_free(&b);
+        lh_query_free(q);
+    }
+    /* a query freed before its deadline leaves nothing for the watchdog */
+    lh_error err;
+    lh_query_opts o = {LH_FORMAT_JSON, 1000000000, 200, NULL};
+    lh_query *q = lh_query_start(f->eng, "SELECT i FROM range(1000000000000) t(i)", &o, &err);
+    assert_non_null(q);
+    lh_query_free(q);
+    usleep(400 * 1000);
+    fx_free(f);
 }
 
 /* A DuckDB error after rows went out: JSON gains an "error" member, CSV reads -1. */
@@ -1208,6 +1279,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_output_buffer_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_mid_stream, setup, teardown),
+        cmocka_unit_test(test_timeout_unread),
         cmocka_unit_test_setup_teardown(test_error_mid_stream, setup, teardown),
         cmocka_unit_test(test_busy),
         cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),

@@ -1,5 +1,6 @@
 """End-to-end tests of the limits a hostile or careless client meets: slow readers cannot hold
-query slots (and the parts they read) past the query's deadline."""
+query slots (and the parts they read) past the query's deadline; request lines and
+arguments that are not UTF-8 get a rendered error and a complete log line."""
 import http.client
 import json
 import os
@@ -9,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from harness import ADMIN_KEY, Server
+from harness import ADMIN_KEY, Base, Server
 
 TIMEOUT_MS = 2000
 SLOTS = 2
@@ -115,6 +116,72 @@ class SlowReaders(unittest.TestCase):
         streaming[1][0].close()
 
         self.assertEqual(s.rows("SELECT min(id), count(*) FROM big"), [[900000, 20000]])
+
+
+def raw_request(port, data):
+    """Sends raw bytes as a request; returns (status, headers bytes, body bytes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+        out = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), head, body
+
+
+class RawBytes(Base):
+    """Bytes that are not UTF-8 in the method, path, query and headers: before, each of
+    these replies was {"error":"internal_error","message":"cannot render"} (jansson refused
+    the message) and the request's log line lost every field."""
+
+    def request(self, line, headers=b""):
+        auth = b"Authorization: Bearer " + ADMIN_KEY.encode() + b"\r\n"
+        status, head, body = raw_request(self.server.port, line + b"\r\nHost: x\r\n" + auth +
+                                         headers + b"Connection: close\r\n\r\n")
+        self.assertIn(b"application/json", head)
+        doc = json.loads(body)
+        self.assertNotIn("cannot render", doc["message"])
+        return status, doc
+
+    def test_error_replies_escape_raw_bytes(self):
+        status, doc = self.request(b"GET /\xff\xfe/x\x1b HTTP/1.1")
+        self.assertEqual(status, 404)
+        self.assertEqual(doc["error"], "not_found")
+        self.assertIn("/\\xff\\xfe/x\\x1b", doc["message"])
+        status, doc = self.request(b"G\xc3T /health HTTP/1.1")
+        self.assertEqual(status, 405)
+        self.assertIn("G\\xc3T", doc["message"])
+        status, doc = self.request(b"GET /catalog/datasets/by-name/%FF%FEpeople HTTP/1.1")
+        self.assertEqual(status, 400)
+        self.assertIn("'\\xff\\xfepeople'", doc["message"])
+        status, doc = self.request(b"POST /ingest/file?name=a%FF&format=csv HTTP/1.1",
+                                   b"Content-Length: 0\r\n")
+        self.assertEqual(status, 400)
+        self.assertIn("a\\xff", doc["message"])
+        status, doc = self.request(b"POST /ingest/file?name=ok&format=c%C3sv HTTP/1.1",
+                                   b"Content-Length: 0\r\n")
+        self.assertIn(status, (400, 415))
+        self.assertIn("c\\xc3sv", doc["message"])
+        status, doc = self.request(b"POST /ingest/file?name=ok&format=csv HTTP/1.1",
+                                   b"X-Lakehouse-Bucket: b\xff\r\nContent-Length: 0\r\n")
+        self.assertIn(status, (400, 404))
+        self.assertIn("b\\xff", doc["message"])
+
+        # every log line is whole JSON; the raw path's line keeps all of its fields
+        time.sleep(0.3)
+        lines = [json.loads(l) for l in self.server.read_log().splitlines() if l.startswith("{")]
+        reqs = [l for l in lines if l.get("event") == "http.request"
+                and l.get("path", "").startswith("/\\xff")]
+        self.assertEqual(len(reqs), 1, reqs)
+        r = reqs[0]
+        self.assertEqual((r["method"], r["path"], r["status"], r["actor"]),
+                         ("GET", "/\\xff\\xfe/x\\x1b", 404, "anonymous"))
+        self.assertIn("ms", r)
+        self.assertTrue(any(l.get("event") == "http.request" and l.get("method") == "G\\xc3T"
+                            for l in lines))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ mkdir -p "$CRASHES"
 dict_for() {
     case "$1" in
     fuzz_firewall_sql) echo "$ROOT/tests/fuzz/sql.dict" ;;
+    fuzz_request_path) echo "$ROOT/tests/fuzz/http.dict" ;;
     *) echo "$ROOT/tests/fuzz/json.dict" ;;
     esac
 }

@@ -82,8 +82,14 @@ typedef enum { LH_LOG_DEBUG, LH_LOG_INFO, LH_LOG_WARN, LH_LOG_ERROR } lh_log_lev
 void lh_log_set_level(lh_log_level level);
 /* Writes one JSON line to stderr: {"ts":..,"level":..,"event":EVENT, ...fields}.
  * `fields_fmt` is a jansson json_pack format producing an object (e.g. "{s:s,s:i}"), or
- * NULL for none. Never pass secrets here. */
+ * NULL for none. A string field that is not valid UTF-8 is written with its bad bytes as
+ * \xHH (NULL as null); the line keeps every other field. Never pass secrets here. */
 void lh_log(lh_log_level level, const char *event, const char *fields_fmt, ...);
+/* For tests and fuzzers: each line (JSON, without its newline; borrowed for the call)
+ * goes to sink instead of stderr; NULL restores stderr. Set it before other threads log;
+ * the sink may be called from any thread. */
+typedef void (*lh_log_sink)(const char *line, size_t len, void *ctx);
+void lh_log_set_sink(lh_log_sink sink, void *ctx);
 
 /* ---------------------------------------------------------------- file system */
 
@@ -178,6 +184,18 @@ void lh_buf_printf(lh_buf *b, const char *fmt, ...) __attribute__((format(printf
 void lh_buf_json_string(lh_buf *b, const char *s, size_t len);
 /* Drops the first n bytes (used by streaming writers). */
 void lh_buf_consume(lh_buf *b, size_t n);
+/* Appends s[0..len) as valid UTF-8 text: every byte that is not part of a valid UTF-8
+ * sequence becomes the four characters \xHH; with `controls`, so does every ASCII control
+ * character and DEL (for raw bytes from the network: URLs, methods, headers). Valid UTF-8
+ * without controls is copied unchanged. */
+void lh_buf_put_escaped(lh_buf *b, const char *s, size_t len, bool controls);
+/* lh_buf_put_escaped into a new string. Caller frees. */
+char *lh_escape(const char *s, size_t len, bool controls);
+/* True when s[0..len) is valid UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
+bool lh_utf8_valid(const char *s, size_t len);
+/* The largest length <= len at which s can be cut without splitting a UTF-8 sequence
+ * (len itself when s[0..len) does not end inside one). */
+size_t lh_utf8_cut(const char *s, size_t len);
 
 /* ---------------------------------------------------------------- jobs */
 

@@ -1,10 +1,16 @@
 /*
  * error.c: the one error type. A code says what a caller can do about it; the kind is
  * the stable string clients match on; the message says what was wrong and what to do.
+ *
+ * Invariant: a message is always valid UTF-8. Messages quote what callers sent (names,
+ * query arguments, DuckDB's echo of SQL), so bytes that are not UTF-8 are written as \xHH,
+ * and a message cut at LH_ERROR_MSG_MAX is cut between code points. Every reply and log
+ * line that carries a message can therefore render it (jansson refuses invalid UTF-8).
  */
 #include "core.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct {
@@ -43,13 +49,44 @@ const char *lh_error_kind(const lh_error *err)
     return lh_code_name(err->code);
 }
 
+/* Copies text[0..len) into err->message, cut between code points to fit. */
+static void message_set(lh_error *err, const char *text, size_t len)
+{
+    if (len > sizeof(err->message) - 1)
+        len = lh_utf8_cut(text, sizeof(err->message) - 1);
+    memcpy(err->message, text, len);
+    err->message[len] = '\0';
+}
+
 static int error_vset(lh_error *err, int code, const char *kind, const char *fmt, va_list ap)
 {
     if (!err)
         return code;
     err->code = code;
     err->kind = kind;
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    char first[LH_ERROR_MSG_MAX];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(first, sizeof(first), fmt, ap);
+    if (n < 0)
+        n = 0;
+    char *full = first;
+    /* Formatted whole before it is escaped and cut: a byte cut from the end of a sequence
+     * would otherwise become an escape instead of being dropped. */
+    if ((size_t)n >= sizeof(first)) {
+        full = lh_xmalloc((size_t)n + 1);
+        vsnprintf(full, (size_t)n + 1, fmt, again);
+    }
+    va_end(again);
+    if (lh_utf8_valid(full, (size_t)n)) {
+        message_set(err, full, (size_t)n);
+    } else {
+        char *esc = lh_escape(full, (size_t)n, false);
+        message_set(err, esc, strlen(esc));
+        free(esc);
+    }
+    if (full != first)
+        free(full);
     return code;
 }
 
@@ -97,6 +134,7 @@ void lh_error_scrub(lh_error *err, const char *needle, const char *with)
             out[o++] = *p++;
         }
     }
+    o = lh_utf8_cut(out, o); /* a cut at the capacity may have split a sequence */
     out[o] = '\0';
     memcpy(err->message, out, o + 1);
 }

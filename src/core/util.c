@@ -175,6 +175,62 @@ static size_t utf8_seq_len(const unsigned char *s, size_t left)
     return n;
 }
 
+void lh_buf_put_escaped(lh_buf *b, const char *s, size_t len, bool controls)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        size_t n = utf8_seq_len(p + i, len - i);
+        bool bad = n == 0 || (controls && n == 1 && (p[i] < 0x20 || p[i] == 0x7f));
+        if (!bad) {
+            lh_buf_append(b, p + i, n);
+            i += n;
+            continue;
+        }
+        char esc[4] = {'\\', 'x', hex[p[i] >> 4], hex[p[i] & 15]};
+        lh_buf_append(b, esc, sizeof(esc));
+        i++;
+    }
+}
+
+char *lh_escape(const char *s, size_t len, bool controls)
+{
+    lh_buf b;
+    lh_buf_init(&b);
+    lh_buf_put_escaped(&b, s, len, controls);
+    return b.data ? b.data : lh_xstrdup("");
+}
+
+bool lh_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq_len(p + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+size_t lh_utf8_cut(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    /* Back up over at most three continuation bytes to the lead byte of the last sequence;
+     * drop it if the sequence does not fit in len. */
+    size_t i = len, back = 0;
+    while (i > 0 && back < 3 && (p[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0 || p[i - 1] < 0x80)
+        return len; /* ends in ASCII (or only continuation bytes: nothing to repair) */
+    unsigned c = p[i - 1];
+    size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    return back + 1 >= need ? len : i - 1;
+}
+
 void lh_buf_json_string(lh_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";

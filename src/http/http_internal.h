@@ -66,6 +66,9 @@ const lh_route *lh_route_match(const char *method, const char *path,
 
 /* HTTP status of an error code (the one table). */
 int lh_http_status(int code);
+/* The body of an error reply, {"error": kind, "message": message}; never NULL, whatever
+ * bytes the message holds (invalid UTF-8 is escaped as \xHH). Caller decrefs. */
+json_t *lh_http_error_body(const lh_error *err);
 
 /* ---------------------------------------------------------------- request accessors */
 

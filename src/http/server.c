@@ -53,8 +53,8 @@ struct lh_req {
     struct MHD_Connection *conn;
     const lh_route *route;
     char *params[LH_ROUTE_MAX_PARAMS];
-    char *path;
-    char method[16];
+    char *path;      /* the raw path, escaped (lh_escape): for messages and logs only */
+    char method[16]; /* escaped too, cut between code points */
     int64_t started_ms;
     int64_t body_bytes;
     lh_buf body;
@@ -268,6 +268,24 @@ void lh_reply_json(lh_req *r, int status, json_t *body)
     queue(r, status, resp, "application/json");
 }
 
+json_t *lh_http_error_body(const lh_error *err)
+{
+    /* Messages are valid UTF-8 by construction (error.c); escaping again here means a
+     * message filled some other way still renders instead of becoming "cannot render". */
+    json_t *body = json_object();
+    json_object_set_new(body, "error", json_string(lh_error_kind(err)));
+    const char *msg = err->message;
+    size_t n = strnlen(msg, sizeof(err->message));
+    if (lh_utf8_valid(msg, n)) {
+        json_object_set_new(body, "message", json_stringn(msg, n));
+    } else {
+        char *esc = lh_escape(msg, n, false);
+        json_object_set_new(body, "message", json_string(esc));
+        free(esc);
+    }
+    return body;
+}
+
 void lh_reply_error(lh_req *r, const lh_error *err)
 {
     int status = lh_http_status(err->code);
@@ -276,8 +294,7 @@ void lh_reply_error(lh_req *r, const lh_error *err)
     if (status >= 500)
         lh_log(LH_LOG_ERROR, "http.error", "{s:s,s:s,s:s,s:s}", "method", r->method, "path",
                r->path, "error", lh_error_kind(err), "message", err->message);
-    lh_reply_json(r, status,
-                  json_pack("{s:s,s:s}", "error", lh_error_kind(err), "message", err->message));
+    lh_reply_json(r, status, lh_http_error_body(err));
 }
 
 typedef struct stream_ctx {
@@ -467,15 +484,21 @@ static int authenticate(lh_req *r)
 /* First call: route, key and role, limits, precheck. */
 static void req_begin(lh_req *r, const char *method, const char *url)
 {
-    snprintf(r->method, sizeof(r->method), "%s", method);
-    r->path = lh_xstrdup(url);
+    /* Raw bytes from the request line reach messages and logs only escaped: invalid UTF-8
+     * and control characters as \xHH. Routing below uses the raw url. */
+    char *m = lh_escape(method, strlen(method), true);
+    size_t ml = lh_utf8_cut(m, strnlen(m, sizeof(r->method) - 1));
+    memcpy(r->method, m, ml);
+    r->method[ml] = '\0';
+    free(m);
+    r->path = lh_escape(url, strlen(url), true);
     bool path_matched = false;
     r->route = lh_route_match(method, url, r->params, &path_matched);
     if (!r->route) {
         if (path_matched)
-            fail(r, LH_EMETHOD, NULL, "method %s is not allowed on this path", method);
+            fail(r, LH_EMETHOD, NULL, "method %s is not allowed on this path", r->method);
         else
-            fail(r, LH_ENOTFOUND, "not_found", "no endpoint at %s (see docs/API.md)", url);
+            fail(r, LH_ENOTFOUND, "not_found", "no endpoint at %s (see docs/API.md)", r->path);
         return;
     }
     if (authenticate(r) != 0) {

@@ -16,7 +16,11 @@
  * Queries stream: lh_query_start runs until the first chunk exists (so SQL errors and
  * most timeouts are known before a status line is sent); lh_query_read renders chunk by
  * chunk. A watchdog thread interrupts any query past its deadline (duckdb_interrupt).
- * At most max_concurrent_queries run at once (LH_EBUSY beyond).
+ * The deadline covers delivery too: a query whose reader has not reached the end by then
+ * is finished by the watchdog with a timeout, and its slot and DuckDB state are released
+ * at once, even if lh_query_read is never called again; later reads hand out what was
+ * already rendered and the error ending below. At most max_concurrent_queries run at once
+ * (LH_EBUSY beyond).
  *
  * JSON result shape:
  *   {"columns":[{"name":..,"type":..}],"rows":[[..],..],"row_count":N,"truncated":bool,
@@ -77,7 +81,8 @@ typedef struct lh_query lh_query;
  * lh_query_free (also when it stops reading early). */
 lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts, lh_error *err);
 /* Writes up to cap bytes of rendered output into buf. Returns the byte count, 0 at the
- * end, or -1 on a mid-stream CSV failure (see above). Never blocks on the client. */
+ * end, or -1 on a mid-stream CSV failure (see above). Never blocks on the client. One
+ * thread at a time per query; the watchdog's expiry is synchronised internally. */
 ssize_t lh_query_read(lh_query *q, char *buf, size_t cap);
 /* Rows rendered so far / whether the cap cut the result / the mid-stream error if any. */
 int64_t lh_query_row_count(const lh_query *q);

@@ -11,7 +11,11 @@
  * Lock order (outermost first); nothing takes them in another order:
  *   catalog lock (held while the catalog calls our listener)
  *     → eng->regen_mu → eng->ddl_mu → storage rwlock (lh_storage_path/roots) → eng->gen_mu
- *   watchdog mutex: a leaf, never held while taking another lock.
+ *   watchdog mutex: a leaf, never held while taking another lock (expire callbacks run
+ *     without it).
+ *   a user query's q->mu (result.c) → watchdog mutex, → eng->gen_mu, → storage rwlock; the
+ *     watchdog thread only try-locks q->mu, so waiting in lh_watchdog_remove under q->mu
+ *     cannot deadlock.
  * The storage listener never calls into the catalog (it replays the engine's own view
  * registry), so it is safe whether or not its caller holds the catalog lock.
  */
@@ -146,6 +150,11 @@ typedef struct lh_watch {
     duckdb_connection conn;
     int64_t deadline_ms; /* lh_now_ms() clock */
     atomic_bool fired;   /* set once duckdb_interrupt was called */
+    /* Optional: called on the watchdog thread once the entry has fired (without the
+     * watchdog mutex). Must not block on its owner: returns false when the owner is busy
+     * (retried a little later), true when done (the watchdog then unlinks the entry). */
+    bool (*expire)(struct lh_watch *w);
+    int64_t expire_at_ms; /* the watchdog's: when expire is (re)tried */
 } lh_watch;
 
 typedef struct lh_watchdog lh_watchdog;
@@ -154,7 +163,8 @@ lh_watchdog *lh_watchdog_start(lh_error *err);
 /* Stops the thread; entries still registered are forgotten (not interrupted). */
 void lh_watchdog_stop(lh_watchdog *wd);
 void lh_watchdog_add(lh_watchdog *wd, lh_watch *w);
-/* After this returns the watchdog no longer uses w->conn. Safe on an entry not added. */
+/* After this returns the watchdog no longer uses w (it waits while w's expire callback
+ * runs, so never call it from that callback). Safe on an entry not added. */
 void lh_watchdog_remove(lh_watchdog *wd, lh_watch *w);
 
 /* ---------------------------------------------------------------- views */

@@ -24,13 +24,25 @@
  * really exists (checked by looking at the rest of the chunk or fetching one more), and
  * nothing is fetched after that.
  *
- * Timeouts: the watchdog interrupts the connection at the deadline; an error seen after
- * that is reported as LH_ETIMEOUT "query_timeout". Before each fetch the deadline is also
- * checked here, because a fetch served from DuckDB's buffered results would not notice an
- * interrupt.
+ * Timeouts: the deadline bounds the whole response, delivery included. The watchdog
+ * interrupts the connection at the deadline; an error seen after that is reported as
+ * LH_ETIMEOUT "query_timeout". Before each fetch the deadline is also checked here, because
+ * a fetch served from DuckDB's buffered results would not notice an interrupt. A query
+ * whose client has not drained it by then is not running anywhere (it waits for a socket
+ * that libmicrohttpd will not call us for until it is writable), so the watchdog also
+ * expires it (query_expire): under q->mu it renders the error trailer after the rows
+ * already buffered and gives back the DuckDB result, connection, generation, reader epoch
+ * and slot at once, whether or not the client ever reads again. The reader then only
+ * hands out what is buffered and ends the stream (JSON/NDJSON with the trailer; CSV,
+ * which cannot carry one, is cut off).
+ *
+ * Locking: q->mu guards everything below it in struct lh_query against the watchdog's
+ * expiry; the request's thread holds it in lh_query_start, lh_query_read, the accessors
+ * and lh_query_free. The watchdog only try-locks it (see watchdog.c).
  */
 #include "query_internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -39,7 +51,9 @@ typedef enum { Q_ROWS, Q_DONE } q_state;
 
 struct lh_query {
     lh_engine *eng;
-    lh_gen *gen; /* reference, released at finish */
+    pthread_mutex_t mu;
+    bool started; /* lh_query_start succeeded: the expiry may finish the query */
+    lh_gen *gen;  /* reference, released at finish */
     duckdb_connection conn;
     duckdb_result res;
     bool has_res;
@@ -367,6 +381,27 @@ static void step(lh_query *q)
     while (q->chunk_pos < end && q->out.len < LH_QUERY_OUT_BUDGET);
 }
 
+/* The watchdog's expire callback (watchdog thread, after the deadline fired): finishes a
+ * query that is still streaming with a timeout, so its resources go now rather than when
+ * (if ever) its client reads again. Never blocks on q->mu: if the request's thread holds
+ * it, that thread is working on the query and the watchdog retries shortly. */
+static bool query_expire(lh_watch *w)
+{
+    lh_query *q = (lh_query *)((char *)w - offsetof(lh_query, watch));
+    if (pthread_mutex_trylock(&q->mu) != 0)
+        return false;
+    /* The watchdog unlinks the entry when we return true; release_duckdb must not wait for
+     * this very callback in lh_watchdog_remove. */
+    q->watching = false;
+    if (q->started && q->state == Q_ROWS) {
+        timeout_error(q, &q->err);
+        q->failed = true;
+        finish(q);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return true;
+}
+
 /* ---------------------------------------------------------------- public */
 
 static int take_slot(lh_engine *eng, uint64_t *start_epoch, lh_error *err)
@@ -440,6 +475,8 @@ lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *o
     q->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : eng->default_timeout_ms;
     q->deadline = q->t0 + q->timeout_ms;
     lh_buf_init(&q->out);
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_mutex_lock(&q->mu);
 
     if (take_slot(eng, &q->start_epoch, err) != 0)
         goto out;
@@ -454,6 +491,7 @@ lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *o
     }
     q->watch.conn = q->conn;
     q->watch.deadline_ms = q->deadline;
+    q->watch.expire = query_expire;
     lh_watchdog_add(eng->watchdog, &q->watch);
     q->watching = true;
 
@@ -483,12 +521,14 @@ lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *o
         goto out;
     render_head(q);
     q->state = Q_ROWS;
+    q->started = true;
     ok = true;
 out:
     if (pending)
         duckdb_destroy_pending(&pending);
     if (stmt)
         duckdb_destroy_prepare(&stmt);
+    pthread_mutex_unlock(&q->mu);
     if (!ok) {
         lh_query_free(q);
         return NULL;
@@ -498,14 +538,18 @@ out:
 
 ssize_t lh_query_read(lh_query *q, char *buf, size_t cap)
 {
+    ssize_t rc;
+    pthread_mutex_lock(&q->mu);
     while (q->out_pos == q->out.len) {
         q->out.len = 0;
         q->out_pos = 0;
         /* a row far larger than the budget grew the buffer: give that memory back */
         if (q->out.cap > 4 * LH_QUERY_OUT_BUDGET)
             lh_buf_free(&q->out);
-        if (q->state == Q_DONE)
-            return q->failed && q->fmt == LH_FORMAT_CSV ? -1 : 0;
+        if (q->state == Q_DONE) {
+            rc = q->failed && q->fmt == LH_FORMAT_CSV ? -1 : 0;
+            goto out;
+        }
         step(q);
     }
     size_t n = q->out.len - q->out_pos;
@@ -513,22 +557,43 @@ ssize_t lh_query_read(lh_query *q, char *buf, size_t cap)
         n = cap;
     memcpy(buf, q->out.data + q->out_pos, n);
     q->out_pos += n;
-    return (ssize_t)n;
+    rc = (ssize_t)n;
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* The accessors lock: the watchdog's expiry may be finishing the query concurrently. Once
+ * failed is set it stays set and err no longer changes, so the pointer lh_query_error
+ * returns stays valid until lh_query_free. The lock is not part of the query's value, hence
+ * the cast on these const accessors. */
+static pthread_mutex_t *query_mu(const lh_query *q)
+{
+    return (pthread_mutex_t *)&q->mu;
 }
 
 int64_t lh_query_row_count(const lh_query *q)
 {
-    return q->rows;
+    pthread_mutex_lock(query_mu(q));
+    int64_t rows = q->rows;
+    pthread_mutex_unlock(query_mu(q));
+    return rows;
 }
 
 bool lh_query_truncated(const lh_query *q)
 {
-    return q->truncated;
+    pthread_mutex_lock(query_mu(q));
+    bool t = q->truncated;
+    pthread_mutex_unlock(query_mu(q));
+    return t;
 }
 
 const lh_error *lh_query_error(const lh_query *q)
 {
-    return q->failed ? &q->err : NULL;
+    pthread_mutex_lock(query_mu(q));
+    const lh_error *e = q->failed ? &q->err : NULL;
+    pthread_mutex_unlock(query_mu(q));
+    return e;
 }
 
 size_t lh_query__buffered_bytes(const lh_query *q)
@@ -545,7 +610,13 @@ void lh_query_free(lh_query *q)
 {
     if (!q)
         return;
+    /* First, without q->mu: afterwards the watchdog's expiry can no longer run. */
+    lh_watchdog_remove(q->eng->watchdog, &q->watch);
+    pthread_mutex_lock(&q->mu);
+    q->watching = false;
     release_duckdb(q);
+    pthread_mutex_unlock(&q->mu);
+    pthread_mutex_destroy(&q->mu);
     if (q->ndjson_keys)
         for (idx_t i = 0; i < q->ncols; i++)
             free(q->ndjson_keys[i]);

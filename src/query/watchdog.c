@@ -6,10 +6,22 @@
  * entry that is due and marks it fired, so the query reports a timeout instead of DuckDB's
  * "Interrupted". An entry is interrupted at most once.
  *
- * Invariant: duckdb_interrupt is only called under the watchdog mutex, and a query removes
+ * Expiry. Interrupting is not enough for a query whose client reads slowly or not at all:
+ * it is not running in DuckDB, it waits for the socket, and libmicrohttpd calls its reader
+ * only when the socket is writable, so nothing on the request's side would ever notice the
+ * deadline. An entry with an expire callback therefore also gets that callback once it has
+ * fired: it runs on this thread, without the watchdog mutex, and gives back the query's
+ * DuckDB state, slot and generation at the deadline. The callback must not block on the
+ * query (it try-locks it); when it reports "busy" (false) the query's own thread is inside
+ * it and the callback is retried EXPIRE_RETRY_MS later. After it reports done (true) the
+ * entry is unlinked here.
+ *
+ * Invariants: duckdb_interrupt is only called under the watchdog mutex, and a query removes
  * its entry (under the same mutex) before it disconnects, so the connection is alive for
- * every interrupt. The list is short (at most max_concurrent_queries entries), so a linear
- * scan for the earliest deadline is cheaper than keeping it sorted.
+ * every interrupt. lh_watchdog_remove also waits while the entry's expire callback runs, so
+ * once it returns the watchdog never touches the entry again (the query may be freed). The
+ * list is short (at most max_concurrent_queries entries), so a linear scan for the
+ * earliest deadline is cheaper than keeping it sorted.
  */
 #include "query_internal.h"
 
@@ -17,13 +29,45 @@
 #include <string.h>
 #include <time.h>
 
+/* How soon an expire callback that found its query busy is tried again. */
+#define EXPIRE_RETRY_MS 10
+
 struct lh_watchdog {
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t done_cv; /* signalled when an expire callback returns */
     pthread_t thread;
     lh_watch *head;
+    lh_watch *running; /* the entry whose expire callback runs now, or NULL */
     bool stop;
 };
+
+static void unlink_locked(lh_watchdog *wd, lh_watch *w)
+{
+    for (lh_watch **p = &wd->head; *p; p = &(*p)->next) {
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    }
+    w->next = NULL;
+}
+
+/* Runs the expire callback of a due, fired entry. Called and returns with wd->mu held,
+ * which it drops around the callback. */
+static void expire_locked(lh_watchdog *wd, lh_watch *w)
+{
+    wd->running = w;
+    pthread_mutex_unlock(&wd->mu);
+    bool done = w->expire(w);
+    pthread_mutex_lock(&wd->mu);
+    wd->running = NULL;
+    if (done)
+        unlink_locked(wd, w);
+    else
+        w->expire_at_ms = lh_now_ms() + EXPIRE_RETRY_MS;
+    pthread_cond_broadcast(&wd->done_cv);
+}
 
 static void *watchdog_main(void *arg)
 {
@@ -31,15 +75,31 @@ static void *watchdog_main(void *arg)
     pthread_mutex_lock(&wd->mu);
     while (!wd->stop) {
         int64_t now = lh_now_ms(), next = INT64_MAX;
+        lh_watch *due = NULL;
         for (lh_watch *w = wd->head; w; w = w->next) {
-            if (atomic_load(&w->fired))
-                continue;
-            if (w->deadline_ms <= now) {
-                duckdb_interrupt(w->conn);
-                atomic_store(&w->fired, true);
-            } else if (w->deadline_ms < next) {
-                next = w->deadline_ms;
+            if (!atomic_load(&w->fired)) {
+                if (w->deadline_ms <= now) {
+                    duckdb_interrupt(w->conn);
+                    atomic_store(&w->fired, true);
+                    w->expire_at_ms = now;
+                } else if (w->deadline_ms < next) {
+                    next = w->deadline_ms;
+                    continue;
+                } else {
+                    continue;
+                }
             }
+            if (!w->expire)
+                continue;
+            if (w->expire_at_ms <= now)
+                due = due ? due : w;
+            else if (w->expire_at_ms < next)
+                next = w->expire_at_ms;
+        }
+        if (due) {
+            /* The list may change while the callback runs: scan again afterwards. */
+            expire_locked(wd, due);
+            continue;
         }
         if (next == INT64_MAX) {
             pthread_cond_wait(&wd->cv, &wd->mu);
@@ -68,10 +128,12 @@ lh_watchdog *lh_watchdog_start(lh_error *err)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* lh_now_ms's clock */
     pthread_cond_init(&wd->cv, &attr);
     pthread_condattr_destroy(&attr);
+    pthread_cond_init(&wd->done_cv, NULL);
     pthread_mutex_init(&wd->mu, NULL);
     int rc = pthread_create(&wd->thread, NULL, watchdog_main, wd);
     if (rc != 0) {
         lh_error_set(err, LH_EINTERNAL, "cannot start the query watchdog: %s", strerror(rc));
+        pthread_cond_destroy(&wd->done_cv);
         pthread_cond_destroy(&wd->cv);
         pthread_mutex_destroy(&wd->mu);
         free(wd);
@@ -89,6 +151,7 @@ void lh_watchdog_stop(lh_watchdog *wd)
     pthread_cond_signal(&wd->cv);
     pthread_mutex_unlock(&wd->mu);
     pthread_join(wd->thread, NULL);
+    pthread_cond_destroy(&wd->done_cv);
     pthread_cond_destroy(&wd->cv);
     pthread_mutex_destroy(&wd->mu);
     free(wd);
@@ -107,12 +170,8 @@ void lh_watchdog_add(lh_watchdog *wd, lh_watch *w)
 void lh_watchdog_remove(lh_watchdog *wd, lh_watch *w)
 {
     pthread_mutex_lock(&wd->mu);
-    for (lh_watch **p = &wd->head; *p; p = &(*p)->next) {
-        if (*p == w) {
-            *p = w->next;
-            break;
-        }
-    }
-    w->next = NULL;
+    while (wd->running == w) /* its expire callback never blocks, so this is short */
+        pthread_cond_wait(&wd->done_cv, &wd->mu);
+    unlink_locked(wd, w);
     pthread_mutex_unlock(&wd->mu);
 }

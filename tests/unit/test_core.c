@@ -83,6 +83,178 @@ static void test_error_message_truncated(void **state)
     free(big);
 }
 
+/* A message cut at its capacity ends between code points, wherever the cut falls (before,
+ * vsnprintf could leave the first bytes of a sequence at the end). */
+static void test_error_message_cut_on_code_points(void **state)
+{
+    (void)state;
+    static const char *const seqs[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80"};
+    for (size_t k = 0; k < 3; k++) {
+        size_t sl = strlen(seqs[k]);
+        for (size_t pad = LH_ERROR_MSG_MAX - 6; pad < LH_ERROR_MSG_MAX + 2; pad++) {
+            lh_buf b;
+            lh_buf_init(&b);
+            for (size_t i = 0; i < pad; i++)
+                lh_buf_putc(&b, 'a');
+            lh_buf_puts(&b, seqs[k]);
+            lh_buf_puts(&b, "tail");
+            lh_error err;
+            lh_error_set(&err, LH_EINVAL, "%s", b.data);
+            size_t n = strlen(err.message);
+            assert_true(n <= LH_ERROR_MSG_MAX - 1);
+            assert_true(n >= LH_ERROR_MSG_MAX - 1 - (sl - 1));
+            assert_true(lh_utf8_valid(err.message, n));
+            assert_memory_equal(err.message, b.data, n);
+            lh_buf_free(&b);
+        }
+    }
+    /* lh_error_scrub's cut too: a long replacement pushing a sequence over the end */
+    for (size_t pad = LH_ERROR_MSG_MAX - 40; pad < LH_ERROR_MSG_MAX - 20; pad++) {
+        lh_buf b;
+        lh_buf_init(&b);
+        lh_buf_puts(&b, "/x/y");
+        for (size_t i = 0; i < pad; i++)
+            lh_buf_putc(&b, 'a');
+        lh_buf_puts(&b, "\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC\xE2\x82\xAC");
+        lh_error err;
+        lh_error_set(&err, LH_EINVAL, "%s", b.data);
+        lh_error_scrub(&err, "/x/y", "<a much longer replacement>");
+        assert_true(lh_utf8_valid(err.message, strlen(err.message)));
+        assert_true(strncmp(err.message, "<a much longer replacement>aaa", 30) == 0);
+        lh_buf_free(&b);
+    }
+}
+
+/* Bytes that are not UTF-8 (a raw URL, a query argument) are escaped as \xHH; valid text,
+ * newlines included, is kept as it is. */
+static void test_error_message_escapes_bytes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *arg, *want;
+    } cases[] = {
+        {"people", "no dataset 'people'"},
+        {"Zo\xC3\xAB\nline 2", "no dataset 'Zo\xC3\xAB\nline 2'"},
+        {"a\xFF"
+         "b",
+         "no dataset 'a\\xffb'"},
+        {"\xC3", "no dataset '\\xc3'"},                            /* a lone lead byte */
+        {"\xC0\xAF", "no dataset '\\xc0\\xaf'"},                   /* an overlong '/' */
+        {"\xED\xA0\x80", "no dataset '\\xed\\xa0\\x80'"},          /* a surrogate */
+        {"\xF4\x90\x80\x80", "no dataset '\\xf4\\x90\\x80\\x80'"}, /* past U+10FFFF */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        lh_error err;
+        lh_error_setk(&err, LH_ENOTFOUND, "not_found", "no dataset '%s'", cases[i].arg);
+        assert_string_equal(err.message, cases[i].want);
+        assert_true(lh_utf8_valid(err.message, strlen(err.message)));
+    }
+    /* a long invalid message: escaped first, then cut; still valid */
+    char *big = lh_xmalloc(3001);
+    memset(big, 0xFF, 3000);
+    big[3000] = '\0';
+    lh_error err;
+    lh_error_set(&err, LH_EINVAL, "%s", big);
+    assert_true(strlen(err.message) <= LH_ERROR_MSG_MAX - 1);
+    assert_true(strncmp(err.message, "\\xff\\xff", 8) == 0);
+    assert_true(lh_utf8_valid(err.message, strlen(err.message)));
+    free(big);
+}
+
+static void test_escape_and_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        bool controls;
+        const char *want;
+    } cases[] = {
+        {"/health", true, "/health"},        {"/a b\r\n", true, "/a b\\x0d\\x0a"},
+        {"/a\x1b[31m", true, "/a\\x1b[31m"}, {"/a\x7f", true, "/a\\x7f"},
+        {"/a\x7f\n", false, "/a\x7f\n"},     {"/\xE2\x9C\x93", true, "/\xE2\x9C\x93"},
+        {"/\xE2\x9C", true, "/\\xe2\\x9c"},  {"/\xFE\xFF", false, "/\\xfe\\xff"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *e = lh_escape(cases[i].in, strlen(cases[i].in), cases[i].controls);
+        assert_string_equal(e, cases[i].want);
+        assert_true(lh_utf8_valid(e, strlen(e)));
+        free(e);
+    }
+    static const struct {
+        const char *s;
+        size_t len, want;
+    } cuts[] = {
+        {"ab", 2, 2},
+        {"ab\xC3\xA9", 4, 4},
+        {"ab\xC3\xA9", 3, 2},
+        {"ab\xE2\x82\xAC", 3, 2},
+        {"ab\xE2\x82\xAC", 4, 2},
+        {"ab\xE2\x82\xAC", 5, 5},
+        {"\xF0\x9F\x98\x80z", 3, 0},
+        {"\xF0\x9F\x98\x80z", 4, 4},
+    };
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++)
+        assert_int_equal(lh_utf8_cut(cuts[i].s, cuts[i].len), cuts[i].want);
+}
+
+/* ---------------------------------------------------------------- logs */
+
+typedef struct captured {
+    char *lines[8];
+    int n;
+} captured;
+
+static void capture_line(const char *line, size_t len, void *ctx)
+{
+    captured *c = ctx;
+    if (c->n < 8) {
+        c->lines[c->n] = lh_xmalloc(len + 1);
+        memcpy(c->lines[c->n], line, len);
+        c->lines[c->n][len] = '\0';
+        c->n++;
+    }
+}
+
+/* One bad field (invalid UTF-8, a NULL string) no longer costs the line its other fields:
+ * json_pack refused the whole object and the line kept only ts, level and event. */
+static void test_log_keeps_fields_around_a_bad_one(void **state)
+{
+    (void)state;
+    captured c = {{0}, 0};
+    lh_log_set_sink(capture_line, &c);
+    lh_log(LH_LOG_WARN, "http.request", "{s:s,s:s,s:s,s:i,s:I,s:b}", "method", "GET", "path",
+           "/catalog/\xFF\xFE/x", "actor", "bob", "status", 404, "ms", (json_int_t)12, "completed",
+           1);
+    lh_log(LH_LOG_WARN, "x.null", "{s:s,s:s}", "message", (const char *)NULL, "bucket", "b");
+    lh_log(LH_LOG_WARN, "x.nested", "{s:{s:i}}", "outer", "inner", 7); /* json_pack's */
+    lh_log_set_sink(NULL, NULL);
+    assert_int_equal(c.n, 3);
+
+    json_t *j = json_loads(c.lines[0], 0, NULL);
+    assert_non_null(j);
+    assert_string_equal(lh_json_str(j, "event"), "http.request");
+    assert_string_equal(lh_json_str(j, "method"), "GET");
+    assert_string_equal(lh_json_str(j, "path"), "/catalog/\\xff\\xfe/x");
+    assert_string_equal(lh_json_str(j, "actor"), "bob");
+    assert_int_equal(lh_json_int(j, "status", -1), 404);
+    assert_int_equal(lh_json_int(j, "ms", -1), 12);
+    assert_true(json_is_true(json_object_get(j, "completed")));
+    json_decref(j);
+
+    j = json_loads(c.lines[1], 0, NULL);
+    assert_non_null(j);
+    assert_true(json_is_null(json_object_get(j, "message")));
+    assert_string_equal(lh_json_str(j, "bucket"), "b");
+    json_decref(j);
+
+    j = json_loads(c.lines[2], 0, NULL);
+    assert_non_null(j);
+    assert_int_equal(lh_json_int(json_object_get(j, "outer"), "inner", -1), 7);
+    json_decref(j);
+    for (int i = 0; i < c.n; i++)
+        free(c.lines[i]);
+}
+
 /* ---------------------------------------------------------------- names */
 
 static void test_name_validate_table(void **state)
@@ -545,6 +717,10 @@ int main(void)
         cmocka_unit_test(test_error_set_and_kinds),
         cmocka_unit_test(test_error_code_names),
         cmocka_unit_test(test_error_message_truncated),
+        cmocka_unit_test(test_error_message_cut_on_code_points),
+        cmocka_unit_test(test_error_message_escapes_bytes),
+        cmocka_unit_test(test_escape_and_utf8),
+        cmocka_unit_test(test_log_keeps_fields_around_a_bad_one),
         cmocka_unit_test(test_name_validate_table),
         cmocka_unit_test(test_name_validate_messages),
         cmocka_unit_test(test_bucket_name_validate_table),

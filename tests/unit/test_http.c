@@ -1,7 +1,8 @@
 /*
  * test_http.c: the pure parts of the HTTP layer. Route matching (lh_route_match over the
  * real route table: exact paths, parameters, percent-decoding per segment, refused NULs,
- * trailing and doubled slashes, 405 versus 404) and the error-code → status table.
+ * trailing and doubled slashes, 405 versus 404), the error-code → status table and error
+ * bodies (which render whatever bytes a message holds).
  * Everything that needs a socket is in tests/e2e.
  */
 #include "testutil.h"
@@ -245,12 +246,50 @@ static void test_http_status_table(void **state)
     }
 }
 
+/* ---------------------------------------------------------------- error bodies */
+
+/* An error reply always renders: json_pack refused a message that was not UTF-8 and the
+ * reply became {"error":"internal_error","message":"cannot render"}. */
+static void test_error_body_renders_any_bytes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw, *want;
+    } cases[] = {
+        {"no endpoint at /people", "no endpoint at /people"},
+        {"no endpoint at /\xFF\xFE", "no endpoint at /\\xff\\xfe"},
+        {"dataset 'Zo\xC3\xAB' \xC3", "dataset 'Zo\xC3\xAB' \\xc3"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        lh_error err;
+        lh_error_setk(&err, LH_ENOTFOUND, "not_found", "%s", "x");
+        /* filled by hand, as code that bypasses lh_error_set could */
+        snprintf(err.message, sizeof(err.message), "%s", cases[i].raw);
+        json_t *body = lh_http_error_body(&err);
+        char *text = json_dumps(body, JSON_COMPACT);
+        assert_non_null(text);
+        json_t *back = json_loads(text, 0, NULL);
+        assert_string_equal(lh_json_str(back, "error"), "not_found");
+        assert_string_equal(lh_json_str(back, "message"), cases[i].want);
+        json_decref(back);
+        free(text);
+        json_decref(body);
+    }
+    /* through lh_error_set, a raw URL byte is escaped before any reply sees it */
+    lh_error err;
+    lh_error_set(&err, LH_ENOTFOUND, "no endpoint at %s", "/a\xFF");
+    json_t *body = lh_http_error_body(&err);
+    assert_string_equal(lh_json_str(body, "message"), "no endpoint at /a\\xff");
+    json_decref(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_match_table),
         cmocka_unit_test(test_every_route_reachable),
         cmocka_unit_test(test_http_status_table),
+        cmocka_unit_test(test_error_body_renders_any_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

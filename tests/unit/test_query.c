@@ -688,9 +688,12 @@ static void test_timeout_mid_stream(void **state)
         lh_buf b;
         lh_buf_init(&b);
         char buf[256];
-        ssize_t n = lh_query_read(q, buf, sizeof(buf));
-        assert_true(n > 0);
-        lh_buf_append(&b, buf, (size_t)n);
+        ssize_t n;
+        while (b.len < 4096) { /* past the head: rows have gone out */
+            n = lh_query_read(q, buf, sizeof(buf));
+            assert_true(n > 0);
+            lh_buf_append(&b, buf, (size_t)n);
+        }
         usleep(1000 * 1000);
         while ((n = lh_query_read(q, buf, sizeof(buf))) > 0)
             lh_buf_append(&b, buf, (size_t)n);
@@ -723,6 +726,74 @@ static void test_timeout_mid_stream(void **state)
         lh_buf_free(&b);
         lh_query_free(q);
     }
+}
+
+/* A client that stops reading: at the deadline the watchdog gives the slot (and the DuckDB
+ * result) back although lh_query_read is never called again; the stream then ends with the
+ * timeout trailer. Before the expiry, the only slot stayed taken until the client read. */
+static void test_timeout_unread(void **state)
+{
+    (void)state;
+    fx *f = fx_new(1);
+    static const lh_result_format fmts[] = {LH_FORMAT_JSON, LH_FORMAT_NDJSON, LH_FORMAT_CSV};
+    for (size_t i = 0; i < 3; i++) {
+        lh_error err;
+        lh_query_opts o = {fmts[i], 1000000000, 400, NULL};
+        int64_t t0 = lh_now_ms();
+        lh_query *q = lh_query_start(f->eng, "SELECT i FROM range(1000000000000) t(i)", &o, &err);
+        assert_non_null(q);
+        lh_buf b;
+        lh_buf_init(&b);
+        char buf[256];
+        ssize_t n = lh_query_read(q, buf, sizeof(buf));
+        assert_true(n > 0);
+        lh_buf_append(&b, buf, (size_t)n);
+        /* the client reads nothing more; another query gets the only slot soon after the
+         * deadline */
+        lh_query_opts o2 = {LH_FORMAT_CSV, 10, 30000, NULL};
+        lh_query *other = NULL;
+        while (!other && lh_now_ms() - t0 < 5000) {
+            other = lh_query_start(f->eng, "SELECT 42 AS x", &o2, &err);
+            if (!other) {
+                assert_int_equal(err.code, LH_EBUSY);
+                usleep(20 * 1000);
+            }
+        }
+        assert_non_null(other);
+        assert_true(lh_now_ms() - t0 >= 390);
+        lh_query_free(other);
+        const lh_error *qe = lh_query_error(q);
+        assert_non_null(qe);
+        assert_int_equal(qe->code, LH_ETIMEOUT);
+        /* what was buffered still goes out, then the trailer (CSV: cut off) */
+        while ((n = lh_query_read(q, buf, sizeof(buf))) > 0)
+            lh_buf_append(&b, buf, (size_t)n);
+        if (fmts[i] == LH_FORMAT_JSON) {
+            assert_int_equal(n, 0);
+            json_t *doc = json_loadb(b.data, b.len, 0, NULL);
+            assert_non_null(doc);
+            assert_string_equal(lh_json_str(json_object_get(doc, "error"), "error"),
+                                "query_timeout");
+            assert_int_equal(lh_json_int(doc, "row_count", -1),
+                             (json_int_t)json_array_size(json_object_get(doc, "rows")));
+            json_decref(doc);
+        } else if (fmts[i] == LH_FORMAT_NDJSON) {
+            assert_int_equal(n, 0);
+            assert_non_null(strstr(b.data, "{\"error\":\"query_timeout\""));
+        } else {
+            assert_int_equal(n, -1);
+        }
+        lh_buf_free(&b);
+        lh_query_free(q);
+    }
+    /* a query freed before its deadline leaves nothing for the watchdog */
+    lh_error err;
+    lh_query_opts o = {LH_FORMAT_JSON, 1000000000, 200, NULL};
+    lh_query *q = lh_query_start(f->eng, "SELECT i FROM range(1000000000000) t(i)", &o, &err);
+    assert_non_null(q);
+    lh_query_free(q);
+    usleep(400 * 1000);
+    fx_free(f);
 }
 
 /* A DuckDB error after rows went out: JSON gains an "error" member, CSV reads -1. */
@@ -1193,6 +1264,72 @@ static void test_concurrent_queries(void **state)
     assert_true(ok > 0);
 }
 
+/* Expiry racing the reader: queries whose deadline falls while their reader is reading,
+ * between reads, or while it frees them. Under ASan a use-after-free or double release
+ * shows here; afterwards every slot must be free again. */
+typedef struct race_arg {
+    lh_engine *eng;
+    unsigned seed;
+    int started;
+} race_arg;
+
+static void *race_worker(void *p)
+{
+    race_arg *a = p;
+    char buf[4096];
+    for (int i = 0; i < 25; i++) {
+        lh_error err;
+        lh_query_opts o = {(lh_result_format)(rand_r(&a->seed) % 3), 1000000000,
+                           20 + (int)(rand_r(&a->seed) % 60), NULL};
+        lh_query *q =
+            lh_query_start(a->eng, "SELECT i, i * 2 AS j FROM range(100000000) t(i)", &o, &err);
+        if (!q) {
+            usleep(5 * 1000);
+            continue;
+        }
+        a->started++;
+        int reads = (int)(rand_r(&a->seed) % 200);
+        for (int r = 0; r < reads; r++) {
+            if (lh_query_read(q, buf, 1 + rand_r(&a->seed) % sizeof(buf)) <= 0)
+                break;
+            if (rand_r(&a->seed) % 8 == 0)
+                usleep(rand_r(&a->seed) % 3000);
+        }
+        (void)lh_query_error(q);
+        lh_query_free(q);
+    }
+    return NULL;
+}
+
+static void test_expiry_races_readers(void **state)
+{
+    (void)state;
+    fx *f = fx_new(3);
+    pthread_t th[4];
+    race_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (race_arg){f->eng, (unsigned)(i + 1) * 7919u, 0};
+        pthread_create(&th[i], NULL, race_worker, &args[i]);
+    }
+    int started = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        started += args[i].started;
+    }
+    assert_true(started > 0);
+    /* every slot came back */
+    lh_error err;
+    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000, NULL};
+    lh_query *q[3];
+    for (int i = 0; i < 3; i++) {
+        q[i] = lh_query_start(f->eng, "SELECT 1", &o, &err);
+        assert_non_null(q[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        lh_query_free(q[i]);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1208,6 +1345,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_output_buffer_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_mid_stream, setup, teardown),
+        cmocka_unit_test(test_timeout_unread),
+        cmocka_unit_test(test_expiry_races_readers),
         cmocka_unit_test_setup_teardown(test_error_mid_stream, setup, teardown),
         cmocka_unit_test(test_busy),
         cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),

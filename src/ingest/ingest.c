@@ -120,17 +120,9 @@ lh_upload *lh_upload_open(lh_ingest *ing, lh_file_format format, lh_error *err)
 
 int lh_upload_write(lh_upload *up, const void *data, size_t len, lh_error *err)
 {
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(up->fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return lh_error_set(err, LH_EIO, "cannot store the upload: %s", strerror(errno));
-        p += w;
-        len -= (size_t)w;
-        up->size += w;
-    }
+    if (lh_fs_write_all(up->fd, data, len) != 0)
+        return lh_error_set(err, LH_EIO, "cannot store the upload: %s", strerror(errno));
+    up->size += (int64_t)len;
     return 0;
 }
 

@@ -203,6 +203,28 @@ static void describe_pii(const json_t *manifest, lh_buf *out)
     }
 }
 
+void lh_cli_ingest_summary(const json_t *m, const char *file, const char *name, const char *mode,
+                           double seconds, lh_buf *out)
+{
+    long long nrows = (long long)lh_json_int(m, "row_count", 0);
+    size_t ncols = json_array_size(json_object_get(m, "columns"));
+    char rows[32], size[32];
+    format_count(rows, sizeof(rows), nrows);
+    format_bytes(size, sizeof(size), (double)lh_json_int(m, "size_bytes", 0));
+    lh_buf pii;
+    lh_buf_init(&pii);
+    describe_pii(m, &pii);
+    lh_buf_printf(out, "ingested %s into dataset '%s' (bucket %s, mode %s)\n", file,
+                  lh_json_str(m, "name") ? lh_json_str(m, "name") : name,
+                  lh_json_str(m, "bucket") ? lh_json_str(m, "bucket") : "?",
+                  mode ? mode : "create");
+    lh_buf_printf(out, "  %s %s, %zu %s, %s of Parquet, %.2f s\n", rows,
+                  lh_cli_plural(nrows, "row", "rows"), ncols,
+                  lh_cli_plural((long long)ncols, "column", "columns"), size, seconds);
+    lh_buf_printf(out, "  PII columns: %s\n", pii.len ? pii.data : "none");
+    lh_buf_free(&pii);
+}
+
 static int cmd_ingest(cli_ctx *ctx)
 {
     const command *cmd = find_command("ingest");
@@ -273,21 +295,11 @@ static int cmd_ingest(cli_ctx *ctx)
         rc = fail(&err);
         goto out;
     }
-    const json_t *m = json_object_get(doc, "dataset");
-    char rows[32], size[32], pii_none[] = "none";
-    format_count(rows, sizeof(rows), (long long)lh_json_int(m, "row_count", 0));
-    format_bytes(size, sizeof(size), (double)lh_json_int(m, "size_bytes", 0));
-    lh_buf pii;
-    lh_buf_init(&pii);
-    describe_pii(m, &pii);
-    lh_buf_putc(&pii, '\0');
-    printf("ingested %s into dataset '%s' (bucket %s, mode %s)\n", file,
-           lh_json_str(m, "name") ? lh_json_str(m, "name") : name,
-           lh_json_str(m, "bucket") ? lh_json_str(m, "bucket") : "?", mode ? mode : "create");
-    printf("  %s rows, %zu columns, %s of Parquet, %.2f s\n", rows,
-           json_array_size(json_object_get(m, "columns")), size, seconds);
-    printf("  PII columns: %s\n", pii.len > 1 ? pii.data : pii_none);
-    lh_buf_free(&pii);
+    lh_buf summary;
+    lh_buf_init(&summary);
+    lh_cli_ingest_summary(json_object_get(doc, "dataset"), file, name, mode, seconds, &summary);
+    print_buf(&summary);
+    lh_buf_free(&summary);
 out:
     json_decref(doc);
     lh_response_free(&resp);

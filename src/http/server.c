@@ -330,12 +330,14 @@ static int64_t body_cap(const lh_req *r)
     return 0;
 }
 
-/* Bearer key → principal, then the route's role check. Runs before any body is read. */
+/* Bearer key → principal, then the route's role check. Runs before any body is read.
+ * A public route (roles 0) needs no key, but one that is sent must be valid: the caller
+ * then gets what its key may see (GET /health adds the dataset count). */
 static int authenticate(lh_req *r)
 {
-    if (r->route->roles == 0)
-        return 0;
     const char *h = lh_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (r->route->roles == 0 && !h)
+        return 0;
     const char *key = NULL;
     if (h && strncasecmp(h, "Bearer ", 7) == 0) {
         key = h + 7;
@@ -352,7 +354,7 @@ static int authenticate(lh_req *r)
         lh_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"");
         return r->err.code;
     }
-    if (!(r->route->roles & LH_ROLE_BIT(r->who->role)))
+    if (r->route->roles != 0 && !(r->route->roles & LH_ROLE_BIT(r->who->role)))
         return lh_error_set(&r->err, LH_EFORBIDDEN, "role '%s' may not call %s %s",
                             lh_role_name(r->who->role), r->method, r->route->pattern);
     return 0;
@@ -601,15 +603,28 @@ const lh_route *lh_route_match(const char *method, const char *path,
 
 /* ---------------------------------------------------------------- health */
 
+/* Anyone may ask whether the server is up; how many datasets exist is for key holders
+ * only, and an agent counts only the datasets it is granted (what GET /catalog/datasets
+ * shows it). */
 void lh_h_health(lh_req *r)
 {
-    json_t *list = lh_catalog_list(r->app->cat);
-    size_t n = json_array_size(list);
-    json_decref(list);
-    lh_reply_json(r, 200,
-                  json_pack("{s:s,s:s,s:I,s:I}", "status", "ok", "version", VERSION, "datasets",
-                            (json_int_t)n, "uptime_s",
-                            (json_int_t)((lh_now_ms() - started_at_ms) / 1000)));
+    json_t *out = json_pack("{s:s,s:s,s:I}", "status", "ok", "version", VERSION, "uptime_s",
+                            (json_int_t)((lh_now_ms() - started_at_ms) / 1000));
+    const lh_principal *who = lh_req_principal(r);
+    if (who) {
+        json_t *list = lh_catalog_list(r->app->cat);
+        json_int_t n = 0;
+        size_t i;
+        json_t *m;
+        json_array_foreach(list, i, m)
+        {
+            if (who->role != LH_ROLE_AGENT || lh_principal_may_read(who, lh_json_str(m, "name")))
+                n++;
+        }
+        json_decref(list);
+        json_object_set_new(out, "datasets", json_integer(n));
+    }
+    lh_reply_json(r, 200, out);
 }
 
 /* ---------------------------------------------------------------- serve */

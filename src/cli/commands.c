@@ -173,7 +173,8 @@ out:
 /* ---------------------------------------------------------------- ingest */
 
 static const lh_cli_flag_spec ingest_flags[] = {
-    {"--name", true}, {"--format", true}, {"--mode", true}, {"--bucket", true}, {NULL, false},
+    {"--name", true},   {"--format", true},   {"--mode", true},
+    {"--bucket", true}, {"--encoding", true}, {NULL, false},
 };
 
 static const char *const ingest_formats[] = {"csv", "json", "ndjson", "parquet", NULL};
@@ -234,7 +235,9 @@ static int cmd_ingest(cli_ctx *ctx)
     const char *format = lh_cli_flag(a, "--format");
     const char *mode = lh_cli_flag(a, "--mode");
     const char *bucket = lh_cli_flag(a, "--bucket");
+    const char *encoding = lh_cli_flag(a, "--encoding");
     char *e_name = NULL, *e_format = NULL, *e_mode = NULL, *path = NULL, *bucket_h = NULL;
+    char *e_encoding = NULL;
     json_t *doc = NULL;
     lh_response resp;
     lh_error err;
@@ -270,7 +273,10 @@ static int cmd_ingest(cli_ctx *ctx)
     e_name = lh_client_escape(name);
     e_format = lh_client_escape(format);
     e_mode = lh_client_escape(mode ? mode : "create");
-    path = lh_xasprintf("/ingest/file?name=%s&format=%s&mode=%s", e_name, e_format, e_mode);
+    /* The server validates the encoding (and names the valid ones). */
+    e_encoding = encoding ? lh_client_escape(encoding) : NULL;
+    path = lh_xasprintf("/ingest/file?name=%s&format=%s&mode=%s%s%s", e_name, e_format, e_mode,
+                        e_encoding ? "&encoding=" : "", e_encoding ? e_encoding : "");
     bucket_h = bucket ? lh_xasprintf("X-Lakehouse-Bucket: %s", bucket) : NULL;
     const char *headers[] = {bucket_h, NULL};
     lh_request req = {
@@ -305,6 +311,7 @@ out:
     lh_response_free(&resp);
     free(bucket_h);
     free(path);
+    free(e_encoding);
     free(e_mode);
     free(e_format);
     free(e_name);
@@ -684,7 +691,7 @@ static const command commands[] = {
      "run the server (data folder default ./data or LH_DATA, address 127.0.0.1:8470)"},
     {"ingest", cmd_ingest, ingest_flags, 1, 1, true,
      "ingest FILE --name NAME [--format csv|json|ndjson|parquet] "
-     "[--mode create|replace|append] [--bucket BUCKET]",
+     "[--mode create|replace|append] [--bucket BUCKET] [--encoding utf-8|utf-16|latin-1]",
      "load a file into a dataset (format from the extension unless given)"},
     {"sql", cmd_sql, sql_flags, 1, 1, true,
      "sql \"SELECT ...\" [--format json|csv|ndjson] "

@@ -18,8 +18,11 @@
 #include <unistd.h>
 
 #define UPLOAD_DIR "_tmp/uploads"
-/* Same statement shape as bench/duckdb_direct.c, so the benchmark compares like with like. */
-#define PARQUET_OPTIONS "(FORMAT parquet, COMPRESSION zstd)"
+/* Same statement shape as bench/duckdb_direct.c, so the benchmark compares like with like.
+ * USE_TMP_FILE false: the target is already our own staging name (it exists, so DuckDB
+ * would otherwise write a "tmp_<name>" beside it and rename), and a COPY that fails part-way
+ * would leave that file in the dataset's folder, where no cleanup of ours knows its name. */
+#define PARQUET_OPTIONS "(FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)"
 #define COMPRESSION "zstd"
 
 struct lh_ingest {

@@ -331,12 +331,14 @@ static int64_t body_cap(const lh_req *r)
 }
 
 /* Bearer key → principal, then the route's role check. Runs before any body is read.
- * A public route (roles 0) needs no key, but one that is sent must be valid: the caller
- * then gets what its key may see (GET /health adds the dataset count). */
+ * A public route (roles 0) answers anyone; a valid key sent with it only adds what that
+ * key may see (GET /health: the dataset count), and an invalid one is ignored, so a
+ * health probe never fails on a stale key. */
 static int authenticate(lh_req *r)
 {
     const char *h = lh_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (r->route->roles == 0 && !h)
+    bool is_public = r->route->roles == 0;
+    if (is_public && !h)
         return 0;
     const char *key = NULL;
     if (h && strncasecmp(h, "Bearer ", 7) == 0) {
@@ -344,17 +346,23 @@ static int authenticate(lh_req *r)
         while (*key == ' ')
             key++;
     }
+    if ((!key || !*key) && is_public)
+        return 0;
     if (!key || !*key) {
         lh_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
         return lh_error_set(&r->err, LH_EUNAUTH,
                             "missing API key: send 'Authorization: Bearer <key>'");
     }
     r->who = lh_auth_check(r->app->auth, key, &r->err);
+    if (!r->who && is_public) {
+        lh_error_clear(&r->err);
+        return 0;
+    }
     if (!r->who) {
         lh_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"");
         return r->err.code;
     }
-    if (r->route->roles != 0 && !(r->route->roles & LH_ROLE_BIT(r->who->role)))
+    if (!is_public && !(r->route->roles & LH_ROLE_BIT(r->who->role)))
         return lh_error_set(&r->err, LH_EFORBIDDEN, "role '%s' may not call %s %s",
                             lh_role_name(r->who->role), r->method, r->route->pattern);
     return 0;

@@ -310,12 +310,13 @@ static char *source_relation(const lh_ingest_request *req, const char *path)
     return out;
 }
 
-typedef enum { TEXT_OTHER, TEXT_UTF16LE, TEXT_UTF16BE } text_kind;
+/* TEXT_OTHER: no NUL byte (UTF-8, Latin-1, ...); TEXT_BINARY: NULs, but not UTF-16's. */
+typedef enum { TEXT_OTHER, TEXT_UTF16LE, TEXT_UTF16BE, TEXT_BINARY } text_kind;
 
 /* Whether a file is UTF-16 text, and which byte order, from its first 512 bytes: a byte
  * order mark, else where the NUL bytes fall (the high bytes of ASCII characters: odd
  * offsets in little-endian, even in big-endian). UTF-8 and Latin-1 text has no NUL; a
- * binary file has NULs at both parities, so it is "other". */
+ * binary file (Parquet sent as CSV) has NULs at both parities. */
 static text_kind sniff_text(const char *path)
 {
     unsigned char buf[512];
@@ -342,7 +343,7 @@ static text_kind sniff_text(const char *path)
         return TEXT_UTF16LE;
     if (nul_even * 4 >= pairs && nul_odd * 8 <= nul_even && nul_even > 0)
         return TEXT_UTF16BE;
-    return TEXT_OTHER;
+    return nul_even + nul_odd ? TEXT_BINARY : TEXT_OTHER;
 }
 
 /* DuckDB's utf-16 is little-endian and decodes anything: a big-endian or UTF-8 file read
@@ -411,7 +412,12 @@ static int source_error(lh_ingest *ing, lh_error *err, const lh_ingest_request *
     const char *msg = trimmed.message;
     const char *encoding = encoding_duckdb(req->encoding);
     bool as_utf8 = !encoding || strcmp(encoding, "utf-8") == 0;
-    bool is_utf16 = req->format == LH_FILE_CSV && as_utf8 && sniff_text(path) != TEXT_OTHER;
+    text_kind text = req->format == LH_FILE_CSV ? sniff_text(path) : TEXT_OTHER;
+    if (text == TEXT_BINARY)
+        return lh_error_setk(err, LH_EINVAL, "invalid_file",
+                             "could not read the upload as csv: it is binary data, not text; "
+                             "check the format parameter (csv, json, ndjson or parquet)");
+    bool is_utf16 = as_utf8 && (text == TEXT_UTF16LE || text == TEXT_UTF16BE);
     /* DuckDB's words for bytes its decoder rejects: "Invalid unicode (byte sequence
      * mismatch) detected" (utf-8), "File is not latin-1 encoded" (the others). */
     bool bad_text =

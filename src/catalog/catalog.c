@@ -556,7 +556,7 @@ static json_t *manifest_new(const lh_catalog_commit *c, const char *now)
     json_object_set_new(m, "size_bytes", json_integer(0));
     json_object_set_new(m, "description", json_string(""));
     json_object_set_new(m, "owner", json_string(""));
-    json_object_set_new(m, "sensitivity", json_string("None"));
+    json_object_set_new(m, "sensitivity", json_string(lh_sensitivity_name(LH_SENS_NONE)));
     json_object_set_new(m, "tags", json_array());
     json_object_set_new(m, "freshness", json_null());
     json_object_set_new(m, "lineage", json_null());

@@ -130,8 +130,23 @@ int lh_catalog_remove_bucket(lh_catalog *cat, const char *name, lh_error *err);
  * "Financial", "Biometric") when the name says the column holds personal data, else 0.
  * Strings are static. */
 int lh_pii_by_name(const char *column, const char **kind, const char **sensitivity);
+/* Sensitivity levels, lowest first: the rank is the order. Their names ("None", "PII",
+ * "Financial", "PHI", "Biometric") are spelled once, in pii.c's table; everything else
+ * (manifests, metadata validation, messages, the PII rules) goes through these. */
+typedef enum {
+    LH_SENS_NONE,
+    LH_SENS_PII,
+    LH_SENS_FINANCIAL,
+    LH_SENS_PHI,
+    LH_SENS_BIOMETRIC,
+    LH_SENS_COUNT
+} lh_sensitivity;
+/* Name of a level ("PHI"); static. NULL when rank is not an lh_sensitivity. */
+const char *lh_sensitivity_name(int rank);
 /* Rank of a sensitivity string (None 0 < PII 1 < Financial 2 < PHI 3 < Biometric 4), or -1
  * when it is not one of them. */
 int lh_sensitivity_rank(const char *s);
+/* Appends every name, lowest first, comma-separated ("None, PII, ..."), for messages. */
+void lh_sensitivity_list(lh_buf *out);
 
 #endif

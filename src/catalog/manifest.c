@@ -25,9 +25,6 @@
 #define PII_KIND_MAX 64
 #define NAMES_IN_MESSAGE 20
 
-static const char *const sensitivity_names[] = {"None", "PII", "Financial", "PHI", "Biometric"};
-#define SENSITIVITY_LIST "None, PII, Financial, PHI, Biometric"
-
 /* Dataset-level fields a human edit copies onto the manifest as they are. */
 static const char *const copied_fields[] = {"description", "owner", "tags", "freshness"};
 
@@ -105,10 +102,11 @@ json_t *lh_manifest__columns_from_schema(const json_t *schema)
         const char *name = lh_json_str(c, "name");
         const char *kind = NULL, *sens = NULL;
         int is_pii = lh_pii_by_name(name, &kind, &sens);
-        json_array_append_new(cols,
-                              json_pack("{s:s,s:s,s:b,s:s?,s:s,s:s}", "name", name, "type",
-                                        lh_json_str(c, "type"), "is_pii", is_pii, "pii_kind", kind,
-                                        "sensitivity", is_pii ? sens : "None", "description", ""));
+        if (!is_pii)
+            sens = lh_sensitivity_name(LH_SENS_NONE);
+        json_array_append_new(cols, json_pack("{s:s,s:s,s:b,s:s?,s:s,s:s}", "name", name, "type",
+                                              lh_json_str(c, "type"), "is_pii", is_pii, "pii_kind",
+                                              kind, "sensitivity", sens, "description", ""));
     }
     return cols;
 }
@@ -162,12 +160,12 @@ static void apply_column_edit(json_t *col, const json_t *edit)
     /* Derive what the human did not say, so the column stays consistent. */
     if (json_is_boolean(is_pii) && !json_is_true(is_pii)) {
         if (!sens)
-            json_object_set_new(col, "sensitivity", json_string("None"));
+            json_object_set_new(col, "sensitivity", json_string(lh_sensitivity_name(LH_SENS_NONE)));
         if (!kind)
             json_object_set_new(col, "pii_kind", json_null());
     } else if (json_is_true(is_pii)) {
         if (!sens && lh_sensitivity_rank(lh_json_str(col, "sensitivity")) <= 0)
-            json_object_set_new(col, "sensitivity", json_string("PII"));
+            json_object_set_new(col, "sensitivity", json_string(lh_sensitivity_name(LH_SENS_PII)));
     } else if (sens) {
         bool pii = lh_sensitivity_rank(sens) > 0;
         json_object_set_new(col, "is_pii", json_boolean(pii));
@@ -211,7 +209,7 @@ void lh_manifest__apply_human_edits(json_t *m)
         if (r > max)
             max = r;
     }
-    json_object_set_new(m, "sensitivity", json_string(sensitivity_names[max]));
+    json_object_set_new(m, "sensitivity", json_string(lh_sensitivity_name(max)));
 }
 
 /* ---------------------------------------------------------------- patch validation */
@@ -230,10 +228,15 @@ static int check_sensitivity(const char *what, const json_t *v, bool null_ok, lh
 {
     if (null_ok && json_is_null(v))
         return 0;
-    if (lh_sensitivity_rank(json_string_value(v)) < 0)
-        return lh_error_set(err, LH_EINVAL, "'%s' must be one of " SENSITIVITY_LIST "%s", what,
-                            null_ok ? " (or null to use the detected one)" : "");
-    return 0;
+    if (lh_sensitivity_rank(json_string_value(v)) >= 0)
+        return 0;
+    lh_buf names;
+    lh_buf_init(&names);
+    lh_sensitivity_list(&names);
+    int rc = lh_error_set(err, LH_EINVAL, "'%s' must be one of %s%s", what, names.data,
+                          null_ok ? " (or null to use the detected one)" : "");
+    lh_buf_free(&names);
+    return rc;
 }
 
 static int check_tags(const json_t *v, lh_error *err)

@@ -29,14 +29,14 @@ typedef struct pii_rule {
     const char *tokens[4]; /* NULL-terminated */
     match_mode mode;
     const char *kind; /* NULL: not personal data (an exception to later rules) */
-    const char *sensitivity;
+    lh_sensitivity sensitivity;
 } pii_rule;
 
-#define PII "PII"
-#define PHI "PHI"
-#define FIN "Financial"
-#define BIO "Biometric"
-#define NOT NULL, NULL
+#define PII LH_SENS_PII
+#define PHI LH_SENS_PHI
+#define FIN LH_SENS_FINANCIAL
+#define BIO LH_SENS_BIOMETRIC
+#define NOT NULL, LH_SENS_NONE
 
 static const pii_rule rules[] = {
     /* Exceptions first: words that look personal but are not in these phrases. */
@@ -409,20 +409,38 @@ int lh_pii_by_name(const char *column, const char **kind, const char **sensitivi
         if (kind)
             *kind = rules[i].kind;
         if (sensitivity)
-            *sensitivity = rules[i].sensitivity;
+            *sensitivity = lh_sensitivity_name(rules[i].sensitivity);
         return 1;
     }
     return 0;
 }
 
-static const char *const sensitivities[] = {"None", "PII", "Financial", "PHI", "Biometric"};
+/* ---------------------------------------------------------------- sensitivity levels */
+
+/* The one spelling of each level's name (catalog.h's lh_sensitivity gives the order). */
+static const char *const sensitivity_names[LH_SENS_COUNT] = {
+    [LH_SENS_NONE] = "None",           [LH_SENS_PII] = "PII",
+    [LH_SENS_FINANCIAL] = "Financial", [LH_SENS_PHI] = "PHI",
+    [LH_SENS_BIOMETRIC] = "Biometric",
+};
+
+const char *lh_sensitivity_name(int rank)
+{
+    return rank >= 0 && rank < LH_SENS_COUNT ? sensitivity_names[rank] : NULL;
+}
 
 int lh_sensitivity_rank(const char *s)
 {
     if (!s)
         return -1;
-    for (size_t i = 0; i < sizeof(sensitivities) / sizeof(sensitivities[0]); i++)
-        if (strcmp(s, sensitivities[i]) == 0)
-            return (int)i;
+    for (int i = 0; i < LH_SENS_COUNT; i++)
+        if (strcmp(s, sensitivity_names[i]) == 0)
+            return i;
     return -1;
+}
+
+void lh_sensitivity_list(lh_buf *out)
+{
+    for (int i = 0; i < LH_SENS_COUNT; i++)
+        lh_buf_printf(out, "%s%s", i ? ", " : "", sensitivity_names[i]);
 }

@@ -126,6 +126,10 @@ typedef struct lh_table_footer {
  * footer may be NULL (then "(N rows)" from t->nrows). */
 void lh_table_render(const lh_table *t, const lh_table_footer *footer, lh_buf *out);
 
+/* The noun for a count: `one` when n is 1, else `many` ("1 row", "0 rows", "2 rows").
+ * Every count the CLI prints goes through it. Returns one of its arguments. */
+const char *lh_cli_plural(long long n, const char *one, const char *many);
+
 /* Appends the displayable form of s (escaped and cut to max_width columns as above) to
  * out and returns its display width. Exposed for tests. */
 size_t lh_cli_cell_fit(const char *s, size_t max_width, lh_buf *out);
@@ -205,5 +209,13 @@ bool lh_cli_has_flag(const lh_cli_args *args, const char *name);
 
 /* Runs the `lakehouse` command line; returns the process exit code. */
 int lh_cli_main(int argc, char **argv);
+/* The text `lakehouse ingest` prints for a committed dataset (manifest as the server
+ * returned it), e.g.
+ *   ingested p.csv into dataset 'people' (bucket primary, mode create)
+ *     1,234 rows, 1 column, 12.5 KiB of Parquet, 0.31 s
+ *     PII columns: email (email, PII)
+ * Appends to out. Exposed for tests. */
+void lh_cli_ingest_summary(const json_t *manifest, const char *file, const char *name,
+                           const char *mode, double seconds, lh_buf *out);
 
 #endif

@@ -173,7 +173,8 @@ out:
 /* ---------------------------------------------------------------- ingest */
 
 static const lh_cli_flag_spec ingest_flags[] = {
-    {"--name", true}, {"--format", true}, {"--mode", true}, {"--bucket", true}, {NULL, false},
+    {"--name", true},   {"--format", true},   {"--mode", true},
+    {"--bucket", true}, {"--encoding", true}, {NULL, false},
 };
 
 static const char *const ingest_formats[] = {"csv", "json", "ndjson", "parquet", NULL};
@@ -203,6 +204,28 @@ static void describe_pii(const json_t *manifest, lh_buf *out)
     }
 }
 
+void lh_cli_ingest_summary(const json_t *m, const char *file, const char *name, const char *mode,
+                           double seconds, lh_buf *out)
+{
+    long long nrows = (long long)lh_json_int(m, "row_count", 0);
+    size_t ncols = json_array_size(json_object_get(m, "columns"));
+    char rows[32], size[32];
+    format_count(rows, sizeof(rows), nrows);
+    format_bytes(size, sizeof(size), (double)lh_json_int(m, "size_bytes", 0));
+    lh_buf pii;
+    lh_buf_init(&pii);
+    describe_pii(m, &pii);
+    lh_buf_printf(out, "ingested %s into dataset '%s' (bucket %s, mode %s)\n", file,
+                  lh_json_str(m, "name") ? lh_json_str(m, "name") : name,
+                  lh_json_str(m, "bucket") ? lh_json_str(m, "bucket") : "?",
+                  mode ? mode : "create");
+    lh_buf_printf(out, "  %s %s, %zu %s, %s of Parquet, %.2f s\n", rows,
+                  lh_cli_plural(nrows, "row", "rows"), ncols,
+                  lh_cli_plural((long long)ncols, "column", "columns"), size, seconds);
+    lh_buf_printf(out, "  PII columns: %s\n", pii.len ? pii.data : "none");
+    lh_buf_free(&pii);
+}
+
 static int cmd_ingest(cli_ctx *ctx)
 {
     const command *cmd = find_command("ingest");
@@ -212,7 +235,9 @@ static int cmd_ingest(cli_ctx *ctx)
     const char *format = lh_cli_flag(a, "--format");
     const char *mode = lh_cli_flag(a, "--mode");
     const char *bucket = lh_cli_flag(a, "--bucket");
+    const char *encoding = lh_cli_flag(a, "--encoding");
     char *e_name = NULL, *e_format = NULL, *e_mode = NULL, *path = NULL, *bucket_h = NULL;
+    char *e_encoding = NULL;
     json_t *doc = NULL;
     lh_response resp;
     lh_error err;
@@ -248,7 +273,10 @@ static int cmd_ingest(cli_ctx *ctx)
     e_name = lh_client_escape(name);
     e_format = lh_client_escape(format);
     e_mode = lh_client_escape(mode ? mode : "create");
-    path = lh_xasprintf("/ingest/file?name=%s&format=%s&mode=%s", e_name, e_format, e_mode);
+    /* The server validates the encoding (and names the valid ones). */
+    e_encoding = encoding ? lh_client_escape(encoding) : NULL;
+    path = lh_xasprintf("/ingest/file?name=%s&format=%s&mode=%s%s%s", e_name, e_format, e_mode,
+                        e_encoding ? "&encoding=" : "", e_encoding ? e_encoding : "");
     bucket_h = bucket ? lh_xasprintf("X-Lakehouse-Bucket: %s", bucket) : NULL;
     const char *headers[] = {bucket_h, NULL};
     lh_request req = {
@@ -273,26 +301,17 @@ static int cmd_ingest(cli_ctx *ctx)
         rc = fail(&err);
         goto out;
     }
-    const json_t *m = json_object_get(doc, "dataset");
-    char rows[32], size[32], pii_none[] = "none";
-    format_count(rows, sizeof(rows), (long long)lh_json_int(m, "row_count", 0));
-    format_bytes(size, sizeof(size), (double)lh_json_int(m, "size_bytes", 0));
-    lh_buf pii;
-    lh_buf_init(&pii);
-    describe_pii(m, &pii);
-    lh_buf_putc(&pii, '\0');
-    printf("ingested %s into dataset '%s' (bucket %s, mode %s)\n", file,
-           lh_json_str(m, "name") ? lh_json_str(m, "name") : name,
-           lh_json_str(m, "bucket") ? lh_json_str(m, "bucket") : "?", mode ? mode : "create");
-    printf("  %s rows, %zu columns, %s of Parquet, %.2f s\n", rows,
-           json_array_size(json_object_get(m, "columns")), size, seconds);
-    printf("  PII columns: %s\n", pii.len > 1 ? pii.data : pii_none);
-    lh_buf_free(&pii);
+    lh_buf summary;
+    lh_buf_init(&summary);
+    lh_cli_ingest_summary(json_object_get(doc, "dataset"), file, name, mode, seconds, &summary);
+    print_buf(&summary);
+    lh_buf_free(&summary);
 out:
     json_decref(doc);
     lh_response_free(&resp);
     free(bucket_h);
     free(path);
+    free(e_encoding);
     free(e_mode);
     free(e_format);
     free(e_name);
@@ -672,7 +691,7 @@ static const command commands[] = {
      "run the server (data folder default ./data or LH_DATA, address 127.0.0.1:8470)"},
     {"ingest", cmd_ingest, ingest_flags, 1, 1, true,
      "ingest FILE --name NAME [--format csv|json|ndjson|parquet] "
-     "[--mode create|replace|append] [--bucket BUCKET]",
+     "[--mode create|replace|append] [--bucket BUCKET] [--encoding utf-8|utf-16|latin-1]",
      "load a file into a dataset (format from the extension unless given)"},
     {"sql", cmd_sql, sql_flags, 1, 1, true,
      "sql \"SELECT ...\" [--format json|csv|ndjson] "

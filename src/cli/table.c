@@ -310,13 +310,18 @@ void lh_table_render(const lh_table *t, const lh_table_footer *footer, lh_buf *o
     }
 
     int64_t rows = footer && footer->rows >= 0 ? footer->rows : (int64_t)t->nrows;
-    lh_buf_printf(out, "(%lld %s%s)\n", (long long)rows, rows == 1 ? "row" : "rows",
+    lh_buf_printf(out, "(%lld %s%s)\n", (long long)rows, lh_cli_plural(rows, "row", "rows"),
                   footer && footer->truncated ? ", truncated" : "");
 
     for (size_t i = 0; i < (t->nrows + 1) * ncols; i++)
         free(grid[i].text);
     free(grid);
     free(widths);
+}
+
+const char *lh_cli_plural(long long n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
 }
 
 /* ---------------------------------------------------------------- JSON → cells */

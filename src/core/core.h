@@ -121,6 +121,11 @@ char *lh_path_join(const char *a, const char *b);
 /* Absolute, normalised form of a path (the path itself need not exist, its parent
  * folders are created by the caller). Caller frees; NULL with err on failure. */
 char *lh_path_absolute(const char *path, lh_error *err);
+/* Writes all len bytes to fd, retrying on EINTR and short writes: the one write loop of
+ * the code base. Returns 0, or -1 with errno set; a syscall-level helper (like git's
+ * write_in_full), so each caller words its own lh_error (it knows what the file is and
+ * whether its path may appear in a message). */
+int lh_fs_write_all(int fd, const void *data, size_t len);
 
 /* ---------------------------------------------------------------- names */
 
@@ -130,6 +135,10 @@ char *lh_path_absolute(const char *path, lh_error *err);
  * information_schema.
  * `what` names the thing in the message ("dataset name"). Returns 0 or LH_EINVAL. */
 int lh_name_validate(const char *name, const char *what, lh_error *err);
+/* Prefix of each dataset's raw relation (`__raw__<name>`, admins only): the one
+ * definition. The query engine creates the relations under it, the firewall recognises
+ * it, and lh_name_validate's "__" rule keeps every dataset name clear of it. */
+#define LH_RAW_PREFIX "__raw__"
 /* Bucket names: 1..63 bytes of [a-z0-9_-], starting with a letter or digit. */
 int lh_bucket_name_validate(const char *name, lh_error *err);
 

@@ -84,6 +84,21 @@ int lh_fs_commit(const char *tmp_path, const char *final_path, lh_error *err)
     return rc;
 }
 
+int lh_fs_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 int lh_fs_write_atomic(const char *path, const void *data, size_t len, lh_error *err)
 {
     return lh_fs_write_atomic_mode(path, data, len, 0644, err);
@@ -101,20 +116,11 @@ int lh_fs_write_atomic_mode(const char *path, const void *data, size_t len, mode
         rc = lh_error_set(err, LH_EIO, "cannot create '%s': %s", tmp, strerror(errno));
         goto out;
     }
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            rc = lh_error_set(err, LH_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            goto out;
-        }
-        p += w;
-        left -= (size_t)w;
+    if (lh_fs_write_all(fd, data, len) != 0) {
+        rc = lh_error_set(err, LH_EIO, "cannot write '%s': %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        goto out;
     }
     if (fsync(fd) != 0) {
         rc = lh_error_set(err, LH_EIO, "cannot sync '%s': %s", tmp, strerror(errno));

@@ -13,7 +13,7 @@
  * buffer). */
 typedef struct ingest_state {
     lh_ingest_request req;
-    char *name, *bucket, *delimiter, *source;
+    char *name, *bucket, *delimiter, *encoding, *source;
 } ingest_state;
 
 static void ingest_state_free(void *p)
@@ -22,6 +22,7 @@ static void ingest_state_free(void *p)
     free(s->name);
     free(s->bucket);
     free(s->delimiter);
+    free(s->encoding);
     free(s->source);
     free(s);
 }
@@ -90,6 +91,8 @@ int lh_pre_ingest_file(lh_req *r, lh_error *err)
         else
             return lh_error_set(err, LH_EINVAL, "header must be true or false");
     }
+    s->encoding = dup_or_null(lh_req_query(r, "encoding"));
+    s->req.encoding = s->encoding;
     s->source = dup_or_null(lh_req_query(r, "source"));
     s->req.source = s->source;
     s->bucket = dup_or_null(lh_req_header(r, "X-Lakehouse-Bucket"));

@@ -453,29 +453,39 @@ static int64_t body_cap(const lh_req *r)
     return 0;
 }
 
-/* Bearer key → principal, then the route's role check. Runs before any body is read. */
+/* Bearer key → principal, then the route's role check. Runs before any body is read.
+ * A public route (roles 0) answers anyone; a valid key sent with it only adds what that
+ * key may see (GET /health: the dataset count), and an invalid one is ignored, so a
+ * health probe never fails on a stale key. */
 static int authenticate(lh_req *r)
 {
-    if (r->route->roles == 0)
-        return 0;
     const char *h = lh_req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+    bool is_public = r->route->roles == 0;
+    if (is_public && !h)
+        return 0;
     const char *key = NULL;
     if (h && strncasecmp(h, "Bearer ", 7) == 0) {
         key = h + 7;
         while (*key == ' ')
             key++;
     }
+    if ((!key || !*key) && is_public)
+        return 0;
     if (!key || !*key) {
         lh_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
         return lh_error_set(&r->err, LH_EUNAUTH,
                             "missing API key: send 'Authorization: Bearer <key>'");
     }
     r->who = lh_auth_check(r->app->auth, key, &r->err);
+    if (!r->who && is_public) {
+        lh_error_clear(&r->err);
+        return 0;
+    }
     if (!r->who) {
         lh_reply_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"");
         return r->err.code;
     }
-    if (!(r->route->roles & LH_ROLE_BIT(r->who->role)))
+    if (!is_public && !(r->route->roles & LH_ROLE_BIT(r->who->role)))
         return lh_error_set(&r->err, LH_EFORBIDDEN, "role '%s' may not call %s %s",
                             lh_role_name(r->who->role), r->method, r->route->pattern);
     return 0;
@@ -739,15 +749,28 @@ const lh_route *lh_route_match(const char *method, const char *path,
 
 /* ---------------------------------------------------------------- health */
 
+/* Anyone may ask whether the server is up; how many datasets exist is for key holders
+ * only, and an agent counts only the datasets it is granted (what GET /catalog/datasets
+ * shows it). */
 void lh_h_health(lh_req *r)
 {
-    json_t *list = lh_catalog_list(r->app->cat);
-    size_t n = json_array_size(list);
-    json_decref(list);
-    lh_reply_json(r, 200,
-                  json_pack("{s:s,s:s,s:I,s:I}", "status", "ok", "version", VERSION, "datasets",
-                            (json_int_t)n, "uptime_s",
-                            (json_int_t)((lh_now_ms() - started_at_ms) / 1000)));
+    json_t *out = json_pack("{s:s,s:s,s:I}", "status", "ok", "version", VERSION, "uptime_s",
+                            (json_int_t)((lh_now_ms() - started_at_ms) / 1000));
+    const lh_principal *who = lh_req_principal(r);
+    if (who) {
+        json_t *list = lh_catalog_list(r->app->cat);
+        json_int_t n = 0;
+        size_t i;
+        json_t *m;
+        json_array_foreach(list, i, m)
+        {
+            if (who->role != LH_ROLE_AGENT || lh_principal_may_read(who, lh_json_str(m, "name")))
+                n++;
+        }
+        json_decref(list);
+        json_object_set_new(out, "datasets", json_integer(n));
+    }
+    lh_reply_json(r, 200, out);
 }
 
 /* ---------------------------------------------------------------- serve */

@@ -18,8 +18,11 @@
 #include <unistd.h>
 
 #define UPLOAD_DIR "_tmp/uploads"
-/* Same statement shape as bench/duckdb_direct.c, so the benchmark compares like with like. */
-#define PARQUET_OPTIONS "(FORMAT parquet, COMPRESSION zstd)"
+/* Same statement shape as bench/duckdb_direct.c, so the benchmark compares like with like.
+ * USE_TMP_FILE false: the target is already our own staging name (it exists, so DuckDB
+ * would otherwise write a "tmp_<name>" beside it and rename), and a COPY that fails part-way
+ * would leave that file in the dataset's folder, where no cleanup of ours knows its name. */
+#define PARQUET_OPTIONS "(FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)"
 #define COMPRESSION "zstd"
 
 struct lh_ingest {
@@ -46,6 +49,26 @@ static const struct {
     {"parquet", LH_FILE_PARQUET, "parquet"},
 };
 #define N_FORMATS (sizeof(formats) / sizeof(formats[0]))
+
+/* CSV text encodings DuckDB 1.4.4's read_csv decodes natively (its `encoding` option),
+ * with the spellings we accept for each. The first row per encoding is its name. */
+static const struct {
+    const char *spelling;
+    const char *duckdb; /* read_csv's encoding value */
+} encodings[] = {
+    {"utf-8", "utf-8"},     {"utf8", "utf-8"},     {"utf-16", "utf-16"},      {"utf16", "utf-16"},
+    {"latin-1", "latin-1"}, {"latin1", "latin-1"}, {"iso-8859-1", "latin-1"},
+};
+#define ENCODING_LIST "utf-8, utf-16 or latin-1"
+
+/* read_csv's encoding for a request's spelling (any case), or NULL when unknown. */
+static const char *encoding_duckdb(const char *s)
+{
+    for (size_t i = 0; s && i < sizeof(encodings) / sizeof(encodings[0]); i++)
+        if (strcasecmp(s, encodings[i].spelling) == 0)
+            return encodings[i].duckdb;
+    return NULL;
+}
 
 int lh_file_format_parse(const char *s, lh_file_format *out, lh_error *err)
 {
@@ -120,17 +143,9 @@ lh_upload *lh_upload_open(lh_ingest *ing, lh_file_format format, lh_error *err)
 
 int lh_upload_write(lh_upload *up, const void *data, size_t len, lh_error *err)
 {
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(up->fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return lh_error_set(err, LH_EIO, "cannot store the upload: %s", strerror(errno));
-        p += w;
-        len -= (size_t)w;
-        up->size += w;
-    }
+    if (lh_fs_write_all(up->fd, data, len) != 0)
+        return lh_error_set(err, LH_EIO, "cannot store the upload: %s", strerror(errno));
+    up->size += (int64_t)len;
     return 0;
 }
 
@@ -187,6 +202,12 @@ int lh_ingest_check(lh_ingest *ing, const lh_ingest_request *req, lh_error *err)
     if (req->delimiter &&
         (req->delimiter[0] == '\n' || req->delimiter[0] == '\r' || req->delimiter[0] == '"'))
         return lh_error_set(err, LH_EINVAL, "delimiter cannot be a newline or a quote");
+    if (req->encoding && req->format != LH_FILE_CSV)
+        return lh_error_set(err, LH_EINVAL,
+                            "encoding applies to CSV only (JSON and Parquet are always UTF-8)");
+    if (req->encoding && !encoding_duckdb(req->encoding))
+        return lh_error_setk(err, LH_EINVAL, "invalid_encoding",
+                             "unknown encoding '%s': use " ENCODING_LIST, req->encoding);
     json_t *existing = lh_catalog_get(ing->cat, req->name, NULL);
     if (req->mode == LH_MODE_CREATE && existing) {
         json_decref(existing);
@@ -268,6 +289,9 @@ static char *source_relation(const lh_ingest_request *req, const char *path)
         }
         if (req->header >= 0)
             lh_buf_printf(&b, ", header=%s", req->header ? "true" : "false");
+        const char *encoding = encoding_duckdb(req->encoding);
+        if (encoding)
+            lh_buf_printf(&b, ", encoding='%s'", encoding);
         lh_buf_putc(&b, ')');
         out = b.data;
         break;
@@ -286,6 +310,91 @@ static char *source_relation(const lh_ingest_request *req, const char *path)
     return out;
 }
 
+/* TEXT_OTHER: no NUL byte (UTF-8, Latin-1, ...); TEXT_BINARY: NULs, but not UTF-16's. */
+typedef enum { TEXT_OTHER, TEXT_UTF16LE, TEXT_UTF16BE, TEXT_BINARY } text_kind;
+
+/* Whether a file is UTF-16 text, and which byte order, from its first 512 bytes: a byte
+ * order mark, else where the NUL bytes fall (the high bytes of ASCII characters: odd
+ * offsets in little-endian, even in big-endian). UTF-8 and Latin-1 text has no NUL; a
+ * binary file (Parquet sent as CSV) has NULs at both parities. */
+static text_kind sniff_text(const char *path)
+{
+    unsigned char buf[512];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return TEXT_OTHER;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n >= 2 && buf[0] == 0xFF && buf[1] == 0xFE)
+        return TEXT_UTF16LE;
+    if (n >= 2 && buf[0] == 0xFE && buf[1] == 0xFF)
+        return TEXT_UTF16BE;
+    size_t nul_even = 0, nul_odd = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == 0 && i % 2)
+            nul_odd++;
+        else if (buf[i] == 0)
+            nul_even++;
+    }
+    /* CSV text is mostly ASCII: at least a quarter of one parity's bytes are NUL, and the
+     * other parity has few (the low byte of U+0100, U+0200, ...). */
+    size_t pairs = (size_t)(n > 0 ? n : 0) / 2;
+    if (nul_odd * 4 >= pairs && nul_even * 8 <= nul_odd && nul_odd > 0)
+        return TEXT_UTF16LE;
+    if (nul_even * 4 >= pairs && nul_odd * 8 <= nul_even && nul_even > 0)
+        return TEXT_UTF16BE;
+    return nul_even + nul_odd ? TEXT_BINARY : TEXT_OTHER;
+}
+
+/* DuckDB's utf-16 is little-endian and decodes anything: a big-endian or UTF-8 file read
+ * as UTF-16LE becomes one line of unrelated characters, a "dataset" of zero rows. So a
+ * declared UTF-16 upload must look like UTF-16LE before it is converted. */
+static int check_declared_encoding(const lh_ingest_request *req, const char *path, lh_error *err)
+{
+    const char *encoding = encoding_duckdb(req->encoding);
+    if (req->format != LH_FILE_CSV || !encoding || strcmp(encoding, "utf-16") != 0)
+        return 0;
+    switch (sniff_text(path)) {
+    case TEXT_UTF16LE:
+        return 0;
+    case TEXT_UTF16BE:
+        return lh_error_setk(err, LH_EINVAL, "invalid_file",
+                             "the upload is big-endian UTF-16, which is not supported; send "
+                             "UTF-16LE or UTF-8");
+    default:
+        return lh_error_setk(err, LH_EINVAL, "invalid_file",
+                             "the upload is not UTF-16 text (no byte order mark, no NUL bytes); "
+                             "check the query parameter encoding (" ENCODING_LIST ")");
+    }
+}
+
+/* A CSV that is not in the encoding DuckDB decoded it with. DuckDB's own advice names its
+ * read_csv option; ours names the query parameter, which is what the caller can change. */
+static int encoding_error(const lh_ingest_request *req, const char *duck_msg, bool is_utf16,
+                          lh_error *err)
+{
+    const char *given = encoding_duckdb(req->encoding);
+    char where[48] = "";
+    const char *at = strstr(duck_msg, "CSV Error on Line: ");
+    long line = at ? strtol(at + strlen("CSV Error on Line: "), NULL, 10) : 0;
+    if (line > 0)
+        snprintf(where, sizeof(where), " (line %ld)", line);
+    if (is_utf16)
+        return lh_error_setk(err, LH_EINVAL, "invalid_file",
+                             "could not read the upload as csv: it looks like UTF-16 text; say "
+                             "so with the query parameter encoding=utf-16");
+    if (given)
+        return lh_error_setk(err, LH_EINVAL, "invalid_file",
+                             "could not read the upload as csv: it is not valid %s text%s; "
+                             "check the query parameter encoding (" ENCODING_LIST ")",
+                             given, where);
+    return lh_error_setk(err, LH_EINVAL, "invalid_file",
+                         "could not read the upload as csv: it is not UTF-8 text%s; if it is "
+                         "Latin-1 or UTF-16, say so with the query parameter encoding=latin-1 "
+                         "or encoding=utf-16",
+                         where);
+}
+
 /* Rewrites a DuckDB error about the source so it neither leaks our internal paths nor
  * reads as a server fault: the upload's path becomes "the upload". I/O errors stay
  * LH_EIO (a full disk is not the client's fault). */
@@ -301,6 +410,20 @@ static int source_error(lh_ingest *ing, lh_error *err, const lh_ingest_request *
     if (ctx)
         *ctx = '\0';
     const char *msg = trimmed.message;
+    const char *encoding = encoding_duckdb(req->encoding);
+    bool as_utf8 = !encoding || strcmp(encoding, "utf-8") == 0;
+    text_kind text = req->format == LH_FILE_CSV ? sniff_text(path) : TEXT_OTHER;
+    if (text == TEXT_BINARY)
+        return lh_error_setk(err, LH_EINVAL, "invalid_file",
+                             "could not read the upload as csv: it is binary data, not text; "
+                             "check the format parameter (csv, json, ndjson or parquet)");
+    bool is_utf16 = as_utf8 && (text == TEXT_UTF16LE || text == TEXT_UTF16BE);
+    /* DuckDB's words for bytes its decoder rejects: "Invalid unicode (byte sequence
+     * mismatch) detected" (utf-8), "File is not latin-1 encoded" (the others). */
+    bool bad_text =
+        strstr(msg, "Invalid unicode") || (strstr(msg, "File is not ") && strstr(msg, " encoded"));
+    if (is_utf16 || (req->format == LH_FILE_CSV && bad_text))
+        return encoding_error(req, msg, is_utf16, err);
     lh_buf b;
     lh_buf_init(&b);
     size_t plen = strlen(path);
@@ -419,6 +542,8 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         return lh_error_setk(err, LH_EINVAL, "empty_body",
                              "the upload is empty; send the file as the request body");
     }
+    if ((rc = check_declared_encoding(req, path, err)) != 0)
+        return rc;
 
     int64_t t_start = lh_now_ms(), t_copy = 0, t_commit = 0;
     existing = lh_catalog_get(ing->cat, req->name, NULL);

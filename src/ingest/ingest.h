@@ -35,6 +35,8 @@ typedef struct lh_ingest_request {
                               own bucket (replace, append) */
     const char *delimiter; /* CSV only, optional: one character, or "\t" */
     int header;            /* CSV only: -1 auto, 0 no header row, 1 header row */
+    const char *encoding;  /* CSV only, optional: "utf-8" (default), "utf-16", "latin-1"
+                              (see lh_ingest_check for the accepted spellings) */
     const char *source;    /* lineage "source", e.g. "upload" or a file name; may be NULL */
     const char *actor;     /* who asked */
 } lh_ingest_request;
@@ -44,7 +46,9 @@ int lh_file_format_parse(const char *s, lh_file_format *out, lh_error *err);
 
 /* Validates a request before its body is read, so a bad name, unknown bucket (LH_ENOTFOUND
  * listing valid buckets), create over an existing dataset or append to a missing one
- * fails before gigabytes are uploaded. The checks are repeated at commit time. */
+ * fails before gigabytes are uploaded. The checks are repeated at commit time. An encoding
+ * other than utf-8, utf-16 or latin-1 (any case; utf8, utf16, latin1 and iso-8859-1 too) is
+ * LH_EINVAL naming the valid ones, and so is an encoding for a format other than CSV. */
 int lh_ingest_check(lh_ingest *ing, const lh_ingest_request *req, lh_error *err);
 
 typedef struct lh_upload lh_upload;

@@ -36,8 +36,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define RAW_PREFIX "__raw__"
-
 static const char *const allowed_table_functions[] = {"range", "generate_series", "unnest"};
 
 /* Exact names of scalar functions that reach outside the query's data. */
@@ -133,10 +131,10 @@ static int check_relation(walker *w, json_t *ref, const scope *sc)
         return 0;
     const lh_sql_policy *p = w->policy;
     const char *name = table;
-    if (strncasecmp(table, RAW_PREFIX, strlen(RAW_PREFIX)) == 0) {
+    if (strncasecmp(table, LH_RAW_PREFIX, strlen(LH_RAW_PREFIX)) == 0) {
         if (!p->allow_raw)
             return forbid(w, "raw relation '%s' is for admins only", table);
-        name = table + strlen(RAW_PREFIX);
+        name = table + strlen(LH_RAW_PREFIX);
     }
     lh_rel_access access = p->may_read(p->ctx, name);
     if (access == LH_REL_ALLOW)

@@ -29,8 +29,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define LH_RAW_PREFIX "__raw__"
-
 struct lh_view_def {
     char *name;
     char *bucket;

@@ -218,21 +218,6 @@ void lh_storage_discard(const char *staged_path)
         unlink(staged_path);
 }
 
-static int write_all(int fd, const char *path, const void *data, size_t len, lh_error *err)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return lh_error_set(err, LH_EIO, "cannot write '%s': %s", path, strerror(errno));
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 int lh_storage_put(lh_storage *st, const char *bucket, const char *key, const void *data,
                    size_t len, lh_error *err)
 {
@@ -251,7 +236,8 @@ int lh_storage_put(lh_storage *st, const char *bucket, const char *key, const vo
         rc = lh_error_set(err, LH_EIO, "cannot open '%s': %s", staged, strerror(errno));
         goto out;
     }
-    rc = write_all(fd, staged, data, len, err);
+    if (lh_fs_write_all(fd, data, len) != 0)
+        rc = lh_error_set(err, LH_EIO, "cannot write '%s': %s", staged, strerror(errno));
     if (close(fd) != 0 && rc == 0)
         rc = lh_error_set(err, LH_EIO, "cannot write '%s': %s", staged, strerror(errno));
     fd = -1;

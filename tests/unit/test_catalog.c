@@ -1095,6 +1095,29 @@ static void test_pii_by_name(void **state)
     assert_int_equal(lh_pii_by_name("email_a_b_c_d_e_f_g_h_i_j_k_l_m_n_o_p_q_r_s", NULL, NULL), 1);
 }
 
+/* The levels are spelled once (pii.c) and everything maps through rank <-> name. */
+static void test_sensitivity_names(void **state)
+{
+    (void)state;
+    for (int i = 0; i < LH_SENS_COUNT; i++) {
+        assert_non_null(lh_sensitivity_name(i));
+        assert_int_equal(lh_sensitivity_rank(lh_sensitivity_name(i)), i);
+    }
+    assert_null(lh_sensitivity_name(-1));
+    assert_null(lh_sensitivity_name(LH_SENS_COUNT));
+    assert_string_equal(lh_sensitivity_name(LH_SENS_NONE), "None");
+    assert_string_equal(lh_sensitivity_name(LH_SENS_BIOMETRIC), "Biometric");
+    lh_buf b;
+    lh_buf_init(&b);
+    lh_sensitivity_list(&b);
+    assert_string_equal(b.data, "None, PII, Financial, PHI, Biometric");
+    lh_buf_free(&b);
+    /* A rule that flags a column never labels it "None". */
+    const char *kind = NULL, *sens = NULL;
+    assert_int_equal(lh_pii_by_name("fingerprint", &kind, &sens), 1);
+    assert_int_equal(lh_sensitivity_rank(sens), LH_SENS_BIOMETRIC);
+}
+
 /* A dataset deleted and created again restarts at version 1: an append that read the old
  * one must not land in the new one just because the version numbers match. */
 static void test_recreated_dataset_conflicts(void **state)
@@ -1230,6 +1253,7 @@ int main(void)
         cmocka_unit_test(test_add_and_remove_bucket),
         cmocka_unit_test(test_concurrent_appends_serialise),
         cmocka_unit_test(test_pii_by_name),
+        cmocka_unit_test(test_sensitivity_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

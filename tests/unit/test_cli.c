@@ -167,6 +167,62 @@ static void test_table_null_and_footer(void **state)
     lh_table_free(&t);
 }
 
+/* Every count the CLI prints agrees in number: "1 row", "1 column", never "1 rows". */
+static void test_plurals(void **state)
+{
+    (void)state;
+    assert_string_equal(lh_cli_plural(1, "row", "rows"), "row");
+    assert_string_equal(lh_cli_plural(0, "row", "rows"), "rows");
+    assert_string_equal(lh_cli_plural(2, "row", "rows"), "rows");
+    assert_string_equal(lh_cli_plural(-1, "row", "rows"), "rows");
+
+    lh_table_footer one = {.rows = 1};
+    const char *headers[] = {"n"};
+    lh_table t;
+    lh_table_init(&t, 1, headers);
+    char *text = render(&t, &one);
+    assert_non_null(strstr(text, "(1 row)\n"));
+    free(text);
+    lh_table_free(&t);
+
+    json_t *m = json_loads("{\"name\":\"solo\",\"bucket\":\"primary\",\"row_count\":1,"
+                           "\"size_bytes\":600,\"columns\":[{\"name\":\"email\","
+                           "\"is_pii\":true,\"pii_kind\":\"email\",\"sensitivity\":\"PII\"}]}",
+                           0, NULL);
+    assert_non_null(m);
+    lh_buf out;
+    lh_buf_init(&out);
+    lh_cli_ingest_summary(m, "solo.csv", "solo", NULL, 0.25, &out);
+    lh_buf_putc(&out, '\0');
+    assert_string_equal(out.data, "ingested solo.csv into dataset 'solo' (bucket primary, mode "
+                                  "create)\n"
+                                  "  1 row, 1 column, 600 B of Parquet, 0.25 s\n"
+                                  "  PII columns: email (email, PII)\n");
+    lh_buf_free(&out);
+    json_decref(m);
+
+    m = json_loads("{\"name\":\"many\",\"bucket\":\"b\",\"row_count\":1234567,"
+                   "\"size_bytes\":2048,\"columns\":[{\"name\":\"a\"},{\"name\":\"b\"}]}",
+                   0, NULL);
+    assert_non_null(m);
+    lh_buf_init(&out);
+    lh_cli_ingest_summary(m, "m.csv", "many", "append", 1.5, &out);
+    lh_buf_putc(&out, '\0');
+    assert_string_equal(out.data, "ingested m.csv into dataset 'many' (bucket b, mode append)\n"
+                                  "  1,234,567 rows, 2 columns, 2.0 KiB of Parquet, 1.50 s\n"
+                                  "  PII columns: none\n");
+    lh_buf_free(&out);
+    json_decref(m);
+
+    m = json_loads("{\"name\":\"empty\",\"row_count\":0,\"columns\":[]}", 0, NULL);
+    lh_buf_init(&out);
+    lh_cli_ingest_summary(m, "e.csv", "empty", NULL, 0, &out);
+    lh_buf_putc(&out, '\0');
+    assert_non_null(strstr(out.data, "  0 rows, 0 columns, 0 B of Parquet"));
+    lh_buf_free(&out);
+    json_decref(m);
+}
+
 static void test_table_from_query_result(void **state)
 {
     (void)state;
@@ -460,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_client_unreachable),
         cmocka_unit_test(test_response_error),
         cmocka_unit_test(test_key_resolution),
+        cmocka_unit_test(test_plurals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -533,6 +533,7 @@ static void test_list_has_no_secrets_and_tracks_use(void **state)
 
 /* ---------------------------------------------------------------- persistence (item 10) */
 
+#ifdef LH_FAULT_INJECTION
 /* last_used_at of key `name` as keys.json holds it (caller frees), or NULL. */
 static char *stored_last_used(fx *f, const char *name)
 {
@@ -560,7 +561,6 @@ static char *listed_last_used(lh_auth *a, const char *name)
     return out;
 }
 
-#ifdef LH_FAULT_INJECTION
 /* A check only marks last_used_at: no file-system call on the request path, whatever the
  * time since the last flush. */
 static void test_check_never_writes(void **state)

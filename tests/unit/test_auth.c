@@ -664,6 +664,48 @@ static void test_key_commits_under_faults(void **state)
     free(key);
     fx_free(f);
 }
+/* Every step of key creation and revocation fails once (each hooked operation, each N it
+ * reaches); after a restart the store holds exactly what the call reported. */
+static void test_every_key_commit_step_may_fail(void **state)
+{
+    (void)state;
+    int cases = 0;
+    for (int revoke = 0; revoke <= 1; revoke++) {
+        for (int op = 0; op < LH_FAULT_OP_COUNT; op++) {
+            for (unsigned nth = 1; nth < 32; nth++) {
+                fx *f = fx_new(ENV_KEY);
+                char *key = revoke ? create_key(f->auth, "k", LH_ROLE_ANALYST, NULL) : NULL;
+                lh_error err;
+                lh_fault_arm((lh_fault_op)op, nth, 1, EIO);
+                int rc = revoke ? lh_auth_revoke(f->auth, "k", &err)
+                                : lh_auth_create(f->auth, "k", LH_ROLE_ANALYST, NULL, NULL, &key,
+                                                 NULL, &err);
+                bool fired = lh_fault_fired() > 0;
+                lh_fault_reset();
+                /* the key exists after a successful create or a failed revoke */
+                bool exists = revoke ? rc != 0 : rc == 0;
+                for (int pass = 0; pass < 2; pass++) {
+                    lh_principal *p = key ? lh_auth_check(f->auth, key, &err) : NULL;
+                    if ((p != NULL) != exists)
+                        fail_msg("%s, %d #%u failed (rc %d): the key %s %s",
+                                 revoke ? "revoke" : "create", op, nth, rc,
+                                 exists ? "is missing" : "still works",
+                                 pass ? "after a restart" : "");
+                    lh_principal_free(p);
+                    fx_reopen(f, ENV_KEY);
+                }
+                if (key)
+                    free(key);
+                fx_free(f);
+                if (!fired)
+                    break;
+                cases++;
+            }
+        }
+    }
+    print_message("%d failed steps checked\n", cases);
+    assert_true(cases >= 8);
+}
 #endif
 
 int main(void)
@@ -684,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_check_never_writes),
         cmocka_unit_test(test_flush_failure_is_retried),
         cmocka_unit_test(test_key_commits_under_faults),
+        cmocka_unit_test(test_every_key_commit_step_may_fail),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

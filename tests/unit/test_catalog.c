@@ -1149,9 +1149,17 @@ static void test_recreated_dataset_conflicts(void **state)
  * state), and after the reopen the dataset is whole, old or new: its manifest loads and
  * every part it references exists. */
 
-typedef enum { PATH_REPLACE, PATH_APPEND, PATH_DELETE, PATH_PATCH, PATH_BUCKET } commit_path;
+typedef enum {
+    PATH_REPLACE,
+    PATH_APPEND,
+    PATH_DELETE,
+    PATH_PATCH,
+    PATH_BUCKET,
+    PATH_BUCKET_REMOVE
+} commit_path;
 
-static const char *const path_names[] = {"replace", "append", "delete", "patch", "bucket add"};
+static const char *const path_names[] = {"replace", "append",     "delete",
+                                         "patch",   "bucket add", "bucket remove"};
 static const char *const op_names[] = {"open",      "write", "fsync", "rename",
                                        "fsync_dir", "mkdir", "unlink"};
 
@@ -1239,6 +1247,8 @@ static int run_change(env *e, commit_path path, char *bucket_root, lh_error *err
         return rc;
     case PATH_BUCKET:
         return lh_catalog_add_bucket(e->cat, "b2", bucket_root, err);
+    case PATH_BUCKET_REMOVE:
+        return lh_catalog_remove_bucket(e->cat, "b2", err);
     }
     return LH_EINTERNAL;
 }
@@ -1257,6 +1267,9 @@ static bool fail_one_step(commit_path path, lh_fault_op op, unsigned nth)
     assert_int_equal(ingest_like(e, "people", LH_MODE_CREATE, OLD_ROWS, NULL), 0);
     json_int_t old = path == PATH_PATCH ? 0 : OLD_ROWS, fresh = new_state(path);
     char *root = lh_path_join(e->tmp, "b2");
+    if (path == PATH_BUCKET_REMOVE)
+        assert_int_equal(lh_catalog_add_bucket(e->cat, "b2", root, NULL), 0);
+    bool is_bucket = path == PATH_BUCKET || path == PATH_BUCKET_REMOVE;
     char when[96];
     snprintf(when, sizeof(when), "%s #%u failed", op_names[op], nth);
 
@@ -1268,19 +1281,25 @@ static bool fail_one_step(commit_path path, lh_fault_op op, unsigned nth)
 
     /* Memory agrees with the reported outcome. */
     json_int_t now = state_of(e, path, when);
-    if (path == PATH_BUCKET) {
-        assert_int_equal(lh_storage_bucket_exists(e->st, "b2"), rc == 0);
+    bool has_b2 = lh_storage_bucket_exists(e->st, "b2");
+    if (is_bucket) {
+        assert_int_equal(has_b2, path == PATH_BUCKET ? rc == 0 : rc != 0);
     } else if (now != (rc == 0 ? fresh : old)) {
         fail_msg("%s: %s: returned %d (%s) but the catalog shows state %lld", path_names[path],
                  when, rc, rc ? err.message : "", (long long)now);
     }
-    /* Restart: whole, old or new. */
+    /* Restart: whole, old or new. With no power cut in between, disk holds exactly what
+     * memory showed: the outcome reported was the outcome. */
     env_reopen(e);
     json_int_t after = state_of(e, path, when);
-    if (path != PATH_BUCKET && after != old && after != fresh)
+    if (!is_bucket && after != old && after != fresh)
         fail_msg("%s: %s: after a restart the state is %lld (old %lld, new %lld)", path_names[path],
                  when, (long long)after, (long long)old, (long long)fresh);
-    if (path == PATH_BUCKET)
+    if (after != now)
+        fail_msg("%s: %s: memory showed state %lld, the restart found %lld", path_names[path], when,
+                 (long long)now, (long long)after);
+    assert_int_equal(lh_storage_bucket_exists(e->st, "b2"), has_b2);
+    if (is_bucket)
         assert_int_equal(after, OLD_ROWS);
     /* Nothing is left behind but what the surviving state references. */
     char **keys = NULL;
@@ -1299,7 +1318,7 @@ static void test_every_commit_step_may_fail(void **state)
 {
     (void)state;
     int cases = 0;
-    for (commit_path path = PATH_REPLACE; path <= PATH_BUCKET; path++)
+    for (commit_path path = PATH_REPLACE; path <= PATH_BUCKET_REMOVE; path++)
         for (int op = 0; op < LH_FAULT_OP_COUNT; op++)
             for (unsigned nth = 1; nth < 64 && fail_one_step(path, (lh_fault_op)op, nth); nth++)
                 cases++;

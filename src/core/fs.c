@@ -130,6 +130,10 @@ bool lh_fault__fail(lh_fault_op op)
         (fault.count && n >= fault.nth + fault.count))
         return false;
     atomic_fetch_add(&fault.fired, 1);
+    /* Logged so an end-to-end test can tell that its fault was reached (log.c writes
+     * with write(2) directly, not through the hook). */
+    lh_log(LH_LOG_WARN, "fault.injected", "{s:s,s:i,s:s}", "op", fault_op_names[op], "call",
+           (json_int_t)n, "errno", strerror(fault.errnum));
     errno = fault.errnum;
     return true;
 }

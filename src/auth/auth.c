@@ -2,8 +2,17 @@
  * auth.c: the key store. See auth.h for the model; the invariants kept here:
  *   - no key ever reaches disk, a log line or an error message; only HMAC(pepper, key);
  *   - a lookup compares against every stored hash in constant time per entry;
- *   - the store file is replaced atomically under the store's mutex, so a crash leaves
- *     either the old or the new key set;
+ *   - the store file is replaced atomically, so a crash leaves either the old or the new
+ *     key set; writes of the file are serialised by `io_mu` and render the state they
+ *     write under `mu`, so an older snapshot never overwrites a newer one;
+ *   - key creation and revocation write the store before they answer; a write that fails
+ *     before its rename is rolled back in memory, one that fails after it (the folder
+ *     fsync: LH_KIND_NOT_DURABLE) is rolled forward, since the new file is what disk shows;
+ *   - last_used_at is never written on the request path: lh_auth_check only marks the
+ *     store changed (a counter under `mu`), and a flusher thread writes it every
+ *     FLUSH_INTERVAL_MS without holding `mu` while it does I/O; a failed write is logged
+ *     and retried (after RETRY_MS) until it succeeds, and once more at close.
+ *   Lock order: io_mu, then mu.
  *   - secrets files are created with their final mode (O_CREAT 0600 inside a 0700
  *     folder): there is no window in which they are readable by others.
  */
@@ -17,12 +26,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KEY_PREFIX "lh_"
 #define KEY_RANDOM_BYTES 32
 #define HASH_BYTES crypto_auth_hmacsha256_BYTES
 #define FLUSH_INTERVAL_MS 60000
+#define RETRY_MS 5000
 #define ENV_ADMIN_NAME "env-admin"
 #define MAX_KEYS 10000
 
@@ -38,14 +49,21 @@ typedef struct key_entry {
 } key_entry;
 
 struct lh_auth {
-    pthread_mutex_t mu;
-    char *dir;        /* <data>/_secrets */
-    char *store_path; /* keys.json */
+    pthread_mutex_t io_mu; /* serialises writes of keys.json (taken before mu) */
+    pthread_mutex_t mu;    /* guards everything below */
+    char *dir;             /* <data>/_secrets */
+    char *store_path;      /* keys.json */
     unsigned char pepper[crypto_auth_hmacsha256_KEYBYTES];
     key_entry *keys;
     size_t n, cap;
-    bool dirty; /* last_used_at changed since the last flush */
-    int64_t last_flush_ms;
+    uint64_t changes;         /* bumped by every last_used_at change */
+    uint64_t flushed_changes; /* `changes` as of the last store write that succeeded */
+    /* The flusher thread. */
+    pthread_t flusher;
+    bool has_flusher, stopping;
+    pthread_cond_t wake;
+    int64_t flush_interval_ms;
+    unsigned flush_failures; /* consecutive; the next try comes after RETRY_MS */
 };
 
 static const char *role_names[] = {"admin", "analyst", "agent", "legal"};
@@ -162,7 +180,8 @@ static void hash_key(const lh_auth *a, const char *key, unsigned char out[HASH_B
     crypto_auth_hmacsha256(out, (const unsigned char *)key, strlen(key), a->pepper);
 }
 
-static int persist(lh_auth *a, lh_error *err)
+/* The store as JSON text. Caller holds mu; frees the text. */
+static char *render_store(const lh_auth *a)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < a->n; i++) {
@@ -180,11 +199,111 @@ static int persist(lh_auth *a, lh_error *err)
     json_t *doc = json_pack("{s:s,s:o}", "format_version", "api_keys.v1", "keys", arr);
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(doc);
+    return text;
+}
+
+/* Writes text as the store. Caller holds io_mu. A write whose rename took effect but whose
+ * folder fsync failed counts as written (the file is in place; see the header): it is
+ * logged and 0 is returned. */
+static int write_store(lh_auth *a, char *text, lh_error *err)
+{
+    lh_error local;
+    if (!err)
+        err = &local;
+    if (!text)
+        return lh_error_set(err, LH_EINTERNAL, "cannot render the key store");
     int rc = lh_fs_write_atomic_mode(a->store_path, text, strlen(text), 0600, err);
+    if (rc && lh_error_not_durable(err)) {
+        lh_log(LH_LOG_WARN, "auth.store_not_durable", "{s:s}", "error", err->message);
+        lh_error_clear(err);
+        rc = 0;
+    }
     free(text);
-    a->dirty = false;
-    a->last_flush_ms = lh_now_ms();
     return rc;
+}
+
+/* Writes the whole store now (key creation, revocation, bootstrap). Caller holds io_mu and
+ * mu; the write includes every last_used_at change so far. */
+static int persist(lh_auth *a, lh_error *err)
+{
+    uint64_t changes = a->changes;
+    int rc = write_store(a, render_store(a), err);
+    if (rc == 0)
+        a->flushed_changes = changes;
+    return rc;
+}
+
+int lh_auth_flush(lh_auth *a, lh_error *err)
+{
+    pthread_mutex_lock(&a->io_mu);
+    pthread_mutex_lock(&a->mu);
+    uint64_t changes = a->changes;
+    char *text = changes != a->flushed_changes ? render_store(a) : NULL;
+    pthread_mutex_unlock(&a->mu);
+    int rc = 0;
+    if (text) {
+        /* No mu held: lookups go on while the file is written. */
+        lh_error werr;
+        rc = write_store(a, text, &werr);
+        pthread_mutex_lock(&a->mu);
+        if (rc == 0) {
+            if (changes > a->flushed_changes)
+                a->flushed_changes = changes;
+            a->flush_failures = 0;
+        } else {
+            a->flush_failures++;
+        }
+        unsigned failures = a->flush_failures;
+        pthread_mutex_unlock(&a->mu);
+        if (rc) {
+            lh_log(LH_LOG_WARN, "auth.flush_failed", "{s:s,s:i,s:s}", "error", werr.message,
+                   "failures", (json_int_t)failures, "note",
+                   "last_used_at stays in memory and is written again later");
+            if (err)
+                *err = werr;
+        }
+    }
+    pthread_mutex_unlock(&a->io_mu);
+    return rc;
+}
+
+/* The flusher thread: writes last_used_at changes every flush interval, and retries a
+ * failed write after RETRY_MS (or the interval, when shorter). */
+static void *flusher_main(void *arg)
+{
+    lh_auth *a = arg;
+    pthread_mutex_lock(&a->mu);
+    while (!a->stopping) {
+        int64_t wait = a->flush_interval_ms;
+        if (a->flush_failures && wait > RETRY_MS)
+            wait = RETRY_MS;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(wait / 1000);
+        until.tv_nsec += (long)(wait % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int w = pthread_cond_timedwait(&a->wake, &a->mu, &until);
+        if (a->stopping)
+            break;
+        if (w != ETIMEDOUT)
+            continue; /* the interval changed: wait again with the new one */
+        pthread_mutex_unlock(&a->mu);
+        lh_auth_flush(a, NULL);
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+void lh_auth_set_flush_interval(lh_auth *a, int64_t ms)
+{
+    pthread_mutex_lock(&a->mu);
+    a->flush_interval_ms = ms > 0 ? ms : 1;
+    pthread_cond_signal(&a->wake);
+    pthread_mutex_unlock(&a->mu);
 }
 
 static key_entry *add_entry(lh_auth *a)
@@ -335,10 +454,12 @@ lh_auth *lh_auth_open(const char *data_dir, const char *env_admin_key, lh_error 
         return NULL;
     }
     lh_auth *a = lh_xcalloc(1, sizeof(*a));
+    pthread_mutex_init(&a->io_mu, NULL);
     pthread_mutex_init(&a->mu, NULL);
+    pthread_cond_init(&a->wake, NULL);
+    a->flush_interval_ms = FLUSH_INTERVAL_MS;
     a->dir = lh_path_join(data_dir, "_secrets");
     a->store_path = lh_path_join(a->dir, "keys.json");
-    a->last_flush_ms = lh_now_ms();
     if (lh_fs_mkdirs(a->dir, 0700, err) != 0 || chmod(a->dir, 0700) != 0 ||
         load_or_create_pepper(a, err) != 0 || load_store(a, err) != 0)
         goto fail;
@@ -353,6 +474,11 @@ lh_auth *lh_auth_open(const char *data_dir, const char *env_admin_key, lh_error 
     } else if (!has_admin(a) && bootstrap_admin(a, err) != 0) {
         goto fail;
     }
+    if (pthread_create(&a->flusher, NULL, flusher_main, a) != 0) {
+        lh_error_set(err, LH_EINTERNAL, "cannot start the key store's flusher thread");
+        goto fail;
+    }
+    a->has_flusher = true;
     return a;
 fail:
     lh_auth_close(a);
@@ -363,15 +489,23 @@ void lh_auth_close(lh_auth *a)
 {
     if (!a)
         return;
-    if (a->dirty)
-        persist(a, NULL);
+    if (a->has_flusher) {
+        pthread_mutex_lock(&a->mu);
+        a->stopping = true;
+        pthread_cond_signal(&a->wake);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->flusher, NULL);
+    }
+    lh_auth_flush(a, NULL); /* last_used_at changes since the last flush; logged on failure */
     for (size_t i = 0; i < a->n; i++)
         entry_free(&a->keys[i]);
     free(a->keys);
     sodium_memzero(a->pepper, sizeof(a->pepper));
     free(a->dir);
     free(a->store_path);
+    pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->io_mu);
     free(a);
 }
 
@@ -395,10 +529,9 @@ lh_principal *lh_auth_check(lh_auth *a, const char *key, lh_error *err)
         key_entry *k = &a->keys[hit];
         p = principal_of(k);
         if (!k->from_env) {
+            /* Marked only: the flusher writes it (no I/O under mu on the request path). */
             lh_time_rfc3339(k->last_used_at);
-            a->dirty = true;
-            if (lh_now_ms() - a->last_flush_ms > FLUSH_INTERVAL_MS)
-                persist(a, NULL); /* best effort: last_used_at is informative */
+            a->changes++;
         }
     }
     pthread_mutex_unlock(&a->mu);
@@ -456,16 +589,17 @@ int lh_auth_create(lh_auth *a, const char *name, lh_role role, const char *profi
         if ((rc = lh_name_validate(json_string_value(d), "dataset name", err)) != 0)
             return rc;
     }
+    pthread_mutex_lock(&a->io_mu);
     pthread_mutex_lock(&a->mu);
     for (size_t j = 0; j < a->n; j++) {
         if (strcmp(a->keys[j].name, name) == 0) {
-            pthread_mutex_unlock(&a->mu);
-            return lh_error_set(err, LH_EEXISTS, "a key named '%s' already exists", name);
+            rc = lh_error_set(err, LH_EEXISTS, "a key named '%s' already exists", name);
+            goto out;
         }
     }
     if (a->n >= MAX_KEYS) {
-        pthread_mutex_unlock(&a->mu);
-        return lh_error_set(err, LH_EINVAL, "too many keys (limit %d)", MAX_KEYS);
+        rc = lh_error_set(err, LH_EINVAL, "too many keys (limit %d)", MAX_KEYS);
+        goto out;
     }
     char *key = new_key_text();
     key_entry *k = add_entry(a);
@@ -486,7 +620,9 @@ int lh_auth_create(lh_auth *a, const char *name, lh_role role, const char *profi
         if (info_out)
             *info_out = entry_info(k);
     }
+out:
     pthread_mutex_unlock(&a->mu);
+    pthread_mutex_unlock(&a->io_mu);
     return rc;
 }
 
@@ -514,6 +650,7 @@ json_t *lh_auth_list(lh_auth *a)
 
 int lh_auth_revoke(lh_auth *a, const char *name, lh_error *err)
 {
+    pthread_mutex_lock(&a->io_mu);
     pthread_mutex_lock(&a->mu);
     int rc = 0;
     ssize_t at = -1;
@@ -556,5 +693,6 @@ int lh_auth_revoke(lh_auth *a, const char *name, lh_error *err)
     }
 out:
     pthread_mutex_unlock(&a->mu);
+    pthread_mutex_unlock(&a->io_mu);
     return rc;
 }

@@ -8,8 +8,9 @@
  * every stored hash using sodium_memcmp (constant time, no early exit on a match).
  *
  * Store: <data>/_secrets/keys.json (0600, folder 0700), written atomically. last_used_at
- * is kept in memory and flushed at most once a minute (and at close), so authentication
- * does not write to disk on every request.
+ * is kept in memory and written by a background flusher once a minute (and at close), so
+ * authentication never writes to disk nor waits for a write; a failed write is logged
+ * and retried.
  *
  * Bootstrap: LH_ADMIN_KEY (≥ 32 chars) is an admin key held only in memory (name
  * "env-admin"). Without it, a store that has no admin key gets one: written to
@@ -75,5 +76,11 @@ json_t *lh_auth_list(lh_auth *a);
 /* Revokes a key by name; LH_ENOTFOUND when unknown; the env admin key cannot be revoked
  * (LH_EFORBIDDEN: unset LH_ADMIN_KEY and restart instead). Persisted before returning. */
 int lh_auth_revoke(lh_auth *a, const char *name, lh_error *err);
+/* Writes last_used_at changes now (the flusher does this every minute; close does it
+ * once more). 0 when nothing changed or the write succeeded; a failure is logged, kept
+ * pending and returned. */
+int lh_auth_flush(lh_auth *a, lh_error *err);
+/* Sets the flusher's interval (default 60 s; tests use a few ms). */
+void lh_auth_set_flush_interval(lh_auth *a, int64_t ms);
 
 #endif

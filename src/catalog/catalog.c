@@ -21,6 +21,13 @@
  *     listener ran. A crash in between leaves unreferenced objects under
  *     datasets/<name>/ or staging files, which the sweep at open removes.
  *   - A delete removes the manifest first; its parts become orphans if we crash next.
+ *   - A commit whose outcome is unknown is treated as unknown: when the manifest's rename
+ *     (or unlink) took effect but the folder fsync failed (LH_KIND_NOT_DURABLE), the new
+ *     state is what disk shows, so it is kept and served (rolled forward), but a power cut
+ *     could still bring the old manifest back: nothing the old manifest references is
+ *     deleted then; the sweep at the next start removes whichever parts the surviving
+ *     manifest does not reference. A failure before the rename is a provable rollback:
+ *     memory keeps the old manifest and the caller removes its new part.
  *   - Manifests that cannot be read are never deleted, and the sweep leaves the objects
  *     under datasets/<name>/ of such a name alone: a damaged manifest must not cost data.
  */
@@ -219,11 +226,24 @@ static void notify(lh_catalog *cat, const char *name, const json_t *m)
 
 /* Makes a new manifest the dataset's truth: the durable write is the linearization point,
  * then memory and the listener follow. Takes m in every case. On success *manifest_out (if
- * not NULL) gets a copy and *name_out the dataset's name (caller frees). Caller holds mu. */
+ * not NULL) gets a copy and *name_out the dataset's name (caller frees); *durable is false
+ * when the write's outcome is unknown (rolled forward: the caller must not delete what the
+ * old manifest referenced). Caller holds mu. */
 static int publish(lh_catalog *cat, json_t *m, json_t **manifest_out, char **name_out,
-                   lh_error *err)
+                   bool *durable, lh_error *err)
 {
+    *durable = true;
+    lh_error local;
+    if (!err)
+        err = &local; /* the outcome decides what we do, whether or not the caller cares */
     int rc = manifest_write(cat, m, err);
+    if (rc && lh_error_not_durable(err)) {
+        lh_log(LH_LOG_WARN, "dataset_commit_not_durable", "{s:s,s:s}", "dataset",
+               lh_json_str(m, "name"), "error", err->message);
+        lh_error_clear(err);
+        *durable = false;
+        rc = 0;
+    }
     if (rc) {
         json_decref(m);
         return rc;
@@ -646,6 +666,7 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     lh_time_rfc3339(now);
     strlist old_keys = {0};
     json_t *m = NULL;
+    bool durable = true;
     pthread_mutex_lock(&cat->mu);
     const json_t *old = lookup(cat, c->name);
     rc = commit_check(c, old, err);
@@ -669,7 +690,7 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     lh_manifest__recount(m);
     lh_manifest__apply_human_edits(m);
     char *name = NULL;
-    rc = publish(cat, m, manifest_out, &name, err);
+    rc = publish(cat, m, manifest_out, &name, &durable, err);
     m = NULL;
     if (rc)
         goto out;
@@ -681,8 +702,10 @@ out:
     pthread_mutex_unlock(&cat->mu);
     json_decref(m);
     /* Old parts go only now: the new manifest is durable and the listener has moved the
-     * query engine to the new files. A part kept by the new manifest is never deleted. */
-    if (rc == 0 && old_keys.n) {
+     * query engine to the new files. A part kept by the new manifest is never deleted.
+     * When durability is unknown the old manifest may come back after a crash: its parts
+     * stay until the sweep at the next start. */
+    if (rc == 0 && durable && old_keys.n) {
         strlist doomed = {0};
         for (size_t i = 0; i < old_keys.n; i++)
             if (strcmp(old_keys.v[i], c->part_key) != 0)
@@ -699,6 +722,10 @@ out:
 int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_error *err)
 {
     int rc = 0;
+    bool durable = true;
+    lh_error local;
+    if (!err)
+        err = &local; /* the outcome decides what we do, whether or not the caller cares */
     strlist keys = {0};
     char *bucket = NULL, *real = NULL;
     pthread_mutex_lock(&cat->mu);
@@ -712,6 +739,15 @@ int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_e
     char *key = manifest_key(real);
     rc = lh_storage_delete(cat->st, bucket, key, err); /* durable: the folder is fsynced */
     free(key);
+    if (rc && lh_error_not_durable(err)) {
+        /* The manifest is gone from disk as far as anyone can see, but a crash could bring
+         * it back: forget the dataset, keep its parts for the sweep at the next start. */
+        lh_log(LH_LOG_WARN, "dataset_delete_not_durable", "{s:s,s:s}", "dataset", real, "error",
+               err->message);
+        lh_error_clear(err);
+        durable = false;
+        rc = 0;
+    }
     if (rc)
         goto out;
     file_keys(m, &keys);
@@ -721,7 +757,7 @@ int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_e
            "actor", actor ? actor : "anonymous");
 out:
     pthread_mutex_unlock(&cat->mu);
-    if (rc == 0)
+    if (rc == 0 && durable)
         delete_objects(cat, bucket, &keys, real);
     strlist_free(&keys);
     free(bucket);
@@ -752,7 +788,8 @@ int lh_catalog_patch_metadata(lh_catalog *cat, const char *name, const json_t *p
     json_object_set_new(m, "version", json_integer(lh_json_int(old, "version", 0) + 1));
     json_object_set_new(m, "updated_at", json_string(now));
     char *real = NULL;
-    rc = publish(cat, m, manifest_out, &real, err);
+    bool durable;
+    rc = publish(cat, m, manifest_out, &real, &durable, err);
     m = NULL;
     if (rc)
         goto out;

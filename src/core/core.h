@@ -93,19 +93,86 @@ void lh_log_set_sink(lh_log_sink sink, void *ctx);
 
 /* ---------------------------------------------------------------- file system */
 
-/* mkdir -p with `mode` for created folders. */
+/* Every file and folder of the data tree is owner-only (item 8 of issue 9: personal data
+ * is not world-readable): folders are created 0700 and files 0600, whatever the umask. */
+#define LH_DIR_MODE 0700
+#define LH_FILE_MODE 0600
+
+/* The kind of an error returned by a commit step that failed AFTER the rename (or unlink)
+ * took effect: the new state is visible under its final name but may not survive a power
+ * cut (the folder fsync failed). Its outcome is unknown, so callers must neither report
+ * the old state nor delete what the old state referenced: they roll forward (keep and
+ * serve the new state) and leave superseded objects to the sweep at the next start. */
+#define LH_KIND_NOT_DURABLE "commit_not_durable"
+/* True when err reports such a failure (see LH_KIND_NOT_DURABLE). */
+bool lh_error_not_durable(const lh_error *err);
+
+/* Fault injection (tests only). Test builds (CMake option LH_FAULT_INJECTION, on in
+ * build-san/) route the file-system calls of the commit paths through lh_sys_*, which can
+ * be told "make the Nth call of operation X fail with errno E": from a unit test with
+ * lh_fault_arm, from a server with LH_FAULT="op:N:ERRNO[:COUNT]" (counted from the end of
+ * start-up) (op is one of open,
+ * write, fsync, rename, fsync_dir, mkdir, unlink; ERRNO a name such as EIO or ENOSPC or a
+ * number; COUNT consecutive calls fail from the Nth on, 1 by default, 0 for all). In
+ * release builds lh_sys_* are the plain system calls and the hook does not exist. */
+typedef enum {
+    LH_FAULT_OPEN,
+    LH_FAULT_WRITE,
+    LH_FAULT_FSYNC,
+    LH_FAULT_RENAME,
+    LH_FAULT_FSYNC_DIR,
+    LH_FAULT_MKDIR,
+    LH_FAULT_UNLINK,
+    LH_FAULT_OP_COUNT
+} lh_fault_op;
+
+#ifdef LH_FAULT_INJECTION
+/* Zeroes every call counter and arms op: its nth call from now (1-based) and the count-1
+ * calls after it fail with errnum (count 0: every call from the nth on). */
+void lh_fault_arm(lh_fault_op op, unsigned nth, unsigned count, int errnum);
+/* Disarms and zeroes the counters. */
+void lh_fault_reset(void);
+/* Calls of op counted since the last arm/reset. */
+unsigned lh_fault_calls(lh_fault_op op);
+/* Number of calls that were made to fail since the last arm/reset. */
+unsigned lh_fault_fired(void);
+/* Arms from a spec "op:N:ERRNO[:COUNT]". */
+int lh_fault_arm_spec(const char *spec, lh_error *err);
+/* Arms from LH_FAULT when set (the server calls it once start-up is done, so N counts the
+ * calls made while serving requests). */
+void lh_fault_arm_from_env(void);
+/* Counts a call of op; true (errno set) when it must fail. */
+bool lh_fault__fail(lh_fault_op op);
+#else
+#define lh_fault__fail(op) false
+#endif
+
+/* The hooked system calls (see above). */
+int lh_sys_open(const char *path, int flags, mode_t mode);
+ssize_t lh_sys_write(int fd, const void *buf, size_t len);
+int lh_sys_fsync(int fd);
+int lh_sys_rename(const char *from, const char *to);
+int lh_sys_mkdir(const char *path, mode_t mode);
+int lh_sys_unlink(const char *path);
+
+/* mkdir -p with `mode` for created folders (chmod-ed to `mode`, so the umask cannot widen
+ * nor narrow it). Each folder it creates is fsynced into its parent before it returns, so
+ * nothing durable can refer to a folder that a power cut would lose. */
 int lh_fs_mkdirs(const char *path, mode_t mode, lh_error *err);
 /* fsync a folder so a rename or unlink inside it is durable. */
 int lh_fs_fsync_dir(const char *dir, lh_error *err);
-/* Writes data to path atomically: a temp file beside it, fsync, rename, fsync of the
- * folder. On failure the previous file (if any) is untouched and no temp remains. */
+/* Writes data to path atomically (mode LH_FILE_MODE): a temp file beside it, fsync,
+ * rename, fsync of the folder. On a failure before the rename the previous file (if any)
+ * is untouched and no temp remains; after it, the error's kind is LH_KIND_NOT_DURABLE. */
 int lh_fs_write_atomic(const char *path, const void *data, size_t len, lh_error *err);
 /* As lh_fs_write_atomic, with the file created in `mode` (e.g. 0600 for secrets: there is
  * no moment at which the file exists with a wider mode). */
 int lh_fs_write_atomic_mode(const char *path, const void *data, size_t len, mode_t mode,
                             lh_error *err);
 /* Makes an already-written file durable under its final name: fsync(tmp_path), rename to
- * final_path, fsync of the folder. On failure tmp_path is left for the caller to remove. */
+ * final_path, fsync of the folder. On a failure before the rename tmp_path is left for the
+ * caller to remove; a failure after it has the kind LH_KIND_NOT_DURABLE (the file is in
+ * place under final_path, its durability unknown). */
 int lh_fs_commit(const char *tmp_path, const char *final_path, lh_error *err);
 /* Reads a whole file (at most max_len bytes, else LH_ETOOLARGE). *data is NUL-terminated
  * for convenience; caller frees it with free(). */
@@ -124,7 +191,7 @@ char *lh_path_absolute(const char *path, lh_error *err);
 /* Writes all len bytes to fd, retrying on EINTR and short writes: the one write loop of
  * the code base. Returns 0, or -1 with errno set; a syscall-level helper (like git's
  * write_in_full), so each caller words its own lh_error (it knows what the file is and
- * whether its path may appear in a message). */
+ * whether its path may appear in a message). Goes through the fault hook (write). */
 int lh_fs_write_all(int fd, const void *data, size_t len);
 
 /* ---------------------------------------------------------------- names */

@@ -1,9 +1,18 @@
 /*
  * fs.c: file-system helpers with crash safety spelled out.
  *
- * Invariant: a file under its final name is always complete. Writers create a temp file
- * in the same folder (so rename is atomic), fsync it, rename it over the final name and
- * fsync the folder so the rename itself survives a power cut.
+ * Invariants:
+ *   - A file under its final name is always complete. Writers create a temp file in the
+ *     same folder (so rename is atomic), fsync it, rename it over the final name and fsync
+ *     the folder so the rename itself survives a power cut.
+ *   - A failure before the rename leaves the old file; a failure after it (the folder
+ *     fsync) is reported with the kind LH_KIND_NOT_DURABLE: the new file is what every
+ *     reader sees now, but a power cut may still bring the old one back, so the caller
+ *     must keep both whole (roll forward, delete nothing the old state references).
+ *   - A folder we create is fsynced into its parent before we return it, and created
+ *     owner-only (LH_DIR_MODE; files LH_FILE_MODE) whatever the process umask.
+ *   - Every call a commit path makes to the file system goes through lh_sys_*, where test
+ *     builds (LH_FAULT_INJECTION) can make the Nth call of an operation fail.
  */
 #include "core.h"
 
@@ -12,11 +21,181 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+bool lh_error_not_durable(const lh_error *err)
+{
+    return err && err->code != 0 && err->kind && strcmp(err->kind, LH_KIND_NOT_DURABLE) == 0;
+}
+
+/* ---------------------------------------------------------------- fault injection */
+
+#ifdef LH_FAULT_INJECTION
+static const char *const fault_op_names[LH_FAULT_OP_COUNT] = {
+    [LH_FAULT_OPEN] = "open",     [LH_FAULT_WRITE] = "write",         [LH_FAULT_FSYNC] = "fsync",
+    [LH_FAULT_RENAME] = "rename", [LH_FAULT_FSYNC_DIR] = "fsync_dir", [LH_FAULT_MKDIR] = "mkdir",
+    [LH_FAULT_UNLINK] = "unlink",
+};
+
+static const struct {
+    const char *name;
+    int value;
+} fault_errnos[] = {
+    {"EIO", EIO},       {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT}, {"EACCES", EACCES},
+    {"EPERM", EPERM},   {"EROFS", EROFS},   {"EMFILE", EMFILE}, {"ENOENT", ENOENT},
+    {"EEXIST", EEXIST}, {"EFBIG", EFBIG},   {"EINTR", EINTR},
+};
+
+/* One armed fault at a time; counters are atomics so threads may race on them (a
+ * multi-threaded test then knows only that *some* Nth call failed). */
+static struct {
+    atomic_uint calls[LH_FAULT_OP_COUNT];
+    atomic_uint fired;
+    atomic_int op; /* -1: disarmed */
+    unsigned nth, count;
+    int errnum;
+} fault = {.op = -1};
+
+void lh_fault_reset(void)
+{
+    atomic_store(&fault.op, -1);
+    for (int i = 0; i < LH_FAULT_OP_COUNT; i++)
+        atomic_store(&fault.calls[i], 0);
+    atomic_store(&fault.fired, 0);
+}
+
+void lh_fault_arm(lh_fault_op op, unsigned nth, unsigned count, int errnum)
+{
+    lh_fault_reset();
+    fault.nth = nth;
+    fault.count = count;
+    fault.errnum = errnum;
+    atomic_store(&fault.op, (int)op);
+}
+
+unsigned lh_fault_calls(lh_fault_op op)
+{
+    return (unsigned)op < LH_FAULT_OP_COUNT ? atomic_load(&fault.calls[op]) : 0;
+}
+
+unsigned lh_fault_fired(void)
+{
+    return atomic_load(&fault.fired);
+}
+
+int lh_fault_arm_spec(const char *spec, lh_error *err)
+{
+    char op[32] = "", en[32] = "";
+    unsigned nth = 0, count = 1;
+    int n = sscanf(spec, "%31[a-z_]:%u:%31[A-Z0-9]:%u", op, &nth, en, &count);
+    int opi = -1, errnum = 0;
+    for (int i = 0; n >= 3 && i < LH_FAULT_OP_COUNT; i++)
+        if (strcmp(op, fault_op_names[i]) == 0)
+            opi = i;
+    for (size_t i = 0; i < sizeof(fault_errnos) / sizeof(fault_errnos[0]); i++)
+        if (strcmp(en, fault_errnos[i].name) == 0)
+            errnum = fault_errnos[i].value;
+    if (!errnum && en[0] >= '0' && en[0] <= '9')
+        errnum = atoi(en);
+    if (opi < 0 || nth == 0 || errnum <= 0)
+        return lh_error_set(err, LH_EINVAL,
+                            "LH_FAULT '%s' is not op:N:ERRNO[:COUNT] (ops: open, write, fsync, "
+                            "rename, fsync_dir, mkdir, unlink)",
+                            spec);
+    lh_fault_arm((lh_fault_op)opi, nth, count, errnum);
+    return 0;
+}
+
+void lh_fault_arm_from_env(void)
+{
+    const char *spec = getenv("LH_FAULT");
+    lh_error err;
+    if (!spec || !*spec)
+        return;
+    if (lh_fault_arm_spec(spec, &err) != 0)
+        lh_log(LH_LOG_ERROR, "fault.bad_spec", "{s:s}", "message", err.message);
+    else
+        lh_log(LH_LOG_WARN, "fault.armed", "{s:s}", "spec", spec);
+}
+
+bool lh_fault__fail(lh_fault_op op)
+{
+    unsigned n = atomic_fetch_add(&fault.calls[op], 1) + 1;
+    if (atomic_load(&fault.op) != (int)op || n < fault.nth ||
+        (fault.count && n >= fault.nth + fault.count))
+        return false;
+    atomic_fetch_add(&fault.fired, 1);
+    /* Logged so an end-to-end test can tell that its fault was reached (log.c writes
+     * with write(2) directly, not through the hook). */
+    lh_log(LH_LOG_WARN, "fault.injected", "{s:s,s:i,s:s}", "op", fault_op_names[op], "call",
+           (json_int_t)n, "errno", strerror(fault.errnum));
+    errno = fault.errnum;
+    return true;
+}
+#endif
+
+int lh_sys_open(const char *path, int flags, mode_t mode)
+{
+    return lh_fault__fail(LH_FAULT_OPEN) ? -1 : open(path, flags, mode);
+}
+
+ssize_t lh_sys_write(int fd, const void *buf, size_t len)
+{
+    return lh_fault__fail(LH_FAULT_WRITE) ? -1 : write(fd, buf, len);
+}
+
+int lh_sys_fsync(int fd)
+{
+    return lh_fault__fail(LH_FAULT_FSYNC) ? -1 : fsync(fd);
+}
+
+int lh_sys_rename(const char *from, const char *to)
+{
+    return lh_fault__fail(LH_FAULT_RENAME) ? -1 : rename(from, to);
+}
+
+int lh_sys_mkdir(const char *path, mode_t mode)
+{
+    return lh_fault__fail(LH_FAULT_MKDIR) ? -1 : mkdir(path, mode);
+}
+
+int lh_sys_unlink(const char *path)
+{
+    return lh_fault__fail(LH_FAULT_UNLINK) ? -1 : unlink(path);
+}
+
+/* ---------------------------------------------------------------- folders */
+
+static char *parent_dir(const char *path)
+{
+    char *copy = lh_xstrdup(path);
+    char *d = lh_xstrdup(dirname(copy));
+    free(copy);
+    return d;
+}
+
+/* Creates one folder (mode exactly `mode`) and makes its entry durable in the parent.
+ * An existing folder is left as it is. */
+static int mkdir_one(const char *p, mode_t mode, lh_error *err)
+{
+    if (lh_sys_mkdir(p, mode) != 0) {
+        if (errno == EEXIST)
+            return 0;
+        return lh_error_set(err, LH_EIO, "cannot create folder '%s': %s", p, strerror(errno));
+    }
+    /* mkdir applies the umask; a folder of personal data gets exactly `mode`. */
+    if (chmod(p, mode) != 0)
+        return lh_error_set(err, LH_EIO, "cannot set the mode of '%s': %s", p, strerror(errno));
+    char *parent = parent_dir(p);
+    int rc = lh_fs_fsync_dir(parent, err);
+    free(parent);
+    return rc;
+}
 
 int lh_fs_mkdirs(const char *path, mode_t mode, lh_error *err)
 {
@@ -26,16 +205,14 @@ int lh_fs_mkdirs(const char *path, mode_t mode, lh_error *err)
         if (*s != '/')
             continue;
         *s = '\0';
-        if (mkdir(p, mode) != 0 && errno != EEXIST) {
-            rc = lh_error_set(err, LH_EIO, "cannot create folder '%s': %s", p, strerror(errno));
+        rc = mkdir_one(p, mode, err);
+        if (rc)
             goto out;
-        }
         *s = '/';
     }
-    if (mkdir(p, mode) != 0 && errno != EEXIST) {
-        rc = lh_error_set(err, LH_EIO, "cannot create folder '%s': %s", p, strerror(errno));
+    rc = mkdir_one(p, mode, err);
+    if (rc)
         goto out;
-    }
     struct stat st;
     if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
         rc = lh_error_set(err, LH_EIO, "'%s' exists and is not a folder", p);
@@ -50,45 +227,49 @@ int lh_fs_fsync_dir(const char *dir, lh_error *err)
     if (fd < 0)
         return lh_error_set(err, LH_EIO, "cannot open folder '%s': %s", dir, strerror(errno));
     int rc = 0;
-    if (fsync(fd) != 0)
+    if (lh_fault__fail(LH_FAULT_FSYNC_DIR) || fsync(fd) != 0)
         rc = lh_error_set(err, LH_EIO, "cannot sync folder '%s': %s", dir, strerror(errno));
     close(fd);
     return rc;
 }
 
-static char *parent_dir(const char *path)
+/* The last step of a commit: after the rename, only the folder's fsync is left. Its
+ * failure leaves the outcome unknown (see the file comment). */
+static int fsync_after_rename(const char *final_path, lh_error *err)
 {
-    char *copy = lh_xstrdup(path);
-    char *d = lh_xstrdup(dirname(copy));
-    free(copy);
-    return d;
+    char *dir = parent_dir(final_path);
+    int rc = lh_fs_fsync_dir(dir, err);
+    if (rc)
+        rc = lh_error_setk(err, LH_EIO, LH_KIND_NOT_DURABLE,
+                           "'%s' was replaced but its folder could not be synced; the change "
+                           "may not survive a crash",
+                           final_path);
+    free(dir);
+    return rc;
 }
 
 int lh_fs_commit(const char *tmp_path, const char *final_path, lh_error *err)
 {
-    int fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
+    int fd = lh_sys_open(tmp_path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return lh_error_set(err, LH_EIO, "cannot open '%s': %s", tmp_path, strerror(errno));
-    if (fsync(fd) != 0) {
+    if (lh_sys_fsync(fd) != 0) {
         int e = errno;
         close(fd);
         return lh_error_set(err, LH_EIO, "cannot sync '%s': %s", tmp_path, strerror(e));
     }
     close(fd);
-    if (rename(tmp_path, final_path) != 0)
+    if (lh_sys_rename(tmp_path, final_path) != 0)
         return lh_error_set(err, LH_EIO, "cannot rename '%s' to '%s': %s", tmp_path, final_path,
                             strerror(errno));
-    char *dir = parent_dir(final_path);
-    int rc = lh_fs_fsync_dir(dir, err);
-    free(dir);
-    return rc;
+    return fsync_after_rename(final_path, err);
 }
 
 int lh_fs_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
-        ssize_t w = write(fd, p, len);
+        ssize_t w = lh_sys_write(fd, p, len);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
@@ -101,7 +282,7 @@ int lh_fs_write_all(int fd, const void *data, size_t len)
 
 int lh_fs_write_atomic(const char *path, const void *data, size_t len, lh_error *err)
 {
-    return lh_fs_write_atomic_mode(path, data, len, 0644, err);
+    return lh_fs_write_atomic_mode(path, data, len, LH_FILE_MODE, err);
 }
 
 int lh_fs_write_atomic_mode(const char *path, const void *data, size_t len, mode_t mode,
@@ -111,33 +292,24 @@ int lh_fs_write_atomic_mode(const char *path, const void *data, size_t len, mode
     lh_random_hex(hex, 16);
     char *tmp = lh_xasprintf("%s.%s.tmp", path, hex);
     int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    int fd = lh_sys_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
         rc = lh_error_set(err, LH_EIO, "cannot create '%s': %s", tmp, strerror(errno));
         goto out;
     }
-    if (lh_fs_write_all(fd, data, len) != 0) {
+    if (lh_fs_write_all(fd, data, len) != 0)
         rc = lh_error_set(err, LH_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    if (fsync(fd) != 0) {
+    if (rc == 0 && lh_sys_fsync(fd) != 0)
         rc = lh_error_set(err, LH_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
     close(fd);
-    if (rename(tmp, path) != 0) {
+    if (rc == 0 && lh_sys_rename(tmp, path) != 0)
         rc =
             lh_error_set(err, LH_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        unlink(tmp);
+    if (rc) {
+        unlink(tmp); /* cleanup is not a commit step: never fault-injected */
         goto out;
     }
-    char *dir = parent_dir(path);
-    rc = lh_fs_fsync_dir(dir, err);
-    free(dir);
+    rc = fsync_after_rename(path, err);
 out:
     free(tmp);
     return rc;

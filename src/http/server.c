@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -811,7 +812,11 @@ int lh_serve(lh_config *cfg)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (lh_fs_mkdirs(cfg->data_dir, 0755, &err) != 0 ||
+    /* Backstop for item 8 (owner-only data): every file we create gets an explicit mode,
+     * but DuckDB creates its own files (COPY's temp file, spill files) with the process
+     * umask; 077 makes those owner-only too. */
+    umask(077);
+    if (lh_fs_mkdirs(cfg->data_dir, LH_DIR_MODE, &err) != 0 ||
         !(app.jobs = lh_jobs_open(cfg->job_threads, &err)) ||
         !(app.st = lh_storage_open(cfg->data_dir, &err)) ||
         !(app.auth = lh_auth_open(cfg->data_dir, cfg->admin_key, &err)) ||
@@ -828,6 +833,9 @@ int lh_serve(lh_config *cfg)
         lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s}", "message", err.message);
         goto out;
     }
+#ifdef LH_FAULT_INJECTION
+    lh_fault_arm_from_env(); /* test builds: LH_FAULT counts from here (see core.h) */
+#endif
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)

@@ -7,7 +7,10 @@
  *   3. lh_storage_commit fsyncs and renames it to datasets/<name>/<id>/part-<hex>.parquet;
  *   4. lh_catalog_commit_ingest writes the manifest atomically: the linearization point.
  * A crash between 3 and 4 leaves an unreferenced part, which the catalog's orphan sweep
- * removes at the next start; a failure we see removes it at once.
+ * removes at the next start; a failure we see removes it at once, with DuckDB's own temp
+ * file beside the staging name and the folders the ingest created. A manifest write whose
+ * outcome is unknown (renamed, folder fsync failed) is not a failure: the catalog rolls it
+ * forward and returns 0, so the part it references is kept.
  */
 #include "ingest.h"
 

@@ -17,6 +17,12 @@
  *     before the lock is released, so a delete never removes a folder a writer is about
  *     to use.
  *   - Symbolic links are neither followed nor listed.
+ *   - Everything is owner-only: folders LH_DIR_MODE (0700), objects LH_FILE_MODE (0600),
+ *     including what DuckDB writes (a staged file is chmod-ed before it is committed).
+ *   - A commit step that fails after the rename (or a delete after the unlink) reports
+ *     LH_KIND_NOT_DURABLE: the change is visible, its durability unknown (see fs.c).
+ *   - Discarding a staged file also removes what DuckDB's COPY left beside it (its own
+ *     temp file "tmp_<staged name>"), so a failed write leaves nothing behind at once.
  */
 #include "storage_internal.h"
 
@@ -161,9 +167,9 @@ static char *stage_file(lh_storage *st, const char *final_path, lh_error *err)
     char *staged = lh_xasprintf("%s" LH_STAGE_MARK "%s" LH_STAGE_SUFFIX, final_path, hex);
     char *dir = parent_of(final_path);
     lh_storage__dir_lock(st);
-    int rc = lh_fs_mkdirs(dir, 0755, err);
+    int rc = lh_fs_mkdirs(dir, LH_DIR_MODE, err);
     if (rc == 0) {
-        int fd = open(staged, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        int fd = lh_sys_open(staged, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, LH_FILE_MODE);
         if (fd < 0)
             rc = lh_error_set(err, LH_EIO, "cannot create '%s': %s", staged, strerror(errno));
         else
@@ -205,6 +211,13 @@ int lh_storage_commit(lh_storage *st, const char *bucket, const char *staged_pat
                           staged_path ? staged_path : "(null)", bucket);
         goto out;
     }
+    /* Another writer (DuckDB's COPY) may have replaced the staged file with one of its own,
+     * created with the process umask: the object becomes owner-only before it is named. */
+    if (chmod(staged_path, LH_FILE_MODE) != 0) {
+        rc = lh_error_set(err, LH_EIO, "cannot set the mode of '%s': %s", staged_path,
+                          strerror(errno));
+        goto out;
+    }
     rc = lh_fs_commit(staged_path, final_path, err);
 out:
     free(root);
@@ -214,8 +227,17 @@ out:
 
 void lh_storage_discard(const char *staged_path)
 {
-    if (staged_path)
-        unlink(staged_path);
+    if (!staged_path)
+        return;
+    unlink(staged_path);
+    /* DuckDB's COPY TO writes "tmp_<name>" beside an existing target and renames it at the
+     * end; a COPY that failed (a parse error, a full disk) leaves it, possibly large. */
+    const char *slash = strrchr(staged_path, '/');
+    char *duck_tmp =
+        slash ? lh_xasprintf("%.*s/tmp_%s", (int)(slash - staged_path), staged_path, slash + 1)
+              : lh_xasprintf("tmp_%s", staged_path);
+    unlink(duck_tmp);
+    free(duck_tmp);
 }
 
 int lh_storage_put(lh_storage *st, const char *bucket, const char *key, const void *data,
@@ -231,7 +253,7 @@ int lh_storage_put(lh_storage *st, const char *bucket, const char *key, const vo
         rc = err ? err->code : LH_EIO;
         goto out;
     }
-    fd = open(staged, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    fd = lh_sys_open(staged, O_WRONLY | O_TRUNC | O_CLOEXEC, 0);
     if (fd < 0) {
         rc = lh_error_set(err, LH_EIO, "cannot open '%s': %s", staged, strerror(errno));
         goto out;
@@ -279,7 +301,7 @@ int lh_storage_delete(lh_storage *st, const char *bucket, const char *key, lh_er
     int rc = 0;
     if (!path)
         return err ? err->code : LH_EINVAL;
-    if (unlink(path) != 0 && errno != ENOENT) {
+    if (lh_sys_unlink(path) != 0 && errno != ENOENT) {
         rc = lh_error_set(err, LH_EIO, "cannot delete object '%s' in bucket '%s': %s", key, bucket,
                           strerror(errno));
         goto out;
@@ -297,8 +319,11 @@ int lh_storage_delete(lh_storage *st, const char *bucket, const char *key, lh_er
         dir = up;
     }
     lh_storage__dir_unlock(st);
-    if (lh_fs_exists(dir))
-        rc = lh_fs_fsync_dir(dir, err);
+    if (lh_fs_exists(dir) && lh_fs_fsync_dir(dir, err) != 0)
+        rc = lh_error_setk(err, LH_EIO, LH_KIND_NOT_DURABLE,
+                           "object '%s' in bucket '%s' was deleted but the folder could not be "
+                           "synced; the delete may not survive a crash",
+                           key, bucket);
     free(dir);
 out:
     free(root);

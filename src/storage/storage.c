@@ -13,7 +13,11 @@
  *     its reserved folders `buckets/` and `_rescue/`, so the two cannot see each other.
  *   - The registry file `_catalog/buckets.json` in primary is rewritten atomically after
  *     every add/remove, before the call returns; the in-memory change is rolled back when
- *     the write fails, so memory and disk never disagree.
+ *     the write fails before its rename, so memory and disk never disagree. When only the
+ *     folder fsync after the rename failed (LH_KIND_NOT_DURABLE) the new registry is what
+ *     disk shows now: the change is kept (rolled forward) and a warning logged.
+ *   - The data folder and every folder created under it are owner-only (0700); opening a
+ *     data folder that group or others may read logs a warning.
  *   - Registry entries with a backend this build does not know are carried through
  *     rewrites unchanged (forward compatibility), as are unknown fields of local entries.
  */
@@ -22,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -127,9 +132,16 @@ static int registry_persist(lh_storage *st, lh_error *err)
         return lh_error_set(err, LH_EINTERNAL, "cannot render the bucket registry");
     char *dir = lh_path_join(st->data_dir, "_catalog");
     char *path = lh_path_join(st->data_dir, REGISTRY_KEY);
-    int rc = lh_fs_mkdirs(dir, 0755, err);
+    int rc = lh_fs_mkdirs(dir, LH_DIR_MODE, err);
     if (rc == 0)
         rc = lh_fs_write_atomic(path, text, strlen(text), err);
+    if (rc && lh_error_not_durable(err)) {
+        /* The new registry is in place; only its durability is unknown. Keeping it is the
+         * one choice that matches what every later read sees. */
+        lh_log(LH_LOG_WARN, "bucket_registry_not_durable", "{s:s}", "error", err->message);
+        lh_error_clear(err);
+        rc = 0;
+    }
     free(text);
     free(dir);
     free(path);
@@ -232,6 +244,21 @@ static void registry_sweep_temps(const lh_storage *st)
 
 /* ---------------------------------------------------------------- open / close */
 
+/* The data folder holds personal data: one that group or others may read or enter is
+ * reported loudly (we do not change a folder the operator chose; see docs/SECURITY.md). */
+static void warn_if_readable(const char *dir)
+{
+    struct stat s;
+    if (stat(dir, &s) != 0 || (s.st_mode & 077) == 0)
+        return;
+    char mode[8];
+    snprintf(mode, sizeof(mode), "%04o", (unsigned)(s.st_mode & 07777));
+    lh_log(LH_LOG_WARN, "data_dir_not_private", "{s:s,s:s,s:s}", "path", dir, "mode", mode,
+           "message",
+           "the data folder is readable by other accounts; personal data should be owner-only: "
+           "run chmod -R go-rwx on it");
+}
+
 lh_storage *lh_storage_open(const char *data_dir, lh_error *err)
 {
     lh_storage *st = lh_xcalloc(1, sizeof(*st));
@@ -242,10 +269,11 @@ lh_storage *lh_storage_open(const char *data_dir, lh_error *err)
     st->data_dir = lh_path_absolute(data_dir, err);
     if (!st->data_dir)
         goto fail;
-    if (lh_fs_mkdirs(st->data_dir, 0755, err) != 0)
+    if (lh_fs_mkdirs(st->data_dir, LH_DIR_MODE, err) != 0)
         goto fail;
+    warn_if_readable(st->data_dir);
     rescue = lh_path_join(st->data_dir, "_rescue");
-    if (lh_fs_mkdirs(rescue, 0755, err) != 0)
+    if (lh_fs_mkdirs(rescue, LH_DIR_MODE, err) != 0)
         goto fail;
     bucket_insert(st,
                   (lh_bucket){lh_xstrdup(LH_BUCKET_PRIMARY), lh_xstrdup(st->data_dir), true, NULL});
@@ -350,7 +378,7 @@ int lh_storage_bucket_add(lh_storage *st, const char *name, const char *root, lh
     rc = check_overlap(st, abs, err);
     if (rc)
         goto out;
-    rc = lh_fs_mkdirs(abs, 0755, err);
+    rc = lh_fs_mkdirs(abs, LH_DIR_MODE, err);
     if (rc)
         goto out;
     json_t *doc = json_pack("{s:s,s:s,s:s}", "name", name, "backend", "local", "root", abs);

@@ -32,8 +32,8 @@ typedef struct lh_storage lh_storage;
  * new list of allowed folders). Runs with no storage lock held. */
 typedef void (*lh_storage_listener)(void *ctx);
 
-/* Opens the registry rooted at data_dir (created 0755 when missing, with primary and
- * rescue). Loads _catalog/buckets.json when present; a bucket whose root folder vanished
+/* Opens the registry rooted at data_dir (created 0700 when missing, with primary and
+ * rescue; a data folder that others may read is reported with a warn log line). Loads _catalog/buckets.json when present; a bucket whose root folder vanished
  * is kept and reported by lh_storage_buckets_json ("available": false).
  * Caller frees with lh_storage_close. */
 lh_storage *lh_storage_open(const char *data_dir, lh_error *err);
@@ -43,7 +43,7 @@ void lh_storage_close(lh_storage *st);
 const char *lh_storage_data_dir(const lh_storage *st);
 
 /* Registers a local bucket. name: lh_bucket_name_validate; root: absolute or relative to
- * the current folder, created (0755) when missing, must not be inside another bucket's
+ * the current folder, created (0700) when missing, must not be inside another bucket's
  * root nor contain one (primary's internal folders excepted: a root under <data>/buckets/
  * is allowed). LH_EEXISTS when the name is taken. Persists the registry before returning. */
 int lh_storage_bucket_add(lh_storage *st, const char *name, const char *root, lh_error *err);
@@ -72,10 +72,12 @@ char *lh_storage_path(lh_storage *st, const char *bucket, const char *key, lh_er
  * writer to create the object in. Caller frees; the writer then calls lh_storage_commit,
  * or lh_storage_discard on failure. */
 char *lh_storage_stage(lh_storage *st, const char *bucket, const char *key, lh_error *err);
-/* Makes the staged file durable under `key` (fsync, rename, fsync folder). */
+/* Makes the staged file durable under `key` (chmod 0600, fsync, rename, fsync folder). A
+ * failure after the rename has the kind LH_KIND_NOT_DURABLE: the object is in place. */
 int lh_storage_commit(lh_storage *st, const char *bucket, const char *staged_path, const char *key,
                       lh_error *err);
-/* Removes a staged file (ignores a missing one). */
+/* Removes a staged file and DuckDB's temp file beside it ("tmp_<name>", left by a failed
+ * COPY); ignores missing ones. */
 void lh_storage_discard(const char *staged_path);
 
 /* Writes an object atomically from memory. */
@@ -86,7 +88,8 @@ int lh_storage_put(lh_storage *st, const char *bucket, const char *key, const vo
 int lh_storage_get(lh_storage *st, const char *bucket, const char *key, size_t max_len, char **data,
                    size_t *len, lh_error *err);
 /* Deletes an object; a missing object is not an error. Empty parent folders up to the
- * bucket root are removed too. */
+ * bucket root are removed too. A failure after the unlink (the folder fsync) has the kind
+ * LH_KIND_NOT_DURABLE: the object is gone, but a crash may bring it back. */
 int lh_storage_delete(lh_storage *st, const char *bucket, const char *key, lh_error *err);
 /* Keys under prefix (recursive, sorted, staging files excluded). *keys is a
  * NULL-terminated array; caller frees with lh_storage_keys_free. */

@@ -9,10 +9,12 @@
 #include "auth/auth.h"
 #include "core/core.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define ENV_KEY "env-admin-key-0123456789abcdef-0123456789" /* ≥ 32 characters */
 
@@ -529,6 +531,183 @@ static void test_list_has_no_secrets_and_tracks_use(void **state)
     fx_free(f);
 }
 
+/* ---------------------------------------------------------------- persistence (item 10) */
+
+#ifdef LH_FAULT_INJECTION
+/* last_used_at of key `name` as keys.json holds it (caller frees), or NULL. */
+static char *stored_last_used(fx *f, const char *name)
+{
+    char *text = read_secret(f, "keys.json");
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    char *out = NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(doc, "keys"), i, e)
+    {
+        if (strcmp(lh_json_str(e, "name"), name) == 0 && lh_json_str(e, "last_used_at"))
+            out = lh_xstrdup(lh_json_str(e, "last_used_at"));
+    }
+    json_decref(doc);
+    return out;
+}
+
+static char *listed_last_used(lh_auth *a, const char *name)
+{
+    json_t *list = lh_auth_list(a);
+    const char *used = lh_json_str(listed(list, name), "last_used_at");
+    char *out = used ? lh_xstrdup(used) : NULL;
+    json_decref(list);
+    return out;
+}
+
+/* A check only marks last_used_at: no file-system call on the request path, whatever the
+ * time since the last flush. */
+static void test_check_never_writes(void **state)
+{
+    (void)state;
+    fx *f = fx_new(ENV_KEY);
+    char *a = create_key(f->auth, "user", LH_ROLE_ANALYST, NULL);
+    lh_fault_reset();
+    for (int i = 0; i < 50; i++)
+        assert_checks_as(f->auth, a, "user", LH_ROLE_ANALYST);
+    for (int op = 0; op < LH_FAULT_OP_COUNT; op++)
+        assert_int_equal(lh_fault_calls((lh_fault_op)op), 0);
+    char *stored = stored_last_used(f, "user");
+    assert_null(stored); /* not yet: the flusher writes it */
+    free(a);
+    fx_free(f);
+}
+
+/* A failed write of last_used_at is reported and kept pending, and a later flush writes
+ * it (before, a failed write marked the store clean and the stamp was lost). */
+static void test_flush_failure_is_retried(void **state)
+{
+    (void)state;
+    fx *f = fx_new(ENV_KEY);
+    char *a = create_key(f->auth, "user", LH_ROLE_ANALYST, NULL);
+    assert_checks_as(f->auth, a, "user", LH_ROLE_ANALYST);
+    char *mem = listed_last_used(f->auth, "user");
+    assert_non_null(mem);
+
+    lh_error err;
+    lh_fault_arm(LH_FAULT_RENAME, 1, 1, EIO);
+    assert_int_equal(lh_auth_flush(f->auth, &err), LH_EIO);
+    assert_int_equal(lh_fault_fired(), 1);
+    assert_null(stored_last_used(f, "user"));
+    lh_fault_reset();
+    assert_int_equal(lh_auth_flush(f->auth, &err), 0); /* still pending: written now */
+    char *disk = stored_last_used(f, "user");
+    assert_non_null(disk);
+    assert_string_equal(disk, mem);
+    free(disk);
+    free(mem);
+    lh_fault_reset();
+    assert_int_equal(lh_auth_flush(f->auth, &err), 0); /* nothing changed: no write */
+    assert_int_equal(lh_fault_calls(LH_FAULT_RENAME), 0);
+
+    /* The background flusher: three failures in a row, then success, without any caller
+     * asking again. */
+    lh_fault_arm(LH_FAULT_RENAME, 1, 3, ENOSPC);
+    usleep(2000); /* a later millisecond, so the stamp changes */
+    assert_checks_as(f->auth, a, "user", LH_ROLE_ANALYST);
+    mem = listed_last_used(f->auth, "user");
+    lh_auth_set_flush_interval(f->auth, 20);
+    bool written = false;
+    for (int i = 0; i < 500 && !written; i++) {
+        usleep(20000);
+        disk = stored_last_used(f, "user");
+        written = disk && strcmp(disk, mem) == 0;
+        free(disk);
+    }
+    assert_true(written);
+    assert_int_equal(lh_fault_fired(), 3);
+    lh_fault_reset();
+    free(mem);
+    free(a);
+    fx_free(f);
+}
+
+/* Keys commit path: a store write that fails before its rename is rolled back (the key does
+ * not exist), one whose folder fsync failed is rolled forward (the key works, now and
+ * after a restart). Revocation likewise. */
+static void test_key_commits_under_faults(void **state)
+{
+    (void)state;
+    fx *f = fx_new(ENV_KEY);
+    char *key = NULL;
+    lh_error err;
+    lh_fault_arm(LH_FAULT_RENAME, 1, 1, EIO);
+    assert_int_equal(lh_auth_create(f->auth, "k1", LH_ROLE_ANALYST, NULL, NULL, &key, NULL, &err),
+                     LH_EIO);
+    assert_null(key);
+    lh_fault_arm(LH_FAULT_FSYNC_DIR, 1, 1, EIO);
+    assert_int_equal(lh_auth_create(f->auth, "k1", LH_ROLE_ANALYST, NULL, NULL, &key, NULL, &err),
+                     0);
+    assert_int_equal(lh_fault_fired(), 1);
+    lh_fault_reset();
+    assert_checks_as(f->auth, key, "k1", LH_ROLE_ANALYST);
+    fx_reopen(f, ENV_KEY);
+    assert_checks_as(f->auth, key, "k1", LH_ROLE_ANALYST);
+
+    lh_fault_arm(LH_FAULT_WRITE, 1, 1, ENOSPC);
+    assert_int_equal(lh_auth_revoke(f->auth, "k1", &err), LH_EIO);
+    lh_fault_reset();
+    fx_reopen(f, ENV_KEY);
+    assert_checks_as(f->auth, key, "k1", LH_ROLE_ANALYST); /* rolled back */
+    lh_fault_arm(LH_FAULT_FSYNC_DIR, 1, 1, EIO);
+    assert_int_equal(lh_auth_revoke(f->auth, "k1", &err), 0); /* rolled forward */
+    lh_fault_reset();
+    assert_null(lh_auth_check(f->auth, key, &err));
+    fx_reopen(f, ENV_KEY);
+    assert_null(lh_auth_check(f->auth, key, &err));
+    free(key);
+    fx_free(f);
+}
+/* Every step of key creation and revocation fails once (each hooked operation, each N it
+ * reaches); after a restart the store holds exactly what the call reported. */
+static void test_every_key_commit_step_may_fail(void **state)
+{
+    (void)state;
+    int cases = 0;
+    for (int revoke = 0; revoke <= 1; revoke++) {
+        for (int op = 0; op < LH_FAULT_OP_COUNT; op++) {
+            for (unsigned nth = 1; nth < 32; nth++) {
+                fx *f = fx_new(ENV_KEY);
+                char *key = revoke ? create_key(f->auth, "k", LH_ROLE_ANALYST, NULL) : NULL;
+                lh_error err;
+                lh_fault_arm((lh_fault_op)op, nth, 1, EIO);
+                int rc = revoke ? lh_auth_revoke(f->auth, "k", &err)
+                                : lh_auth_create(f->auth, "k", LH_ROLE_ANALYST, NULL, NULL, &key,
+                                                 NULL, &err);
+                bool fired = lh_fault_fired() > 0;
+                lh_fault_reset();
+                /* the key exists after a successful create or a failed revoke */
+                bool exists = revoke ? rc != 0 : rc == 0;
+                for (int pass = 0; pass < 2; pass++) {
+                    lh_principal *p = key ? lh_auth_check(f->auth, key, &err) : NULL;
+                    if ((p != NULL) != exists)
+                        fail_msg("%s, %d #%u failed (rc %d): the key %s %s",
+                                 revoke ? "revoke" : "create", op, nth, rc,
+                                 exists ? "is missing" : "still works",
+                                 pass ? "after a restart" : "");
+                    lh_principal_free(p);
+                    fx_reopen(f, ENV_KEY);
+                }
+                if (key)
+                    free(key);
+                fx_free(f);
+                if (!fired)
+                    break;
+                cases++;
+            }
+        }
+    }
+    print_message("%d failed steps checked\n", cases);
+    assert_true(cases >= 8);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +722,12 @@ int main(void)
         cmocka_unit_test(test_principal_may_read),
         cmocka_unit_test(test_role_names),
         cmocka_unit_test(test_list_has_no_secrets_and_tracks_use),
+#ifdef LH_FAULT_INJECTION
+        cmocka_unit_test(test_check_never_writes),
+        cmocka_unit_test(test_flush_failure_is_retried),
+        cmocka_unit_test(test_key_commits_under_faults),
+        cmocka_unit_test(test_every_key_commit_step_may_fail),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

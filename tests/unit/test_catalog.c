@@ -7,8 +7,10 @@
 
 #include "catalog/catalog.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1192,6 +1194,73 @@ static int append_from(env *e, json_int_t expected_version, const char *expected
     return rc;
 }
 
+/* ---------------------------------------------------------------- crash-safe commits */
+#ifdef LH_FAULT_INJECTION
+/* Issue 9, item 3: every step of every commit path fails once (each hooked operation, its
+ * Nth call, for every N the path reaches), then the catalog is reopened as after a crash
+ * or restart. Memory must agree with the outcome reported (0: new state, error: old
+ * state), and after the reopen the dataset is whole, old or new: its manifest loads and
+ * every part it references exists. */
+
+typedef enum {
+    PATH_REPLACE,
+    PATH_APPEND,
+    PATH_DELETE,
+    PATH_PATCH,
+    PATH_BUCKET,
+    PATH_BUCKET_REMOVE
+} commit_path;
+
+static const char *const path_names[] = {"replace", "append",     "delete",
+                                         "patch",   "bucket add", "bucket remove"};
+static const char *const op_names[] = {"open",      "write", "fsync", "rename",
+                                       "fsync_dir", "mkdir", "unlink"};
+
+#define OLD_ROWS 10
+#define NEW_ROWS 20
+
+/* What ingest.c does, without DuckDB: stage, write, commit the part, commit the manifest;
+ * on any failure remove what this attempt wrote. */
+static int ingest_like(env *e, const char *name, lh_ingest_mode mode, int64_t rows, lh_error *err)
+{
+    json_t *cur = lh_catalog_get(e->cat, name, NULL);
+    const char *id = mode == LH_MODE_APPEND && cur ? lh_json_str(cur, "id") : NULL;
+    char fresh[17], hex[17];
+    lh_random_hex(fresh, 16);
+    lh_random_hex(hex, 16);
+    char *key = lh_xasprintf("datasets/%s/%s/part-%s.parquet", name, id ? id : fresh, hex);
+    json_decref(cur);
+    char *staged = lh_storage_stage(e->st, "primary", key, err);
+    int rc = staged ? 0 : err->code;
+    if (rc == 0) {
+        FILE *f = fopen(staged, "w");
+        assert_non_null(f);
+        fputs("PAR1....PAR1", f);
+        fclose(f);
+        rc = lh_storage_commit(e->st, "primary", staged, key, err);
+    }
+    json_t *schema = schema_people();
+    if (rc == 0) {
+        lh_catalog_commit c = {.name = name,
+                               .bucket = "primary",
+                               .mode = mode,
+                               .part_key = key,
+                               .part_rows = rows,
+                               .part_bytes = 12,
+                               .schema = schema,
+                               .compression = "zstd",
+                               .actor = "tester"};
+        rc = lh_catalog_commit_ingest(e->cat, &c, NULL, err);
+    }
+    lh_storage_discard(staged);
+    if (rc)
+        lh_storage_delete(e->st, "primary", key, NULL);
+    json_decref(schema);
+    free(staged);
+    free(key);
+    return rc;
+}
+
 static void test_append_rebases_onto_latest(void **state)
 {
     (void)state;
@@ -1232,6 +1301,151 @@ static void test_append_rebases_onto_latest(void **state)
     env_free(e);
 }
 
+/* The dataset's state: -1 absent, else its row count (patch: 1 when the description is
+ * the new one, 0 when old). Fails the test when a referenced part is missing. */
+static json_int_t state_of(env *e, commit_path path, const char *when)
+{
+    json_t *m = lh_catalog_get(e->cat, "people", NULL);
+    if (!m)
+        return -1;
+    size_t i;
+    const json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        if (lh_storage_size(e->st, lh_json_str(m, "bucket"), lh_json_str(f, "key")) < 0)
+            fail_msg("%s: %s: the manifest points at a missing part '%s'", path_names[path], when,
+                     lh_json_str(f, "key"));
+    }
+    json_int_t s = path == PATH_PATCH ? strcmp(lh_json_str(m, "description"), "new") == 0
+                                      : lh_json_int(m, "row_count", -2);
+    json_decref(m);
+    return s;
+}
+
+static int run_change(env *e, commit_path path, char *bucket_root, lh_error *err)
+{
+    json_t *patch;
+    int rc;
+    switch (path) {
+    case PATH_REPLACE:
+        return ingest_like(e, "people", LH_MODE_REPLACE, NEW_ROWS, err);
+    case PATH_APPEND:
+        return ingest_like(e, "people", LH_MODE_APPEND, NEW_ROWS - OLD_ROWS, err);
+    case PATH_DELETE:
+        return lh_catalog_delete(e->cat, "people", "tester", err);
+    case PATH_PATCH:
+        patch = json_pack("{s:s}", "description", "new");
+        rc = lh_catalog_patch_metadata(e->cat, "people", patch, "tester", NULL, err);
+        json_decref(patch);
+        return rc;
+    case PATH_BUCKET:
+        return lh_catalog_add_bucket(e->cat, "b2", bucket_root, err);
+    case PATH_BUCKET_REMOVE:
+        return lh_catalog_remove_bucket(e->cat, "b2", err);
+    }
+    return LH_EINTERNAL;
+}
+
+/* The state a successful change leads to. */
+static json_int_t new_state(commit_path path)
+{
+    return path == PATH_DELETE ? -1 : path == PATH_PATCH ? 1 : NEW_ROWS;
+}
+
+/* One (path, op, nth) case. Returns false when the path made fewer than nth calls of op
+ * (the fault never fired: every step of this op has been covered). */
+static bool fail_one_step(commit_path path, lh_fault_op op, unsigned nth)
+{
+    env *e = env_new("crash");
+    assert_int_equal(ingest_like(e, "people", LH_MODE_CREATE, OLD_ROWS, NULL), 0);
+    json_int_t old = path == PATH_PATCH ? 0 : OLD_ROWS, fresh = new_state(path);
+    char *root = lh_path_join(e->tmp, "b2");
+    if (path == PATH_BUCKET_REMOVE)
+        assert_int_equal(lh_catalog_add_bucket(e->cat, "b2", root, NULL), 0);
+    bool is_bucket = path == PATH_BUCKET || path == PATH_BUCKET_REMOVE;
+    char when[96];
+    snprintf(when, sizeof(when), "%s #%u failed", op_names[op], nth);
+
+    lh_error err;
+    lh_fault_arm(op, nth, 1, EIO);
+    int rc = run_change(e, path, root, &err);
+    bool fired = lh_fault_fired() > 0;
+    lh_fault_reset();
+
+    /* Memory agrees with the reported outcome. */
+    json_int_t now = state_of(e, path, when);
+    bool has_b2 = lh_storage_bucket_exists(e->st, "b2");
+    if (is_bucket) {
+        assert_int_equal(has_b2, path == PATH_BUCKET ? rc == 0 : rc != 0);
+    } else if (now != (rc == 0 ? fresh : old)) {
+        fail_msg("%s: %s: returned %d (%s) but the catalog shows state %lld", path_names[path],
+                 when, rc, rc ? err.message : "", (long long)now);
+    }
+    /* Restart: whole, old or new. With no power cut in between, disk holds exactly what
+     * memory showed: the outcome reported was the outcome. */
+    env_reopen(e);
+    json_int_t after = state_of(e, path, when);
+    if (!is_bucket && after != old && after != fresh)
+        fail_msg("%s: %s: after a restart the state is %lld (old %lld, new %lld)", path_names[path],
+                 when, (long long)after, (long long)old, (long long)fresh);
+    if (after != now)
+        fail_msg("%s: %s: memory showed state %lld, the restart found %lld", path_names[path], when,
+                 (long long)now, (long long)after);
+    assert_int_equal(lh_storage_bucket_exists(e->st, "b2"), has_b2);
+    if (is_bucket)
+        assert_int_equal(after, OLD_ROWS);
+    /* Nothing is left behind but what the surviving state references. */
+    char **keys = NULL;
+    size_t n = 0;
+    assert_int_equal(lh_storage_list(e->st, "primary", "datasets/", &keys, &n, &err), 0);
+    json_t *m = lh_catalog_get(e->cat, "people", NULL);
+    assert_int_equal(n, m ? json_array_size(json_object_get(m, "files")) : 0);
+    json_decref(m);
+    lh_storage_keys_free(keys);
+    free(root);
+    env_free(e);
+    return fired;
+}
+
+static void test_every_commit_step_may_fail(void **state)
+{
+    (void)state;
+    int cases = 0;
+    for (commit_path path = PATH_REPLACE; path <= PATH_BUCKET_REMOVE; path++)
+        for (int op = 0; op < LH_FAULT_OP_COUNT; op++)
+            for (unsigned nth = 1; nth < 64 && fail_one_step(path, (lh_fault_op)op, nth); nth++)
+                cases++;
+    print_message("%d failed steps checked\n", cases);
+    assert_true(cases > 40);
+}
+
+/* The case the issue describes: the manifest's rename took effect, the folder fsync after
+ * it failed. The new state is kept and served, and the old parts are not deleted. */
+static void test_unknown_outcome_rolls_forward(void **state)
+{
+    (void)state;
+    env *e = env_new("rollfwd");
+    json_t *v1 = NULL;
+    assert_int_equal(ingest_like(e, "people", LH_MODE_CREATE, OLD_ROWS, NULL), 0);
+    v1 = lh_catalog_get(e->cat, "people", NULL);
+    const char *old_part = lh_json_str(json_array_get(json_object_get(v1, "files"), 0), "key");
+    /* fsync_dir calls of a replace: the new folder datasets/people/<id> into its parent
+     * (1), the part's commit (2), the manifest's commit (3), then the old part's delete. */
+    lh_fault_arm(LH_FAULT_FSYNC_DIR, 3, 1, EIO);
+    lh_error err;
+    assert_int_equal(ingest_like(e, "people", LH_MODE_REPLACE, NEW_ROWS, &err), 0);
+    assert_int_equal(lh_fault_fired(), 1);
+    lh_fault_reset();
+    assert_int_equal(state_of(e, PATH_REPLACE, "rolled forward"), NEW_ROWS);
+    assert_true(lh_storage_size(e->st, "primary", old_part) >= 0); /* kept for a crash */
+    env_reopen(e); /* the sweep removes it once the new manifest is what loads */
+    assert_int_equal(state_of(e, PATH_REPLACE, "reopened"), NEW_ROWS);
+    assert_true(lh_storage_size(e->st, "primary", old_part) < 0);
+    json_decref(v1);
+    env_free(e);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1254,6 +1468,10 @@ int main(void)
         cmocka_unit_test(test_concurrent_appends_serialise),
         cmocka_unit_test(test_pii_by_name),
         cmocka_unit_test(test_sensitivity_names),
+#ifdef LH_FAULT_INJECTION
+        cmocka_unit_test(test_every_commit_step_may_fail),
+        cmocka_unit_test(test_unknown_outcome_rolls_forward),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

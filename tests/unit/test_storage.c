@@ -7,9 +7,11 @@
 #include "storage/storage.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct env {
@@ -593,6 +595,133 @@ static void test_sweep_staged(void **state)
     env_free(e);
 }
 
+/* ---------------------------------------------------------------- modes, faults */
+
+static mode_t mode_of(const char *path)
+{
+    struct stat s;
+    assert_int_equal(stat(path, &s), 0);
+    return s.st_mode & 07777;
+}
+
+/* Item 8 of issue 9: under the usual umask 022 every folder and file of the tree is
+ * owner-only from creation, including a staged file another writer (DuckDB) replaced. */
+static void test_tree_is_owner_only_under_umask_022(void **state)
+{
+    (void)state;
+    mode_t old = umask(022);
+    env *e = env_new("modes");
+    lh_error err;
+    assert_int_equal(lh_storage_put(e->st, "primary", "_catalog/datasets/p.json", "{}", 2, &err),
+                     0);
+    char *staged = lh_storage_stage(e->st, "primary", "datasets/p/abc/part-1.parquet", &err);
+    assert_non_null(staged);
+    /* What DuckDB does: write its own file and rename it over the staged name. */
+    char *other = lh_xasprintf("%s.other", staged);
+    FILE *f = fopen(other, "w"); /* 0666 & ~022 = 0644 */
+    assert_non_null(f);
+    fputs("PAR1", f);
+    fclose(f);
+    assert_int_equal(rename(other, staged), 0);
+    assert_int_equal(
+        lh_storage_commit(e->st, "primary", staged, "datasets/p/abc/part-1.parquet", &err), 0);
+    char *root = tmp_path(e, "b2");
+    assert_int_equal(lh_storage_bucket_add(e->st, "b2", root, &err), 0);
+    static const char *const dirs[] = {"data",
+                                       "data/_catalog",
+                                       "data/_rescue",
+                                       "data/datasets",
+                                       "data/datasets/p",
+                                       "data/datasets/p/abc",
+                                       "data/_catalog/datasets",
+                                       "b2"};
+    static const char *const files[] = {"data/_catalog/datasets/p.json",
+                                        "data/datasets/p/abc/part-1.parquet",
+                                        "data/_catalog/buckets.json"};
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        char *p = tmp_path(e, dirs[i]);
+        if (mode_of(p) != 0700)
+            fail_msg("folder %s is %o", dirs[i], (unsigned)mode_of(p));
+        free(p);
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char *p = tmp_path(e, files[i]);
+        if (mode_of(p) != 0600)
+            fail_msg("file %s is %o", files[i], (unsigned)mode_of(p));
+        free(p);
+    }
+    umask(old);
+    free(root);
+    free(other);
+    free(staged);
+    env_free(e);
+}
+
+/* A failed COPY leaves DuckDB's temp file "tmp_<staged name>" beside the staged file:
+ * discarding removes both. */
+static void test_discard_removes_duckdb_temp(void **state)
+{
+    (void)state;
+    env *e = env_new("discard");
+    lh_error err;
+    char *staged = lh_storage_stage(e->st, "primary", "datasets/p/x/part-1.parquet", &err);
+    assert_non_null(staged);
+    const char *slash = strrchr(staged, '/');
+    char *duck = lh_xasprintf("%.*s/tmp_%s", (int)(slash - staged), staged, slash + 1);
+    lh_test_write_file(duck, "partial row groups");
+    lh_storage_discard(staged);
+    assert_false(lh_fs_exists(staged));
+    assert_false(lh_fs_exists(duck));
+    free(duck);
+    free(staged);
+    env_free(e);
+}
+
+#ifdef LH_FAULT_INJECTION
+/* The hook: the Nth call fails with the errno asked for, once; a failure after the rename
+ * is reported as not durable while the new object is in place. */
+static void test_fault_hook(void **state)
+{
+    (void)state;
+    env *e = env_new("fault");
+    lh_error err;
+    assert_int_equal(lh_storage_put(e->st, "primary", "a/b", "old", 3, &err), 0);
+    lh_fault_arm(LH_FAULT_WRITE, 1, 1, ENOSPC);
+    assert_int_equal(lh_storage_put(e->st, "primary", "a/b", "new", 3, &err), LH_EIO);
+    assert_non_null(strstr(err.message, "No space left"));
+    assert_false(lh_error_not_durable(&err));
+    assert_int_equal(lh_fault_fired(), 1);
+    char *data = NULL;
+    assert_int_equal(lh_storage_get(e->st, "primary", "a/b", 100, &data, NULL, &err), 0);
+    assert_string_equal(data, "old"); /* rolled back */
+    free(data);
+    char **keys = NULL;
+    size_t n = 0;
+    assert_int_equal(lh_storage_sweep_staged(e->st, "primary", "a/", &err), 0); /* no temp */
+    lh_fault_arm(LH_FAULT_FSYNC_DIR, 1, 1, EIO);
+    assert_int_equal(lh_storage_put(e->st, "primary", "a/b", "new", 3, &err), LH_EIO);
+    assert_true(lh_error_not_durable(&err));
+    assert_int_equal(lh_storage_get(e->st, "primary", "a/b", 100, &data, NULL, &err), 0);
+    assert_string_equal(data, "new"); /* in place, durability unknown */
+    free(data);
+    lh_fault_arm(LH_FAULT_FSYNC_DIR, 1, 1, EIO);
+    assert_int_equal(lh_storage_delete(e->st, "primary", "a/b", &err), LH_EIO);
+    assert_true(lh_error_not_durable(&err));
+    assert_int_equal(lh_storage_list(e->st, "primary", "a/", &keys, &n, &err), 0);
+    assert_int_equal(n, 0);
+    lh_storage_keys_free(keys);
+    lh_fault_arm(LH_FAULT_MKDIR, 2, 1, EACCES);
+    assert_int_equal(lh_fault_calls(LH_FAULT_MKDIR), 0);
+    assert_int_equal(lh_storage_put(e->st, "primary", "c/d/e", "x", 1, &err), LH_EIO);
+    assert_true(lh_fault_calls(LH_FAULT_MKDIR) >= 2);
+    assert_int_equal(lh_fault_arm_spec("fsync_dir:3:ENOSPC:2", &err), 0);
+    assert_int_equal(lh_fault_arm_spec("fsync:0:EIO", &err), LH_EINVAL);
+    assert_int_equal(lh_fault_arm_spec("chmod:1:EIO", &err), LH_EINVAL);
+    lh_fault_reset();
+    env_free(e);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -608,6 +737,11 @@ int main(void)
         cmocka_unit_test(test_list_primary_hides_internal_folders),
         cmocka_unit_test(test_stage_commit_discard),
         cmocka_unit_test(test_sweep_staged),
+        cmocka_unit_test(test_tree_is_owner_only_under_umask_022),
+        cmocka_unit_test(test_discard_removes_duckdb_temp),
+#ifdef LH_FAULT_INJECTION
+        cmocka_unit_test(test_fault_hook),
+#endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -556,8 +556,9 @@ static json_t *lineage_of(const lh_catalog_commit *c, const char *now)
 static void set_ingest_fields(json_t *m, const lh_catalog_commit *c, const char *now)
 {
     char id[33];
-    lh_random_hex(id, 32);
-    json_object_set_new(m, "id", json_string(id));
+    if (!c->new_id)
+        lh_random_hex(id, 32);
+    json_object_set_new(m, "id", json_string(c->new_id ? c->new_id : id));
     json_t *files = json_array();
     json_array_append_new(files, file_entry(c, "base", now));
     json_object_set_new(m, "files", files);

@@ -85,6 +85,9 @@ typedef struct lh_catalog_commit {
                                     append with expected_id is rebased past it) */
     const char *expected_id;     /* with it, the dataset id the ingest read (a dataset
                                     deleted and recreated restarts at version 1) */
+    const char *new_id;          /* create/replace: the new generation's id, which names
+                                    the folder its parts live in (datasets/<name>/<id>/),
+                                    or NULL for a fresh random one */
     const char *part_key;        /* committed object key */
     int64_t part_rows;
     int64_t part_bytes;

@@ -625,6 +625,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         .mode = req->mode,
         .expected_version = expected_version,
         .expected_id = existing ? lh_json_str(existing, "id") : NULL,
+        .new_id = id == fresh_id ? fresh_id : NULL,
         .part_key = key,
         .part_rows = rows,
         .part_bytes = lh_storage_size(ing->st, bucket, key),

@@ -38,8 +38,10 @@ def main():
                     and cls.__module__ == mod.__name__):
                 suite.addTests(loader.loadTestsFromTestCase(cls))
     result = unittest.TextTestRunner(verbosity=2).run(suite)
+    # A class whose setUpClass fails counts as one failure and runs no test; subtests that
+    # fail count one each: passed never goes below zero.
     failed = len(result.failures) + len(result.errors)
-    print(f"e2e: {result.testsRun - failed} passed, {failed} failed")
+    print(f"e2e: {max(0, result.testsRun - failed)} passed, {failed} failed")
     sys.exit(0 if result.wasSuccessful() else 1)
 
 

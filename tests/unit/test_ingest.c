@@ -488,6 +488,42 @@ static void test_failed_append_keeps_existing_parts(void **state)
     free(after);
 }
 
+/* A dataset generation lives in one folder named by its manifest id: a create's part and
+ * every append's part share datasets/<name>/<id>/, and a replace starts a new folder whose
+ * name is the new id. (Before, the manifest's id was drawn apart from the folder's, so an
+ * append's part went into a second folder.) */
+static void assert_parts_in_own_folder(fx *f, const char *name, size_t nfiles)
+{
+    lh_error err;
+    json_t *m = lh_catalog_get(f->cat, name, &err);
+    assert_non_null(m);
+    char *prefix = lh_xasprintf("datasets/%s/%s/", name, lh_json_str(m, "id"));
+    json_t *files = json_object_get(m, "files");
+    assert_int_equal(json_array_size(files), nfiles);
+    size_t i;
+    json_t *file;
+    json_array_foreach(files, i, file)
+    {
+        const char *key = lh_json_str(file, "key");
+        assert_non_null(key);
+        if (strncmp(key, prefix, strlen(prefix)) != 0)
+            fail_msg("part '%s' is not under '%s'", key, prefix);
+    }
+    free(prefix);
+    json_decref(m);
+}
+
+static void test_generation_folder_is_the_manifest_id(void **state)
+{
+    fx *f = *state;
+    ok_ingest(f, "people", LH_MODE_APPEND, NULL, "id,name,age\n3,Linus,54\n");
+    ok_ingest(f, "people", LH_MODE_APPEND, NULL, "id,name,age\n4,Ken,80\n");
+    assert_parts_in_own_folder(f, "people", 3);
+    ok_ingest(f, "people", LH_MODE_REPLACE, NULL, "id,name,age\n5,Barbara,70\n");
+    ok_ingest(f, "people", LH_MODE_APPEND, NULL, "id,name,age\n6,Frances,60\n");
+    assert_parts_in_own_folder(f, "people", 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -495,6 +531,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused_ingests_leave_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encodings_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_append_keeps_existing_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generation_folder_is_the_manifest_id, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

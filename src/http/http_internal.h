@@ -108,11 +108,6 @@ void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_
 /* Sets an extra response header on the next reply (e.g. Retry-After). */
 void lh_reply_header(lh_req *r, const char *name, const char *value);
 
-/* The SQL firewall's policy for a caller (query_routes.c): may `who` read `relation`, a
- * dataset that exists or not? Pure, so the firewall's tests and fuzzers judge with the
- * very rule the server uses. */
-lh_rel_access lh_sql_access(const lh_principal *who, const char *relation, bool exists);
-
 /* ---------------------------------------------------------------- handlers */
 
 void lh_h_health(lh_req *r);

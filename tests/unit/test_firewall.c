@@ -16,7 +16,7 @@
 #include "testutil.h"
 
 #include "core/core.h"
-#include "http/http_internal.h"
+#include "auth/auth.h"
 #include "query/query.h"
 
 #include "duckdb.h"
@@ -45,9 +45,9 @@ static lh_rel_access may_read_set(void *ctx, const char *relation)
     return lh_sql_access(ctx, relation, exists);
 }
 
-static const lh_sql_policy analyst = {false, may_read_set, &p_analyst, "people, secret"};
-static const lh_sql_policy admin = {true, may_read_set, &p_admin, "people, secret"};
-static const lh_sql_policy agent = {false, may_read_set, &p_agent, "allowed: people"};
+static const lh_sql_policy analyst = {false, may_read_set, &p_analyst, "people, secret", NULL};
+static const lh_sql_policy admin = {true, may_read_set, &p_admin, "people, secret", NULL};
+static const lh_sql_policy agent = {false, may_read_set, &p_agent, "allowed: people", NULL};
 
 /* ---------------------------------------------------------------- DuckDB parser */
 

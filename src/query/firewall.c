@@ -385,12 +385,17 @@ out:
     return rc;
 }
 
-/* The probe and the walk; conn NULL means a fresh internal connection. */
+/* The probe and the walk; conn NULL means a fresh internal connection. A statement this
+ * policy's identity was allowed in the current epoch skips both (verdicts.c). */
 static int firewall_run(lh_engine *eng, duckdb_connection conn, const char *sql,
                         const lh_sql_policy *policy, lh_error *err)
 {
     if (!sql || !*sql)
         return lh_error_setk(err, LH_EINVAL, "sql_error", "the SQL text is empty");
+    /* Read before the check: a catalog change during it leaves the verdict stale. */
+    uint64_t epoch = lh_verdicts_epoch(eng->verdicts);
+    if (lh_verdicts_allowed(eng->verdicts, policy->identity, sql, epoch))
+        return 0;
     char *lit = lh_sql_literal(sql);
     char *probe = lh_xasprintf("SELECT json_serialize_sql(%s)", lit);
     free(lit);
@@ -404,6 +409,8 @@ static int firewall_run(lh_engine *eng, duckdb_connection conn, const char *sql,
     int rc = text ? lh_sql_firewall_tree(text, policy, err)
                   : lh_error_set(err, LH_EINTERNAL, "the parser returned nothing");
     json_decref(res);
+    if (rc == 0)
+        lh_verdicts_remember(eng->verdicts, policy->identity, sql, epoch);
     return rc;
 }
 

@@ -5,6 +5,12 @@
  * catalog its principal may read (lh_principal_may_read); nothing else (DuckDB's built-in
  * views, file paths) is a relation. lh_sql_access is pure, so the firewall's unit tests and
  * fuzzers judge with the very rule the server uses.
+ *
+ * A policy also carries its identity: a string that two policies share exactly when they
+ * answer every relation name alike for the same catalog (the role, and for agents the set
+ * of granted datasets, lowercased and sorted). The firewall's verdict cache keys on it, so
+ * a key revoked and recreated with other grants never reuses a verdict; the principal's
+ * name is not part of it, so two analysts share verdicts.
  */
 #include "query/query.h"
 

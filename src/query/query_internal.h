@@ -7,6 +7,8 @@
  *   types.c     DuckDB type names and type trees
  *   value.c     cell rendering (DuckDB vectors → text)
  *   result.c    user queries: start, stream (JSON/CSV/NDJSON), free
+ *   policy.c    who may read what (lh_sql_policy_for)
+ *   firewall.c  the SQL firewall; verdicts.c its cache of allowed statements
  *
  * Lock order (outermost first); nothing takes them in another order:
  *   catalog lock (held while the catalog calls our listener)
@@ -157,6 +159,23 @@ void lh_watchdog_add(lh_watchdog *wd, lh_watch *w);
 /* After this returns the watchdog no longer uses w->conn. Safe on an entry not added. */
 void lh_watchdog_remove(lh_watchdog *wd, lh_watch *w);
 
+/* ---------------------------------------------------------------- verdict cache */
+
+/* Allowed verdicts of the firewall by (policy identity, SQL text), valid for one epoch
+ * (rules in verdicts.c). Thread-safe. */
+typedef struct lh_verdicts lh_verdicts;
+lh_verdicts *lh_verdicts_new(void);
+void lh_verdicts_free(lh_verdicts *v);
+/* The current epoch: read it before checking, store the verdict under it. */
+uint64_t lh_verdicts_epoch(lh_verdicts *v);
+/* Moves the epoch: every remembered verdict is forgotten. Never blocks. */
+void lh_verdicts_invalidate(lh_verdicts *v);
+/* True when sql was allowed for identity in this epoch. identity NULL: always false. */
+bool lh_verdicts_allowed(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
+void lh_verdicts_remember(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
+/* Lookups that hit / missed so far. */
+void lh_verdicts_stats(lh_verdicts *v, uint64_t *hits, uint64_t *misses);
+
 /* ---------------------------------------------------------------- views */
 
 typedef struct lh_view_def lh_view_def;
@@ -173,7 +192,8 @@ struct lh_engine {
     int64_t default_rows;
     int threads;
     int64_t memory_mb;
-    lh_keywords keywords; /* read-only after open */
+    lh_keywords keywords;  /* read-only after open */
+    lh_verdicts *verdicts; /* the firewall's cache; invalidated by the listeners */
     lh_watchdog *watchdog;
 
     /* Serialises regenerations (bucket changes) with each other and with close. */

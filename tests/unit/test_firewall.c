@@ -18,8 +18,7 @@
 #include "core/core.h"
 #include "auth/auth.h"
 #include "query/query.h"
-
-#include "duckdb.h"
+#include "query/query_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -515,6 +514,92 @@ static void test_attack_corpus(void **state)
         fail_msg("%d mismatches over %d corpus statements (listed above)", bad, statements);
 }
 
+/* ---------------------------------------------------------------- verdict cache */
+
+/* The cache answers only for the same identity, the same text and the epoch it was told:
+ * a catalog change (invalidate) or another grant set never reuses an allowed verdict. */
+static void test_verdict_cache(void **state)
+{
+    (void)state;
+    lh_verdicts *v = lh_verdicts_new();
+    const char *sql = "SELECT * FROM people";
+    uint64_t e = lh_verdicts_epoch(v);
+    assert_false(lh_verdicts_allowed(v, "analyst", sql, e));
+    lh_verdicts_remember(v, "analyst", sql, e);
+    assert_true(lh_verdicts_allowed(v, "analyst", sql, e));
+    /* another identity, another text, a prefix of the key, no identity */
+    assert_false(lh_verdicts_allowed(v, "agent:people", sql, e));
+    assert_false(lh_verdicts_allowed(v, "analyst", "SELECT * FROM people ", e));
+    assert_false(lh_verdicts_allowed(v, "analys", "tSELECT * FROM people", e));
+    assert_false(lh_verdicts_allowed(v, NULL, sql, e));
+    lh_verdicts_remember(v, NULL, sql, e);
+    assert_false(lh_verdicts_allowed(v, NULL, sql, e));
+
+    /* a catalog change forgets everything */
+    lh_verdicts_invalidate(v);
+    uint64_t e2 = lh_verdicts_epoch(v);
+    assert_true(e2 != e);
+    assert_false(lh_verdicts_allowed(v, "analyst", sql, e2));
+    /* a verdict reached while the catalog changed is stored under the old epoch: stale */
+    lh_verdicts_remember(v, "analyst", sql, e);
+    assert_false(lh_verdicts_allowed(v, "analyst", sql, e2));
+    lh_verdicts_remember(v, "analyst", sql, e2);
+    assert_true(lh_verdicts_allowed(v, "analyst", sql, e2));
+
+    /* bounded: thousands of distinct texts evict, the latest stays */
+    char buf[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(buf, sizeof(buf), "SELECT %d", i);
+        lh_verdicts_remember(v, "analyst", buf, e2);
+    }
+    assert_true(lh_verdicts_allowed(v, "analyst", buf, e2));
+    int kept = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(buf, sizeof(buf), "SELECT %d", i);
+        kept += lh_verdicts_allowed(v, "analyst", buf, e2);
+    }
+    assert_true(kept <= 1024);
+    /* texts past the size cap are never cached */
+    char *big = lh_xmalloc(20000);
+    memset(big, ' ', 19999);
+    memcpy(big, "SELECT 1", 8);
+    big[19999] = '\0';
+    lh_verdicts_remember(v, "analyst", big, e2);
+    assert_false(lh_verdicts_allowed(v, "analyst", big, e2));
+    free(big);
+    lh_verdicts_free(v);
+}
+
+/* The identity of a caller's policy: equal grant sets (any order, any case) share it;
+ * another grant set, role or raw access does not. */
+static void test_policy_identity(void **state)
+{
+    (void)state;
+    char *g1[] = {"people", "Orders", NULL};
+    char *g2[] = {"orders", "PEOPLE", NULL};
+    char *g3[] = {"people", NULL};
+    char *g4[] = {"people", "orders", "secret", NULL};
+    lh_principal a1 = {"a1", LH_ROLE_AGENT, NULL, g1};
+    lh_principal a2 = {"a2", LH_ROLE_AGENT, NULL, g2};
+    lh_principal a3 = {"a1", LH_ROLE_AGENT, NULL, g3};
+    lh_principal a4 = {"a1", LH_ROLE_AGENT, NULL, g4};
+    lh_principal an = {"a1", LH_ROLE_ANALYST, NULL, NULL};
+    lh_principal ad = {"a1", LH_ROLE_ADMIN, NULL, NULL};
+    lh_sql_policy *p1 = lh_sql_policy_for(NULL, &a1), *p2 = lh_sql_policy_for(NULL, &a2);
+    lh_sql_policy *p3 = lh_sql_policy_for(NULL, &a3), *p4 = lh_sql_policy_for(NULL, &a4);
+    lh_sql_policy *pn = lh_sql_policy_for(NULL, &an), *pd = lh_sql_policy_for(NULL, &ad);
+    assert_string_equal(p1->identity, p2->identity);
+    assert_string_not_equal(p1->identity, p3->identity);
+    assert_string_not_equal(p1->identity, p4->identity);
+    assert_string_not_equal(pn->identity, pd->identity);
+    assert_string_not_equal(pn->identity, p1->identity);
+    assert_false(pn->allow_raw);
+    assert_true(pd->allow_raw);
+    lh_sql_policy *ps[] = {p1, p2, p3, p4, pn, pd};
+    for (size_t i = 0; i < 6; i++)
+        lh_sql_policy_free(ps[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +608,8 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_hand_made_trees),
         cmocka_unit_test(test_attack_corpus),
+        cmocka_unit_test(test_verdict_cache),
+        cmocka_unit_test(test_policy_identity),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

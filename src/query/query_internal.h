@@ -8,7 +8,8 @@
  *   value.c     cell rendering (DuckDB vectors → text)
  *   result.c    user queries: start, stream (JSON/CSV/NDJSON), free
  *   policy.c    who may read what (lh_sql_policy_for)
- *   firewall.c  the SQL firewall; verdicts.c its cache of allowed statements
+ *   firewall.c  the SQL firewall; functions.c its allow-list of functions, verdicts.c its
+ *               cache of allowed statements
  *
  * Lock order (outermost first); nothing takes them in another order:
  *   catalog lock (held while the catalog calls our listener)
@@ -158,6 +159,33 @@ void lh_watchdog_stop(lh_watchdog *wd);
 void lh_watchdog_add(lh_watchdog *wd, lh_watch *w);
 /* After this returns the watchdog no longer uses w->conn. Safe on an entry not added. */
 void lh_watchdog_remove(lh_watchdog *wd, lh_watch *w);
+
+/* ---------------------------------------------------------------- function allow-list */
+
+/* How the firewall treats a function name (functions.c). */
+typedef enum {
+    LH_FN_UNKNOWN,     /* not in the table: refused */
+    LH_FN_ALLOW,       /* pure: may be called in expressions */
+    LH_FN_TABLE,       /* pure, and may also be called in FROM (range, generate_series, unnest) */
+    LH_FN_FILES,       /* reads or lists files */
+    LH_FN_CATALOG,     /* reveals the catalog, settings, session or other users' activity */
+    LH_FN_SQL,         /* runs, plans or rewrites other SQL */
+    LH_FN_STATE,       /* reads or changes server state (sequences, seeds, logs, checkpoints) */
+    LH_FN_STATEMENT,   /* a PRAGMA function, never callable from a SELECT */
+    LH_FN_NOT_OFFERED, /* a table function we do not offer */
+} lh_fn_class;
+
+typedef struct lh_fn_entry {
+    const char *name;
+    lh_fn_class cls;
+} lh_fn_entry;
+
+/* The class of a function name (case-insensitive); LH_FN_UNKNOWN when not listed. */
+lh_fn_class lh_function_class(const char *name);
+/* Why a class is refused, for messages ("it reads or lists files; ..."). Static. */
+const char *lh_function_reason(lh_fn_class cls);
+/* The whole table, sorted case-insensitively (for tests). Static. */
+const lh_fn_entry *lh_function_table(size_t *count);
 
 /* ---------------------------------------------------------------- verdict cache */
 

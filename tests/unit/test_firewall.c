@@ -331,6 +331,26 @@ static const sql_case refused_cases[] = {
     {"SELECT format_type(1, 1)", FB, FB, FB},
     {"SELECT get_block_size('memory')", FB, FB, FB},
     {"SELECT write_log('x')", FB, FB, FB},
+    /* The allow-list: unlisted names, state and session functions, windows and qualifiers
+     * are judged like any call. */
+    {"SELECT no_such_function(1)", FB, FB, FB},
+    {"SELECT iceberg_scan('x')", FB, FB, FB},
+    {"SELECT * FROM iceberg_scan('x')", FB, FB, FB},
+    {"SELECT setseed(0.5)", FB, FB, FB},
+    {"SELECT nextval('s')", FB, FB, FB},
+    {"SELECT getvariable('x')", FB, FB, FB},
+    {"SELECT txid_current()", FB, FB, FB},
+    {"SELECT current_setting('threads') OVER ()", FB, FB, FB},
+    {"SELECT sum(salary) OVER (PARTITION BY current_setting('threads')) FROM people", FB, FB, FB},
+    {"SELECT system.main.abs(1)", FB, FB, FB},
+    {"SELECT memory.main.abs(1)", FB, FB, FB},
+    {"SELECT main.abs(-1), pg_catalog.pg_typeof(1)", OK, OK, OK},
+    {"SELECT row_number() OVER (), lag(salary) OVER (ORDER BY salary), sum(salary) OVER () "
+     "FROM people",
+     OK, OK, OK},
+    {"SELECT list_aggr([1, 2], 'sum'), list_transform([1], x -> x + 1), [1, 2][1], "
+     "{'a': 1}, 'a' ILIKE 'b', 5!, 'a' || 'b', 1 AT TIME ZONE 'UTC'",
+     OK, OK, OK},
 };
 
 static void test_refused(void **state)
@@ -471,7 +491,8 @@ static const struct {
     const char *tag;
     int analyst, agent;
 } corpus_tags[] = {
-    {"forbidden", FB, FB}, {"agent_forbidden", OK, FB}, {"refused", REFUSED, REFUSED},
+    {"forbidden", FB, FB},       {"allowed", OK, OK},
+    {"agent_forbidden", OK, FB}, {"refused", REFUSED, REFUSED},
     {"timeout", OK, OK}, /* stopped later by the time limit, not by the firewall */
     {"capped", OK, OK},  /* stopped later by the row cap or the time limit */
 };
@@ -512,6 +533,84 @@ static void test_attack_corpus(void **state)
     assert_true(statements >= 50); /* the corpus was found and read whole */
     if (bad)
         fail_msg("%d mismatches over %d corpus statements (listed above)", bad, statements);
+}
+
+/* ---------------------------------------------------------------- function allow-list */
+
+/* Every function of the pinned DuckDB's catalog is classified (functions.c): a DuckDB that
+ * brings a new function fails here until someone decides what it is. */
+static void test_every_duckdb_function_is_classified(void **state)
+{
+    fx *f = *state;
+    duckdb_result res;
+    assert_int_equal(duckdb_query(f->conn,
+                                  "SELECT DISTINCT function_name, function_type FROM "
+                                  "duckdb_functions() ORDER BY 1",
+                                  &res),
+                     DuckDBSuccess);
+    idx_t n = duckdb_row_count(&res);
+    assert_true(n > 800); /* the catalog was really read */
+    int missing = 0;
+    for (idx_t i = 0; i < n; i++) {
+        char *name = duckdb_value_varchar(&res, 0, i);
+        char *type = duckdb_value_varchar(&res, 1, i);
+        lh_fn_class cls = lh_function_class(name);
+        if (cls == LH_FN_UNKNOWN) {
+            fprintf(stderr, "unclassified DuckDB function: %s (%s)\n", name, type);
+            missing++;
+        }
+        /* only the three generators may be called in FROM */
+        if (cls == LH_FN_TABLE && strcmp(type, "table") == 0)
+            assert_true(strcmp(name, "range") == 0 || strcmp(name, "generate_series") == 0 ||
+                        strcmp(name, "unnest") == 0);
+        duckdb_free(name);
+        duckdb_free(type);
+    }
+    duckdb_destroy_result(&res);
+    assert_int_equal(missing, 0);
+
+    size_t count;
+    const lh_fn_entry *t = lh_function_table(&count);
+    for (size_t i = 1; i < count; i++)
+        if (strcasecmp(t[i - 1].name, t[i].name) >= 0)
+            fail_msg("functions.c is not sorted at %s, %s", t[i - 1].name, t[i].name);
+}
+
+/* A few rows that matter, and the rule for names nobody listed. */
+static void test_function_classes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        lh_fn_class cls;
+    } rows[] = {
+        {"abs", LH_FN_ALLOW},
+        {"SUM", LH_FN_ALLOW},
+        {"row_number", LH_FN_ALLOW},
+        {"list_aggr", LH_FN_ALLOW},
+        {"range", LH_FN_TABLE},
+        {"unnest", LH_FN_TABLE},
+        {"read_csv", LH_FN_FILES},
+        {"glob", LH_FN_FILES},
+        {"parquet_metadata", LH_FN_FILES},
+        {"current_setting", LH_FN_CATALOG},
+        {"pg_get_viewdef", LH_FN_CATALOG},
+        {"duckdb_views", LH_FN_CATALOG},
+        {"query_table", LH_FN_SQL},
+        {"json_serialize_plan", LH_FN_SQL},
+        {"setseed", LH_FN_STATE},
+        {"nextval", LH_FN_STATE},
+        {"enable_profiling", LH_FN_STATEMENT},
+        {"json_each", LH_FN_NOT_OFFERED},
+        {"iceberg_scan", LH_FN_UNKNOWN},
+        {"load_extension", LH_FN_UNKNOWN},
+        {"no_such_function", LH_FN_UNKNOWN},
+        {"", LH_FN_UNKNOWN},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (lh_function_class(rows[i].name) != rows[i].cls)
+            fail_msg("%s: class %d, expected %d", rows[i].name, lh_function_class(rows[i].name),
+                     rows[i].cls);
 }
 
 /* ---------------------------------------------------------------- verdict cache */
@@ -608,6 +707,8 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_hand_made_trees),
         cmocka_unit_test(test_attack_corpus),
+        cmocka_unit_test(test_every_duckdb_function_is_classified),
+        cmocka_unit_test(test_function_classes),
         cmocka_unit_test(test_verdict_cache),
         cmocka_unit_test(test_policy_identity),
     };

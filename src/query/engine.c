@@ -342,6 +342,7 @@ lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat,
     lh_gen *g = lh_gen_open(eng, roots, err);
     if (g) {
         keywords_load(&eng->keywords, g->ddl);
+        lh_functions_audit(g->ddl);
         pthread_mutex_lock(&eng->gen_mu);
         eng->cur = g;
         pthread_mutex_unlock(&eng->gen_mu);

@@ -20,6 +20,8 @@
  *     whose text holds every dataset's files; the pg_* compatibility macros that return
  *     constants are allowed. list_aggr(l, 'name') calls an aggregate by name: every
  *     aggregate is pure, so it is allowed.
+ *   - At start the engine reads DuckDB's catalog of functions (lh_functions_audit) and
+ *     logs every name missing here, so a library swapped under a built binary is seen.
  *   - Sorted case-insensitively (strcasecmp order), for a binary search; the unit test
  *     checks the order.
  */
@@ -980,4 +982,37 @@ const lh_fn_entry *lh_function_table(size_t *count)
 {
     *count = sizeof(fn_table) / sizeof(fn_table[0]);
     return fn_table;
+}
+
+size_t lh_functions_audit(duckdb_connection conn)
+{
+    duckdb_result r;
+    if (duckdb_query(conn, "SELECT DISTINCT function_name FROM duckdb_functions() ORDER BY 1",
+                     &r) == DuckDBError) {
+        lh_log(LH_LOG_WARN, "duckdb_functions_unavailable", "{s:s}", "message",
+               duckdb_result_error(&r) ? duckdb_result_error(&r) : "");
+        duckdb_destroy_result(&r);
+        return 0;
+    }
+    size_t missing = 0;
+    lh_buf names;
+    lh_buf_init(&names);
+    idx_t n = duckdb_row_count(&r);
+    for (idx_t i = 0; i < n; i++) {
+        char *name = duckdb_value_varchar(&r, 0, i);
+        if (name && lh_function_class(name) == LH_FN_UNKNOWN) {
+            if (missing < 20)
+                lh_buf_printf(&names, "%s%s", missing ? ", " : "", name);
+            missing++;
+        }
+        duckdb_free(name);
+    }
+    duckdb_destroy_result(&r);
+    if (missing)
+        lh_log(LH_LOG_WARN, "duckdb_functions_unclassified", "{s:I,s:s,s:s}", "count",
+               (json_int_t)missing, "names", names.data ? names.data : "", "message",
+               "the SQL firewall refuses these until they are classified in "
+               "src/query/functions.c");
+    lh_buf_free(&names);
+    return missing;
 }

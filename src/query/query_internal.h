@@ -186,6 +186,9 @@ lh_fn_class lh_function_class(const char *name);
 const char *lh_function_reason(lh_fn_class cls);
 /* The whole table, sorted case-insensitively (for tests). Static. */
 const lh_fn_entry *lh_function_table(size_t *count);
+/* Reads DuckDB's catalog of functions on conn and logs a warning naming those missing
+ * from the table (refused until classified). Returns how many are missing. */
+size_t lh_functions_audit(duckdb_connection conn);
 
 /* ---------------------------------------------------------------- verdict cache */
 

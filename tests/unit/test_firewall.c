@@ -568,6 +568,12 @@ static void test_every_duckdb_function_is_classified(void **state)
     }
     duckdb_destroy_result(&res);
     assert_int_equal(missing, 0);
+    /* the engine's audit at start agrees, and sees a function that appears later */
+    assert_int_equal(lh_functions_audit(f->conn), 0);
+    assert_int_equal(duckdb_query(f->conn, "CREATE TEMP MACRO lh_new_fn(x) AS x + 1", NULL),
+                     DuckDBSuccess);
+    assert_int_equal(lh_functions_audit(f->conn), 1);
+    assert_int_equal(duckdb_query(f->conn, "DROP MACRO temp.lh_new_fn", NULL), DuckDBSuccess);
 
     size_t count;
     const lh_fn_entry *t = lh_function_table(&count);

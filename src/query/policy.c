@@ -67,7 +67,9 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* "admin", "analyst", "legal", or "agent:" + the granted names lowercased, sorted and
- * joined by '/' (which no dataset name holds). Caller frees. */
+ * joined by '/' (which no dataset name holds), then " profile:<id>" when the agent has a
+ * profile (not used by the rule yet; in the identity so that profiles, once they bind
+ * relations, never share a verdict). Caller frees. */
 static char *identity_of(const lh_principal *who)
 {
     if (who->role != LH_ROLE_AGENT)
@@ -90,6 +92,8 @@ static char *identity_of(const lh_principal *who)
         free(names[i]);
     }
     free(names);
+    if (who->profile)
+        lh_buf_printf(&b, " profile:%s", who->profile);
     return b.data;
 }
 

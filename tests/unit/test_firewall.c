@@ -698,6 +698,10 @@ static void test_policy_identity(void **state)
     assert_string_not_equal(p1->identity, p4->identity);
     assert_string_not_equal(pn->identity, pd->identity);
     assert_string_not_equal(pn->identity, p1->identity);
+    lh_principal ap = {"a1", LH_ROLE_AGENT, "recruiting", g1};
+    lh_sql_policy *pp = lh_sql_policy_for(NULL, &ap);
+    assert_string_not_equal(pp->identity, p1->identity);
+    lh_sql_policy_free(pp);
     assert_false(pn->allow_raw);
     assert_true(pd->allow_raw);
     lh_sql_policy *ps[] = {p1, p2, p3, p4, pn, pd};

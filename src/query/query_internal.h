@@ -204,8 +204,6 @@ void lh_verdicts_invalidate(lh_verdicts *v);
 /* True when sql was allowed for identity in this epoch. identity NULL: always false. */
 bool lh_verdicts_allowed(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
 void lh_verdicts_remember(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
-/* Lookups that hit / missed so far. */
-void lh_verdicts_stats(lh_verdicts *v, uint64_t *hits, uint64_t *misses);
 
 /* ---------------------------------------------------------------- views */
 

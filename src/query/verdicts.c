@@ -39,8 +39,7 @@ typedef struct verdict {
 struct lh_verdicts {
     pthread_mutex_t mu;
     atomic_uint_fast64_t epoch;
-    uint64_t clock;        /* guarded by mu */
-    uint64_t hits, misses; /* guarded by mu; for tests and the benchmark */
+    uint64_t clock; /* guarded by mu */
     verdict set[LH_VERDICT_SETS][LH_VERDICT_WAYS];
 };
 
@@ -117,10 +116,6 @@ bool lh_verdicts_allowed(lh_verdicts *v, const char *identity, const char *sql, 
     pthread_mutex_lock(&v->mu);
     for (size_t w = 0; w < LH_VERDICT_WAYS && !hit; w++)
         hit = ways[w].epoch == epoch && key_equal(&ways[w], h, len, identity, sql);
-    if (hit)
-        v->hits++;
-    else
-        v->misses++;
     pthread_mutex_unlock(&v->mu);
     return hit;
 }
@@ -164,12 +159,4 @@ void lh_verdicts_remember(lh_verdicts *v, const char *identity, const char *sql,
     slot->stamp = ++v->clock;
     pthread_mutex_unlock(&v->mu);
     free(old);
-}
-
-void lh_verdicts_stats(lh_verdicts *v, uint64_t *hits, uint64_t *misses)
-{
-    pthread_mutex_lock(&v->mu);
-    *hits = v->hits;
-    *misses = v->misses;
-    pthread_mutex_unlock(&v->mu);
 }

@@ -125,11 +125,6 @@ void lh_req_run_job(lh_req *r, const char *kind, lh_handler work);
 /* Inside work: its job, for lh_job_progress. */
 lh_job *lh_req_job(lh_req *r);
 
-/* The SQL firewall's policy for a caller (query_routes.c): may `who` read `relation`, a
- * dataset that exists or not? Pure, so the firewall's tests and fuzzers judge with the
- * very rule the server uses. */
-lh_rel_access lh_sql_access(const lh_principal *who, const char *relation, bool exists);
-
 /* ---------------------------------------------------------------- handlers */
 
 void lh_h_health(lh_req *r);

@@ -7,48 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* The firewall's view of the caller: relations are datasets of the catalog the
- * principal may read; nothing else (DuckDB's built-in views included) is a relation. */
-typedef struct policy_ctx {
-    lh_catalog *cat;
-    const lh_principal *who;
-} policy_ctx;
-
-lh_rel_access lh_sql_access(const lh_principal *who, const char *relation, bool exists)
-{
-    if (exists && lh_principal_may_read(who, relation))
-        return LH_REL_ALLOW;
-    /* Callers who may read every dataset may learn that one does not exist; a name that
-     * could never be a dataset (a path, a DuckDB built-in view) stays a refusal. Agents
-     * get 403 either way, so they cannot probe for datasets they are not granted. */
-    bool reads_all = who->role == LH_ROLE_ADMIN || who->role == LH_ROLE_ANALYST;
-    if (!exists && reads_all && lh_name_validate(relation, "dataset name", NULL) == 0)
-        return LH_REL_UNKNOWN;
-    return LH_REL_DENY;
-}
-
-static lh_rel_access policy_may_read(void *ctx, const char *relation)
-{
-    policy_ctx *p = ctx;
-    return lh_sql_access(p->who, relation, lh_catalog_exists(p->cat, relation));
-}
-
-/* "allowed: a, b" for agents; a pointer to the catalog for everyone else. Caller frees. */
-static char *allowed_hint(const lh_principal *who)
-{
-    if (who->role != LH_ROLE_AGENT)
-        return lh_xstrdup("any dataset listed by GET /catalog/datasets");
-    lh_buf b;
-    lh_buf_init(&b);
-    lh_buf_puts(&b, "allowed: ");
-    size_t start = b.len;
-    for (char **d = who->datasets; d && *d; d++)
-        lh_buf_printf(&b, "%s%s", b.len > start ? ", " : "", *d);
-    if (b.len == start)
-        lh_buf_puts(&b, "none");
-    return b.data;
-}
-
 static ssize_t query_read(void *ctx, char *buf, size_t cap)
 {
     return lh_query_read(ctx, buf, cap);
@@ -124,15 +82,10 @@ void lh_h_query_sql(lh_req *r)
         }
     }
     const lh_principal *who = lh_req_principal(r);
-    policy_ctx pctx = {app->cat, who};
-    char *hint = allowed_hint(who);
-    lh_sql_policy policy = {.allow_raw = who->role == LH_ROLE_ADMIN,
-                            .may_read = policy_may_read,
-                            .ctx = &pctx,
-                            .allowed_hint = hint};
-    opts.policy = &policy;
+    lh_sql_policy *policy = lh_sql_policy_for(app->cat, who);
+    opts.policy = policy;
     lh_query *q = lh_query_start(app->eng, json_string_value(sql), &opts, &err);
-    free(hint);
+    lh_sql_policy_free(policy);
     if (!q) {
         if (err.code == LH_EFORBIDDEN)
             lh_log(LH_LOG_WARN, "query.refused", "{s:s,s:s}", "actor", who->name, "reason",

@@ -325,6 +325,7 @@ lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat,
     pthread_mutex_init(&eng->gen_mu, NULL);
     pthread_cond_init(&eng->idle_cv, NULL);
     eng->listening = true;
+    eng->verdicts = lh_verdicts_new();
 
     if (lh_fs_mkdirs(eng->tmp_root, 0700, err) != 0)
         goto out;
@@ -341,6 +342,7 @@ lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat,
     lh_gen *g = lh_gen_open(eng, roots, err);
     if (g) {
         keywords_load(&eng->keywords, g->ddl);
+        lh_functions_audit(g->ddl);
         pthread_mutex_lock(&eng->gen_mu);
         eng->cur = g;
         pthread_mutex_unlock(&eng->gen_mu);
@@ -390,6 +392,7 @@ void lh_engine_close(lh_engine *eng)
     free(eng->reader_epochs);
     lh_views_free(eng);
     keywords_free(&eng->keywords);
+    lh_verdicts_free(eng->verdicts);
     pthread_cond_destroy(&eng->idle_cv);
     pthread_mutex_destroy(&eng->gen_mu);
     pthread_mutex_destroy(&eng->ddl_mu);

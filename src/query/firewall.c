@@ -18,11 +18,11 @@
  *     (SELECT * FROM secret UNION ...)` reads the table `secret`. A name treated as a
  *     table when DuckDB would treat it as a CTE only costs a false refusal; the reverse
  *     would be a leak, and cannot happen under these rules;
- *   - table functions only from an allowlist (range, generate_series, unnest);
- *   - scalar functions that read files, settings, the catalog or other SQL are refused
- *     (denylist by name and prefix: current_setting, json_serialize_plan,
- *     json_execute_serialized_sql, read_*, and built-in macros that query the catalog
- *     such as pg_get_viewdef, whose output holds every dataset's name and files);
+ *   - functions are checked against an ALLOW-list (functions.c: every name of DuckDB's
+ *     catalog of functions, classified by us; anything else is refused): scalar,
+ *     aggregate, macro and window calls must be classified pure; table functions (FROM)
+ *     only range, generate_series and unnest. A function may be qualified only with
+ *     DuckDB's own schemas (main, pg_catalog), where every listed name lives;
  *   - SHOW_REF (DESCRIBE/SUMMARIZE) only over a checked query; a named SHOW_REF is one
  *     of DuckDB's listings (SHOW TABLES, SHOW ALL TABLES, SHOW DATABASES, SHOW
  *     VARIABLES), never a relation, and is refused whatever CTE shares its name;
@@ -36,37 +36,6 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const allowed_table_functions[] = {"range", "generate_series", "unnest"};
-
-/* Exact names of scalar functions that reach outside the query's data. */
-static const char *const denied_functions[] = {
-    "current_setting",
-    "getenv",
-    "json_serialize_plan",
-    "json_serialize_sql",
-    "json_deserialize_sql",
-    "json_execute_serialized_sql",
-    "query",
-    "query_table",
-    "glob",
-    "sniff_csv",
-    "checkpoint",
-    "force_checkpoint",
-    "enable_profiling",
-    "disable_profiling",
-    "load_extension",
-    "install_extension",
-    "write_log",
-    /* built-in macros whose body queries the catalog (duckdb_types(), pragma_*) */
-    "format_type",
-    "get_block_size",
-};
-/* Prefixes of function families that read files or the database's own catalog. */
-/* pg_get_: pg_get_viewdef / pg_get_constraintdef, macros over duckdb_views() and
- * duckdb_constraints(). */
-static const char *const denied_prefixes[] = {"read_",   "duckdb_",      "pragma_",
-                                              "sqlite_", "parquet_",     "iceberg_",
-                                              "delta_",  "json_execute", "pg_get_"};
 
 /* Table-reference node types that may appear; anything else is refused. */
 static const char *const allowed_ref_types[] = {"BASE_TABLE", "TABLE_FUNCTION",  "JOIN",
@@ -148,29 +117,37 @@ static int check_relation(walker *w, json_t *ref, const scope *sc)
                          p->allowed_hint ? p->allowed_hint : "no relations are granted");
 }
 
+/* A function may be qualified with a schema where DuckDB's functions live (main,
+ * pg_catalog), never with a catalog: every listed name lives there, so a qualifier can
+ * never reach another function than the one the table judged. */
+static bool builtin_qualifier(const char *catalog, const char *schema)
+{
+    static const char *const schemas[] = {"main", "pg_catalog"};
+    return (!catalog || !*catalog) &&
+           (!schema || !*schema || in_list(schema, schemas, COUNT(schemas)));
+}
+
+/* fn is a FUNCTION or WINDOW expression, or a table function's call (in FROM). */
 static int check_function(walker *w, json_t *fn, bool is_table_function)
 {
     const char *name = lh_json_str(fn, "function_name");
     if (!name)
         return forbid(w, "%s", "a function without a name was refused");
+    if (!builtin_qualifier(lh_json_str(fn, "catalog"), lh_json_str(fn, "schema")))
+        return forbid(w, "qualified function '%s' refused: call functions by their name", name);
+    lh_fn_class cls = lh_function_class(name);
     if (is_table_function) {
-        const char *schema = lh_json_str(fn, "schema");
-        const char *catalog = lh_json_str(fn, "catalog");
-        if ((schema && *schema && strcasecmp(schema, "main") != 0) || (catalog && *catalog))
-            return forbid(w, "qualified table function '%s' refused", name);
-        if (!in_list(name, allowed_table_functions, COUNT(allowed_table_functions)))
+        if (cls != LH_FN_TABLE)
             return forbid(w,
                           "table function '%s' refused: only range, generate_series and "
                           "unnest may be called; read data through datasets",
                           name);
         return 0;
     }
-    if (in_list(name, denied_functions, COUNT(denied_functions)))
-        return forbid(w, "function '%s' refused: it reaches outside the query's data", name);
-    for (size_t i = 0; i < COUNT(denied_prefixes); i++)
-        if (strncasecmp(name, denied_prefixes[i], strlen(denied_prefixes[i])) == 0)
-            return forbid(w, "function '%s' refused: it reaches outside the query's data", name);
-    return 0;
+    if (cls == LH_FN_ALLOW || cls == LH_FN_TABLE)
+        return 0;
+    return lh_error_setk(w->err, LH_EFORBIDDEN, "sql_forbidden", "function '%s' refused: %s", name,
+                         lh_function_reason(cls));
 }
 
 /* A query node's CTEs: each body is walked with the CTEs before it in scope (a recursive
@@ -242,7 +219,8 @@ static int walk_object(walker *w, json_t *node, const scope *sc)
             }
         }
     }
-    if (klass && strcmp(klass, "FUNCTION") == 0 && (rc = check_function(w, node, false)) != 0)
+    if (klass && (strcmp(klass, "FUNCTION") == 0 || strcmp(klass, "WINDOW") == 0) &&
+        (rc = check_function(w, node, false)) != 0)
         goto out;
 
     /* Table-reference positions only hold known reference types. */
@@ -383,12 +361,17 @@ out:
     return rc;
 }
 
-/* The probe and the walk; conn NULL means a fresh internal connection. */
+/* The probe and the walk; conn NULL means a fresh internal connection. A statement this
+ * policy's identity was allowed in the current epoch skips both (verdicts.c). */
 static int firewall_run(lh_engine *eng, duckdb_connection conn, const char *sql,
                         const lh_sql_policy *policy, lh_error *err)
 {
     if (!sql || !*sql)
         return lh_error_setk(err, LH_EINVAL, "sql_error", "the SQL text is empty");
+    /* Read before the check: a catalog change during it leaves the verdict stale. */
+    uint64_t epoch = lh_verdicts_epoch(eng->verdicts);
+    if (lh_verdicts_allowed(eng->verdicts, policy->identity, sql, epoch))
+        return 0;
     char *lit = lh_sql_literal(sql);
     char *probe = lh_xasprintf("SELECT json_serialize_sql(%s)", lit);
     free(lit);
@@ -402,6 +385,8 @@ static int firewall_run(lh_engine *eng, duckdb_connection conn, const char *sql,
     int rc = text ? lh_sql_firewall_tree(text, policy, err)
                   : lh_error_set(err, LH_EINTERNAL, "the parser returned nothing");
     json_decref(res);
+    if (rc == 0)
+        lh_verdicts_remember(eng->verdicts, policy->identity, sql, epoch);
     return rc;
 }
 

@@ -38,6 +38,7 @@
 #ifndef LH_QUERY_H
 #define LH_QUERY_H
 
+#include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "core/core.h"
 #include "storage/storage.h"
@@ -122,7 +123,23 @@ struct lh_sql_policy {
     lh_rel_access (*may_read)(void *ctx, const char *relation);
     void *ctx;
     const char *allowed_hint;
+    /* Equal for two policies exactly when they answer every name alike for the same
+     * catalog (role, and an agent's granted set), or NULL when unknown (ad hoc policies of
+     * tests). lh_sql_policy_for sets it. */
+    const char *identity;
 };
+
+/* The server's rule (policy.c): may `who` read `relation`, a dataset that exists or not?
+ * Admins and analysts read every dataset and learn that a well-formed name is none
+ * (LH_REL_UNKNOWN); agents read what they were granted and get LH_REL_DENY otherwise,
+ * existing or not; names that could never be a dataset are LH_REL_DENY for everyone.
+ * Pure, so tests and fuzzers judge with the rule the server uses. */
+lh_rel_access lh_sql_access(const lh_principal *who, const char *relation, bool exists);
+/* The policy of a caller: relations are the datasets of cat that who may read (by
+ * lh_sql_access), __raw__ names for admins, and an allowed_hint naming them. cat and who
+ * are borrowed and must outlive the policy. Caller frees with lh_sql_policy_free. */
+lh_sql_policy *lh_sql_policy_for(lh_catalog *cat, const lh_principal *who);
+void lh_sql_policy_free(lh_sql_policy *policy);
 
 /* Checks user SQL before it runs (rules in firewall.c's header): parses it with DuckDB's
  * parser and walks the whole tree. Returns 0 when it may run; LH_EFORBIDDEN kind

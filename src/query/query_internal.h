@@ -7,6 +7,9 @@
  *   types.c     DuckDB type names and type trees
  *   value.c     cell rendering (DuckDB vectors → text)
  *   result.c    user queries: start, stream (JSON/CSV/NDJSON), free
+ *   policy.c    who may read what (lh_sql_policy_for)
+ *   firewall.c  the SQL firewall; functions.c its allow-list of functions, verdicts.c its
+ *               cache of allowed statements
  *
  * Lock order (outermost first); nothing takes them in another order:
  *   catalog lock (held while the catalog calls our listener)
@@ -167,6 +170,51 @@ void lh_watchdog_add(lh_watchdog *wd, lh_watch *w);
  * runs, so never call it from that callback). Safe on an entry not added. */
 void lh_watchdog_remove(lh_watchdog *wd, lh_watch *w);
 
+/* ---------------------------------------------------------------- function allow-list */
+
+/* How the firewall treats a function name (functions.c). */
+typedef enum {
+    LH_FN_UNKNOWN,     /* not in the table: refused */
+    LH_FN_ALLOW,       /* pure: may be called in expressions */
+    LH_FN_TABLE,       /* pure, and may also be called in FROM (range, generate_series, unnest) */
+    LH_FN_FILES,       /* reads or lists files */
+    LH_FN_CATALOG,     /* reveals the catalog, settings, session or other users' activity */
+    LH_FN_SQL,         /* runs, plans or rewrites other SQL */
+    LH_FN_STATE,       /* reads or changes server state (sequences, seeds, logs, checkpoints) */
+    LH_FN_STATEMENT,   /* a PRAGMA function, never callable from a SELECT */
+    LH_FN_NOT_OFFERED, /* a table function we do not offer */
+} lh_fn_class;
+
+typedef struct lh_fn_entry {
+    const char *name;
+    lh_fn_class cls;
+} lh_fn_entry;
+
+/* The class of a function name (case-insensitive); LH_FN_UNKNOWN when not listed. */
+lh_fn_class lh_function_class(const char *name);
+/* Why a class is refused, for messages ("it reads or lists files; ..."). Static. */
+const char *lh_function_reason(lh_fn_class cls);
+/* The whole table, sorted case-insensitively (for tests). Static. */
+const lh_fn_entry *lh_function_table(size_t *count);
+/* Reads DuckDB's catalog of functions on conn and logs a warning naming those missing
+ * from the table (refused until classified). Returns how many are missing. */
+size_t lh_functions_audit(duckdb_connection conn);
+
+/* ---------------------------------------------------------------- verdict cache */
+
+/* Allowed verdicts of the firewall by (policy identity, SQL text), valid for one epoch
+ * (rules in verdicts.c). Thread-safe. */
+typedef struct lh_verdicts lh_verdicts;
+lh_verdicts *lh_verdicts_new(void);
+void lh_verdicts_free(lh_verdicts *v);
+/* The current epoch: read it before checking, store the verdict under it. */
+uint64_t lh_verdicts_epoch(lh_verdicts *v);
+/* Moves the epoch: every remembered verdict is forgotten. Never blocks. */
+void lh_verdicts_invalidate(lh_verdicts *v);
+/* True when sql was allowed for identity in this epoch. identity NULL: always false. */
+bool lh_verdicts_allowed(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
+void lh_verdicts_remember(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
+
 /* ---------------------------------------------------------------- views */
 
 typedef struct lh_view_def lh_view_def;
@@ -183,7 +231,8 @@ struct lh_engine {
     int64_t default_rows;
     int threads;
     int64_t memory_mb;
-    lh_keywords keywords; /* read-only after open */
+    lh_keywords keywords;  /* read-only after open */
+    lh_verdicts *verdicts; /* the firewall's cache; invalidated by the listeners */
     lh_watchdog *watchdog;
 
     /* Serialises regenerations (bucket changes) with each other and with close. */

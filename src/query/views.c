@@ -198,6 +198,9 @@ void lh_views_apply_all(lh_engine *eng, lh_gen *g)
 static void on_dataset(void *ctx, const char *name, const json_t *manifest)
 {
     lh_engine *eng = ctx;
+    /* After the catalog's change, before any query can see the new view: verdicts the
+     * firewall reached on the old catalog are dropped (verdicts.c). */
+    lh_verdicts_invalidate(eng->verdicts);
     pthread_mutex_lock(&eng->ddl_mu);
     if (!eng->listening || !eng->cur)
         goto out;
@@ -218,6 +221,7 @@ void lh_views_on_buckets(void *ctx)
     lh_error err;
     char **roots = NULL;
     lh_gen *g = NULL, *old = NULL;
+    lh_verdicts_invalidate(eng->verdicts);
 
     pthread_mutex_lock(&eng->regen_mu);
     pthread_mutex_lock(&eng->ddl_mu);

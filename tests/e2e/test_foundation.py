@@ -773,7 +773,7 @@ class Security(Base):
                     text = json.dumps(doc)
                     if expect == "forbidden" or (expect == "agent_forbidden" and role == "agent"):
                         self.assertEqual((status, doc.get("error")), (403, "sql_forbidden"), doc)
-                    elif expect == "agent_forbidden":
+                    elif expect in ("agent_forbidden", "allowed"):
                         self.assertEqual(status, 200, doc)
                     elif expect == "refused":
                         self.assertIn((status, doc.get("error")),

@@ -7,7 +7,7 @@
 #define LH_FUZZ_POLICY_H
 
 #include "core/core.h"
-#include "http/http_internal.h"
+#include "auth/auth.h"
 #include "query/query.h"
 
 #include <stdio.h>
@@ -32,9 +32,9 @@ static lh_rel_access lh_fuzz_may_read(void *ctx, const char *relation)
 
 /* Least to most privileged. */
 static const lh_sql_policy lh_fuzz_policies[3] = {
-    {false, lh_fuzz_may_read, &lh_fuzz_agent, "allowed: people"},
-    {false, lh_fuzz_may_read, &lh_fuzz_analyst, NULL},
-    {true, lh_fuzz_may_read, &lh_fuzz_admin, NULL},
+    {false, lh_fuzz_may_read, &lh_fuzz_agent, "allowed: people", NULL},
+    {false, lh_fuzz_may_read, &lh_fuzz_analyst, NULL, NULL},
+    {true, lh_fuzz_may_read, &lh_fuzz_admin, NULL, NULL},
 };
 static const char *const lh_fuzz_policy_names[3] = {"agent", "analyst", "admin"};
 

@@ -16,10 +16,9 @@
 #include "testutil.h"
 
 #include "core/core.h"
-#include "http/http_internal.h"
+#include "auth/auth.h"
 #include "query/query.h"
-
-#include "duckdb.h"
+#include "query/query_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,9 +44,9 @@ static lh_rel_access may_read_set(void *ctx, const char *relation)
     return lh_sql_access(ctx, relation, exists);
 }
 
-static const lh_sql_policy analyst = {false, may_read_set, &p_analyst, "people, secret"};
-static const lh_sql_policy admin = {true, may_read_set, &p_admin, "people, secret"};
-static const lh_sql_policy agent = {false, may_read_set, &p_agent, "allowed: people"};
+static const lh_sql_policy analyst = {false, may_read_set, &p_analyst, "people, secret", NULL};
+static const lh_sql_policy admin = {true, may_read_set, &p_admin, "people, secret", NULL};
+static const lh_sql_policy agent = {false, may_read_set, &p_agent, "allowed: people", NULL};
 
 /* ---------------------------------------------------------------- DuckDB parser */
 
@@ -332,6 +331,26 @@ static const sql_case refused_cases[] = {
     {"SELECT format_type(1, 1)", FB, FB, FB},
     {"SELECT get_block_size('memory')", FB, FB, FB},
     {"SELECT write_log('x')", FB, FB, FB},
+    /* The allow-list: unlisted names, state and session functions, windows and qualifiers
+     * are judged like any call. */
+    {"SELECT no_such_function(1)", FB, FB, FB},
+    {"SELECT iceberg_scan('x')", FB, FB, FB},
+    {"SELECT * FROM iceberg_scan('x')", FB, FB, FB},
+    {"SELECT setseed(0.5)", FB, FB, FB},
+    {"SELECT nextval('s')", FB, FB, FB},
+    {"SELECT getvariable('x')", FB, FB, FB},
+    {"SELECT txid_current()", FB, FB, FB},
+    {"SELECT current_setting('threads') OVER ()", FB, FB, FB},
+    {"SELECT sum(salary) OVER (PARTITION BY current_setting('threads')) FROM people", FB, FB, FB},
+    {"SELECT system.main.abs(1)", FB, FB, FB},
+    {"SELECT memory.main.abs(1)", FB, FB, FB},
+    {"SELECT main.abs(-1), pg_catalog.pg_typeof(1)", OK, OK, OK},
+    {"SELECT row_number() OVER (), lag(salary) OVER (ORDER BY salary), sum(salary) OVER () "
+     "FROM people",
+     OK, OK, OK},
+    {"SELECT list_aggr([1, 2], 'sum'), list_transform([1], x -> x + 1), [1, 2][1], "
+     "{'a': 1}, 'a' ILIKE 'b', 5!, 'a' || 'b', 1 AT TIME ZONE 'UTC'",
+     OK, OK, OK},
 };
 
 static void test_refused(void **state)
@@ -472,7 +491,8 @@ static const struct {
     const char *tag;
     int analyst, agent;
 } corpus_tags[] = {
-    {"forbidden", FB, FB}, {"agent_forbidden", OK, FB}, {"refused", REFUSED, REFUSED},
+    {"forbidden", FB, FB},       {"allowed", OK, OK},
+    {"agent_forbidden", OK, FB}, {"refused", REFUSED, REFUSED},
     {"timeout", OK, OK}, /* stopped later by the time limit, not by the firewall */
     {"capped", OK, OK},  /* stopped later by the row cap or the time limit */
 };
@@ -515,6 +535,180 @@ static void test_attack_corpus(void **state)
         fail_msg("%d mismatches over %d corpus statements (listed above)", bad, statements);
 }
 
+/* ---------------------------------------------------------------- function allow-list */
+
+/* Every function of the pinned DuckDB's catalog is classified (functions.c): a DuckDB that
+ * brings a new function fails here until someone decides what it is. */
+static void test_every_duckdb_function_is_classified(void **state)
+{
+    fx *f = *state;
+    duckdb_result res;
+    assert_int_equal(duckdb_query(f->conn,
+                                  "SELECT DISTINCT function_name, function_type FROM "
+                                  "duckdb_functions() ORDER BY 1",
+                                  &res),
+                     DuckDBSuccess);
+    idx_t n = duckdb_row_count(&res);
+    assert_true(n > 800); /* the catalog was really read */
+    int missing = 0;
+    for (idx_t i = 0; i < n; i++) {
+        char *name = duckdb_value_varchar(&res, 0, i);
+        char *type = duckdb_value_varchar(&res, 1, i);
+        lh_fn_class cls = lh_function_class(name);
+        if (cls == LH_FN_UNKNOWN) {
+            fprintf(stderr, "unclassified DuckDB function: %s (%s)\n", name, type);
+            missing++;
+        }
+        /* only the three generators may be called in FROM */
+        if (cls == LH_FN_TABLE && strcmp(type, "table") == 0)
+            assert_true(strcmp(name, "range") == 0 || strcmp(name, "generate_series") == 0 ||
+                        strcmp(name, "unnest") == 0);
+        duckdb_free(name);
+        duckdb_free(type);
+    }
+    duckdb_destroy_result(&res);
+    assert_int_equal(missing, 0);
+    /* the engine's audit at start agrees, and sees a function that appears later */
+    assert_int_equal(lh_functions_audit(f->conn), 0);
+    assert_int_equal(duckdb_query(f->conn, "CREATE TEMP MACRO lh_new_fn(x) AS x + 1", NULL),
+                     DuckDBSuccess);
+    assert_int_equal(lh_functions_audit(f->conn), 1);
+    assert_int_equal(duckdb_query(f->conn, "DROP MACRO temp.lh_new_fn", NULL), DuckDBSuccess);
+
+    size_t count;
+    const lh_fn_entry *t = lh_function_table(&count);
+    for (size_t i = 1; i < count; i++)
+        if (strcasecmp(t[i - 1].name, t[i].name) >= 0)
+            fail_msg("functions.c is not sorted at %s, %s", t[i - 1].name, t[i].name);
+}
+
+/* A few rows that matter, and the rule for names nobody listed. */
+static void test_function_classes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        lh_fn_class cls;
+    } rows[] = {
+        {"abs", LH_FN_ALLOW},
+        {"SUM", LH_FN_ALLOW},
+        {"row_number", LH_FN_ALLOW},
+        {"list_aggr", LH_FN_ALLOW},
+        {"range", LH_FN_TABLE},
+        {"unnest", LH_FN_TABLE},
+        {"read_csv", LH_FN_FILES},
+        {"glob", LH_FN_FILES},
+        {"parquet_metadata", LH_FN_FILES},
+        {"current_setting", LH_FN_CATALOG},
+        {"pg_get_viewdef", LH_FN_CATALOG},
+        {"duckdb_views", LH_FN_CATALOG},
+        {"query_table", LH_FN_SQL},
+        {"json_serialize_plan", LH_FN_SQL},
+        {"setseed", LH_FN_STATE},
+        {"nextval", LH_FN_STATE},
+        {"enable_profiling", LH_FN_STATEMENT},
+        {"json_each", LH_FN_NOT_OFFERED},
+        {"iceberg_scan", LH_FN_UNKNOWN},
+        {"load_extension", LH_FN_UNKNOWN},
+        {"no_such_function", LH_FN_UNKNOWN},
+        {"", LH_FN_UNKNOWN},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (lh_function_class(rows[i].name) != rows[i].cls)
+            fail_msg("%s: class %d, expected %d", rows[i].name, lh_function_class(rows[i].name),
+                     rows[i].cls);
+}
+
+/* ---------------------------------------------------------------- verdict cache */
+
+/* The cache answers only for the same identity, the same text and the epoch it was told:
+ * a catalog change (invalidate) or another grant set never reuses an allowed verdict. */
+static void test_verdict_cache(void **state)
+{
+    (void)state;
+    lh_verdicts *v = lh_verdicts_new();
+    const char *sql = "SELECT * FROM people";
+    uint64_t e = lh_verdicts_epoch(v);
+    assert_false(lh_verdicts_allowed(v, "analyst", sql, e));
+    lh_verdicts_remember(v, "analyst", sql, e);
+    assert_true(lh_verdicts_allowed(v, "analyst", sql, e));
+    /* another identity, another text, a prefix of the key, no identity */
+    assert_false(lh_verdicts_allowed(v, "agent:people", sql, e));
+    assert_false(lh_verdicts_allowed(v, "analyst", "SELECT * FROM people ", e));
+    assert_false(lh_verdicts_allowed(v, "analys", "tSELECT * FROM people", e));
+    assert_false(lh_verdicts_allowed(v, NULL, sql, e));
+    lh_verdicts_remember(v, NULL, sql, e);
+    assert_false(lh_verdicts_allowed(v, NULL, sql, e));
+
+    /* a catalog change forgets everything */
+    lh_verdicts_invalidate(v);
+    uint64_t e2 = lh_verdicts_epoch(v);
+    assert_true(e2 != e);
+    assert_false(lh_verdicts_allowed(v, "analyst", sql, e2));
+    /* a verdict reached while the catalog changed is stored under the old epoch: stale */
+    lh_verdicts_remember(v, "analyst", sql, e);
+    assert_false(lh_verdicts_allowed(v, "analyst", sql, e2));
+    lh_verdicts_remember(v, "analyst", sql, e2);
+    assert_true(lh_verdicts_allowed(v, "analyst", sql, e2));
+
+    /* bounded: thousands of distinct texts evict, the latest stays */
+    char buf[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(buf, sizeof(buf), "SELECT %d", i);
+        lh_verdicts_remember(v, "analyst", buf, e2);
+    }
+    assert_true(lh_verdicts_allowed(v, "analyst", buf, e2));
+    int kept = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(buf, sizeof(buf), "SELECT %d", i);
+        kept += lh_verdicts_allowed(v, "analyst", buf, e2);
+    }
+    assert_true(kept <= 1024);
+    /* texts past the size cap are never cached */
+    char *big = lh_xmalloc(20000);
+    memset(big, ' ', 19999);
+    memcpy(big, "SELECT 1", 8);
+    big[19999] = '\0';
+    lh_verdicts_remember(v, "analyst", big, e2);
+    assert_false(lh_verdicts_allowed(v, "analyst", big, e2));
+    free(big);
+    lh_verdicts_free(v);
+}
+
+/* The identity of a caller's policy: equal grant sets (any order, any case) share it;
+ * another grant set, role or raw access does not. */
+static void test_policy_identity(void **state)
+{
+    (void)state;
+    char *g1[] = {"people", "Orders", NULL};
+    char *g2[] = {"orders", "PEOPLE", NULL};
+    char *g3[] = {"people", NULL};
+    char *g4[] = {"people", "orders", "secret", NULL};
+    lh_principal a1 = {"a1", LH_ROLE_AGENT, NULL, g1};
+    lh_principal a2 = {"a2", LH_ROLE_AGENT, NULL, g2};
+    lh_principal a3 = {"a1", LH_ROLE_AGENT, NULL, g3};
+    lh_principal a4 = {"a1", LH_ROLE_AGENT, NULL, g4};
+    lh_principal an = {"a1", LH_ROLE_ANALYST, NULL, NULL};
+    lh_principal ad = {"a1", LH_ROLE_ADMIN, NULL, NULL};
+    lh_sql_policy *p1 = lh_sql_policy_for(NULL, &a1), *p2 = lh_sql_policy_for(NULL, &a2);
+    lh_sql_policy *p3 = lh_sql_policy_for(NULL, &a3), *p4 = lh_sql_policy_for(NULL, &a4);
+    lh_sql_policy *pn = lh_sql_policy_for(NULL, &an), *pd = lh_sql_policy_for(NULL, &ad);
+    assert_string_equal(p1->identity, p2->identity);
+    assert_string_not_equal(p1->identity, p3->identity);
+    assert_string_not_equal(p1->identity, p4->identity);
+    assert_string_not_equal(pn->identity, pd->identity);
+    assert_string_not_equal(pn->identity, p1->identity);
+    lh_principal ap = {"a1", LH_ROLE_AGENT, "recruiting", g1};
+    lh_sql_policy *pp = lh_sql_policy_for(NULL, &ap);
+    assert_string_not_equal(pp->identity, p1->identity);
+    lh_sql_policy_free(pp);
+    assert_false(pn->allow_raw);
+    assert_true(pd->allow_raw);
+    lh_sql_policy *ps[] = {p1, p2, p3, p4, pn, pd};
+    for (size_t i = 0; i < 6; i++)
+        lh_sql_policy_free(ps[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +717,10 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_hand_made_trees),
         cmocka_unit_test(test_attack_corpus),
+        cmocka_unit_test(test_every_duckdb_function_is_classified),
+        cmocka_unit_test(test_function_classes),
+        cmocka_unit_test(test_verdict_cache),
+        cmocka_unit_test(test_policy_identity),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

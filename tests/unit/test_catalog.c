@@ -1194,6 +1194,46 @@ static int append_from(env *e, json_int_t expected_version, const char *expected
     return rc;
 }
 
+static void test_append_rebases_onto_latest(void **state)
+{
+    (void)state;
+    env *e = env_new("cat-rebase");
+    lh_error err;
+    json_t *m1 = NULL, *m = NULL;
+    assert_int_equal(commit_people(e, "people", LH_MODE_CREATE, 10, &m1, NULL), 0);
+    char *id = lh_xstrdup(lh_json_str(m1, "id"));
+    /* Three appends that all read version 1, as racing clients do. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(append_from(e, 1, id, 1 + i, &m, &err), 0);
+        assert_int_equal(lh_json_int(m, "version", 0), 2 + i);
+        json_decref(m);
+        m = NULL;
+    }
+    m = lh_catalog_get(e->cat, "people", NULL);
+    assert_string_equal(lh_json_str(m, "id"), id);
+    assert_int_equal(lh_json_int(m, "row_count", 0), 10 + 1 + 2 + 3);
+    assert_int_equal(json_array_size(json_object_get(m, "files")), 4);
+    json_decref(m);
+    /* Without the id it read, a stale append cannot prove it read this generation. */
+    assert_int_equal(append_from(e, 1, NULL, 1, NULL, &err), LH_ECONFLICT);
+
+    /* A replace intervened: the append read the superseded generation → conflict. */
+    assert_int_equal(commit_people(e, "people", LH_MODE_REPLACE, 7, NULL, NULL), 0);
+    assert_int_equal(append_from(e, 4, id, 1, NULL, &err), LH_ECONFLICT);
+    m = lh_catalog_get(e->cat, "people", NULL);
+    assert_int_equal(lh_json_int(m, "row_count", 0), 7);
+    assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
+    json_decref(m);
+
+    /* A delete intervened: nothing to append to. */
+    assert_int_equal(lh_catalog_delete(e->cat, "people", "tester", &err), 0);
+    assert_int_not_equal(append_from(e, 5, id, 1, NULL, &err), 0);
+    assert_false(lh_catalog_exists(e->cat, "people"));
+    json_decref(m1);
+    free(id);
+    env_free(e);
+}
+
 /* ---------------------------------------------------------------- crash-safe commits */
 #ifdef LH_FAULT_INJECTION
 /* Issue 9, item 3: every step of every commit path fails once (each hooked operation, its
@@ -1259,46 +1299,6 @@ static int ingest_like(env *e, const char *name, lh_ingest_mode mode, int64_t ro
     free(staged);
     free(key);
     return rc;
-}
-
-static void test_append_rebases_onto_latest(void **state)
-{
-    (void)state;
-    env *e = env_new("cat-rebase");
-    lh_error err;
-    json_t *m1 = NULL, *m = NULL;
-    assert_int_equal(commit_people(e, "people", LH_MODE_CREATE, 10, &m1, NULL), 0);
-    char *id = lh_xstrdup(lh_json_str(m1, "id"));
-    /* Three appends that all read version 1, as racing clients do. */
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(append_from(e, 1, id, 1 + i, &m, &err), 0);
-        assert_int_equal(lh_json_int(m, "version", 0), 2 + i);
-        json_decref(m);
-        m = NULL;
-    }
-    m = lh_catalog_get(e->cat, "people", NULL);
-    assert_string_equal(lh_json_str(m, "id"), id);
-    assert_int_equal(lh_json_int(m, "row_count", 0), 10 + 1 + 2 + 3);
-    assert_int_equal(json_array_size(json_object_get(m, "files")), 4);
-    json_decref(m);
-    /* Without the id it read, a stale append cannot prove it read this generation. */
-    assert_int_equal(append_from(e, 1, NULL, 1, NULL, &err), LH_ECONFLICT);
-
-    /* A replace intervened: the append read the superseded generation → conflict. */
-    assert_int_equal(commit_people(e, "people", LH_MODE_REPLACE, 7, NULL, NULL), 0);
-    assert_int_equal(append_from(e, 4, id, 1, NULL, &err), LH_ECONFLICT);
-    m = lh_catalog_get(e->cat, "people", NULL);
-    assert_int_equal(lh_json_int(m, "row_count", 0), 7);
-    assert_int_equal(json_array_size(json_object_get(m, "files")), 1);
-    json_decref(m);
-
-    /* A delete intervened: nothing to append to. */
-    assert_int_equal(lh_catalog_delete(e->cat, "people", "tester", &err), 0);
-    assert_int_not_equal(append_from(e, 5, id, 1, NULL, &err), 0);
-    assert_false(lh_catalog_exists(e->cat, "people"));
-    json_decref(m1);
-    free(id);
-    env_free(e);
 }
 
 /* The dataset's state: -1 absent, else its row count (patch: 1 when the description is

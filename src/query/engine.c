@@ -308,7 +308,8 @@ static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_er
     lh_gen *g = NULL;
     int rc = 0;
     pthread_mutex_lock(&eng->regen_mu);
-    if (!eng->listening)
+    /* A metadata edit leaves the views as they are: nothing to rebuild. */
+    if (!eng->listening || (manifest && lh_view_registry_same(eng->views, name, manifest)))
         goto out;
     reg = lh_view_registry_copy(eng->views);
     if (manifest)

@@ -149,6 +149,23 @@ size_t lh_view_registry_count(const lh_view_registry *reg)
     return reg->n;
 }
 
+bool lh_view_registry_same(const lh_view_registry *reg, const char *name, const json_t *manifest)
+{
+    bool found;
+    size_t pos = find(reg, name, &found);
+    if (!found)
+        return false;
+    view_def want;
+    def_from_manifest(&want, name, manifest);
+    const view_def *have = &reg->v[pos];
+    bool same = strcmp(have->name, want.name) == 0 && strcmp(have->bucket, want.bucket) == 0 &&
+                have->nkeys == want.nkeys;
+    for (size_t i = 0; same && i < want.nkeys; i++)
+        same = strcmp(have->keys[i], want.keys[i]) == 0;
+    def_clear(&want);
+    return same;
+}
+
 char **lh_view_registry_paths(const lh_view_registry *reg, lh_storage *st)
 {
     size_t total = 0;

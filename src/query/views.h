@@ -29,6 +29,9 @@ void lh_view_registry_put(lh_view_registry *reg, const char *name, const json_t 
 /* Drops name (no-op when absent). */
 void lh_view_registry_remove(lh_view_registry *reg, const char *name);
 size_t lh_view_registry_count(const lh_view_registry *reg);
+/* True when name is registered with exactly manifest's bucket and parts, in order (a
+ * metadata edit: the views would not change). */
+bool lh_view_registry_same(const lh_view_registry *reg, const char *name, const json_t *manifest);
 
 /* The local path of every part of every dataset (what the user database may read).
  * Parts whose bucket is gone are left out (their view then fails). NULL-terminated;

@@ -319,6 +319,7 @@ static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_er
     g = user_gen_open(eng, reg, err);
     if (!g) {
         rc = err->code;
+        lh_error_scrub(err, eng->data_dir, "<lake>");
         goto out;
     }
     const char *problem = manifest ? lh_view_registry_problem(reg, name) : NULL;
@@ -355,6 +356,7 @@ static int on_buckets(void *ctx, lh_error *err)
     user = internal ? user_gen_open(eng, reg, err) : NULL;
     if (!user) {
         rc = err->code;
+        lh_error_scrub(err, eng->data_dir, "<lake>");
         goto out;
     }
     publish(eng, user, internal, reg);

@@ -385,7 +385,7 @@ out:
                            "message", perr.message);
             }
             pthread_rwlock_unlock(&st->lock);
-            (void)notify(st, NULL); /* back to the roots that served a moment ago */
+            /* no second notify: a listener that fails has changed nothing */
         } else {
             lh_log(LH_LOG_INFO, "bucket_added", "{s:s,s:s}", "bucket", name, "root", abs);
         }

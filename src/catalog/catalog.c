@@ -218,17 +218,39 @@ static void delete_objects(lh_catalog *cat, const char *bucket, const strlist *k
     }
 }
 
-static void notify(lh_catalog *cat, const char *name, const json_t *m)
+/* Tells the listener (the query engine) that name now has manifest m (NULL: deleted).
+ * A listener that cannot apply the change fails it: err says why, and the caller undoes or
+ * refuses the change. */
+static int notify(lh_catalog *cat, const char *name, const json_t *m, lh_error *err)
 {
-    if (cat->listener)
-        cat->listener(cat->listener_ctx, name, m);
+    if (!cat->listener)
+        return 0;
+    lh_error lerr;
+    int rc = cat->listener(cat->listener_ctx, name, m, &lerr);
+    if (rc)
+        lh_error_setk(err, lerr.code, lh_error_kind(&lerr), "%s", lerr.message);
+    return rc;
 }
 
-/* Makes a new manifest the dataset's truth: the durable write is the linearization point,
- * then memory and the listener follow. Takes m in every case. On success *manifest_out (if
- * not NULL) gets a copy and *name_out the dataset's name (caller frees); *durable is false
- * when the write's outcome is unknown (rolled forward: the caller must not delete what the
- * old manifest referenced). Caller holds mu. */
+/* Puts the listener back on name's previous manifest (NULL: none) after a change it had
+ * accepted could not be made durable. Rebuilding what served a moment ago should not fail;
+ * if it does, the dataset stays as the listener left it and the failure is logged. */
+static void notify_undo(lh_catalog *cat, const char *name, const json_t *previous)
+{
+    lh_error err;
+    if (notify(cat, name, previous, &err) != 0)
+        lh_log(LH_LOG_ERROR, "catalog_listener_undo_failed", "{s:s,s:s}", "dataset", name,
+               "message", err.message);
+}
+
+/* Makes a new manifest the dataset's truth. The listener applies it first: when the query
+ * engine cannot serve it (DuckDB refuses the view), nothing was written and the caller
+ * fails with the engine's reason, rather than answering 201 over a dataset that then says
+ * "table does not exist". Then the durable write (the linearization point), then memory;
+ * a failed write puts the listener back on the previous manifest. Takes m in every case.
+ * On success *manifest_out (if not NULL) gets a copy and *name_out the dataset's name
+ * (caller frees); *durable is false when the write's outcome is unknown (rolled forward:
+ * the caller must not delete what the old manifest referenced). Caller holds mu. */
 static int publish(lh_catalog *cat, json_t *m, json_t **manifest_out, char **name_out,
                    bool *durable, lh_error *err)
 {
@@ -236,23 +258,30 @@ static int publish(lh_catalog *cat, json_t *m, json_t **manifest_out, char **nam
     lh_error local;
     if (!err)
         err = &local; /* the outcome decides what we do, whether or not the caller cares */
-    int rc = manifest_write(cat, m, err);
+    const char *name = lh_json_str(m, "name");
+    int rc = notify(cat, name, m, err);
+    if (rc) {
+        json_decref(m);
+        return rc;
+    }
+    rc = manifest_write(cat, m, err);
     if (rc && lh_error_not_durable(err)) {
-        lh_log(LH_LOG_WARN, "dataset_commit_not_durable", "{s:s,s:s}", "dataset",
-               lh_json_str(m, "name"), "error", err->message);
+        /* Rolled forward: the listener keeps serving the new manifest the disk now shows. */
+        lh_log(LH_LOG_WARN, "dataset_commit_not_durable", "{s:s,s:s}", "dataset", name, "error",
+               err->message);
         lh_error_clear(err);
         *durable = false;
         rc = 0;
     }
     if (rc) {
+        notify_undo(cat, name, lookup(cat, name));
         json_decref(m);
         return rc;
     }
     if (manifest_out)
         *manifest_out = json_deep_copy(m);
-    *name_out = lh_xstrdup(lh_json_str(m, "name"));
+    *name_out = lh_xstrdup(name);
     store(cat, m);
-    notify(cat, *name_out, m);
     return 0;
 }
 
@@ -305,9 +334,18 @@ static int load_bucket(lh_catalog *cat, const char *bucket, bool notify_each, st
             /* The bucket a manifest was found in is where its objects are, whatever an
              * older registry called it. */
             json_object_set_new(m, "bucket", json_string(bucket));
-            store(cat, m);
-            if (notify_each)
-                notify(cat, name, m);
+            /* A dataset the engine cannot serve is skipped like an unreadable manifest
+             * (logged, objects spared, retried at the next start) rather than listed and
+             * then "table does not exist". */
+            if (notify_each && notify(cat, name, m, &lerr) != 0) {
+                lh_log(LH_LOG_WARN, "dataset_manifest_skipped", "{s:s,s:s,s:s}", "bucket", bucket,
+                       "key", key, "reason", lerr.message);
+                if (skipped)
+                    strlist_push(skipped, name);
+                json_decref(m);
+            } else {
+                store(cat, m);
+            }
         }
         free(text);
         free(name);
@@ -737,6 +775,10 @@ int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_e
     }
     real = lh_xstrdup(lh_json_str(m, "name"));
     bucket = lh_xstrdup(lh_json_str(m, "bucket"));
+    /* The views go first (as in publish): a failure leaves everything as it was. */
+    rc = notify(cat, real, NULL, err);
+    if (rc)
+        goto out;
     char *key = manifest_key(real);
     rc = lh_storage_delete(cat->st, bucket, key, err); /* durable: the folder is fsynced */
     free(key);
@@ -749,11 +791,12 @@ int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_e
         durable = false;
         rc = 0;
     }
-    if (rc)
+    if (rc) {
+        notify_undo(cat, real, m);
         goto out;
+    }
     file_keys(m, &keys);
     unstore(cat, real);
-    notify(cat, real, NULL);
     lh_log(LH_LOG_INFO, "dataset_deleted", "{s:s,s:s,s:s}", "dataset", real, "bucket", bucket,
            "actor", actor ? actor : "anonymous");
 out:

@@ -45,10 +45,17 @@ typedef enum { LH_MODE_CREATE, LH_MODE_REPLACE, LH_MODE_APPEND } lh_ingest_mode;
 /* Parses "create" | "replace" | "append" (NULL or "" means create). */
 int lh_ingest_mode_parse(const char *s, lh_ingest_mode *mode, lh_error *err);
 
-/* Called after a dataset's manifest changed (manifest != NULL) or the dataset was deleted
- * (manifest == NULL). Runs under the catalog's mutation lock, so listeners see changes in
- * commit order; they must not call back into mutating catalog functions. */
-typedef void (*lh_catalog_listener)(void *ctx, const char *name, const json_t *manifest);
+/* Called when a dataset's manifest is about to change (manifest != NULL) or the dataset is
+ * about to be deleted (manifest == NULL), before the change is made durable. Returns 0, or
+ * a negative LH_E* code with err filled when the listener cannot apply the change (the
+ * query engine cannot create the dataset's view, or cannot open a database): the change is
+ * then not made and the mutating call fails with that error (like libgit2's GIT_EUSER).
+ * When the durable write then fails, the listener is called again with the previous
+ * manifest (NULL when there was none). Runs under the catalog's mutation lock, so
+ * listeners see changes in commit order; they must not call back into mutating catalog
+ * functions. */
+typedef int (*lh_catalog_listener)(void *ctx, const char *name, const json_t *manifest,
+                                   lh_error *err);
 
 /* Loads every manifest of every bucket. Manifests that cannot be parsed are logged and
  * skipped (never deleted). Objects under datasets/<name>/ that no manifest references
@@ -123,7 +130,8 @@ int lh_catalog_patch_metadata(lh_catalog *cat, const char *name, const json_t *p
                               const char *actor, json_t **manifest_out, lh_error *err);
 
 /* Adds a bucket (lh_storage_bucket_add) and loads any dataset manifests already in it
- * (names that clash with existing datasets are skipped and logged). */
+ * (names that clash with existing datasets, and datasets the listener refuses, are skipped
+ * and logged). */
 int lh_catalog_add_bucket(lh_catalog *cat, const char *name, const char *root, lh_error *err);
 /* Removes a bucket: LH_ECONFLICT naming the datasets that still live there. */
 int lh_catalog_remove_bucket(lh_catalog *cat, const char *name, lh_error *err);

@@ -31,18 +31,32 @@ static const char *dataset_param(lh_req *r, lh_error *err)
     return name;
 }
 
+/* "queryable" and, when false, "query_problem": why the query engine cannot read it. */
+static void mark_queryable(json_t *m, const json_t *problems)
+{
+    const json_t *why = json_object_get(problems, lh_json_str(m, "name"));
+    json_object_set_new(m, "queryable", json_boolean(!why));
+    if (why)
+        json_object_set(m, "query_problem", (json_t *)why);
+}
+
 void lh_h_datasets_list(lh_req *r)
 {
-    json_t *all = lh_catalog_list(lh_req_app(r)->cat);
+    lh_app *app = lh_req_app(r);
+    json_t *all = lh_catalog_list(app->cat);
+    json_t *problems = app->eng ? lh_engine_view_problems(app->eng) : json_object();
     json_t *out = json_array();
     size_t i;
     json_t *m;
     json_array_foreach(all, i, m)
     {
-        if (may_see(r, lh_json_str(m, "name")))
+        if (may_see(r, lh_json_str(m, "name"))) {
+            mark_queryable(m, problems);
             json_array_append(out, m);
+        }
     }
     json_decref(all);
+    json_decref(problems);
     lh_reply_json(r, 200, json_pack("{s:o}", "datasets", out));
 }
 
@@ -50,11 +64,15 @@ void lh_h_dataset_get(lh_req *r)
 {
     lh_error err;
     const char *name = dataset_param(r, &err);
-    json_t *m = name ? lh_catalog_get(lh_req_app(r)->cat, name, &err) : NULL;
+    lh_app *app = lh_req_app(r);
+    json_t *m = name ? lh_catalog_get(app->cat, name, &err) : NULL;
     if (!m) {
         lh_reply_error(r, &err);
         return;
     }
+    json_t *problems = app->eng ? lh_engine_view_problems(app->eng) : json_object();
+    mark_queryable(m, problems);
+    json_decref(problems);
     lh_reply_json(r, 200, json_pack("{s:o}", "dataset", m));
 }
 

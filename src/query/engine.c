@@ -1,12 +1,34 @@
 /*
- * engine.c: the DuckDB database behind every query, and the statements we run ourselves.
+ * engine.c: the DuckDB databases behind every query, and the statements we run ourselves.
  *
- * Generations. DuckDB's sandbox (allowed_directories, enable_external_access=false,
- * lock_configuration=true) cannot be changed once locked, so a change of buckets opens a
- * new database — a generation — with the new roots and swaps it in (views.c). Whoever runs
- * something on a generation holds a reference (lh_gen_acquire); the engine holds one on the
- * current generation. A generation is closed when its last reference goes, so a query
- * that started before a swap finishes on the database it started on.
+ * Two kinds of database, each a generation (below):
+ *   - the user database runs user SQL. Its sandbox reaches exactly the committed Parquet
+ *     parts of the served datasets (allowed_paths, no allowed_directories) and its own
+ *     spill folder, which DuckDB adds itself; it holds the dataset views. It cannot read
+ *     uploads (<data>/_tmp/uploads), staged parts, _secrets/ or _catalog/, nor create a
+ *     file anywhere else. DuckDB does not tell reading from writing (an allowed path may
+ *     also be written), so writes are refused one level up: result.c runs one prepared
+ *     SELECT and nothing else (no COPY, EXPORT, ATTACH, SET, EXPLAIN ANALYZE). SECURITY.md
+ *     states exactly what holds.
+ *   - the internal database runs our own statements (ingest's COPY from an upload into a
+ *     staging file, DESCRIBE of a staged part): each bucket's datasets/ folder and <data>/_tmp/.
+ *
+ * Generations. DuckDB's sandbox (allowed_directories/allowed_paths,
+ * enable_external_access=false, lock_configuration=true) cannot be changed once locked, so
+ * a change opens a new database — a generation — and swaps it in: every catalog change a
+ * new user database (its allowed paths are the new set of parts), every bucket change both.
+ * A published generation is never changed. Whoever runs something on a generation holds
+ * a reference (lh_gen_acquire); the engine holds one on each current generation. A
+ * generation is closed when its last reference goes, so a query that started before a
+ * swap finishes on the database it started on.
+ *
+ * Listener failures surface. A catalog change whose view DuckDB refuses (a corrupt or
+ * missing part), or any change for which a database cannot be opened, is refused: the
+ * listener returns the error, nothing is swapped, and the catalog or storage call fails
+ * and undoes the change. A dataset that was already served and whose view fails when a
+ * database is rebuilt for another reason (at open, a bucket change, another dataset's
+ * change) is kept in the registry with the reason (lh_engine_view_problems): its name
+ * then fails to bind until a later rebuild succeeds.
  *
  * Each generation spills to its own folder <data>/_tmp/duckdb/g<pid>-<seq>: DuckDB removes
  * its temporary files when a database closes, and two databases sharing one folder could
@@ -25,46 +47,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---------------------------------------------------------------- quoting */
-
-static char *sql_quote(const char *s, char q)
-{
-    lh_buf b;
-    lh_buf_init(&b);
-    lh_buf_putc(&b, q);
-    for (const char *p = s; *p; p++) {
-        if (*p == q)
-            lh_buf_putc(&b, q);
-        lh_buf_putc(&b, *p);
-    }
-    lh_buf_putc(&b, q);
-    return b.data;
-}
-
-char *lh_sql_ident(const char *name)
-{
-    return sql_quote(name, '"');
-}
-
-char *lh_sql_literal(const char *text)
-{
-    return sql_quote(text, '\'');
-}
-
-/* ---------------------------------------------------------------- statements */
-
-int lh_duck_exec(duckdb_connection conn, const char *sql, lh_error *err)
-{
-    duckdb_result r;
-    int rc = 0;
-    if (duckdb_query(conn, sql, &r) == DuckDBError) {
-        const char *msg = duckdb_result_error(&r);
-        rc = lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "unknown DuckDB error");
-    }
-    duckdb_destroy_result(&r);
-    return rc;
-}
-
 /* ---------------------------------------------------------------- generations */
 
 static void gen_free(lh_gen *g)
@@ -81,53 +63,55 @@ static void gen_free(lh_gen *g)
     free(g);
 }
 
-/* The lock-down, in the order DuckDB requires: directories first (external access off
- * forbids changing them), then external access, then the lock. */
-static int gen_sandbox(lh_engine *eng, lh_gen *g, char **roots, lh_error *err)
+/* "SET <setting> = ['a', 'b']" into sql. */
+static void set_list(lh_buf *sql, const char *setting, char *const *items)
 {
-    lh_buf sql;
-    lh_buf_init(&sql);
+    lh_buf_printf(sql, "SET %s = [", setting);
+    for (size_t i = 0; items[i]; i++) {
+        char *lit = lh_sql_literal(items[i]);
+        lh_buf_printf(sql, "%s%s", i ? ", " : "", lit);
+        free(lit);
+    }
+    lh_buf_putc(sql, ']');
+}
+
+/* The lock-down, in the order DuckDB requires: directories and paths first (external
+ * access off forbids changing them), then external access (which adds the spill folder to
+ * the allowed directories), then the lock. dirs and paths are NULL-terminated, or NULL. */
+static int gen_sandbox(lh_gen *g, char *const *dirs, char *const *paths, lh_error *err)
+{
+    lh_buf set_dirs, set_paths;
+    lh_buf_init(&set_dirs);
+    lh_buf_init(&set_paths);
     int rc = 0;
     lh_error tz_err;
     if (lh_duck_exec(g->ddl, "SET GLOBAL TimeZone = 'UTC'", &tz_err) != 0)
         lh_log(LH_LOG_WARN, "duckdb_timezone_not_set", "{s:s}", "message", tz_err.message);
+    if (dirs && dirs[0])
+        set_list(&set_dirs, "allowed_directories", dirs);
+    if (paths && paths[0])
+        set_list(&set_paths, "allowed_paths", paths);
 
-    /* DuckDB reaches only what it must: each bucket's datasets/ folder (parts are read
-     * there and staged there by COPY) and <data>/_tmp/ (uploads, spill). Not a bucket's
-     * root: primary's root is the data folder, which also holds _secrets/ (the admin key,
-     * the key pepper) and _catalog/; those stay outside the sandbox even if SQL ever got
-     * past the firewall. The trailing '/' keeps "datasets" from also allowing
-     * "datasets_x". */
-    char *tmp = lh_path_join(eng->data_dir, "_tmp/");
-    lh_buf_puts(&sql, "SET allowed_directories = [");
-    for (size_t i = 0; roots && roots[i]; i++) {
-        char *dir = lh_path_join(roots[i], "datasets/");
-        char *lit = lh_sql_literal(dir);
-        lh_buf_printf(&sql, "%s, ", lit);
-        free(lit);
-        free(dir);
-    }
-    char *lit = lh_sql_literal(tmp);
-    lh_buf_printf(&sql, "%s]", lit);
-    free(lit);
-    free(tmp);
-
-    const char *steps[] = {sql.data, "SET enable_external_access = false",
+    const char *steps[] = {set_dirs.data, set_paths.data, "SET enable_external_access = false",
                            "SET lock_configuration = true"};
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         lh_error e;
+        if (!steps[i])
+            continue;
         if (lh_duck_exec(g->ddl, steps[i], &e) != 0) {
-            rc = lh_error_set(err, LH_EINTERNAL, "cannot lock down DuckDB (%s): %s", steps[i],
-                              e.message);
+            rc = lh_error_set(err, LH_EINTERNAL, "cannot lock down DuckDB: %.200s", e.message);
             goto out;
         }
     }
 out:
-    lh_buf_free(&sql);
+    lh_buf_free(&set_dirs);
+    lh_buf_free(&set_paths);
     return rc;
 }
 
-lh_gen *lh_gen_open(lh_engine *eng, char **roots, lh_error *err)
+/* Opens a generation whose sandbox allows dirs and paths (NULL-terminated, or NULL) and
+ * its own spill folder. Caller owns the one reference (gen_unref). */
+static lh_gen *gen_open(lh_engine *eng, char *const *dirs, char *const *paths, lh_error *err)
 {
     lh_gen *g = lh_xcalloc(1, sizeof(*g));
     duckdb_config cfg = NULL;
@@ -181,7 +165,7 @@ lh_gen *lh_gen_open(lh_engine *eng, char **roots, lh_error *err)
         g->ddl = NULL;
         goto out;
     }
-    if (gen_sandbox(eng, g, roots, err) != 0)
+    if (gen_sandbox(g, dirs, paths, err) != 0)
         goto out;
     ok = true;
 out:
@@ -197,12 +181,62 @@ out:
     return g;
 }
 
-lh_gen *lh_gen_acquire(lh_engine *eng, lh_error *err)
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* The internal database for the current bucket roots: each bucket's datasets/ folder
+ * (parts are staged and read there) and <data>/_tmp/ (uploads, spill). Not a bucket's
+ * root: primary's root is the data folder, which also holds _secrets/ (the admin key, the
+ * key pepper) and _catalog/. The trailing '/' keeps "datasets" from also allowing
+ * "datasets_x". */
+static lh_gen *internal_gen_open(lh_engine *eng, lh_error *err)
+{
+    char **roots = lh_storage_roots(eng->st);
+    size_t n = 0;
+    while (roots && roots[n])
+        n++;
+    char **dirs = lh_xcalloc(n + 2, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        dirs[i] = lh_path_join(roots[i], "datasets/");
+    dirs[n] = lh_path_join(eng->data_dir, "_tmp/");
+    lh_gen *g = gen_open(eng, dirs, NULL, err);
+    strv_free(dirs);
+    strv_free(roots);
+    return g;
+}
+
+/* A user database serving reg: allowed to read exactly reg's parts, with reg's views
+ * created (the failures recorded in reg). */
+static lh_gen *user_gen_open(lh_engine *eng, lh_view_registry *reg, lh_error *err)
+{
+    char **paths = lh_view_registry_paths(reg, eng->st);
+    lh_gen *g = gen_open(eng, NULL, paths, err);
+    strv_free(paths);
+    if (!g)
+        return NULL;
+    if (lh_view_registry_apply(reg, g->ddl, eng->st) > 0) {
+        /* DuckDB names files in its errors; listings must not say where the lake is. */
+        json_t *problems = lh_view_registry_problems(reg);
+        const char *name;
+        json_t *why;
+        json_object_foreach(problems, name, why)
+            lh_log(LH_LOG_WARN, "view_create_failed", "{s:s,s:s}", "dataset", name, "message",
+                   json_string_value(why));
+        json_decref(problems);
+    }
+    return g;
+}
+
+static lh_gen *acquire(lh_engine *eng, lh_gen *const *slot, lh_error *err)
 {
     lh_gen *g = NULL;
     pthread_mutex_lock(&eng->gen_mu);
-    if (!eng->closing && eng->cur) {
-        g = eng->cur;
+    if (!eng->closing && *slot) {
+        g = *slot;
         g->refs++;
         eng->users++;
     }
@@ -212,8 +246,16 @@ lh_gen *lh_gen_acquire(lh_engine *eng, lh_error *err)
     return g;
 }
 
-void lh_gen_unref(lh_engine *eng, lh_gen *g)
+lh_gen *lh_gen_acquire(lh_engine *eng, lh_error *err)
 {
+    return acquire(eng, &eng->cur, err);
+}
+
+/* Drops the engine's own reference (after a swap, or at close). */
+static void gen_unref(lh_engine *eng, lh_gen *g)
+{
+    if (!g)
+        return;
     pthread_mutex_lock(&eng->gen_mu);
     bool last = --g->refs == 0;
     pthread_mutex_unlock(&eng->gen_mu);
@@ -233,6 +275,152 @@ void lh_gen_release(lh_engine *eng, lh_gen *g)
     /* Closing outside the lock: duckdb_close waits for DuckDB's threads. */
     if (last)
         gen_free(g);
+}
+
+/* Makes user (serving reg) and, when not NULL, internal current; the old ones go when
+ * their last query ends. Takes all three. Caller holds regen_mu. */
+static void publish(lh_engine *eng, lh_gen *user, lh_gen *internal, lh_view_registry *reg)
+{
+    pthread_mutex_lock(&eng->gen_mu);
+    lh_gen *old_user = eng->cur, *old_internal = NULL;
+    lh_view_registry *old_reg = eng->views;
+    eng->cur = user;
+    eng->views = reg;
+    if (internal) {
+        old_internal = eng->internal;
+        eng->internal = internal;
+    }
+    pthread_mutex_unlock(&eng->gen_mu);
+    atomic_fetch_add(&eng->view_events, 1);
+    /* The relations user SQL can name may have changed: verdicts the firewall reached before
+     * are dropped (verdicts.c). */
+    lh_verdicts_invalidate(eng->verdicts);
+    gen_unref(eng, old_user);
+    gen_unref(eng, old_internal);
+    lh_view_registry_free(old_reg);
+}
+
+/* ---------------------------------------------------------------- listeners */
+
+/* The catalog listener: a new user database with the change applied. Refused (nothing
+ * swapped) when the changed dataset's view cannot be created or no database opens. */
+static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_error *err)
+{
+    lh_engine *eng = ctx;
+    lh_view_registry *reg = NULL;
+    lh_gen *g = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&eng->regen_mu);
+    /* A metadata edit leaves the views as they are: nothing to rebuild. */
+    if (!eng->listening || (manifest && lh_view_registry_same(eng->views, name, manifest)))
+        goto out;
+    reg = lh_view_registry_copy(eng->views);
+    if (manifest)
+        lh_view_registry_put(reg, name, manifest);
+    else
+        lh_view_registry_remove(reg, name);
+    g = user_gen_open(eng, reg, err);
+    if (!g) {
+        rc = err->code;
+        lh_error_scrub(err, eng->data_dir, "<lake>");
+        goto out;
+    }
+    const char *problem = manifest ? lh_view_registry_problem(reg, name) : NULL;
+    if (problem) {
+        rc = lh_error_setk(err, LH_EINTERNAL, "dataset_unqueryable",
+                           "the query engine cannot read dataset '%s', so the change was not "
+                           "made: %s",
+                           name, problem);
+        lh_error_scrub(err, eng->data_dir, "<lake>");
+        goto out;
+    }
+    publish(eng, g, NULL, reg);
+    g = NULL;
+    reg = NULL;
+out:
+    pthread_mutex_unlock(&eng->regen_mu);
+    gen_unref(eng, g);
+    lh_view_registry_free(reg);
+    return rc;
+}
+
+/* The storage listener: new internal and user databases for the new bucket roots. */
+static int on_buckets(void *ctx, lh_error *err)
+{
+    lh_engine *eng = ctx;
+    lh_view_registry *reg = NULL;
+    lh_gen *user = NULL, *internal = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&eng->regen_mu);
+    if (!eng->listening)
+        goto out;
+    internal = internal_gen_open(eng, err);
+    reg = lh_view_registry_copy(eng->views);
+    user = internal ? user_gen_open(eng, reg, err) : NULL;
+    if (!user) {
+        rc = err->code;
+        lh_error_scrub(err, eng->data_dir, "<lake>");
+        goto out;
+    }
+    publish(eng, user, internal, reg);
+    lh_log(LH_LOG_INFO, "query_regenerated", "{s:I,s:I}", "generation", (json_int_t)user->seq,
+           "views", (json_int_t)lh_view_registry_count(reg));
+    user = internal = NULL;
+    reg = NULL;
+out:
+    pthread_mutex_unlock(&eng->regen_mu);
+    gen_unref(eng, user);
+    gen_unref(eng, internal);
+    lh_view_registry_free(reg);
+    return rc;
+}
+
+/* Seeds the registry from the catalog. The listener is set first and regen_mu held across
+ * the list: a change committed after the list waits for regen_mu and lands on top; one
+ * whose listener call is still to come was not stored yet (the catalog calls it before
+ * storing), so it is not in the list either. */
+static int views_seed(lh_engine *eng, lh_error *err)
+{
+    int rc = 0;
+    lh_view_registry *reg = lh_view_registry_new();
+    pthread_mutex_lock(&eng->regen_mu);
+    json_t *list = lh_catalog_list(eng->cat);
+    size_t i;
+    const json_t *m;
+    json_array_foreach(list, i, m)
+    {
+        const char *name = lh_json_str(m, "name");
+        if (name)
+            lh_view_registry_put(reg, name, m);
+    }
+    json_decref(list);
+    lh_gen *g = user_gen_open(eng, reg, err);
+    if (g) {
+        publish(eng, g, NULL, reg);
+        reg = NULL;
+    } else {
+        rc = err->code;
+    }
+    pthread_mutex_unlock(&eng->regen_mu);
+    lh_view_registry_free(reg);
+    return rc;
+}
+
+json_t *lh_engine_view_problems(lh_engine *eng)
+{
+    pthread_mutex_lock(&eng->gen_mu);
+    json_t *out = eng->views ? lh_view_registry_problems(eng->views) : json_object();
+    pthread_mutex_unlock(&eng->gen_mu);
+    const char *name;
+    json_t *why;
+    json_object_foreach(out, name, why)
+    {
+        lh_error e;
+        lh_error_set(&e, LH_EINTERNAL, "%s", json_string_value(why));
+        lh_error_scrub(&e, eng->data_dir, "<lake>");
+        json_object_set_new(out, name, json_string(e.message));
+    }
+    return out;
 }
 
 /* Spill folders whose process is gone (a crash left them). */
@@ -308,7 +496,6 @@ static void keywords_free(lh_keywords *kw)
 lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat, lh_error *err)
 {
     lh_engine *eng = lh_xcalloc(1, sizeof(*eng));
-    char **roots = NULL;
     bool ok = false;
 
     eng->st = st;
@@ -320,10 +507,11 @@ lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat,
     eng->default_rows = cfg->query_default_rows > 0 ? cfg->query_default_rows : 1000;
     eng->threads = cfg->duckdb_threads;
     eng->memory_mb = cfg->duckdb_memory_mb;
+    eng->retirer = lh_retirer_new(st);
     pthread_mutex_init(&eng->regen_mu, NULL);
-    pthread_mutex_init(&eng->ddl_mu, NULL);
     pthread_mutex_init(&eng->gen_mu, NULL);
     pthread_cond_init(&eng->idle_cv, NULL);
+    atomic_init(&eng->view_events, 0);
     eng->listening = true;
     eng->verdicts = lh_verdicts_new();
 
@@ -334,31 +522,28 @@ lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat,
     if (!eng->watchdog)
         goto out;
 
-    /* The storage listener is set before the roots are read, so a bucket added meanwhile
-     * is either in this snapshot or triggers a regeneration (which waits for regen_mu). */
+    /* The listeners are set before the roots and the catalog are read, so a bucket or a
+     * dataset changed meanwhile is either in this snapshot or rebuilds after it (waiting
+     * for regen_mu). */
+    lh_storage_set_listener(st, on_buckets, eng);
+    lh_catalog_set_listener(cat, on_dataset, eng);
+    lh_catalog_set_retirer(cat, lh_retirer_retire, eng->retirer);
     pthread_mutex_lock(&eng->regen_mu);
-    lh_storage_set_listener(st, lh_views_on_buckets, eng);
-    roots = lh_storage_roots(st);
-    lh_gen *g = lh_gen_open(eng, roots, err);
+    lh_gen *g = internal_gen_open(eng, err);
     if (g) {
         keywords_load(&eng->keywords, g->ddl);
         lh_functions_audit(g->ddl);
         pthread_mutex_lock(&eng->gen_mu);
-        eng->cur = g;
+        eng->internal = g;
         pthread_mutex_unlock(&eng->gen_mu);
     }
     pthread_mutex_unlock(&eng->regen_mu);
     if (!g)
         goto out;
-    if (lh_views_start(eng, err) != 0)
+    if (views_seed(eng, err) != 0)
         goto out;
     ok = true;
 out:
-    if (roots) {
-        for (size_t i = 0; roots[i]; i++)
-            free(roots[i]);
-        free(roots);
-    }
     if (!ok) {
         lh_engine_close(eng); /* unsubscribes too */
         return NULL;
@@ -370,32 +555,32 @@ void lh_engine_close(lh_engine *eng)
 {
     if (!eng)
         return;
-    lh_views_stop(eng);
-    /* A regeneration in flight finishes first; later ones see listening == false. */
+    lh_catalog_set_listener(eng->cat, NULL, NULL);
+    lh_catalog_set_retirer(eng->cat, NULL, NULL);
+    lh_storage_set_listener(eng->st, NULL, NULL);
+    /* A rebuild in flight finishes first; later ones see listening == false. */
     pthread_mutex_lock(&eng->regen_mu);
+    eng->listening = false;
     pthread_mutex_unlock(&eng->regen_mu);
 
     pthread_mutex_lock(&eng->gen_mu);
     eng->closing = true;
     while (eng->users > 0)
         pthread_cond_wait(&eng->idle_cv, &eng->gen_mu);
-    lh_gen *g = eng->cur;
-    eng->cur = NULL;
+    lh_gen *user = eng->cur, *internal = eng->internal;
+    eng->cur = eng->internal = NULL;
     pthread_mutex_unlock(&eng->gen_mu);
 
     lh_watchdog_stop(eng->watchdog);
-    if (g)
-        lh_gen_unref(eng, g);
+    gen_unref(eng, user);
+    gen_unref(eng, internal);
     /* No query runs any more: parts still waiting go now. */
-    lh_retired_delete(eng, eng->retired);
-    eng->retired = NULL;
-    free(eng->reader_epochs);
-    lh_views_free(eng);
+    lh_retirer_free(eng->retirer);
+    lh_view_registry_free(eng->views);
     keywords_free(&eng->keywords);
     lh_verdicts_free(eng->verdicts);
     pthread_cond_destroy(&eng->idle_cv);
     pthread_mutex_destroy(&eng->gen_mu);
-    pthread_mutex_destroy(&eng->ddl_mu);
     pthread_mutex_destroy(&eng->regen_mu);
     free(eng->tmp_root);
     free(eng->data_dir);
@@ -404,11 +589,11 @@ void lh_engine_close(lh_engine *eng)
 
 /* ---------------------------------------------------------------- internal statements */
 
-/* A connection on the current generation for one internal statement. */
+/* A connection on the current internal generation for one internal statement. */
 static int internal_connect(lh_engine *eng, lh_gen **g, duckdb_connection *conn, lh_error *err)
 {
     *conn = NULL;
-    *g = lh_gen_acquire(eng, err);
+    *g = acquire(eng, &eng->internal, err);
     if (!*g)
         return err ? err->code : LH_EUNAVAILABLE;
     if (duckdb_connect((*g)->db, conn) == DuckDBError) {

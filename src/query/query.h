@@ -91,6 +91,11 @@ bool lh_query_truncated(const lh_query *q);
 const lh_error *lh_query_error(const lh_query *q);
 void lh_query_free(lh_query *q);
 
+/* {dataset: reason} for every dataset the catalog lists but no query can read, because
+ * DuckDB refused its view when the user database was last rebuilt (a part missing or
+ * corrupt). Paths in reasons are replaced by "<lake>". Caller decrefs. */
+json_t *lh_engine_view_problems(lh_engine *eng);
+
 /* Runs one internal statement (ours, never user SQL), e.g. COPY ... TO. *rows_out (if not
  * NULL) gets the changed/copied row count DuckDB reports. DuckDB errors are LH_EINVAL with
  * DuckDB's message (callers that know better remap them). */

@@ -1,8 +1,11 @@
 /*
  * query_internal.h: what the files of src/query/ share, and nothing else includes.
  *
- *   engine.c    database generations, sandbox, the engine lock order, internal statements
- *   views.c     the registry of dataset views and the catalog/storage listeners
+ *   engine.c    generations (the user and the internal database), their sandboxes, the
+ *               catalog and storage listeners, internal statements
+ *   views.c     the view registry, a value with its own type (views.h)
+ *   retire.c    superseded parts waiting for their readers (retire.h)
+ *   duck.c      the DuckDB include and the one statement runner (duck.h)
  *   watchdog.c  the thread that interrupts queries past their deadline
  *   types.c     DuckDB type names and type trees
  *   value.c     cell rendering (DuckDB vectors → text)
@@ -10,28 +13,29 @@
  *   policy.c    who may read what (lh_sql_policy_for)
  *   firewall.c  the SQL firewall; functions.c its allow-list of functions, verdicts.c its
  *               cache of allowed statements
+ * engine.c uses views.c and retire.c; they never call back into it.
  *
  * Lock order (outermost first); nothing takes them in another order:
  *   catalog lock (held while the catalog calls our listener)
- *     → eng->regen_mu → eng->ddl_mu → storage rwlock (lh_storage_path/roots) → eng->gen_mu
+ *     → eng->regen_mu → storage rwlock (lh_storage_path/roots) → eng->gen_mu
+ *     → the retirer's mutex
  *   watchdog mutex: a leaf, never held while taking another lock (expire callbacks run
  *     without it).
  *   a user query's q->mu (result.c) → watchdog mutex, → eng->gen_mu, → storage rwlock; the
  *     watchdog thread only try-locks q->mu, so waiting in lh_watchdog_remove under q->mu
  *     cannot deadlock.
- * The storage listener never calls into the catalog (it replays the engine's own view
- * registry), so it is safe whether or not its caller holds the catalog lock.
+ * The storage listener never calls into the catalog (it rebuilds from the engine's own
+ * view registry), so it is safe whether or not its caller holds the catalog lock.
  */
 #ifndef LH_QUERY_INTERNAL_H
 #define LH_QUERY_INTERNAL_H
 
 #include "query/query.h"
 
-/* duckdb.h declares a few `f()` functions; keep -Wstrict-prototypes for our own code. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#include <duckdb.h>
-#pragma GCC diagnostic pop
+#include "duck.h"
+#include "retire.h"
+#include "views.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -133,12 +137,15 @@ size_t lh_query__buffer_capacity(const lh_query *q);
 
 /* ---------------------------------------------------------------- generations */
 
-/* One DuckDB database with the sandbox of one moment's bucket roots. Queries hold a
- * reference; the engine holds one on the current generation. Freed when the count drops to
- * zero (so a regeneration never pulls a database from under a running query). */
+/* One DuckDB database with its sandbox. Two kinds (engine.c's header): the user database
+ * (exactly the committed parts, with the views) and the internal one (the buckets'
+ * datasets/ folders and _tmp/, no views). Whoever runs something on one holds a
+ * reference; the engine holds one on each current generation. Freed when the count drops
+ * to zero (so a regeneration never pulls a database from under a running query). A
+ * published generation is never changed. */
 typedef struct lh_gen {
     duckdb_database db;
-    duckdb_connection ddl; /* view DDL; used only under eng->ddl_mu (or before publication) */
+    duckdb_connection ddl; /* setup and view DDL, before publication only */
     int refs;              /* guarded by eng->gen_mu */
     uint64_t seq;
     char *tmp_dir; /* owned: this generation's spill folder, removed with it */
@@ -215,10 +222,6 @@ void lh_verdicts_invalidate(lh_verdicts *v);
 bool lh_verdicts_allowed(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
 void lh_verdicts_remember(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
 
-/* ---------------------------------------------------------------- views */
-
-typedef struct lh_view_def lh_view_def;
-
 /* ---------------------------------------------------------------- the engine */
 
 struct lh_engine {
@@ -234,77 +237,40 @@ struct lh_engine {
     lh_keywords keywords;  /* read-only after open */
     lh_verdicts *verdicts; /* the firewall's cache; invalidated by the listeners */
     lh_watchdog *watchdog;
+    lh_retirer *retirer; /* the catalog's retirer; user queries are its readers */
 
-    /* Serialises regenerations (bucket changes) with each other and with close. */
+    /* Serialises every change of what is served (the registry and both generations):
+     * catalog listener, storage listener, seeding, close. Opening databases and creating
+     * views run under it; a published generation is never changed. */
     pthread_mutex_t regen_mu;
+    bool listening; /* true from open until close begins; listeners check it */
 
-    /* Guards the view registry and every DDL on a generation's ddl connection; the current
-     * generation only changes under it, so a view change never lands in a generation that
-     * is about to be replaced. */
-    pthread_mutex_t ddl_mu;
-    lh_view_def *views; /* sorted by name, case-insensitively */
-    size_t nviews, cap_views;
-    uint64_t view_events; /* listener calls so far (seeding detects races with it) */
-    bool listening;       /* true from open until close begins; listeners check it */
+    /* +1 each time the relations user SQL can name may have changed (a new user database
+     * was published). A firewall cache keyed on the catalog reads it. */
+    atomic_uint_least64_t view_events;
 
-    /* Guards cur, refcounts, users, slots and closing. A leaf lock. */
+    /* Guards cur, internal, views (the pointer), refcounts, users, slots and closing. A
+     * leaf lock but for the retirer's. */
     pthread_mutex_t gen_mu;
-    pthread_cond_t idle_cv; /* signalled when users drops to zero */
-    lh_gen *cur;
+    pthread_cond_t idle_cv;  /* signalled when users drops to zero */
+    lh_gen *cur;             /* user queries: reads the committed parts, nothing else */
+    lh_gen *internal;        /* our own statements (ingest's COPY, DESCRIBE of a staged file) */
+    lh_view_registry *views; /* what cur serves; replaced whole under regen_mu + gen_mu */
     uint64_t gen_seq;
     int users; /* queries and internal statements holding a generation */
     int slots; /* user queries running */
     bool closing;
-
-    /* Superseded parts wait until no query that could still read them runs (retire.c).
-     * Guarded by gen_mu. A query's start epoch is the epoch current when it took its slot;
-     * a part retired at epoch e may go once no running query started before e. */
-    uint64_t epoch;
-    uint64_t *reader_epochs; /* start epochs of running user queries (a multiset) */
-    size_t nreaders, cap_readers;
-    struct lh_retired *retired; /* waiting parts, oldest first */
 };
 
-typedef struct lh_retired {
-    char *bucket, *key;
-    uint64_t epoch;
-    struct lh_retired *next;
-} lh_retired;
-
-/* retire.c. Callers hold gen_mu for the *_locked ones. */
-uint64_t lh_readers_enter_locked(lh_engine *eng);
-/* Drops one reader; returns the retired parts now free to delete (caller deletes them
- * with lh_retired_delete after releasing gen_mu). */
-lh_retired *lh_readers_exit_locked(lh_engine *eng, uint64_t start_epoch);
-void lh_retired_delete(lh_engine *eng, lh_retired *list);
-/* The catalog's retirer (lh_catalog_set_retirer). */
-void lh_engine_retire(void *ctx, const char *bucket, char *const *keys, size_t n);
-
-/* Takes a reference on the current generation (NULL + LH_EUNAVAILABLE when closing). */
+/* Takes a reference on the current user generation (NULL + LH_EUNAVAILABLE when
+ * closing). */
 lh_gen *lh_gen_acquire(lh_engine *eng, lh_error *err);
 void lh_gen_release(lh_engine *eng, lh_gen *g);
-/* Drops the engine's own reference (after a swap, or at close). */
-void lh_gen_unref(lh_engine *eng, lh_gen *g);
-/* Opens a sandboxed generation for the given roots (NULL-terminated). */
-lh_gen *lh_gen_open(lh_engine *eng, char **roots, lh_error *err);
-/* Runs a statement on a connection; DuckDB errors become LH_EINVAL kind "sql_error". */
-int lh_duck_exec(duckdb_connection conn, const char *sql, lh_error *err);
 /* lh_engine_query_json on a connection the caller holds (engine.c). */
 json_t *lh_conn_query_json(lh_engine *eng, duckdb_connection conn, const char *sql, lh_error *err);
 /* The firewall on a connection the caller holds, so a query's parse runs inside its slot
  * and under its deadline (firewall.c). */
 int lh_firewall_on_conn(lh_engine *eng, duckdb_connection conn, const char *sql,
                         const lh_sql_policy *policy, lh_error *err);
-
-/* views.c */
-/* Seeds the registry from lh_catalog_list and subscribes to both listeners. */
-int lh_views_start(lh_engine *eng, lh_error *err);
-/* Unsubscribes; afterwards no listener runs. */
-void lh_views_stop(lh_engine *eng);
-void lh_views_free(lh_engine *eng);
-/* Creates every registered view in g (g not yet published, or under ddl_mu). */
-void lh_views_apply_all(lh_engine *eng, lh_gen *g);
-/* The storage listener: regenerates the database for the new bucket roots. */
-void lh_views_on_buckets(void *ctx);
 
 #endif

@@ -5,8 +5,9 @@
  *   start   take a slot (max_concurrent_queries), a reference on the current generation, a
  *           connection; register with the watchdog (the deadline covers everything from
  *           here to the last fetch); extract statements (exactly one), prepare (no
- *           parameters, SELECT or EXPLAIN only — a second wall behind the firewall: nothing
- *           a user sends may change the views or the database), execute to a streaming
+ *           parameters, SELECT only — a second wall behind the firewall: nothing a user
+ *           sends may change the views or the database, or write a file; EXPLAIN is refused
+ *           because EXPLAIN ANALYZE runs its statement, COPY included), execute to a streaming
  *           result and fetch the first chunk, so that SQL errors and most timeouts are
  *           reported before the HTTP status line;
  *   read    render rows one at a time into an internal buffer and hand it out; rendering
@@ -158,6 +159,7 @@ static const struct {
     {DUCKDB_STATEMENT_TYPE_EXPORT, "EXPORT"},   {DUCKDB_STATEMENT_TYPE_CALL, "CALL"},
     {DUCKDB_STATEMENT_TYPE_VACUUM, "VACUUM"},   {DUCKDB_STATEMENT_TYPE_TRANSACTION, "transaction"},
     {DUCKDB_STATEMENT_TYPE_PREPARE, "PREPARE"}, {DUCKDB_STATEMENT_TYPE_EXECUTE, "EXECUTE"},
+    {DUCKDB_STATEMENT_TYPE_EXPLAIN, "EXPLAIN"},
 };
 
 static const char *statement_name(duckdb_statement_type t)
@@ -176,10 +178,9 @@ static void release_slot(lh_query *q)
         return;
     pthread_mutex_lock(&q->eng->gen_mu);
     q->eng->slots--;
-    lh_retired *done = lh_readers_exit_locked(q->eng, q->start_epoch);
     pthread_mutex_unlock(&q->eng->gen_mu);
     q->has_slot = false;
-    lh_retired_delete(q->eng, done); /* parts only this query could still have read */
+    lh_retirer_exit(q->eng->retirer, q->start_epoch); /* deletes what only it could read */
 }
 
 /* Gives back everything DuckDB-side. The watchdog entry goes before the connection, so
@@ -415,7 +416,7 @@ static int take_slot(lh_engine *eng, uint64_t *start_epoch, lh_error *err)
                           eng->max_queries);
     else {
         eng->slots++;
-        *start_epoch = lh_readers_enter_locked(eng);
+        *start_epoch = lh_retirer_enter(eng->retirer);
     }
     pthread_mutex_unlock(&eng->gen_mu);
     return rc;
@@ -452,7 +453,7 @@ static int prepare_one(lh_query *q, const char *sql, duckdb_prepared_statement *
         goto out;
     }
     duckdb_statement_type type = duckdb_prepared_statement_type(*stmt);
-    if (type != DUCKDB_STATEMENT_TYPE_SELECT && type != DUCKDB_STATEMENT_TYPE_EXPLAIN)
+    if (type != DUCKDB_STATEMENT_TYPE_SELECT)
         rc = lh_error_setk(err, LH_EFORBIDDEN, "sql_forbidden",
                            "only SELECT queries can run here (got a %s statement)",
                            statement_name(type));

@@ -1,52 +1,48 @@
 /*
- * views.c: one DuckDB view per dataset, kept in step with the catalog and the buckets.
+ * views.c: the registry of dataset views and the DDL that creates them (views.h).
  *
- * For a dataset `people` whose manifest lists files [a, b] in bucket B:
- *   CREATE OR REPLACE VIEW "people"        AS SELECT * FROM read_parquet(['<B>/a', '<B>/b'])
- *   CREATE OR REPLACE VIEW "__raw__people" AS (the same; erasure will make them differ)
+ * The registry is what the engine serves, not what DuckDB holds: the engine builds every
+ * user database from a registry (lh_view_registry_apply) and never changes a published
+ * database, so the two cannot drift apart. Nothing here takes a lock or knows the engine.
  *
- * The engine keeps its own registry of what it has applied (name, bucket, file keys),
- * changed only by the catalog listener and seeding, both under eng->ddl_mu:
- *
- *   - catalog listener (runs under the catalog's lock, so calls arrive in commit order):
- *     update the registry and apply the change to the current generation;
- *   - storage listener (buckets added/removed): open a new generation with the new roots
- *     (no lock held: opening is slow), then under ddl_mu replay the registry into it and
- *     swap it in. Replaying our registry rather than calling lh_catalog_list means this
- *     listener never takes the catalog lock, so it cannot deadlock whatever its caller
- *     holds, and no catalog change can fall between a list and the swap (changes wait
- *     for ddl_mu, then land in the new generation);
- *   - seeding at open: subscribe first, then lh_catalog_list (which takes the catalog lock,
- *     so never under ddl_mu); if a listener call happened meanwhile the list may be older
- *     than the registry, so list again until none did.
- *
- * A view that cannot be created (a file missing, a bucket gone) is dropped and logged: a
- * stale view over old files is worse than a clear "table does not exist".
+ * A view that cannot be created (a part missing, a bucket gone) is left out and its reason
+ * recorded: a stale view over old files is worse than a clear "not queryable" with a
+ * reason, which GET /catalog/datasets shows.
  */
-#include "query_internal.h"
+#include "views.h"
+
+#include "query/query.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-struct lh_view_def {
+
+typedef struct view_def {
     char *name;
     char *bucket;
     char **keys;
     size_t nkeys;
+    char *problem; /* why the last apply could not create the view, or NULL */
+} view_def;
+
+struct lh_view_registry {
+    view_def *v; /* sorted by name, case-insensitively */
+    size_t n, cap;
 };
 
-static void def_clear(lh_view_def *d)
+static void def_clear(view_def *d)
 {
     free(d->name);
     free(d->bucket);
     for (size_t i = 0; i < d->nkeys; i++)
         free(d->keys[i]);
     free(d->keys);
+    free(d->problem);
     memset(d, 0, sizeof(*d));
 }
 
-static void def_from_manifest(lh_view_def *d, const char *name, const json_t *m)
+static void def_from_manifest(view_def *d, const char *name, const json_t *m)
 {
     const char *bucket = lh_json_str(m, "bucket");
     const json_t *files = json_object_get(m, "files");
@@ -65,15 +61,48 @@ static void def_from_manifest(lh_view_def *d, const char *name, const json_t *m)
     }
 }
 
-/* Position of name in the registry (case-insensitive, as SQL names are), or where it
- * would go. */
-static size_t registry_find(const lh_engine *eng, const char *name, bool *found)
+lh_view_registry *lh_view_registry_new(void)
 {
-    size_t lo = 0, hi = eng->nviews;
+    return lh_xcalloc(1, sizeof(lh_view_registry));
+}
+
+lh_view_registry *lh_view_registry_copy(const lh_view_registry *reg)
+{
+    lh_view_registry *c = lh_view_registry_new();
+    c->cap = c->n = reg->n;
+    c->v = lh_xcalloc(c->cap ? c->cap : 1, sizeof(view_def));
+    for (size_t i = 0; i < reg->n; i++) {
+        const view_def *s = &reg->v[i];
+        view_def *d = &c->v[i];
+        d->name = lh_xstrdup(s->name);
+        d->bucket = lh_xstrdup(s->bucket);
+        d->keys = lh_xcalloc(s->nkeys + 1, sizeof(char *));
+        for (size_t k = 0; k < s->nkeys; k++)
+            d->keys[k] = lh_xstrdup(s->keys[k]);
+        d->nkeys = s->nkeys;
+        d->problem = s->problem ? lh_xstrdup(s->problem) : NULL;
+    }
+    return c;
+}
+
+void lh_view_registry_free(lh_view_registry *reg)
+{
+    if (!reg)
+        return;
+    for (size_t i = 0; i < reg->n; i++)
+        def_clear(&reg->v[i]);
+    free(reg->v);
+    free(reg);
+}
+
+/* Position of name (case-insensitive, as SQL names are), or where it would go. */
+static size_t find(const lh_view_registry *reg, const char *name, bool *found)
+{
+    size_t lo = 0, hi = reg->n;
     *found = false;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcasecmp(eng->views[mid].name, name);
+        int c = strcasecmp(reg->v[mid].name, name);
         if (c == 0) {
             *found = true;
             return mid;
@@ -86,63 +115,84 @@ static size_t registry_find(const lh_engine *eng, const char *name, bool *found)
     return lo;
 }
 
-static lh_view_def *registry_put(lh_engine *eng, const char *name, const json_t *manifest)
+void lh_view_registry_put(lh_view_registry *reg, const char *name, const json_t *manifest)
 {
     bool found;
-    size_t pos = registry_find(eng, name, &found);
+    size_t pos = find(reg, name, &found);
     if (found) {
-        def_clear(&eng->views[pos]);
+        def_clear(&reg->v[pos]);
     } else {
-        if (eng->nviews == eng->cap_views) {
-            eng->cap_views = eng->cap_views ? eng->cap_views * 2 : 16;
-            eng->views = lh_xrealloc(eng->views, eng->cap_views * sizeof(lh_view_def));
+        if (reg->n == reg->cap) {
+            reg->cap = reg->cap ? reg->cap * 2 : 16;
+            reg->v = lh_xrealloc(reg->v, reg->cap * sizeof(view_def));
         }
-        memmove(&eng->views[pos + 1], &eng->views[pos], (eng->nviews - pos) * sizeof(lh_view_def));
-        eng->nviews++;
+        memmove(&reg->v[pos + 1], &reg->v[pos], (reg->n - pos) * sizeof(view_def));
+        reg->n++;
     }
-    def_from_manifest(&eng->views[pos], name, manifest);
-    return &eng->views[pos];
+    def_from_manifest(&reg->v[pos], name, manifest);
 }
 
-static void registry_remove(lh_engine *eng, const char *name)
+void lh_view_registry_remove(lh_view_registry *reg, const char *name)
 {
     bool found;
-    size_t pos = registry_find(eng, name, &found);
+    size_t pos = find(reg, name, &found);
     if (!found)
         return;
-    def_clear(&eng->views[pos]);
-    memmove(&eng->views[pos], &eng->views[pos + 1], (eng->nviews - pos - 1) * sizeof(lh_view_def));
-    eng->nviews--;
+    def_clear(&reg->v[pos]);
+    memmove(&reg->v[pos], &reg->v[pos + 1], (reg->n - pos - 1) * sizeof(view_def));
+    reg->n--;
+}
+
+size_t lh_view_registry_count(const lh_view_registry *reg)
+{
+    return reg->n;
+}
+
+bool lh_view_registry_same(const lh_view_registry *reg, const char *name, const json_t *manifest)
+{
+    bool found;
+    size_t pos = find(reg, name, &found);
+    if (!found)
+        return false;
+    view_def want;
+    def_from_manifest(&want, name, manifest);
+    const view_def *have = &reg->v[pos];
+    bool same = strcmp(have->name, want.name) == 0 && strcmp(have->bucket, want.bucket) == 0 &&
+                have->nkeys == want.nkeys;
+    for (size_t i = 0; same && i < want.nkeys; i++)
+        same = strcmp(have->keys[i], want.keys[i]) == 0;
+    def_clear(&want);
+    return same;
+}
+
+char **lh_view_registry_paths(const lh_view_registry *reg, lh_storage *st)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < reg->n; i++)
+        total += reg->v[i].nkeys;
+    char **out = lh_xcalloc(total + 1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < reg->n; i++) {
+        for (size_t k = 0; k < reg->v[i].nkeys; k++) {
+            char *path = lh_storage_path(st, reg->v[i].bucket, reg->v[i].keys[k], NULL);
+            if (path)
+                out[n++] = path;
+        }
+    }
+    return out;
 }
 
 /* ---------------------------------------------------------------- DDL */
 
-static void view_drop(lh_gen *g, const char *name)
-{
-    char *raw = lh_xasprintf(LH_RAW_PREFIX "%s", name);
-    const char *rels[] = {name, raw};
-    for (size_t i = 0; i < 2; i++) {
-        char *ident = lh_sql_ident(rels[i]);
-        char *sql = lh_xasprintf("DROP VIEW IF EXISTS %s", ident);
-        lh_error err;
-        if (lh_duck_exec(g->ddl, sql, &err) != 0)
-            lh_log(LH_LOG_WARN, "view_drop_failed", "{s:s,s:s}", "view", rels[i], "message",
-                   err.message);
-        free(sql);
-        free(ident);
-    }
-    free(raw);
-}
-
 /* "SELECT * FROM read_parquet([...])" over the dataset's files; NULL + err when a path
  * cannot be resolved. Caller frees. */
-static char *view_select(lh_engine *eng, const lh_view_def *d, lh_error *err)
+static char *view_select(const view_def *d, lh_storage *st, lh_error *err)
 {
     lh_buf b;
     lh_buf_init(&b);
     lh_buf_puts(&b, "SELECT * FROM read_parquet([");
     for (size_t i = 0; i < d->nkeys; i++) {
-        char *path = lh_storage_path(eng->st, d->bucket, d->keys[i], err);
+        char *path = lh_storage_path(st, d->bucket, d->keys[i], err);
         if (!path) {
             lh_buf_free(&b);
             return NULL;
@@ -156,178 +206,81 @@ static char *view_select(lh_engine *eng, const lh_view_def *d, lh_error *err)
     return b.data;
 }
 
-static void view_create(lh_engine *eng, lh_gen *g, const lh_view_def *d)
+static void view_drop(duckdb_connection conn, const char *name)
 {
-    lh_error err;
-    char *select = NULL, *raw = lh_xasprintf(LH_RAW_PREFIX "%s", d->name);
-    const char *rels[] = {d->name, raw};
-    if (d->nkeys == 0) {
-        lh_error_set(&err, LH_EINVAL, "the manifest lists no files");
-        goto fail;
-    }
-    select = view_select(eng, d, &err);
-    if (!select)
-        goto fail;
+    char *raw = lh_xasprintf(LH_RAW_PREFIX "%s", name);
+    const char *rels[] = {name, raw};
     for (size_t i = 0; i < 2; i++) {
         char *ident = lh_sql_ident(rels[i]);
-        char *sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s", ident, select);
-        int rc = lh_duck_exec(g->ddl, sql, &err);
+        char *sql = lh_xasprintf("DROP VIEW IF EXISTS %s", ident);
+        lh_error err;
+        if (lh_duck_exec(conn, sql, &err) != 0)
+            lh_log(LH_LOG_WARN, "view_drop_failed", "{s:s,s:s}", "view", rels[i], "message",
+                   err.message);
         free(sql);
         free(ident);
-        if (rc != 0)
-            goto fail;
     }
-    goto out;
-fail:
-    lh_log(LH_LOG_WARN, "view_create_failed", "{s:s,s:s}", "dataset", d->name, "message",
-           err.message);
-    view_drop(g, d->name);
-out:
-    free(select);
     free(raw);
 }
 
-void lh_views_apply_all(lh_engine *eng, lh_gen *g)
+static int view_create(duckdb_connection conn, const view_def *d, lh_storage *st, lh_error *err)
 {
-    for (size_t i = 0; i < eng->nviews; i++)
-        view_create(eng, g, &eng->views[i]);
-}
-
-/* ---------------------------------------------------------------- listeners */
-
-static void on_dataset(void *ctx, const char *name, const json_t *manifest)
-{
-    lh_engine *eng = ctx;
-    /* After the catalog's change, before any query can see the new view: verdicts the
-     * firewall reached on the old catalog are dropped (verdicts.c). */
-    lh_verdicts_invalidate(eng->verdicts);
-    pthread_mutex_lock(&eng->ddl_mu);
-    if (!eng->listening || !eng->cur)
+    int rc = 0;
+    char *select = NULL, *raw = lh_xasprintf(LH_RAW_PREFIX "%s", d->name);
+    const char *rels[] = {d->name, raw};
+    if (d->nkeys == 0) {
+        rc = lh_error_set(err, LH_EINVAL, "the manifest lists no files");
         goto out;
-    eng->view_events++;
-    if (manifest) {
-        view_create(eng, eng->cur, registry_put(eng, name, manifest));
-    } else {
-        registry_remove(eng, name);
-        view_drop(eng->cur, name);
     }
+    select = view_select(d, st, err);
+    if (!select) {
+        rc = err->code;
+        goto out;
+    }
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
+        char *ident = lh_sql_ident(rels[i]);
+        char *sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s", ident, select);
+        rc = lh_duck_exec(conn, sql, err);
+        free(sql);
+        free(ident);
+    }
+    if (rc != 0)
+        view_drop(conn, d->name); /* never one of the pair without the other */
 out:
-    pthread_mutex_unlock(&eng->ddl_mu);
+    free(select);
+    free(raw);
+    return rc;
 }
 
-void lh_views_on_buckets(void *ctx)
+size_t lh_view_registry_apply(lh_view_registry *reg, duckdb_connection conn, lh_storage *st)
 {
-    lh_engine *eng = ctx;
-    lh_error err;
-    char **roots = NULL;
-    lh_gen *g = NULL, *old = NULL;
-    lh_verdicts_invalidate(eng->verdicts);
-
-    pthread_mutex_lock(&eng->regen_mu);
-    pthread_mutex_lock(&eng->ddl_mu);
-    bool live = eng->listening && eng->cur;
-    pthread_mutex_unlock(&eng->ddl_mu);
-    if (!live)
-        goto out;
-    roots = lh_storage_roots(eng->st);
-    g = lh_gen_open(eng, roots, &err);
-    if (!g) {
-        /* The old generation keeps serving; a new bucket stays unreadable until the next
-         * bucket change. */
-        lh_log(LH_LOG_ERROR, "query_regeneration_failed", "{s:s}", "message", err.message);
-        goto out;
-    }
-    pthread_mutex_lock(&eng->ddl_mu);
-    if (eng->listening) {
-        lh_views_apply_all(eng, g);
-        pthread_mutex_lock(&eng->gen_mu);
-        old = eng->cur;
-        eng->cur = g;
-        pthread_mutex_unlock(&eng->gen_mu);
-        lh_log(LH_LOG_INFO, "query_regenerated", "{s:I,s:I}", "generation", (json_int_t)g->seq,
-               "views", (json_int_t)eng->nviews);
-        g = NULL;
-    }
-    pthread_mutex_unlock(&eng->ddl_mu);
-    /* The engine's reference on the old generation; running queries keep theirs. */
-    if (old)
-        lh_gen_unref(eng, old);
-    if (g)
-        lh_gen_unref(eng, g);
-out:
-    if (roots) {
-        for (size_t i = 0; roots[i]; i++)
-            free(roots[i]);
-        free(roots);
-    }
-    pthread_mutex_unlock(&eng->regen_mu);
-}
-
-/* Makes the registry (and the current generation) exactly the datasets of `list`. */
-static void registry_replace(lh_engine *eng, const json_t *list)
-{
-    for (size_t i = 0; i < eng->nviews; i++) {
-        bool listed = false;
-        size_t k;
-        const json_t *m;
-        json_array_foreach(list, k, m)
-        {
-            const char *name = lh_json_str(m, "name");
-            if (name && strcasecmp(name, eng->views[i].name) == 0)
-                listed = true;
+    size_t failed = 0;
+    for (size_t i = 0; i < reg->n; i++) {
+        view_def *d = &reg->v[i];
+        lh_error err;
+        free(d->problem);
+        d->problem = NULL;
+        if (view_create(conn, d, st, &err) != 0) {
+            /* DuckDB's first line says it; the rest quotes our DDL */
+            d->problem = lh_xasprintf("%.*s", (int)strcspn(err.message, "\n"), err.message);
+            failed++;
         }
-        if (!listed)
-            view_drop(eng->cur, eng->views[i].name);
     }
-    for (size_t i = 0; i < eng->nviews; i++)
-        def_clear(&eng->views[i]);
-    eng->nviews = 0;
-    size_t k;
-    const json_t *m;
-    json_array_foreach(list, k, m)
-    {
-        const char *name = lh_json_str(m, "name");
-        if (name)
-            view_create(eng, eng->cur, registry_put(eng, name, m));
-    }
+    return failed;
 }
 
-int lh_views_start(lh_engine *eng, lh_error *err)
+const char *lh_view_registry_problem(const lh_view_registry *reg, const char *name)
 {
-    (void)err;
-    lh_catalog_set_listener(eng->cat, on_dataset, eng);
-    lh_catalog_set_retirer(eng->cat, lh_engine_retire, eng);
-    for (;;) {
-        pthread_mutex_lock(&eng->ddl_mu);
-        uint64_t seen = eng->view_events;
-        pthread_mutex_unlock(&eng->ddl_mu);
-        json_t *list = lh_catalog_list(eng->cat);
-        pthread_mutex_lock(&eng->ddl_mu);
-        bool settled = eng->view_events == seen;
-        if (settled)
-            registry_replace(eng, list);
-        pthread_mutex_unlock(&eng->ddl_mu);
-        json_decref(list);
-        if (settled)
-            return 0;
-    }
+    bool found;
+    size_t pos = find(reg, name, &found);
+    return found ? reg->v[pos].problem : NULL;
 }
 
-void lh_views_stop(lh_engine *eng)
+json_t *lh_view_registry_problems(const lh_view_registry *reg)
 {
-    lh_catalog_set_listener(eng->cat, NULL, NULL);
-    lh_catalog_set_retirer(eng->cat, NULL, NULL);
-    lh_storage_set_listener(eng->st, NULL, NULL);
-    pthread_mutex_lock(&eng->ddl_mu);
-    eng->listening = false;
-    pthread_mutex_unlock(&eng->ddl_mu);
-}
-
-void lh_views_free(lh_engine *eng)
-{
-    for (size_t i = 0; i < eng->nviews; i++)
-        def_clear(&eng->views[i]);
-    free(eng->views);
-    eng->views = NULL;
-    eng->nviews = eng->cap_views = 0;
+    json_t *out = json_object();
+    for (size_t i = 0; i < reg->n; i++)
+        if (reg->v[i].problem)
+            json_object_set_new(out, reg->v[i].name, json_string(reg->v[i].problem));
+    return out;
 }

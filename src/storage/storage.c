@@ -317,15 +317,20 @@ void lh_storage_set_listener(lh_storage *st, lh_storage_listener fn, void *ctx)
 }
 
 /* Called after the lock is released: the listener re-opens DuckDB, which calls back into
- * lh_storage_roots. */
-static void notify(lh_storage *st)
+ * lh_storage_roots. Returns the listener's verdict (0 = applied). */
+static int notify(lh_storage *st, lh_error *err)
 {
     pthread_rwlock_rdlock(&st->lock);
     lh_storage_listener fn = st->listener;
     void *ctx = st->listener_ctx;
     pthread_rwlock_unlock(&st->lock);
-    if (fn)
-        fn(ctx);
+    if (!fn)
+        return 0;
+    lh_error lerr;
+    int rc = fn(ctx, &lerr);
+    if (rc)
+        lh_error_setk(err, lerr.code, lh_error_kind(&lerr), "%s", lerr.message);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- add / remove */
@@ -393,8 +398,25 @@ int lh_storage_bucket_add(lh_storage *st, const char *name, const char *root, lh
 out:
     pthread_rwlock_unlock(&st->lock);
     if (added) {
-        lh_log(LH_LOG_INFO, "bucket_added", "{s:s,s:s}", "bucket", name, "root", abs);
-        notify(st);
+        rc = notify(st, err);
+        if (rc) {
+            /* The engine cannot serve the new bucket: undo, so the caller never sees a
+             * bucket whose datasets no query can read. */
+            pthread_rwlock_wrlock(&st->lock);
+            ssize_t i = bucket_find(st, name);
+            if (i >= 0) {
+                lh_bucket b = bucket_take(st, (size_t)i);
+                bucket_free(&b);
+                lh_error perr;
+                if (registry_persist(st, &perr) != 0)
+                    lh_log(LH_LOG_ERROR, "bucket_add_undo_failed", "{s:s,s:s}", "bucket", name,
+                           "message", perr.message);
+            }
+            pthread_rwlock_unlock(&st->lock);
+            /* no second notify: a listener that fails has changed nothing */
+        } else {
+            lh_log(LH_LOG_INFO, "bucket_added", "{s:s,s:s}", "bucket", name, "root", abs);
+        }
     }
     free(abs);
     return rc;
@@ -404,6 +426,7 @@ int lh_storage_bucket_remove(lh_storage *st, const char *name, lh_error *err)
 {
     int rc = 0;
     bool removed = false;
+    lh_bucket b = {0};
     pthread_rwlock_wrlock(&st->lock);
     ssize_t i = name ? bucket_find(st, name) : -1;
     if (i < 0) {
@@ -415,19 +438,34 @@ int lh_storage_bucket_remove(lh_storage *st, const char *name, lh_error *err)
             lh_error_set(err, LH_EFORBIDDEN, "bucket '%s' is built in and cannot be removed", name);
         goto out;
     }
-    lh_bucket b = bucket_take(st, (size_t)i);
+    b = bucket_take(st, (size_t)i);
     rc = registry_persist(st, err);
     if (rc) {
         bucket_insert(st, b);
         goto out;
     }
-    bucket_free(&b);
     removed = true;
 out:
     pthread_rwlock_unlock(&st->lock);
     if (removed) {
-        lh_log(LH_LOG_INFO, "bucket_removed", "{s:s}", "bucket", name);
-        notify(st);
+        rc = notify(st, err);
+        if (rc) {
+            /* Put the bucket back (the engine still serves it), unless one of its name was
+             * added meanwhile. */
+            pthread_rwlock_wrlock(&st->lock);
+            if (bucket_find(st, b.name) < 0) {
+                bucket_insert(st, b);
+                b = (lh_bucket){0};
+                lh_error perr;
+                if (registry_persist(st, &perr) != 0)
+                    lh_log(LH_LOG_ERROR, "bucket_remove_undo_failed", "{s:s,s:s}", "bucket", name,
+                           "message", perr.message);
+            }
+            pthread_rwlock_unlock(&st->lock);
+        } else {
+            lh_log(LH_LOG_INFO, "bucket_removed", "{s:s}", "bucket", name);
+        }
+        bucket_free(&b);
     }
     return rc;
 }

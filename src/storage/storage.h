@@ -29,8 +29,11 @@
 typedef struct lh_storage lh_storage;
 
 /* Called after a bucket is added or removed (the query engine re-opens DuckDB with the
- * new list of allowed folders). Runs with no storage lock held. */
-typedef void (*lh_storage_listener)(void *ctx);
+ * new list of allowed folders). Returns 0, or a negative LH_E* code with err filled when
+ * the listener cannot apply the change: the add or remove is then undone (the registry
+ * persisted again as it was) and the call fails with that error. Runs with no storage lock
+ * held. */
+typedef int (*lh_storage_listener)(void *ctx, lh_error *err);
 
 /* Opens the registry rooted at data_dir (created 0700 when missing, with primary and
  * rescue; a data folder that others may read is reported with a warn log line). Loads _catalog/buckets.json when present; a bucket whose root folder vanished

@@ -28,13 +28,15 @@ static char heard_name[256];
 static bool heard_deleted;
 static json_int_t heard_version;
 
-static void listener(void *ctx, const char *name, const json_t *manifest)
+static int listener(void *ctx, const char *name, const json_t *manifest, lh_error *err)
 {
     (void)ctx;
+    (void)err;
     heard_calls++;
     snprintf(heard_name, sizeof(heard_name), "%s", name);
     heard_deleted = manifest == NULL;
     heard_version = manifest ? lh_json_int(manifest, "version", -1) : -1;
+    return 0;
 }
 
 static void env_open(env *e)

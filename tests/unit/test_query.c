@@ -920,10 +920,13 @@ static void test_sandbox(void **state)
     assert_int_equal(lh_engine_exec(f->eng, sql, &rows, &err), 0);
     assert_int_equal(rows, 3);
     free(sql);
-    sql = lh_xasprintf("SELECT sum(x) AS s FROM read_parquet(%s)", lit);
-    char *out = run(f->eng, sql, LH_FORMAT_CSV);
-    assert_string_equal(out, "s\r\n3\r\n");
-    free(out);
+    /* for internal statements; user queries read committed parts only (test_second_wall) */
+    sql = lh_xasprintf("SELECT sum(x)::INTEGER AS s FROM read_parquet(%s)", lit);
+    json_t *doc = lh_engine_query_json(f->eng, sql, &err);
+    assert_non_null(doc);
+    assert_int_equal(
+        json_integer_value(json_array_get(json_array_get(json_object_get(doc, "rows"), 0), 0)), 3);
+    json_decref(doc);
     free(sql);
     free(lit);
     free(path);
@@ -948,6 +951,8 @@ static void test_statement_checks(void **state)
         {"CREATE TABLE t AS SELECT 1", LH_EFORBIDDEN, "sql_forbidden", "CREATE"},
         {"DROP VIEW IF EXISTS x", LH_EFORBIDDEN, "sql_forbidden", "DROP"},
         {"SET threads = 1", LH_EFORBIDDEN, "sql_forbidden", "SET"},
+        /* EXPLAIN ANALYZE runs its statement: a COPY inside it would write */
+        {"EXPLAIN SELECT 1", LH_EFORBIDDEN, "sql_forbidden", "EXPLAIN"},
         {"SELECT 1/0::INTEGER, 'x'::INTEGER", LH_EINVAL, "sql_error", "Conversion Error"},
     };
     lh_query_opts o = {LH_FORMAT_JSON, 10, 30000, NULL};
@@ -961,8 +966,7 @@ static void test_statement_checks(void **state)
             fail_msg("'%s': %d %s %s", cases[i].sql, err.code, lh_error_kind(&err), err.message);
     }
     /* read-only statements the firewall lets through run here too */
-    static const char *const allowed[] = {"EXPLAIN SELECT 1", "DESCRIBE SELECT 1 AS a",
-                                          "SUMMARIZE SELECT 1 AS a",
+    static const char *const allowed[] = {"DESCRIBE SELECT 1 AS a", "SUMMARIZE SELECT 1 AS a",
                                           "WITH t AS (SELECT 1 AS a) SELECT * FROM t"};
     for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
         char *out = run(f->eng, allowed[i], LH_FORMAT_JSON);
@@ -1136,8 +1140,10 @@ static void test_bucket_add_regenerates(void **state)
     char *outside = lh_path_join(extra, "datasets/outside.parquet");
     assert_int_equal(rename(tmp_file, outside), 0);
     char *outside_lit = lh_sql_literal(outside);
+    /* the internal database reaches each bucket's datasets/ folder (user queries never
+     * reach a file that is not a committed part: test_second_wall) */
     char *read_sql = lh_xasprintf("SELECT v FROM read_parquet(%s)", outside_lit);
-    assert_null(query_csv(f, read_sql, &err));
+    assert_null(lh_engine_query_json(f->eng, read_sql, &err));
     assert_non_null(strstr(err.message, "Permission Error"));
 
     /* a query running across the swap finishes on the old generation */
@@ -1146,7 +1152,10 @@ static void test_bucket_add_regenerates(void **state)
     assert_non_null(running);
 
     assert_int_equal(lh_catalog_add_bucket(f->cat, "extra", extra, &err), 0);
-    expect_csv(f, read_sql, "v\r\n99\r\n");
+    json_t *doc = lh_engine_query_json(f->eng, read_sql, &err);
+    if (!doc)
+        fail_msg("%s: %s", read_sql, err.message);
+    json_decref(doc);
     /* the views were carried over to the new generation */
     expect_csv(f, "SELECT count(*) AS n FROM people", "n\r\n5000\r\n");
     /* and datasets can live in the new bucket */
@@ -1171,7 +1180,7 @@ static void test_bucket_add_regenerates(void **state)
     /* removing the bucket takes its folder out of the sandbox again */
     assert_int_equal(lh_catalog_delete(f->cat, "staff", "test", &err), 0);
     assert_int_equal(lh_catalog_remove_bucket(f->cat, "extra", &err), 0);
-    assert_null(query_csv(f, read_sql, &err));
+    assert_null(lh_engine_query_json(f->eng, read_sql, &err));
     expect_csv(f, "SELECT count(*) AS n FROM people", "n\r\n5000\r\n");
 
     free(read_sql);
@@ -1218,6 +1227,254 @@ static void test_bucket_with_datasets(void **state)
     fx_open_engine(f);
     expect_csv(f, "SELECT id FROM __raw__books", "id\r\n5\r\n");
     fx_free(other);
+}
+
+/* ---------------------------------------------------------------- the second wall */
+
+/* Starts a user query without the firewall; NULL + err when refused. */
+static bool user_refused(fx *f, const char *sql, const char *msg_part)
+{
+    lh_error err;
+    char *out = query_csv(f, sql, &err);
+    if (out) {
+        free(out);
+        fail_msg("ran: %s", sql);
+    }
+    if (!strstr(err.message, msg_part))
+        fail_msg("%s: expected '%s' in: %s", sql, msg_part, err.message);
+    return true;
+}
+
+/* User SQL runs in a database that can read the committed parts and nothing else, and
+ * write nothing: checked by calling the engine directly, bypassing the firewall. */
+static void test_second_wall(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    int64_t rows;
+    const char *key = "datasets/people/p1.parquet";
+    make_part(f, LH_BUCKET_PRIMARY, key,
+              "SELECT i::BIGINT AS id, 'e' || i AS email FROM range(3) t(i)", &rows);
+    commit_dataset(f, "people", LH_BUCKET_PRIMARY, LH_MODE_CREATE, key, rows);
+    char *part = lh_storage_path(f->st, LH_BUCKET_PRIMARY, key, &err);
+    char *part_lit = lh_sql_literal(part);
+
+    /* reading a dataset works, through its view and by its part's path */
+    expect_csv(f, "SELECT count(*) AS n FROM people", "n\r\n3\r\n");
+    char *sql = lh_xasprintf("SELECT count(*) AS n FROM read_parquet(%s)", part_lit);
+    expect_csv(f, sql, "n\r\n3\r\n");
+    free(sql);
+
+    /* files the internal database may read (so the refusal is the wall, not a missing
+     * file) stay out of a user query's reach: another caller's upload, a part being staged,
+     * the catalog's own manifests */
+    char *uploads = lh_path_join(f->data, "_tmp/uploads");
+    assert_int_equal(lh_fs_mkdirs(uploads, 0700, &err), 0);
+    char *upload = lh_path_join(uploads, "u1.csv");
+    lh_test_write_file(upload, "secret\nhunter2\n");
+    char *staged = lh_storage_stage(f->st, LH_BUCKET_PRIMARY, "datasets/people/p2.parquet", &err);
+    assert_non_null(staged);
+    char *staged_lit = lh_sql_literal(staged);
+    sql = lh_xasprintf("COPY (SELECT 1 AS id) TO %s (FORMAT parquet)", staged_lit);
+    assert_int_equal(lh_engine_exec(f->eng, sql, NULL, &err), 0);
+    free(sql);
+    char *manifest = lh_path_join(f->data, "_catalog/datasets/people.json");
+    assert_true(lh_fs_exists(manifest));
+    char *upload_lit = lh_sql_literal(upload), *manifest_lit = lh_sql_literal(manifest);
+    char *reads[] = {
+        lh_xasprintf("SELECT * FROM read_csv(%s)", upload_lit),
+        lh_xasprintf("SELECT * FROM read_text(%s)", upload_lit),
+        lh_xasprintf("SELECT * FROM read_parquet(%s)", staged_lit),
+        lh_xasprintf("SELECT * FROM read_text(%s)", manifest_lit),
+    };
+    json_t *doc = lh_engine_query_json(f->eng, reads[0], &err);
+    if (!doc)
+        fail_msg("internal read of the upload: %s", err.message);
+    json_decref(doc);
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+        user_refused(f, reads[i], "Permission Error");
+        free(reads[i]);
+    }
+
+    /* no writes: a new file in datasets/ (refused by the sandbox itself), and the one path
+     * the sandbox does allow, a committed part, through EXPLAIN ANALYZE (which runs its
+     * COPY) without DuckDB's temporary file (refused by the one-SELECT rule) */
+    char *newfile = lh_path_join(f->data, "datasets/x.parquet");
+    char *newfile_lit = lh_sql_literal(newfile);
+    sql = lh_xasprintf("COPY (SELECT 1) TO %s (FORMAT parquet)", newfile_lit);
+    user_refused(f, sql, "Permission Error");
+    free(sql);
+    sql = lh_xasprintf("EXPLAIN ANALYZE COPY (SELECT 1) TO %s (FORMAT parquet)", newfile_lit);
+    user_refused(f, sql, "Permission Error");
+    free(sql);
+    assert_false(lh_fs_exists(newfile));
+    sql = lh_xasprintf("EXPLAIN ANALYZE COPY (SELECT 9::BIGINT AS id, 'x' AS email) TO %s "
+                       "(FORMAT parquet, USE_TMP_FILE false)",
+                       part_lit);
+    user_refused(f, sql, "only SELECT");
+    free(sql);
+    expect_csv(f, "SELECT count(*) AS n, max(id) AS m FROM people", "n,m\r\n3,2\r\n");
+
+    free(newfile_lit);
+    free(newfile);
+    free(upload_lit);
+    free(manifest_lit);
+    free(manifest);
+    lh_storage_discard(staged);
+    free(staged_lit);
+    free(staged);
+    free(upload);
+    free(uploads);
+    free(part_lit);
+    free(part);
+}
+
+/* Spilling still works in the user database: a sort well past the memory limit. */
+static void test_second_wall_spills(void **state)
+{
+    fx *f = *state;
+    lh_engine_close(f->eng);
+    f->cfg.duckdb_memory_mb = 32;
+    f->cfg.duckdb_threads = 1;
+    fx_open_engine(f);
+    /* 1.5M rows of 100-byte strings sorted by a window: ~150 MB, which fails with "Out of
+     * Memory" in a database that cannot spill (checked against DuckDB 1.4.4) */
+    lh_error err;
+    char *out = run_full(f->eng,
+                         "SELECT max(s) AS s FROM (SELECT s, row_number() OVER (ORDER BY s DESC) "
+                         "AS rn FROM (SELECT lpad(i::VARCHAR, 8, '0') || repeat('x', 92) AS s "
+                         "FROM range(1500000) t(i))) WHERE rn = 1",
+                         LH_FORMAT_CSV, 1, 120000, 4096, &err, NULL, NULL, NULL);
+    if (!out)
+        fail_msg("spilling sort: %s", err.message);
+    char *want = lh_xasprintf("s\r\n01499999%.92s\r\n",
+                              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                              "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    assert_string_equal(out, want);
+    free(want);
+    free(out);
+}
+
+/* ---------------------------------------------------------------- listener failures */
+
+static int commit_part(fx *f, const char *name, lh_ingest_mode mode, const char *key, lh_error *err)
+{
+    json_t *schema = json_pack("[{s:s,s:s},{s:s,s:s}]", "name", "id", "type", "BIGINT", "name",
+                               "email", "type", "VARCHAR");
+    json_t *lineage = json_pack("{s:s}", "source_system", "test");
+    lh_catalog_commit c = {
+        .name = name,
+        .bucket = LH_BUCKET_PRIMARY,
+        .mode = mode,
+        .part_key = key,
+        .part_rows = 1,
+        .part_bytes = 10,
+        .schema = schema,
+        .lineage = lineage,
+        .compression = "zstd",
+        .actor = "test",
+    };
+    int rc = lh_catalog_commit_ingest(f->cat, &c, NULL, err);
+    json_decref(schema);
+    json_decref(lineage);
+    return rc;
+}
+
+static json_int_t version_of(fx *f, const char *name)
+{
+    lh_error err;
+    json_t *m = lh_catalog_get(f->cat, name, &err);
+    json_int_t v = m ? lh_json_int(m, "version", -1) : -1;
+    json_decref(m);
+    return v;
+}
+
+/* A change the engine cannot serve fails with the reason and is undone; a dataset that
+ * breaks later is reported with its reason; a bucket the engine cannot open is not
+ * added. */
+static void test_listener_failures(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    int64_t rows;
+    make_part(f, LH_BUCKET_PRIMARY, "datasets/people/p1.parquet",
+              "SELECT i::BIGINT AS id, 'e' || i AS email FROM range(3) t(i)", &rows);
+    commit_dataset(f, "people", LH_BUCKET_PRIMARY, LH_MODE_CREATE, "datasets/people/p1.parquet",
+                   rows);
+    uint64_t events = atomic_load(&f->eng->view_events);
+    /* a metadata edit changes no view: no rebuild */
+    json_t *patch = json_pack("{s:s}", "description", "people we know");
+    assert_int_equal(lh_catalog_patch_metadata(f->cat, "people", patch, "test", NULL, &err), 0);
+    json_decref(patch);
+    assert_int_equal(atomic_load(&f->eng->view_events), events);
+    events = atomic_load(&f->eng->view_events);
+
+    /* a replace whose part DuckDB cannot read: refused, the old version still served */
+    static const char junk[] = "this is not a parquet file";
+    assert_int_equal(lh_storage_put(f->st, LH_BUCKET_PRIMARY, "datasets/people/bad.parquet", junk,
+                                    sizeof(junk), &err),
+                     0);
+    assert_int_not_equal(
+        commit_part(f, "people", LH_MODE_REPLACE, "datasets/people/bad.parquet", &err), 0);
+    assert_int_equal(err.code, LH_EINTERNAL);
+    assert_string_equal(lh_error_kind(&err), "dataset_unqueryable");
+    assert_non_null(strstr(err.message, "dataset 'people'"));
+    assert_null(strstr(err.message, f->data)); /* no paths of the lake */
+    assert_int_equal(version_of(f, "people"), 2);
+    expect_csv(f, "SELECT count(*) AS n FROM people", "n\r\n3\r\n");
+    assert_int_equal(atomic_load(&f->eng->view_events), events);
+
+    /* a create over an empty part: refused, no dataset, no manifest */
+    assert_int_equal(
+        lh_storage_put(f->st, LH_BUCKET_PRIMARY, "datasets/ghost/g1.parquet", "", 0, &err), 0);
+    assert_int_not_equal(commit_part(f, "ghost", LH_MODE_CREATE, "datasets/ghost/g1.parquet", &err),
+                         0);
+    assert_string_equal(lh_error_kind(&err), "dataset_unqueryable");
+    assert_false(lh_catalog_exists(f->cat, "ghost"));
+    char *ghost = lh_path_join(f->data, "_catalog/datasets/ghost.json");
+    assert_false(lh_fs_exists(ghost));
+    free(ghost);
+    user_refused(f, "SELECT * FROM ghost", "ghost");
+
+    /* a served dataset whose part breaks on disk is reported, with its reason, at the next
+     * rebuild; other datasets still commit */
+    json_t *problems = lh_engine_view_problems(f->eng);
+    assert_int_equal(json_object_size(problems), 0);
+    json_decref(problems);
+    char *p1 = lh_path_join(f->data, "datasets/people/p1.parquet");
+    lh_test_write_file(p1, junk);
+    make_part(f, LH_BUCKET_PRIMARY, "datasets/staff/s1.parquet",
+              "SELECT 1::BIGINT AS id, 'a' AS email", &rows);
+    commit_dataset(f, "staff", LH_BUCKET_PRIMARY, LH_MODE_CREATE, "datasets/staff/s1.parquet",
+                   rows);
+    expect_csv(f, "SELECT count(*) AS n FROM staff", "n\r\n1\r\n");
+    problems = lh_engine_view_problems(f->eng);
+    assert_int_equal(json_object_size(problems), 1);
+    const char *why = lh_json_str(problems, "people");
+    assert_non_null(why);
+    assert_null(strstr(why, f->data));
+    json_decref(problems);
+    free(p1);
+
+    /* no database can be opened (its spill folder cannot be made): a bucket add and a
+     * commit both fail and change nothing */
+    char *tmp_root = lh_path_join(f->data, "_tmp/duckdb");
+    char *away = lh_path_join(f->data, "_tmp/duckdb.away");
+    assert_int_equal(rename(tmp_root, away), 0);
+    lh_test_write_file(tmp_root, "in the way");
+    char *extra = lh_path_join(f->dir, "extra");
+    assert_int_not_equal(lh_catalog_add_bucket(f->cat, "extra", extra, &err), 0);
+    assert_false(lh_storage_bucket_exists(f->st, "extra"));
+    assert_int_not_equal(lh_catalog_delete(f->cat, "staff", "test", &err), 0);
+    assert_true(lh_catalog_exists(f->cat, "staff"));
+    assert_int_equal(unlink(tmp_root), 0);
+    assert_int_equal(rename(away, tmp_root), 0);
+    expect_csv(f, "SELECT count(*) AS n FROM staff", "n\r\n1\r\n");
+    assert_int_equal(lh_catalog_add_bucket(f->cat, "extra", extra, &err), 0);
+    assert_true(lh_storage_bucket_exists(f->st, "extra"));
+    free(extra);
+    free(away);
+    free(tmp_root);
 }
 
 /* ---------------------------------------------------------------- concurrency */
@@ -1355,6 +1612,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_views_follow_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bucket_add_regenerates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bucket_with_datasets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_wall, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_wall_spills, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listener_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_queries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,10 +113,12 @@ static void test_open_builtin_buckets(void **state)
 }
 
 static int listener_calls;
-static void count_listener(void *ctx)
+static int count_listener(void *ctx, lh_error *err)
 {
     (void)ctx;
+    (void)err;
     listener_calls++;
+    return 0;
 }
 
 static void test_bucket_add_persist_reload_remove(void **state)

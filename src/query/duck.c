@@ -1,0 +1,47 @@
+/*
+ * duck.c: SQL quoting (query.h) and the statement runner every file of src/query/ shares
+ * (duck.h).
+ */
+#include "duck.h"
+
+#include "query/query.h"
+
+/* ---------------------------------------------------------------- quoting */
+
+static char *sql_quote(const char *s, char q)
+{
+    lh_buf b;
+    lh_buf_init(&b);
+    lh_buf_putc(&b, q);
+    for (const char *p = s; *p; p++) {
+        if (*p == q)
+            lh_buf_putc(&b, q);
+        lh_buf_putc(&b, *p);
+    }
+    lh_buf_putc(&b, q);
+    return b.data;
+}
+
+char *lh_sql_ident(const char *name)
+{
+    return sql_quote(name, '"');
+}
+
+char *lh_sql_literal(const char *text)
+{
+    return sql_quote(text, '\'');
+}
+
+/* ---------------------------------------------------------------- statements */
+
+int lh_duck_exec(duckdb_connection conn, const char *sql, lh_error *err)
+{
+    duckdb_result r;
+    int rc = 0;
+    if (duckdb_query(conn, sql, &r) == DuckDBError) {
+        const char *msg = duckdb_result_error(&r);
+        rc = lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "unknown DuckDB error");
+    }
+    duckdb_destroy_result(&r);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * views.h: the registry of dataset views and their DDL.
+ *
+ * A registry is a value: the datasets the engine serves (name, bucket, part keys), sorted
+ * by name case-insensitively, plus, per dataset, why its view could not be created at the
+ * last apply. It knows nothing of the engine or of generations and takes no lock: its
+ * owner (engine.c) guards it and replaces it as a whole.
+ *
+ * For a dataset `people` whose manifest lists files [a, b] in bucket B, apply creates
+ *   CREATE OR REPLACE VIEW "people"        AS SELECT * FROM read_parquet(['<B>/a', '<B>/b'])
+ *   CREATE OR REPLACE VIEW "__raw__people" AS (the same; erasure will make them differ)
+ */
+#ifndef LH_QUERY_VIEWS_H
+#define LH_QUERY_VIEWS_H
+
+#include "duck.h"
+#include "storage/storage.h"
+
+typedef struct lh_view_registry lh_view_registry;
+
+/* An empty registry. Caller frees with lh_view_registry_free (accepts NULL). */
+lh_view_registry *lh_view_registry_new(void);
+/* A deep copy. Caller frees. */
+lh_view_registry *lh_view_registry_copy(const lh_view_registry *reg);
+void lh_view_registry_free(lh_view_registry *reg);
+
+/* Sets the dataset name to what manifest lists (replacing any entry of that name). */
+void lh_view_registry_put(lh_view_registry *reg, const char *name, const json_t *manifest);
+/* Drops name (no-op when absent). */
+void lh_view_registry_remove(lh_view_registry *reg, const char *name);
+size_t lh_view_registry_count(const lh_view_registry *reg);
+/* True when name is registered with exactly manifest's bucket and parts, in order (a
+ * metadata edit: the views would not change). */
+bool lh_view_registry_same(const lh_view_registry *reg, const char *name, const json_t *manifest);
+
+/* The local path of every part of every dataset (what the user database may read).
+ * Parts whose bucket is gone are left out (their view then fails). NULL-terminated;
+ * caller frees each and the array. */
+char **lh_view_registry_paths(const lh_view_registry *reg, lh_storage *st);
+
+/* Creates the views of every dataset on conn (a database not yet published). A view that
+ * cannot be created is left out and the reason recorded (lh_view_registry_problem); the
+ * others are still created. Returns how many failed. */
+size_t lh_view_registry_apply(lh_view_registry *reg, duckdb_connection conn, lh_storage *st);
+/* Why the view of name could not be created at the last apply, or NULL (also for a name
+ * not in the registry). Borrowed: valid until the registry changes. */
+const char *lh_view_registry_problem(const lh_view_registry *reg, const char *name);
+/* {name: reason} of every dataset whose view failed at the last apply. Caller decrefs. */
+json_t *lh_view_registry_problems(const lh_view_registry *reg);
+
+#endif

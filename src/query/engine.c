@@ -348,8 +348,10 @@ static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_er
     lh_view_registry *one = NULL;
     int rc = 0;
     pthread_mutex_lock(&eng->regen_mu);
-    /* A metadata edit leaves the views as they are: nothing to apply. */
-    if (!eng->listening || (manifest && lh_view_registry_same(eng->views, name, manifest)))
+    /* Not seeded yet (lh_engine_open): the seed lists the catalog after this change is
+     * stored. A metadata edit leaves the views as they are: nothing to apply. */
+    if (!eng->listening || !eng->cur ||
+        (manifest && lh_view_registry_same(eng->views, name, manifest)))
         goto out;
     /* cur and views change only under regen_mu, which we hold */
     lh_gen *g = eng->cur;
@@ -396,7 +398,8 @@ static int on_buckets(void *ctx, lh_error *err)
     if (!eng->listening)
         goto out;
     internal = internal_gen_open(eng, err);
-    reg = lh_view_registry_copy(eng->views);
+    /* (NULL before the seed, which then replaces what is published here) */
+    reg = eng->views ? lh_view_registry_copy(eng->views) : lh_view_registry_new();
     user = internal ? user_gen_open(eng, reg, err) : NULL;
     if (!user) {
         rc = err->code;

@@ -2,33 +2,40 @@
  * engine.c: the DuckDB databases behind every query, and the statements we run ourselves.
  *
  * Two kinds of database, each a generation (below):
- *   - the user database runs user SQL. Its sandbox reaches exactly the committed Parquet
- *     parts of the served datasets (allowed_paths, no allowed_directories) and its own
- *     spill folder, which DuckDB adds itself; it holds the dataset views. It cannot read
- *     uploads (<data>/_tmp/uploads), staged parts, _secrets/ or _catalog/, nor create a
- *     file anywhere else. DuckDB does not tell reading from writing (an allowed path may
- *     also be written), so writes are refused one level up: result.c runs one prepared
+ *   - the user database runs user SQL. Its sandbox reaches each bucket's datasets/ folder
+ *     (allowed_directories) and its own spill folder, which DuckDB adds itself; it holds
+ *     the dataset views. It cannot read uploads (<data>/_tmp/uploads), _secrets/ or
+ *     _catalog/, nor anything outside the buckets' datasets/ folders. It can read a part
+ *     being staged there, and DuckDB does not tell reading from writing (an allowed folder
+ *     may also be written), so writes are refused one level up: result.c runs one prepared
  *     SELECT and nothing else (no COPY, EXPORT, ATTACH, SET, EXPLAIN ANALYZE). SECURITY.md
  *     states exactly what holds.
  *   - the internal database runs our own statements (ingest's COPY from an upload into a
  *     staging file, DESCRIBE of a staged part): each bucket's datasets/ folder and <data>/_tmp/.
  *
- * Generations. DuckDB's sandbox (allowed_directories/allowed_paths,
- * enable_external_access=false, lock_configuration=true) cannot be changed once locked, so
- * a change opens a new database — a generation — and swaps it in: every catalog change a
- * new user database (its allowed paths are the new set of parts), every bucket change both.
- * A published generation is never changed. Whoever runs something on a generation holds
- * a reference (lh_gen_acquire); the engine holds one on each current generation. A
- * generation is closed when its last reference goes, so a query that started before a
- * swap finishes on the database it started on.
+ * Generations. DuckDB's sandbox (allowed_directories, enable_external_access=false,
+ * lock_configuration=true) cannot be changed once locked, so a bucket change opens new
+ * databases — a generation of each — with every view re-created, and swaps them in.
+ * Whoever runs something on a generation holds a reference (lh_gen_acquire); the engine
+ * holds one on each current generation. A generation is closed when its last reference
+ * goes, so a query that started before a swap finishes on the database it started on.
+ *
+ * A dataset change (create, replace, append, delete) opens no database: its two views are
+ * created, replaced or dropped on the current user database, in one DuckDB transaction on
+ * the generation's ddl connection (lh_view_registry_apply_one), under regen_mu. A commit
+ * costs one view's DDL, whatever the number of datasets. A query that bound the old view
+ * keeps reading the old parts (the retirer deletes them once it ends); queries started
+ * after the commit see the new view.
  *
  * Listener failures surface. A catalog change whose view DuckDB refuses (a corrupt or
- * missing part), or any change for which a database cannot be opened, is refused: the
- * listener returns the error, nothing is swapped, and the catalog or storage call fails
- * and undoes the change. A dataset that was already served and whose view fails when a
- * database is rebuilt for another reason (at open, a bucket change, another dataset's
- * change) is kept in the registry with the reason (lh_engine_view_problems): its name
- * then fails to bind until a later rebuild succeeds.
+ * missing part), or a bucket change for which a database cannot be opened, is refused:
+ * the transaction is rolled back or nothing is swapped, the listener returns the error,
+ * and the catalog or storage call fails and undoes the change. When a refused change was
+ * to a dataset already served, its current views are re-created to check them: if DuckDB
+ * refuses those too (a part broke on disk), they are dropped and the dataset kept in the
+ * registry with the reason (lh_engine_view_problems). The same holds for a served dataset
+ * whose view fails when the databases are rebuilt (at open, a bucket change). Its name
+ * then fails to bind until a change of it, or a rebuild, succeeds.
  *
  * Each generation spills to its own folder <data>/_tmp/duckdb/g<pid>-<seq>: DuckDB removes
  * its temporary files when a database closes, and two databases sharing one folder could
@@ -188,12 +195,12 @@ static void strv_free(char **v)
     free(v);
 }
 
-/* The internal database for the current bucket roots: each bucket's datasets/ folder
- * (parts are staged and read there) and <data>/_tmp/ (uploads, spill). Not a bucket's
- * root: primary's root is the data folder, which also holds _secrets/ (the admin key, the
- * key pepper) and _catalog/. The trailing '/' keeps "datasets" from also allowing
- * "datasets_x". */
-static lh_gen *internal_gen_open(lh_engine *eng, lh_error *err)
+/* A database for the current bucket roots, allowed each bucket's datasets/ folder (parts
+ * are staged and committed there) and, when with_tmp, <data>/_tmp/ (uploads; the internal
+ * database only). Not a bucket's root: primary's root is the data folder, which also holds
+ * _secrets/ (the admin key, the key pepper), _catalog/ and _tmp/. The trailing '/' keeps
+ * "datasets" from also allowing "datasets_x". */
+static lh_gen *bucket_gen_open(lh_engine *eng, bool with_tmp, lh_error *err)
 {
     char **roots = lh_storage_roots(eng->st);
     size_t n = 0;
@@ -202,20 +209,24 @@ static lh_gen *internal_gen_open(lh_engine *eng, lh_error *err)
     char **dirs = lh_xcalloc(n + 2, sizeof(char *));
     for (size_t i = 0; i < n; i++)
         dirs[i] = lh_path_join(roots[i], "datasets/");
-    dirs[n] = lh_path_join(eng->data_dir, "_tmp/");
+    if (with_tmp)
+        dirs[n] = lh_path_join(eng->data_dir, "_tmp/");
     lh_gen *g = gen_open(eng, dirs, NULL, err);
     strv_free(dirs);
     strv_free(roots);
     return g;
 }
 
-/* A user database serving reg: allowed to read exactly reg's parts, with reg's views
- * created (the failures recorded in reg). */
+static lh_gen *internal_gen_open(lh_engine *eng, lh_error *err)
+{
+    return bucket_gen_open(eng, true, err);
+}
+
+/* A user database serving reg: allowed to read the buckets' datasets/ folders, with reg's
+ * views created (the failures recorded in reg). */
 static lh_gen *user_gen_open(lh_engine *eng, lh_view_registry *reg, lh_error *err)
 {
-    char **paths = lh_view_registry_paths(reg, eng->st);
-    lh_gen *g = gen_open(eng, NULL, paths, err);
-    strv_free(paths);
+    lh_gen *g = bucket_gen_open(eng, false, err);
     if (!g)
         return NULL;
     if (lh_view_registry_apply(reg, g->ddl, eng->st) > 0) {
@@ -277,6 +288,14 @@ void lh_gen_release(lh_engine *eng, lh_gen *g)
         gen_free(g);
 }
 
+/* The relations user SQL can name may have changed: verdicts the firewall reached before
+ * are dropped (verdicts.c). */
+static void views_changed(lh_engine *eng)
+{
+    atomic_fetch_add(&eng->view_events, 1);
+    lh_verdicts_invalidate(eng->verdicts);
+}
+
 /* Makes user (serving reg) and, when not NULL, internal current; the old ones go when
  * their last query ends. Takes all three. Caller holds regen_mu. */
 static void publish(lh_engine *eng, lh_gen *user, lh_gen *internal, lh_view_registry *reg)
@@ -291,10 +310,7 @@ static void publish(lh_engine *eng, lh_gen *user, lh_gen *internal, lh_view_regi
         eng->internal = internal;
     }
     pthread_mutex_unlock(&eng->gen_mu);
-    atomic_fetch_add(&eng->view_events, 1);
-    /* The relations user SQL can name may have changed: verdicts the firewall reached before
-     * are dropped (verdicts.c). */
-    lh_verdicts_invalidate(eng->verdicts);
+    views_changed(eng);
     gen_unref(eng, old_user);
     gen_unref(eng, old_internal);
     lh_view_registry_free(old_reg);
@@ -302,45 +318,72 @@ static void publish(lh_engine *eng, lh_gen *user, lh_gen *internal, lh_view_regi
 
 /* ---------------------------------------------------------------- listeners */
 
-/* The catalog listener: a new user database with the change applied. Refused (nothing
- * swapped) when the changed dataset's view cannot be created or no database opens. */
+/* After a refused change of name, which the engine serves: re-creates its current views to
+ * check them. When DuckDB refuses those too (a part broke on disk), they are dropped and
+ * the reason recorded, so the dataset is listed as not queryable instead of failing at
+ * query time. Caller holds regen_mu. */
+static void recheck_served(lh_engine *eng, lh_gen *g, const char *name)
+{
+    lh_error why, e;
+    if (lh_view_registry_apply_one(eng->views, name, g->ddl, eng->st, &why) == 0)
+        return;
+    lh_view_registry *none = lh_view_registry_new();
+    if (lh_view_registry_apply_one(none, name, g->ddl, eng->st, &e) != 0)
+        lh_log(LH_LOG_WARN, "view_drop_failed", "{s:s,s:s}", "view", name, "message", e.message);
+    lh_view_registry_free(none);
+    pthread_mutex_lock(&eng->gen_mu);
+    lh_view_registry_set_problem(eng->views, name, why.message);
+    pthread_mutex_unlock(&eng->gen_mu);
+    views_changed(eng);
+    lh_error_scrub(&why, eng->data_dir, "<lake>");
+    lh_log(LH_LOG_WARN, "view_create_failed", "{s:s,s:s}", "dataset", name, "message", why.message);
+}
+
+/* The catalog listener: the change applied to the current user database in place (one
+ * dataset's views, in one transaction), then to the registry. Refused (the database and
+ * the registry as they were) when DuckDB refuses the changed dataset's view. */
 static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_error *err)
 {
     lh_engine *eng = ctx;
-    lh_view_registry *reg = NULL;
-    lh_gen *g = NULL;
+    lh_view_registry *one = NULL;
     int rc = 0;
     pthread_mutex_lock(&eng->regen_mu);
-    /* A metadata edit leaves the views as they are: nothing to rebuild. */
-    if (!eng->listening || (manifest && lh_view_registry_same(eng->views, name, manifest)))
+    /* Not seeded yet (lh_engine_open): the seed lists the catalog after this change is
+     * stored. A metadata edit leaves the views as they are: nothing to apply. */
+    if (!eng->listening || !eng->cur ||
+        (manifest && lh_view_registry_same(eng->views, name, manifest)))
         goto out;
-    reg = lh_view_registry_copy(eng->views);
+    /* cur and views change only under regen_mu, which we hold */
+    lh_gen *g = eng->cur;
+    one = lh_view_registry_new();
     if (manifest)
-        lh_view_registry_put(reg, name, manifest);
+        lh_view_registry_put(one, name, manifest);
+    lh_error why;
+    if (lh_view_registry_apply_one(one, name, g->ddl, eng->st, &why) != 0) {
+        if (manifest)
+            rc = lh_error_setk(err, LH_EINTERNAL, "dataset_unqueryable",
+                               "the query engine cannot read dataset '%s', so the change was "
+                               "not made: %s",
+                               name, why.message);
+        else
+            rc = lh_error_set(err, why.code, "the query engine cannot drop dataset '%s': %s", name,
+                              why.message);
+        lh_error_scrub(err, eng->data_dir, "<lake>");
+        /* a served dataset not known to be broken: is it still? (not known: no-op) */
+        if (manifest && !lh_view_registry_problem(eng->views, name))
+            recheck_served(eng, g, name);
+        goto out;
+    }
+    pthread_mutex_lock(&eng->gen_mu);
+    if (manifest)
+        lh_view_registry_put(eng->views, name, manifest); /* clears a recorded problem */
     else
-        lh_view_registry_remove(reg, name);
-    g = user_gen_open(eng, reg, err);
-    if (!g) {
-        rc = err->code;
-        lh_error_scrub(err, eng->data_dir, "<lake>");
-        goto out;
-    }
-    const char *problem = manifest ? lh_view_registry_problem(reg, name) : NULL;
-    if (problem) {
-        rc = lh_error_setk(err, LH_EINTERNAL, "dataset_unqueryable",
-                           "the query engine cannot read dataset '%s', so the change was not "
-                           "made: %s",
-                           name, problem);
-        lh_error_scrub(err, eng->data_dir, "<lake>");
-        goto out;
-    }
-    publish(eng, g, NULL, reg);
-    g = NULL;
-    reg = NULL;
+        lh_view_registry_remove(eng->views, name);
+    pthread_mutex_unlock(&eng->gen_mu);
+    views_changed(eng);
 out:
     pthread_mutex_unlock(&eng->regen_mu);
-    gen_unref(eng, g);
-    lh_view_registry_free(reg);
+    lh_view_registry_free(one);
     return rc;
 }
 
@@ -355,7 +398,8 @@ static int on_buckets(void *ctx, lh_error *err)
     if (!eng->listening)
         goto out;
     internal = internal_gen_open(eng, err);
-    reg = lh_view_registry_copy(eng->views);
+    /* (NULL before the seed, which then replaces what is published here) */
+    reg = eng->views ? lh_view_registry_copy(eng->views) : lh_view_registry_new();
     user = internal ? user_gen_open(eng, reg, err) : NULL;
     if (!user) {
         rc = err->code;
@@ -685,4 +729,12 @@ json_t *lh_engine_query_json(lh_engine *eng, const char *sql, lh_error *err)
     json_t *doc = lh_conn_query_json(eng, conn, sql, err);
     internal_disconnect(eng, g, &conn);
     return doc;
+}
+
+uint64_t lh_engine__user_generation(lh_engine *eng)
+{
+    pthread_mutex_lock(&eng->gen_mu);
+    uint64_t seq = eng->cur ? eng->cur->seq : 0;
+    pthread_mutex_unlock(&eng->gen_mu);
+    return seq;
 }

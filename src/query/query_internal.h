@@ -138,15 +138,17 @@ size_t lh_query__buffer_capacity(const lh_query *q);
 /* ---------------------------------------------------------------- generations */
 
 /* One DuckDB database with its sandbox. Two kinds (engine.c's header): the user database
- * (exactly the committed parts, with the views) and the internal one (the buckets'
+ * (the buckets' datasets/ folders, with the views) and the internal one (the buckets'
  * datasets/ folders and _tmp/, no views). Whoever runs something on one holds a
  * reference; the engine holds one on each current generation. Freed when the count drops
  * to zero (so a regeneration never pulls a database from under a running query). A
- * published generation is never changed. */
+ * published generation's sandbox never changes; only its views do (dataset changes). */
 typedef struct lh_gen {
     duckdb_database db;
-    duckdb_connection ddl; /* setup and view DDL, before publication only */
-    int refs;              /* guarded by eng->gen_mu */
+    /* setup, then view DDL: the user generation's views change on it after publication,
+     * always under eng->regen_mu (nothing else uses it) */
+    duckdb_connection ddl;
+    int refs; /* guarded by eng->gen_mu */
     uint64_t seq;
     char *tmp_dir; /* owned: this generation's spill folder, removed with it */
 } lh_gen;
@@ -239,14 +241,16 @@ struct lh_engine {
     lh_watchdog *watchdog;
     lh_retirer *retirer; /* the catalog's retirer; user queries are its readers */
 
-    /* Serialises every change of what is served (the registry and both generations):
-     * catalog listener, storage listener, seeding, close. Opening databases and creating
-     * views run under it; a published generation is never changed. */
+    /* Serialises every change of what is served (the registry, the views and both
+     * generations): catalog listener (one dataset's view DDL on cur), storage listener
+     * (new databases), seeding, close. cur and views change only under it, so its holder
+     * may use them without gen_mu. */
     pthread_mutex_t regen_mu;
     bool listening; /* true from open until close begins; listeners check it */
 
-    /* +1 each time the relations user SQL can name may have changed (a new user database
-     * was published). A firewall cache keyed on the catalog reads it. */
+    /* +1 each time the relations user SQL can name may have changed (a dataset's views
+     * changed, or a new user database was published). A firewall cache keyed on the
+     * catalog reads it. */
     atomic_uint_least64_t view_events;
 
     /* Guards cur, internal, views (the pointer), refcounts, users, slots and closing. A
@@ -255,7 +259,7 @@ struct lh_engine {
     pthread_cond_t idle_cv;  /* signalled when users drops to zero */
     lh_gen *cur;             /* user queries: reads the committed parts, nothing else */
     lh_gen *internal;        /* our own statements (ingest's COPY, DESCRIBE of a staged file) */
-    lh_view_registry *views; /* what cur serves; replaced whole under regen_mu + gen_mu */
+    lh_view_registry *views; /* what cur serves; changed under regen_mu + gen_mu */
     uint64_t gen_seq;
     int users; /* queries and internal statements holding a generation */
     int slots; /* user queries running */
@@ -266,6 +270,9 @@ struct lh_engine {
  * closing). */
 lh_gen *lh_gen_acquire(lh_engine *eng, lh_error *err);
 void lh_gen_release(lh_engine *eng, lh_gen *g);
+/* For tests: the sequence number of the current user database (moves when a new one is
+ * opened: at a bucket change, never at a dataset change). 0 when closing. */
+uint64_t lh_engine__user_generation(lh_engine *eng);
 /* lh_engine_query_json on a connection the caller holds (engine.c). */
 json_t *lh_conn_query_json(lh_engine *eng, duckdb_connection conn, const char *sql, lh_error *err);
 /* The firewall on a connection the caller holds, so a query's parse runs inside its slot

@@ -422,7 +422,10 @@ static int take_slot(lh_engine *eng, uint64_t *start_epoch, lh_error *err)
     return rc;
 }
 
-/* Extracts, checks and prepares the one statement of sql. */
+/* Extracts, checks and prepares the one statement of sql. The statement-type check is the
+ * user database's write barrier: its sandbox allows the buckets' datasets/ folders, which
+ * DuckDB would let a COPY write, so only a SELECT ever runs (EXPLAIN, which may run
+ * ANALYZE's statement, included in the refusal). */
 static int prepare_one(lh_query *q, const char *sql, duckdb_prepared_statement *stmt, lh_error *err)
 {
     duckdb_extracted_statements ext = NULL;

@@ -1,9 +1,12 @@
 /*
  * views.c: the registry of dataset views and the DDL that creates them (views.h).
  *
- * The registry is what the engine serves, not what DuckDB holds: the engine builds every
- * user database from a registry (lh_view_registry_apply) and never changes a published
- * database, so the two cannot drift apart. Nothing here takes a lock or knows the engine.
+ * The registry is what the engine serves. A new user database (at open, on a bucket change)
+ * gets every view from it (lh_view_registry_apply); a dataset change is then applied to
+ * the live database one dataset at a time (lh_view_registry_apply_one), in one DuckDB
+ * transaction, so the database either holds the change or is left as it was, and the
+ * registry is updated only after it succeeded. Nothing here takes a lock or knows the
+ * engine: the engine runs all view DDL under its regen_mu.
  *
  * A view that cannot be created (a part missing, a bucket gone) is left out and its reason
  * recorded: a stale view over old files is worse than a clear "not queryable" with a
@@ -16,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
 
 typedef struct view_def {
     char *name;
@@ -165,23 +167,6 @@ bool lh_view_registry_same(const lh_view_registry *reg, const char *name, const 
     return same;
 }
 
-char **lh_view_registry_paths(const lh_view_registry *reg, lh_storage *st)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < reg->n; i++)
-        total += reg->v[i].nkeys;
-    char **out = lh_xcalloc(total + 1, sizeof(char *));
-    size_t n = 0;
-    for (size_t i = 0; i < reg->n; i++) {
-        for (size_t k = 0; k < reg->v[i].nkeys; k++) {
-            char *path = lh_storage_path(st, reg->v[i].bucket, reg->v[i].keys[k], NULL);
-            if (path)
-                out[n++] = path;
-        }
-    }
-    return out;
-}
-
 /* ---------------------------------------------------------------- DDL */
 
 /* "SELECT * FROM read_parquet([...])" over the dataset's files; NULL + err when a path
@@ -206,24 +191,34 @@ static char *view_select(const view_def *d, lh_storage *st, lh_error *err)
     return b.data;
 }
 
-static void view_drop(duckdb_connection conn, const char *name)
+/* DROP VIEW IF EXISTS of both views of name. */
+static int view_drop_pair(duckdb_connection conn, const char *name, lh_error *err)
 {
+    int rc = 0;
     char *raw = lh_xasprintf(LH_RAW_PREFIX "%s", name);
     const char *rels[] = {name, raw};
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
         char *ident = lh_sql_ident(rels[i]);
         char *sql = lh_xasprintf("DROP VIEW IF EXISTS %s", ident);
-        lh_error err;
-        if (lh_duck_exec(conn, sql, &err) != 0)
-            lh_log(LH_LOG_WARN, "view_drop_failed", "{s:s,s:s}", "view", rels[i], "message",
-                   err.message);
+        rc = lh_duck_exec(conn, sql, err);
         free(sql);
         free(ident);
     }
     free(raw);
+    return rc;
 }
 
-static int view_create(duckdb_connection conn, const view_def *d, lh_storage *st, lh_error *err)
+static void view_drop(duckdb_connection conn, const char *name)
+{
+    lh_error err;
+    if (view_drop_pair(conn, name, &err) != 0)
+        lh_log(LH_LOG_WARN, "view_drop_failed", "{s:s,s:s}", "view", name, "message", err.message);
+}
+
+/* CREATE OR REPLACE VIEW of both views of d; on failure one of them may exist (callers
+ * drop or roll back). */
+static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storage *st,
+                            lh_error *err)
 {
     int rc = 0;
     char *select = NULL, *raw = lh_xasprintf(LH_RAW_PREFIX "%s", d->name);
@@ -244,12 +239,24 @@ static int view_create(duckdb_connection conn, const view_def *d, lh_storage *st
         free(sql);
         free(ident);
     }
-    if (rc != 0)
-        view_drop(conn, d->name); /* never one of the pair without the other */
 out:
     free(select);
     free(raw);
     return rc;
+}
+
+static int view_create(duckdb_connection conn, const view_def *d, lh_storage *st, lh_error *err)
+{
+    int rc = view_create_pair(conn, d, st, err);
+    if (rc != 0)
+        view_drop(conn, d->name); /* never one of the pair without the other */
+    return rc;
+}
+
+/* DuckDB's first line says it; the rest quotes our DDL. */
+static void first_line(lh_error *err)
+{
+    err->message[strcspn(err->message, "\n")] = '\0';
 }
 
 size_t lh_view_registry_apply(lh_view_registry *reg, duckdb_connection conn, lh_storage *st)
@@ -261,12 +268,43 @@ size_t lh_view_registry_apply(lh_view_registry *reg, duckdb_connection conn, lh_
         free(d->problem);
         d->problem = NULL;
         if (view_create(conn, d, st, &err) != 0) {
-            /* DuckDB's first line says it; the rest quotes our DDL */
-            d->problem = lh_xasprintf("%.*s", (int)strcspn(err.message, "\n"), err.message);
+            first_line(&err);
+            d->problem = lh_xstrdup(err.message);
             failed++;
         }
     }
     return failed;
+}
+
+int lh_view_registry_apply_one(const lh_view_registry *reg, const char *name,
+                               duckdb_connection conn, lh_storage *st, lh_error *err)
+{
+    bool found;
+    size_t pos = find(reg, name, &found);
+    int rc = lh_duck_exec(conn, "BEGIN TRANSACTION", err);
+    if (rc != 0)
+        return rc;
+    rc = found ? view_create_pair(conn, &reg->v[pos], st, err) : view_drop_pair(conn, name, err);
+    if (rc == 0)
+        rc = lh_duck_exec(conn, "COMMIT", err);
+    if (rc != 0) {
+        lh_error e;
+        if (lh_duck_exec(conn, "ROLLBACK", &e) != 0 && !strstr(e.message, "no transaction"))
+            lh_log(LH_LOG_WARN, "view_rollback_failed", "{s:s,s:s}", "view", name, "message",
+                   e.message);
+        first_line(err);
+    }
+    return rc;
+}
+
+void lh_view_registry_set_problem(lh_view_registry *reg, const char *name, const char *why)
+{
+    bool found;
+    size_t pos = find(reg, name, &found);
+    if (!found)
+        return;
+    free(reg->v[pos].problem);
+    reg->v[pos].problem = why ? lh_xstrdup(why) : NULL;
 }
 
 const char *lh_view_registry_problem(const lh_view_registry *reg, const char *name)

@@ -4,7 +4,8 @@
  * A registry is a value: the datasets the engine serves (name, bucket, part keys), sorted
  * by name case-insensitively, plus, per dataset, why its view could not be created at the
  * last apply. It knows nothing of the engine or of generations and takes no lock: its
- * owner (engine.c) guards it and replaces it as a whole.
+ * owner (engine.c) guards it (changes it in place after a dataset change, replaces it as
+ * a whole after a rebuild).
  *
  * For a dataset `people` whose manifest lists files [a, b] in bucket B, apply creates
  *   CREATE OR REPLACE VIEW "people"        AS SELECT * FROM read_parquet(['<B>/a', '<B>/b'])
@@ -33,15 +34,19 @@ size_t lh_view_registry_count(const lh_view_registry *reg);
  * metadata edit: the views would not change). */
 bool lh_view_registry_same(const lh_view_registry *reg, const char *name, const json_t *manifest);
 
-/* The local path of every part of every dataset (what the user database may read).
- * Parts whose bucket is gone are left out (their view then fails). NULL-terminated;
- * caller frees each and the array. */
-char **lh_view_registry_paths(const lh_view_registry *reg, lh_storage *st);
-
-/* Creates the views of every dataset on conn (a database not yet published). A view that
- * cannot be created is left out and the reason recorded (lh_view_registry_problem); the
- * others are still created. Returns how many failed. */
+/* Creates the views of every dataset on conn (a new database, before it is published). A
+ * view that cannot be created is left out and the reason recorded
+ * (lh_view_registry_problem); the others are still created. Returns how many failed. */
 size_t lh_view_registry_apply(lh_view_registry *reg, duckdb_connection conn, lh_storage *st);
+/* Makes conn (a live database) serve name as reg has it: both views created or replaced,
+ * or dropped when reg does not hold name, in one transaction. On failure the transaction
+ * is rolled back (conn holds what it held before) and err says why in one line (DuckDB's
+ * reason, which may name files). Leaves reg unchanged. Others may query conn's database
+ * meanwhile; the caller serialises view DDL. */
+int lh_view_registry_apply_one(const lh_view_registry *reg, const char *name,
+                               duckdb_connection conn, lh_storage *st, lh_error *err);
+/* Records why name's view is not served (why NULL: clears it). No-op when name is absent. */
+void lh_view_registry_set_problem(lh_view_registry *reg, const char *name, const char *why);
 /* Why the view of name could not be created at the last apply, or NULL (also for a name
  * not in the registry). Borrowed: valid until the registry changes. */
 const char *lh_view_registry_problem(const lh_view_registry *reg, const char *name);

@@ -920,7 +920,8 @@ static void test_sandbox(void **state)
     assert_int_equal(lh_engine_exec(f->eng, sql, &rows, &err), 0);
     assert_int_equal(rows, 3);
     free(sql);
-    /* for internal statements; user queries read committed parts only (test_second_wall) */
+    /* for internal statements; user queries may read datasets/ but never write
+     * (test_second_wall) */
     sql = lh_xasprintf("SELECT sum(x)::INTEGER AS s FROM read_parquet(%s)", lit);
     json_t *doc = lh_engine_query_json(f->eng, sql, &err);
     assert_non_null(doc);
@@ -1191,6 +1192,68 @@ static void test_bucket_add_regenerates(void **state)
     free(extra);
 }
 
+/* A dataset change opens no database: create, append, replace and delete change the views
+ * of the current user database in place (its generation stays put, the firewall's cache
+ * is invalidated each time); a bucket change opens a new one. A query running across an
+ * in-place replace finishes on the version it started on. */
+static bool user_refused(fx *f, const char *sql, const char *msg_part);
+
+static void test_commit_keeps_database(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    int64_t rows;
+    uint64_t seq = lh_engine__user_generation(f->eng);
+    assert_true(seq > 0);
+    uint64_t events = atomic_load(&f->eng->view_events);
+    const char *keys[] = {"datasets/people/p1.parquet", "datasets/people/p2.parquet",
+                          "datasets/people/p3.parquet"};
+    const lh_ingest_mode modes[] = {LH_MODE_CREATE, LH_MODE_APPEND, LH_MODE_REPLACE};
+    lh_query *running = NULL;
+    for (size_t i = 0; i < 3; i++) {
+        make_part(f, LH_BUCKET_PRIMARY, keys[i],
+                  "SELECT i::BIGINT AS id, 'e' || i AS email FROM range(5000) t(i)", &rows);
+        if (modes[i] == LH_MODE_REPLACE) {
+            lh_query_opts o = {LH_FORMAT_CSV, 100000, 30000, NULL};
+            running = lh_query_start(f->eng, "SELECT id FROM people ORDER BY id", &o, &err);
+            assert_non_null(running);
+        }
+        commit_dataset(f, "people", LH_BUCKET_PRIMARY, modes[i], keys[i], rows);
+        assert_int_equal(lh_engine__user_generation(f->eng), seq);
+        assert_true(atomic_load(&f->eng->view_events) > events);
+        events = atomic_load(&f->eng->view_events);
+    }
+    expect_csv(f, "SELECT count(*) AS n FROM people", "n\r\n5000\r\n");
+    expect_csv(f, "SELECT count(*) AS n FROM __raw__people", "n\r\n5000\r\n");
+
+    /* the query started before the replace reads both parts of the version it bound */
+    char buf[4096];
+    ssize_t n;
+    size_t lines = 0;
+    while ((n = lh_query_read(running, buf, sizeof(buf))) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            lines += buf[i] == '\n';
+    assert_int_equal(n, 0);
+    assert_null(lh_query_error(running));
+    assert_int_equal(lines, 10001);
+    lh_query_free(running);
+    /* and the superseded parts go once it ended */
+    char *p1 = lh_path_join(f->data, keys[0]);
+    assert_false(lh_fs_exists(p1));
+    free(p1);
+
+    assert_int_equal(lh_catalog_delete(f->cat, "people", "test", &err), 0);
+    assert_int_equal(lh_engine__user_generation(f->eng), seq);
+    assert_true(atomic_load(&f->eng->view_events) > events);
+    user_refused(f, "SELECT * FROM people", "people");
+
+    /* a bucket change opens a new user database */
+    char *extra = lh_path_join(f->dir, "extra");
+    assert_int_equal(lh_catalog_add_bucket(f->cat, "extra", extra, &err), 0);
+    assert_true(lh_engine__user_generation(f->eng) > seq);
+    free(extra);
+}
+
 /* A folder that already holds datasets becomes a bucket: the catalog loads its manifests
  * after the new generation is in place, and their views appear. Then everything is
  * reopened: the registry is persisted and the views are seeded at open. */
@@ -1245,8 +1308,9 @@ static bool user_refused(fx *f, const char *sql, const char *msg_part)
     return true;
 }
 
-/* User SQL runs in a database that can read the committed parts and nothing else, and
- * write nothing: checked by calling the engine directly, bypassing the firewall. */
+/* User SQL runs in a database that can read the buckets' datasets/ folders and nothing
+ * else, and write nothing: checked by calling the engine directly, bypassing the
+ * firewall. */
 static void test_second_wall(void **state)
 {
     fx *f = *state;
@@ -1266,8 +1330,9 @@ static void test_second_wall(void **state)
     free(sql);
 
     /* files the internal database may read (so the refusal is the wall, not a missing
-     * file) stay out of a user query's reach: another caller's upload, a part being staged,
-     * the catalog's own manifests */
+     * file) stay out of a user query's reach: another caller's upload, the catalog's own
+     * manifests. A part being staged lies under datasets/, which the user database may
+     * read (SECURITY.md says so): readable, and never writable (below). */
     char *uploads = lh_path_join(f->data, "_tmp/uploads");
     assert_int_equal(lh_fs_mkdirs(uploads, 0700, &err), 0);
     char *upload = lh_path_join(uploads, "u1.csv");
@@ -1284,9 +1349,11 @@ static void test_second_wall(void **state)
     char *reads[] = {
         lh_xasprintf("SELECT * FROM read_csv(%s)", upload_lit),
         lh_xasprintf("SELECT * FROM read_text(%s)", upload_lit),
-        lh_xasprintf("SELECT * FROM read_parquet(%s)", staged_lit),
         lh_xasprintf("SELECT * FROM read_text(%s)", manifest_lit),
     };
+    sql = lh_xasprintf("SELECT id FROM read_parquet(%s)", staged_lit);
+    expect_csv(f, sql, "id\r\n1\r\n");
+    free(sql);
     json_t *doc = lh_engine_query_json(f->eng, reads[0], &err);
     if (!doc)
         fail_msg("internal read of the upload: %s", err.message);
@@ -1296,16 +1363,16 @@ static void test_second_wall(void **state)
         free(reads[i]);
     }
 
-    /* no writes: a new file in datasets/ (refused by the sandbox itself), and the one path
-     * the sandbox does allow, a committed part, through EXPLAIN ANALYZE (which runs its
-     * COPY) without DuckDB's temporary file (refused by the one-SELECT rule) */
+    /* no writes. The sandbox allows datasets/, so DuckDB would write there: the one-SELECT
+     * rule refuses a new file in datasets/ by COPY and by EXPLAIN ANALYZE (which runs its
+     * COPY), and the overwrite of a committed part without DuckDB's temporary file */
     char *newfile = lh_path_join(f->data, "datasets/x.parquet");
     char *newfile_lit = lh_sql_literal(newfile);
     sql = lh_xasprintf("COPY (SELECT 1) TO %s (FORMAT parquet)", newfile_lit);
-    user_refused(f, sql, "Permission Error");
+    user_refused(f, sql, "only SELECT");
     free(sql);
     sql = lh_xasprintf("EXPLAIN ANALYZE COPY (SELECT 1) TO %s (FORMAT parquet)", newfile_lit);
-    user_refused(f, sql, "Permission Error");
+    user_refused(f, sql, "only SELECT");
     free(sql);
     assert_false(lh_fs_exists(newfile));
     sql = lh_xasprintf("EXPLAIN ANALYZE COPY (SELECT 9::BIGINT AS id, 'x' AS email) TO %s "
@@ -1437,7 +1504,8 @@ static void test_listener_failures(void **state)
     user_refused(f, "SELECT * FROM ghost", "ghost");
 
     /* a served dataset whose part breaks on disk is reported, with its reason, at the next
-     * rebuild; other datasets still commit */
+     * rebuild (a bucket change; a commit of another dataset rebuilds nothing); other
+     * datasets still commit */
     json_t *problems = lh_engine_view_problems(f->eng);
     assert_int_equal(json_object_size(problems), 0);
     json_decref(problems);
@@ -1448,16 +1516,47 @@ static void test_listener_failures(void **state)
     commit_dataset(f, "staff", LH_BUCKET_PRIMARY, LH_MODE_CREATE, "datasets/staff/s1.parquet",
                    rows);
     expect_csv(f, "SELECT count(*) AS n FROM staff", "n\r\n1\r\n");
+    char *more = lh_path_join(f->dir, "more");
+    assert_int_equal(lh_catalog_add_bucket(f->cat, "more", more, &err), 0);
+    free(more);
     problems = lh_engine_view_problems(f->eng);
     assert_int_equal(json_object_size(problems), 1);
     const char *why = lh_json_str(problems, "people");
     assert_non_null(why);
     assert_null(strstr(why, f->data));
     json_decref(problems);
+    user_refused(f, "SELECT * FROM people", "people");
+    expect_csv(f, "SELECT count(*) AS n FROM staff", "n\r\n1\r\n");
+
+    /* ... and by a refused change of it, without a rebuild: the change re-checks the views
+     * it leaves in place */
+    assert_int_equal(lh_catalog_remove_bucket(f->cat, "more", &err), 0);
+    make_part(f, LH_BUCKET_PRIMARY, "datasets/people/p4.parquet",
+              "SELECT 4::BIGINT AS id, 'd' AS email", &rows);
+    commit_dataset(f, "people", LH_BUCKET_PRIMARY, LH_MODE_REPLACE, "datasets/people/p4.parquet",
+                   rows);
+    problems = lh_engine_view_problems(f->eng);
+    assert_int_equal(json_object_size(problems), 0); /* a change that succeeds clears it */
+    json_decref(problems);
+    expect_csv(f, "SELECT id FROM people", "id\r\n4\r\n");
+    char *p4 = lh_path_join(f->data, "datasets/people/p4.parquet");
+    lh_test_write_file(p4, junk);
+    uint64_t seq = lh_engine__user_generation(f->eng);
+    make_part(f, LH_BUCKET_PRIMARY, "datasets/people/p5.parquet",
+              "SELECT 5::BIGINT AS id, 'e' AS email", &rows);
+    assert_int_not_equal(
+        commit_part(f, "people", LH_MODE_APPEND, "datasets/people/p5.parquet", &err), 0);
+    assert_string_equal(lh_error_kind(&err), "dataset_unqueryable");
+    problems = lh_engine_view_problems(f->eng);
+    assert_non_null(lh_json_str(problems, "people"));
+    json_decref(problems);
+    user_refused(f, "SELECT * FROM people", "people");
+    assert_int_equal(lh_engine__user_generation(f->eng), seq);
+    free(p4);
     free(p1);
 
-    /* no database can be opened (its spill folder cannot be made): a bucket add and a
-     * commit both fail and change nothing */
+    /* no database can be opened (its spill folder cannot be made): a bucket add fails and
+     * changes nothing; a commit needs no new database and still works */
     char *tmp_root = lh_path_join(f->data, "_tmp/duckdb");
     char *away = lh_path_join(f->data, "_tmp/duckdb.away");
     assert_int_equal(rename(tmp_root, away), 0);
@@ -1465,11 +1564,12 @@ static void test_listener_failures(void **state)
     char *extra = lh_path_join(f->dir, "extra");
     assert_int_not_equal(lh_catalog_add_bucket(f->cat, "extra", extra, &err), 0);
     assert_false(lh_storage_bucket_exists(f->st, "extra"));
-    assert_int_not_equal(lh_catalog_delete(f->cat, "staff", "test", &err), 0);
-    assert_true(lh_catalog_exists(f->cat, "staff"));
+    expect_csv(f, "SELECT count(*) AS n FROM staff", "n\r\n1\r\n");
+    assert_int_equal(lh_catalog_delete(f->cat, "staff", "test", &err), 0);
+    assert_false(lh_catalog_exists(f->cat, "staff"));
+    user_refused(f, "SELECT * FROM staff", "staff");
     assert_int_equal(unlink(tmp_root), 0);
     assert_int_equal(rename(away, tmp_root), 0);
-    expect_csv(f, "SELECT count(*) AS n FROM staff", "n\r\n1\r\n");
     assert_int_equal(lh_catalog_add_bucket(f->cat, "extra", extra, &err), 0);
     assert_true(lh_storage_bucket_exists(f->st, "extra"));
     free(extra);
@@ -1612,6 +1712,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_views_follow_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bucket_add_regenerates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bucket_with_datasets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_keeps_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_wall, setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_wall_spills, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listener_failures, setup, teardown),

@@ -82,24 +82,21 @@ static void set_list(lh_buf *sql, const char *setting, char *const *items)
     lh_buf_putc(sql, ']');
 }
 
-/* The lock-down, in the order DuckDB requires: directories and paths first (external
- * access off forbids changing them), then external access (which adds the spill folder to
- * the allowed directories), then the lock. dirs and paths are NULL-terminated, or NULL. */
-static int gen_sandbox(lh_gen *g, char *const *dirs, char *const *paths, lh_error *err)
+/* The lock-down, in the order DuckDB requires: directories first (external access off
+ * forbids changing them), then external access (which adds the spill folder to the allowed
+ * directories), then the lock. dirs is NULL-terminated, or NULL. */
+static int gen_sandbox(lh_gen *g, char *const *dirs, lh_error *err)
 {
-    lh_buf set_dirs, set_paths;
+    lh_buf set_dirs;
     lh_buf_init(&set_dirs);
-    lh_buf_init(&set_paths);
     int rc = 0;
     lh_error tz_err;
     if (lh_duck_exec(g->ddl, "SET GLOBAL TimeZone = 'UTC'", &tz_err) != 0)
         lh_log(LH_LOG_WARN, "duckdb_timezone_not_set", "{s:s}", "message", tz_err.message);
     if (dirs && dirs[0])
         set_list(&set_dirs, "allowed_directories", dirs);
-    if (paths && paths[0])
-        set_list(&set_paths, "allowed_paths", paths);
 
-    const char *steps[] = {set_dirs.data, set_paths.data, "SET enable_external_access = false",
+    const char *steps[] = {set_dirs.data, "SET enable_external_access = false",
                            "SET lock_configuration = true"};
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         lh_error e;
@@ -112,13 +109,12 @@ static int gen_sandbox(lh_gen *g, char *const *dirs, char *const *paths, lh_erro
     }
 out:
     lh_buf_free(&set_dirs);
-    lh_buf_free(&set_paths);
     return rc;
 }
 
-/* Opens a generation whose sandbox allows dirs and paths (NULL-terminated, or NULL) and
- * its own spill folder. Caller owns the one reference (gen_unref). */
-static lh_gen *gen_open(lh_engine *eng, char *const *dirs, char *const *paths, lh_error *err)
+/* Opens a generation whose sandbox allows dirs (NULL-terminated, or NULL) and its own spill
+ * folder. Caller owns the one reference (gen_unref). */
+static lh_gen *gen_open(lh_engine *eng, char *const *dirs, lh_error *err)
 {
     lh_gen *g = lh_xcalloc(1, sizeof(*g));
     duckdb_config cfg = NULL;
@@ -172,7 +168,7 @@ static lh_gen *gen_open(lh_engine *eng, char *const *dirs, char *const *paths, l
         g->ddl = NULL;
         goto out;
     }
-    if (gen_sandbox(g, dirs, paths, err) != 0)
+    if (gen_sandbox(g, dirs, err) != 0)
         goto out;
     ok = true;
 out:
@@ -211,7 +207,7 @@ static lh_gen *bucket_gen_open(lh_engine *eng, bool with_tmp, lh_error *err)
         dirs[i] = lh_path_join(roots[i], "datasets/");
     if (with_tmp)
         dirs[n] = lh_path_join(eng->data_dir, "_tmp/");
-    lh_gen *g = gen_open(eng, dirs, NULL, err);
+    lh_gen *g = gen_open(eng, dirs, err);
     strv_free(dirs);
     strv_free(roots);
     return g;

@@ -303,6 +303,11 @@ void lh_jobs_close(lh_jobs *jobs);
  * LH_EUNAVAILABLE once lh_jobs_close has begun (then neither is called). */
 int lh_jobs_submit(lh_jobs *jobs, const char *kind, const char *actor, lh_job_fn run,
                    lh_job_done_fn done, void *ctx, char *id_out, lh_error *err);
+/* Queues a task: fn(ctx) runs on a pool thread like a job, in the same order, but leaves
+ * no record (no id, no registry entry, no log line), so short hand-offs (a query's start
+ * and chunk fetches) cost one queue push and one wake-up. LH_EUNAVAILABLE once
+ * lh_jobs_close has begun (then fn is not called). */
+int lh_jobs_post(lh_jobs *jobs, void (*fn)(void *ctx), void *ctx, lh_error *err);
 /* The job's id (LH_JOB_ID_LEN hex characters). Borrowed: valid while the job runs. */
 const char *lh_job_id(const lh_job *job);
 /* Reports progress in units the job chooses (rows, bytes, steps); total 0 = unknown.

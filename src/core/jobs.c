@@ -14,6 +14,8 @@
  *     so whoever learns "finished" from done() and then asks the registry sees it too.
  *   - The registry holds every queued and running job and the last LH_JOBS_KEEP finished
  *     ones; the oldest finished record goes first.
+ *   - Tasks (lh_jobs_post) share the queue and the threads but never enter the registry:
+ *     the worker frees them right after they run.
  *   - lh_jobs_close refuses new jobs, then lets every queued and running one finish before
  *     joining: graceful shutdown never abandons work it accepted.
  */
@@ -38,6 +40,7 @@ struct lh_job {
     char *error; /* the failure's message, or NULL */
     lh_job_fn run;
     lh_job_done_fn done;
+    void (*task)(void *ctx); /* set for a task: run and done are unused */
     void *ctx;
     lh_job *qnext; /* queue link */
 };
@@ -93,6 +96,13 @@ static void *worker(void *arg)
         p->qhead = j->qnext;
         if (!p->qhead)
             p->qtail = NULL;
+        if (j->task) {
+            pthread_mutex_unlock(&p->mu);
+            j->task(j->ctx);
+            job_free(j);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
         j->state = JOB_RUNNING;
         lh_time_rfc3339(j->started_at);
         j->started_ms = lh_now_ms();
@@ -163,6 +173,17 @@ void lh_jobs_close(lh_jobs *p)
     free(p);
 }
 
+/* Appends j to the queue. Under mu. */
+static void enqueue(lh_jobs *p, lh_job *j)
+{
+    if (p->qtail)
+        p->qtail->qnext = j;
+    else
+        p->qhead = j;
+    p->qtail = j;
+    pthread_cond_signal(&p->work);
+}
+
 int lh_jobs_submit(lh_jobs *p, const char *kind, const char *actor, lh_job_fn run,
                    lh_job_done_fn done, void *ctx, char *id_out, lh_error *err)
 {
@@ -188,13 +209,26 @@ int lh_jobs_submit(lh_jobs *p, const char *kind, const char *actor, lh_job_fn ru
         p->all = lh_xrealloc(p->all, p->cap_all * sizeof(*p->all));
     }
     p->all[p->n_all++] = j;
-    if (p->qtail)
-        p->qtail->qnext = j;
-    else
-        p->qhead = j;
-    p->qtail = j;
+    enqueue(p, j);
     memcpy(id_out, j->id, LH_JOB_ID_LEN + 1);
-    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int lh_jobs_post(lh_jobs *p, void (*fn)(void *ctx), void *ctx, lh_error *err)
+{
+    lh_job *j = lh_xcalloc(1, sizeof(*j));
+    j->pool = p;
+    j->task = fn;
+    j->ctx = ctx;
+    pthread_mutex_lock(&p->mu);
+    if (p->closing || p->n_threads == 0) {
+        pthread_mutex_unlock(&p->mu);
+        free(j);
+        return lh_error_set(err, LH_EUNAVAILABLE,
+                            "the server is shutting down and takes no new work; retry later");
+    }
+    enqueue(p, j);
     pthread_mutex_unlock(&p->mu);
     return 0;
 }

@@ -26,7 +26,8 @@ typedef struct lh_app {
     lh_engine *eng;
     lh_ingest *ing;
     lh_auth *auth;
-    lh_jobs *jobs; /* long work runs here, never on an HTTP worker */
+    lh_jobs *jobs;    /* long work runs here, never on an HTTP worker */
+    lh_jobs *queries; /* query starts and chunk fetches: one thread per query slot */
 } lh_app;
 
 typedef enum {
@@ -109,6 +110,13 @@ void lh_reply_error(lh_req *r, const lh_error *err);
 typedef ssize_t (*lh_stream_read)(void *ctx, char *buf, size_t cap);
 void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_read read,
                      void *ctx, void (*done)(void *ctx));
+/* Like lh_reply_stream, for a body whose next bytes may take long to produce: read answers
+ * LH_STREAM_AGAIN instead of blocking, and then fill(ctx) runs on the query pool
+ * (app->queries) with the connection suspended, after which read is called again and must
+ * make progress. read never runs concurrently with fill. */
+#define LH_STREAM_AGAIN (-2)
+void lh_reply_stream_pooled(lh_req *r, int status, const char *content_type, lh_stream_read read,
+                            void (*fill)(void *ctx), void *ctx, void (*done)(void *ctx));
 /* Sets an extra response header on the next reply (e.g. Retry-After). */
 void lh_reply_header(lh_req *r, const char *name, const char *value);
 
@@ -122,7 +130,12 @@ void lh_reply_header(lh_req *r, const char *name, const char *value);
  * The calling handler returns at once and replies nothing itself; when the pool is
  * closing the request gets 503. */
 void lh_req_run_job(lh_req *r, const char *kind, lh_handler work);
-/* Inside work: its job, for lh_job_progress. */
+/* lh_req_run_job for a query: work runs on the query pool (app->queries), never queued
+ * behind ingests, and leaves no job record (no X-Lakehouse-Job, nothing in GET /jobs):
+ * one hand-off each way. The caller takes the query's slot first, so a busy server still
+ * answers 429 at once and the pool (one thread per slot) never queues a query. */
+void lh_req_run_query(lh_req *r, lh_handler work);
+/* Inside work: its job, for lh_job_progress (NULL in lh_req_run_query's work). */
 lh_job *lh_req_job(lh_req *r);
 
 /* ---------------------------------------------------------------- handlers */

@@ -1,6 +1,11 @@
 /*
  * query_routes.c: HTTP glue for POST /query/sql. The query starts (and fails, if it
  * fails early) before the status line is sent; the rows then stream.
+ *
+ * Threads: the HTTP worker only validates the body and takes the query's slot (so 429 is
+ * answered at once); the firewall, prepare, execute and first rows run on the query pool
+ * (lh_req_run_query), and so does every later chunk fetch (lh_reply_stream_pooled with
+ * lh_query_fill): the worker only copies rendered bytes and never waits on DuckDB.
  */
 #include "http_internal.h"
 
@@ -9,7 +14,13 @@
 
 static ssize_t query_read(void *ctx, char *buf, size_t cap)
 {
-    return lh_query_read(ctx, buf, cap);
+    ssize_t n = lh_query_read_buffered(ctx, buf, cap);
+    return n == LH_QUERY_AGAIN ? LH_STREAM_AGAIN : n;
+}
+
+static void query_fill(void *ctx)
+{
+    lh_query_fill(ctx);
 }
 
 static void query_done(void *ctx)
@@ -20,6 +31,49 @@ static void query_done(void *ctx)
         lh_log(LH_LOG_WARN, "query.failed_midstream", "{s:s,s:s}", "error", lh_error_kind(e),
                "message", e->message);
     lh_query_free(q);
+}
+
+/* What the pool's half needs; the request's state until the query moves to the stream. */
+typedef struct query_call {
+    const char *sql; /* borrowed from the request's JSON body, valid for the request */
+    lh_query_opts opts;
+    lh_query *q; /* owns the slot; NULL once the stream owns the query */
+} query_call;
+
+static void query_call_free(void *p)
+{
+    query_call *c = p;
+    lh_query_free(c->q);
+    free(c);
+}
+
+/* On the query pool: firewall, prepare, execute, the first rows; then the stream. */
+static void query_work(lh_req *r)
+{
+    lh_error err;
+    lh_app *app = lh_req_app(r);
+    query_call *c = lh_req_state(r);
+    const lh_principal *who = lh_req_principal(r);
+    lh_sql_policy *policy = lh_sql_policy_for(app->cat, who);
+    c->opts.policy = policy;
+    int rc = lh_query_run(c->q, c->sql, &c->opts, &err);
+    c->opts.policy = NULL;
+    lh_sql_policy_free(policy);
+    if (rc != 0) {
+        if (err.code == LH_EFORBIDDEN)
+            lh_log(LH_LOG_WARN, "query.refused", "{s:s,s:s}", "actor", who->name, "reason",
+                   err.message);
+        lh_query_free(c->q); /* the slot goes now, not when the reply has been sent */
+        c->q = NULL;
+        lh_reply_error(r, &err);
+        return;
+    }
+    /* The first rows are rendered here too, so a small result needs no other hand-off. */
+    lh_query_fill(c->q);
+    lh_query *q = c->q;
+    c->q = NULL;
+    lh_reply_stream_pooled(r, 200, lh_result_format_mime(c->opts.format), query_read, query_fill, q,
+                           query_done);
 }
 
 void lh_h_query_sql(lh_req *r)
@@ -81,21 +135,17 @@ void lh_h_query_sql(lh_req *r)
             }
         }
     }
-    const lh_principal *who = lh_req_principal(r);
-    lh_sql_policy *policy = lh_sql_policy_for(app->cat, who);
-    opts.policy = policy;
-    lh_query *q = lh_query_start(app->eng, json_string_value(sql), &opts, &err);
-    lh_sql_policy_free(policy);
+    lh_query *q = lh_query_open(app->eng, &opts, &err);
     if (!q) {
-        if (err.code == LH_EFORBIDDEN)
-            lh_log(LH_LOG_WARN, "query.refused", "{s:s,s:s}", "actor", who->name, "reason",
-                   err.message);
         if (err.code == LH_EBUSY)
             lh_reply_header(r, "Retry-After", "1");
-        {
-            lh_reply_error(r, &err);
-            return;
-        }
+        lh_reply_error(r, &err);
+        return;
     }
-    lh_reply_stream(r, 200, lh_result_format_mime(opts.format), query_read, q, query_done);
+    query_call *c = lh_xcalloc(1, sizeof(*c));
+    c->sql = json_string_value(sql);
+    c->opts = opts;
+    c->q = q;
+    lh_req_set_state(r, c, query_call_free);
+    lh_req_run_query(r, query_work);
 }

@@ -11,6 +11,13 @@
  * (`deferred`), the job resumes the connection, and the next access-handler call, back on
  * MHD's thread, queues it. While a connection is suspended MHD never calls back for it,
  * so the job owns the lh_req until it resumes it and must not touch it afterwards.
+ * Queries use the same mechanism on a pool of their own (app->queries, one thread per
+ * query slot, lh_req_run_query: a task without a job record), and their result streams go
+ * further (lh_reply_stream_pooled): when the reader has nothing rendered it suspends the
+ * connection from inside MHD's content-reader callback (allowed there, see
+ * MHD_suspend_connection), posts the stream's fill to the pool and answers 0; the task
+ * resumes the connection and MHD calls the reader again. While a fill runs the connection
+ * is suspended, so MHD cannot end the response and free the stream under it.
  *
  * Request lifecycle (MHD calls the access handler several times per request):
  *   1st call: match the route, check Content-Length against the route's cap, run the
@@ -22,8 +29,8 @@
  *   last:     the handler runs and queues exactly one reply.
  * The completion callback logs the request and frees its state; the shutdown path waits
  * for the count of live requests to reach zero, so in-flight requests finish, then closes
- * the job pool (which lets running jobs finish and resume their connections) before MHD
- * is stopped: MHD must not be stopped with a connection still suspended.
+ * the job and query pools (which let running work finish and resume its connections)
+ * before MHD is stopped: MHD must not be stopped with a connection still suspended.
  *
  * Paths are not unescaped by MHD (identity unescape callback): we split the raw path on
  * '/' and percent-decode each segment, so "by-name/a%2Fb" is the name "a/b" (refused as
@@ -300,15 +307,42 @@ void lh_reply_error(lh_req *r, const lh_error *err)
 
 typedef struct stream_ctx {
     lh_stream_read read;
+    void (*fill)(void *ctx); /* NULL: read never answers LH_STREAM_AGAIN */
     void *ctx;
     void (*done)(void *);
+    struct MHD_Connection *conn;
+    lh_jobs *pool; /* where fill runs */
 } stream_ctx;
+
+/* On a query-pool thread, the connection suspended: MHD calls no callback for it, so the
+ * stream and its ctx stay alive. Resuming is the last touch; MHD then calls the reader
+ * again, which finds the bytes fill rendered. */
+static void stream_fill_task(void *cls)
+{
+    stream_ctx *s = cls;
+    struct MHD_Connection *conn = s->conn;
+    s->fill(s->ctx);
+    MHD_resume_connection(conn);
+}
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     stream_ctx *s = cls;
     ssize_t n = s->read(s->ctx, buf, max);
+    if (n == LH_STREAM_AGAIN && s->fill) {
+        /* The next bytes need slow work (a DuckDB fetch): never on this worker. Suspend
+         * first, so the task's resume cannot precede it, and answer 0 ("nothing yet"),
+         * which MHD allows from a reader that suspended its connection. */
+        lh_error e;
+        MHD_suspend_connection(s->conn);
+        if (lh_jobs_post(s->pool, stream_fill_task, s, &e) == 0)
+            return 0;
+        /* The pool is closing (shutdown): the rest is produced here, as before. */
+        MHD_resume_connection(s->conn);
+        s->fill(s->ctx);
+        n = s->read(s->ctx, buf, max);
+    }
     if (n > 0)
         return n;
     return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
@@ -322,13 +356,16 @@ static void stream_free(void *cls)
     free(s);
 }
 
-void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_read read,
-                     void *ctx, void (*done)(void *ctx))
+static void reply_stream(lh_req *r, int status, const char *content_type, lh_stream_read read,
+                         void (*fill)(void *ctx), void *ctx, void (*done)(void *ctx))
 {
     stream_ctx *s = lh_xcalloc(1, sizeof(*s));
     s->read = read;
+    s->fill = fill;
     s->ctx = ctx;
     s->done = done;
+    s->conn = r->conn;
+    s->pool = r->app->queries;
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
                                                                   stream_reader, s, stream_free);
     if (!resp) {
@@ -339,6 +376,18 @@ void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_
         return;
     }
     queue(r, status, resp, content_type);
+}
+
+void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_read read,
+                     void *ctx, void (*done)(void *ctx))
+{
+    reply_stream(r, status, content_type, read, NULL, ctx, done);
+}
+
+void lh_reply_stream_pooled(lh_req *r, int status, const char *content_type, lh_stream_read read,
+                            void (*fill)(void *ctx), void *ctx, void (*done)(void *ctx))
+{
+    reply_stream(r, status, content_type, read, fill, ctx, done);
 }
 
 /* ---------------------------------------------------------------- lifecycle */
@@ -367,14 +416,11 @@ static void req_free(lh_req *r)
 
 /* ---------------------------------------------------------------- long work */
 
-/* On a job thread: the work replies like a handler; the upload goes before the reply is
+/* On a pool thread: the work replies like a handler; the upload goes before the reply is
  * sent, as on_access does for ordinary handlers. */
-static int req_job_run(lh_job *job, void *ctx, lh_error *err)
+static void req_work(lh_req *r)
 {
-    lh_req *r = ctx;
-    r->job = job;
     r->deferring = true;
-    lh_reply_header(r, "X-Lakehouse-Job", lh_job_id(job));
     r->job_work(r);
     lh_upload_free(r->upload);
     r->upload = NULL;
@@ -383,6 +429,14 @@ static int req_job_run(lh_job *job, void *ctx, lh_error *err)
         lh_error_set(&e, LH_EINTERNAL, "the job for %s %s produced no reply", r->method, r->path);
         lh_reply_error(r, &e);
     }
+}
+
+static int req_job_run(lh_job *job, void *ctx, lh_error *err)
+{
+    lh_req *r = ctx;
+    r->job = job;
+    lh_reply_header(r, "X-Lakehouse-Job", lh_job_id(job));
+    req_work(r);
     if (r->deferred_status < 400)
         return 0;
     *err = r->err;
@@ -402,6 +456,25 @@ static void req_job_done(void *ctx, int rc)
     MHD_resume_connection(conn);
 }
 
+/* A task on the query pool: like a job, without a record. */
+static void req_task_run(void *ctx)
+{
+    lh_req *r = ctx;
+    req_work(r);
+    req_job_done(r, 0);
+}
+
+/* The pool refused the work (it is closing): the reply waits for the resumed call all the
+ * same. */
+static void req_work_refused(lh_req *r, const lh_error *e)
+{
+    r->deferring = true;
+    lh_reply_error(r, e);
+    r->deferring = false;
+    r->job_done = true;
+    MHD_resume_connection(r->conn);
+}
+
 void lh_req_run_job(lh_req *r, const char *kind, lh_handler work)
 {
     lh_error e;
@@ -413,11 +486,18 @@ void lh_req_run_job(lh_req *r, const char *kind, lh_handler work)
     if (lh_jobs_submit(r->app->jobs, kind, lh_req_actor(r), req_job_run, req_job_done, r, id, &e) ==
         0)
         return;
-    r->deferring = true; /* no job: the reply waits for the resumed call all the same */
-    lh_reply_error(r, &e);
-    r->deferring = false;
-    r->job_done = true;
-    MHD_resume_connection(r->conn);
+    req_work_refused(r, &e);
+}
+
+void lh_req_run_query(lh_req *r, lh_handler work)
+{
+    lh_error e;
+    lh_error_clear(&r->err);
+    r->job_work = work;
+    MHD_suspend_connection(r->conn);
+    if (lh_jobs_post(r->app->queries, req_task_run, r, &e) == 0)
+        return;
+    req_work_refused(r, &e);
 }
 
 lh_job *lh_req_job(lh_req *r)
@@ -818,6 +898,7 @@ int lh_serve(lh_config *cfg)
     umask(077);
     if (lh_fs_mkdirs(cfg->data_dir, LH_DIR_MODE, &err) != 0 ||
         !(app.jobs = lh_jobs_open(cfg->job_threads, &err)) ||
+        !(app.queries = lh_jobs_open(cfg->max_concurrent_queries, &err)) ||
         !(app.st = lh_storage_open(cfg->data_dir, &err)) ||
         !(app.auth = lh_auth_open(cfg->data_dir, cfg->admin_key, &err)) ||
         !(app.cat = lh_catalog_open(app.st, &err)) ||
@@ -884,6 +965,7 @@ out:
     /* Jobs first: each one finishes and resumes its connection, and MHD must not be
      * stopped while a connection is suspended. */
     lh_jobs_close(app.jobs);
+    lh_jobs_close(app.queries);
     if (d)
         MHD_stop_daemon(d);
     lh_ingest_close(app.ing);

@@ -81,10 +81,27 @@ typedef struct lh_query lh_query;
  * bind or execution errors), LH_ETIMEOUT kind "query_timeout". Caller frees with
  * lh_query_free (also when it stops reading early). */
 lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts, lh_error *err);
+/* lh_query_start in two steps, so that the cheap part can answer at once on the caller's
+ * thread and the rest can run elsewhere (the HTTP layer's query pool):
+ *   lh_query_open takes a slot and starts the deadline (NULL + LH_EBUSY when all slots are
+ *   taken, LH_EUNAVAILABLE while closing); never calls DuckDB.
+ *   lh_query_run does everything else lh_query_start does and returns 0 or its error code
+ *   (same errors). On failure the caller still frees q with lh_query_free. */
+lh_query *lh_query_open(lh_engine *eng, const lh_query_opts *opts, lh_error *err);
+int lh_query_run(lh_query *q, const char *sql, const lh_query_opts *opts, lh_error *err);
 /* Writes up to cap bytes of rendered output into buf. Returns the byte count, 0 at the
  * end, or -1 on a mid-stream CSV failure (see above). Never blocks on the client. One
  * thread at a time per query; the watchdog's expiry is synchronised internally. */
 ssize_t lh_query_read(lh_query *q, char *buf, size_t cap);
+/* The split form of lh_query_read for a caller that must not block on DuckDB:
+ * lh_query_read_buffered only hands out what is already rendered (same returns as
+ * lh_query_read) and returns LH_QUERY_AGAIN when the next bytes need DuckDB; then
+ * lh_query_fill, on a thread that may block, fetches and renders up to about
+ * LH_QUERY_OUT_BUDGET bytes (or to the end, or until the deadline), after which
+ * lh_query_read_buffered has bytes or reports the end. One of the two at a time. */
+#define LH_QUERY_AGAIN (-2)
+ssize_t lh_query_read_buffered(lh_query *q, char *buf, size_t cap);
+void lh_query_fill(lh_query *q);
 /* Rows rendered so far / whether the cap cut the result / the mid-stream error if any. */
 int64_t lh_query_row_count(const lh_query *q);
 bool lh_query_truncated(const lh_query *q);

@@ -38,8 +38,11 @@
  * which cannot carry one, is cut off).
  *
  * Locking: q->mu guards everything below it in struct lh_query against the watchdog's
- * expiry; the request's thread holds it in lh_query_start, lh_query_read, the accessors
- * and lh_query_free. The watchdog only try-locks it (see watchdog.c).
+ * expiry; whichever thread works on the query holds it in lh_query_run, lh_query_read,
+ * lh_query_read_buffered, lh_query_fill, the accessors and lh_query_free (one such thread
+ * at a time: the HTTP layer runs lh_query_run and lh_query_fill on its query pool while
+ * the connection is suspended, and lh_query_read_buffered on the HTTP worker, which never
+ * calls DuckDB). The watchdog only try-locks it (see watchdog.c).
  */
 #include "query_internal.h"
 
@@ -53,7 +56,7 @@ typedef enum { Q_ROWS, Q_DONE } q_state;
 struct lh_query {
     lh_engine *eng;
     pthread_mutex_t mu;
-    bool started; /* lh_query_start succeeded: the expiry may finish the query */
+    bool started; /* lh_query_run succeeded: the expiry may finish the query */
     lh_gen *gen;  /* reference, released at finish */
     duckdb_connection conn;
     duckdb_result res;
@@ -465,13 +468,9 @@ out:
     return rc;
 }
 
-lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts, lh_error *err)
+lh_query *lh_query_open(lh_engine *eng, const lh_query_opts *opts, lh_error *err)
 {
     lh_query *q = lh_xcalloc(1, sizeof(*q));
-    duckdb_prepared_statement stmt = NULL;
-    duckdb_pending_result pending = NULL;
-    bool ok = false;
-
     q->eng = eng;
     q->t0 = lh_now_ms();
     q->fmt = opts ? opts->format : LH_FORMAT_JSON;
@@ -480,11 +479,22 @@ lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *o
     q->deadline = q->t0 + q->timeout_ms;
     lh_buf_init(&q->out);
     pthread_mutex_init(&q->mu, NULL);
-    pthread_mutex_lock(&q->mu);
-
-    if (take_slot(eng, &q->start_epoch, err) != 0)
-        goto out;
+    if (take_slot(eng, &q->start_epoch, err) != 0) {
+        lh_query_free(q);
+        return NULL;
+    }
     q->has_slot = true;
+    return q;
+}
+
+int lh_query_run(lh_query *q, const char *sql, const lh_query_opts *opts, lh_error *err)
+{
+    lh_engine *eng = q->eng;
+    duckdb_prepared_statement stmt = NULL;
+    duckdb_pending_result pending = NULL;
+    int rc = LH_EINTERNAL;
+
+    pthread_mutex_lock(&q->mu);
     q->gen = lh_gen_acquire(eng, err);
     if (!q->gen)
         goto out;
@@ -526,18 +536,47 @@ lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *o
     render_head(q);
     q->state = Q_ROWS;
     q->started = true;
-    ok = true;
+    rc = 0;
 out:
     if (pending)
         duckdb_destroy_pending(&pending);
     if (stmt)
         duckdb_destroy_prepare(&stmt);
     pthread_mutex_unlock(&q->mu);
-    if (!ok) {
+    if (rc != 0 && err && err->code != LH_OK)
+        rc = err->code;
+    return rc;
+}
+
+lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts, lh_error *err)
+{
+    lh_query *q = lh_query_open(eng, opts, err);
+    if (q && lh_query_run(q, sql, opts, err) != 0) {
         lh_query_free(q);
-        return NULL;
+        q = NULL;
     }
     return q;
+}
+
+/* The client has taken everything buffered: start the buffer over. Under q->mu. */
+static void out_reset(lh_query *q)
+{
+    q->out.len = 0;
+    q->out_pos = 0;
+    /* a row far larger than the budget grew the buffer: give that memory back */
+    if (q->out.cap > 4 * LH_QUERY_OUT_BUDGET)
+        lh_buf_free(&q->out);
+}
+
+/* Hands out up to cap buffered bytes. Under q->mu, with something buffered. */
+static ssize_t out_take(lh_query *q, char *buf, size_t cap)
+{
+    size_t n = q->out.len - q->out_pos;
+    if (n > cap)
+        n = cap;
+    memcpy(buf, q->out.data + q->out_pos, n);
+    q->out_pos += n;
+    return (ssize_t)n;
 }
 
 ssize_t lh_query_read(lh_query *q, char *buf, size_t cap)
@@ -545,26 +584,45 @@ ssize_t lh_query_read(lh_query *q, char *buf, size_t cap)
     ssize_t rc;
     pthread_mutex_lock(&q->mu);
     while (q->out_pos == q->out.len) {
-        q->out.len = 0;
-        q->out_pos = 0;
-        /* a row far larger than the budget grew the buffer: give that memory back */
-        if (q->out.cap > 4 * LH_QUERY_OUT_BUDGET)
-            lh_buf_free(&q->out);
+        out_reset(q);
         if (q->state == Q_DONE) {
             rc = q->failed && q->fmt == LH_FORMAT_CSV ? -1 : 0;
             goto out;
         }
         step(q);
     }
-    size_t n = q->out.len - q->out_pos;
-    if (n > cap)
-        n = cap;
-    memcpy(buf, q->out.data + q->out_pos, n);
-    q->out_pos += n;
-    rc = (ssize_t)n;
+    rc = out_take(q, buf, cap);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
+}
+
+ssize_t lh_query_read_buffered(lh_query *q, char *buf, size_t cap)
+{
+    ssize_t rc;
+    pthread_mutex_lock(&q->mu);
+    if (q->out_pos < q->out.len)
+        rc = out_take(q, buf, cap);
+    else if (q->state == Q_DONE)
+        rc = q->failed && q->fmt == LH_FORMAT_CSV ? -1 : 0;
+    else
+        rc = LH_QUERY_AGAIN;
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+void lh_query_fill(lh_query *q)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->out_pos == q->out.len) {
+        out_reset(q);
+        /* Up to the budget, so a fast client needs one hand-off per LH_QUERY_OUT_BUDGET
+         * bytes; step() still fetches a chunk only once the current one is rendered, so
+         * the memory bound in this file's header holds. */
+        while (q->state == Q_ROWS && q->out.len < LH_QUERY_OUT_BUDGET)
+            step(q);
+    }
+    pthread_mutex_unlock(&q->mu);
 }
 
 /* The accessors lock: the watchdog's expiry may be finishing the query concurrently. Once

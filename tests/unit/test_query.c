@@ -649,6 +649,58 @@ static void test_output_buffer_bounded(void **state)
     free(x);
 }
 
+/* The split reader the HTTP layer uses (lh_query_open/run, lh_query_read_buffered on the
+ * HTTP worker, lh_query_fill on the query pool): read_buffered never renders or fetches
+ * (LH_QUERY_AGAIN instead), each fill makes progress within the buffer bound, and the
+ * bytes are exactly those of lh_query_read. */
+static void test_split_reader(void **state)
+{
+    fx *f = *state;
+    static const char sql[] = "SELECT i, repeat('y', 1000) AS pad FROM range(5000) t(i)";
+    lh_error err;
+    lh_query_opts o = {LH_FORMAT_NDJSON, 5000, 60000, NULL};
+    ssize_t last = 1;
+    char *want =
+        run_full(f->eng, sql, LH_FORMAT_NDJSON, 5000, 60000, 65536, &err, &last, NULL, NULL);
+    assert_non_null(want);
+    assert_int_equal(last, 0);
+
+    lh_query *q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run(q, sql, &o, &err), 0);
+    lh_buf got;
+    lh_buf_init(&got);
+    char buf[65536];
+    int fills = 0;
+    bool just_filled = false;
+    ssize_t n;
+    for (;;) {
+        n = lh_query_read_buffered(q, buf, sizeof(buf));
+        if (n == LH_QUERY_AGAIN) {
+            assert_false(just_filled); /* a fill always leaves bytes or the end */
+            lh_query_fill(q);
+            fills++;
+            just_filled = true;
+            assert_true(lh_query__buffered_bytes(q) <= LH_QUERY_OUT_BUDGET + 2048);
+            continue;
+        }
+        just_filled = false;
+        if (n <= 0)
+            break;
+        lh_buf_append(&got, buf, (size_t)n);
+    }
+    assert_int_equal(n, 0);
+    assert_null(lh_query_error(q));
+    assert_int_equal(lh_query_row_count(q), 5000);
+    lh_query_free(q);
+    /* about 5 MB in fills of about LH_QUERY_OUT_BUDGET (1 MB) */
+    assert_true(fills >= 4);
+    assert_int_equal(got.len, strlen(want));
+    assert_true(memcmp(got.data, want, got.len) == 0);
+    lh_buf_free(&got);
+    free(want);
+}
+
 /* ---------------------------------------------------------------- time limit */
 
 static const char endless_sql[] =
@@ -1700,6 +1752,7 @@ int main(void)
         cmocka_unit_test(test_sql_quoting),
         cmocka_unit_test_setup_teardown(test_row_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_buffer_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_split_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_mid_stream, setup, teardown),
         cmocka_unit_test(test_timeout_unread),

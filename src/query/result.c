@@ -41,8 +41,10 @@
  * expiry; whichever thread works on the query holds it in lh_query_run, lh_query_read,
  * lh_query_read_buffered, lh_query_fill, the accessors and lh_query_free (one such thread
  * at a time: the HTTP layer runs lh_query_run and lh_query_fill on its query pool while
- * the connection is suspended, and lh_query_read_buffered on the HTTP worker, which never
- * calls DuckDB). The watchdog only try-locks it (see watchdog.c).
+ * the connection is suspended, and lh_query_read_buffered on the HTTP worker, which calls
+ * DuckDB only in lh_query_run_inline: a cached statement, for LH_QUERY_INLINE_BUDGET_MS,
+ * whose unfinished pending execution lh_query_run then completes on the pool). The
+ * watchdog only try-locks it (see watchdog.c).
  */
 #include "query_internal.h"
 

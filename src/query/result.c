@@ -48,6 +48,7 @@
  */
 #include "query_internal.h"
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -593,6 +594,9 @@ int lh_query_run_inline(lh_query *q, const char *sql, const lh_query_opts *opts,
         }
         if (duckdb_pending_execution_is_finished(st))
             break;
+        /* DuckDB's own threads hold every task: do not spin against them for the CPU. */
+        if (st == DUCKDB_PENDING_NO_TASKS_AVAILABLE)
+            sched_yield();
         if (lh_now_ms() >= until) { /* slow: the pool finishes the same execution */
             atomic_fetch_add(&inline_handoffs, 1);
             rc = LH_QUERY_PENDING;

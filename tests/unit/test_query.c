@@ -765,7 +765,7 @@ static void test_inline_start(void **state)
     int64_t took = lh_now_ms() - t0;
     assert_int_equal(lh_query__inline_handoffs(), handoffs0 + 1);
     assert_int_equal(lh_query__inline_starts(), starts0 + 1);
-    assert_true(took < 1000); /* budget 2 ms; one DuckDB task plus a loaded machine */
+    assert_true(took < 1000); /* budget 5 ms; one DuckDB task plus a loaded machine */
     assert_int_equal(lh_query_run(q, slow_sql, &o, &err), 0);
     size_t len = 0;
     while ((n = lh_query_read_buffered(q, buf + len, sizeof(buf) - 1 - len)) != 0) {

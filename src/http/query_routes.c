@@ -2,10 +2,13 @@
  * query_routes.c: HTTP glue for POST /query/sql. The query starts (and fails, if it
  * fails early) before the status line is sent; the rows then stream.
  *
- * Threads: the HTTP worker only validates the body and takes the query's slot (so 429 is
- * answered at once); the firewall, prepare, execute and first rows run on the query pool
- * (lh_req_run_query), and so does every later chunk fetch (lh_reply_stream_pooled with
- * lh_query_fill): the worker only copies rendered bytes and never waits on DuckDB.
+ * Threads: the HTTP worker validates the body and takes the query's slot (so 429 is
+ * answered at once). A statement the firewall already allowed for this caller (verdict
+ * cache) is started on the worker for at most LH_QUERY_INLINE_BUDGET_MS
+ * (lh_query_run_inline): a small query then answers with no hand-off. Otherwise (unknown
+ * SQL, or the budget ran out) the firewall, prepare or the rest of the execution, and the
+ * first rows run on the query pool (lh_req_run_query); every later chunk fetch does too
+ * (lh_reply_stream_pooled with lh_query_fill): the worker only copies rendered bytes.
  */
 #include "http_internal.h"
 
@@ -47,6 +50,16 @@ static void query_call_free(void *p)
     free(c);
 }
 
+/* A start failed: the slot goes now, not when the reply has been sent. */
+static void query_refused(lh_req *r, lh_query *q, const lh_error *err)
+{
+    if (err->code == LH_EFORBIDDEN)
+        lh_log(LH_LOG_WARN, "query.refused", "{s:s,s:s}", "actor", lh_req_principal(r)->name,
+               "reason", err->message);
+    lh_query_free(q);
+    lh_reply_error(r, err);
+}
+
 /* On the query pool: firewall, prepare, execute, the first rows; then the stream. */
 static void query_work(lh_req *r)
 {
@@ -60,12 +73,9 @@ static void query_work(lh_req *r)
     c->opts.policy = NULL;
     lh_sql_policy_free(policy);
     if (rc != 0) {
-        if (err.code == LH_EFORBIDDEN)
-            lh_log(LH_LOG_WARN, "query.refused", "{s:s,s:s}", "actor", who->name, "reason",
-                   err.message);
-        lh_query_free(c->q); /* the slot goes now, not when the reply has been sent */
+        lh_query *q = c->q;
         c->q = NULL;
-        lh_reply_error(r, &err);
+        query_refused(r, q, &err);
         return;
     }
     /* The first rows are rendered here too, so a small result needs no other hand-off. */
@@ -140,6 +150,23 @@ void lh_h_query_sql(lh_req *r)
         if (err.code == LH_EBUSY)
             lh_reply_header(r, "Retry-After", "1");
         lh_reply_error(r, &err);
+        return;
+    }
+    /* The fast path: a statement the firewall already allowed for this caller starts here
+     * if DuckDB has its first rows within LH_QUERY_INLINE_BUDGET_MS; otherwise the pool
+     * finishes the same execution (or, uncached, does everything). */
+    lh_sql_policy *policy = lh_sql_policy_for(app->cat, lh_req_principal(r));
+    opts.policy = policy;
+    int rc = lh_query_run_inline(q, json_string_value(sql), &opts, &err);
+    opts.policy = NULL;
+    lh_sql_policy_free(policy);
+    if (rc < 0) {
+        query_refused(r, q, &err);
+        return;
+    }
+    if (rc == 0) {
+        lh_reply_stream_pooled(r, 200, lh_result_format_mime(opts.format), query_read, query_fill,
+                               q, query_done);
         return;
     }
     query_call *c = lh_xcalloc(1, sizeof(*c));

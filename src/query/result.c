@@ -41,11 +41,14 @@
  * expiry; whichever thread works on the query holds it in lh_query_run, lh_query_read,
  * lh_query_read_buffered, lh_query_fill, the accessors and lh_query_free (one such thread
  * at a time: the HTTP layer runs lh_query_run and lh_query_fill on its query pool while
- * the connection is suspended, and lh_query_read_buffered on the HTTP worker, which never
- * calls DuckDB). The watchdog only try-locks it (see watchdog.c).
+ * the connection is suspended, and lh_query_read_buffered on the HTTP worker, which calls
+ * DuckDB only in lh_query_run_inline: a cached statement, for LH_QUERY_INLINE_BUDGET_MS,
+ * whose unfinished pending execution lh_query_run then completes on the pool). The
+ * watchdog only try-locks it (see watchdog.c).
  */
 #include "query_internal.h"
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +62,10 @@ struct lh_query {
     bool started; /* lh_query_run succeeded: the expiry may finish the query */
     lh_gen *gen;  /* reference, released at finish */
     duckdb_connection conn;
+    /* Set between an inline start that ran out of budget and lh_query_run on the pool,
+     * which finishes the SAME pending execution (never executes twice). */
+    duckdb_prepared_statement stmt;
+    duckdb_pending_result pending;
     duckdb_result res;
     bool has_res;
     bool exhausted;
@@ -193,6 +200,10 @@ static void release_duckdb(lh_query *q)
     if (q->chunk)
         duckdb_destroy_data_chunk(&q->chunk);
     q->chunk_rows = q->chunk_pos = 0;
+    if (q->pending)
+        duckdb_destroy_pending(&q->pending);
+    if (q->stmt)
+        duckdb_destroy_prepare(&q->stmt);
     if (q->has_res) {
         duckdb_destroy_result(&q->res);
         q->has_res = false;
@@ -487,21 +498,21 @@ lh_query *lh_query_open(lh_engine *eng, const lh_query_opts *opts, lh_error *err
     return q;
 }
 
-int lh_query_run(lh_query *q, const char *sql, const lh_query_opts *opts, lh_error *err)
+/* Inline starts (lh_query_run_inline) that finished on the caller's thread, and those
+ * that ran out of budget and were handed on; for tests and the benchmark. */
+static atomic_uint_fast64_t inline_starts, inline_handoffs;
+
+/* Under q->mu: generation, connection, watchdog, firewall, prepare and a pending streaming
+ * execution in q->pending (nothing executed yet). */
+static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts, lh_error *err)
 {
     lh_engine *eng = q->eng;
-    duckdb_prepared_statement stmt = NULL;
-    duckdb_pending_result pending = NULL;
-    int rc = LH_EINTERNAL;
-
-    pthread_mutex_lock(&q->mu);
     q->gen = lh_gen_acquire(eng, err);
     if (!q->gen)
-        goto out;
+        return err ? err->code : LH_EINTERNAL;
     if (duckdb_connect(q->gen->db, &q->conn) == DuckDBError) {
         q->conn = NULL;
-        lh_error_set(err, LH_EINTERNAL, "cannot connect to DuckDB");
-        goto out;
+        return lh_error_set(err, LH_EINTERNAL, "cannot connect to DuckDB");
     }
     q->watch.conn = q->conn;
     q->watch.deadline_ms = q->deadline;
@@ -515,37 +526,104 @@ int lh_query_run(lh_query *q, const char *sql, const lh_query_opts *opts, lh_err
                           "query ran past its time limit of %d ms and was stopped "
                           "(while being checked)",
                           q->timeout_ms);
-        goto out;
+        return err ? err->code : LH_EINTERNAL;
     }
-    if (prepare_one(q, sql, &stmt, err) != 0)
-        goto out;
-    if (duckdb_pending_prepared_streaming(stmt, &pending) == DuckDBError) {
-        duck_error(q, duckdb_pending_error(pending), err);
-        goto out;
-    }
-    /* duckdb_execute_pending runs the pending tasks until the streaming result is ready
-     * (it waits for DuckDB's threads instead of spinning on NO_TASKS_AVAILABLE). */
+    if (prepare_one(q, sql, &q->stmt, err) != 0)
+        return err ? err->code : LH_EINTERNAL;
+    if (duckdb_pending_prepared_streaming(q->stmt, &q->pending) == DuckDBError)
+        return duck_error(q, duckdb_pending_error(q->pending), err);
+    return 0;
+}
+
+/* Under q->mu, with q->pending set: runs the pending execution to the streaming result
+ * (duckdb_execute_pending waits for DuckDB's threads instead of spinning on
+ * NO_TASKS_AVAILABLE), fetches the first chunk and renders the head. */
+static int start_finish(lh_query *q, lh_error *err)
+{
     q->has_res = true;
-    if (duckdb_execute_pending(pending, &q->res) == DuckDBError) {
-        duck_error(q, duckdb_result_error(&q->res), err);
-        goto out;
-    }
-    q->cols = lh_cols_new(&q->res, &q->ncols, &eng->keywords);
-    if (fetch_next(q, err) != 0)
-        goto out;
+    int rc = 0;
+    if (duckdb_execute_pending(q->pending, &q->res) == DuckDBError)
+        rc = duck_error(q, duckdb_result_error(&q->res), err);
+    duckdb_destroy_pending(&q->pending);
+    duckdb_destroy_prepare(&q->stmt);
+    if (rc != 0)
+        return rc;
+    q->cols = lh_cols_new(&q->res, &q->ncols, &q->eng->keywords);
+    if ((rc = fetch_next(q, err)) != 0)
+        return rc;
     render_head(q);
     q->state = Q_ROWS;
     q->started = true;
-    rc = 0;
-out:
-    if (pending)
-        duckdb_destroy_pending(&pending);
-    if (stmt)
-        duckdb_destroy_prepare(&stmt);
+    return 0;
+}
+
+int lh_query_run(lh_query *q, const char *sql, const lh_query_opts *opts, lh_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&q->mu);
+    if (!q->pending) /* else an inline start prepared it and handed it on */
+        rc = start_prepare(q, sql, opts, err);
+    if (rc == 0)
+        rc = start_finish(q, err);
     pthread_mutex_unlock(&q->mu);
     if (rc != 0 && err && err->code != LH_OK)
         rc = err->code;
     return rc;
+}
+
+int lh_query_run_inline(lh_query *q, const char *sql, const lh_query_opts *opts, lh_error *err)
+{
+    lh_engine *eng = q->eng;
+    int rc = LH_QUERY_PENDING;
+    /* Only a statement the firewall already allowed for this identity: an unknown (maybe
+     * hostile, slow to parse) text is checked on the pool. The prepare of a cached text
+     * costs what its first, checked run cost. */
+    if (!opts || !opts->policy ||
+        !lh_verdicts_allowed(eng->verdicts, opts->policy->identity, sql,
+                             lh_verdicts_epoch(eng->verdicts)))
+        return LH_QUERY_PENDING;
+    pthread_mutex_lock(&q->mu);
+    int64_t until = lh_now_ms() + LH_QUERY_INLINE_BUDGET_MS;
+    if ((rc = start_prepare(q, sql, opts, err)) != 0)
+        goto out;
+    for (;;) {
+        duckdb_pending_state st = duckdb_pending_execute_task(q->pending);
+        if (st == DUCKDB_PENDING_ERROR) {
+            rc = duck_error(q, duckdb_pending_error(q->pending), err);
+            goto out;
+        }
+        if (duckdb_pending_execution_is_finished(st))
+            break;
+        /* DuckDB's own threads hold every task: do not spin against them for the CPU. */
+        if (st == DUCKDB_PENDING_NO_TASKS_AVAILABLE)
+            sched_yield();
+        if (lh_now_ms() >= until) { /* slow: the pool finishes the same execution */
+            atomic_fetch_add(&inline_handoffs, 1);
+            rc = LH_QUERY_PENDING;
+            goto out;
+        }
+    }
+    if ((rc = start_finish(q, err)) != 0)
+        goto out;
+    atomic_fetch_add(&inline_starts, 1);
+    /* The first rows, as the pool's start renders them (bounded by LH_QUERY_OUT_BUDGET). */
+    while (q->state == Q_ROWS && q->out.len < LH_QUERY_OUT_BUDGET)
+        step(q);
+out:
+    pthread_mutex_unlock(&q->mu);
+    if (rc < 0 && err && err->code != LH_OK)
+        rc = err->code;
+    return rc;
+}
+
+uint64_t lh_query__inline_starts(void)
+{
+    return atomic_load(&inline_starts);
+}
+
+uint64_t lh_query__inline_handoffs(void)
+{
+    return atomic_load(&inline_handoffs);
 }
 
 lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts, lh_error *err)

@@ -701,6 +701,92 @@ static void test_split_reader(void **state)
     free(want);
 }
 
+/* ---------------------------------------------------------------- inline start */
+
+static lh_rel_access may_read_all(void *ctx, const char *relation)
+{
+    (void)ctx;
+    (void)relation;
+    return LH_REL_ALLOW;
+}
+
+static const lh_sql_policy inline_policy = {true, may_read_all, NULL, NULL, "inline-test"};
+
+/* lh_query_run_inline: an uncached statement is left to lh_query_run (nothing done); a
+ * cached small one starts inline with its rows rendered; a cached slow one is handed on
+ * after LH_QUERY_INLINE_BUDGET_MS and lh_query_run finishes that same execution. */
+static void test_inline_start(void **state)
+{
+    fx *f = *state;
+    static const char small_sql[] = "SELECT 42 AS x, 'a' AS y";
+    static const char slow_sql[] = "SELECT sum(i % 7) AS s FROM range(20000000) t(i)";
+    lh_error err;
+    lh_query_opts o = {LH_FORMAT_CSV, 100, 60000, &inline_policy};
+    char buf[4096];
+    uint64_t starts0 = lh_query__inline_starts(), handoffs0 = lh_query__inline_handoffs();
+
+    /* not cached yet: nothing runs inline */
+    lh_query *q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run_inline(q, small_sql, &o, &err), LH_QUERY_PENDING);
+    assert_int_equal(lh_query_run(q, small_sql, &o, &err), 0);
+    lh_query_free(q);
+    assert_int_equal(lh_query__inline_starts(), starts0);
+
+    /* cached (the run above was allowed): starts inline, the whole result rendered */
+    q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run_inline(q, small_sql, &o, &err), 0);
+    assert_int_equal(lh_query__inline_starts(), starts0 + 1);
+    ssize_t n = lh_query_read_buffered(q, buf, sizeof(buf) - 1);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "x,y\r\n42,a\r\n");
+    assert_int_equal(lh_query_read_buffered(q, buf, sizeof(buf)), 0);
+    lh_query_free(q);
+
+    /* a refused statement is never cached, so it never runs inline */
+    static const char copy_sql[] = "COPY (SELECT 1) TO 'x.csv'";
+    q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run_inline(q, copy_sql, &o, &err), LH_QUERY_PENDING);
+    assert_true(lh_query_run(q, copy_sql, &o, &err) < 0);
+    lh_query_free(q);
+
+    /* slow and cached: handed on after the budget, finished by lh_query_run */
+    q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run(q, slow_sql, &o, &err), 0);
+    lh_query_free(q);
+    q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    int64_t t0 = lh_now_ms();
+    assert_int_equal(lh_query_run_inline(q, slow_sql, &o, &err), LH_QUERY_PENDING);
+    int64_t took = lh_now_ms() - t0;
+    assert_int_equal(lh_query__inline_handoffs(), handoffs0 + 1);
+    assert_int_equal(lh_query__inline_starts(), starts0 + 1);
+    assert_true(took < 1000); /* budget 5 ms; one DuckDB task plus a loaded machine */
+    assert_int_equal(lh_query_run(q, slow_sql, &o, &err), 0);
+    size_t len = 0;
+    while ((n = lh_query_read_buffered(q, buf + len, sizeof(buf) - 1 - len)) != 0) {
+        if (n == LH_QUERY_AGAIN)
+            lh_query_fill(q);
+        else {
+            assert_true(n > 0);
+            len += (size_t)n;
+        }
+    }
+    buf[len] = '\0';
+    long long want = 0;
+    for (long long i = 0; i < 20000000LL % 7; i++)
+        want += i;
+    want += (20000000LL / 7) * 21;
+    char expect[64];
+    snprintf(expect, sizeof(expect), "s\r\n%lld\r\n", want);
+    assert_string_equal(buf, expect);
+    lh_query_free(q);
+}
+
 /* ---------------------------------------------------------------- time limit */
 
 static const char endless_sql[] =
@@ -1753,6 +1839,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_row_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_buffer_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_mid_stream, setup, teardown),
         cmocka_unit_test(test_timeout_unread),

@@ -11,6 +11,10 @@
  * in-memory database (as the server's HTTP threads share its engine), run SQL back to back
  * for SECONDS and fetch every value of every row. DuckDB's threads are its default (all
  * cores), as in the server's default configuration.
+ *
+ * LH_DIRECT_STREAMING=1 runs each query as the server does (prepare, pending streaming
+ * execution, fetch chunk by chunk) instead of duckdb_query's materialized result, so a
+ * reader can tell what HTTP costs from what DuckDB's streaming path costs.
  */
 #include "duckdb.h"
 
@@ -25,6 +29,7 @@
 
 typedef struct client {
     duckdb_connection con;
+    int streaming;
     const char *sql;
     double deadline;
     double *samples; /* milliseconds, one per query */
@@ -39,11 +44,51 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* One query the server's way: prepare, pending streaming execution, every chunk fetched
+ * and every value of it read. Returns 0, or -1 after printing DuckDB's error. */
+static int run_streaming(client *c)
+{
+    duckdb_prepared_statement stmt = NULL;
+    duckdb_pending_result pending = NULL;
+    duckdb_result res;
+    int rc = -1;
+    if (duckdb_prepare(c->con, c->sql, &stmt) == DuckDBError) {
+        fprintf(stderr, "query_direct: %s\n", duckdb_prepare_error(stmt));
+        goto out;
+    }
+    if (duckdb_pending_prepared_streaming(stmt, &pending) == DuckDBError ||
+        duckdb_execute_pending(pending, &res) == DuckDBError) {
+        fprintf(stderr, "query_direct: %s\n", duckdb_pending_error(pending));
+        goto out;
+    }
+    duckdb_data_chunk chunk;
+    while ((chunk = duckdb_fetch_chunk(res)) != NULL) {
+        idx_t cols = duckdb_data_chunk_get_column_count(chunk);
+        for (idx_t k = 0; k < cols; k++)
+            (void)duckdb_vector_get_data(duckdb_data_chunk_get_vector(chunk, k));
+        duckdb_destroy_data_chunk(&chunk);
+    }
+    duckdb_destroy_result(&res);
+    rc = 0;
+out:
+    duckdb_destroy_pending(&pending);
+    duckdb_destroy_prepare(&stmt);
+    return rc;
+}
+
 static void *run_client(void *arg)
 {
     client *c = arg;
     while (c->n < MAX_SAMPLES && now_s() < c->deadline) {
         double t0 = now_s();
+        if (c->streaming) {
+            if (run_streaming(c) != 0) {
+                c->failed = 1;
+                return NULL;
+            }
+            c->samples[c->n++] = (now_s() - t0) * 1000.0;
+            continue;
+        }
         duckdb_result res;
         if (duckdb_query(c->con, c->sql, &res) != DuckDBSuccess) {
             fprintf(stderr, "query_direct: %s\n", duckdb_result_error(&res));
@@ -136,6 +181,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_clients; i++) {
         client *c = &clients[i];
         c->sql = argv[5];
+        c->streaming =
+            getenv("LH_DIRECT_STREAMING") && strcmp(getenv("LH_DIRECT_STREAMING"), "1") == 0;
         c->deadline = deadline;
         c->samples = malloc(MAX_SAMPLES * sizeof(double));
         if (!c->samples || duckdb_connect(db, &c->con) != DuckDBSuccess)

@@ -26,14 +26,10 @@ static void query_fill(void *ctx)
     lh_query_fill(ctx);
 }
 
+/* A failure after streaming began is logged by the query itself (result.c). */
 static void query_done(void *ctx)
 {
-    lh_query *q = ctx;
-    const lh_error *e = lh_query_error(q);
-    if (e && e->code != LH_OK)
-        lh_log(LH_LOG_WARN, "query.failed_midstream", "{s:s,s:s}", "error", lh_error_kind(e),
-               "message", e->message);
-    lh_query_free(q);
+    lh_query_free(ctx);
 }
 
 /* What the pool's half needs; the request's state until the query moves to the stream. */
@@ -86,64 +82,49 @@ static void query_work(lh_req *r)
                            query_done);
 }
 
+/* The body {sql, format?, limit?} into *sql (borrowed from body) and opts. */
+static int parse_body(const lh_app *app, const json_t *body, const char **sql, lh_query_opts *opts,
+                      lh_error *err)
+{
+    const json_t *text = json_object_get(body, "sql");
+    if (!json_is_string(text) || json_string_length(text) == 0)
+        return lh_error_set(err, LH_EINVAL, "body must have \"sql\": a non-empty string");
+    /* Parsing cost and memory grow with the text (DuckDB's parse tree of 1 MB of SQL took
+     * 1.6 GB), so the text is capped before anything parses it. */
+    if ((int64_t)json_string_length(text) > app->cfg->max_sql_bytes)
+        return lh_error_set(err, LH_ETOOLARGE, "the SQL text is %zu bytes; the limit is %lld bytes",
+                            json_string_length(text), (long long)app->cfg->max_sql_bytes);
+    *sql = json_string_value(text);
+    *opts = (lh_query_opts){.max_rows = app->cfg->query_default_rows,
+                            .timeout_ms = app->cfg->query_timeout_ms};
+    const json_t *fmt = json_object_get(body, "format");
+    if (fmt && !json_is_string(fmt))
+        return lh_error_set(err, LH_EINVAL, "\"format\" must be \"json\", \"csv\" or \"ndjson\"");
+    if (lh_result_format_parse(json_string_value(fmt), &opts->format, err) != 0)
+        return err->code;
+    const json_t *limit = json_object_get(body, "limit");
+    if (!limit)
+        return 0;
+    if (!json_is_integer(limit) || json_integer_value(limit) < 0)
+        return lh_error_set(err, LH_EINVAL, "\"limit\" must be a non-negative integer");
+    opts->max_rows = json_integer_value(limit);
+    if (opts->max_rows > app->cfg->query_max_rows)
+        return lh_error_setk(err, LH_EINVAL, "limit_too_large",
+                             "\"limit\" %lld is over the server's cap of %lld rows",
+                             (long long)opts->max_rows, (long long)app->cfg->query_max_rows);
+    return 0;
+}
+
 void lh_h_query_sql(lh_req *r)
 {
     lh_error err;
     lh_app *app = lh_req_app(r);
+    const char *sql = NULL;
+    lh_query_opts opts;
     json_t *body = lh_req_json(r, &err);
-    if (!body) {
+    if (!body || parse_body(app, body, &sql, &opts, &err) != 0) {
         lh_reply_error(r, &err);
         return;
-    }
-    json_t *sql = json_object_get(body, "sql");
-    if (!json_is_string(sql) || json_string_length(sql) == 0) {
-        lh_error_set(&err, LH_EINVAL, "body must have \"sql\": a non-empty string");
-        {
-            lh_reply_error(r, &err);
-            return;
-        }
-    }
-    /* Parsing cost and memory grow with the text (DuckDB's parse tree of 1 MB of SQL took
-     * 1.6 GB), so the text is capped before anything parses it. */
-    if ((int64_t)json_string_length(sql) > app->cfg->max_sql_bytes) {
-        lh_error_set(&err, LH_ETOOLARGE, "the SQL text is %zu bytes; the limit is %lld bytes",
-                     json_string_length(sql), (long long)app->cfg->max_sql_bytes);
-        lh_reply_error(r, &err);
-        return;
-    }
-    lh_query_opts opts = {.max_rows = app->cfg->query_default_rows,
-                          .timeout_ms = app->cfg->query_timeout_ms};
-    json_t *fmt = json_object_get(body, "format");
-    if (fmt && !json_is_string(fmt)) {
-        lh_error_set(&err, LH_EINVAL, "\"format\" must be \"json\", \"csv\" or \"ndjson\"");
-        {
-            lh_reply_error(r, &err);
-            return;
-        }
-    }
-    if (lh_result_format_parse(json_string_value(fmt), &opts.format, &err) != 0) {
-        lh_reply_error(r, &err);
-        return;
-    }
-    json_t *limit = json_object_get(body, "limit");
-    if (limit) {
-        if (!json_is_integer(limit) || json_integer_value(limit) < 0) {
-            lh_error_set(&err, LH_EINVAL, "\"limit\" must be a non-negative integer");
-            {
-                lh_reply_error(r, &err);
-                return;
-            }
-        }
-        opts.max_rows = json_integer_value(limit);
-        if (opts.max_rows > app->cfg->query_max_rows) {
-            lh_error_setk(&err, LH_EINVAL, "limit_too_large",
-                          "\"limit\" %lld is over the server's cap of %lld rows",
-                          (long long)opts.max_rows, (long long)app->cfg->query_max_rows);
-            {
-                lh_reply_error(r, &err);
-                return;
-            }
-        }
     }
     lh_query *q = lh_query_open(app->eng, &opts, &err);
     if (!q) {
@@ -157,7 +138,7 @@ void lh_h_query_sql(lh_req *r)
      * finishes the same execution (or, uncached, does everything). */
     lh_sql_policy *policy = lh_sql_policy_for(app->cat, lh_req_principal(r));
     opts.policy = policy;
-    int rc = lh_query_run_inline(q, json_string_value(sql), &opts, &err);
+    int rc = lh_query_run_inline(q, sql, &opts, &err);
     opts.policy = NULL;
     lh_sql_policy_free(policy);
     if (rc < 0) {
@@ -170,7 +151,7 @@ void lh_h_query_sql(lh_req *r)
         return;
     }
     query_call *c = lh_xcalloc(1, sizeof(*c));
-    c->sql = json_string_value(sql);
+    c->sql = sql;
     c->opts = opts;
     c->q = q;
     lh_req_set_state(r, c, query_call_free);

@@ -31,6 +31,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -219,7 +220,33 @@ static bool build_request(lh_buf *req, const uint8_t *data, size_t size)
     return head;
 }
 
-/* Sends req and reads the whole reply (the server closes the connection). */
+/* connect(2) that survives a signal: libFuzzer's timer (SIGALRM, every second) may
+ * interrupt it, and the connection then completes in the background, so wait for it and
+ * read its outcome instead of calling connect again. Returns 0, or -1 with errno set. */
+static int connect_retrying(int fd, const struct sockaddr_in *sa)
+{
+    if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+        return 0;
+    if (errno != EINTR)
+        return -1;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int n;
+    while ((n = poll(&p, 1, 30000)) < 0 && errno == EINTR)
+        ;
+    if (n <= 0) {
+        errno = n == 0 ? ETIMEDOUT : errno;
+        return -1;
+    }
+    int so_error = 0;
+    socklen_t len = sizeof(so_error);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0)
+        return -1;
+    errno = so_error;
+    return so_error ? -1 : 0;
+}
+
+/* Sends req and reads the whole reply (the server closes the connection). Every call is
+ * retried on EINTR, for the same reason as connect_retrying. */
 static void exchange(const lh_buf *req, lh_buf *reply)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -229,21 +256,24 @@ static void exchange(const lh_buf *req, lh_buf *reply)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server_port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    if (connect_retrying(fd, &sa) != 0) {
         const char *why = strerror(errno);
         die("cannot connect to the server", why, strlen(why));
     }
     size_t off = 0;
     while (off < req->len) {
         ssize_t w = send(fd, req->data + off, req->len - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
         if (w <= 0)
             break; /* the server may answer and close before reading everything */
         off += (size_t)w;
     }
     char buf[16384];
     ssize_t r;
-    while ((r = recv(fd, buf, sizeof(buf), 0)) > 0)
-        lh_buf_append(reply, buf, (size_t)r);
+    while ((r = recv(fd, buf, sizeof(buf), 0)) > 0 || (r < 0 && errno == EINTR))
+        if (r > 0)
+            lh_buf_append(reply, buf, (size_t)r);
     close(fd);
 }
 

@@ -36,7 +36,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 /* Table-reference node types that may appear; anything else is refused. */
 static const char *const allowed_ref_types[] = {"BASE_TABLE", "TABLE_FUNCTION",  "JOIN",
                                                 "SUBQUERY",   "EXPRESSION_LIST", "EMPTY",

@@ -36,9 +36,9 @@ typedef struct lh_storage lh_storage;
 typedef int (*lh_storage_listener)(void *ctx, lh_error *err);
 
 /* Opens the registry rooted at data_dir (created 0700 when missing, with primary and
- * rescue; a data folder that others may read is reported with a warn log line). Loads _catalog/buckets.json when present; a bucket whose root folder vanished
- * is kept and reported by lh_storage_buckets_json ("available": false).
- * Caller frees with lh_storage_close. */
+ * rescue; a data folder that others may read is reported with a warn log line). Loads
+ * _catalog/buckets.json when present; a bucket whose root folder vanished is kept and reported by
+ * lh_storage_buckets_json ("available": false). Caller frees with lh_storage_close. */
 lh_storage *lh_storage_open(const char *data_dir, lh_error *err);
 void lh_storage_close(lh_storage *st);
 

@@ -38,9 +38,13 @@ def free_port():
 class Server:
     """One lakehouse server process."""
 
-    def __init__(self, data_dir, env=None):
+    def __init__(self, data_dir, env=None, wrap=None, umask=None):
+        """wrap: a command the server is started through (e.g. unshare); umask: the
+        server's umask (default: the test runner's)."""
         self.data_dir = data_dir
         self.extra_env = env or {}
+        self.wrap = wrap or []
+        self.umask = umask
         self.proc = None
         self.port = None
         self.log_path = None
@@ -52,9 +56,12 @@ class Server:
         env.update(self.extra_env)
         fd, self.log_path = tempfile.mkstemp(prefix="lh-e2e-", suffix=".log")
         self.log = os.fdopen(fd, "w")
+        umask = self.umask
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--data", self.data_dir, "--listen", f"127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=self.log, env=env)
+            self.wrap + [BIN, "serve", "--data", self.data_dir, "--listen",
+                         f"127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=self.log, env=env,
+            preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -11,8 +11,7 @@ import tempfile
 import time
 import unittest
 
-import harness as h
-from harness import ADMIN_KEY, Server, make_people
+from harness import Server, make_people
 
 
 def tree(data_dir):
@@ -24,41 +23,6 @@ def tree(data_dir):
         for f in files:
             out.add(os.path.relpath(os.path.join(root, f), data_dir))
     return out
-
-
-class CustomServer(Server):
-    """A Server started through a wrapper command (unshare) and/or with a umask."""
-
-    def __init__(self, data_dir, env=None, wrap=None, umask=None):
-        super().__init__(data_dir, env)
-        self.wrap = wrap or []
-        self.umask = umask
-
-    def start(self):
-        self.port = h.free_port()
-        env = dict(os.environ)
-        env.update({"LH_ADMIN_KEY": ADMIN_KEY, "LH_LOG_LEVEL": "info"})
-        env.update(self.extra_env)
-        fd, self.log_path = tempfile.mkstemp(prefix="lh-e2e-", suffix=".log")
-        self.log = os.fdopen(fd, "w")
-        umask = self.umask
-        self.proc = subprocess.Popen(
-            self.wrap + [h.BIN, "serve", "--data", self.data_dir, "--listen",
-                         f"127.0.0.1:{self.port}"],
-            stdout=self.log, stderr=self.log, env=env,
-            preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited at start: {self.read_log()}")
-            try:
-                status, _, _ = self.request("GET", "/health")
-                if status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("server did not answer /health within 60 s")
 
 
 def big_csv_failing_late(path, rows=400_000):
@@ -123,7 +87,7 @@ class FailedIngestLeavesNothing(unittest.TestCase):
             self.skipTest("cannot mount a tmpfs in a private namespace here")
         wrap = ["unshare", "-m", "sh", "-c",
                 f"mount -t tmpfs -o size=1m,mode=0700 tmpfs '{mnt}' && exec \"$@\"", "sh"]
-        s = CustomServer(self.data, wrap=wrap).start()
+        s = Server(self.data, wrap=wrap).start()
         try:
             # /proc/<pid>/root shows the server's view, tmpfs included (the shell exec-ed
             # the server, so the pid is the server's).
@@ -252,7 +216,7 @@ class OwnerOnlyTree(unittest.TestCase):
     def test_everything_is_owner_only_under_umask_022(self):
         data = os.path.join(self.tmp, "data")
         bucket = os.path.join(self.tmp, "hr")
-        s = CustomServer(data, umask=0o022).start()
+        s = Server(data, umask=0o022).start()
         try:
             people = os.path.join(self.tmp, "people.csv")
             make_people(people, n=40)

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -223,3 +224,84 @@ class Base(unittest.TestCase):
         self.assertEqual(before, after, "files changed after a failed ingest")
         status, _ = self.server.json("GET", f"/catalog/datasets/by-name/{name}")
         self.assertIn(status, (400, 404))  # 400: the name itself is invalid
+
+
+# ------------------------------------------------------------------ keep-alive probe
+
+HEALTH_REQ = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+class KeepAliveProbe:
+    """N keep-alive connections asked /health in turn, one request in flight at a time (so
+    a latency is the server's answer time, not a queue the probe built itself), recording
+    (sent_at, answered_at) per answer on each connection."""
+
+    def __init__(self, port, n):
+        self.conns = []
+        for i in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            self.conns.append({"sock": s, "i": i, "buf": b"", "answers": []})
+
+    @staticmethod
+    def _complete(buf):
+        """Length of the first complete response in buf, or 0."""
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            return 0
+        head = buf[:end].decode("latin-1").lower()
+        assert head.startswith("http/1.1 200"), head
+        length = 0
+        for line in head.split("\r\n")[1:]:
+            k, _, v = line.partition(":")
+            if k.strip() == "content-length":
+                length = int(v)
+        total = end + 4 + length
+        return total if len(buf) >= total else 0
+
+    def _ask(self, c):
+        sent = time.monotonic()
+        c["sock"].sendall(HEALTH_REQ)
+        while True:
+            n = self._complete(c["buf"])
+            if n:
+                c["buf"] = c["buf"][n:]
+                c["answers"].append((sent, time.monotonic()))
+                return
+            data = c["sock"].recv(65536)
+            if not data:
+                raise AssertionError(f"connection {c['i']} closed by the server")
+            c["buf"] += data
+
+    def run(self, until):
+        """Asks on every connection in turn until until() is true."""
+        while not until():
+            for c in self.conns:
+                self._ask(c)
+
+    def close(self):
+        for c in self.conns:
+            c["sock"].close()
+
+
+def while_probing(port, n, work):
+    """Runs work() on a thread while a KeepAliveProbe of n connections asks /health until
+    it returns. Returns (probe, work's result); re-raises work's exception."""
+    probe = KeepAliveProbe(port, n)
+    result = {}
+
+    def run():
+        try:
+            result["r"] = work()
+        except Exception as e:  # re-raised below
+            result["e"] = e
+
+    t = threading.Thread(target=run)
+    try:
+        t.start()
+        probe.run(until=lambda: not t.is_alive())
+    finally:
+        t.join()
+        probe.close()
+    if "e" in result:
+        raise result["e"]
+    return probe, result["r"]

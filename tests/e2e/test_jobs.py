@@ -5,74 +5,18 @@ import http.client
 import json
 import os
 import signal
-import socket
 import threading
 import time
 import unittest
 import urllib.parse
 
-from harness import ADMIN_KEY, SANITIZER_MARKERS, Base, Server
-
-HEALTH_REQ = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-
+from harness import ADMIN_KEY, SANITIZER_MARKERS, Base, Server, while_probing
 
 def big_csv(rows):
     """A CSV of `rows` rows (about 30 bytes each), built fast."""
     lines = ["id,name,score,day"]
     lines.extend(f"{i},name{i % 997},{i % 1000}.25,2024-01-{i % 28 + 1:02d}" for i in range(rows))
     return ("\n".join(lines) + "\n").encode()
-
-
-class KeepAliveProbe:
-    """N keep-alive connections asked /health in turn, one request in flight at a time (so
-    a latency is the server's answer time, not a queue the probe built itself), recording
-    (sent_at, answered_at) per answer on each connection."""
-
-    def __init__(self, port, n):
-        self.conns = []
-        for i in range(n):
-            s = socket.create_connection(("127.0.0.1", port), timeout=60)
-            self.conns.append({"sock": s, "i": i, "buf": b"", "answers": []})
-
-    @staticmethod
-    def _complete(buf):
-        """Length of the first complete response in buf, or 0."""
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            return 0
-        head = buf[:end].decode("latin-1").lower()
-        assert head.startswith("http/1.1 200"), head
-        length = 0
-        for line in head.split("\r\n")[1:]:
-            k, _, v = line.partition(":")
-            if k.strip() == "content-length":
-                length = int(v)
-        total = end + 4 + length
-        return total if len(buf) >= total else 0
-
-    def _ask(self, c):
-        sent = time.monotonic()
-        c["sock"].sendall(HEALTH_REQ)
-        while True:
-            n = self._complete(c["buf"])
-            if n:
-                c["buf"] = c["buf"][n:]
-                c["answers"].append((sent, time.monotonic()))
-                return
-            data = c["sock"].recv(65536)
-            if not data:
-                raise AssertionError(f"connection {c['i']} closed by the server")
-            c["buf"] += data
-
-    def run(self, until):
-        """Asks on every connection in turn until until() is true."""
-        while not until():
-            for c in self.conns:
-                self._ask(c)
-
-    def close(self):
-        for c in self.conns:
-            c["sock"].close()
 
 
 def post_ingest(port, name, body, mode=None, timeout=600):
@@ -104,24 +48,8 @@ class JobTests(Base):
         s = self.server
         rows = int(os.environ.get("LH_E2E_JOBS_ROWS", "1000000"))
         body = big_csv(rows)
-        probe = KeepAliveProbe(s.port, 32)
-        result = {}
-
-        def ingest():
-            try:
-                result["r"] = post_ingest(s.port, "big_jobs", body)
-            except Exception as e:  # reported below
-                result["e"] = e
-
-        t = threading.Thread(target=ingest)
-        try:
-            t.start()
-            probe.run(until=lambda: not t.is_alive())
-        finally:
-            t.join()
-            probe.close()
-        self.assertNotIn("e", result)
-        status, headers, doc, sent, answered = result["r"]
+        probe, (status, headers, doc, sent, answered) = while_probing(
+            s.port, 32, lambda: post_ingest(s.port, "big_jobs", body))
         self.assertEqual(status, 201, doc)
         self.assertEqual(doc["dataset"]["row_count"], rows)
         # The ingest really overlapped: the server worked on it for a while after the body

@@ -7,8 +7,7 @@ import json
 import threading
 import time
 
-from harness import ADMIN_KEY, Base
-import test_jobs  # KeepAliveProbe (a module import, so its tests are not collected twice)
+from harness import ADMIN_KEY, Base, while_probing
 
 # A cross join aggregate over range(): several seconds to its one row, all of them before
 # the first byte (the aggregate needs every input row).
@@ -59,24 +58,8 @@ class QueryThreadTests(Base):
     server_env = {"LH_HTTP_THREADS": "1", "LH_MAX_CONCURRENT_QUERIES": "2"}
 
     def run_with_probe(self, sql, n_conns=8, fmt="json", limit=None):
-        probe = test_jobs.KeepAliveProbe(self.server.port, n_conns)
-        result = {}
-
-        def query():
-            try:
-                result["r"] = post_query(self.server.port, sql, fmt, limit)
-            except Exception as e:  # reported below
-                result["e"] = e
-
-        t = threading.Thread(target=query)
-        try:
-            t.start()
-            probe.run(until=lambda: not t.is_alive())
-        finally:
-            t.join()
-            probe.close()
-        self.assertNotIn("e", result)
-        return probe, result["r"]
+        return while_probing(self.server.port, n_conns,
+                             lambda: post_query(self.server.port, sql, fmt, limit))
 
     def assert_prompt(self, probe, start, end, what):
         per_conn, lat_all = latencies(probe, start, end)

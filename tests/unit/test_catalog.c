@@ -109,11 +109,12 @@ static json_t *schema_people(void)
                      "email", "type", "VARCHAR", "name", "salary", "type", "DOUBLE");
 }
 
-/* Commits a fresh part. Returns the rc; *out (if not NULL) gets the manifest. The part key
- * is returned through *key_out when not NULL (caller frees). */
-static int commit(env *e, const char *name, const char *bucket, lh_ingest_mode mode,
-                  const json_t *schema, int64_t rows, json_int_t expected, json_t **out,
-                  char **key_out, lh_error *err)
+/* Commits a fresh part that read version `expected` (0: any) of the dataset with id
+ * expected_id (NULL: not said). Returns the rc; *out (if not NULL) gets the manifest. The
+ * part key is returned through *key_out when not NULL (caller frees). */
+static int commit_read(env *e, const char *name, const char *bucket, lh_ingest_mode mode,
+                       const json_t *schema, int64_t rows, json_int_t expected,
+                       const char *expected_id, json_t **out, char **key_out, lh_error *err)
 {
     char *key = make_part(e, bucket, name, "PAR1....PAR1");
     json_t *lineage = json_pack("{s:s,s:s,s:s}", "source_system", "upload", "source", "people.csv",
@@ -123,6 +124,7 @@ static int commit(env *e, const char *name, const char *bucket, lh_ingest_mode m
         .bucket = bucket,
         .mode = mode,
         .expected_version = expected,
+        .expected_id = expected_id,
         .part_key = key,
         .part_rows = rows,
         .part_bytes = 12,
@@ -140,6 +142,13 @@ static int commit(env *e, const char *name, const char *bucket, lh_ingest_mode m
     else
         free(key);
     return rc;
+}
+
+static int commit(env *e, const char *name, const char *bucket, lh_ingest_mode mode,
+                  const json_t *schema, int64_t rows, json_int_t expected, json_t **out,
+                  char **key_out, lh_error *err)
+{
+    return commit_read(e, name, bucket, mode, schema, rows, expected, NULL, out, key_out, err);
 }
 
 static int commit_people(env *e, const char *name, lh_ingest_mode mode, int64_t rows, json_t **out,
@@ -1173,26 +1182,9 @@ static int append_from(env *e, json_int_t expected_version, const char *expected
                        json_t **out, lh_error *err)
 {
     json_t *schema = schema_people();
-    char *key = make_part(e, "primary", "people", "PAR1....PAR1");
-    json_t *lineage = json_pack("{s:s}", "source_system", "upload");
-    lh_catalog_commit c = {.name = "people",
-                           .bucket = "primary",
-                           .mode = LH_MODE_APPEND,
-                           .expected_version = expected_version,
-                           .expected_id = expected_id,
-                           .part_key = key,
-                           .part_rows = rows,
-                           .part_bytes = 12,
-                           .schema = schema,
-                           .lineage = lineage,
-                           .compression = "zstd",
-                           .actor = "tester"};
-    int rc = lh_catalog_commit_ingest(e->cat, &c, out, err);
-    if (rc)
-        lh_storage_delete(e->st, "primary", key, NULL);
-    json_decref(lineage);
+    int rc = commit_read(e, "people", "primary", LH_MODE_APPEND, schema, rows, expected_version,
+                         expected_id, out, NULL, err);
     json_decref(schema);
-    free(key);
     return rc;
 }
 

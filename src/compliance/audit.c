@@ -416,16 +416,19 @@ int audit_log_append(const char *path, const char *line, size_t len, bool *torn,
     *torn = false;
     int fd = lh_sys_open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, LH_FILE_MODE);
     if (fd < 0)
-        return lh_error_set(err, LH_EIO, "cannot open an audit log: %s", strerror(errno));
+        return lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot open an audit log: %s",
+                             strerror(errno));
     int rc = 0;
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        rc = lh_error_set(err, LH_EIO, "cannot stat an audit log: %s", strerror(errno));
+        rc = lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot stat an audit log: %s",
+                           strerror(errno));
         goto out;
     }
     if (lh_fs_write_all(fd, line, len) != 0) {
         int e = errno;
-        rc = lh_error_set(err, LH_EIO, "cannot write an audit log: %s", strerror(e));
+        rc = lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot write an audit log: %s",
+                           strerror(e));
         if (ftruncate(fd, st.st_size) != 0)
             *torn = true;
     }

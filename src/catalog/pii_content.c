@@ -827,7 +827,7 @@ static bool loose_match(loose_kind k, const char *s, size_t len, pcre2_match_dat
     case L_DATE:
         return match(P_DATE, s, len, md); /* a malformed date is still meant as a date */
     case L_NAME:
-        return digits == 0 && has_alpha(s) && !strchr(s, '@');
+        return has_alpha(s) && !strchr(s, '@');
     case L_ADDR:
         return true; /* a ZIP code, a street, a town: only flags contradict an address */
     }

@@ -472,6 +472,81 @@ static json_t *describe(lh_ingest *ing, const char *relation, lh_error *err)
     return schema;
 }
 
+/* ---------------------------------------------------------------- PII sample */
+
+/* Content PII detection reads, per column of these types, a bounded sample of the converted
+ * part: up to SAMPLE_ROWS non-empty values, each cut to SAMPLE_VALUE_MAX bytes, so the work
+ * and memory per column are bounded whatever the upload's size. Other types (BOOLEAN,
+ * DOUBLE, ...) are classified by name and type alone. Integers are sampled because a CSV
+ * of unformatted card, phone or barcode numbers arrives as BIGINT.
+ *
+ * Reservoir, not first-N: a part is often sorted (by id, by time), and a sparse column whose
+ * filled cells sit in the last rows would look empty to a first-N sample. The reservoir
+ * costs one scan of that one column of the Parquet we just wrote (columnar: only that
+ * column's pages are read); NULL and blank cells are filtered before sampling, so the
+ * sample is of non-empty values. REPEATABLE keeps small parts (all values fit) exact. */
+#define SAMPLE_ROWS 500
+#define SAMPLE_VALUE_MAX 1024
+
+static const char *const sampled_types[] = {"VARCHAR", "DATE",    "TIMESTAMP", "BIGINT",
+                                            "UBIGINT", "HUGEINT", "UHUGEINT",  "INTEGER"};
+
+static bool is_sampled_type(const char *type)
+{
+    for (size_t i = 0; type && i < sizeof(sampled_types) / sizeof(sampled_types[0]); i++)
+        if (strncmp(type, sampled_types[i], strlen(sampled_types[i])) == 0)
+            return true;
+    return false;
+}
+
+/* {column: lh_pii_verdict_json} for every column of the part at part_lit (an SQL string
+ * literal of its path). NULL + err when a sample cannot be read. Caller decrefs. */
+static json_t *content_pii(lh_ingest *ing, const char *part_lit, const json_t *schema,
+                           lh_error *err)
+{
+    json_t *out = json_object(), *res = NULL;
+    const char **values = NULL;
+    size_t i;
+    const json_t *col;
+    json_array_foreach(schema, i, col)
+    {
+        const char *name = lh_json_str(col, "name"), *type = lh_json_str(col, "type");
+        size_t n = 0;
+        if (is_sampled_type(type)) {
+            char *id = lh_sql_ident(name);
+            char *sql = lh_xasprintf(
+                "SELECT v FROM (SELECT left(CAST(%s AS VARCHAR), %d) AS v FROM read_parquet(%s) "
+                "WHERE %s IS NOT NULL AND trim(CAST(%s AS VARCHAR)) <> '') "
+                "USING SAMPLE reservoir(%d ROWS) REPEATABLE (42)",
+                id, SAMPLE_VALUE_MAX, part_lit, id, id, SAMPLE_ROWS);
+            res = lh_engine_query_json(ing->eng, sql, err);
+            free(id);
+            free(sql);
+            if (!res)
+                goto fail;
+            const json_t *rows = json_object_get(res, "rows");
+            values = calloc(json_array_size(rows) + 1, sizeof(*values));
+            size_t r;
+            const json_t *row;
+            json_array_foreach(rows, r, row) values[n++] =
+                json_string_value(json_array_get(row, 0));
+        }
+        lh_pii_verdict v;
+        int rc = lh_pii_classify(name, type, values, n, &v, err);
+        free(values);
+        values = NULL;
+        json_decref(res);
+        res = NULL;
+        if (rc)
+            goto fail;
+        json_object_set_new(out, name, lh_pii_verdict_json(&v));
+    }
+    return out;
+fail:
+    json_decref(out);
+    return NULL;
+}
+
 /* The SELECT list for an append: the dataset's columns, in its order, cast to its types,
  * matched by name (case-insensitively, as SQL does). Caller frees. */
 static char *append_projection(const json_t *dataset_schema, const json_t *source_schema,
@@ -534,7 +609,7 @@ static char *append_projection(const json_t *dataset_schema, const json_t *sourc
 int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *req,
                    json_t **manifest_out, lh_error *err)
 {
-    json_t *existing = NULL, *source_schema = NULL, *schema = NULL, *lineage = NULL;
+    json_t *existing = NULL, *source_schema = NULL, *schema = NULL, *lineage = NULL, *pii = NULL;
     char *bucket = NULL, *relation = NULL, *select = NULL, *key = NULL, *staged = NULL;
     char *sql = NULL, *staged_lit = NULL;
     lh_error duck;
@@ -548,7 +623,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     if ((rc = check_declared_encoding(req, path, err)) != 0)
         return rc;
 
-    int64_t t_start = lh_now_ms(), t_copy = 0, t_commit = 0;
+    int64_t t_start = lh_now_ms(), t_copy = 0, t_pii = 0, t_commit = 0;
     existing = lh_catalog_get(ing->cat, req->name, NULL);
     json_int_t expected_version = existing ? lh_json_int(existing, "version", 0) : 0;
     bucket = target_bucket(ing, req, existing, err);
@@ -609,6 +684,13 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         rc = err ? err->code : LH_EINTERNAL;
         goto out;
     }
+    /* PII by content, from the converted part (typed and cast as the dataset will be). */
+    t_pii = lh_now_ms();
+    pii = content_pii(ing, staged_lit, schema, err);
+    if (!pii) {
+        rc = err ? err->code : LH_EINTERNAL;
+        goto out;
+    }
     t_commit = lh_now_ms();
     if ((rc = lh_storage_commit(ing->st, bucket, staged, key, err)) != 0)
         goto out;
@@ -633,14 +715,16 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         .lineage = lineage,
         .compression = COMPRESSION,
         .actor = req->actor ? req->actor : "anonymous",
+        .content_pii = pii,
     };
     rc = lh_catalog_commit_ingest(ing->cat, &c, manifest_out, err);
     if (rc == 0) {
         int64_t t_end = lh_now_ms();
-        lh_log(LH_LOG_INFO, "ingest.done", "{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "dataset", req->name,
-               "format", format_name(req->format), "rows", (json_int_t)rows, "bytes",
+        lh_log(LH_LOG_INFO, "ingest.done", "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "dataset",
+               req->name, "format", format_name(req->format), "rows", (json_int_t)rows, "bytes",
                (json_int_t)c.part_bytes, "prepare_ms", (json_int_t)(t_copy - t_start), "copy_ms",
-               (json_int_t)(t_commit - t_copy), "commit_ms", (json_int_t)(t_end - t_commit));
+               (json_int_t)(t_pii - t_copy), "pii_ms", (json_int_t)(t_commit - t_pii), "commit_ms",
+               (json_int_t)(t_end - t_commit));
     } else
         lh_log(LH_LOG_WARN, "ingest.commit_failed", "{s:s,s:s}", "dataset", req->name, "error",
                err ? err->message : "");
@@ -656,6 +740,7 @@ out:
     json_decref(source_schema);
     json_decref(schema);
     json_decref(lineage);
+    json_decref(pii);
     free(bucket);
     free(relation);
     free(select);

@@ -36,6 +36,22 @@ int lh_manifest__check_loaded(const json_t *m, const char *name, lh_error *err);
 /* Sum of files[].rows and files[].bytes into row_count and size_bytes. */
 void lh_manifest__recount(json_t *m);
 
+/* ---------------------------------------------------------------- event journal
+ * (journal.c). Its own lock, taken after any catalog lock. */
+typedef struct lh_journal lh_journal;
+/* Loads `_catalog/events.jsonl` from primary (absent: empty journal), dropping a torn last
+ * line. NULL + err when it cannot be read. Caller frees with lh_journal__close, which
+ * writes pending events one last time. */
+lh_journal *lh_journal__open(lh_storage *st, lh_error *err);
+void lh_journal__close(lh_journal *j);
+/* See lh_catalog_record. */
+int lh_journal__record(lh_journal *j, const char *actor, const char *action, const char *target,
+                       json_t *details, lh_error *err);
+/* See lh_catalog_events. */
+json_t *lh_journal__events(lh_journal *j, int64_t since, size_t limit, int64_t *next_since);
+/* The catalog's journal (catalog.c), borrowed for the catalog's lifetime. */
+lh_journal *lh_catalog__journal(lh_catalog *cat);
+
 /* ---------------------------------------------------------------- PII (pii.c, pii_content.c) */
 
 /* True when the column name, cut into words as lh_pii_by_name cuts it ("appVersion" ->

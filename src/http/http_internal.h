@@ -155,5 +155,7 @@ void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);
 void lh_h_keys_revoke(lh_req *r);
 void lh_h_job_get(lh_req *r);
+/* journal_routes.c */
+void lh_h_events_list(lh_req *r);
 
 #endif

@@ -28,5 +28,7 @@ const lh_route lh_routes[] = {
     {"POST", "/auth/keys", LH_BODY_JSON, lh_h_keys_create, NULL, ADMIN},
     {"DELETE", "/auth/keys/{name}", LH_BODY_NONE, lh_h_keys_revoke, NULL, ADMIN},
     {"GET", "/jobs/{id}", LH_BODY_NONE, lh_h_job_get, NULL, ADMIN},
+    /* event journal (docs/GOVERNANCE.md) */
+    {"GET", "/catalog/events", LH_BODY_NONE, lh_h_events_list, NULL, ADMIN | LEGAL},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

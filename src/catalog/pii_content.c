@@ -73,6 +73,8 @@ typedef enum {
     N_PATTERNS
 } pattern_id;
 
+#define NAME_WORD "\\p{Lu}(?:['\\x{2019}]\\p{Lu})?\\p{Ll}+(?:-\\p{Lu}\\p{Ll}+|\\p{Lu}\\p{Ll}+)*"
+
 static const char *const pattern_src[N_PATTERNS] = {
     [P_EMAIL] = "^[\\w.%+'-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}$",
     [P_EMAIL_IN] = "[\\w.%+'-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\\.)+[A-Za-z]{2,24}\\b",
@@ -80,7 +82,9 @@ static const char *const pattern_src[N_PATTERNS] = {
     [P_PHONE_NANP] = "^(?:\\+?1[\\s.-]?)?(?:\\(\\d{3}\\)\\s?|\\d{3}[\\s.-])\\d{3}[\\s.-]\\d{4}"
                      "(?:\\s*(?:x|ext\\.?)\\s*\\d{1,6})?$",
     /* E.164, with or without spaces: +44 20 7946 0958, +4915123456789. */
-    [P_PHONE_INTL] = "^\\+[1-9]\\d{0,3}(?:[\\s.-]?\\(?\\d{1,6}\\)?){1,7}$",
+    /* E.164, with or without spaces: +44 20 7946 0958, +4915123456789 (8-15 digits, counted
+     * in C; one character class keeps the match linear). */
+    [P_PHONE_INTL] = "^\\+[1-9][0-9 ().-]{6,22}$",
     [P_PHONE_IN] = "(?<![\\w+])(?:\\+\\d{1,3}[\\s.-]?)?(?:\\(\\d{3}\\)\\s?|\\d{3}[\\s.-])\\d{3}"
                    "[\\s.-]\\d{4}\\b",
     [P_SSN] = "^\\d{3}([- ])\\d{2}\\1\\d{4}$",
@@ -90,11 +94,11 @@ static const char *const pattern_src[N_PATTERNS] = {
                "[1-9]?\\d)$",
     [P_IPV6] = "^(?=[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:)[0-9A-Fa-f:.]{2,45}(?:%[\\w.-]{1,32})?$",
     [P_VERSION] = "^[vV]?\\d+(?:\\.\\d+){1,3}(?:[-+][\\w.-]+)?$",
-    /* One to four capitalised words (initials and name particles allowed), or "Last, First". */
-    [P_NAME] = "^(?:(?:\\p{Lu}\\.|\\p{Lu}\\p{Ll}*(?:['\\x{2019}-]?\\p{Lu}?\\p{Ll}+)+|van|von|de|"
-               "del|da|di|le|la|du|der|den|bin|al|y)\\s){0,3}\\p{Lu}\\p{Ll}*(?:['\\x{2019}-]?"
-               "\\p{Lu}?\\p{Ll}+)+$|^\\p{Lu}\\p{Ll}+(?:['\\x{2019}-]\\p{Lu}\\p{Ll}+)?,\\s\\p{Lu}"
-               "\\p{Ll}+$",
+    /* One to four capitalised words (initials and name particles allowed), or "Last, First".
+     * A word is Maria, O'Brien, McDonald, Smith-Jones: every repetition starts with a capital
+     * or a hyphen, so a long lowercase run has one parse (no catastrophic backtracking). */
+    [P_NAME] = "^(?:(?:\\p{Lu}\\.|" NAME_WORD "|van|von|de|del|da|di|le|la|du|der|den|bin|al|y)"
+               "\\s){0,3}" NAME_WORD "$|^" NAME_WORD ",\\s" NAME_WORD "$",
     /* Street addresses: "42 Main St", "12 rue de la Paix", "Hauptstraße 5", "Calle Mayor 3",
      * "PO Box 12". A prefix match: city, state and ZIP may follow. */
     [P_ADDRESS] =
@@ -113,12 +117,23 @@ static const char *const pattern_src[N_PATTERNS] = {
                "\\d{1,2}\\.\\d{1,2}\\.\\d{4})$",
 };
 
+/* Backtracking budget per match: our patterns are linear or near it on sane input; the limit
+ * bounds the cost of a hostile 1 KiB value (a failed match counts as no match). */
+#define MATCH_LIMIT 100000
+
 static pcre2_code *patterns[N_PATTERNS];
+static pcre2_match_context *match_ctx; /* only read after patterns_compile */
 static pthread_once_t patterns_once = PTHREAD_ONCE_INIT;
 static char patterns_error[256];
 
 static void patterns_compile(void)
 {
+    match_ctx = pcre2_match_context_create(NULL);
+    if (!match_ctx) {
+        snprintf(patterns_error, sizeof(patterns_error), "out of memory for PII patterns");
+        return;
+    }
+    pcre2_set_match_limit(match_ctx, MATCH_LIMIT);
     for (int i = 0; i < N_PATTERNS; i++) {
         int code;
         PCRE2_SIZE off;
@@ -147,7 +162,7 @@ static int patterns_ready(lh_error *err)
 
 static bool match(pattern_id p, const char *s, size_t len, pcre2_match_data *md)
 {
-    return pcre2_match(patterns[p], (PCRE2_SPTR)s, len, 0, 0, md, NULL) >= 0;
+    return pcre2_match(patterns[p], (PCRE2_SPTR)s, len, 0, 0, md, match_ctx) >= 0;
 }
 
 /* ---------------------------------------------------------------- validators */

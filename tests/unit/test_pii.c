@@ -366,6 +366,30 @@ static void test_verdict_json(void **state)
     json_decref(j);
 }
 
+/* Values built to make a backtracking matcher explode: each must still be classified (as
+ * nothing) by patterns whose parse is unique, within the match budget. */
+static void test_hostile_values(void **state)
+{
+    (void)state;
+    char lower[1024], plus[64], hexes[1024];
+    lower[0] = 'A';
+    memset(lower + 1, 'a', sizeof(lower) - 3);
+    lower[sizeof(lower) - 2] = '1';
+    lower[sizeof(lower) - 1] = '\0';
+    plus[0] = '+';
+    memset(plus + 1, '1', sizeof(plus) - 3);
+    plus[sizeof(plus) - 2] = 'a';
+    plus[sizeof(plus) - 1] = '\0';
+    memset(hexes, 'f', sizeof(hexes) - 1);
+    hexes[sizeof(hexes) - 1] = '\0';
+    const char *vals[300];
+    for (size_t i = 0; i < 300; i++)
+        vals[i] = i % 3 == 0 ? lower : i % 3 == 1 ? plus : hexes;
+    lh_pii_verdict v = classify("c1", "VARCHAR", vals, 300);
+    assert_false(v.is_pii);
+    assert_int_equal(v.sampled, 300);
+}
+
 /* The compiled patterns are shared: classify from several threads at once. */
 static void *classify_many(void *arg)
 {
@@ -408,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_sparse_rate_over_non_empty),
         cmocka_unit_test(test_free_text_and_dob),
         cmocka_unit_test(test_verdict_json),
+        cmocka_unit_test(test_hostile_values),
         cmocka_unit_test(test_threads_share_patterns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

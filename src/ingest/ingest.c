@@ -475,18 +475,27 @@ static json_t *describe(lh_ingest *ing, const char *relation, lh_error *err)
 /* ---------------------------------------------------------------- PII sample */
 
 /* Content PII detection reads, per column of these types, a bounded sample of the converted
- * part: up to SAMPLE_ROWS non-empty values, each cut to SAMPLE_VALUE_MAX bytes, so the work
- * and memory per column are bounded whatever the upload's size. Other types (BOOLEAN,
- * DOUBLE, ...) are classified by name and type alone. Integers are sampled because a CSV
- * of unformatted card, phone or barcode numbers arrives as BIGINT.
+ * part: up to SAMPLE_ROWS non-empty values (NULL and blank cells are filtered before
+ * sampling), each cut to SAMPLE_VALUE_MAX bytes, so the work and memory per column are
+ * bounded whatever the upload's size. Other types (BOOLEAN, DOUBLE, ...) are classified by
+ * name and type alone. Integers are sampled because a CSV of unformatted card, phone or
+ * barcode numbers arrives as BIGINT.
  *
- * Reservoir, not first-N: a part is often sorted (by id, by time), and a sparse column whose
- * filled cells sit in the last rows would look empty to a first-N sample. The reservoir
- * costs one scan of that one column of the Parquet we just wrote (columnar: only that
- * column's pages are read); NULL and blank cells are filtered before sampling, so the
- * sample is of non-empty values. REPEATABLE keeps small parts (all values fit) exact. */
+ * How the sample is drawn depends on the part's size (measured on 1M people rows, see
+ * docs/GOVERNANCE.md): a reservoir over a whole string column costs about a second there
+ * (every value is cast and trimmed), while reading the first values after a row offset
+ * costs milliseconds (DuckDB skips the row groups before the offset).
+ *   - up to SAMPLE_SMALL_PART rows: a reservoir over all the column's non-empty values
+ *     (exact when they number SAMPLE_ROWS or fewer);
+ *   - larger parts: the part cut into SAMPLE_WINDOWS equal row ranges, the first
+ *     SAMPLE_ROWS / SAMPLE_WINDOWS non-empty values of each range. Not first-N alone:
+ *     parts are often sorted (by id, by time), and a column filled only in its later rows
+ *     would look empty. A range with few non-empty values is read to its end (the cost of
+ *     one range of that column). */
 #define SAMPLE_ROWS 500
 #define SAMPLE_VALUE_MAX 1024
+#define SAMPLE_SMALL_PART 65536
+#define SAMPLE_WINDOWS 4
 
 static const char *const sampled_types[] = {"VARCHAR", "DATE",    "TIMESTAMP", "BIGINT",
                                             "UBIGINT", "HUGEINT", "UHUGEINT",  "INTEGER"};
@@ -499,52 +508,99 @@ static bool is_sampled_type(const char *type)
     return false;
 }
 
+/* True when the part has a column that read_parquet's file_row_number would shadow. */
+static bool has_row_number_column(const json_t *schema)
+{
+    size_t i;
+    const json_t *col;
+    json_array_foreach(schema, i, col)
+    {
+        const char *name = lh_json_str(col, "name");
+        if (name && strcasecmp(name, "file_row_number") == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Appends the values of one sampling statement's result to *values (borrowed from the
+ * result, which is kept in held until the caller is done with them). */
+static int sample_into(lh_ingest *ing, const char *sql, json_t *held, const char ***values,
+                       size_t *n, lh_error *err)
+{
+    json_t *res = lh_engine_query_json(ing->eng, sql, err);
+    if (!res)
+        return err ? err->code : LH_EINTERNAL;
+    json_array_append_new(held, res);
+    const json_t *rows = json_object_get(res, "rows");
+    *values = lh_xrealloc(*values, (*n + json_array_size(rows) + 1) * sizeof(**values));
+    size_t r;
+    const json_t *row;
+    json_array_foreach(rows, r, row)(*values)[(*n)++] = json_string_value(json_array_get(row, 0));
+    return 0;
+}
+
+/* Samples one column (see above) into values and n. */
+static int sample_column(lh_ingest *ing, const char *part_lit, const char *name, int64_t rows,
+                         bool windows, json_t *held, const char ***values, size_t *n, lh_error *err)
+{
+    char *id = lh_sql_ident(name);
+    int rc = 0;
+    if (!windows) {
+        char *sql = lh_xasprintf(
+            "SELECT v FROM (SELECT left(CAST(%s AS VARCHAR), %d) AS v FROM read_parquet(%s) "
+            "WHERE %s IS NOT NULL AND trim(CAST(%s AS VARCHAR)) <> '') "
+            "USING SAMPLE reservoir(%d ROWS) REPEATABLE (42)",
+            id, SAMPLE_VALUE_MAX, part_lit, id, id, SAMPLE_ROWS);
+        rc = sample_into(ing, sql, held, values, n, err);
+        free(sql);
+    }
+    for (int w = 0; windows && w < SAMPLE_WINDOWS && rc == 0; w++) {
+        /* Windows do not overlap, so no value is sampled twice. */
+        long long from = (long long)(rows / SAMPLE_WINDOWS * w);
+        long long to = w + 1 == SAMPLE_WINDOWS ? (long long)rows : from + rows / SAMPLE_WINDOWS;
+        char *sql = lh_xasprintf(
+            "SELECT left(CAST(%s AS VARCHAR), %d) AS v FROM read_parquet(%s, file_row_number = "
+            "true) WHERE file_row_number >= %lld AND file_row_number < %lld AND %s IS NOT NULL "
+            "AND trim(CAST(%s AS VARCHAR)) <> '' LIMIT %d",
+            id, SAMPLE_VALUE_MAX, part_lit, from, to, id, id, SAMPLE_ROWS / SAMPLE_WINDOWS);
+        rc = sample_into(ing, sql, held, values, n, err);
+        free(sql);
+    }
+    free(id);
+    return rc;
+}
+
 /* {column: lh_pii_verdict_json} for every column of the part at part_lit (an SQL string
- * literal of its path). NULL + err when a sample cannot be read. Caller decrefs. */
-static json_t *content_pii(lh_ingest *ing, const char *part_lit, const json_t *schema,
+ * literal of its path), which has `rows` rows. NULL + err when a sample cannot be read.
+ * Caller decrefs. */
+static json_t *content_pii(lh_ingest *ing, const char *part_lit, const json_t *schema, int64_t rows,
                            lh_error *err)
 {
-    json_t *out = json_object(), *res = NULL;
-    const char **values = NULL;
+    json_t *out = json_object();
+    bool windows = rows > SAMPLE_SMALL_PART && !has_row_number_column(schema);
     size_t i;
     const json_t *col;
     json_array_foreach(schema, i, col)
     {
         const char *name = lh_json_str(col, "name"), *type = lh_json_str(col, "type");
+        const char **values = NULL;
         size_t n = 0;
-        if (is_sampled_type(type)) {
-            char *id = lh_sql_ident(name);
-            char *sql = lh_xasprintf(
-                "SELECT v FROM (SELECT left(CAST(%s AS VARCHAR), %d) AS v FROM read_parquet(%s) "
-                "WHERE %s IS NOT NULL AND trim(CAST(%s AS VARCHAR)) <> '') "
-                "USING SAMPLE reservoir(%d ROWS) REPEATABLE (42)",
-                id, SAMPLE_VALUE_MAX, part_lit, id, id, SAMPLE_ROWS);
-            res = lh_engine_query_json(ing->eng, sql, err);
-            free(id);
-            free(sql);
-            if (!res)
-                goto fail;
-            const json_t *rows = json_object_get(res, "rows");
-            values = calloc(json_array_size(rows) + 1, sizeof(*values));
-            size_t r;
-            const json_t *row;
-            json_array_foreach(rows, r, row) values[n++] =
-                json_string_value(json_array_get(row, 0));
-        }
+        json_t *held = json_array();
+        int rc = 0;
+        if (is_sampled_type(type))
+            rc = sample_column(ing, part_lit, name, rows, windows, held, &values, &n, err);
         lh_pii_verdict v;
-        int rc = lh_pii_classify(name, type, values, n, &v, err);
+        if (rc == 0)
+            rc = lh_pii_classify(name, type, values, n, &v, err);
         free(values);
-        values = NULL;
-        json_decref(res);
-        res = NULL;
-        if (rc)
-            goto fail;
+        json_decref(held);
+        if (rc) {
+            json_decref(out);
+            return NULL;
+        }
         json_object_set_new(out, name, lh_pii_verdict_json(&v));
     }
     return out;
-fail:
-    json_decref(out);
-    return NULL;
 }
 
 /* The SELECT list for an append: the dataset's columns, in its order, cast to its types,
@@ -688,7 +744,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     }
     /* PII by content, from the converted part (typed and cast as the dataset will be). */
     t_pii = lh_now_ms();
-    pii = content_pii(ing, staged_lit, schema, err);
+    pii = content_pii(ing, staged_lit, schema, rows, err);
     if (!pii) {
         rc = err ? err->code : LH_EINTERNAL;
         goto out;

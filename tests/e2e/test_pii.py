@@ -219,3 +219,25 @@ class ContentPii(Base):
         status, doc = s.ingest("grow", p3, mode="append")
         self.assertEqual(status, 200, doc)
         self.assertEqual(self.columns(doc["dataset"])["c15"]["pii_kind"], "email")
+
+    def test_04_large_part_sampled_across_its_rows(self):
+        """A part over 65,536 rows is sampled in four row ranges: a column filled only in
+        the last rows (a sorted export) is still seen, and no value is sampled twice."""
+        s = self.server
+        n, filled_from = 70000, 60000
+        p = os.path.join(self.tmp, "sorted.csv")
+        with open(p, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["id", "c1", "c2"])
+            for i in range(n):
+                w.writerow([i, f"user{i}@example.org" if i >= filled_from else "",
+                            f"note {i % 7}"])
+        status, doc = s.ingest("sorted", p)
+        self.assertEqual(status, 201, doc)
+        cols = self.columns(doc["dataset"])
+        self.assertEqual(cols["c1"]["pii_kind"], "email", cols["c1"])
+        # Only the last range (52,500..69,999) holds emails: its 125 values, once each.
+        self.assertEqual(cols["c1"]["pii_evidence"]["sampled"], 125)
+        self.assertEqual(cols["c1"]["pii_evidence"]["match_rate"], 1.0)
+        self.assertEqual(cols["c2"]["pii_evidence"]["sampled"], 500)
+        self.assertFalse(cols["c2"]["is_pii"])

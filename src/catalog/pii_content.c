@@ -43,7 +43,7 @@
 #include <strings.h>
 #include <time.h>
 
-/* Values longer than this are cut by the ingest's sample; we look at most this far. */
+/* Values are looked at up to this many bytes (the ingest's sample cuts them at 1 KiB). */
 #define VALUE_MAX 4096
 /* Fewer non-empty values than this cannot contradict a column's name. */
 #define CONTRADICT_MIN_SAMPLE 3
@@ -407,281 +407,47 @@ static int current_year(void)
 /* Common given names and surnames across the languages our users hire in. A value counts as
  * a person's name when its shape is a name's and it holds one of these; with the name
  * signal the shape alone suffices. */
-static const char *const given_names[] = {
-    "aaron",
-    "adam",
-    "adrian",
-    "ahmed",
-    "aisha",
-    "alan",
-    "alejandro",
-    "alex",
-    "alexander",
-    "alice",
-    "ali",
-    "alicia",
-    "amanda",
-    "amelia",
-    "amy",
-    "ana",
-    "andrea",
-    "andrew",
-    "angela",
-    "anna",
-    "anne",
-    "anthony",
-    "antonio",
-    "arjun",
-    "ashley",
-    "barbara",
-    "ben",
-    "benjamin",
-    "beth",
-    "brian",
-    "camila",
-    "carla",
-    "carlos",
-    "carmen",
-    "caroline",
-    "catherine",
-    "charles",
-    "charlotte",
-    "chen",
-    "chloe",
-    "chris",
-    "christina",
-    "christopher",
-    "claire",
-    "daniel",
-    "david",
-    "deborah",
-    "diana",
-    "diego",
-    "dmitri",
-    "donna",
-    "dorothy",
-    "edward",
-    "elena",
-    "elizabeth",
-    "emily",
-    "emma",
-    "eric",
-    "ethan",
-    "eva",
-    "fatima",
-    "fernando",
-    "francesca",
-    "francisco",
-    "frank",
-    "gabriel",
-    "gary",
-    "george",
-    "grace",
-    "hannah",
-    "hans",
-    "harry",
-    "helen",
-    "henry",
-    "hiroshi",
-    "ian",
-    "isabella",
-    "ivan",
-    "jack",
-    "jacob",
-    "james",
-    "jane",
-    "jason",
-    "javier",
-    "jennifer",
-    "jessica",
-    "jin",
-    "joan",
-    "john",
-    "jorge",
-    "jose",
-    "jos\xc3\xa9",
-    "joseph",
-    "joshua",
-    "juan",
-    "julia",
-    "karen",
-    "kate",
-    "kenji",
-    "kevin",
-    "kim",
-    "laura",
-    "lauren",
-    "linda",
-    "lisa",
-    "liam",
-    "lucas",
-    "lucia",
-    "luis",
-    "luka",
-    "marco",
-    "margaret",
-    "maria",
-    "mar\xc3\xad"
-    "a",
-    "mark",
-    "martin",
-    "mary",
-    "matthew",
-    "mei",
-    "michael",
-    "michelle",
-    "miguel",
-    "mohammed",
-    "muhammad",
-    "nancy",
-    "natalia",
-    "nicole",
-    "noah",
-    "olga",
-    "oliver",
-    "olivia",
-    "omar",
-    "pablo",
-    "patricia",
-    "paul",
-    "pedro",
-    "peter",
-    "priya",
-    "rachel",
-    "rahul",
-    "raj",
-    "rebecca",
-    "richard",
-    "robert",
-    "ronald",
-    "rosa",
-    "ryan",
-    "samuel",
-    "sandra",
-    "sara",
-    "sarah",
-    "sean",
-    "sergei",
-    "sofia",
-    "sophia",
-    "stephen",
-    "steven",
-    "susan",
-    "thomas",
-    "timothy",
-    "tom",
-    "valentina",
-    "victor",
-    "wei",
-    "william",
-    "xin",
-    "yuki",
-    "zoe",
-};
+static const char given_names[] =
+    " "
+    "aaron adam adrian ahmed aisha alan alejandro alex alexander alice ali alicia amanda "
+    "amelia amy ana andrea andrew angela anna anne anthony antonio arjun ashley barbara "
+    "ben benjamin beth brian camila carla carlos carmen caroline catherine charles "
+    "charlotte chen chloe chris christina christopher claire daniel david deborah diana "
+    "diego dmitri donna dorothy edward elena elizabeth emily emma eric ethan eva fatima "
+    "fernando francesca francisco frank gabriel gary george grace hannah hans harry helen "
+    "henry hiroshi ian isabella ivan jack jacob james jane jason javier jennifer jessica "
+    "jin joan john jorge jose josé joseph joshua juan julia karen kate kenji kevin kim "
+    "laura lauren linda lisa liam lucas lucia luis luka marco margaret maria maría mark "
+    "martin mary matthew mei michael michelle miguel mohammed muhammad nancy natalia "
+    "nicole noah olga oliver olivia omar pablo patricia paul pedro peter priya rachel "
+    "rahul raj rebecca richard robert ronald rosa ryan samuel sandra sara sarah sean "
+    "sergei sofia sophia stephen steven susan thomas timothy tom valentina victor wei "
+    "william xin yuki zoe ";
 
-static const char *const surnames[] = {
-    "adams",
-    "ahmed",
-    "ali",
-    "allen",
-    "anderson",
-    "bailey",
-    "baker",
-    "brown",
-    "campbell",
-    "carter",
-    "chen",
-    "clark",
-    "collins",
-    "cook",
-    "cooper",
-    "davies",
-    "davis",
-    "diaz",
-    "edwards",
-    "evans",
-    "fern\xc3\xa1ndez",
-    "fernandez",
-    "fischer",
-    "garcia",
-    "garc\xc3\xad"
-    "a",
-    "gomez",
-    "gonzalez",
-    "green",
-    "hall",
-    "harris",
-    "hernandez",
-    "hill",
-    "huang",
-    "hughes",
-    "jackson",
-    "johnson",
-    "jones",
-    "kelly",
-    "khan",
-    "kim",
-    "king",
-    "kumar",
-    "lee",
-    "lewis",
-    "li",
-    "lopez",
-    "l\xc3\xb3pez",
-    "martin",
-    "martinez",
-    "mart\xc3\xadnez",
-    "meyer",
-    "miller",
-    "mitchell",
-    "moore",
-    "morgan",
-    "morris",
-    "murphy",
-    "nakamura",
-    "nelson",
-    "nguyen",
-    "o'brien",
-    "parker",
-    "patel",
-    "perez",
-    "phillips",
-    "ramirez",
-    "roberts",
-    "robinson",
-    "rodriguez",
-    "rossi",
-    "sanchez",
-    "schmidt",
-    "schneider",
-    "scott",
-    "silva",
-    "singh",
-    "smith",
-    "suzuki",
-    "tanaka",
-    "taylor",
-    "thomas",
-    "thompson",
-    "turner",
-    "walker",
-    "wang",
-    "white",
-    "williams",
-    "wilson",
-    "wright",
-    "wu",
-    "yamamoto",
-    "young",
-    "zhang",
-};
+static const char surnames[] =
+    " "
+    "adams ahmed ali allen anderson bailey baker brown campbell carter chen clark collins "
+    "cook cooper davies davis diaz edwards evans fernández fernandez fischer garcia "
+    "garcía gomez gonzalez green hall harris hernandez hill huang hughes jackson johnson "
+    "jones kelly khan kim king kumar lee lewis li lopez lópez martin martinez martínez "
+    "meyer miller mitchell moore morgan morris murphy nakamura nelson nguyen o'brien "
+    "parker patel perez phillips ramirez roberts robinson rodriguez rossi sanchez schmidt "
+    "schneider scott silva singh smith suzuki tanaka taylor thomas thompson turner walker "
+    "wang white williams wilson wright wu yamamoto young zhang ";
 
-static bool in_list(const char *word, size_t len, const char *const *list, size_t n)
+/* True when the word (its first len bytes) is in list, a string of lowercase words each
+ * followed by a space, the first preceded by one. ASCII letters are compared lowercased. */
+static bool in_list(const char *word, size_t len, const char *list)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strlen(list[i]) == len && strncasecmp(list[i], word, len) == 0)
-            return true;
-    return false;
+    char key[48];
+    if (len + 3 > sizeof(key))
+        return false;
+    key[0] = ' ';
+    for (size_t i = 0; i < len; i++)
+        key[i + 1] = (char)tolower((unsigned char)word[i]);
+    key[len + 1] = ' ';
+    key[len + 2] = '\0';
+    return strstr(list, key) != NULL;
 }
 
 /* True when some word of the value is a known given name or surname. */
@@ -691,8 +457,7 @@ static bool has_known_name(const char *s)
         while (*s == ' ' || *s == ',')
             s++;
         size_t len = strcspn(s, " ,");
-        if (len && (in_list(s, len, given_names, sizeof(given_names) / sizeof(given_names[0])) ||
-                    in_list(s, len, surnames, sizeof(surnames) / sizeof(surnames[0]))))
+        if (len && (in_list(s, len, given_names) || in_list(s, len, surnames)))
             return true;
         s += len;
     }
@@ -700,6 +465,102 @@ static bool has_known_name(const char *s)
 }
 
 /* ---------------------------------------------------------------- per value */
+
+/* One non-empty sampled value and what its tests share. */
+typedef struct value {
+    const char *s; /* NUL-terminated, len bytes */
+    size_t len;
+    const char *name_kind; /* the kind the column's name says, or NULL */
+    int year_now;
+    pcre2_match_data *md;
+} value;
+
+static bool is(const value *v, pattern_id p)
+{
+    return match(p, v->s, v->len, v->md);
+}
+
+static bool name_is(const value *v, const char *kind)
+{
+    return v->name_kind && strcmp(v->name_kind, kind) == 0;
+}
+
+/* Digit count of a bare digit run (spaces and dashes allowed), digits into d; else 0. */
+static int bare_digits(const value *v, char *d, size_t cap)
+{
+    return is(v, P_DIGITS) ? digits_of(v->s, d, cap) : 0;
+}
+
+static bool t_email(const value *v)
+{
+    return is(v, P_EMAIL);
+}
+
+static bool t_ssn(const value *v)
+{
+    char d[32];
+    if (is(v, P_SSN))
+        return lh_pii_ssn_ok(v->s);
+    /* Bare 9-digit numbers are SSNs only where the name says so. */
+    return name_is(v, "ssn") && bare_digits(v, d, sizeof(d)) == 9 && lh_pii_ssn_ok(d);
+}
+
+static bool t_card(const value *v)
+{
+    return is(v, P_DIGITS) && lh_pii_card_ok(v->s);
+}
+
+static bool t_iban(const value *v)
+{
+    return is(v, P_IBAN) && lh_pii_iban_ok(v->s);
+}
+
+static bool t_phone(const value *v)
+{
+    char d[32];
+    if (is(v, P_PHONE_NANP))
+        return phone_ok(v->s, true);
+    if (is(v, P_PHONE_INTL))
+        return phone_ok(v->s, false);
+    /* Bare 10/11-digit numbers are phones only where the name says so. */
+    int n = name_is(v, "phone") ? bare_digits(v, d, sizeof(d)) : 0;
+    return (n == 10 || n == 11) && nanp_ok(d);
+}
+
+static bool t_ipv4(const value *v)
+{
+    return is(v, P_IPV4);
+}
+
+static bool t_ipv6(const value *v)
+{
+    return is(v, P_IPV6) && lh_pii_ipv6_ok(v->s);
+}
+
+static bool t_address(const value *v)
+{
+    return is(v, P_ADDRESS);
+}
+
+/* Two words at least: without the name signal, one capitalised word is a city as often as
+ * a person. */
+static bool t_name(const value *v)
+{
+    return strchr(v->s, ' ') && is(v, P_NAME) && has_known_name(v->s);
+}
+
+static bool t_dob(const value *v)
+{
+    int year;
+    return is(v, P_DATE) && date_ok(v->s, &year) && year >= v->year_now - BIRTH_AGE_MAX &&
+           year <= v->year_now - BIRTH_AGE_MIN;
+}
+
+/* Several words, one of them an email or a phone number. */
+static bool t_free_text(const value *v)
+{
+    return strchr(v->s, ' ') && (is(v, P_EMAIL_IN) || is(v, P_PHONE_IN));
+}
 
 /* Detectors, in priority order for equal rates. */
 typedef enum {
@@ -717,7 +578,8 @@ typedef enum {
     N_DETECTORS
 } detector_id;
 
-#define NEEDS_NAME 1 /* counts only when the column's name points at the same kind */
+#define NEEDS_NAME 1  /* counts only when the column's name points at the same kind */
+#define LAST_RESORT 2 /* tried only on values no other detector matched (last in the table) */
 
 static const struct {
     const char *detector; /* recorded in pii_evidence.detector */
@@ -725,23 +587,23 @@ static const struct {
     lh_sensitivity sensitivity;
     double threshold; /* share of non-empty values; halved when the name agrees */
     int flags;
+    bool (*test)(const value *v);
 } detectors[N_DETECTORS] = {
-    [D_EMAIL] = {"email", "email", LH_SENS_PII, 0.2, 0},
-    [D_SSN] = {"us_ssn", "ssn", LH_SENS_PII, 0.2, 0},
-    [D_CARD] = {"payment_card", "credit_card", LH_SENS_FINANCIAL, 0.2, 0},
-    [D_IBAN] = {"iban", "bank_account", LH_SENS_FINANCIAL, 0.2, 0},
-    [D_PHONE] = {"phone", "phone", LH_SENS_PII, 0.3, 0},
-    [D_IPV4] = {"ipv4", "ip_address", LH_SENS_PII, 0.5, 0},
-    [D_IPV6] = {"ipv6", "ip_address", LH_SENS_PII, 0.5, 0},
-    [D_ADDRESS] = {"postal_address", "address", LH_SENS_PII, 0.4, 0},
-    [D_NAME] = {"person_name", "name", LH_SENS_PII, 0.6, 0},
-    [D_DOB] = {"date_of_birth", "date_of_birth", LH_SENS_PII, 0.6, NEEDS_NAME},
-    [D_FREE_TEXT] = {"free_text_contact", "free_text_contact", LH_SENS_PII, 0.1, 0},
+    [D_EMAIL] = {"email", "email", LH_SENS_PII, 0.2, 0, t_email},
+    [D_SSN] = {"us_ssn", "ssn", LH_SENS_PII, 0.2, 0, t_ssn},
+    [D_CARD] = {"payment_card", "credit_card", LH_SENS_FINANCIAL, 0.2, 0, t_card},
+    [D_IBAN] = {"iban", "bank_account", LH_SENS_FINANCIAL, 0.2, 0, t_iban},
+    [D_PHONE] = {"phone", "phone", LH_SENS_PII, 0.3, 0, t_phone},
+    [D_IPV4] = {"ipv4", "ip_address", LH_SENS_PII, 0.5, 0, t_ipv4},
+    [D_IPV6] = {"ipv6", "ip_address", LH_SENS_PII, 0.5, 0, t_ipv6},
+    [D_ADDRESS] = {"postal_address", "address", LH_SENS_PII, 0.4, 0, t_address},
+    [D_NAME] = {"person_name", "name", LH_SENS_PII, 0.6, 0, t_name},
+    [D_DOB] = {"date_of_birth", "date_of_birth", LH_SENS_PII, 0.6, NEEDS_NAME, t_dob},
+    [D_FREE_TEXT] = {"free_text_contact", "free_text_contact", LH_SENS_PII, 0.1, LAST_RESORT,
+                     t_free_text},
 };
 
-/* Kinds whose values have a shape we can recognise loosely, so that content can contradict
- * a name ("email_opt_in" of booleans). Other kinds (salary, medical, gender...) are
- * attributes whose values may be anything, a flag included: the name alone decides. */
+/* What one column's non-empty values showed. */
 typedef struct counts {
     size_t nonempty;
     size_t hits[N_DETECTORS];
@@ -751,6 +613,9 @@ typedef struct counts {
     size_t version_only; /* dotted version numbers that are not IPv4 addresses */
 } counts;
 
+/* Kinds whose values have a shape we can recognise loosely, so that content can contradict
+ * a name ("email_opt_in" of booleans). Other kinds (salary, medical, gender...) are
+ * attributes whose values may be anything, a flag included: the name alone decides. */
 typedef enum {
     L_NONE,
     L_EMAIL,
@@ -821,8 +686,9 @@ static bool has_alpha(const char *s)
     return false;
 }
 
-static bool loose_match(loose_kind k, const char *s, size_t len, pcre2_match_data *md)
+static bool loose_match(loose_kind k, const value *v)
 {
+    const char *s = v->s;
     size_t digits = count_digits(s);
     switch (k) {
     case L_NONE:
@@ -830,17 +696,17 @@ static bool loose_match(loose_kind k, const char *s, size_t len, pcre2_match_dat
     case L_EMAIL:
         return strchr(s, '@') != NULL;
     case L_PHONE:
-        return digits >= 7 && strspn(s, "0123456789 +-().xXext") == len;
+        return digits >= 7 && strspn(s, "0123456789 +-().xXext") == v->len;
     case L_SSN:
-        return digits == 9 && strspn(s, "0123456789 -") == len;
+        return digits == 9 && strspn(s, "0123456789 -") == v->len;
     case L_CARD:
-        return digits >= 12 && digits <= 19 && strspn(s, "0123456789 -") == len;
+        return digits >= 12 && digits <= 19 && strspn(s, "0123456789 -") == v->len;
     case L_BANK:
         return digits >= 4;
     case L_IP:
         return strchr(s, ':') != NULL || (digits >= 4 && strchr(s, '.') != NULL);
     case L_DATE:
-        return match(P_DATE, s, len, md); /* a malformed date is still meant as a date */
+        return is(v, P_DATE); /* a malformed date is still meant as a date */
     case L_NAME:
         return has_alpha(s) && !strchr(s, '@');
     case L_ADDR:
@@ -849,57 +715,24 @@ static bool loose_match(loose_kind k, const char *s, size_t len, pcre2_match_dat
     return false;
 }
 
-/* Tests one non-empty value against every detector; updates c. */
-static void scan_value(const char *s, size_t len, const char *name_kind, pcre2_match_data *md,
-                       counts *c)
+/* Runs every detector's test on one non-empty value; updates c. */
+static void scan_value(const value *v, counts *c)
 {
-    bool hit[N_DETECTORS] = {0};
-    char d[32];
-    int year;
-    hit[D_EMAIL] = match(P_EMAIL, s, len, md);
-    if (match(P_SSN, s, len, md))
-        hit[D_SSN] = lh_pii_ssn_ok(s);
-    if (match(P_DIGITS, s, len, md)) {
-        int n = digits_of(s, d, sizeof(d));
-        hit[D_CARD] = lh_pii_card_ok(s);
-        /* Bare digit runs are SSNs or phones only where the name says so. */
-        if (n == 9 && name_kind && strcmp(name_kind, "ssn") == 0)
-            hit[D_SSN] = lh_pii_ssn_ok(d);
-        if ((n == 10 || n == 11) && name_kind && strcmp(name_kind, "phone") == 0)
-            hit[D_PHONE] = nanp_ok(d);
+    bool any = false;
+    for (int d = 0; d < N_DETECTORS; d++) {
+        if ((detectors[d].flags & LAST_RESORT) && any)
+            continue;
+        if ((detectors[d].flags & NEEDS_NAME) && !name_is(v, detectors[d].kind))
+            continue;
+        bool hit = detectors[d].test(v);
+        c->hits[d] += hit;
+        any = any || hit;
     }
-    if (match(P_IBAN, s, len, md))
-        hit[D_IBAN] = lh_pii_iban_ok(s);
-    if (match(P_PHONE_NANP, s, len, md))
-        hit[D_PHONE] = phone_ok(s, true);
-    else if (match(P_PHONE_INTL, s, len, md))
-        hit[D_PHONE] = phone_ok(s, false);
-    hit[D_IPV4] = match(P_IPV4, s, len, md);
-    if (!hit[D_IPV4] && match(P_VERSION, s, len, md))
-        c->version_only++;
-    if (match(P_IPV6, s, len, md))
-        hit[D_IPV6] = lh_pii_ipv6_ok(s);
-    hit[D_ADDRESS] = match(P_ADDRESS, s, len, md);
-    if (match(P_NAME, s, len, md)) {
-        c->name_shape++;
-        /* Without the name signal, one capitalised word is a city as often as a person. */
-        hit[D_NAME] = strchr(s, ' ') && has_known_name(s);
-    }
-    if (match(P_DATE, s, len, md) && date_ok(s, &year)) {
-        int now = current_year();
-        hit[D_DOB] = year >= now - BIRTH_AGE_MAX && year <= now - BIRTH_AGE_MIN;
-    }
-    bool whole = false;
-    for (int i = 0; i < N_DETECTORS; i++)
-        whole = whole || hit[i];
-    /* Free text: several words, one of them an email or a phone number. */
-    if (!whole && strchr(s, ' ') &&
-        (match(P_EMAIL_IN, s, len, md) || match(P_PHONE_IN, s, len, md)))
-        hit[D_FREE_TEXT] = true;
-    for (int i = 0; i < N_DETECTORS; i++)
-        c->hits[i] += hit[i];
-    c->boolean_like += is_boolean_like(s);
-    c->loose += loose_match(loose_of(name_kind), s, len, md);
+    /* What the column-level rules need besides the hits. */
+    c->name_shape += is(v, P_NAME);
+    c->version_only += !is(v, P_IPV4) && is(v, P_VERSION);
+    c->boolean_like += is_boolean_like(v->s);
+    c->loose += loose_match(loose_of(v->name_kind), v);
 }
 
 /* ---------------------------------------------------------------- per column */
@@ -956,16 +789,25 @@ int lh_pii_classify(const char *column, const char *type, const char *const *val
         if (!md)
             return lh_error_set(err, LH_EINTERNAL, "out of memory for PII match data");
     }
+    char *cut = NULL; /* a value longer than VALUE_MAX is looked at in its first bytes */
+    value v = {.name_kind = name_kind, .year_now = current_year(), .md = md};
     for (size_t i = 0; i < n; i++) {
-        const char *s = values[i];
-        if (!s || is_empty_value(s))
+        if (!values[i] || is_empty_value(values[i]))
             continue;
-        size_t len = strnlen(s, VALUE_MAX);
-        if (len == VALUE_MAX)
-            continue; /* the sample cuts long values shorter; this is not our sample */
+        v.s = values[i];
+        v.len = strnlen(v.s, VALUE_MAX + 1);
+        if (v.len > VALUE_MAX) {
+            if (!cut)
+                cut = lh_xmalloc(VALUE_MAX + 1);
+            memcpy(cut, v.s, VALUE_MAX);
+            cut[VALUE_MAX] = '\0';
+            v.s = cut;
+            v.len = VALUE_MAX;
+        }
         c.nonempty++;
-        scan_value(s, len, name_kind, md, &c);
+        scan_value(&v, &c);
     }
+    free(cut);
     pcre2_match_data_free(md);
     out->sampled = c.nonempty;
 

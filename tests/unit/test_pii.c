@@ -327,6 +327,16 @@ static void test_free_text_and_dob(void **state)
                  "Prefers remote interviews.", "Call (303) 555-0142 instead.", "No show.");
     assert_string_equal(v.kind, "free_text_contact");
     assert_string_equal(v.sensitivity, "PII");
+    /* Values over 4 KiB are looked at in their first 4 KiB, not skipped. */
+    char *long_note = lh_xmalloc(6000);
+    memset(long_note, 'x', 5999);
+    long_note[5999] = '\0';
+    memcpy(long_note, "Write to ana@example.com soon ", 30);
+    const char *longs[] = {long_note, long_note, long_note};
+    v = classify("notes", "VARCHAR", longs, 3);
+    free(long_note);
+    assert_string_equal(v.kind, "free_text_contact");
+    assert_int_equal(v.sampled, 3);
     /* Dates in a birth range count only under a birth name. */
     v = CLASSIFY("dob", "DATE", "1980-04-23", "1975-12-01", "2001-06-30");
     assert_string_equal(v.detector, "date_of_birth");

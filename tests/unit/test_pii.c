@@ -400,6 +400,163 @@ static void test_hostile_values(void **state)
     assert_int_equal(v.sampled, 300);
 }
 
+/* ---------------------------------------------------------------- catalog commit */
+
+/* {column: verdict} as the ingest builds it. Caller decrefs. */
+static json_t *content_of(const char *const *names, const char *const *types,
+                          const char *const *const *values, const size_t *counts, size_t ncols)
+{
+    json_t *out = json_object();
+    for (size_t i = 0; i < ncols; i++) {
+        lh_pii_verdict v;
+        assert_int_equal(lh_pii_classify(names[i], types[i], values[i], counts[i], &v, NULL), 0);
+        json_object_set_new(out, names[i], lh_pii_verdict_json(&v));
+    }
+    return out;
+}
+
+static int commit_part(lh_storage *st, lh_catalog *cat, lh_ingest_mode mode, const json_t *content,
+                       json_t **out)
+{
+    char hex[17];
+    lh_random_hex(hex, 16);
+    char *key = lh_xasprintf("datasets/cand/parts/part-%s.parquet", hex);
+    lh_error err;
+    char *staged = lh_storage_stage(st, "primary", key, &err);
+    assert_non_null(staged);
+    lh_test_write_file(staged, "PAR1....PAR1");
+    assert_int_equal(lh_storage_commit(st, "primary", staged, key, &err), 0);
+    free(staged);
+    json_t *schema =
+        json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "name", "c7", "type", "VARCHAR", "name",
+                  "email_opt_in", "type", "BOOLEAN", "name", "notes", "type", "VARCHAR");
+    lh_catalog_commit c = {.name = "cand",
+                           .bucket = "primary",
+                           .mode = mode,
+                           .part_key = key,
+                           .part_rows = 3,
+                           .part_bytes = 12,
+                           .schema = schema,
+                           .compression = "zstd",
+                           .actor = "tester",
+                           .content_pii = content};
+    int rc = lh_catalog_commit_ingest(cat, &c, out, &err);
+    if (rc)
+        print_message("commit: %s\n", err.message);
+    json_decref(schema);
+    free(key);
+    return rc;
+}
+
+static const json_t *col_of(const json_t *m, const char *name)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(m, "columns"), i, c)
+    {
+        if (strcmp(lh_json_str(c, "name"), name) == 0)
+            return c;
+    }
+    fail_msg("no column %s", name);
+    return NULL;
+}
+
+static const char *kind_of(const json_t *m, const char *col)
+{
+    return lh_json_str(col_of(m, col), "pii_kind");
+}
+
+static const char *detector_of(const json_t *m, const char *col)
+{
+    return lh_json_str(json_object_get(col_of(m, col), "pii_evidence"), "detector");
+}
+
+static void test_catalog_records_content_and_keeps_human_edits(void **state)
+{
+    (void)state;
+    char *tmp = lh_test_tmpdir("pii_catalog");
+    char *data = lh_path_join(tmp, "data");
+    lh_error err;
+    lh_storage *st = lh_storage_open(data, &err);
+    assert_non_null(st);
+    lh_catalog *cat = lh_catalog_open(st, &err);
+    assert_non_null(cat);
+
+    static const char *const names[] = {"c7", "email_opt_in", "notes"};
+    static const char *const types[] = {"VARCHAR", "BOOLEAN", "VARCHAR"};
+    static const char *const emails[] = {"ana@example.com", "bo@example.org", "cy@example.net"};
+    static const char *const plain[] = {"likes SQL", "remote only", "call back"};
+    static const char *const contact[] = {"mail ana@example.com today", "call (303) 555-0142 now",
+                                          "remote only"};
+    const char *const *first[] = {emails, NULL, plain};
+    const char *const *later[] = {emails, NULL, contact};
+    const size_t counts[] = {3, 0, 3};
+    json_t *m = NULL;
+
+    /* create: content decides c7; the BOOLEAN type contradicts email_opt_in's name */
+    json_t *content = content_of(names, types, first, counts, 3);
+    assert_int_equal(commit_part(st, cat, LH_MODE_CREATE, content, &m), 0);
+    json_decref(content);
+    assert_string_equal(kind_of(m, "c7"), "email");
+    assert_string_equal(detector_of(m, "c7"), "email");
+    assert_int_equal(lh_json_int(json_object_get(col_of(m, "c7"), "pii_evidence"), "sampled", -1),
+                     3);
+    assert_true(json_is_false(json_object_get(col_of(m, "email_opt_in"), "is_pii")));
+    assert_string_equal(detector_of(m, "email_opt_in"), "name_contradicted");
+    assert_null(kind_of(m, "notes"));
+    assert_string_equal(lh_json_str(m, "sensitivity"), "PII");
+    json_decref(m);
+
+    /* the human says c7 is not personal */
+    json_t *patch = json_pack("{s:{s:{s:b}}}", "columns", "c7", "is_pii", 0);
+    assert_int_equal(lh_catalog_patch_metadata(cat, "cand", patch, "tester", NULL, &err), 0);
+    json_decref(patch);
+
+    /* replace: detection says email again, the human wins; evidence still says email */
+    content = content_of(names, types, first, counts, 3);
+    assert_int_equal(commit_part(st, cat, LH_MODE_REPLACE, content, &m), 0);
+    json_decref(content);
+    assert_true(json_is_false(json_object_get(col_of(m, "c7"), "is_pii")));
+    assert_null(kind_of(m, "c7"));
+    assert_string_equal(detector_of(m, "c7"), "email");
+    json_decref(m);
+
+    /* append: the part shows contacts in notes: escalated; c7 stays the human's */
+    content = content_of(names, types, later, counts, 3);
+    assert_int_equal(commit_part(st, cat, LH_MODE_APPEND, content, &m), 0);
+    json_decref(content);
+    assert_string_equal(kind_of(m, "notes"), "free_text_contact");
+    assert_true(json_is_false(json_object_get(col_of(m, "c7"), "is_pii")));
+    json_decref(m);
+
+    /* append of a part showing nothing: notes is not cleared */
+    content = content_of(names, types, first, counts, 3);
+    assert_int_equal(commit_part(st, cat, LH_MODE_APPEND, content, &m), 0);
+    json_decref(content);
+    assert_string_equal(kind_of(m, "notes"), "free_text_contact");
+    json_decref(m);
+
+    /* a commit without content (another caller): names alone, evidence says so */
+    assert_int_equal(commit_part(st, cat, LH_MODE_REPLACE, NULL, &m), 0);
+    assert_true(json_is_false(json_object_get(col_of(m, "c7"), "is_pii")));
+    assert_null(detector_of(m, "c7"));
+    assert_string_equal(detector_of(m, "email_opt_in"), "name_contradicted");
+    json_decref(m);
+
+    /* what was stored is what is loaded */
+    lh_catalog_close(cat);
+    cat = lh_catalog_open(st, &err);
+    assert_non_null(cat);
+    m = lh_catalog_get(cat, "cand", &err);
+    assert_non_null(m);
+    assert_non_null(json_object_get(col_of(m, "notes"), "pii_evidence"));
+    json_decref(m);
+    lh_catalog_close(cat);
+    lh_storage_close(st);
+    free(data);
+    lh_test_rmdir(tmp);
+}
+
 /* The compiled patterns are shared: classify from several threads at once. */
 static void *classify_many(void *arg)
 {
@@ -443,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_free_text_and_dob),
         cmocka_unit_test(test_verdict_json),
         cmocka_unit_test(test_hostile_values),
+        cmocka_unit_test(test_catalog_records_content_and_keeps_human_edits),
         cmocka_unit_test(test_threads_share_patterns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  *
  * Order of durability (a crash at any point leaves the previous state intact):
  *   1. the upload is written to <data>/_tmp/uploads/ (not synced: it is scratch);
- *   2. COPY writes the part to a staging name in the bucket;
+ *   2. COPY writes the part to a staging name in the bucket, and a bounded sample of it is
+ *      read for content PII detection (read-only; the verdicts go with the commit);
  *   3. lh_storage_commit fsyncs and renames it to datasets/<name>/<id>/part-<hex>.parquet;
  *   4. lh_catalog_commit_ingest writes the manifest atomically: the linearization point.
  * A crash between 3 and 4 leaves an unreferenced part, which the catalog's orphan sweep

@@ -699,8 +699,8 @@ static bool loose_match(loose_kind k, const value *v)
         return digits >= 7 && strspn(s, "0123456789 +-().xXext") == v->len;
     case L_SSN:
         return digits == 9 && strspn(s, "0123456789 -") == v->len;
-    case L_CARD:
-        return digits >= 12 && digits <= 19 && strspn(s, "0123456789 -") == v->len;
+    case L_CARD: /* a card number, or its 3-4 digit security code (`cvv` is a card kind) */
+        return digits >= 3 && digits <= 19 && strspn(s, "0123456789 -") == v->len;
     case L_BANK:
         return digits >= 4;
     case L_IP:

@@ -134,6 +134,19 @@ static int check_function(walker *w, json_t *fn, bool is_table_function)
         return forbid(w, "%s", "a function without a name was refused");
     if (!builtin_qualifier(lh_json_str(fn, "catalog"), lh_json_str(fn, "schema")))
         return forbid(w, "qualified function '%s' refused: call functions by their name", name);
+    /* caller_attribute (safe_views.c) exists only in a view's row filter, with one
+     * constant argument; user SQL never calls it (nor getvariable, functions.c). */
+    if (strcasecmp(name, "caller_attribute") == 0) {
+        const json_t *args = json_object_get(fn, "children");
+        const char *cls0 = lh_json_str(json_array_get(args, 0), "class");
+        if (!w->policy->allow_caller_attribute || is_table_function)
+            return forbid(w, "function '%s' refused: it may be used only in a view's row filter",
+                          name);
+        if (json_array_size(args) != 1 || !cls0 || strcmp(cls0, "CONSTANT") != 0)
+            return forbid(w, "%s",
+                          "caller_attribute takes one constant string: the attribute's name");
+        return 0;
+    }
     lh_fn_class cls = lh_function_class(name);
     if (is_table_function) {
         if (cls != LH_FN_TABLE)

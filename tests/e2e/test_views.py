@@ -7,9 +7,11 @@ import hashlib
 import json
 import os
 import random
+import subprocess
 import unittest
 
-from harness import Base, Server
+import harness as h
+from harness import ADMIN_KEY, Base, Server
 
 REGIONS = ["CO", "US", "MX"]
 
@@ -361,6 +363,46 @@ class Views(Base):
         st, _ = s.json("DELETE", "/catalog/views/temp_view")
         self.assertEqual(st, 404)
         self.assertFalse(os.path.exists(os.path.join(self.data, "_catalog/views/temp_view.json")))
+
+    # ------------------------------------------------------------ CLI
+
+    def test_11_cli(self):
+        env = dict(os.environ, LH_SERVER=self.server.url, LH_KEY=ADMIN_KEY)
+
+        def cli(*args, code=0):
+            r = subprocess.run([h.BIN, *args], env=env, capture_output=True, text=True,
+                               timeout=120)
+            self.assertEqual(r.returncode, code, (args, r.stdout, r.stderr))
+            return r
+
+        spec = os.path.join(self.tmp, "spec.json")
+        with open(spec, "w") as f:
+            json.dump({"base_dataset": "candidates", "columns": ["candidate_id", "email"],
+                       "column_redactions": {"email": {"kind": "null"}}}, f)
+        cli("views", "create", "cli_file", "--file", spec)
+        cli("views", "create", "cli_flags", "--base", "candidates", "--columns",
+            "candidate_id,region", "--redact", "candidate_id:mask:0:3", "--filter",
+            "region = 'US'")
+        r = cli("views", "list")
+        self.assertIn("cli_file", r.stdout)
+        self.assertIn("candidate_id(mask)", r.stdout)
+        r = cli("views", "show", "cli_flags", "--json")
+        self.assertEqual(json.loads(r.stdout)["view"]["row_filter"], "region = 'US'")
+        got = self.server.rows("SELECT DISTINCT region, length(candidate_id) FROM cli_flags")
+        self.assertEqual(got, [["US", 7]])
+        self.assertEqual(self.server.rows("SELECT count(email) FROM cli_file"), [[0]])
+        r = cli("views", "create", "bad", "--base", "candidates", "--columns", "nope", code=1)
+        self.assertIn("nope", r.stderr)
+        cli("views", "create", "bad", "--redact", "x:blur:1", code=2)
+        cli("views", "delete", "cli_file")
+        cli("views", "delete", "cli_flags")
+        cli("views", "show", "cli_file", code=1)
+        cli("keys", "create", "cli-rec", "--role", "agent", "--datasets",
+            "candidates_regional", "--attributes", "region=MX")
+        cli("keys", "attributes", "cli-rec", "--attributes", "region=CO,team=a")
+        st, doc = self.server.json("GET", "/auth/keys")
+        attrs = {k["name"]: k["attributes"] for k in doc["keys"]}
+        self.assertEqual(attrs["cli-rec"], {"region": "CO", "team": "a"})
 
 
 if __name__ == "__main__":

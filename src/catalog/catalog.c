@@ -402,6 +402,11 @@ lh_catalog *lh_catalog_open(lh_storage *st, lh_error *err)
     cat->st = st;
     pthread_mutex_init(&cat->mu, NULL);
     pthread_rwlock_init(&cat->rw, NULL);
+    cat->journal = lh_journal__open(st, err);
+    if (!cat->journal) {
+        lh_catalog_close(cat);
+        return NULL;
+    }
     json_t *buckets = lh_storage_buckets_json(st);
     strlist names = {0};
     /* primary first, so a name clash across buckets resolves the same way every start */
@@ -463,6 +468,7 @@ void lh_catalog_close(lh_catalog *cat)
     }
     free(cat->items);
     lh_catalog__views_free(cat);
+    lh_journal__close(cat->journal);
     pthread_mutex_destroy(&cat->mu);
     pthread_rwlock_destroy(&cat->rw);
     free(cat);
@@ -482,6 +488,11 @@ void lh_catalog_set_listener(lh_catalog *cat, lh_catalog_listener fn, void *ctx)
     cat->listener = fn;
     cat->listener_ctx = ctx;
     pthread_mutex_unlock(&cat->mu);
+}
+
+lh_journal *lh_catalog__journal(lh_catalog *cat)
+{
+    return cat->journal;
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -695,7 +706,7 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     lh_time_rfc3339(now);
     strlist old_keys = {0};
     json_t *m = NULL;
-    bool durable = true;
+    bool durable = true, committed = false;
     pthread_mutex_lock(&cat->mu);
     const json_t *old = lookup(cat, c->name);
     rc = commit_check(c, old, err);
@@ -722,13 +733,30 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     lh_manifest__recount(m);
     lh_manifest__apply_human_edits(m);
     char *name = NULL;
+    const char *action = !old                        ? "dataset.created"
+                         : c->mode == LH_MODE_APPEND ? "dataset.appended"
+                                                     : "dataset.replaced";
+    json_t *details = json_pack("{s:s,s:s,s:I,s:s,s:I}", "bucket", c->bucket, "id",
+                                lh_json_str(m, "id"), "version", lh_json_int(m, "version", 0),
+                                "part", c->part_key, "rows", (json_int_t)c->part_rows);
     rc = publish(cat, m, manifest_out, &name, &durable, err);
     m = NULL;
-    if (rc)
+    if (rc) {
+        json_decref(details);
         goto out;
+    }
     lh_log(LH_LOG_INFO, "dataset_committed", "{s:s,s:s,s:s,s:I}", "dataset", name, "mode",
            modes[c->mode].name, "actor", c->actor ? c->actor : "anonymous", "rows",
            (json_int_t)c->part_rows);
+    /* Committed: a failed event append is reported (the part must stay), not undone. */
+    rc = lh_catalog_record(cat, c->actor, action, name, details, err);
+    if (rc) {
+        committed = true;
+        if (manifest_out) { /* an error returns no manifest */
+            json_decref(*manifest_out);
+            *manifest_out = NULL;
+        }
+    }
     free(name);
 out:
     pthread_mutex_unlock(&cat->mu);
@@ -737,7 +765,7 @@ out:
      * query engine to the new files. A part kept by the new manifest is never deleted.
      * When durability is unknown the old manifest may come back after a crash: its parts
      * stay until the sweep at the next start. */
-    if (rc == 0 && durable && old_keys.n) {
+    if ((rc == 0 || committed) && durable && old_keys.n) {
         strlist doomed = {0};
         for (size_t i = 0; i < old_keys.n; i++)
             if (strcmp(old_keys.v[i], c->part_key) != 0)
@@ -754,7 +782,7 @@ out:
 int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_error *err)
 {
     int rc = 0;
-    bool durable = true;
+    bool durable = true, committed = false;
     lh_error local;
     if (!err)
         err = &local; /* the outcome decides what we do, whether or not the caller cares */
@@ -789,12 +817,18 @@ int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_e
         goto out;
     }
     file_keys(m, &keys);
+    json_t *details = json_pack("{s:s,s:s,s:I}", "bucket", bucket, "id",
+                                lh_json_str(m, "id") ? lh_json_str(m, "id") : "", "rows",
+                                lh_json_int(m, "row_count", 0));
     unstore(cat, real);
     lh_log(LH_LOG_INFO, "dataset_deleted", "{s:s,s:s,s:s}", "dataset", real, "bucket", bucket,
            "actor", actor ? actor : "anonymous");
+    /* Deleted: a failed event append is reported, the objects still go. */
+    rc = lh_catalog_record(cat, actor, "dataset.deleted", real, details, err);
+    committed = rc != 0;
 out:
     pthread_mutex_unlock(&cat->mu);
-    if (rc == 0 && durable)
+    if ((rc == 0 || committed) && durable)
         delete_objects(cat, bucket, &keys, real);
     strlist_free(&keys);
     free(bucket);
@@ -832,6 +866,12 @@ int lh_catalog_patch_metadata(lh_catalog *cat, const char *name, const json_t *p
         goto out;
     lh_log(LH_LOG_INFO, "dataset_metadata_patched", "{s:s,s:s}", "dataset", real, "actor",
            actor ? actor : "anonymous");
+    rc = lh_catalog_record(cat, actor, "dataset.metadata_edited", real,
+                           json_pack("{s:o}", "patch", json_deep_copy(patch)), err);
+    if (rc && manifest_out) { /* an error returns no manifest */
+        json_decref(*manifest_out);
+        *manifest_out = NULL;
+    }
     free(real);
 out:
     pthread_mutex_unlock(&cat->mu);

@@ -12,6 +12,8 @@
 
 #include <pthread.h>
 
+typedef struct lh_journal lh_journal;
+
 typedef struct entry {
     char *lname; /* lowercased name: the key */
     json_t *m;   /* the manifest; m.bucket is the bucket it was loaded from */
@@ -28,6 +30,7 @@ struct lh_catalog {
     void *listener_ctx;
     lh_catalog_retirer retirer;
     void *retirer_ctx;
+    lh_journal *journal; /* the event journal (journal.c); its lock comes after mu */
     /* AI-safe views (safe_views.c): {lowercased name: definition}; changed under mu, and
      * under rw exclusively when swapped; read under rw shared, like items. */
     json_t *views;
@@ -73,4 +76,19 @@ void lh_catalog__views_free(lh_catalog *cat);
 /* 0, or LH_EEXISTS naming the view that holds name (a dataset may not take it). Caller
  * holds mu. */
 int lh_catalog__view_name_free(const lh_catalog *cat, const char *name, lh_error *err);
+/* ---------------------------------------------------------------- event journal
+ * (journal.c). Its own lock, taken after any catalog lock. */
+/* Loads `_catalog/events.jsonl` from primary (absent: empty journal), dropping a torn last
+ * line. NULL + err when it cannot be read. Caller frees with lh_journal__close, which
+ * writes pending events one last time. */
+lh_journal *lh_journal__open(lh_storage *st, lh_error *err);
+void lh_journal__close(lh_journal *j);
+/* See lh_catalog_record. */
+int lh_journal__record(lh_journal *j, const char *actor, const char *action, const char *target,
+                       json_t *details, lh_error *err);
+/* See lh_catalog_events. */
+json_t *lh_journal__events(lh_journal *j, int64_t since, size_t limit, int64_t *next_since);
+/* The catalog's journal (catalog.c), borrowed for the catalog's lifetime. */
+lh_journal *lh_catalog__journal(lh_catalog *cat);
+
 #endif

@@ -427,12 +427,23 @@ int lh_catalog_view_create(lh_catalog *cat, const json_t *spec, const char *acto
         view_notify_undo(cat, name, NULL);
         goto out;
     }
-    if (def_out)
-        *def_out = with_status(cat, def);
+    json_t *shown = with_status(cat, def);
+    json_t *details =
+        json_pack("{s:s,s:O,s:O,s:O}", "base_dataset", lh_json_str(def, "base_dataset"), "columns",
+                  json_object_get(def, "columns"), "row_filter", json_object_get(def, "row_filter"),
+                  "column_redactions", json_object_get(def, "column_redactions"));
     lh_log(LH_LOG_INFO, "view_created", "{s:s,s:s,s:s}", "view", name, "base",
            lh_json_str(def, "base_dataset"), "actor", actor ? actor : "anonymous");
-    view_store(cat, name, def);
+    char *real = lh_xstrdup(name);
+    view_store(cat, real, def);
     def = NULL;
+    /* Created: a failed event append is reported (event_not_recorded); the view stays. */
+    rc = lh_catalog_record(cat, actor, "view.created", real, details, err);
+    free(real);
+    if (rc == 0 && def_out)
+        *def_out = shown;
+    else
+        json_decref(shown);
 out:
     pthread_mutex_unlock(&cat->mu);
     json_decref(def);
@@ -472,7 +483,9 @@ int lh_catalog_view_delete(lh_catalog *cat, const char *name, const char *actor,
     }
     lh_log(LH_LOG_INFO, "view_deleted", "{s:s,s:s}", "view", real, "actor",
            actor ? actor : "anonymous");
+    json_t *details = json_pack("{s:s}", "base_dataset", lh_json_str(def, "base_dataset"));
     view_store(cat, real, NULL);
+    rc = lh_catalog_record(cat, actor, "view.deleted", real, details, err);
 out:
     pthread_mutex_unlock(&cat->mu);
     json_decref(def);

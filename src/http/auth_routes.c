@@ -79,6 +79,21 @@ void lh_h_keys_create(lh_req *r)
         json_decref(info);
         info = with;
     }
+    /* Journal: never the key nor its hash. The key exists now: if its event cannot be
+     * written the reply is an error (event_not_recorded) naming it, and the key text is
+     * not shown: revoke it and create another. */
+    if (lh_catalog_record(lh_req_app(r)->cat, lh_req_actor(r), "key.created", name,
+                          json_pack("{s:s,s:O?,s:O?,s:O?}", "role", lh_role_name(role), "profile",
+                                    json_object_get(info, "profile"), "datasets",
+                                    json_object_get(info, "datasets"), "attributes",
+                                    json_object_get(info, "attributes")),
+                          &err) != 0) {
+        memset(key, 0, strlen(key));
+        free(key);
+        json_decref(info);
+        lh_reply_error(r, &err);
+        return;
+    }
     json_object_set_new(info, "key", json_string(key));
     json_object_set_new(info, "note",
                         json_string("store this key now: it is shown only once and only a "
@@ -92,7 +107,9 @@ void lh_h_keys_revoke(lh_req *r)
 {
     lh_error err;
     const char *name = lh_req_param(r, 0);
-    if (lh_auth_revoke(lh_req_app(r)->auth, name, &err) != 0) {
+    if (lh_auth_revoke(lh_req_app(r)->auth, name, &err) != 0 ||
+        lh_catalog_record(lh_req_app(r)->cat, lh_req_actor(r), "key.revoked", name, NULL, &err) !=
+            0) {
         lh_reply_error(r, &err);
         return;
     }
@@ -125,7 +142,12 @@ void lh_h_keys_patch(lh_req *r)
         lh_reply_error(r, &err);
         return;
     }
-    if (lh_auth_set_attributes(lh_req_app(r)->auth, name, attrs, &info, &err) != 0) {
+    /* Journal: the attributes are not secrets (they say which rows a key may see), and
+     * an auditor needs them. */
+    if (lh_auth_set_attributes(lh_req_app(r)->auth, name, attrs, &info, &err) != 0 ||
+        lh_catalog_record(lh_req_app(r)->cat, lh_req_actor(r), "key.attributes_set", name,
+                          json_pack("{s:O}", "attributes", attrs), &err) != 0) {
+        json_decref(info);
         lh_reply_error(r, &err);
         return;
     }

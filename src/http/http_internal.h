@@ -161,5 +161,7 @@ void lh_h_views_list(lh_req *r);
 void lh_h_view_get(lh_req *r);
 void lh_h_view_delete(lh_req *r);
 void lh_h_keys_patch(lh_req *r);
+/* journal_routes.c */
+void lh_h_events_list(lh_req *r);
 
 #endif

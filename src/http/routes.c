@@ -35,5 +35,7 @@ const lh_route lh_routes[] = {
      ADMIN | ANALYST | AGENT | LEGAL},
     {"DELETE", "/catalog/views/{name}", LH_BODY_NONE, lh_h_view_delete, NULL, ADMIN},
     {"PATCH", "/auth/keys/{name}", LH_BODY_JSON, lh_h_keys_patch, NULL, ADMIN},
+    /* event journal (docs/GOVERNANCE.md) */
+    {"GET", "/catalog/events", LH_BODY_NONE, lh_h_events_list, NULL, ADMIN | LEGAL},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -404,6 +404,27 @@ class Views(Base):
         attrs = {k["name"]: k["attributes"] for k in doc["keys"]}
         self.assertEqual(attrs["cli-rec"], {"region": "CO", "team": "a"})
 
+    # ------------------------------------------------------------ event journal
+
+    def test_12_journal(self):
+        st, doc = self.server.json("GET", "/catalog/events?since=0&limit=1000")
+        self.assertEqual(st, 200, doc)
+        ev = doc["events"]
+        created = [e for e in ev if e["action"] == "view.created"]
+        safe = [e for e in created if e["target"] == "candidates_safe"]
+        self.assertEqual(len(safe), 1)
+        self.assertEqual(safe[0]["details"]["base_dataset"], "candidates")
+        self.assertEqual(safe[0]["details"]["column_redactions"]["email"]["kind"], "hash")
+        self.assertTrue(any(e["action"] == "view.deleted" and e["target"] == "temp_view"
+                            for e in ev))
+        attrs = [e for e in ev if e["action"] == "key.attributes_set"
+                 and e["target"] == "rec-none"]
+        self.assertEqual(attrs[0]["details"], {"attributes": {"region": "MX"}})
+        keyc = [e for e in ev if e["action"] == "key.created" and e["target"] == "rec-co"]
+        self.assertEqual(keyc[0]["details"]["attributes"], {"region": "CO"})
+        for key in self.keys.values():
+            self.assertNotIn(key, json.dumps(ev))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -23,6 +23,9 @@
  *     aggregate, macro and window calls must be classified pure; table functions (FROM)
  *     only range, generate_series and unnest. A function may be qualified only with
  *     DuckDB's own schemas (main, pg_catalog), where every listed name lives;
+ *   - caller_attribute('name') (AI-safe views, safe_views.c) only when the policy allows
+ *     it, which only the check of a view's row filter does, and with one constant
+ *     argument; in user SQL it is refused like getvariable, which it wraps;
  *   - SHOW_REF (DESCRIBE/SUMMARIZE) only over a checked query; a named SHOW_REF is one
  *     of DuckDB's listings (SHOW TABLES, SHOW ALL TABLES, SHOW DATABASES, SHOW
  *     VARIABLES), never a relation, and is refused whatever CTE shares its name;

@@ -2,10 +2,12 @@
  * test_views.c: AI-safe views — validation and the shared namespace (catalog), the row
  * filter's check, the redaction SQL run by DuckDB (mask edge cases counted in characters,
  * hash values and their stability across a restart, null keeping the type), persistence
- * and reload, a broken base reported and healed, and caller attributes read by a filter.
+ * and reload, a broken base reported and healed, caller attributes read by a filter, and
+ * the key store's attributes (validation, persistence, a failed write keeps the old set).
  */
 #include "testutil.h"
 
+#include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "core/core.h"
 #include "query/query.h"
@@ -429,6 +431,94 @@ static void test_caller_attributes(void **state)
     json_decref(none);
 }
 
+/* Attributes on keys: validated, persisted with the key, copied into principals, listed;
+ * a failed write of the store leaves the previous set in memory and on disk. */
+static void test_key_attributes(void **state)
+{
+    (void)state;
+    char *dir = lh_test_tmpdir("attrs");
+    lh_error err;
+    lh_auth *a = lh_auth_open(dir, "e2e-admin-key-kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk", &err);
+    if (!a)
+        fail_msg("lh_auth_open: %s", err.message);
+    char *key = NULL;
+    assert_int_equal(lh_auth_create(a, "rec", LH_ROLE_AGENT, NULL, NULL, &key, NULL, &err), 0);
+    static const char *const bad[] = {
+        "[]",
+        "{\"Region\":\"x\"}",
+        "{\"1a\":\"x\"}",
+        "{\"a-b\":\"x\"}",
+        "{\"region\":1}",
+        "{\"region\":null}",
+        "{\"\":\"x\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *j = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+        if (lh_auth_set_attributes(a, "rec", j, NULL, &err) != LH_EINVAL)
+            fail_msg("attributes %s were accepted", bad[i]);
+        json_decref(j);
+    }
+    json_t *big = json_object();
+    for (int i = 0; i <= LH_AUTH_MAX_ATTRIBUTES; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "a%d", i);
+        json_object_set_new(big, k, json_string("v"));
+    }
+    assert_int_equal(lh_auth_set_attributes(a, "rec", big, NULL, &err), LH_EINVAL);
+    json_decref(big);
+    json_t *co = json_pack("{s:s}", "region", "CO");
+    json_t *info = NULL;
+    assert_int_equal(lh_auth_set_attributes(a, "nobody", co, NULL, &err), LH_ENOTFOUND);
+    assert_int_equal(lh_auth_set_attributes(a, "env-admin", co, NULL, &err), LH_EFORBIDDEN);
+    assert_int_equal(lh_auth_set_attributes(a, "rec", co, &info, &err), 0);
+    assert_true(json_equal(json_object_get(info, "attributes"), co));
+    json_decref(info);
+    lh_principal *p = lh_auth_check(a, key, &err);
+    assert_non_null(p);
+    assert_true(json_equal(p->attributes, co));
+    lh_principal_free(p);
+#ifdef LH_FAULT_INJECTION
+    /* the store's write fails: the old set stays, in memory and after a restart */
+    json_t *us = json_pack("{s:s}", "region", "US");
+    lh_fault_arm(LH_FAULT_RENAME, 1, 1, EIO);
+    assert_int_not_equal(lh_auth_set_attributes(a, "rec", us, NULL, &err), 0);
+    lh_fault_reset();
+    json_decref(us);
+    p = lh_auth_check(a, key, &err);
+    assert_true(json_equal(p->attributes, co));
+    lh_principal_free(p);
+#endif
+    lh_auth_close(a);
+    a = lh_auth_open(dir, NULL, &err);
+    if (!a)
+        fail_msg("reopen: %s", err.message);
+    p = lh_auth_check(a, key, &err);
+    assert_non_null(p);
+    assert_true(json_equal(p->attributes, co));
+    lh_principal_free(p);
+    json_t *list = lh_auth_list(a);
+    size_t i;
+    json_t *k;
+    json_array_foreach(list, i, k)
+    {
+        if (strcmp(lh_json_str(k, "name"), "rec") == 0)
+            assert_true(json_equal(json_object_get(k, "attributes"), co));
+    }
+    json_decref(list);
+    /* an empty set clears them */
+    json_t *none = json_object();
+    assert_int_equal(lh_auth_set_attributes(a, "rec", none, NULL, &err), 0);
+    p = lh_auth_check(a, key, &err);
+    assert_int_equal(json_object_size(p->attributes), 0);
+    lh_principal_free(p);
+    json_decref(none);
+    json_decref(co);
+    memset(key, 0, strlen(key));
+    free(key);
+    lh_auth_close(a);
+    lh_test_rmdir(dir);
+}
+
 /* ---------------------------------------------------------------- the SQL */
 
 static void test_select_text(void **state)
@@ -461,6 +551,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_failed_step, setup, teardown),
 #endif
         cmocka_unit_test_setup_teardown(test_caller_attributes, setup, teardown),
+        cmocka_unit_test(test_key_attributes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,10 @@
  *            where hashing is a smaller share
  *   filter   a selective predicate on a plain column, rows rendered:
  *            SELECT id, email, phone FROM X WHERE score = 7 LIMIT 1000
+ *   attributes  what a caller's attributes cost a query (RUNS x 30 queries each, verdicts
+ *            cached): SELECT 1 without and with {"region": "CO"} (the difference is the
+ *            SET VARIABLE statement), and a small count on a view filtering on
+ *            caller_attribute('region') vs the same count on the base with a literal.
  * The hash is the dominant cost (SHA-256 of every value the query reads); the mask is a
  * few string functions; null is free. Run it on the release build (build/view_overhead);
  * figures and the date measured are in docs/GOVERNANCE.md.
@@ -43,15 +47,17 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Median wall-clock ms of runs executions of sql (read to the end); < 0 on error. */
-static double median_ms(lh_engine *eng, const char *sql, int runs)
+/* Median wall-clock ms of runs executions of sql (read to the end) under policy (NULL:
+ * none); < 0 on error. */
+static double median_ms_as(lh_engine *eng, const char *sql, int runs, const lh_sql_policy *policy)
 {
     double *t = lh_xcalloc((size_t)runs, sizeof(double));
     char buf[65536];
     double med = -1;
     for (int i = 0; i < runs; i++) {
         lh_error err;
-        lh_query_opts o = {.format = LH_FORMAT_JSON, .max_rows = 100000, .timeout_ms = 600000};
+        lh_query_opts o = {
+            .format = LH_FORMAT_JSON, .max_rows = 100000, .timeout_ms = 600000, .policy = policy};
         double t0 = now_ms();
         lh_query *q = lh_query_start(eng, sql, &o, &err);
         if (!q) {
@@ -68,6 +74,54 @@ static double median_ms(lh_engine *eng, const char *sql, int runs)
 out:
     free(t);
     return med;
+}
+
+static double median_ms(lh_engine *eng, const char *sql, int runs)
+{
+    return median_ms_as(eng, sql, runs, NULL);
+}
+
+static lh_rel_access allow_all(void *ctx, const char *relation)
+{
+    (void)ctx;
+    (void)relation;
+    return LH_REL_ALLOW;
+}
+
+/* What a caller's attributes cost a query: the same small count through a policy whose
+ * verdicts are cached, on the base with a literal filter and no attributes, then on a
+ * view filtering on caller_attribute('region') with the attribute set (one SET VARIABLE
+ * statement more per query). */
+static int attributes_cost(lh_engine *eng, int runs)
+{
+    json_t *attrs = json_pack("{s:s}", "region", "CO");
+    lh_sql_policy none = {.may_read = allow_all, .identity = "bench"};
+    lh_sql_policy with = none;
+    with.attributes = attrs;
+    const char *base_sql = "SELECT count(*) FROM people WHERE region = 'CO' AND score = 7";
+    const char *view_sql = "SELECT count(*) FROM people_regional WHERE score = 7";
+    const char *trivial = "SELECT 1";
+    const struct {
+        const char *name, *sql;
+        const lh_sql_policy *policy;
+    } cases[] = {{"attributes_none", trivial, &none},
+                 {"attributes_set", trivial, &with},
+                 {"regional_base", base_sql, &none},
+                 {"regional_view", view_sql, &with}};
+    double ms[4];
+    for (size_t i = 0; i < 4; i++) {
+        median_ms_as(eng, cases[i].sql, 1, cases[i].policy);
+        ms[i] = median_ms_as(eng, cases[i].sql, runs, cases[i].policy);
+        if (ms[i] < 0) {
+            json_decref(attrs);
+            return -1;
+        }
+        printf("query=%s runs=%d median_ms=%.3f\n", cases[i].name, runs, ms[i]);
+    }
+    printf("query=attributes extra_ms_per_query=%.3f regional_ratio=%.2f\n", ms[1] - ms[0],
+           ms[3] / ms[2]);
+    json_decref(attrs);
+    return 0;
 }
 
 static int make_people(lh_storage *st, lh_catalog *cat, lh_engine *eng, long rows, lh_error *err)
@@ -136,8 +190,12 @@ int main(int argc, char **argv)
                              "people_safe", "base_dataset", "people", "columns", "id", "email",
                              "phone", "region", "score", "column_redactions", "id", "kind", "mask",
                              "keep_suffix", 4, "email", "kind", "hash", "phone", "kind", "null");
+    json_t *regional =
+        json_pack("{s:s,s:s,s:[s,s],s:s}", "name", "people_regional", "base_dataset", "people",
+                  "columns", "id", "score", "row_filter", "region = caller_attribute('region')");
     if (!eng || make_people(st, cat, eng, rows, &err) != 0 ||
-        lh_catalog_view_create(cat, spec, "bench", NULL, &err) != 0) {
+        lh_catalog_view_create(cat, spec, "bench", NULL, &err) != 0 ||
+        lh_catalog_view_create(cat, regional, "bench", NULL, &err) != 0) {
         fprintf(stderr, "view_overhead: %s\n", err.message);
         goto out;
     }
@@ -165,8 +223,11 @@ int main(int argc, char **argv)
         }
         printf("query=%s ratio=%.2f\n", queries[i].name, ms[1] / ms[0]);
     }
+    if (attributes_cost(eng, runs * 30) != 0)
+        goto out;
     status = 0;
 out:
+    json_decref(regional);
     json_decref(spec);
     lh_engine_close(eng);
     lh_catalog_close(cat);

@@ -311,6 +311,8 @@ static int load_bucket(lh_catalog *cat, const char *bucket, bool notify_each, st
                 problem = lerr.message;
             else if (lookup(cat, name))
                 problem = "a dataset of that name (case-insensitive) is already loaded";
+            else if (lh_catalog__view_name_free(cat, name, &lerr) != 0)
+                problem = lerr.message; /* a bucket added at runtime; views share names */
         }
         if (problem) {
             lh_log(LH_LOG_WARN, "dataset_manifest_skipped", "{s:s,s:s,s:s}", "bucket", bucket,

@@ -36,4 +36,30 @@ int lh_manifest__check_loaded(const json_t *m, const char *name, lh_error *err);
 /* Sum of files[].rows and files[].bytes into row_count and size_bytes. */
 void lh_manifest__recount(json_t *m);
 
+/* ---------------------------------------------------------------- tombstones (tombstones.c)
+ * The catalog's tombstone sets. catalog.c owns one lh_tombstones and calls the hooks below
+ * at open, bucket add and dataset delete; tombstones.c reaches the catalog's lock, lookup
+ * and storage through the accessors catalog.c defines. Lock order: the catalog's mu, then
+ * the sets' own rwlock (a leaf: readers such as the engine take only it). */
+typedef struct lh_tombstones lh_tombstones;
+lh_tombstones *lh_tombstones__new(void);
+void lh_tombstones__free(lh_tombstones *t);
+/* Loads the sets stored in bucket (unreadable ones logged and skipped, orphans of deleted
+ * datasets removed); with notify_each the listener hears of each (a bucket added at
+ * runtime). Caller holds mu. */
+void lh_tombstones__load(lh_catalog *cat, const char *bucket, bool notify_each);
+/* Forgets and deletes the set of a dataset that was just deleted. Caller holds mu. */
+void lh_tombstones__drop(lh_catalog *cat, const char *dataset, const char *bucket);
+/* Removes keys from the set (after a compaction applied them). Caller holds mu. */
+int lh_tombstones__clear(lh_catalog *cat, const char *dataset, char *const *keys, size_t n,
+                         lh_error *err);
+
+/* Accessors of catalog.c for tombstones.c. */
+void lh_catalog__lock(lh_catalog *cat);
+void lh_catalog__unlock(lh_catalog *cat);
+/* The manifest of name, borrowed while mu is held, or NULL. */
+const json_t *lh_catalog__lookup(lh_catalog *cat, const char *name);
+lh_storage *lh_catalog__storage(lh_catalog *cat);
+lh_tombstones *lh_catalog__tombstones(lh_catalog *cat);
+
 #endif

@@ -155,5 +155,10 @@ void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);
 void lh_h_keys_revoke(lh_req *r);
 void lh_h_job_get(lh_req *r);
+/* erasure (governance_routes.c) */
+void lh_h_tombstone_add(lh_req *r);
+void lh_h_tombstone_list(lh_req *r);
+void lh_h_tombstone_remove(lh_req *r);
+void lh_h_compact(lh_req *r);
 
 #endif

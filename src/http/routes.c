@@ -28,5 +28,13 @@ const lh_route lh_routes[] = {
     {"POST", "/auth/keys", LH_BODY_JSON, lh_h_keys_create, NULL, ADMIN},
     {"DELETE", "/auth/keys/{name}", LH_BODY_NONE, lh_h_keys_revoke, NULL, ADMIN},
     {"GET", "/jobs/{id}", LH_BODY_NONE, lh_h_job_get, NULL, ADMIN},
+    /* erasure */
+    {"POST", "/catalog/datasets/by-name/{name}/tombstone", LH_BODY_JSON, lh_h_tombstone_add, NULL,
+     ADMIN},
+    {"GET", "/catalog/datasets/by-name/{name}/tombstone", LH_BODY_NONE, lh_h_tombstone_list, NULL,
+     ADMIN | LEGAL},
+    {"DELETE", "/catalog/datasets/by-name/{name}/tombstone", LH_BODY_JSON, lh_h_tombstone_remove,
+     NULL, ADMIN},
+    {"POST", "/query/compact", LH_BODY_JSON, lh_h_compact, NULL, ADMIN},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -982,8 +982,10 @@ int lh_catalog_commit_compaction(lh_catalog *cat, const lh_catalog_compaction *c
     m = NULL;
     if (rc)
         goto out;
-    /* Rows of parts appended meanwhile were not filtered: their tombstones stay. */
-    if (kept == 0) {
+    /* Rows of parts appended meanwhile were not filtered: their tombstones stay. So do
+     * they when the manifest's durability is unknown: a power cut could bring back the old
+     * manifest, whose parts still hold the erased rows. */
+    if (kept == 0 && durable) {
         lh_error terr;
         if (lh_tombstones__clear(cat, name, c->applied, c->n_applied, &terr) == 0) {
             if (tombstones_cleared)

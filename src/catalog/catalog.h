@@ -229,7 +229,8 @@ void lh_catalog_tombstone_keys(lh_catalog *cat, const char *dataset, char **key_
  * The catalog swaps `replaced` (the parts the compaction read) for `part_key` in one
  * manifest write, keeping parts appended meanwhile (rebased), then clears the tombstones
  * the compaction applied (`applied`) unless parts were appended meanwhile (their rows were
- * not filtered, so the tombstones still have work to do). */
+ * not filtered, so the tombstones still have work to do) or the manifest write's
+ * durability is unknown (the old manifest, erased rows included, could come back). */
 typedef struct lh_catalog_compaction {
     const char *name;
     const char *expected_id; /* the generation compacted: a replace meanwhile → conflict */

@@ -241,6 +241,7 @@ static int set_publish(lh_catalog *cat, const char *dataset, const char *bucket,
     set_put(t, dataset, doc);
     return 0;
 fail:
+    lh_error_scrub(err, lh_storage_data_dir(lh_catalog__storage(cat)), "<data>");
     json_decref(doc);
     return rc;
 }

@@ -220,10 +220,12 @@ int lh_compact(lh_engine *eng, const char *dataset, const char *actor, lh_job *j
     }
     lh_job_progress(job, 3, COMPACT_STEPS);
 
+    /* From here the part may be under its final name (a failed folder fsync after the
+     * rename): a failure deletes it (deleting a missing key is no error). */
+    committed = true;
     rc = lh_storage_commit(eng->st, bucket, staged, key, err);
     if (rc)
         goto out;
-    committed = true;
     lh_job_progress(job, 4, COMPACT_STEPS);
 
     out->rows_after = rows;
@@ -254,6 +256,8 @@ out:
             lh_log(LH_LOG_WARN, "compaction_part_delete_failed", "{s:s,s:s}", "dataset", name,
                    "error", derr.message); /* an orphan: the open sweep removes it */
     }
+    if (rc)
+        lh_error_scrub(err, eng->data_dir, "<lake>");
     if (rc)
         lh_log(LH_LOG_WARN, "compaction_failed", "{s:s,s:s}", "dataset", dataset, "error",
                err->message);

@@ -59,6 +59,7 @@ struct lh_catalog {
     lh_catalog_retirer retirer;
     void *retirer_ctx;
     lh_tombstones *tomb; /* tombstones.c's sets; mutated under mu */
+    lh_journal *journal; /* the event journal (journal.c); its lock comes after mu */
 };
 
 /* A list of strings (names, keys). */
@@ -416,6 +417,11 @@ lh_catalog *lh_catalog_open(lh_storage *st, lh_error *err)
     cat->tomb = lh_tombstones__new();
     pthread_mutex_init(&cat->mu, NULL);
     pthread_rwlock_init(&cat->rw, NULL);
+    cat->journal = lh_journal__open(st, err);
+    if (!cat->journal) {
+        lh_catalog_close(cat);
+        return NULL;
+    }
     json_t *buckets = lh_storage_buckets_json(st);
     strlist names = {0};
     /* primary first, so a name clash across buckets resolves the same way every start */
@@ -479,6 +485,7 @@ void lh_catalog_close(lh_catalog *cat)
     }
     free(cat->items);
     lh_tombstones__free(cat->tomb);
+    lh_journal__close(cat->journal);
     pthread_mutex_destroy(&cat->mu);
     pthread_rwlock_destroy(&cat->rw);
     free(cat);
@@ -498,6 +505,11 @@ void lh_catalog_set_listener(lh_catalog *cat, lh_catalog_listener fn, void *ctx)
     cat->listener = fn;
     cat->listener_ctx = ctx;
     pthread_mutex_unlock(&cat->mu);
+}
+
+lh_journal *lh_catalog__journal(lh_catalog *cat)
+{
+    return cat->journal;
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -711,7 +723,7 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     lh_time_rfc3339(now);
     strlist old_keys = {0};
     json_t *m = NULL;
-    bool durable = true;
+    bool durable = true, committed = false;
     pthread_mutex_lock(&cat->mu);
     const json_t *old = lookup(cat, c->name);
     rc = commit_check(c, old, err);
@@ -735,13 +747,30 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     lh_manifest__recount(m);
     lh_manifest__apply_human_edits(m);
     char *name = NULL;
+    const char *action = !old                        ? "dataset.created"
+                         : c->mode == LH_MODE_APPEND ? "dataset.appended"
+                                                     : "dataset.replaced";
+    json_t *details = json_pack("{s:s,s:s,s:I,s:s,s:I}", "bucket", c->bucket, "id",
+                                lh_json_str(m, "id"), "version", lh_json_int(m, "version", 0),
+                                "part", c->part_key, "rows", (json_int_t)c->part_rows);
     rc = publish(cat, m, manifest_out, &name, &durable, err);
     m = NULL;
-    if (rc)
+    if (rc) {
+        json_decref(details);
         goto out;
+    }
     lh_log(LH_LOG_INFO, "dataset_committed", "{s:s,s:s,s:s,s:I}", "dataset", name, "mode",
            modes[c->mode].name, "actor", c->actor ? c->actor : "anonymous", "rows",
            (json_int_t)c->part_rows);
+    /* Committed: a failed event append is reported (the part must stay), not undone. */
+    rc = lh_catalog_record(cat, c->actor, action, name, details, err);
+    if (rc) {
+        committed = true;
+        if (manifest_out) { /* an error returns no manifest */
+            json_decref(*manifest_out);
+            *manifest_out = NULL;
+        }
+    }
     free(name);
 out:
     pthread_mutex_unlock(&cat->mu);
@@ -750,7 +779,7 @@ out:
      * query engine to the new files. A part kept by the new manifest is never deleted.
      * When durability is unknown the old manifest may come back after a crash: its parts
      * stay until the sweep at the next start. */
-    if (rc == 0 && durable && old_keys.n) {
+    if ((rc == 0 || committed) && durable && old_keys.n) {
         strlist doomed = {0};
         for (size_t i = 0; i < old_keys.n; i++)
             if (strcmp(old_keys.v[i], c->part_key) != 0)
@@ -767,7 +796,7 @@ out:
 int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_error *err)
 {
     int rc = 0;
-    bool durable = true;
+    bool durable = true, committed = false;
     lh_error local;
     if (!err)
         err = &local; /* the outcome decides what we do, whether or not the caller cares */
@@ -802,13 +831,19 @@ int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_e
         goto out;
     }
     file_keys(m, &keys);
+    json_t *details = json_pack("{s:s,s:s,s:I}", "bucket", bucket, "id",
+                                lh_json_str(m, "id") ? lh_json_str(m, "id") : "", "rows",
+                                lh_json_int(m, "row_count", 0));
     unstore(cat, real);
     lh_tombstones__drop(cat, real, bucket);
     lh_log(LH_LOG_INFO, "dataset_deleted", "{s:s,s:s,s:s}", "dataset", real, "bucket", bucket,
            "actor", actor ? actor : "anonymous");
+    /* Deleted: a failed event append is reported, the objects still go. */
+    rc = lh_catalog_record(cat, actor, "dataset.deleted", real, details, err);
+    committed = rc != 0;
 out:
     pthread_mutex_unlock(&cat->mu);
-    if (rc == 0 && durable)
+    if ((rc == 0 || committed) && durable)
         delete_objects(cat, bucket, &keys, real);
     strlist_free(&keys);
     free(bucket);
@@ -846,6 +881,12 @@ int lh_catalog_patch_metadata(lh_catalog *cat, const char *name, const json_t *p
         goto out;
     lh_log(LH_LOG_INFO, "dataset_metadata_patched", "{s:s,s:s}", "dataset", real, "actor",
            actor ? actor : "anonymous");
+    rc = lh_catalog_record(cat, actor, "dataset.metadata_edited", real,
+                           json_pack("{s:o}", "patch", json_deep_copy(patch)), err);
+    if (rc && manifest_out) { /* an error returns no manifest */
+        json_decref(*manifest_out);
+        *manifest_out = NULL;
+    }
     free(real);
 out:
     pthread_mutex_unlock(&cat->mu);
@@ -932,6 +973,7 @@ int lh_catalog_commit_compaction(lh_catalog *cat, const lh_catalog_compaction *c
     bool durable = true;
     char *bucket = NULL;
     int rc = 0;
+    bool committed = false;
     pthread_mutex_lock(&cat->mu);
     const json_t *old = lookup(cat, c->name);
     if (!old) {
@@ -977,11 +1019,13 @@ int lh_catalog_commit_compaction(lh_catalog *cat, const lh_catalog_compaction *c
     json_object_set_new(m, "compacted_at", json_string(now));
     lh_manifest__recount(m);
     bucket = lh_xstrdup(lh_json_str(old, "bucket"));
+    json_int_t rows_before = lh_json_int(old, "row_count", 0);
     char *name = NULL;
     rc = publish(cat, m, NULL, &name, &durable, err);
     m = NULL;
     if (rc)
         goto out;
+    committed = true;
     /* Rows of parts appended meanwhile were not filtered: their tombstones stay. So do
      * they when the manifest's durability is unknown: a power cut could bring back the old
      * manifest, whose parts still hold the erased rows. */
@@ -998,11 +1042,19 @@ int lh_catalog_commit_compaction(lh_catalog *cat, const lh_catalog_compaction *c
     lh_log(LH_LOG_INFO, "dataset_compacted", "{s:s,s:I,s:I,s:I,s:s}", "dataset", name, "parts",
            (json_int_t)c->n_replaced, "kept", (json_int_t)kept, "rows", (json_int_t)c->part_rows,
            "actor", c->actor ? c->actor : "anonymous");
+    /* Committed: a failed event append is reported, not undone (the caller keeps its part). */
+    rc = lh_catalog_record(
+        cat, c->actor, "dataset.compacted", name,
+        json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:b}", "dataset", name, "parts_replaced",
+                  (json_int_t)c->n_replaced, "parts_kept", (json_int_t)kept, "rows_before",
+                  rows_before, "part", c->part_key, "rows_after", (json_int_t)c->part_rows,
+                  "tombstones_cleared", tombstones_cleared && *tombstones_cleared),
+        err);
     free(name);
 out:
     pthread_mutex_unlock(&cat->mu);
     json_decref(m);
-    if (rc == 0 && durable && doomed.n)
+    if (committed && durable && doomed.n)
         delete_objects(cat, bucket, &doomed, c->name);
     strlist_free(&doomed);
     free(bucket);

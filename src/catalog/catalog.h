@@ -115,7 +115,8 @@ typedef struct lh_catalog_commit {
  * the latest version of the same dataset (same id: no replace, delete or re-create since)
  * and its schema checked against that version's, so concurrent appends all land.
  * The manifest write is the linearization point. On any failure nothing changed and the
- * caller deletes its part. On success *manifest_out (if not NULL) gets a copy; caller
+ * caller deletes its part, except LH_KIND_EVENT_NOT_RECORDED: the commit happened (the
+ * part is referenced and must stay), only its journal event is still pending. On success *manifest_out (if not NULL) gets a copy; caller
  * decrefs. PII detection by column name runs here, then human edits are applied. */
 int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t **manifest_out,
                              lh_error *err);
@@ -135,6 +136,39 @@ int lh_catalog_patch_metadata(lh_catalog *cat, const char *name, const json_t *p
 int lh_catalog_add_bucket(lh_catalog *cat, const char *name, const char *root, lh_error *err);
 /* Removes a bucket: LH_ECONFLICT naming the datasets that still live there. */
 int lh_catalog_remove_bucket(lh_catalog *cat, const char *name, lh_error *err);
+
+/* ---------------------------------------------------------------- event journal
+ * (journal.c; docs/GOVERNANCE.md "Event journal")
+ *
+ * Every catalog mutation appends an event {seq, at, actor, action, target, details} to an
+ * append-only journal in the primary bucket (`_catalog/events.jsonl`, one JSON line per
+ * event). seq starts at 1 and grows by one per event, without gaps; events are appended
+ * after their mutation is durable, by the mutating call while it still holds the lock that
+ * serialised the mutation, so seq order is commit order. Actions are dotted:
+ * dataset.created|replaced|appended|deleted|metadata_edited, view.created|deleted,
+ * tombstone.added|removed, dataset.compacted, profile.created|deleted,
+ * key.created|revoked|attributes_set, buckets.migrated. Details never hold secrets
+ * (keys, hashes, DSNs, file contents). */
+
+/* The kind of the error a mutation returns when it was made but its event could not be
+ * appended: the event stays pending in memory and is appended before the next one (and at
+ * close). HTTP answers 500 with this kind, so the request does not claim a clean success. */
+#define LH_KIND_EVENT_NOT_RECORDED "event_not_recorded"
+/* True when err reports such a failure (the mutation itself took effect). */
+bool lh_error_event_not_recorded(const lh_error *err);
+
+/* Appends an event. actor: key name (NULL: "anonymous"); target: what changed (a dataset,
+ * view, profile or key name; NULL: ""); details: an object or NULL, stolen in every case.
+ * Safe from any thread, with or without a catalog lock held (take it before, never while
+ * in a journal call). LH_EIO with kind LH_KIND_EVENT_NOT_RECORDED when the append failed
+ * (see above). */
+int lh_catalog_record(lh_catalog *cat, const char *actor, const char *action,
+                      const char *target, json_t *details /* stolen, may be NULL */,
+                      lh_error *err);
+/* Copies of the durable events with seq > since, oldest first, at most limit. *next_since
+ * (if not NULL) gets the seq of the last one returned, or since when none: pass it as the
+ * next call's since. Caller decrefs. */
+json_t *lh_catalog_events(lh_catalog *cat, int64_t since, size_t limit, int64_t *next_since);
 
 /* PII detection by column name: 1 and sets kind ("email", "phone", "ssn", "salary",
  * "address", "date_of_birth", "medical", "name", ...) and sensitivity ("PII", "PHI",

@@ -61,5 +61,20 @@ void lh_catalog__unlock(lh_catalog *cat);
 const json_t *lh_catalog__lookup(lh_catalog *cat, const char *name);
 lh_storage *lh_catalog__storage(lh_catalog *cat);
 lh_tombstones *lh_catalog__tombstones(lh_catalog *cat);
+/* ---------------------------------------------------------------- event journal
+ * (journal.c). Its own lock, taken after any catalog lock. */
+typedef struct lh_journal lh_journal;
+/* Loads `_catalog/events.jsonl` from primary (absent: empty journal), dropping a torn last
+ * line. NULL + err when it cannot be read. Caller frees with lh_journal__close, which
+ * writes pending events one last time. */
+lh_journal *lh_journal__open(lh_storage *st, lh_error *err);
+void lh_journal__close(lh_journal *j);
+/* See lh_catalog_record. */
+int lh_journal__record(lh_journal *j, const char *actor, const char *action, const char *target,
+                       json_t *details, lh_error *err);
+/* See lh_catalog_events. */
+json_t *lh_journal__events(lh_journal *j, int64_t since, size_t limit, int64_t *next_since);
+/* The catalog's journal (catalog.c), borrowed for the catalog's lifetime. */
+lh_journal *lh_catalog__journal(lh_catalog *cat);
 
 #endif

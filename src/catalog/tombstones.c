@@ -274,6 +274,19 @@ static int no_dataset(const char *dataset, lh_error *err)
     return lh_error_set(err, LH_ENOTFOUND, "no dataset named '%s'", dataset ? dataset : "");
 }
 
+/* The details of a tombstone.added event: dataset, key column, count, reason, and the keys
+ * added (the journal is where an erasure is recorded; nothing else keeps them). */
+static json_t *event_details(const char *dataset, const char *column, const lh_tombstone_req *req,
+                             const bool *added, size_t count)
+{
+    json_t *keys = json_array();
+    for (size_t i = 0; i < req->n; i++)
+        if (added[i])
+            json_array_append_new(keys, json_string(req->keys[i]));
+    return json_pack("{s:s,s:s,s:I,s:s,s:o}", "dataset", dataset, "key_column", column, "count",
+                     (json_int_t)count, "reason", req->reason ? req->reason : "", "keys", keys);
+}
+
 int lh_catalog_tombstone_add(lh_catalog *cat, const lh_tombstone_req *req, const bool *skip,
                              bool *added, json_t *failures, lh_error *err)
 {
@@ -348,9 +361,12 @@ int lh_catalog_tombstone_add(lh_catalog *cat, const lh_tombstone_req *req, const
             added[i] = false;
         goto out;
     }
-    /* The keys are personal data: the log line says how many, never which. */
+    /* The keys are personal data: the log line says how many, never which. The event
+     * journal is the one place that records them: it is the record of the erasure. */
     lh_log(LH_LOG_INFO, "tombstones_added", "{s:s,s:s,s:I,s:s}", "dataset", name, "key_column",
            col_name, "count", (json_int_t)count, "actor", req->actor ? req->actor : "anonymous");
+    rc = lh_catalog_record(cat, req->actor, "tombstone.added", name,
+                           event_details(name, col_name, req, added, count), err);
 out:
     lh_catalog__unlock(cat);
     json_decref(doc);
@@ -410,6 +426,18 @@ int lh_catalog_tombstone_remove(lh_catalog *cat, const lh_tombstone_req *req, si
     *removed = n;
     lh_log(LH_LOG_INFO, "tombstones_removed", "{s:s,s:I,s:s}", "dataset", name, "count",
            (json_int_t)n, "actor", req->actor ? req->actor : "anonymous");
+    json_t *keys = json_array();
+    const char *kname;
+    json_t *kv;
+    json_object_foreach(drop, kname, kv)
+    {
+        json_array_append_new(keys, json_string(kname));
+    }
+    rc = lh_catalog_record(cat, req->actor, "tombstone.removed", name,
+                           json_pack("{s:s,s:s?,s:I,s:o}", "dataset", name, "key_column",
+                                     lh_json_str(old, "key_column"), "count", (json_int_t)n, "keys",
+                                     keys),
+                           err);
 out:
     lh_catalog__unlock(cat);
     json_decref(have);

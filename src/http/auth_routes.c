@@ -54,6 +54,20 @@ void lh_h_keys_create(lh_req *r)
         lh_reply_error(r, &err);
         return;
     }
+    /* Journal: never the key nor its hash. The key exists now: if its event cannot be
+     * written the reply is an error (event_not_recorded) naming it, and the key text is
+     * not shown: revoke it and create another. */
+    if (lh_catalog_record(lh_req_app(r)->cat, lh_req_actor(r), "key.created", name,
+                          json_pack("{s:s,s:O?,s:O?}", "role", lh_role_name(role), "profile",
+                                    json_object_get(info, "profile"), "datasets",
+                                    json_object_get(info, "datasets")),
+                          &err) != 0) {
+        memset(key, 0, strlen(key));
+        free(key);
+        json_decref(info);
+        lh_reply_error(r, &err);
+        return;
+    }
     json_object_set_new(info, "key", json_string(key));
     json_object_set_new(info, "note",
                         json_string("store this key now: it is shown only once and only a "
@@ -67,7 +81,9 @@ void lh_h_keys_revoke(lh_req *r)
 {
     lh_error err;
     const char *name = lh_req_param(r, 0);
-    if (lh_auth_revoke(lh_req_app(r)->auth, name, &err) != 0) {
+    if (lh_auth_revoke(lh_req_app(r)->auth, name, &err) != 0 ||
+        lh_catalog_record(lh_req_app(r)->cat, lh_req_actor(r), "key.revoked", name, NULL, &err) !=
+            0) {
         lh_reply_error(r, &err);
         return;
     }

@@ -160,5 +160,7 @@ void lh_h_tombstone_add(lh_req *r);
 void lh_h_tombstone_list(lh_req *r);
 void lh_h_tombstone_remove(lh_req *r);
 void lh_h_compact(lh_req *r);
+/* journal_routes.c */
+void lh_h_events_list(lh_req *r);
 
 #endif

@@ -36,5 +36,7 @@ const lh_route lh_routes[] = {
     {"DELETE", "/catalog/datasets/by-name/{name}/tombstone", LH_BODY_JSON, lh_h_tombstone_remove,
      NULL, ADMIN},
     {"POST", "/query/compact", LH_BODY_JSON, lh_h_compact, NULL, ADMIN},
+    /* event journal (docs/GOVERNANCE.md) */
+    {"GET", "/catalog/events", LH_BODY_NONE, lh_h_events_list, NULL, ADMIN | LEGAL},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -537,7 +537,9 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     json_t *existing = NULL, *source_schema = NULL, *schema = NULL, *lineage = NULL;
     char *bucket = NULL, *relation = NULL, *select = NULL, *key = NULL, *staged = NULL;
     char *sql = NULL, *staged_lit = NULL;
-    lh_error duck;
+    lh_error duck, local;
+    if (!err)
+        err = &local; /* a commit whose event was not recorded keeps its part (see out:) */
     int rc = lh_ingest_check(ing, req, err);
     if (rc)
         return rc;
@@ -649,8 +651,9 @@ out:
     if (staged)
         lh_storage_discard(staged);
     /* A failure removes the part if it was committed, and in any case the folders this
-     * ingest created for it (datasets/<name>/<id>/): a failed ingest leaves nothing. */
-    if (rc != 0 && bucket && key)
+     * ingest created for it (datasets/<name>/<id>/): a failed ingest leaves nothing. A
+     * commit whose journal event could not be written did happen: its part stays. */
+    if (rc != 0 && bucket && key && !lh_error_event_not_recorded(err))
         lh_storage_delete(ing->st, bucket, key, NULL);
     json_decref(existing);
     json_decref(source_schema);

@@ -250,7 +250,8 @@ int lh_compact(lh_engine *eng, const char *dataset, const char *actor, lh_job *j
 out:
     if (staged)
         lh_storage_discard(staged);
-    if (rc && committed) {
+    /* A commit whose event could not be recorded took effect: the part is the dataset's. */
+    if (rc && committed && !lh_error_event_not_recorded(err)) {
         lh_error derr;
         if (lh_storage_delete(eng->st, bucket, key, &derr) != 0)
             lh_log(LH_LOG_WARN, "compaction_part_delete_failed", "{s:s,s:s}", "dataset", name,

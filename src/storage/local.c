@@ -274,6 +274,74 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- append */
+
+int lh_storage_append(lh_storage *st, const char *bucket, const char *key, int64_t at,
+                      const void *data, size_t len, lh_error *err)
+{
+    char *path = lh_storage__resolve(st, bucket, key, NULL, err);
+    char *dir = NULL;
+    int rc = 0, fd = -1;
+    if (!path)
+        return err ? err->code : LH_EINVAL;
+    if (at < 0) {
+        rc = lh_error_set(err, LH_EINVAL, "append to '%s' at a negative offset", key);
+        goto out;
+    }
+    dir = parent_of(path);
+    if (at == 0) {
+        /* Creating: folders and file under the dir lock, like stage_file. */
+        lh_storage__dir_lock(st);
+        rc = lh_fs_mkdirs(dir, LH_DIR_MODE, err);
+        if (rc == 0) {
+            fd = lh_sys_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, LH_FILE_MODE);
+            if (fd < 0)
+                rc = lh_error_set(err, LH_EIO, "cannot open '%s': %s", path, strerror(errno));
+        }
+        lh_storage__dir_unlock(st);
+    } else {
+        fd = lh_sys_open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0);
+        if (fd < 0)
+            rc = lh_error_set(err, LH_EIO, "cannot open '%s': %s", path, strerror(errno));
+    }
+    if (rc)
+        goto out;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        rc = lh_error_set(err, LH_EIO, "cannot stat '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    if (sb.st_size < at) {
+        rc = lh_error_set(err, LH_EIO, "'%s' is %lld bytes, shorter than the %lld expected", path,
+                          (long long)sb.st_size, (long long)at);
+        goto out;
+    }
+    /* What lies past `at` is a failed append's remains: never acknowledged, so cut. */
+    if (sb.st_size > at && ftruncate(fd, (off_t)at) != 0) {
+        rc = lh_error_set(err, LH_EIO, "cannot truncate '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    if (lh_fs_write_all(fd, data, len) != 0) {
+        rc = lh_error_set(err, LH_EIO, "cannot append to '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    if (lh_sys_fsync(fd) != 0) {
+        rc = lh_error_set(err, LH_EIO, "cannot sync '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    if (at == 0)
+        rc = lh_fs_fsync_dir(dir, err); /* the file's name is durable too */
+out:
+    if (rc && fd >= 0 && ftruncate(fd, (off_t)at) != 0)
+        lh_log(LH_LOG_WARN, "storage_append_truncate_failed", "{s:s,s:s}", "key", key, "error",
+               strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    free(path);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- reads */
 
 int lh_storage_get(lh_storage *st, const char *bucket, const char *key, size_t max_len, char **data,

@@ -86,6 +86,16 @@ void lh_storage_discard(const char *staged_path);
 /* Writes an object atomically from memory. */
 int lh_storage_put(lh_storage *st, const char *bucket, const char *key, const void *data,
                    size_t len, lh_error *err);
+/* Appends to an object (an append-only log such as the catalog's event journal). `at` is
+ * the size the caller knows to be good: what lies past it (the remains of an append that
+ * failed after writing some bytes) is cut off first, so a retry never duplicates nor
+ * follows a torn line. The bytes are written with one O_APPEND write loop and made
+ * durable (fsync) before it returns; when `at` is 0 the object is created if missing and
+ * its folder fsynced too. On failure the object is cut back to `at` (best effort; the next
+ * append cuts it again). Not atomic with respect to readers of the same object: callers
+ * serialise appends and reads of one log themselves. */
+int lh_storage_append(lh_storage *st, const char *bucket, const char *key, int64_t at,
+                      const void *data, size_t len, lh_error *err);
 /* Reads an object (at most max_len bytes). *data is NUL-terminated; caller frees.
  * LH_ENOTFOUND when missing. */
 int lh_storage_get(lh_storage *st, const char *bucket, const char *key, size_t max_len, char **data,

@@ -258,6 +258,18 @@ class ErasureProof(unittest.TestCase):
                     break
                 time.sleep(0.05)
             self.assertEqual(parquet, [part])
+            # The erasure is recorded: who, why, which ids; then the compaction.
+            status, doc = s.json("GET", "/catalog/events?since=0&limit=1000")
+            self.assertEqual(status, 200, doc)
+            by_action = {e["action"]: e for e in doc["events"]}
+            added = by_action["tombstone.added"]
+            self.assertEqual(sorted(added["details"]["keys"]),
+                             sorted(v["person_id"] for v in victims))
+            self.assertEqual((added["target"], added["details"]["reason"]),
+                             ("people", "erasure request"))
+            compacted = by_action["dataset.compacted"]
+            self.assertEqual((compacted["details"]["rows_before"],
+                              compacted["details"]["rows_after"]), (len(people), len(people) - 3))
         finally:
             s.stop()
 
@@ -269,6 +281,7 @@ class ErasureProof(unittest.TestCase):
         outside = {i: [f for f in fs if not is_journal(f)] for i, fs in found.items()}
         self.assertEqual({i: fs for i, fs in outside.items() if fs}, {},
                          "erased ids outside the event journal")
+        self.assertEqual(sorted(found), sorted(ids), "the journal records the erased ids")
         # The survivors are all there, decoded from the one Parquet file.
         text = parquet_text(os.path.join(self.data, part), self.scratch)
         survivors = [p for p in people if p not in victims]

@@ -149,6 +149,30 @@ class Tombstones(harness.Base):
         status, doc = s.json("DELETE", path, {"row_key_values": [victim["person_id"]]})
         self.assertEqual(status, 200, doc)
 
+    def cli(self, *args):
+        return subprocess.run([harness.BIN, "--server", self.server.url, "--key",
+                               harness.ADMIN_KEY, *args], capture_output=True, text=True,
+                              timeout=120)
+
+    def test_cli_tombstones_and_compact(self):
+        p = self.cli("tombstones", "add", "subjects", "--column", "person_id",
+                     "P-000020-x,P-999999-x", "--reason", "cli")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("1 rows tombstoned", p.stdout)
+        self.assertIn("no row has this key", p.stdout)
+        p = self.cli("tombstones", "list", "subjects")
+        self.assertIn("P-000020-x", p.stdout)
+        self.assertEqual(self.count("subjects"), len(self.subjects) - 1)
+        p = self.cli("tombstones", "remove", "subjects", "P-000020-x")
+        self.assertIn("1 tombstones removed", p.stdout)
+        self.assertEqual(self.count("subjects"), len(self.subjects))
+        p = self.cli("compact", "subjects")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"{len(self.subjects)} -> {len(self.subjects)} rows", p.stdout)
+        p = self.cli("compact", "nope")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("nope", p.stderr)
+
     def test_user_sql_cannot_reach_the_key_table(self):
         s = self.server
         status, doc = s.json("POST", TOMB, {"row_key_column": "candidate_id",

@@ -184,13 +184,13 @@ int lh_compact(lh_engine *eng, const char *dataset, const char *actor, lh_job *j
     if (ntomb) {
         bool text = strcasecmp(ttype, "VARCHAR") == 0;
         col = lh_sql_ident(tcol);
-        lh_buf_puts(&sql, " WHERE NOT EXISTS (SELECT 1 FROM (VALUES ");
+        lh_buf_puts(&sql, " ANTI JOIN (VALUES ");
         for (size_t k = 0; k < ntomb; k++) {
             lh_buf_puts(&sql, k ? ",(" : "(");
             key_value(&sql, tkeys[k], text);
             lh_buf_puts(&sql, ")");
         }
-        lh_buf_printf(&sql, ") AS t(k) WHERE t.k = b.%s)", col);
+        lh_buf_printf(&sql, ") AS t(k) ON b.%s = t.k", col);
     }
     lh_buf_printf(&sql, ") TO %s " COMPACT_PARQUET_OPTIONS, staged_lit);
     int64_t rows = 0;

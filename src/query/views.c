@@ -257,8 +257,13 @@ static char *view_select(const view_def *d, lh_storage *st, lh_error *err)
  * A dataset with tombstones gets a table "__tombstones__<name>"(k <key type>) holding the
  * keys as data, and its view becomes
  *   SELECT * FROM read_parquet([...]) AS b
- *   WHERE NOT EXISTS (SELECT 1 FROM "__tombstones__<name>" AS t WHERE t.k = b."<col>")
- * which DuckDB plans as a hash anti-join, whatever the number of keys. The view text never
+ *   WHERE b."<col>" IS NULL OR b."<col>" NOT IN (SELECT k FROM "__tombstones__<name>")
+ * which DuckDB runs as one hash (mark) join against the key table whatever the number of
+ * keys; a row whose key is NULL stays (k is never NULL). On the loaded 2-core VM, in a
+ * 1M-row scan against 10,000 keys, this form was never slower than ANTI JOIN and once much
+ * faster, and both beat NOT EXISTS, which DuckDB decorrelates through a
+ * duplicate-eliminating join over the 1M outer keys (bench/erasure_bench has the
+ * figures; ARCHITECTURE.md the last run). The view text never
  * holds a key. The name starts with "__", which no dataset name may (lh_name_validate), so
  * the firewall refuses it to every caller, and user SQL runs as one prepared SELECT, so no
  * one but us writes it. __raw__<name> stays unfiltered. */
@@ -357,9 +362,9 @@ static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storag
         if (i == 0 && d->ntomb) {
             char *table = lh_xasprintf(LH_TOMB_PREFIX "%s", d->name);
             char *tident = lh_sql_ident(table), *col = lh_sql_ident(d->tomb_column);
-            sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s AS b WHERE NOT EXISTS (SELECT 1 "
-                               "FROM %s AS t WHERE t.k = b.%s)",
-                               ident, select, tident, col);
+            sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s AS b WHERE b.%s IS NULL OR b.%s "
+                               "NOT IN (SELECT k FROM %s)",
+                               ident, select, col, col, tident);
             free(col);
             free(tident);
             free(table);

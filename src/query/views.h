@@ -12,7 +12,7 @@
  *   CREATE OR REPLACE VIEW "__raw__people" AS (the same)
  * and, when the dataset has tombstones on column c (views.c, "tombstone DDL"), a table
  * "__tombstones__people"(k) of the keys, and "people" filters them out with an anti-join:
- *   ... AS b WHERE NOT EXISTS (SELECT 1 FROM "__tombstones__people" AS t WHERE t.k = b."c")
+ *   ... AS b WHERE b."c" IS NULL OR b."c" NOT IN (SELECT k FROM "__tombstones__people")
  */
 #ifndef LH_QUERY_VIEWS_H
 #define LH_QUERY_VIEWS_H

@@ -173,6 +173,15 @@ class Tombstones(harness.Base):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("nope", p.stderr)
 
+    def test_rows_with_a_null_key_stay_visible(self):
+        s = self.server
+        status, doc = s.ingest("nullable", b"id,v\n1,a\n,b\n3,c\n")
+        self.assertEqual(status, 201, doc)
+        status, doc = s.json("POST", "/catalog/datasets/by-name/nullable/tombstone",
+                             {"row_key_column": "id", "row_key_values": [1]})
+        self.assertEqual((status, doc["rows_tombstoned"]), (200, 1), doc)
+        self.assertEqual(s.rows("SELECT v FROM nullable ORDER BY v"), [["b"], ["c"]])
+
     def test_user_sql_cannot_reach_the_key_table(self):
         s = self.server
         status, doc = s.json("POST", TOMB, {"row_key_column": "candidate_id",

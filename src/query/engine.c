@@ -396,8 +396,16 @@ static int on_tombstones(void *ctx, const char *name, const char *column, const 
     lh_view_registry *one = NULL;
     int rc = 0;
     pthread_mutex_lock(&eng->regen_mu);
-    if (!eng->listening || !eng->cur || lh_view_registry_problem(eng->views, name))
+    if (!eng->listening || !eng->cur)
         goto out;
+    if (lh_view_registry_problem(eng->views, name)) {
+        /* Not served now (its view failed): the set is kept for when it is again (a
+         * change of the dataset copies it from the registry, a rebuild applies it). */
+        pthread_mutex_lock(&eng->gen_mu);
+        lh_view_registry_set_tombstones(eng->views, name, column, type, keys, n);
+        pthread_mutex_unlock(&eng->gen_mu);
+        goto out;
+    }
     one = lh_view_registry_new();
     json_t *m = lh_catalog_get(eng->cat, name, NULL);
     if (!m)

@@ -96,7 +96,7 @@ static void compare_queries(lh_engine *eng, int n, const char *label)
     free(r);
 }
 
-static void die(const char *what, const lh_error *err)
+static _Noreturn void die(const char *what, const lh_error *err)
 {
     fprintf(stderr, "erasure_bench: %s: %s\n", what, err ? err->message : "");
     exit(1);

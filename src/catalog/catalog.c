@@ -402,6 +402,7 @@ lh_catalog *lh_catalog_open(lh_storage *st, lh_error *err)
 {
     lh_catalog *cat = lh_xcalloc(1, sizeof(*cat));
     cat->st = st;
+    cat->tomb = lh_tombstones__new();
     pthread_mutex_init(&cat->mu, NULL);
     pthread_rwlock_init(&cat->rw, NULL);
     cat->journal = lh_journal__open(st, err);
@@ -445,6 +446,9 @@ lh_catalog *lh_catalog_open(lh_storage *st, lh_error *err)
         if (listed[i])
             sweep_bucket(cat, names.v[i], &skipped[i]);
     lh_catalog__views_load(cat);
+    for (i = 0; i < names.n; i++)
+        if (listed[i])
+            lh_tombstones__load(cat, names.v[i], false);
     pthread_mutex_unlock(&cat->mu);
     lh_log(LH_LOG_INFO, "catalog_opened", "{s:i}", "datasets", (json_int_t)cat->n);
     goto out;
@@ -470,6 +474,7 @@ void lh_catalog_close(lh_catalog *cat)
     }
     free(cat->items);
     lh_catalog__views_free(cat);
+    lh_tombstones__free(cat->tomb);
     lh_journal__close(cat->journal);
     pthread_mutex_destroy(&cat->mu);
     pthread_rwlock_destroy(&cat->rw);
@@ -824,6 +829,7 @@ int lh_catalog_delete(lh_catalog *cat, const char *name, const char *actor, lh_e
                                 lh_json_str(m, "id") ? lh_json_str(m, "id") : "", "rows",
                                 lh_json_int(m, "row_count", 0));
     unstore(cat, real);
+    lh_tombstones__drop(cat, real, bucket);
     lh_log(LH_LOG_INFO, "dataset_deleted", "{s:s,s:s,s:s}", "dataset", real, "bucket", bucket,
            "actor", actor ? actor : "anonymous");
     /* Deleted: a failed event append is reported, the objects still go. */
@@ -895,6 +901,8 @@ int lh_catalog_add_bucket(lh_catalog *cat, const char *name, const char *root, l
         if (load_bucket(cat, name, true, NULL, &lerr) != 0)
             lh_log(LH_LOG_WARN, "bucket_catalog_unreadable", "{s:s,s:s}", "bucket", name, "error",
                    lerr.message);
+        else
+            lh_tombstones__load(cat, name, true);
     }
     pthread_mutex_unlock(&cat->mu);
     return rc;
@@ -925,4 +933,146 @@ int lh_catalog_remove_bucket(lh_catalog *cat, const char *name, lh_error *err)
     lh_buf_free(&names);
     pthread_mutex_unlock(&cat->mu);
     return rc;
+}
+
+/* ---------------------------------------------------------------- compaction commit
+ *
+ * One manifest write swaps the parts a compaction read for its merged part (the
+ * linearization point: queries see all old parts or the merged one, never a mix). Parts
+ * appended while the compaction ran are kept after it (rebased, as appends are). Then,
+ * still under mu, the tombstones the merged part applied are cleared; the replaced parts
+ * go to the retirer only after the manifest is durable. */
+
+static bool keys_has(char *const *keys, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i], key) == 0)
+            return true;
+    return false;
+}
+
+int lh_catalog_commit_compaction(lh_catalog *cat, const lh_catalog_compaction *c,
+                                 bool *tombstones_cleared, lh_error *err)
+{
+    if (tombstones_cleared)
+        *tombstones_cleared = false;
+    if (lh_storage_key_validate(c->part_key, err) != 0)
+        return LH_EINVAL;
+    if (c->part_rows < 0 || c->part_bytes < 0 || c->n_replaced == 0)
+        return lh_error_set(err, LH_EINVAL, "a compaction replaces at least one part");
+    char now[LH_TS_MAX];
+    lh_time_rfc3339(now);
+    strlist doomed = {0};
+    json_t *m = NULL;
+    bool durable = true;
+    char *bucket = NULL;
+    int rc = 0;
+    bool committed = false;
+    pthread_mutex_lock(&cat->mu);
+    const json_t *old = lookup(cat, c->name);
+    if (!old) {
+        rc = lh_error_set(err, LH_ENOTFOUND, "dataset '%s' was deleted meanwhile", c->name);
+        goto out;
+    }
+    const char *id = lh_json_str(old, "id");
+    if (c->expected_id && (!id || strcmp(id, c->expected_id) != 0)) {
+        rc = lh_error_set(err, LH_ECONFLICT, "dataset '%s' was replaced meanwhile; compact again",
+                          c->name);
+        goto out;
+    }
+    json_t *files = json_array();
+    json_array_append_new(files,
+                          json_pack("{s:s,s:I,s:I,s:s,s:s}", "key", c->part_key, "rows",
+                                    (json_int_t)c->part_rows, "bytes", (json_int_t)c->part_bytes,
+                                    "kind", "base", "created_at", now));
+    size_t i, listed = 0, kept = 0;
+    const json_t *f;
+    json_array_foreach(json_object_get(old, "files"), i, f)
+    {
+        const char *key = lh_json_str(f, "key");
+        if (key && keys_has(c->replaced, c->n_replaced, key)) {
+            listed++;
+            strlist_push(&doomed, key);
+        } else {
+            json_array_append(files, (json_t *)f); /* appended meanwhile: rebased */
+            kept++;
+        }
+    }
+    if (listed != c->n_replaced) {
+        json_decref(files);
+        rc = lh_error_set(err, LH_ECONFLICT,
+                          "dataset '%s' no longer lists every part the compaction read "
+                          "(another compaction won); compact again",
+                          c->name);
+        goto out;
+    }
+    m = json_deep_copy(old);
+    json_object_set_new(m, "files", files);
+    json_object_set_new(m, "version", json_integer(lh_json_int(old, "version", 0) + 1));
+    json_object_set_new(m, "updated_at", json_string(now));
+    json_object_set_new(m, "compacted_at", json_string(now));
+    lh_manifest__recount(m);
+    bucket = lh_xstrdup(lh_json_str(old, "bucket"));
+    json_int_t rows_before = lh_json_int(old, "row_count", 0);
+    char *name = NULL;
+    rc = publish(cat, m, NULL, &name, &durable, err);
+    m = NULL;
+    if (rc)
+        goto out;
+    committed = true;
+    /* Rows of parts appended meanwhile were not filtered: their tombstones stay. So do
+     * they when the manifest's durability is unknown: a power cut could bring back the old
+     * manifest, whose parts still hold the erased rows. */
+    if (kept == 0 && durable) {
+        lh_error terr;
+        if (lh_tombstones__clear(cat, name, c->applied, c->n_applied, &terr) == 0) {
+            if (tombstones_cleared)
+                *tombstones_cleared = true;
+        } else {
+            lh_log(LH_LOG_WARN, "compaction_tombstones_kept", "{s:s,s:s}", "dataset", name, "error",
+                   terr.message);
+        }
+    }
+    lh_log(LH_LOG_INFO, "dataset_compacted", "{s:s,s:I,s:I,s:I,s:s}", "dataset", name, "parts",
+           (json_int_t)c->n_replaced, "kept", (json_int_t)kept, "rows", (json_int_t)c->part_rows,
+           "actor", c->actor ? c->actor : "anonymous");
+    /* Committed: a failed event append is reported, not undone (the caller keeps its part). */
+    rc = lh_catalog_record(
+        cat, c->actor, "dataset.compacted", name,
+        json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:b}", "dataset", name, "parts_replaced",
+                  (json_int_t)c->n_replaced, "parts_kept", (json_int_t)kept, "rows_before",
+                  rows_before, "part", c->part_key, "rows_after", (json_int_t)c->part_rows,
+                  "tombstones_cleared", tombstones_cleared && *tombstones_cleared),
+        err);
+    free(name);
+out:
+    pthread_mutex_unlock(&cat->mu);
+    json_decref(m);
+    if (committed && durable && doomed.n)
+        delete_objects(cat, bucket, &doomed, c->name);
+    strlist_free(&doomed);
+    free(bucket);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- for tombstones.c */
+
+void lh_catalog__lock(lh_catalog *cat)
+{
+    pthread_mutex_lock(&cat->mu);
+}
+
+void lh_catalog__unlock(lh_catalog *cat)
+{
+    pthread_mutex_unlock(&cat->mu);
+}
+
+lh_storage *lh_catalog__storage(lh_catalog *cat)
+{
+    return cat->st;
+}
+
+lh_tombstones *lh_catalog__tombstones(lh_catalog *cat)
+{
+    return cat->tomb;
 }

@@ -200,6 +200,99 @@ int lh_sensitivity_rank(const char *s);
 /* Appends every name, lowest first, comma-separated ("None, PII, ..."), for messages. */
 void lh_sensitivity_list(lh_buf *out);
 
+/* ---------------------------------------------------------------- tombstones (tombstones.c)
+ *
+ * Row-level erasure before compaction. A dataset may have one tombstone set, stored at
+ * `_catalog/tombstones/<name>.json` in the dataset's bucket (atomic write, durable before
+ * the call returns; format "tombstones.v1":
+ *   {format_version, dataset, key_column, tombstones: [{key, actor, reason, deleted_at}]}).
+ * One key column per dataset: once a set holds a tombstone, another column is
+ * LH_ECONFLICT naming the first; the column is forgotten when the set becomes empty. Keys
+ * are kept as text: integer keys in canonical decimal form, string keys as given.
+ * The set is dropped with its dataset, survives replace and append (an erased person
+ * stays erased if a re-ingest brings the row back), and loses the keys a compaction
+ * applied physically. The query engine hears of every change through the tombstone
+ * listener (before it is made durable, like the dataset listener) and filters the dataset's
+ * view with an anti-join on the key column. */
+
+/* Called under the catalog's lock with the dataset's whole new set (n == 0: none), before
+ * the change is durable; called again with the previous set if the write fails. key_type
+ * is the key column's DuckDB type from the manifest's schema. Returns 0 or an LH_E* code
+ * with err filled (the change is then not made). */
+typedef int (*lh_catalog_tombstone_listener)(void *ctx, const char *dataset, const char *key_column,
+                                             const char *key_type, char *const *keys, size_t n,
+                                             lh_error *err);
+void lh_catalog_set_tombstone_listener(lh_catalog *cat, lh_catalog_tombstone_listener fn,
+                                       void *ctx);
+
+/* True when type (a DuckDB type name) can be a tombstone key column: the integer types
+ * and VARCHAR. */
+bool lh_tombstone_key_type_ok(const char *type);
+/* Canonical text of one key value (a JSON string, or an integer) for a column of type;
+ * NULL + LH_EINVAL saying why when it cannot be a key of that column. Caller frees. */
+char *lh_tombstone_key_text(const json_t *value, const char *type, lh_error *err);
+
+/* What a tombstone add or remove asks. keys are canonical (lh_tombstone_key_text). */
+typedef struct lh_tombstone_req {
+    const char *dataset;
+    const char *key_column; /* add only */
+    char *const *keys;
+    size_t n;
+    const char *actor;  /* key name */
+    const char *reason; /* add only; may be NULL */
+} lh_tombstone_req;
+
+/* Adds tombstones for the keys whose skip[i] is false (the caller sets skip[i] for values
+ * it already failed, e.g. no matching row). Keys already tombstoned are appended to
+ * failures ({value, reason}) and added[i] stays false; added[i] is set for each key added.
+ * LH_ENOTFOUND (no dataset), LH_EINVAL (no such column, or a column type that cannot be a
+ * key), LH_ECONFLICT (the set uses another key column, named). Adding nothing is not an
+ * error (nothing is written). */
+int lh_catalog_tombstone_add(lh_catalog *cat, const lh_tombstone_req *req, const bool *skip,
+                             bool *added, json_t *failures, lh_error *err);
+/* Removes the tombstones of req->keys (the rows are visible again, until a compaction has
+ * removed them). Keys not tombstoned go to failures; *removed gets the count removed. */
+int lh_catalog_tombstone_remove(lh_catalog *cat, const lh_tombstone_req *req, size_t *removed,
+                                json_t *failures, lh_error *err);
+/* {dataset, key_column (null when none), tombstones: [{key, actor, reason, deleted_at}]};
+ * NULL + LH_ENOTFOUND when there is no such dataset. Caller decrefs. */
+json_t *lh_catalog_tombstones(lh_catalog *cat, const char *dataset, lh_error *err);
+/* The dataset's key column, its type and keys (all copied; *n = 0 and NULLs when none).
+ * A reader: safe under the engine's locks. Caller frees with lh_strv_free-like loops
+ * (each key, then the array) and free(). */
+void lh_catalog_tombstone_keys(lh_catalog *cat, const char *dataset, char **key_column,
+                               char **key_type, char ***keys, size_t *n);
+
+/* ---------------------------------------------------------------- compaction commit */
+
+/* What a compaction hands to the catalog once its merged part is committed in the bucket.
+ * The catalog swaps `replaced` (the parts the compaction read) for `part_key` in one
+ * manifest write, keeping parts appended meanwhile (rebased), then clears the tombstones
+ * the compaction applied (`applied`) unless parts were appended meanwhile (their rows were
+ * not filtered, so the tombstones still have work to do) or the manifest write's
+ * durability is unknown (the old manifest, erased rows included, could come back). */
+typedef struct lh_catalog_compaction {
+    const char *name;
+    const char *expected_id; /* the generation compacted: a replace meanwhile → conflict */
+    char *const *replaced;
+    size_t n_replaced;
+    const char *part_key;
+    int64_t part_rows, part_bytes;
+    char *const *applied; /* tombstone keys the merged part no longer holds */
+    size_t n_applied;
+    const char *actor;
+} lh_catalog_compaction;
+
+/* Commits a compaction. LH_ENOTFOUND (dataset gone), LH_ECONFLICT (replaced, deleted, or a
+ * replaced part no longer listed: another compaction won). The manifest write is the
+ * linearization point; on any failure before it nothing changed and the caller deletes
+ * its part. The replaced parts go to the retirer after the manifest is durable. A failed
+ * tombstone clear after the commit leaves the tombstones in place (harmless: they match
+ * nothing in the merged part; the next compaction clears them): *tombstones_cleared
+ * (if not NULL) says whether they went. */
+int lh_catalog_commit_compaction(lh_catalog *cat, const lh_catalog_compaction *c,
+                                 bool *tombstones_cleared, lh_error *err);
+
 /* ---------------------------------------------------------------- PII by content */
 
 /* What lh_pii_classify concluded for one column. Strings are static. */

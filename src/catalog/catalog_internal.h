@@ -30,6 +30,7 @@ struct lh_catalog {
     void *listener_ctx;
     lh_catalog_retirer retirer;
     void *retirer_ctx;
+    struct lh_tombstones *tomb; /* tombstones.c's sets; mutated under mu */
     lh_journal *journal; /* the event journal (journal.c); its lock comes after mu */
     /* AI-safe views (safe_views.c): {lowercased name: definition}; changed under mu, and
      * under rw exclusively when swapped; read under rw shared, like items. */
@@ -76,6 +77,29 @@ void lh_catalog__views_free(lh_catalog *cat);
 /* 0, or LH_EEXISTS naming the view that holds name (a dataset may not take it). Caller
  * holds mu. */
 int lh_catalog__view_name_free(const lh_catalog *cat, const char *name, lh_error *err);
+/* ---------------------------------------------------------------- tombstones (tombstones.c)
+ * The catalog's tombstone sets. catalog.c owns one lh_tombstones and calls the hooks below
+ * at open, bucket add and dataset delete; tombstones.c reaches the catalog's lock, lookup
+ * and storage through the accessors catalog.c defines. Lock order: the catalog's mu, then
+ * the sets' own rwlock (a leaf: readers such as the engine take only it). */
+typedef struct lh_tombstones lh_tombstones;
+lh_tombstones *lh_tombstones__new(void);
+void lh_tombstones__free(lh_tombstones *t);
+/* Loads the sets stored in bucket (unreadable ones logged and skipped, orphans of deleted
+ * datasets removed); with notify_each the listener hears of each (a bucket added at
+ * runtime). Caller holds mu. */
+void lh_tombstones__load(lh_catalog *cat, const char *bucket, bool notify_each);
+/* Forgets and deletes the set of a dataset that was just deleted. Caller holds mu. */
+void lh_tombstones__drop(lh_catalog *cat, const char *dataset, const char *bucket);
+/* Removes keys from the set (after a compaction applied them). Caller holds mu. */
+int lh_tombstones__clear(lh_catalog *cat, const char *dataset, char *const *keys, size_t n,
+                         lh_error *err);
+
+/* Accessors of catalog.c for tombstones.c. */
+void lh_catalog__lock(lh_catalog *cat);
+void lh_catalog__unlock(lh_catalog *cat);
+lh_storage *lh_catalog__storage(lh_catalog *cat);
+lh_tombstones *lh_catalog__tombstones(lh_catalog *cat);
 /* ---------------------------------------------------------------- event journal
  * (journal.c). Its own lock, taken after any catalog lock. */
 /* Loads `_catalog/events.jsonl` from primary (absent: empty journal), dropping a torn last

@@ -858,6 +858,114 @@ static int cmd_views(cli_ctx *ctx)
     return rc;
 }
 
+/* ---------------------------------------------------------------- erasure */
+
+/* A path segment from a dataset name; NULL when the name could not be one. Caller frees. */
+static char *dataset_path(const char *name, const char *suffix)
+{
+    if (lh_name_validate(name, "dataset name", NULL) != 0)
+        return NULL;
+    return lh_xasprintf("/catalog/datasets/by-name/%s%s", name, suffix);
+}
+
+static const lh_cli_flag_spec compact_flags[] = {{"--no-wait", false}, {NULL, false}};
+
+static void show_compacted(const json_t *doc)
+{
+    if (lh_json_str(doc, "job_id")) {
+        printf("compaction queued as job %s (lakehouse --json: GET %s)\n",
+               lh_json_str(doc, "job_id"), lh_json_str(doc, "status_url"));
+        return;
+    }
+    printf("compacted '%s': %lld -> %lld rows, %lld tombstones applied%s, %lld -> %lld bytes\n",
+           lh_json_str(doc, "dataset") ? lh_json_str(doc, "dataset") : "?",
+           (long long)lh_json_int(doc, "rows_before", 0),
+           (long long)lh_json_int(doc, "rows_after", 0),
+           (long long)lh_json_int(doc, "tombstones_applied", 0),
+           json_is_false(json_object_get(doc, "tombstones_cleared")) ? " (kept)" : "",
+           (long long)lh_json_int(doc, "bytes_before", 0),
+           (long long)lh_json_int(doc, "bytes_after", 0));
+}
+
+static int cmd_compact(cli_ctx *ctx)
+{
+    const lh_cli_args *a = ctx->args;
+    if (lh_name_validate(a->pos[0], "dataset name", NULL) != 0)
+        return usage_error(find_command("compact"), "'%s' is not a dataset name", a->pos[0]);
+    json_t *body =
+        json_pack("{s:s,s:b}", "dataset", a->pos[0], "wait", !lh_cli_has_flag(a, "--no-wait"));
+    int rc = send_json(ctx, "POST", "/query/compact", body, show_compacted);
+    json_decref(body);
+    return rc;
+}
+
+static const lh_cli_flag_spec tombstones_flags[] = {
+    {"--column", true}, {"--reason", true}, {NULL, false}};
+
+static void show_tombstone_change(const json_t *doc)
+{
+    if (json_object_get(doc, "rows_tombstoned"))
+        printf("%lld rows tombstoned\n", (long long)lh_json_int(doc, "rows_tombstoned", 0));
+    else
+        printf("%lld tombstones removed\n", (long long)lh_json_int(doc, "tombstones_removed", 0));
+    size_t i;
+    const json_t *f;
+    json_array_foreach(json_object_get(doc, "failures"), i, f)
+    {
+        const json_t *v = json_object_get(f, "value");
+        char *text = json_dumps(v, JSON_ENCODE_ANY);
+        printf("  not done: %s: %s\n", text ? text : "?", lh_json_str(f, "reason"));
+        free(text);
+    }
+}
+
+static void show_tombstones(const json_t *doc)
+{
+    const json_t *list = json_object_get(doc, "tombstones");
+    printf("%zu tombstones on '%s'%s%s\n", json_array_size(list), lh_json_str(doc, "dataset"),
+           lh_json_str(doc, "key_column") ? " by " : "",
+           lh_json_str(doc, "key_column") ? lh_json_str(doc, "key_column") : "");
+    size_t i;
+    const json_t *t;
+    json_array_foreach(list, i, t)
+    {
+        printf("  %s\t%s\t%s\t%s\n", lh_json_str(t, "key"), lh_json_str(t, "deleted_at"),
+               lh_json_str(t, "actor"), lh_json_str(t, "reason"));
+    }
+}
+
+/* tombstones list NAME | add NAME --column C VALUES | remove NAME VALUES (VALUES: a,b,c). */
+static int cmd_tombstones(cli_ctx *ctx)
+{
+    const command *cmd = find_command("tombstones");
+    const lh_cli_args *a = ctx->args;
+    const char *sub = a->pos[0];
+    char *path = a->npos >= 2 ? dataset_path(a->pos[1], "/tombstone") : NULL;
+    if (!path)
+        return usage_error(cmd, "%s", "tombstones needs a sub-command and a dataset NAME");
+    int rc;
+    json_t *body = NULL;
+    if (strcmp(sub, "list") == 0 && a->npos == 2) {
+        rc = send_json(ctx, "GET", path, NULL, show_tombstones);
+    } else if (strcmp(sub, "add") == 0 && a->npos == 3 && lh_cli_flag(a, "--column")) {
+        body = json_pack("{s:s,s:o}", "row_key_column", lh_cli_flag(a, "--column"),
+                         "row_key_values", split_list(a->pos[2]));
+        if (lh_cli_flag(a, "--reason"))
+            json_object_set_new(body, "reason", json_string(lh_cli_flag(a, "--reason")));
+        rc = send_json(ctx, "POST", path, body, show_tombstone_change);
+    } else if (strcmp(sub, "remove") == 0 && a->npos == 3) {
+        body = json_pack("{s:o}", "row_key_values", split_list(a->pos[2]));
+        rc = send_json(ctx, "DELETE", path, body, show_tombstone_change);
+    } else {
+        rc = usage_error(cmd, "%s",
+                         "use: tombstones list NAME | add NAME --column C V1,V2 | "
+                         "remove NAME V1,V2");
+    }
+    json_decref(body);
+    free(path);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static int cmd_help(cli_ctx *ctx);
@@ -887,6 +995,12 @@ static const command commands[] = {
      "(--file SPEC.json | --base DATASET --columns A,B) [--filter SQL] "
      "[--redact col:hash,col:null,col:mask:P:S] [--description TEXT]",
      "manage AI-safe views (create/delete: admin); flags override the file's fields"},
+    {"compact", cmd_compact, compact_flags, 1, 1, true, "compact NAME [--no-wait]",
+     "merge a dataset's parts into one Parquet without its tombstoned rows (admin)"},
+    {"tombstones", cmd_tombstones, tombstones_flags, 2, 3, true,
+     "tombstones list NAME | tombstones add NAME --column C V1,V2 [--reason R] | "
+     "tombstones remove NAME V1,V2",
+     "erase rows by key until compaction, list or restore them (admin)"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

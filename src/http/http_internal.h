@@ -161,6 +161,11 @@ void lh_h_views_list(lh_req *r);
 void lh_h_view_get(lh_req *r);
 void lh_h_view_delete(lh_req *r);
 void lh_h_keys_patch(lh_req *r);
+/* erasure (governance_routes.c) */
+void lh_h_tombstone_add(lh_req *r);
+void lh_h_tombstone_list(lh_req *r);
+void lh_h_tombstone_remove(lh_req *r);
+void lh_h_compact(lh_req *r);
 /* journal_routes.c */
 void lh_h_events_list(lh_req *r);
 

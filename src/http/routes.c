@@ -35,6 +35,14 @@ const lh_route lh_routes[] = {
      ADMIN | ANALYST | AGENT | LEGAL},
     {"DELETE", "/catalog/views/{name}", LH_BODY_NONE, lh_h_view_delete, NULL, ADMIN},
     {"PATCH", "/auth/keys/{name}", LH_BODY_JSON, lh_h_keys_patch, NULL, ADMIN},
+    /* erasure */
+    {"POST", "/catalog/datasets/by-name/{name}/tombstone", LH_BODY_JSON, lh_h_tombstone_add, NULL,
+     ADMIN},
+    {"GET", "/catalog/datasets/by-name/{name}/tombstone", LH_BODY_NONE, lh_h_tombstone_list, NULL,
+     ADMIN | LEGAL},
+    {"DELETE", "/catalog/datasets/by-name/{name}/tombstone", LH_BODY_JSON, lh_h_tombstone_remove,
+     NULL, ADMIN},
+    {"POST", "/query/compact", LH_BODY_JSON, lh_h_compact, NULL, ADMIN},
     /* event journal (docs/GOVERNANCE.md) */
     {"GET", "/catalog/events", LH_BODY_NONE, lh_h_events_list, NULL, ADMIN | LEGAL},
 };

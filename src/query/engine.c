@@ -462,8 +462,10 @@ static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_er
     /* cur and views change only under regen_mu, which we hold */
     lh_gen *g = eng->cur;
     one = lh_view_registry_new();
-    if (manifest)
+    if (manifest) {
         lh_view_registry_put(one, name, manifest);
+        lh_view_registry_copy_tombstones(one, eng->views, name);
+    }
     lh_error why;
     if (lh_view_registry_apply_one(one, name, g->ddl, eng->st, &why) != 0) {
         if (manifest)
@@ -487,6 +489,53 @@ static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_er
         lh_view_registry_remove(eng->views, name);
     pthread_mutex_unlock(&eng->gen_mu);
     safe_views_refresh(eng, g, name, manifest == NULL);
+    views_changed(eng);
+out:
+    pthread_mutex_unlock(&eng->regen_mu);
+    lh_view_registry_free(one);
+    return rc;
+}
+
+/* The tombstone listener: name's view re-created over its new key set (views.c, "tombstone
+ * DDL"), in one transaction on the current user database, then the registry, so a rebuild
+ * (bucket change) re-applies the set. Refused (both as they were) when DuckDB refuses. A
+ * dataset the engine does not serve has nothing to filter. */
+static int on_tombstones(void *ctx, const char *name, const char *column, const char *type,
+                         char *const *keys, size_t n, lh_error *err)
+{
+    lh_engine *eng = ctx;
+    lh_view_registry *one = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&eng->regen_mu);
+    if (!eng->listening || !eng->cur)
+        goto out;
+    if (lh_view_registry_problem(eng->views, name)) {
+        /* Not served now (its view failed): the set is kept for when it is again (a
+         * change of the dataset copies it from the registry, a rebuild applies it). */
+        pthread_mutex_lock(&eng->gen_mu);
+        lh_view_registry_set_tombstones(eng->views, name, column, type, keys, n);
+        pthread_mutex_unlock(&eng->gen_mu);
+        goto out;
+    }
+    one = lh_view_registry_new();
+    json_t *m = lh_catalog_get(eng->cat, name, NULL);
+    if (!m)
+        goto out;
+    lh_view_registry_put(one, name, m);
+    json_decref(m);
+    lh_view_registry_set_tombstones(one, name, column, type, keys, n);
+    lh_error why;
+    if (lh_view_registry_apply_one(one, name, eng->cur->ddl, eng->st, &why) != 0) {
+        rc = lh_error_setk(err, LH_EINTERNAL, "dataset_unqueryable",
+                           "the query engine cannot apply the tombstones of dataset '%s', so "
+                           "the change was not made: %s",
+                           name, why.message);
+        lh_error_scrub(err, eng->data_dir, "<lake>");
+        goto out;
+    }
+    pthread_mutex_lock(&eng->gen_mu);
+    lh_view_registry_set_tombstones(eng->views, name, column, type, keys, n);
+    pthread_mutex_unlock(&eng->gen_mu);
     views_changed(eng);
 out:
     pthread_mutex_unlock(&eng->regen_mu);
@@ -541,8 +590,18 @@ static int views_seed(lh_engine *eng, lh_error *err)
     json_array_foreach(list, i, m)
     {
         const char *name = lh_json_str(m, "name");
-        if (name)
-            lh_view_registry_put(reg, name, m);
+        if (!name)
+            continue;
+        lh_view_registry_put(reg, name, m);
+        char *column, *type, **keys;
+        size_t n;
+        lh_catalog_tombstone_keys(eng->cat, name, &column, &type, &keys, &n);
+        lh_view_registry_set_tombstones(reg, name, column, type, keys, n);
+        for (size_t k = 0; k < n; k++)
+            free(keys[k]);
+        free(keys);
+        free(column);
+        free(type);
     }
     json_decref(list);
     json_t *views = lh_catalog_views_list(eng->cat);
@@ -692,6 +751,7 @@ lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat,
     lh_storage_set_listener(st, on_buckets, eng);
     lh_catalog_set_listener(cat, on_dataset, eng);
     lh_catalog_set_view_listener(cat, on_view, eng);
+    lh_catalog_set_tombstone_listener(cat, on_tombstones, eng);
     lh_catalog_set_retirer(cat, lh_retirer_retire, eng->retirer);
     pthread_mutex_lock(&eng->regen_mu);
     lh_gen *g = internal_gen_open(eng, err);
@@ -722,6 +782,7 @@ void lh_engine_close(lh_engine *eng)
         return;
     lh_catalog_set_listener(eng->cat, NULL, NULL);
     lh_catalog_set_view_listener(eng->cat, NULL, NULL);
+    lh_catalog_set_tombstone_listener(eng->cat, NULL, NULL);
     lh_catalog_set_retirer(eng->cat, NULL, NULL);
     lh_storage_set_listener(eng->st, NULL, NULL);
     /* A rebuild in flight finishes first; later ones see listening == false. */

@@ -201,4 +201,29 @@ int lh_sql_firewall(lh_engine *eng, const char *sql, const lh_sql_policy *policy
  * the fuzzer. */
 int lh_sql_firewall_tree(const char *serialized, const lh_sql_policy *policy, lh_error *err);
 
+/* ---------------------------------------------------------------- erasure (erasure.c) */
+
+/* For each of the n keys (canonical text, lh_tombstone_key_text) of `column` (of DuckDB
+ * type `type`) in the dataset manifest describes: how many rows hold it now in its parts,
+ * tombstoned or not, into counts[i]. */
+int lh_erasure_count_keys(lh_engine *eng, const json_t *manifest, const char *column,
+                          const char *type, char *const *keys, size_t n, int64_t *counts,
+                          lh_error *err);
+
+typedef struct lh_compact_result {
+    int64_t rows_before, rows_after, bytes_before, bytes_after;
+    size_t tombstones_applied; /* keys of the set the merged part applied */
+    bool tombstones_cleared;   /* false when they stay (parts appended meanwhile, or the
+                                  clear failed after the commit) */
+} lh_compact_result;
+
+/* Compacts a dataset (erasure.c's header has the steps): merges every part into one
+ * Parquet without the tombstoned rows, verifies it, commits it in place of the parts and
+ * clears the tombstones it applied. job (may be NULL) gets progress in steps. Errors:
+ * LH_ENOTFOUND, LH_ECONFLICT (a replace or another compaction won), LH_EINTERNAL kind
+ * "compaction_failed", storage errors; on any error the dataset is as it was (or, when the
+ * manifest rename took effect, compacted). err must not be NULL. */
+int lh_compact(lh_engine *eng, const char *dataset, const char *actor, lh_job *job,
+               lh_compact_result *out, lh_error *err);
+
 #endif

@@ -26,12 +26,41 @@ typedef struct view_def {
     char **keys;
     size_t nkeys;
     char *problem; /* why the last apply could not create the view, or NULL */
+    /* tombstones (the catalog's set): the view hides rows whose tomb_column is a key */
+    char *tomb_column, *tomb_type;
+    char **tomb_keys;
+    size_t ntomb;
 } view_def;
 
 struct lh_view_registry {
     view_def *v; /* sorted by name, case-insensitively */
     size_t n, cap;
 };
+
+static void tomb_clear(view_def *d)
+{
+    for (size_t i = 0; i < d->ntomb; i++)
+        free(d->tomb_keys[i]);
+    free(d->tomb_keys);
+    free(d->tomb_column);
+    free(d->tomb_type);
+    d->tomb_keys = NULL;
+    d->tomb_column = d->tomb_type = NULL;
+    d->ntomb = 0;
+}
+
+static void tomb_set(view_def *d, const char *column, const char *type, char *const *keys, size_t n)
+{
+    tomb_clear(d);
+    if (n == 0 || !column || !type)
+        return;
+    d->tomb_column = lh_xstrdup(column);
+    d->tomb_type = lh_xstrdup(type);
+    d->tomb_keys = lh_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        d->tomb_keys[i] = lh_xstrdup(keys[i]);
+    d->ntomb = n;
+}
 
 static void def_clear(view_def *d)
 {
@@ -41,6 +70,7 @@ static void def_clear(view_def *d)
         free(d->keys[i]);
     free(d->keys);
     free(d->problem);
+    tomb_clear(d);
     memset(d, 0, sizeof(*d));
 }
 
@@ -83,6 +113,7 @@ lh_view_registry *lh_view_registry_copy(const lh_view_registry *reg)
             d->keys[k] = lh_xstrdup(s->keys[k]);
         d->nkeys = s->nkeys;
         d->problem = s->problem ? lh_xstrdup(s->problem) : NULL;
+        tomb_set(d, s->tomb_column, s->tomb_type, s->tomb_keys, s->ntomb);
     }
     return c;
 }
@@ -121,7 +152,12 @@ void lh_view_registry_put(lh_view_registry *reg, const char *name, const json_t 
 {
     bool found;
     size_t pos = find(reg, name, &found);
+    view_def kept = {0}; /* a manifest change keeps the dataset's tombstones */
     if (found) {
+        kept = reg->v[pos];
+        reg->v[pos].tomb_keys = NULL;
+        reg->v[pos].tomb_column = reg->v[pos].tomb_type = NULL;
+        reg->v[pos].ntomb = 0;
         def_clear(&reg->v[pos]);
     } else {
         if (reg->n == reg->cap) {
@@ -132,6 +168,32 @@ void lh_view_registry_put(lh_view_registry *reg, const char *name, const json_t 
         reg->n++;
     }
     def_from_manifest(&reg->v[pos], name, manifest);
+    reg->v[pos].tomb_column = kept.tomb_column;
+    reg->v[pos].tomb_type = kept.tomb_type;
+    reg->v[pos].tomb_keys = kept.tomb_keys;
+    reg->v[pos].ntomb = kept.ntomb;
+}
+
+bool lh_view_registry_set_tombstones(lh_view_registry *reg, const char *name, const char *column,
+                                     const char *type, char *const *keys, size_t n)
+{
+    bool found;
+    size_t pos = find(reg, name, &found);
+    if (found)
+        tomb_set(&reg->v[pos], column, type, keys, n);
+    return found;
+}
+
+void lh_view_registry_copy_tombstones(lh_view_registry *dst, const lh_view_registry *src,
+                                      const char *name)
+{
+    bool found;
+    size_t pos = find(src, name, &found);
+    if (found) {
+        const view_def *s = &src->v[pos];
+        lh_view_registry_set_tombstones(dst, name, s->tomb_column, s->tomb_type, s->tomb_keys,
+                                        s->ntomb);
+    }
 }
 
 void lh_view_registry_remove(lh_view_registry *reg, const char *name)
@@ -191,7 +253,65 @@ static char *view_select(const view_def *d, lh_storage *st, lh_error *err)
     return b.data;
 }
 
-/* DROP VIEW IF EXISTS of both views of name. */
+/* ---------------------------------------------------------------- tombstone DDL
+ * A dataset with tombstones gets a table "__tombstones__<name>"(k <key type>) holding the
+ * keys as data, and its view becomes
+ *   SELECT * FROM read_parquet([...]) AS b
+ *   WHERE b."<col>" IS NULL OR b."<col>" NOT IN (SELECT k FROM "__tombstones__<name>")
+ * which DuckDB runs as one hash (mark) join against the key table whatever the number of
+ * keys; a row whose key is NULL stays (k is never NULL). NOT EXISTS was dropped: DuckDB
+ * decorrelates it through a duplicate-eliminating join over all outer keys (1.7x a plain
+ * 1M-row scan at 10,000 keys, and a 7 s compaction). This form, ANTI JOIN and LEFT JOIN
+ * ... IS NULL measured alike (1.6-1.8x on the loaded 2-core VM: reading the key column and
+ * probing every row); bench/erasure_bench has the figures. The view text never
+ * holds a key. The name starts with "__", which no dataset name may (lh_name_validate), so
+ * the firewall refuses it to every caller, and user SQL runs as one prepared SELECT, so no
+ * one but us writes it. __raw__<name> stays unfiltered. */
+
+#define LH_TOMB_PREFIX "__tombstones__"
+#define TOMB_INSERT_BATCH 1000
+
+static int tomb_drop(duckdb_connection conn, const char *name, lh_error *err)
+{
+    char *table = lh_xasprintf(LH_TOMB_PREFIX "%s", name);
+    char *ident = lh_sql_ident(table);
+    char *sql = lh_xasprintf("DROP TABLE IF EXISTS %s", ident);
+    int rc = lh_duck_exec(conn, sql, err);
+    free(sql);
+    free(ident);
+    free(table);
+    return rc;
+}
+
+/* Creates the key table of d and fills it. Integer keys are canonical decimal text
+ * (lh_tombstone_key_text), so they are written as numbers; strings as quoted literals. */
+static int tomb_create(duckdb_connection conn, const view_def *d, lh_error *err)
+{
+    char *table = lh_xasprintf(LH_TOMB_PREFIX "%s", d->name);
+    char *ident = lh_sql_ident(table);
+    bool text = strcasecmp(d->tomb_type, "VARCHAR") == 0;
+    char *sql =
+        lh_xasprintf("CREATE OR REPLACE TABLE %s (k %s)", ident, text ? "VARCHAR" : d->tomb_type);
+    int rc = lh_duck_exec(conn, sql, err);
+    free(sql);
+    for (size_t i = 0; rc == 0 && i < d->ntomb; i += TOMB_INSERT_BATCH) {
+        lh_buf b;
+        lh_buf_init(&b);
+        lh_buf_printf(&b, "INSERT INTO %s VALUES ", ident);
+        for (size_t j = i; j < d->ntomb && j < i + TOMB_INSERT_BATCH; j++) {
+            char *lit = lh_sql_literal(d->tomb_keys[j]);
+            lh_buf_printf(&b, "%s(%s)", j > i ? "," : "", lit);
+            free(lit);
+        }
+        rc = lh_duck_exec(conn, b.data, err);
+        lh_buf_free(&b);
+    }
+    free(ident);
+    free(table);
+    return rc;
+}
+
+/* DROP VIEW IF EXISTS of both views of name, then of its tombstone table. */
 static int view_drop_pair(duckdb_connection conn, const char *name, lh_error *err)
 {
     int rc = 0;
@@ -204,6 +324,8 @@ static int view_drop_pair(duckdb_connection conn, const char *name, lh_error *er
         free(sql);
         free(ident);
     }
+    if (rc == 0)
+        rc = tomb_drop(conn, name, err);
     free(raw);
     return rc;
 }
@@ -232,13 +354,29 @@ static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storag
         rc = err->code;
         goto out;
     }
+    if (d->ntomb)
+        rc = tomb_create(conn, d, err);
     for (size_t i = 0; i < 2 && rc == 0; i++) {
         char *ident = lh_sql_ident(rels[i]);
-        char *sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s", ident, select);
+        char *sql;
+        if (i == 0 && d->ntomb) {
+            char *table = lh_xasprintf(LH_TOMB_PREFIX "%s", d->name);
+            char *tident = lh_sql_ident(table), *col = lh_sql_ident(d->tomb_column);
+            sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s AS b WHERE b.%s IS NULL OR b.%s "
+                               "NOT IN (SELECT k FROM %s)",
+                               ident, select, col, col, tident);
+            free(col);
+            free(tident);
+            free(table);
+        } else {
+            sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s", ident, select);
+        }
         rc = lh_duck_exec(conn, sql, err);
         free(sql);
         free(ident);
     }
+    if (rc == 0 && !d->ntomb)
+        rc = tomb_drop(conn, d->name, err);
 out:
     free(select);
     free(raw);

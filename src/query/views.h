@@ -9,7 +9,10 @@
  *
  * For a dataset `people` whose manifest lists files [a, b] in bucket B, apply creates
  *   CREATE OR REPLACE VIEW "people"        AS SELECT * FROM read_parquet(['<B>/a', '<B>/b'])
- *   CREATE OR REPLACE VIEW "__raw__people" AS (the same; erasure will make them differ)
+ *   CREATE OR REPLACE VIEW "__raw__people" AS (the same)
+ * and, when the dataset has tombstones on column c (views.c, "tombstone DDL"), a table
+ * "__tombstones__people"(k) of the keys, and "people" filters them out with an anti-join:
+ *   ... AS b WHERE b."c" IS NULL OR b."c" NOT IN (SELECT k FROM "__tombstones__people")
  */
 #ifndef LH_QUERY_VIEWS_H
 #define LH_QUERY_VIEWS_H
@@ -30,6 +33,13 @@ void lh_view_registry_put(lh_view_registry *reg, const char *name, const json_t 
 /* Drops name (no-op when absent). */
 void lh_view_registry_remove(lh_view_registry *reg, const char *name);
 size_t lh_view_registry_count(const lh_view_registry *reg);
+/* Sets name's tombstones (n == 0: none): key column, its DuckDB type and the keys (copied).
+ * Kept across lh_view_registry_put of the same name. False when name is not registered. */
+bool lh_view_registry_set_tombstones(lh_view_registry *reg, const char *name, const char *column,
+                                     const char *type, char *const *keys, size_t n);
+/* Copies name's tombstones from src to dst (both must hold name; else no-op). */
+void lh_view_registry_copy_tombstones(lh_view_registry *dst, const lh_view_registry *src,
+                                      const char *name);
 /* True when name is registered with exactly manifest's bucket and parts, in order (a
  * metadata edit: the views would not change). */
 bool lh_view_registry_same(const lh_view_registry *reg, const char *name, const json_t *manifest);

@@ -2,6 +2,9 @@
  * mkparquet: writes a Parquet file from a CSV with DuckDB, independently of the server,
  * so the end-to-end tests can ingest a real Parquet file they did not get from us.
  *   mkparquet IN.csv OUT.parquet
+ * and, for the erasure test, reads any Parquet file back as CSV text (Parquet pages are
+ * compressed, so a byte scan of the file itself proves nothing):
+ *   mkparquet --dump IN.parquet OUT.csv
  */
 #include <duckdb.h>
 #include <stdio.h>
@@ -9,8 +12,13 @@
 
 int main(int argc, char **argv)
 {
+    int dump = argc == 4 && strcmp(argv[1], "--dump") == 0;
+    if (dump) {
+        argv++;
+        argc--;
+    }
     if (argc != 3 || strchr(argv[1], '\'') || strchr(argv[2], '\'')) {
-        fprintf(stderr, "usage: mkparquet IN.csv OUT.parquet (paths without quotes)\n");
+        fprintf(stderr, "usage: mkparquet [--dump] IN OUT (paths without quotes)\n");
         return 2;
     }
     duckdb_database db;
@@ -20,9 +28,13 @@ int main(int argc, char **argv)
         return 1;
     }
     char sql[8192];
-    snprintf(sql, sizeof(sql),
-             "COPY (SELECT * FROM read_csv('%s', auto_detect=true)) TO '%s' (FORMAT parquet)",
-             argv[1], argv[2]);
+    if (dump)
+        snprintf(sql, sizeof(sql), "COPY (SELECT * FROM read_parquet('%s')) TO '%s' (FORMAT csv)",
+                 argv[1], argv[2]);
+    else
+        snprintf(sql, sizeof(sql),
+                 "COPY (SELECT * FROM read_csv('%s', auto_detect=true)) TO '%s' (FORMAT parquet)",
+                 argv[1], argv[2]);
     duckdb_result res;
     int rc = 0;
     if (duckdb_query(con, sql, &res) != DuckDBSuccess) {

@@ -1,0 +1,278 @@
+/*
+ * erasure.c: the SQL of erasure: counting the rows a tombstone would hide, and compaction.
+ *
+ * Compaction of a dataset (lh_compact), each step's failure leaving the previous state
+ * queryable and intact:
+ *   1. read the manifest and the tombstone set (a snapshot: later changes are not applied);
+ *   2. one COPY on the internal database merges every part minus the tombstoned rows into
+ *      a staging file beside the dataset's parts (same Parquet options as the ingest);
+ *   3. the staging file is read back: its row count must be what the COPY wrote;
+ *   4. lh_storage_commit makes it durable under datasets/<name>/<id>/part-<hex>.parquet
+ *      (unreferenced until step 5: a crash here leaves an orphan the open sweep removes);
+ *   5. lh_catalog_commit_compaction swaps the parts for it in one manifest write (the
+ *      linearization point; parts appended meanwhile are kept), clears the applied
+ *      tombstones and hands the old parts to the retirer, which deletes them once no query
+ *      that started before still reads them.
+ * A failure before 5 removes what 2-4 wrote; a failure in 5 before the manifest rename is
+ * the catalog's rollback (the caller removes the part); a rename that took effect is rolled
+ * forward by the catalog.
+ *
+ * The tombstone keys appear in the COPY's text (a VALUES list on the internal database,
+ * which no user reaches) and nowhere else: errors are cut to DuckDB's first line and
+ * scrubbed of paths before they leave.
+ */
+#include "query_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Same as the ingest's (ingest.c PARQUET_OPTIONS): one format for every part. */
+#define COMPACT_PARQUET_OPTIONS "(FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)"
+#define COMPACT_STEPS 5
+
+/* "read_parquet([...])" of the manifest's files; NULL + err. Caller frees. */
+static char *parts_relation(lh_engine *eng, const json_t *m, lh_error *err)
+{
+    const char *bucket = lh_json_str(m, "bucket");
+    lh_buf b;
+    lh_buf_init(&b);
+    lh_buf_puts(&b, "read_parquet([");
+    size_t i;
+    const json_t *f;
+    json_array_foreach(json_object_get(m, "files"), i, f)
+    {
+        char *path = lh_storage_path(eng->st, bucket, lh_json_str(f, "key"), err);
+        if (!path) {
+            lh_buf_free(&b);
+            return NULL;
+        }
+        char *lit = lh_sql_literal(path);
+        lh_buf_printf(&b, "%s%s", i ? ", " : "", lit);
+        free(lit);
+        free(path);
+    }
+    lh_buf_puts(&b, "])");
+    return b.data;
+}
+
+/* One key as a SQL value of the key column's type: integers (canonical decimal text) bare,
+ * strings quoted. */
+static void key_value(lh_buf *b, const char *key, bool text)
+{
+    if (text) {
+        char *lit = lh_sql_literal(key);
+        lh_buf_puts(b, lit);
+        free(lit);
+    } else {
+        lh_buf_puts(b, key);
+    }
+}
+
+/* DuckDB's first line, without our paths. */
+static int duck_error(lh_engine *eng, lh_error *err, const char *what)
+{
+    err->message[strcspn(err->message, "\n")] = '\0';
+    lh_error_scrub(err, eng->data_dir, "<lake>");
+    lh_error e = *err;
+    return lh_error_setk(err, LH_EINTERNAL, "compaction_failed", "%s: %s", what, e.message);
+}
+
+int lh_erasure_count_keys(lh_engine *eng, const json_t *manifest, const char *column,
+                          const char *type, char *const *keys, size_t n, int64_t *counts,
+                          lh_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        counts[i] = 0;
+    if (n == 0)
+        return 0;
+    char *rel = parts_relation(eng, manifest, err);
+    if (!rel)
+        return err->code;
+    bool text = strcasecmp(type, "VARCHAR") == 0;
+    char *col = lh_sql_ident(column);
+    lh_buf b;
+    lh_buf_init(&b);
+    lh_buf_puts(&b, "SELECT k.i, count(b.");
+    lh_buf_puts(&b, col);
+    lh_buf_puts(&b, ") FROM (VALUES ");
+    for (size_t i = 0; i < n; i++) {
+        lh_buf_printf(&b, "%s(%zu, ", i ? "," : "", i);
+        key_value(&b, keys[i], text);
+        lh_buf_puts(&b, ")");
+    }
+    lh_buf_printf(&b, ") AS k(i, v) LEFT JOIN %s AS b ON b.%s = k.v GROUP BY k.i", rel, col);
+    json_t *doc = lh_engine_query_json(eng, b.data, err);
+    if (!doc) {
+        rc = duck_error(eng, err, "cannot count the rows of the keys");
+        goto out;
+    }
+    size_t r;
+    const json_t *row;
+    json_array_foreach(json_object_get(doc, "rows"), r, row)
+    {
+        json_int_t i = json_integer_value(json_array_get(row, 0));
+        if (i >= 0 && (size_t)i < n)
+            counts[i] = json_integer_value(json_array_get(row, 1));
+    }
+    json_decref(doc);
+out:
+    lh_buf_free(&b);
+    free(col);
+    free(rel);
+    return rc;
+}
+
+static void strv_free_n(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+int lh_compact(lh_engine *eng, const char *dataset, const char *actor, lh_job *job,
+               lh_compact_result *out, lh_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    json_t *m = NULL, *doc = NULL;
+    char *rel = NULL, *key = NULL, *staged = NULL, *staged_lit = NULL, *col = NULL;
+    char *tcol = NULL, *ttype = NULL, **tkeys = NULL, **replaced = NULL;
+    size_t ntomb = 0, nrep = 0;
+    lh_buf sql;
+    lh_buf_init(&sql);
+    int rc = 0;
+    bool committed = false;
+
+    lh_job_progress(job, 0, COMPACT_STEPS);
+    m = lh_catalog_get(eng->cat, dataset, err);
+    if (!m)
+        return err->code;
+    const char *name = lh_json_str(m, "name"), *bucket = lh_json_str(m, "bucket");
+    const json_t *files = json_object_get(m, "files");
+    replaced = lh_xcalloc(json_array_size(files) + 1, sizeof(char *));
+    size_t i;
+    const json_t *f;
+    json_array_foreach(files, i, f)
+    {
+        replaced[nrep++] = lh_xstrdup(lh_json_str(f, "key"));
+        out->rows_before += lh_json_int(f, "rows", 0);
+        out->bytes_before += lh_json_int(f, "bytes", 0);
+    }
+    if (nrep == 0) {
+        rc = lh_error_set(err, LH_EINVAL, "dataset '%s' has no parts to compact", name);
+        goto out;
+    }
+    lh_catalog_tombstone_keys(eng->cat, name, &tcol, &ttype, &tkeys, &ntomb);
+    rel = parts_relation(eng, m, err);
+    if (!rel) {
+        rc = err->code;
+        goto out;
+    }
+    lh_job_progress(job, 1, COMPACT_STEPS);
+
+    char part[17];
+    lh_random_hex(part, 16);
+    key = lh_xasprintf("datasets/%s/%s/part-%s.parquet", name, lh_json_str(m, "id"), part);
+    staged = lh_storage_stage(eng->st, bucket, key, err);
+    if (!staged) {
+        rc = err->code;
+        goto out;
+    }
+    staged_lit = lh_sql_literal(staged);
+    lh_buf_printf(&sql, "COPY (SELECT * FROM %s AS b", rel);
+    if (ntomb) {
+        bool text = strcasecmp(ttype, "VARCHAR") == 0;
+        col = lh_sql_ident(tcol);
+        lh_buf_puts(&sql, " ANTI JOIN (VALUES ");
+        for (size_t k = 0; k < ntomb; k++) {
+            lh_buf_puts(&sql, k ? ",(" : "(");
+            key_value(&sql, tkeys[k], text);
+            lh_buf_puts(&sql, ")");
+        }
+        lh_buf_printf(&sql, ") AS t(k) ON b.%s = t.k", col);
+    }
+    lh_buf_printf(&sql, ") TO %s " COMPACT_PARQUET_OPTIONS, staged_lit);
+    int64_t rows = 0;
+    if (lh_engine_exec(eng, sql.data, &rows, err) != 0) {
+        rc = duck_error(eng, err, "cannot write the merged part");
+        goto out;
+    }
+    lh_job_progress(job, 2, COMPACT_STEPS);
+
+    /* Read back what DuckDB wrote: a part that does not hold every row is never committed. */
+    lh_buf_free(&sql);
+    lh_buf_init(&sql);
+    lh_buf_printf(&sql, "SELECT count(*) FROM read_parquet(%s)", staged_lit);
+    doc = lh_engine_query_json(eng, sql.data, err);
+    if (!doc) {
+        rc = duck_error(eng, err, "cannot read the merged part back");
+        goto out;
+    }
+    json_int_t back =
+        json_integer_value(json_array_get(json_array_get(json_object_get(doc, "rows"), 0), 0));
+    if (back != rows) {
+        rc = lh_error_setk(err, LH_EINTERNAL, "compaction_failed",
+                           "the merged part of '%s' holds %lld rows, the copy wrote %lld; "
+                           "nothing was changed",
+                           name, (long long)back, (long long)rows);
+        goto out;
+    }
+    lh_job_progress(job, 3, COMPACT_STEPS);
+
+    /* From here the part may be under its final name (a failed folder fsync after the
+     * rename): a failure deletes it (deleting a missing key is no error). */
+    committed = true;
+    rc = lh_storage_commit(eng->st, bucket, staged, key, err);
+    if (rc)
+        goto out;
+    lh_job_progress(job, 4, COMPACT_STEPS);
+
+    out->rows_after = rows;
+    out->bytes_after = lh_storage_size(eng->st, bucket, key);
+    lh_catalog_compaction c = {
+        .name = name,
+        .expected_id = lh_json_str(m, "id"),
+        .replaced = replaced,
+        .n_replaced = nrep,
+        .part_key = key,
+        .part_rows = rows,
+        .part_bytes = out->bytes_after,
+        .applied = tkeys,
+        .n_applied = ntomb,
+        .actor = actor,
+    };
+    rc = lh_catalog_commit_compaction(eng->cat, &c, &out->tombstones_cleared, err);
+    if (rc)
+        goto out;
+    out->tombstones_applied = ntomb;
+    lh_job_progress(job, COMPACT_STEPS, COMPACT_STEPS);
+out:
+    if (staged)
+        lh_storage_discard(staged);
+    /* A commit whose event could not be recorded took effect: the part is the dataset's. */
+    if (rc && committed && !lh_error_event_not_recorded(err)) {
+        lh_error derr;
+        if (lh_storage_delete(eng->st, bucket, key, &derr) != 0)
+            lh_log(LH_LOG_WARN, "compaction_part_delete_failed", "{s:s,s:s}", "dataset", name,
+                   "error", derr.message); /* an orphan: the open sweep removes it */
+    }
+    if (rc)
+        lh_error_scrub(err, eng->data_dir, "<lake>");
+    if (rc)
+        lh_log(LH_LOG_WARN, "compaction_failed", "{s:s,s:s}", "dataset", dataset, "error",
+               err->message);
+    lh_buf_free(&sql);
+    json_decref(doc);
+    json_decref(m);
+    strv_free_n(tkeys, ntomb);
+    strv_free_n(replaced, nrep);
+    free(tcol);
+    free(ttype);
+    free(rel);
+    free(key);
+    free(staged);
+    free(staged_lit);
+    free(col);
+    return rc;
+}

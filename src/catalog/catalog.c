@@ -58,7 +58,8 @@ struct lh_catalog {
     void *listener_ctx;
     lh_catalog_retirer retirer;
     void *retirer_ctx;
-    lh_journal *journal; /* the event journal (journal.c); its lock comes after mu */
+    lh_journal *journal;   /* the event journal (journal.c); its lock comes after mu */
+    lh_profiles *profiles; /* model profiles (profiles.c); own lock, never under mu */
 };
 
 /* A list of strings (names, keys). */
@@ -420,6 +421,11 @@ lh_catalog *lh_catalog_open(lh_storage *st, lh_error *err)
         lh_catalog_close(cat);
         return NULL;
     }
+    cat->profiles = lh_profiles__open(st, err);
+    if (!cat->profiles) {
+        lh_catalog_close(cat);
+        return NULL;
+    }
     json_t *buckets = lh_storage_buckets_json(st);
     strlist names = {0};
     /* primary first, so a name clash across buckets resolves the same way every start */
@@ -479,6 +485,7 @@ void lh_catalog_close(lh_catalog *cat)
         json_decref(cat->items[i].m);
     }
     free(cat->items);
+    lh_profiles__close(cat->profiles);
     lh_journal__close(cat->journal);
     pthread_mutex_destroy(&cat->mu);
     pthread_rwlock_destroy(&cat->rw);
@@ -504,6 +511,11 @@ void lh_catalog_set_listener(lh_catalog *cat, lh_catalog_listener fn, void *ctx)
 lh_journal *lh_catalog__journal(lh_catalog *cat)
 {
     return cat->journal;
+}
+
+lh_profiles *lh_catalog__profiles(lh_catalog *cat)
+{
+    return cat->profiles;
 }
 
 /* ---------------------------------------------------------------- reads */

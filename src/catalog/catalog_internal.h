@@ -52,4 +52,14 @@ json_t *lh_journal__events(lh_journal *j, int64_t since, size_t limit, int64_t *
 /* The catalog's journal (catalog.c), borrowed for the catalog's lifetime. */
 lh_journal *lh_catalog__journal(lh_catalog *cat);
 
+/* ---------------------------------------------------------------- model profiles
+ * (profiles.c). Its own lock, taken before the catalog's rw and the journal's. */
+typedef struct lh_profiles lh_profiles;
+/* Loads `_catalog/profiles/<id>.json` from primary (unreadable ones logged and skipped).
+ * NULL + err when they cannot be listed. Free with lh_profiles__close. */
+lh_profiles *lh_profiles__open(lh_storage *st, lh_error *err);
+void lh_profiles__close(lh_profiles *p);
+/* The catalog's profiles (catalog.c), borrowed for the catalog's lifetime. */
+lh_profiles *lh_catalog__profiles(lh_catalog *cat);
+
 #endif

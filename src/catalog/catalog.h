@@ -206,6 +206,19 @@ void lh_catalog_set_profile_guard(lh_catalog *cat, lh_catalog_profile_guard fn, 
  * (revoke them first). Durable before it returns; records profile.deleted. */
 int lh_catalog_profile_delete(lh_catalog *cat, const char *id, const char *actor, lh_error *err);
 
+/* ---------------------------------------------------------------- bucket migration
+ * (docs/GOVERNANCE.md "Bucket migration")
+ *
+ * Rewrites every manifest whose recorded bucket is missing, null, empty, a legacy
+ * spelling ("default", "main", ...) or otherwise not exactly the bucket it lives in, with
+ * that bucket's name (`primary` for the primary bucket). Atomic per manifest, version
+ * unchanged; idempotent. On success *report = {changed: [{dataset, from, to}], unchanged: N}
+ * (caller decrefs) and, when something changed, buckets.migrated is recorded. A failure
+ * half-way returns the error; the manifests already rewritten stay rewritten (and are
+ * recorded), and a second run finishes. */
+int lh_catalog_migrate_buckets(lh_catalog *cat, const char *actor, json_t **report,
+                               lh_error *err);
+
 /* PII detection by column name: 1 and sets kind ("email", "phone", "ssn", "salary",
  * "address", "date_of_birth", "medical", "name", ...) and sensitivity ("PII", "PHI",
  * "Financial", "Biometric") when the name says the column holds personal data, else 0.

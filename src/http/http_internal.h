@@ -164,5 +164,6 @@ void lh_h_profile_get(lh_req *r);
 void lh_h_profile_delete(lh_req *r);
 /* lh_catalog_profile_guard over the auth store (ctx: lh_auth *). */
 size_t lh_keys_bound_to_profile(void *ctx, const char *id, lh_buf *holders);
+void lh_h_migrate_buckets(lh_req *r);
 
 #endif

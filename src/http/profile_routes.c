@@ -1,5 +1,6 @@
 /*
- * profile_routes.c: HTTP glue for model profiles (the catalog decides: profiles.c) and
+ * profile_routes.c: HTTP glue for model profiles (the catalog decides: profiles.c), the
+ * bucket migration (POST /catalog/migrate-buckets, run as a job) and
  * the guard that tells the catalog which keys are bound to a profile (keys live in auth/,
  * which the catalog may not call).
  */
@@ -61,4 +62,23 @@ void lh_h_profile_delete(lh_req *r)
         return;
     }
     lh_reply_json(r, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
+}
+
+/* ---------------------------------------------------------------- bucket migration */
+
+/* On a job thread: one read and maybe one write per manifest, under the catalog's lock. */
+static void migrate_work(lh_req *r)
+{
+    lh_error err;
+    json_t *report = NULL;
+    if (lh_catalog_migrate_buckets(lh_req_app(r)->cat, lh_req_actor(r), &report, &err) != 0) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    lh_reply_json(r, 200, report);
+}
+
+void lh_h_migrate_buckets(lh_req *r)
+{
+    lh_req_run_job(r, "migrate_buckets", migrate_work);
 }

@@ -36,5 +36,6 @@ const lh_route lh_routes[] = {
     {"GET", "/catalog/profiles/{id}", LH_BODY_NONE, lh_h_profile_get, NULL,
      ADMIN | ANALYST | LEGAL},
     {"DELETE", "/catalog/profiles/{id}", LH_BODY_NONE, lh_h_profile_delete, NULL, ADMIN},
+    {"POST", "/catalog/migrate-buckets", LH_BODY_NONE, lh_h_migrate_buckets, NULL, ADMIN},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

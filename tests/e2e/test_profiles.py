@@ -3,7 +3,7 @@ profiles"): creation and validation, persistence across a restart, an agent that
 exactly its profile's bindings in SQL and in listings (403 naming them otherwise), the
 grants rule (a key has a profile or explicit grants, never both), delete refused while
 keys are bound, and the journal events of profile changes."""
-import urllib.parse
+import json
 
 from harness import Base
 
@@ -155,3 +155,38 @@ class Profiles(Base):
         self.assertIn(("profile.deleted", "tmp-prof"), acts)
         ev = [e for e in doc["events"] if e["action"] == "key.created" and e["target"] == "bot"]
         self.assertEqual(ev[0]["details"]["profile"], "screening")
+
+    def test_06_cli(self):
+        import os
+        import subprocess
+        import harness
+        env = dict(os.environ, LH_SERVER=self.server.url, LH_KEY=harness.ADMIN_KEY)
+
+        def cli(*args):
+            p = subprocess.run([harness.BIN, *args], env=env, capture_output=True, text=True,
+                               timeout=60)
+            return p.returncode, p.stdout + p.stderr
+
+        rc, out = cli("profiles", "create", "cli-prof", "--model", "m1", "--bind",
+                      "people,orders", "--index-config", '{"k": 3}')
+        self.assertEqual(rc, 0, out)
+        rc, out = cli("profiles", "list")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("cli-prof", out)
+        self.assertIn("people,orders", out)
+        rc, out = cli("profiles", "show", "cli-prof")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(json.loads(out)["profile"]["index_config"], {"k": 3})
+        rc, out = cli("profiles", "create", "cli-bad", "--model", "m", "--bind", "ghost")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("ghost", out)
+        rc, out = cli("profiles", "delete", "cli-prof")
+        self.assertEqual(rc, 0, out)
+        rc, out = cli("events", "--since", "0", "--limit", "1000")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("profile.deleted", out)
+        rc, out = cli("events", "--since", "nope")
+        self.assertEqual(rc, 2, out)
+        rc, out = cli("migrate-buckets")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("0 changed", out)

@@ -190,3 +190,45 @@ class Profiles(Base):
         rc, out = cli("migrate-buckets")
         self.assertEqual(rc, 0, out)
         self.assertIn("0 changed", out)
+
+
+class ProfileAttackCorpus(Base):
+    """The SQL attack corpus (tests/security/sql_attacks.txt) run as an agent whose only
+    access is a profile binding `people`: every line must be judged exactly as for an agent
+    granted `people` by name, and nothing of `secret` may come back."""
+    server_env = {"LH_QUERY_TIMEOUT_MS": "2000", "LH_QUERY_MAX_ROWS": "1000",
+                  "LH_QUERY_DEFAULT_ROWS": "1000", "LH_MAX_SQL_BYTES": "4096"}
+
+    def test_corpus_as_profile_bound_agent(self):
+        from test_foundation import load_corpus
+        s = self.server
+        self.assertEqual(s.ingest("people", self.people_csv)[0], 201)
+        secret = b"candidate_id,salary,city\n1,99000,Oslo\n2,120000,Paris\n"
+        self.assertEqual(s.ingest("secret", secret)[0], 201)
+        status, doc = s.json("POST", "/catalog/profiles",
+                             {"id": "people-only", "model_name": "m", "bound_datasets": ["people"]})
+        self.assertEqual(status, 201, doc)
+        status, doc = s.json("POST", "/auth/keys",
+                             {"name": "pbot", "role": "agent", "profile": "people-only"})
+        self.assertEqual(status, 201, doc)
+        key = doc["key"]
+        for expect, sql in load_corpus():
+            with self.subTest(sql=sql):
+                status, doc = s.json("POST", "/query/sql", {"sql": sql}, key=key)
+                text = json.dumps(doc)
+                if expect in ("forbidden", "agent_forbidden"):
+                    self.assertEqual((status, doc.get("error")), (403, "sql_forbidden"), doc)
+                elif expect == "allowed":
+                    self.assertEqual(status, 200, doc)
+                elif expect == "refused":
+                    self.assertIn((status, doc.get("error")),
+                                  [(403, "sql_forbidden"), (400, "sql_error")], doc)
+                elif expect == "timeout":
+                    self.assertEqual((status, doc.get("error")), (408, "query_timeout"), doc)
+                elif expect == "capped":
+                    self.assertTrue(status == 408 or (status == 200 and doc["truncated"]), doc)
+                else:
+                    self.fail(f"unknown expectation {expect}")
+                self.assertNotIn("120000", text)
+                self.assertNotIn("root:x:0:0", text)
+                self.assertNotIn("_secrets", text)

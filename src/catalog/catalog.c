@@ -626,7 +626,7 @@ static void set_ingest_fields(json_t *m, const lh_catalog_commit *c, const char 
     json_object_set_new(m, "files", files);
     json_object_set_new(m, "compression", json_string(c->compression ? c->compression : "zstd"));
     json_object_set_new(m, "schema", json_deep_copy(c->schema));
-    json_object_set_new(m, "columns", lh_manifest__columns_from_schema(c->schema));
+    json_object_set_new(m, "columns", lh_manifest__columns_detect(c->schema, c->content_pii));
 }
 
 /* A new manifest, fields in the documented order. */
@@ -742,6 +742,7 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
         m = json_deep_copy(old);
         if (c->mode == LH_MODE_APPEND) {
             json_array_append_new(json_object_get(m, "files"), file_entry(c, "append", now));
+            lh_manifest__escalate_pii(m, c->content_pii);
         } else {
             file_keys(old, &old_keys);
             set_ingest_fields(m, c, now);

@@ -62,4 +62,18 @@ void lh_profiles__close(lh_profiles *p);
 /* The catalog's profiles (catalog.c), borrowed for the catalog's lifetime. */
 lh_profiles *lh_catalog__profiles(lh_catalog *cat);
 
+/* ---------------------------------------------------------------- PII (pii.c, pii_content.c) */
+
+/* True when the column name, cut into words as lh_pii_by_name cuts it ("appVersion" ->
+ * app|version), has the word `token` (lowercase). */
+bool lh_pii__name_has_token(const char *column, const char *token);
+/* Columns from a schema as lh_manifest__columns_from_schema, each column's PII fields taken
+ * from content_pii[name] (lh_pii_verdict_json objects from the ingest's sample) when there,
+ * else from the name alone. Caller decrefs. */
+json_t *lh_manifest__columns_detect(const json_t *schema, const json_t *content_pii);
+/* An append's sample escalates: a column not PII in m whose content_pii entry is PII takes
+ * that verdict (a new part never clears what earlier parts showed). Human edits are applied
+ * afterwards by the caller. */
+void lh_manifest__escalate_pii(json_t *m, const json_t *content_pii);
+
 #endif

@@ -43,25 +43,6 @@
 #define MANIFEST_MAX ((size_t)256 << 20)
 #define DATASETS_PREFIX "datasets/"
 
-typedef struct entry {
-    char *lname; /* lowercased name: the key */
-    json_t *m;   /* the manifest; m.bucket is the bucket it was loaded from */
-} entry;
-
-struct lh_catalog {
-    lh_storage *st;
-    pthread_mutex_t mu;
-    pthread_rwlock_t rw;
-    entry *items; /* sorted by lname */
-    size_t n, cap;
-    lh_catalog_listener listener;
-    void *listener_ctx;
-    lh_catalog_retirer retirer;
-    void *retirer_ctx;
-    lh_journal *journal;   /* the event journal (journal.c); its lock comes after mu */
-    lh_profiles *profiles; /* model profiles (profiles.c); own lock, never under mu */
-};
-
 /* A list of strings (names, keys). */
 typedef struct strlist {
     char **v;
@@ -132,6 +113,11 @@ static json_t *lookup(const lh_catalog *cat, const char *name)
 {
     ssize_t i = find(cat, name);
     return i >= 0 ? cat->items[i].m : NULL;
+}
+
+json_t *lh_catalog__lookup(const lh_catalog *cat, const char *name)
+{
+    return lookup(cat, name);
 }
 
 /* Puts m (ownership taken) under its name, replacing any previous manifest. Caller holds
@@ -325,6 +311,8 @@ static int load_bucket(lh_catalog *cat, const char *bucket, bool notify_each, st
                 problem = lerr.message;
             else if (lookup(cat, name))
                 problem = "a dataset of that name (case-insensitive) is already loaded";
+            else if (lh_catalog__view_name_free(cat, name, &lerr) != 0)
+                problem = lerr.message; /* a bucket added at runtime; views share names */
         }
         if (problem) {
             lh_log(LH_LOG_WARN, "dataset_manifest_skipped", "{s:s,s:s,s:s}", "bucket", bucket,
@@ -461,6 +449,7 @@ lh_catalog *lh_catalog_open(lh_storage *st, lh_error *err)
     for (i = 0; i < names.n; i++)
         if (listed[i])
             sweep_bucket(cat, names.v[i], &skipped[i]);
+    lh_catalog__views_load(cat);
     pthread_mutex_unlock(&cat->mu);
     lh_log(LH_LOG_INFO, "catalog_opened", "{s:i}", "datasets", (json_int_t)cat->n);
     goto out;
@@ -486,6 +475,7 @@ void lh_catalog_close(lh_catalog *cat)
     }
     free(cat->items);
     lh_profiles__close(cat->profiles);
+    lh_catalog__views_free(cat);
     lh_journal__close(cat->journal);
     pthread_mutex_destroy(&cat->mu);
     pthread_rwlock_destroy(&cat->rw);
@@ -734,6 +724,9 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     const json_t *old = lookup(cat, c->name);
     rc = commit_check(c, old, err);
     if (rc)
+        goto out;
+    /* views and datasets share the relation namespace */
+    if (!old && (rc = lh_catalog__view_name_free(cat, c->name, err)) != 0)
         goto out;
     if (!old) {
         m = manifest_new(c, now);

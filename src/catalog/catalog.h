@@ -296,5 +296,49 @@ bool lh_pii_ssn_ok(const char *s);
 bool lh_pii_iban_ok(const char *s);
 /* IPv6 in any RFC 4291 form (compressed, IPv4-embedded, with a %zone). */
 bool lh_pii_ipv6_ok(const char *s);
+/* ---------------------------------------------------------------- AI-safe views
+ * (safe_views.c; docs/GOVERNANCE.md "AI-safe views")
+ *
+ * A safe view is a relation over one dataset (its base): a column whitelist, an optional
+ * row filter (one SQL boolean expression, checked by the query engine's firewall against
+ * the base alone, which may call caller_attribute('key')) and per-column redactions.
+ * Definition (format "safe_view.v1"), stored atomically in the primary bucket at
+ * `_catalog/views/<name>.json` and reloaded at open:
+ *   {format_version, name, base_dataset, columns[], row_filter (string|null),
+ *    column_redactions {col: {kind: "null"|"hash"|"mask", keep_prefix, keep_suffix}},
+ *    description, created_at, created_by}
+ * View and dataset names share one namespace, case-insensitively (both are SQL relation
+ * names): creating either under a name the other holds is LH_EEXISTS. A view whose base is
+ * gone (deleted) or lacks a projected column stays listed with status "broken" and a
+ * problem; it works again once the base is back. Views are changed under the catalog's
+ * mutation lock, like datasets. */
+
+typedef enum { LH_RELATION_NONE, LH_RELATION_DATASET, LH_RELATION_VIEW } lh_relation_kind;
+/* What name is (case-insensitive): a dataset, a safe view, or nothing. */
+lh_relation_kind lh_catalog_relation_kind(lh_catalog *cat, const char *name);
+
+/* Called when a view is about to be created (def != NULL) or deleted (def == NULL), before
+ * the change is made durable, under the catalog's mutation lock; a non-zero return refuses
+ * the change with err (LH_EINVAL for a row filter the engine refuses). Called again with
+ * the previous state when the durable write fails. Like lh_catalog_listener, it must not
+ * call mutating catalog functions. */
+typedef int (*lh_catalog_view_listener)(void *ctx, const char *name, const json_t *def,
+                                        lh_error *err);
+void lh_catalog_set_view_listener(lh_catalog *cat, lh_catalog_view_listener fn, void *ctx);
+
+/* Validates spec {name, base_dataset, columns, row_filter?, column_redactions?,
+ * description?} (unknown fields, a missing base, unknown or duplicate columns, redactions
+ * of columns not projected, bad mask arguments: LH_EINVAL naming them; a taken name:
+ * LH_EEXISTS), lets the listener build it, then persists it. *def_out (if not NULL) gets
+ * the stored definition; caller decrefs. */
+int lh_catalog_view_create(lh_catalog *cat, const json_t *spec, const char *actor, json_t **def_out,
+                           lh_error *err);
+/* Deletes a view (LH_ENOTFOUND when unknown). */
+int lh_catalog_view_delete(lh_catalog *cat, const char *name, const char *actor, lh_error *err);
+/* Copy of a view's definition plus "status" ("ok"|"broken") and, when broken, "problem";
+ * NULL + LH_ENOTFOUND. Caller decrefs. */
+json_t *lh_catalog_view_get(lh_catalog *cat, const char *name, lh_error *err);
+/* Array of those, sorted by name. Caller decrefs. */
+json_t *lh_catalog_views_list(lh_catalog *cat);
 
 #endif

@@ -10,6 +10,38 @@
 
 #include "catalog/catalog.h"
 
+#include <pthread.h>
+
+typedef struct lh_journal lh_journal;
+
+typedef struct entry {
+    char *lname; /* lowercased name: the key */
+    json_t *m;   /* the manifest; m.bucket is the bucket it was loaded from */
+} entry;
+
+/* The catalog's state, shared by the files of src/catalog/ (locking: catalog.c's header). */
+struct lh_catalog {
+    lh_storage *st;
+    pthread_mutex_t mu;
+    pthread_rwlock_t rw;
+    entry *items; /* sorted by lname */
+    size_t n, cap;
+    lh_catalog_listener listener;
+    void *listener_ctx;
+    lh_catalog_retirer retirer;
+    void *retirer_ctx;
+    lh_journal *journal; /* the event journal (journal.c); its lock comes after mu */
+    struct lh_profiles *profiles; /* model profiles (profiles.c); own lock, never under mu */
+    /* AI-safe views (safe_views.c): {lowercased name: definition}; changed under mu, and
+     * under rw exclusively when swapped; read under rw shared, like items. */
+    json_t *views;
+    lh_catalog_view_listener view_listener;
+    void *view_listener_ctx;
+};
+
+/* The manifest of name (case-insensitive), borrowed while mu or rw is held, or NULL. */
+json_t *lh_catalog__lookup(const lh_catalog *cat, const char *name);
+
 #define LH_MANIFEST_FORMAT "dataset_manifest.v1"
 
 /* Checks an ingest's schema: a non-empty array of {name: non-empty string, type: non-empty
@@ -36,9 +68,17 @@ int lh_manifest__check_loaded(const json_t *m, const char *name, lh_error *err);
 /* Sum of files[].rows and files[].bytes into row_count and size_bytes. */
 void lh_manifest__recount(json_t *m);
 
+/* ---------------------------------------------------------------- AI-safe views
+ * (safe_views.c) */
+/* Loads the `_catalog/views/<name>.json` definitions of the primary bucket at open (unreadable ones
+ * are logged and skipped, never deleted) and sweeps staging files there. Caller holds mu. */
+void lh_catalog__views_load(lh_catalog *cat);
+void lh_catalog__views_free(lh_catalog *cat);
+/* 0, or LH_EEXISTS naming the view that holds name (a dataset may not take it). Caller
+ * holds mu. */
+int lh_catalog__view_name_free(const lh_catalog *cat, const char *name, lh_error *err);
 /* ---------------------------------------------------------------- event journal
  * (journal.c). Its own lock, taken after any catalog lock. */
-typedef struct lh_journal lh_journal;
 /* Loads `_catalog/events.jsonl` from primary (absent: empty journal), dropping a torn last
  * line. NULL + err when it cannot be read. Caller frees with lh_journal__close, which
  * writes pending events one last time. */

@@ -22,7 +22,7 @@
  *     rolled forward like a manifest's.
  *
  * Locking: `mu` serialises mutations and guards the map. Lock order: mu, then the
- * catalog's rw (lh_catalog_exists), the guard's own locks, then the journal's.
+ * catalog's rw (lh_catalog_relation_kind), the guard's own locks, then the journal's.
  */
 #include "catalog_internal.h"
 
@@ -152,7 +152,7 @@ static json_t *with_status(lh_catalog *cat, const json_t *prof)
     json_t *b;
     json_array_foreach(json_object_get(prof, "bound_datasets"), i, b)
     {
-        if (!lh_catalog_exists(cat, json_string_value(b)))
+        if (lh_catalog_relation_kind(cat, json_string_value(b)) == LH_RELATION_NONE)
             json_array_append(unresolved, b);
     }
     json_object_del(out, "format_version");
@@ -309,7 +309,7 @@ static int spec_check(lh_catalog *cat, lh_storage *st, const json_t *spec, lh_er
         for (size_t j = 0; j < i; j++)
             if (strcasecmp(name, json_string_value(json_array_get(bound, j))) == 0)
                 rc = lh_error_set(err, LH_EINVAL, "'%s' is bound twice", name);
-        if (rc == 0 && !lh_catalog_exists(cat, name))
+        if (rc == 0 && lh_catalog_relation_kind(cat, name) == LH_RELATION_NONE)
             lh_buf_printf(&missing, "%s'%s'", missing.len ? ", " : "", name);
     }
     if (rc == 0 && missing.len)

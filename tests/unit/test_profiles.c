@@ -256,9 +256,9 @@ static void test_policy_of_bound_agent(void **state)
     lh_error err;
     assert_int_equal(create(e, spec("p1", "[\"people\",\"orders\"]"), &err), 0);
     assert_int_equal(create(e, spec("p2", "[\"people\"]"), &err), 0);
-    lh_principal a1 = {"bot", LH_ROLE_AGENT, "p1", NULL};
-    lh_principal a2 = {"bot", LH_ROLE_AGENT, "p2", NULL};
-    lh_principal gone = {"bot", LH_ROLE_AGENT, "deleted-profile", NULL};
+    lh_principal a1 = {"bot", LH_ROLE_AGENT, "p1", NULL, NULL};
+    lh_principal a2 = {"bot", LH_ROLE_AGENT, "p2", NULL, NULL};
+    lh_principal gone = {"bot", LH_ROLE_AGENT, "deleted-profile", NULL, NULL};
     lh_sql_policy *p1 = lh_sql_policy_for(e->cat, &a1);
     lh_sql_policy *p2 = lh_sql_policy_for(e->cat, &a2);
     lh_sql_policy *pg = lh_sql_policy_for(e->cat, &gone);

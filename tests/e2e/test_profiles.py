@@ -191,6 +191,31 @@ class Profiles(Base):
         self.assertEqual(rc, 0, out)
         self.assertIn("0 changed", out)
 
+    def test_07_profile_binding_a_view(self):
+        s = self.server
+        status, doc = s.json("POST", "/catalog/views",
+                             {"name": "people_safe", "base_dataset": "people",
+                              "columns": ["candidate_id", "city"]})
+        self.assertEqual(status, 201, doc)
+        status, doc = s.json("POST", "/catalog/profiles",
+                             {"id": "view-only", "model_name": "m",
+                              "bound_datasets": ["people_safe"]})
+        self.assertEqual(status, 201, doc)
+        vbot = self.key("vbot", "agent", profile="view-only")
+        status, doc = self.sql_as(vbot, "SELECT count(*) FROM people_safe")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["rows"], [[len(self.people)]])
+        for sql in ("SELECT email FROM people", "SELECT * FROM people_safe JOIN people "
+                    "USING (candidate_id)", "SELECT email FROM people_safe"):
+            status, doc = self.sql_as(vbot, sql)
+            self.assertIn(status, (400, 403), (sql, doc))
+            self.assertNotIn("@example.org", json.dumps(doc))
+        status, doc = s.json("GET", "/catalog/views", key=vbot)
+        self.assertEqual(status, 200, doc)
+        self.assertEqual([v["name"] for v in doc["views"]], ["people_safe"])
+        status, doc = s.json("GET", "/catalog/datasets", key=vbot)
+        self.assertEqual(doc["datasets"], [])
+
 
 class ProfileAttackCorpus(Base):
     """The SQL attack corpus (tests/security/sql_attacks.txt) run as an agent whose only

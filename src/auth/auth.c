@@ -571,6 +571,18 @@ static int validate_key_name(const char *name, lh_error *err)
     return 0;
 }
 
+/* A model profile's id (catalog/profiles.c): [a-z0-9][a-z0-9-]{0,62}. */
+static bool is_profile_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
 static json_t *entry_info(const key_entry *k)
 {
     json_t *info = json_pack("{s:s,s:s,s:s?,s:O,s:s,s:s?,s:b}", "name", k->name, "role",
@@ -590,8 +602,17 @@ int lh_auth_create(lh_auth *a, const char *name, lh_role role, const char *profi
         return rc;
     if (role != LH_ROLE_AGENT && (profile || (datasets && json_array_size(datasets) > 0)))
         return lh_error_set(err, LH_EINVAL, "only agent keys take a profile or datasets");
-    if (profile && lh_name_validate(profile, "profile id", err) != 0)
-        return err ? err->code : LH_EINVAL;
+    if (profile && !is_profile_id(profile))
+        return lh_error_set(err, LH_EINVAL,
+                            "profile id '%s' is not valid: 1 to 63 of a-z, 0-9 and '-', not "
+                            "starting with '-'",
+                            profile);
+    /* One source of truth per agent: its profile's bindings, or explicit grants. */
+    if (profile && datasets && json_array_size(datasets) > 0)
+        return lh_error_set(err, LH_EINVAL,
+                            "a key takes a profile or datasets, not both: bind the datasets "
+                            "in profile '%s' instead",
+                            profile);
     if (datasets && !json_is_array(datasets))
         return lh_error_set(err, LH_EINVAL, "datasets must be an array of dataset names");
     size_t i;

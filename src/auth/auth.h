@@ -20,8 +20,9 @@
  * Roles:
  *   admin    everything, including raw relations (__raw__<name>)
  *   analyst  reads every dataset (and later views) with SQL; no writes
- *   agent    reads only what its profile binds; until profiles exist, only the datasets an
- *            admin granted it explicitly ("datasets" on the key)
+ *   agent    reads exactly what its profile binds ("profile" on the key), or, without a
+ *            profile, the datasets an admin granted it explicitly ("datasets" on the
+ *            key); never both (lh_auth_create refuses it)
  *   legal    audit endpoints (later issues) and catalog metadata; no SQL
  */
 #ifndef LH_AUTH_H
@@ -67,7 +68,8 @@ void lh_auth_close(lh_auth *a);
 lh_principal *lh_auth_check(lh_auth *a, const char *key, lh_error *err);
 
 /* Creates a key. name: 1..64 of [A-Za-z0-9_.-]; LH_EEXISTS when taken. profile: agents
- * only (optional). datasets: agents only, array of dataset names (may be NULL). On success
+ * only (optional; the caller checks that it exists). datasets: agents only, array of
+ * dataset names (may be NULL); LH_EINVAL with a profile (one or the other). On success
  * *key_out gets the new key (caller frees, after showing it once) and *info_out (if not
  * NULL) the public description; caller decrefs. Persisted before returning. */
 int lh_auth_create(lh_auth *a, const char *name, lh_role role, const char *profile,

@@ -410,6 +410,11 @@ lh_catalog *lh_catalog_open(lh_storage *st, lh_error *err)
         lh_catalog_close(cat);
         return NULL;
     }
+    cat->profiles = lh_profiles__open(st, err);
+    if (!cat->profiles) {
+        lh_catalog_close(cat);
+        return NULL;
+    }
     json_t *buckets = lh_storage_buckets_json(st);
     strlist names = {0};
     /* primary first, so a name clash across buckets resolves the same way every start */
@@ -473,6 +478,7 @@ void lh_catalog_close(lh_catalog *cat)
         json_decref(cat->items[i].m);
     }
     free(cat->items);
+    lh_profiles__close(cat->profiles);
     lh_catalog__views_free(cat);
     lh_tombstones__free(cat->tomb);
     lh_journal__close(cat->journal);
@@ -500,6 +506,11 @@ void lh_catalog_set_listener(lh_catalog *cat, lh_catalog_listener fn, void *ctx)
 lh_journal *lh_catalog__journal(lh_catalog *cat)
 {
     return cat->journal;
+}
+
+lh_profiles *lh_catalog__profiles(lh_catalog *cat)
+{
+    return cat->profiles;
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -1075,4 +1086,75 @@ lh_storage *lh_catalog__storage(lh_catalog *cat)
 lh_tombstones *lh_catalog__tombstones(lh_catalog *cat)
 {
     return cat->tomb;
+}
+/* ---------------------------------------------------------------- bucket migration
+ * (issue 10, item 9; docs/GOVERNANCE.md "Bucket migration")
+ *
+ * Older manifests may record no bucket, an empty one or a legacy spelling ("default",
+ * "main", "Primary"...). At load the in-memory copy already says where the manifest was
+ * found (load_bucket), so the disk is read to see what it records. A manifest whose
+ * recorded bucket is not, exactly, the bucket it lives in is rewritten (atomically, same
+ * version: nothing a reader sees changes) with that bucket's name: `primary` for every
+ * legacy spelling in the primary bucket. Runs under mu, so no commit interleaves; each
+ * rewrite is durable before the next, so a failure half-way leaves every manifest old or
+ * new and a second run finishes the job (idempotent: a run with nothing to do changes
+ * nothing and records nothing). */
+
+int lh_catalog_migrate_buckets(lh_catalog *cat, const char *actor, json_t **report, lh_error *err)
+{
+    *report = NULL;
+    lh_error local;
+    if (!err)
+        err = &local;
+    json_t *changed = json_array();
+    json_int_t unchanged = 0;
+    int rc = 0;
+    pthread_mutex_lock(&cat->mu);
+    for (size_t i = 0; i < cat->n && rc == 0; i++) {
+        const json_t *m = cat->items[i].m;
+        const char *name = lh_json_str(m, "name");
+        const char *bucket = lh_json_str(m, "bucket");
+        char *key = manifest_key(name), *text = NULL;
+        size_t len = 0;
+        json_t *disk = NULL;
+        rc = lh_storage_get(cat->st, bucket, key, MANIFEST_MAX, &text, &len, err);
+        if (rc == 0 && !(disk = json_loadb(text, len, 0, NULL)))
+            rc = lh_error_set(err, LH_EIO, "the manifest of '%s' can no longer be parsed", name);
+        const json_t *was = disk ? json_object_get(disk, "bucket") : NULL;
+        if (rc == 0 && json_is_string(was) && strcmp(json_string_value(was), bucket) == 0) {
+            unchanged++;
+        } else if (rc == 0) {
+            rc = manifest_write(cat, m, err);
+            if (rc && lh_error_not_durable(err)) {
+                lh_log(LH_LOG_WARN, "dataset_commit_not_durable", "{s:s,s:s}", "dataset", name,
+                       "error", err->message);
+                lh_error_clear(err);
+                rc = 0;
+            }
+            if (rc == 0)
+                json_array_append_new(changed,
+                                      json_pack("{s:s,s:O,s:s}", "dataset", name, "from",
+                                                was ? (json_t *)was : json_null(), "to", bucket));
+        }
+        json_decref(disk);
+        free(text);
+        free(key);
+    }
+    if (json_array_size(changed)) {
+        lh_log(LH_LOG_INFO, "buckets_migrated", "{s:I,s:s}", "changed",
+               (json_int_t)json_array_size(changed), "actor", actor ? actor : "anonymous");
+        /* Recorded even after a failure half-way: those rewrites happened. */
+        lh_error rerr;
+        int rrc = lh_catalog_record(cat, actor, "buckets.migrated", "",
+                                    json_pack("{s:O}", "changed", changed), &rerr);
+        if (rrc && rc == 0) {
+            rc = rrc;
+            *err = rerr;
+        }
+    }
+    pthread_mutex_unlock(&cat->mu);
+    if (rc == 0)
+        *report = json_pack("{s:O,s:I}", "changed", changed, "unchanged", unchanged);
+    json_decref(changed);
+    return rc;
 }

@@ -176,6 +176,55 @@ int lh_catalog_record(lh_catalog *cat, const char *actor, const char *action,
  * next call's since. Caller decrefs. */
 json_t *lh_catalog_events(lh_catalog *cat, int64_t since, size_t limit, int64_t *next_since);
 
+/* ---------------------------------------------------------------- model profiles
+ * (profiles.c; docs/GOVERNANCE.md "Model profiles")
+ *
+ * A profile names an AI model and the relations its agent keys read:
+ *   {id, model_name, description, bound_datasets[], index_config (object|null),
+ *    embed_model (string|null), bucket, created_at, created_by}
+ * id is a slug ([a-z0-9][a-z0-9-]{0,62}). Stored atomically as
+ * `_catalog/profiles/<id>.json` in the primary bucket, reloaded at open. Every binding
+ * must resolve at creation; a relation deleted later stays bound and is listed in the
+ * profile's "unresolved" (reads of it fail like reads of any missing relation). */
+
+/* Creates a profile from a request body {id, model_name, description?, bound_datasets,
+ * index_config?, embed_model?, bucket? (default primary; must exist)}. LH_EINVAL for bad
+ * or unknown fields and bindings that do not resolve (named), LH_EEXISTS when the id is
+ * taken, LH_ENOTFOUND for an unknown bucket. Durable before it returns; records
+ * profile.created. *profile_out (if not NULL) gets the profile as GET shows it; caller
+ * decrefs. */
+int lh_catalog_profile_create(lh_catalog *cat, const json_t *spec, const char *actor,
+                              json_t **profile_out, lh_error *err);
+/* Every profile (as GET shows it, with "unresolved"), sorted by id. Caller decrefs. */
+json_t *lh_catalog_profile_list(lh_catalog *cat);
+/* One profile with "unresolved"; NULL + LH_ENOTFOUND naming the ids. Caller decrefs. */
+json_t *lh_catalog_profile_get(lh_catalog *cat, const char *id, lh_error *err);
+bool lh_catalog_profile_exists(lh_catalog *cat, const char *id);
+/* Copy of a profile's bound relation names (array of strings), or NULL when there is no
+ * such profile. Caller decrefs. */
+json_t *lh_catalog_profile_bindings(lh_catalog *cat, const char *id);
+/* Tells which keys are bound to profile `id`: appends their names, comma-separated, to
+ * holders and returns how many. Set by the server (keys live in auth/); called under the
+ * profiles' lock, so it must not call back into profile functions. */
+typedef size_t (*lh_catalog_profile_guard)(void *ctx, const char *id, lh_buf *holders);
+void lh_catalog_set_profile_guard(lh_catalog *cat, lh_catalog_profile_guard fn, void *ctx);
+/* Deletes a profile: LH_ENOTFOUND, or LH_ECONFLICT naming the keys still bound to it
+ * (revoke them first). Durable before it returns; records profile.deleted. */
+int lh_catalog_profile_delete(lh_catalog *cat, const char *id, const char *actor, lh_error *err);
+
+/* ---------------------------------------------------------------- bucket migration
+ * (docs/GOVERNANCE.md "Bucket migration")
+ *
+ * Rewrites every manifest whose recorded bucket is missing, null, empty, a legacy
+ * spelling ("default", "main", ...) or otherwise not exactly the bucket it lives in, with
+ * that bucket's name (`primary` for the primary bucket). Atomic per manifest, version
+ * unchanged; idempotent. On success *report = {changed: [{dataset, from, to}], unchanged: N}
+ * (caller decrefs) and, when something changed, buckets.migrated is recorded. A failure
+ * half-way returns the error; the manifests already rewritten stay rewritten (and are
+ * recorded), and a second run finishes. */
+int lh_catalog_migrate_buckets(lh_catalog *cat, const char *actor, json_t **report,
+                               lh_error *err);
+
 /* PII detection by column name: 1 and sets kind ("email", "phone", "ssn", "salary",
  * "address", "date_of_birth", "medical", "name", ...) and sensitivity ("PII", "PHI",
  * "Financial", "Biometric") when the name says the column holds personal data, else 0.

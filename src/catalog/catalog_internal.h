@@ -32,6 +32,7 @@ struct lh_catalog {
     void *retirer_ctx;
     struct lh_tombstones *tomb; /* tombstones.c's sets; mutated under mu */
     lh_journal *journal; /* the event journal (journal.c); its lock comes after mu */
+    struct lh_profiles *profiles; /* model profiles (profiles.c); own lock, never under mu */
     /* AI-safe views (safe_views.c): {lowercased name: definition}; changed under mu, and
      * under rw exclusively when swapped; read under rw shared, like items. */
     json_t *views;
@@ -114,6 +115,16 @@ int lh_journal__record(lh_journal *j, const char *actor, const char *action, con
 json_t *lh_journal__events(lh_journal *j, int64_t since, size_t limit, int64_t *next_since);
 /* The catalog's journal (catalog.c), borrowed for the catalog's lifetime. */
 lh_journal *lh_catalog__journal(lh_catalog *cat);
+
+/* ---------------------------------------------------------------- model profiles
+ * (profiles.c). Its own lock, taken before the catalog's rw and the journal's. */
+typedef struct lh_profiles lh_profiles;
+/* Loads `_catalog/profiles/<id>.json` from primary (unreadable ones logged and skipped).
+ * NULL + err when they cannot be listed. Free with lh_profiles__close. */
+lh_profiles *lh_profiles__open(lh_storage *st, lh_error *err);
+void lh_profiles__close(lh_profiles *p);
+/* The catalog's profiles (catalog.c), borrowed for the catalog's lifetime. */
+lh_profiles *lh_catalog__profiles(lh_catalog *cat);
 
 /* ---------------------------------------------------------------- PII (pii.c, pii_content.c) */
 

@@ -858,6 +858,184 @@ static int cmd_views(cli_ctx *ctx)
     return rc;
 }
 
+/* ---------------------------------------------------------------- governance:
+ * profiles, events, bucket migration (docs/GOVERNANCE.md) */
+
+static const lh_cli_flag_spec profiles_flags[] = {
+    {"--model", true},  {"--bind", true},        {"--description", true},
+    {"--bucket", true}, {"--embed-model", true}, {"--index-config", true},
+    {NULL, false}};
+
+/* A comma-joined cell of an array member. Caller frees. */
+static char *joined_cell(const json_t *obj, const char *key)
+{
+    lh_buf b;
+    lh_buf_init(&b);
+    size_t j;
+    const json_t *v;
+    json_array_foreach(json_object_get(obj, key), j, v)
+    {
+        lh_buf_printf(&b, "%s%s", b.len ? "," : "", json_string_value(v));
+    }
+    return b.data ? b.data : lh_xstrdup("");
+}
+
+static char *profile_cell(const json_t *p, size_t col)
+{
+    static const char *const members[] = {"id", "model_name", NULL,
+                                          NULL, "created_by", "created_at"};
+    if (col == 2)
+        return joined_cell(p, "bound_datasets");
+    if (col == 3)
+        return joined_cell(p, "unresolved");
+    return member_cell(p, members[col]);
+}
+
+static void show_profile(const json_t *doc)
+{
+    const json_t *p = json_object_get(doc, "profile");
+    char *bound = joined_cell(p, "bound_datasets"), *unresolved = joined_cell(p, "unresolved");
+    printf("profile '%s' (model %s)\n  bound: %s\n",
+           lh_json_str(p, "id") ? lh_json_str(p, "id") : "?",
+           lh_json_str(p, "model_name") ? lh_json_str(p, "model_name") : "?", bound);
+    if (*unresolved)
+        printf("  unresolved (deleted since): %s\n", unresolved);
+    free(bound);
+    free(unresolved);
+}
+
+static void show_deleted_profile(const json_t *doc)
+{
+    printf("deleted profile '%s'\n", lh_json_str(doc, "id") ? lh_json_str(doc, "id") : "?");
+}
+
+/* "/catalog/profiles/<id>" when id is a plain slug (nothing to escape), else NULL. */
+static char *profile_path(const char *id)
+{
+    for (const char *c = id; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
+            return NULL;
+    return *id ? lh_xasprintf("/catalog/profiles/%s", id) : NULL;
+}
+
+static int profiles_create(cli_ctx *ctx, const command *cmd)
+{
+    const lh_cli_args *a = ctx->args;
+    const char *model = lh_cli_flag(a, "--model"), *bind = lh_cli_flag(a, "--bind");
+    if (a->npos != 2 || !model || !bind)
+        return usage_error(cmd, "%s", "profiles create needs an ID, --model and --bind");
+    json_t *body = json_pack("{s:s,s:s,s:o}", "id", a->pos[1], "model_name", model,
+                             "bound_datasets", split_list(bind));
+    if (!body)
+        return usage_error(cmd, "%s", "the id or model is not valid UTF-8");
+    static const char *const optional[][2] = {
+        {"--description", "description"}, {"--bucket", "bucket"}, {"--embed-model", "embed_model"}};
+    for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
+        if (lh_cli_flag(a, optional[i][0]))
+            json_object_set_new(body, optional[i][1], json_string(lh_cli_flag(a, optional[i][0])));
+    const char *ic = lh_cli_flag(a, "--index-config");
+    if (ic) {
+        json_t *cfg = json_loads(ic, 0, NULL);
+        if (!json_is_object(cfg)) {
+            json_decref(cfg);
+            json_decref(body);
+            return usage_error(cmd, "%s", "--index-config must be a JSON object");
+        }
+        json_object_set_new(body, "index_config", cfg);
+    }
+    int rc = send_json(ctx, "POST", "/catalog/profiles", body, show_profile);
+    json_decref(body);
+    return rc;
+}
+
+static int cmd_profiles(cli_ctx *ctx)
+{
+    const command *cmd = find_command("profiles");
+    const lh_cli_args *a = ctx->args;
+    const char *sub = a->pos[0];
+    if (strcmp(sub, "list") == 0) {
+        if (a->npos != 1)
+            return usage_error(cmd, "%s", "profiles list takes no id");
+        static const char *const headers[] = {"id",         "model",      "bound",
+                                              "unresolved", "created_by", "created_at"};
+        list_view v = {"/catalog/profiles", "profiles", headers, 6, NULL, profile_cell};
+        return print_list(ctx, &v);
+    }
+    if (strcmp(sub, "create") == 0)
+        return profiles_create(ctx, cmd);
+    if (strcmp(sub, "show") == 0 || strcmp(sub, "delete") == 0) {
+        char *path = a->npos == 2 ? profile_path(a->pos[1]) : NULL;
+        if (!path)
+            return usage_error(cmd, "profiles %s needs one ID (a-z, 0-9, '-')", sub);
+        bool show = strcmp(sub, "show") == 0;
+        int rc =
+            send_json(ctx, show ? "GET" : "DELETE", path, NULL, show ? NULL : show_deleted_profile);
+        free(path);
+        return rc;
+    }
+    return usage_error(cmd, "unknown profiles command '%s' (list, show, create, delete)", sub);
+}
+
+static const lh_cli_flag_spec events_flags[] = {
+    {"--since", true}, {"--limit", true}, {NULL, false}};
+
+static char *event_cell(const json_t *e, size_t col)
+{
+    static const char *const members[] = {"seq", "at", "actor", "action", "target"};
+    if (col < 5)
+        return member_cell(e, members[col]);
+    const json_t *d = json_object_get(e, "details");
+    return d && !json_is_null(d) ? lh_json_dumps(d) : lh_xstrdup("");
+}
+
+/* A decimal flag value ("" when absent) that is all digits, else NULL. */
+static const char *digits_flag(const lh_cli_args *a, const char *name)
+{
+    const char *v = lh_cli_flag(a, name);
+    if (!v)
+        return "";
+    if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 18)
+        return NULL;
+    return v;
+}
+
+static int cmd_events(cli_ctx *ctx)
+{
+    const command *cmd = find_command("events");
+    const char *since = digits_flag(ctx->args, "--since"),
+               *limit = digits_flag(ctx->args, "--limit");
+    if (!since || !limit)
+        return usage_error(cmd, "%s", "--since and --limit take a whole number");
+    char *path = lh_xasprintf("/catalog/events?since=%s&limit=%s", *since ? since : "0",
+                              *limit ? limit : "100");
+    static const char *const headers[] = {"seq", "at", "actor", "action", "target", "details"};
+    static const size_t right[] = {0, (size_t)-1};
+    list_view v = {path, "events", headers, 6, right, event_cell};
+    int rc = print_list(ctx, &v);
+    free(path);
+    return rc;
+}
+
+static void show_migration(const json_t *doc)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(doc, "changed"), i, c)
+    {
+        const json_t *from = json_object_get(c, "from");
+        char *was = from ? lh_cli_json_cell(from) : lh_xstrdup("(missing)");
+        printf("%s: bucket %s -> %s\n", lh_json_str(c, "dataset"), was, lh_json_str(c, "to"));
+        free(was);
+    }
+    printf("%zu changed, %lld unchanged\n", json_array_size(json_object_get(doc, "changed")),
+           (long long)lh_json_int(doc, "unchanged", 0));
+}
+
+static int cmd_migrate_buckets(cli_ctx *ctx)
+{
+    return send_json(ctx, "POST", "/catalog/migrate-buckets", NULL, show_migration);
+}
+
 /* ---------------------------------------------------------------- erasure */
 
 /* A path segment from a dataset name; NULL when the name could not be one. Caller frees. */
@@ -990,6 +1168,15 @@ static const command commands[] = {
      "[--attributes region=CO,...] | keys list | keys revoke NAME | "
      "keys attributes NAME --attributes region=CO,...",
      "manage API keys (admin): a new key is printed once"},
+    {"profiles", cmd_profiles, profiles_flags, 1, 2, true,
+     "profiles list | profiles show ID | profiles create ID --model M --bind A,B "
+     "[--description D] [--bucket B] [--embed-model E] [--index-config JSON] | "
+     "profiles delete ID",
+     "manage model profiles: what agent keys bound to them may read"},
+    {"events", cmd_events, events_flags, 0, 0, true, "events [--since SEQ] [--limit N]",
+     "list the catalog's event journal (admin, legal), oldest first"},
+    {"migrate-buckets", cmd_migrate_buckets, no_flags, 0, 0, true, "migrate-buckets",
+     "rewrite manifests with empty or legacy bucket names to 'primary' (admin)"},
     {"views", cmd_views, views_flags, 1, 2, true,
      "views list | views show NAME | views delete NAME | views create NAME "
      "(--file SPEC.json | --base DATASET --columns A,B) [--filter SQL] "

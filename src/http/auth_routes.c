@@ -50,6 +50,15 @@ void lh_h_keys_create(lh_req *r)
         lh_reply_error(r, &err);
         return;
     }
+    /* A profile must exist when the key is made (a profile deleted later binds nothing). */
+    if (json_is_string(profile)) {
+        json_t *prof = lh_catalog_profile_get(lh_req_app(r)->cat, json_string_value(profile), &err);
+        if (!prof) {
+            lh_reply_error(r, &err);
+            return;
+        }
+        json_decref(prof);
+    }
     if (attributes && lh_auth_attributes_validate(attributes, &err) != 0) {
         lh_reply_error(r, &err);
         return;

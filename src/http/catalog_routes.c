@@ -3,12 +3,19 @@
  */
 #include "http_internal.h"
 
-/* An agent sees only what it is granted; everyone else who reaches these routes sees the
- * whole catalog's metadata. */
-static bool may_see(lh_req *r, const char *name)
+/* An agent sees only what it may read in SQL (its grants, or its profile's bindings: the
+ * query policy decides, so listings and SQL agree); everyone else who reaches these routes
+ * sees the whole catalog's metadata. policy: the caller's, or NULL to make one. */
+static bool may_see(lh_req *r, const lh_sql_policy *policy, const char *name)
 {
     const lh_principal *p = lh_req_principal(r);
-    return !p || p->role != LH_ROLE_AGENT || lh_principal_may_read(p, name);
+    if (!p || p->role != LH_ROLE_AGENT)
+        return true;
+    lh_sql_policy *own = policy ? NULL : lh_sql_policy_for(lh_req_app(r)->cat, p);
+    const lh_sql_policy *use = policy ? policy : own;
+    bool ok = use->may_read(use->ctx, name) == LH_REL_ALLOW;
+    lh_sql_policy_free(own);
+    return ok;
 }
 
 /* A route parameter that must be a valid dataset name the caller may see: a bad name is
@@ -18,15 +25,16 @@ static const char *dataset_param(lh_req *r, lh_error *err)
     const char *name = lh_req_param(r, 0);
     if (lh_name_validate(name, "dataset name", err) != 0)
         return NULL;
-    if (!may_see(r, name)) {
-        lh_buf b;
-        lh_buf_init(&b);
-        for (char **d = lh_req_principal(r)->datasets; d && *d; d++)
-            lh_buf_printf(&b, "%s%s", b.len ? ", " : "", *d);
-        lh_error_set(err, LH_EFORBIDDEN, "dataset '%s' is not granted to this key (granted: %s)",
-                     name, b.len ? b.data : "none");
-        lh_buf_free(&b);
-        return NULL;
+    const lh_principal *who = lh_req_principal(r);
+    if (who && who->role == LH_ROLE_AGENT) {
+        lh_sql_policy *policy = lh_sql_policy_for(lh_req_app(r)->cat, who);
+        if (!may_see(r, policy, name)) {
+            lh_error_set(err, LH_EFORBIDDEN, "dataset '%s' is not readable by this key (%s)", name,
+                         policy->allowed_hint);
+            lh_sql_policy_free(policy);
+            return NULL;
+        }
+        lh_sql_policy_free(policy);
     }
     return name;
 }
@@ -46,15 +54,18 @@ void lh_h_datasets_list(lh_req *r)
     json_t *all = lh_catalog_list(app->cat);
     json_t *problems = app->eng ? lh_engine_view_problems(app->eng) : json_object();
     json_t *out = json_array();
+    const lh_principal *who = lh_req_principal(r);
+    lh_sql_policy *policy = who ? lh_sql_policy_for(app->cat, who) : NULL;
     size_t i;
     json_t *m;
     json_array_foreach(all, i, m)
     {
-        if (may_see(r, lh_json_str(m, "name"))) {
+        if (may_see(r, policy, lh_json_str(m, "name"))) {
             mark_queryable(m, problems);
             json_array_append(out, m);
         }
     }
+    lh_sql_policy_free(policy);
     json_decref(all);
     json_decref(problems);
     lh_reply_json(r, 200, json_pack("{s:o}", "datasets", out));

@@ -168,5 +168,13 @@ void lh_h_tombstone_remove(lh_req *r);
 void lh_h_compact(lh_req *r);
 /* journal_routes.c */
 void lh_h_events_list(lh_req *r);
+/* profile_routes.c */
+void lh_h_profiles_list(lh_req *r);
+void lh_h_profile_create(lh_req *r);
+void lh_h_profile_get(lh_req *r);
+void lh_h_profile_delete(lh_req *r);
+/* lh_catalog_profile_guard over the auth store (ctx: lh_auth *). */
+size_t lh_keys_bound_to_profile(void *ctx, const char *id, lh_buf *holders);
+void lh_h_migrate_buckets(lh_req *r);
 
 #endif

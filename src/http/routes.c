@@ -45,5 +45,12 @@ const lh_route lh_routes[] = {
     {"POST", "/query/compact", LH_BODY_JSON, lh_h_compact, NULL, ADMIN},
     /* event journal (docs/GOVERNANCE.md) */
     {"GET", "/catalog/events", LH_BODY_NONE, lh_h_events_list, NULL, ADMIN | LEGAL},
+    /* model profiles (docs/GOVERNANCE.md) */
+    {"GET", "/catalog/profiles", LH_BODY_NONE, lh_h_profiles_list, NULL, ADMIN | ANALYST | LEGAL},
+    {"POST", "/catalog/profiles", LH_BODY_JSON, lh_h_profile_create, NULL, ADMIN},
+    {"GET", "/catalog/profiles/{id}", LH_BODY_NONE, lh_h_profile_get, NULL,
+     ADMIN | ANALYST | LEGAL},
+    {"DELETE", "/catalog/profiles/{id}", LH_BODY_NONE, lh_h_profile_delete, NULL, ADMIN},
+    {"POST", "/catalog/migrate-buckets", LH_BODY_NONE, lh_h_migrate_buckets, NULL, ADMIN},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -840,14 +840,17 @@ void lh_h_health(lh_req *r)
     const lh_principal *who = lh_req_principal(r);
     if (who) {
         json_t *list = lh_catalog_list(r->app->cat);
+        lh_sql_policy *policy = lh_sql_policy_for(r->app->cat, who);
         json_int_t n = 0;
         size_t i;
         json_t *m;
         json_array_foreach(list, i, m)
         {
-            if (who->role != LH_ROLE_AGENT || lh_principal_may_read(who, lh_json_str(m, "name")))
+            if (who->role != LH_ROLE_AGENT ||
+                policy->may_read(policy->ctx, lh_json_str(m, "name")) == LH_REL_ALLOW)
                 n++;
         }
+        lh_sql_policy_free(policy);
         json_decref(list);
         json_object_set_new(out, "datasets", json_integer(n));
     }
@@ -908,6 +911,8 @@ int lh_serve(lh_config *cfg)
                "message", err.message);
         goto out;
     }
+    /* A profile that keys are bound to cannot be deleted (keys live in auth/). */
+    lh_catalog_set_profile_guard(app.cat, lh_keys_bound_to_profile, app.auth);
 
     struct sockaddr_storage ss;
     if (resolve_listen(cfg, &ss, &err) != 0) {

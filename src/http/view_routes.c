@@ -1,8 +1,8 @@
 /*
  * view_routes.c: HTTP glue for AI-safe views (catalog/safe_views.c decides, the query
- * engine builds them). Who may see a view is the domain's rule, lh_principal_may_read:
- * admins, analysts and legal list every view (metadata); an agent only the views granted
- * to its key.
+ * engine builds them). Who may see a view is the domain's rule, the query policy
+ * (lh_sql_policy_for): admins, analysts and legal list every view (metadata); an agent
+ * only the views granted to its key or bound by its model profile.
  */
 #include "http_internal.h"
 
@@ -11,7 +11,12 @@
 static bool may_see_view(lh_req *r, const char *name)
 {
     const lh_principal *p = lh_req_principal(r);
-    return !p || p->role != LH_ROLE_AGENT || lh_principal_may_read(p, name);
+    if (!p || p->role != LH_ROLE_AGENT)
+        return true;
+    lh_sql_policy *policy = lh_sql_policy_for(lh_req_app(r)->cat, p);
+    bool ok = policy->may_read(policy->ctx, name) == LH_REL_ALLOW;
+    lh_sql_policy_free(policy);
+    return ok;
 }
 
 /* The catalog's status, plus the query engine's reason when it could not create a view

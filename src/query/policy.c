@@ -11,6 +11,14 @@
  * of granted datasets, lowercased and sorted). The firewall's verdict cache keys on it, so
  * a key revoked and recreated with other grants never reuses a verdict; the principal's
  * name is not part of it, so two analysts share verdicts.
+ *
+ * Model profiles: an agent key bound to a profile reads exactly the profile's bindings,
+ * resolved from the catalog when the policy is made (once per query, so a profile deleted
+ * or re-created with other bindings takes effect at the next query). The policy then judges
+ * an effective principal whose granted set is those bindings (a key never has both a
+ * profile and grants: auth refuses it), so the identity, and with it the verdict cache,
+ * includes the bound set: two profiles with different bindings never share a verdict. A
+ * profile that no longer exists binds nothing.
  */
 #include "query/query.h"
 
@@ -22,7 +30,8 @@
 typedef struct caller_policy {
     lh_sql_policy policy;    /* first: lh_sql_policy_free casts back */
     lh_catalog *cat;         /* borrowed */
-    const lh_principal *who; /* borrowed */
+    const lh_principal *who; /* borrowed, or &bound */
+    lh_principal bound;      /* a profile's agent: datasets = the bindings (owned) */
     char *hint, *identity;   /* owned */
 } caller_policy;
 
@@ -68,10 +77,9 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* "admin", "analyst", "legal", or "agent:" + the granted names lowercased, sorted and
- * joined by '/' (which no dataset name holds), then " profile:<id>" when the agent has a
- * profile (not used by the rule yet; in the identity so that profiles, once they bind
- * relations, never share a verdict). Caller frees. */
+/* "admin", "analyst", "legal", or "agent:" + the granted (or profile-bound) names
+ * lowercased, sorted and joined by '/' (which no dataset name holds), then " profile:<id>"
+ * when the agent has a profile. Caller frees. */
 static char *identity_of(const lh_principal *who)
 {
     if (who->role != LH_ROLE_AGENT)
@@ -99,11 +107,32 @@ static char *identity_of(const lh_principal *who)
     return b.data;
 }
 
+/* The bindings of who's profile as a NULL-terminated list of copies (empty when the
+ * profile is gone). Caller frees each and the list. */
+static char **profile_bindings(lh_catalog *cat, const char *profile)
+{
+    json_t *b = lh_catalog_profile_bindings(cat, profile);
+    size_t n = json_array_size(b);
+    char **out = lh_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        out[i] = lh_xstrdup(json_string_value(json_array_get(b, i)));
+    json_decref(b);
+    return out;
+}
+
 lh_sql_policy *lh_sql_policy_for(lh_catalog *cat, const lh_principal *who)
 {
     caller_policy *p = lh_xcalloc(1, sizeof(*p));
     p->cat = cat;
     p->who = who;
+    if (cat && who->role == LH_ROLE_AGENT && who->profile) {
+        p->bound = (lh_principal){.name = who->name,
+                                  .role = who->role,
+                                  .profile = who->profile,
+                                  .datasets = profile_bindings(cat, who->profile),
+                                  .attributes = who->attributes /* borrowed */};
+        p->who = who = &p->bound;
+    }
     p->hint = allowed_hint(who);
     p->identity = identity_of(who);
     p->policy.allow_raw = who->role == LH_ROLE_ADMIN;
@@ -120,6 +149,9 @@ void lh_sql_policy_free(lh_sql_policy *policy)
     if (!policy)
         return;
     caller_policy *p = (caller_policy *)policy;
+    for (char **d = p->bound.datasets; d && *d; d++)
+        free(*d);
+    free(p->bound.datasets);
     free(p->hint);
     free(p->identity);
     free(p);

@@ -187,8 +187,11 @@ struct lh_sql_policy {
  * Pure, so tests and fuzzers judge with the rule the server uses. */
 lh_rel_access lh_sql_access(const lh_principal *who, const char *relation, bool exists);
 /* The policy of a caller: relations are the datasets of cat that who may read (by
- * lh_sql_access), __raw__ names for admins, and an allowed_hint naming them. cat and who
- * are borrowed and must outlive the policy. Caller frees with lh_sql_policy_free. */
+ * lh_sql_access), __raw__ names for admins, and an allowed_hint naming them. An agent
+ * bound to a profile may read exactly the profile's bindings (read from cat now; none
+ * when the profile is gone). cat and who are borrowed and must outlive the policy. Caller
+ * frees with lh_sql_policy_free. The catalog routes filter listings with the same policy
+ * (may_read == LH_REL_ALLOW), so SQL and listings cannot disagree. */
 lh_sql_policy *lh_sql_policy_for(lh_catalog *cat, const lh_principal *who);
 void lh_sql_policy_free(lh_sql_policy *policy);
 

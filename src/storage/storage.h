@@ -13,6 +13,8 @@
  * Writes are atomic: an object under its final key is always complete. Writers that
  * produce objects with another program (DuckDB's COPY) ask for a staging path inside the
  * bucket, write there, and call lh_storage_commit, which fsyncs and renames.
+ * The one exception is lh_storage_append, for append-only logs (the event journal): a
+ * crash mid-append can leave a torn last line, which the log's reader drops at open.
  *
  * Thread safety: every function may be called from any thread; the registry is guarded
  * by a rwlock. Bucket roots are returned as copies so a concurrent remove cannot pull

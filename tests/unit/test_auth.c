@@ -346,6 +346,12 @@ static const create_case create_cases[] = {
     {"bad-datasets2", LH_ROLE_AGENT, NULL, "[\"no such/name\"]", LH_EINVAL},
     {"bad-datasets3", LH_ROLE_AGENT, NULL, "{\"a\": 1}", LH_EINVAL},
     {"bad-profile", LH_ROLE_AGENT, "not a name", NULL, LH_EINVAL},
+    /* profiles (issue 10): a slug; a profile or grants, never both */
+    {"bad-profile2", LH_ROLE_AGENT, "Upper", NULL, LH_EINVAL},
+    {"bad-profile3", LH_ROLE_AGENT, "-lead", NULL, LH_EINVAL},
+    {"slug-profile", LH_ROLE_AGENT, "cv-screening-2", NULL, 0},
+    {"both", LH_ROLE_AGENT, "recruiting", "[\"people\"]", LH_EINVAL},
+    {"profile-empty-grants", LH_ROLE_AGENT, "recruiting", "[]", 0},
     {"", LH_ROLE_ANALYST, NULL, NULL, LH_EINVAL},
     {"has space", LH_ROLE_ANALYST, NULL, NULL, LH_EINVAL},
     {"slash/y", LH_ROLE_ANALYST, NULL, NULL, LH_EINVAL},

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -400,6 +401,44 @@ static void test_path_and_reserved(void **state)
 
 /* ---------------------------------------------------------------- objects */
 
+/* lh_storage_append: creates at 0 (mode 0600), appends at the known end, cuts what a
+ * failed append left past `at`, refuses an `at` beyond the end, and cuts back on failure. */
+static void test_append(void **state)
+{
+    (void)state;
+    env *e = env_new("st-append");
+    lh_error err;
+    const char *key = "_catalog/log/events.jsonl";
+    assert_int_equal(lh_storage_append(e->st, "primary", key, 0, "a\n", 2, &err), 0);
+    assert_int_equal(lh_storage_append(e->st, "primary", key, 2, "b\n", 2, &err), 0);
+    char *path = lh_storage_path(e->st, "primary", key, &err);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    /* the remains of a failed append past the known end are cut before writing */
+    FILE *f = fopen(path, "a");
+    fputs("{\"torn", f);
+    fclose(f);
+    assert_int_equal(lh_storage_append(e->st, "primary", key, 4, "c\n", 2, &err), 0);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(lh_storage_get(e->st, "primary", key, 100, &data, &len, &err), 0);
+    assert_string_equal(data, "a\nb\nc\n");
+    free(data);
+    /* an end beyond the file is an error, and writes nothing */
+    assert_int_equal(lh_storage_append(e->st, "primary", key, 100, "d\n", 2, &err), LH_EIO);
+    /* a failed fsync cuts the bytes back */
+    lh_fault_arm(LH_FAULT_FSYNC, 1, 1, EIO);
+    assert_int_equal(lh_storage_append(e->st, "primary", key, 6, "d\n", 2, &err), LH_EIO);
+    lh_fault_reset();
+    assert_int_equal(lh_storage_get(e->st, "primary", key, 100, &data, &len, &err), 0);
+    assert_string_equal(data, "a\nb\nc\n");
+    free(data);
+    assert_int_equal(lh_storage_append(e->st, "primary", "../x", 0, "d", 1, &err), LH_EINVAL);
+    free(path);
+    env_free(e);
+}
+
 static void test_put_get_list_delete(void **state)
 {
     (void)state;
@@ -743,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_discard_removes_duckdb_temp),
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test(test_fault_hook),
+        cmocka_unit_test(test_append),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -356,6 +356,8 @@ typedef struct lh_config {
     int64_t duckdb_memory_mb;   /* LH_DUCKDB_MEMORY_MB, default 0 = DuckDB's own default */
     int duckdb_threads;         /* LH_DUCKDB_THREADS, default 0 = number of cores */
     char *admin_key;            /* LH_ADMIN_KEY (issue 3), may be NULL; never logged */
+    char *audit_key_file;       /* LH_SUBJECT_AUDIT_KEY: path of the audit signing key file;
+                                   NULL = subject auditing disabled (issue 11) */
 } lh_config;
 
 /* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are

@@ -245,6 +245,16 @@ static void test_append_verify_read(void **state)
     v = verify(e->audit, "WORKER-1", NULL);
     assert_true(v.verified);
     assert_int_equal(v.rows_total, 2);
+
+    /* the direct row writer escapes exactly as the general canonicaliser: verify
+     * re-canonicalises through jansson + lh_jcs_canonicalize and recomputes the HMAC */
+    x.purpose = "ctl\x01\x1f \"q\" \\ \n\t \x7f </script> & \xf0\x9f\x98\x80";
+    x.trace_id = "";
+    x.daemon = NULL;
+    assert_int_equal(lh_audit_append(e->audit, &x, NULL, &err), 0);
+    v = verify(e->audit, "WORKER-1", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 3);
 }
 
 /* ---------------------------------------------------------------- concurrency */
@@ -590,6 +600,8 @@ static void test_fault_each_step(void **state)
         acked += 2;
         lh_audit_entry x = entry("F");
         lh_error err;
+        /* a checkpoint drops the cached log descriptors: the next append opens the log */
+        assert_int_equal(lh_audit_checkpoint(e->audit, &err), 0);
         lh_fault_arm(cases[c].op, cases[c].nth, 1, EIO);
         int rc = lh_audit_append(e->audit, &x, NULL, &err);
         if (rc != LH_EIO || lh_fault_fired() != 1)

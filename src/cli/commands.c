@@ -953,6 +953,8 @@ static int cmd_audit(cli_ctx *ctx)
     bool all = lh_cli_has_flag(ctx->args, "--all");
     if (all == (ctx->args->npos == 2))
         return usage_error(cmd, "verify takes one subject id or --all");
+    if (all && lh_cli_flag(ctx->args, "--root"))
+        return usage_error(cmd, "--root (the manifest's chain root) goes with one subject id");
     lh_config cfg;
     lh_error err;
     lh_audit *audit = NULL;
@@ -966,6 +968,10 @@ static int cmd_audit(cli_ctx *ctx)
     }
     if (!cfg.audit_key_file) {
         fprintf(stderr, "error: LH_SUBJECT_AUDIT_KEY is not set: name the audit key file\n");
+        goto out;
+    }
+    if (!lh_fs_exists(cfg.data_dir)) {
+        fprintf(stderr, "error: no data folder at '%s' (--data DIR or LH_DATA)\n", cfg.data_dir);
         goto out;
     }
     audit = lh_audit_open(cfg.data_dir, cfg.audit_key_file, &err);

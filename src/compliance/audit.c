@@ -549,6 +549,7 @@ static lh_audit *audit_new(const char *data_dir, const char *key_file, bool read
     a->lock_fd = -1;
     a->wal_fd = -1;
     a->readonly = readonly;
+    atomic_store(&a->wal_max, LH_AUDIT_WAL_MAX);
     a->subjects_dir = lh_xasprintf("%s/_catalog/subjects", data_dir);
     a->wal_dir = lh_xasprintf("%s/_catalog/audit_wal", data_dir);
     pthread_mutex_init(&a->gate_mu, NULL);
@@ -631,6 +632,11 @@ void lh_audit_set_root_listener(lh_audit *a, lh_audit_root_listener fn, void *ct
 {
     a->listener = fn;
     a->listener_ctx = ctx;
+}
+
+void lh_audit_set_wal_max(lh_audit *a, uint64_t bytes)
+{
+    atomic_store(&a->wal_max, bytes);
 }
 
 void lh_audit_get_stats(lh_audit *a, lh_audit_stats *out)
@@ -841,7 +847,8 @@ out:
         if (hmacs)
             for (size_t i = 0; i < n; i++)
                 memcpy(hmacs + i * LH_AUDIT_HMAC_HEX, p[i].hmac, LH_AUDIT_HMAC_HEX);
-        if (audit_wal_size(a) > LH_AUDIT_WAL_MAX && !atomic_exchange(&a->ckpt_running, true)) {
+        if (audit_wal_size(a) > atomic_load(&a->wal_max) &&
+            !atomic_exchange(&a->ckpt_running, true)) {
             lh_error ck;
             if (lh_audit_checkpoint(a, &ck) != 0)
                 lh_log(LH_LOG_WARN, "audit.checkpoint_failed", "{s:s}", "message", ck.message);

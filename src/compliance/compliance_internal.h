@@ -65,6 +65,7 @@ struct lh_audit {
     bool syncing;     /* a leader is in fdatasync */
     bool poisoned;    /* a sync failed: state unknown until a checkpoint replays */
     atomic_bool ckpt_running;
+    _Atomic uint64_t wal_max; /* checkpoint past this many journal bytes */
 
     lh_audit_root_listener listener;
     void *listener_ctx;

@@ -358,6 +358,34 @@ static void test_batch_one_sync(void **state)
     free(ids);
 }
 
+/* Checkpoints triggered by the journal's size while 4 threads append: appenders wait at
+ * the gate, the journal restarts, nothing is lost or duplicated. */
+static void test_checkpoints_under_load(void **state)
+{
+    env *e = *state;
+    static const char *const ids[] = {"K-0", "K-1", "K-2", "K-3", "K-4"};
+    lh_audit_set_wal_max(e->audit, 8192);
+    lh_audit_stats before, after;
+    lh_audit_get_stats(e->audit, &before);
+    run_workers(e->audit, 4, ids, 5, 150);
+    lh_audit_get_stats(e->audit, &after);
+    assert_true(after.checkpoints - before.checkpoints >= 5);
+    for (int i = 0; i < 5; i++) {
+        lh_audit_verdict v = verify(e->audit, ids[i], NULL);
+        assert_true(v.verified);
+        assert_int_equal(v.rows_total, 120);
+    }
+    /* one journal file remains */
+    char *wd = lh_xasprintf("%s/_catalog/audit_wal", e->data);
+    DIR *d = opendir(wd);
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));)
+        n += strstr(de->d_name, ".log") != NULL;
+    closedir(d);
+    free(wd);
+    assert_int_equal(n, 1);
+}
+
 /* ---------------------------------------------------------------- restart, replay */
 
 static int roots_seen;
@@ -647,6 +675,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_50_concurrent_one_subject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_8_subjects_x_1000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_one_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_mid_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_cases, setup, teardown),

@@ -9,6 +9,7 @@
  * arrive. Errors go to stderr as "error: <code>: <message>".
  */
 #include "cli/cli.h"
+#include "compliance/compliance.h"
 #include "http/http.h"
 
 #include <errno.h>
@@ -1144,6 +1145,152 @@ static int cmd_tombstones(cli_ctx *ctx)
     return rc;
 }
 
+/* ---------------------------------------------------------------- audit (issue 11) */
+
+/* `lakehouse audit verify ID|--all` and `lakehouse audit known-answer` run offline: they
+ * read the data folder and the key file (LH_SUBJECT_AUDIT_KEY) directly, so a regulator's
+ * verification needs no running server and no API key. Beside a running server (which
+ * holds the journal's lock) verify reads the logs read-only: every acknowledged row is
+ * already in them. Without a server it first replays the journal (a crash's leftovers). */
+static const lh_cli_flag_spec audit_flags[] = {
+    {"--all", false},
+    {"--data", true},
+    {"--root", true},
+    {NULL, false},
+};
+
+typedef struct audit_verify_ctx {
+    lh_audit *audit;
+    const char *root;
+    bool json;
+    int checked, bad;
+    json_t *out;
+} audit_verify_ctx;
+
+static int audit_verify_one(void *arg, const char *id)
+{
+    audit_verify_ctx *c = arg;
+    lh_audit_verdict v;
+    lh_error err;
+    c->checked++;
+    if (lh_audit_verify(c->audit, id, c->root, &v, &err) != 0) {
+        c->bad++;
+        fprintf(stderr, "error: %s: %s\n", lh_error_kind(&err), err.message);
+        return 0;
+    }
+    if (!v.verified)
+        c->bad++;
+    if (c->json) {
+        json_array_append_new(
+            c->out, json_pack("{s:s,s:b,s:I,s:s,s:I,s:s?,s:s?,s:I}", "candidate_id", id, "verified",
+                              v.verified, "rows_total", (json_int_t)v.rows_total, "chain_root",
+                              v.chain_root, "first_bad_row", (json_int_t)v.first_bad_row, "reason",
+                              v.reason, "detail", v.reason ? v.detail : NULL, "manifest_lag",
+                              (json_int_t)v.manifest_lag));
+    } else if (v.verified) {
+        printf("%s: verified, %lld rows, chain root %s\n", id, (long long)v.rows_total,
+               v.chain_root[0] ? v.chain_root : "(none)");
+    } else {
+        printf("%s: NOT VERIFIED: first bad row %lld (%s): %s\n", id, (long long)v.first_bad_row,
+               v.reason, v.detail);
+    }
+    return 0;
+}
+
+static int audit_known_answer(const cli_ctx *ctx)
+{
+    lh_audit_entry ka;
+    char *canonical = NULL, hmac[LH_AUDIT_HMAC_HEX];
+    lh_error err;
+    lh_audit_known_answer_entry(&ka);
+    if (lh_audit_row_sign((const unsigned char *)LH_AUDIT_KA_KEY, strlen(LH_AUDIT_KA_KEY), &ka,
+                          LH_AUDIT_GENESIS, &canonical, hmac, &err) != 0)
+        return fail(&err);
+    int rc = LH_CLI_EXIT_OK;
+    if (ctx->args->json) {
+        json_t *o =
+            json_pack("{s:s,s:s,s:s,s:b}", "key_ascii", LH_AUDIT_KA_KEY, "canonical", canonical,
+                      "row_hmac", hmac, "matches_published", strcmp(hmac, LH_AUDIT_KA_HMAC) == 0);
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        printf("key (ASCII):     %s\ncanonical bytes: %s\nrow_hmac:        %s\n", LH_AUDIT_KA_KEY,
+               canonical, hmac);
+    }
+    if (strcmp(hmac, LH_AUDIT_KA_HMAC) != 0) {
+        fprintf(stderr, "error: the HMAC differs from the published %s\n", LH_AUDIT_KA_HMAC);
+        rc = LH_CLI_EXIT_ERROR;
+    }
+    free(canonical);
+    return rc;
+}
+
+static int cmd_audit(cli_ctx *ctx)
+{
+    const command *cmd = find_command("audit");
+    const char *sub = ctx->args->pos[0];
+    if (strcmp(sub, "known-answer") == 0)
+        return ctx->args->npos == 1 ? audit_known_answer(ctx)
+                                    : usage_error(cmd, "known-answer takes no argument");
+    if (strcmp(sub, "verify") != 0)
+        return usage_error(cmd, "unknown audit command '%s' (verify, known-answer)", sub);
+    bool all = lh_cli_has_flag(ctx->args, "--all");
+    if (all == (ctx->args->npos == 2))
+        return usage_error(cmd, "verify takes one subject id or --all");
+    if (all && lh_cli_flag(ctx->args, "--root"))
+        return usage_error(cmd, "--root (the manifest's chain root) goes with one subject id");
+    lh_config cfg;
+    lh_error err;
+    lh_audit *audit = NULL;
+    int rc = LH_CLI_EXIT_ERROR;
+    audit_verify_ctx c = {.root = lh_cli_flag(ctx->args, "--root"), .json = ctx->args->json};
+    const char *data = lh_cli_flag(ctx->args, "--data");
+    if (lh_config_load(&cfg, &err) != 0 ||
+        (data && lh_config_set_data_dir(&cfg, data, &err) != 0)) {
+        rc = fail(&err);
+        goto out;
+    }
+    if (!cfg.audit_key_file) {
+        fprintf(stderr, "error: LH_SUBJECT_AUDIT_KEY is not set: name the audit key file\n");
+        goto out;
+    }
+    if (!lh_fs_exists(cfg.data_dir)) {
+        fprintf(stderr, "error: no data folder at '%s' (--data DIR or LH_DATA)\n", cfg.data_dir);
+        goto out;
+    }
+    audit = lh_audit_open(cfg.data_dir, cfg.audit_key_file, &err);
+    if (!audit && err.code == LH_EBUSY)
+        audit = lh_audit_open_readonly(cfg.data_dir, cfg.audit_key_file, &err);
+    if (!audit) {
+        rc = fail(&err);
+        goto out;
+    }
+    c.audit = audit;
+    c.out = json_array();
+    if (all)
+        lh_audit_list(audit, audit_verify_one, &c, &err);
+    else
+        audit_verify_one(&c, ctx->args->pos[1]);
+    if (c.json) {
+        json_t *o = json_pack("{s:i,s:i,s:O}", "checked", c.checked, "not_verified", c.bad,
+                              "subjects", c.out);
+        char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else if (all) {
+        printf("%d subject(s) checked, %d not verified\n", c.checked, c.bad);
+    }
+    json_decref(c.out);
+    rc = c.bad ? LH_CLI_EXIT_ERROR : LH_CLI_EXIT_OK;
+out:
+    lh_audit_close(audit);
+    lh_config_free(&cfg);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static int cmd_help(cli_ctx *ctx);
@@ -1188,6 +1335,10 @@ static const command commands[] = {
      "tombstones list NAME | tombstones add NAME --column C V1,V2 [--reason R] | "
      "tombstones remove NAME V1,V2",
      "erase rows by key until compaction, list or restore them (admin)"},
+    {"audit", cmd_audit, audit_flags, 1, 2, false,
+     "audit verify ID|--all [--data DIR] [--root HEX] | audit known-answer",
+     "offline: replay subjects' audit chains (key file LH_SUBJECT_AUDIT_KEY) naming the "
+     "first bad row, or print the known-answer row's canonical bytes and HMAC"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

@@ -39,6 +39,8 @@
 #define AUDIT_MAX_FIELDS 4096
 #define AUDIT_MAX_STR 4096
 #define AUDIT_LOG_SUFFIX ".audit.jsonl"
+/* Subject logs kept open between appends (one descriptor per recently used subject). */
+#define AUDIT_OPEN_LOGS 256
 /* The largest log lh_audit_read loads (a subject with ~10 million rows). */
 #define AUDIT_LOG_READ_MAX ((size_t)4 << 30)
 
@@ -197,83 +199,73 @@ bad:
 
 static const char *const audit_results[] = {"success", "error", "denied", "not_found"};
 
-static json_t *str_or_empty(const char *s)
+static void put_member(lh_buf *b, const char *name, const char *v)
 {
-    return json_string(s ? s : "");
+    lh_buf_puts(b, name); /* '"key":' (ASCII, already in canonical form) */
+    v = v ? v : "";
+    lh_jcs_put_string(b, v, strlen(v));
 }
 
-/* The row without row_hmac, as a jansson object; NULL + LH_EINVAL for a bad entry. */
-static json_t *row_object(const lh_audit_entry *e, const char *prev, lh_error *err)
+static bool str_ok(const char *s)
+{
+    return !s || (strlen(s) <= AUDIT_MAX_STR && lh_utf8_valid(s, strlen(s)));
+}
+
+/* Writes the canonical (RFC 8785) bytes of the row without row_hmac straight into b, with
+ * no intermediate JSON value: the members in their sorted order (all keys are ASCII, so
+ * UTF-16 order is byte order), strings through the canonicaliser's own escaper. *split
+ * gets the offset of ',"schema":' where row_hmac belongs in the stored line. Every row
+ * verify reads is re-canonicalised the general way (jansson + lh_jcs_canonicalize), so
+ * the tests cross-check this writer on every row they append. */
+static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, size_t *split,
+                         lh_error *err)
 {
     char key[LH_SUBJECT_KEY_MAX], ts[LH_AUDIT_TS_MAX];
-    json_t *row = NULL, *acc = NULL, *fields = NULL;
     if (lh_subject_key(e->candidate_id, key, sizeof(key), err))
-        return NULL;
+        return LH_EINVAL;
     bool result_ok = false;
     for (size_t i = 0; i < sizeof(audit_results) / sizeof(audit_results[0]); i++)
         result_ok |= e->result && strcmp(e->result, audit_results[i]) == 0;
-    if (!result_ok) {
-        lh_error_set(err, LH_EINVAL,
-                     "audit result must be one of success, error, denied, not_found");
-        return NULL;
-    }
-    if (e->n_fields > AUDIT_MAX_FIELDS) {
-        lh_error_set(err, LH_EINVAL, "an audit row names at most %d fields", AUDIT_MAX_FIELDS);
-        return NULL;
-    }
+    if (!result_ok)
+        return lh_error_set(err, LH_EINVAL,
+                            "audit result must be one of success, error, denied, not_found");
+    if (e->n_fields > AUDIT_MAX_FIELDS)
+        return lh_error_set(err, LH_EINVAL, "an audit row names at most %d fields",
+                            AUDIT_MAX_FIELDS);
     if (e->ts) {
         if (lh_audit_ts_parse(e->ts, ts, err))
-            return NULL;
-        if (strcmp(ts, e->ts) != 0) {
-            lh_error_set(err, LH_EINVAL,
-                         "an audit row time must be UTC with nine fraction "
-                         "digits (2026-05-03T12:00:00.000000001Z)");
-            return NULL;
-        }
+            return LH_EINVAL;
+        if (strcmp(ts, e->ts) != 0)
+            return lh_error_set(err, LH_EINVAL,
+                                "an audit row time must be UTC with nine fraction digits "
+                                "(2026-05-03T12:00:00.000000001Z)");
     } else {
         lh_audit_ts_now(ts);
     }
-    const char *strs[] = {e->accessor_kind, e->daemon, e->purpose, e->trace_id};
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        if (strs[i] && strlen(strs[i]) > AUDIT_MAX_STR) {
-            lh_error_set(err, LH_EINVAL, "an audit accessor field is over %d bytes", AUDIT_MAX_STR);
-            return NULL;
-        }
-    acc = json_object();
-    json_object_set_new(acc, "kind", str_or_empty(e->accessor_kind));
-    json_object_set_new(acc, "daemon", str_or_empty(e->daemon));
-    json_object_set_new(acc, "purpose", str_or_empty(e->purpose));
-    json_object_set_new(acc, "trace_id", str_or_empty(e->trace_id));
-    fields = json_array();
-    for (size_t i = 0; i < e->n_fields; i++) {
-        json_t *f = e->fields[i] && strlen(e->fields[i]) <= AUDIT_MAX_STR
-                        ? json_string(e->fields[i])
-                        : NULL;
-        if (!f) {
-            lh_error_set(err, LH_EINVAL, "audit field %zu is missing, too long or not UTF-8",
-                         i + 1);
-            goto fail;
-        }
-        json_array_append_new(fields, f);
-    }
-    for (size_t i = 0; i < 4; i++)
-        if (!json_is_string(json_object_get(
-                acc, (const char *[]){"kind", "daemon", "purpose", "trace_id"}[i]))) {
-            lh_error_set(err, LH_EINVAL, "audit accessor fields must be valid UTF-8");
-            goto fail;
-        }
-    row = json_object();
-    json_object_set_new(row, "schema", json_string(LH_AUDIT_SCHEMA));
-    json_object_set_new(row, "ts", json_string(ts));
-    json_object_set_new(row, "candidate_id", json_string(e->candidate_id));
-    json_object_set(row, "accessor", acc);
-    json_object_set(row, "fields_accessed", fields);
-    json_object_set_new(row, "result", json_string(e->result));
-    json_object_set_new(row, "prev_chain_hash", json_string(prev));
-fail:
-    json_decref(acc);
-    json_decref(fields);
-    return row;
+    if (!str_ok(e->accessor_kind) || !str_ok(e->daemon) || !str_ok(e->purpose) ||
+        !str_ok(e->trace_id))
+        return lh_error_set(err, LH_EINVAL,
+                            "audit accessor fields must be valid UTF-8 of at most %d bytes",
+                            AUDIT_MAX_STR);
+    for (size_t i = 0; i < e->n_fields; i++)
+        if (!e->fields[i] || !str_ok(e->fields[i]))
+            return lh_error_set(err, LH_EINVAL, "audit field %zu is missing, too long or not UTF-8",
+                                i + 1);
+    put_member(b, "{\"accessor\":{\"daemon\":", e->daemon);
+    put_member(b, ",\"kind\":", e->accessor_kind);
+    put_member(b, ",\"purpose\":", e->purpose);
+    put_member(b, ",\"trace_id\":", e->trace_id);
+    put_member(b, "},\"candidate_id\":", e->candidate_id);
+    lh_buf_puts(b, ",\"fields_accessed\":[");
+    for (size_t i = 0; i < e->n_fields; i++)
+        put_member(b, i ? "," : "", e->fields[i]);
+    put_member(b, "],\"prev_chain_hash\":", prev);
+    put_member(b, ",\"result\":", e->result);
+    *split = b->len;
+    put_member(b, ",\"schema\":", LH_AUDIT_SCHEMA);
+    put_member(b, ",\"ts\":", ts);
+    lh_buf_putc(b, '}');
+    return 0;
 }
 
 static void hmac_hex(const unsigned char *key, size_t key_len, const char *msg, size_t len,
@@ -287,39 +279,41 @@ static void hmac_hex(const unsigned char *key, size_t key_len, const char *msg, 
     sodium_bin2hex(out, LH_AUDIT_HMAC_HEX, mac, sizeof(mac));
 }
 
+/* Signs an entry chained on prev: canonical bytes, their HMAC, and the stored line (the
+ * canonical row with row_hmac at its sorted place, between "result" and "schema"). */
+static int row_build(const unsigned char *key, size_t key_len, const lh_audit_entry *entry,
+                     const char *prev, lh_buf *canonical, char *hmac_out, lh_buf *line,
+                     lh_error *err)
+{
+    size_t split = 0;
+    int rc = row_canonical(entry, prev, canonical, &split, err);
+    if (rc)
+        return rc;
+    hmac_hex(key, key_len, canonical->data, canonical->len, hmac_out);
+    if (line) {
+        lh_buf_append(line, canonical->data, split);
+        lh_buf_puts(line, ",\"row_hmac\":\"");
+        lh_buf_puts(line, hmac_out);
+        lh_buf_putc(line, '"');
+        lh_buf_append(line, canonical->data + split, canonical->len - split);
+    }
+    return 0;
+}
+
 int lh_audit_row_sign(const unsigned char *key, size_t key_len, const lh_audit_entry *entry,
                       const char *prev, char **canonical, char *hmac_out, lh_error *err)
 {
-    *canonical = NULL;
-    json_t *row = row_object(entry, prev, err);
-    if (!row)
-        return err ? err->code : LH_EINVAL;
     lh_buf b;
     lh_buf_init(&b);
-    int rc = lh_jcs_canonicalize_value(row, &b, err);
-    json_decref(row);
+    *canonical = NULL;
+    int rc = row_build(key, key_len, entry, prev, &b, hmac_out, NULL, err);
     if (rc) {
         lh_buf_free(&b);
         return rc;
     }
-    hmac_hex(key, key_len, b.data, b.len, hmac_out);
     lh_buf_putc(&b, '\0');
     *canonical = b.data;
     return 0;
-}
-
-/* The stored line: the canonical row with row_hmac spliced in at its sorted place
- * (between "result" and "schema"; the top-level `,"schema":"` is unique because a '"'
- * inside a string is always escaped and the accessor object has no "schema" key). */
-static char *row_line(const char *canonical, const char *hmac, size_t *len)
-{
-    const char *at = strstr(canonical, ",\"schema\":\"");
-    if (!at)
-        abort(); /* the row always has a schema: a bug */
-    char *line =
-        lh_xasprintf("%.*s,\"row_hmac\":\"%s\"%s", (int)(at - canonical), canonical, hmac, at);
-    *len = strlen(line);
-    return line;
 }
 
 void lh_audit_known_answer_entry(lh_audit_entry *e)
@@ -481,6 +475,7 @@ static audit_tip *tip_get(lh_audit *a, audit_stripe *s, const char *key, uint64_
         s->nbuckets = nb;
     }
     audit_tip *t = lh_xcalloc(1, sizeof(*t));
+    t->fd = -1;
     t->hash = h;
     t->key = lh_xstrdup(key);
     snprintf(t->hmac, sizeof(t->hmac), "%s", hmac);
@@ -491,11 +486,53 @@ static audit_tip *tip_get(lh_audit *a, audit_stripe *s, const char *key, uint64_
     return t;
 }
 
-static void stripe_clear(audit_stripe *s)
+/* Appends a line (with its newline) to the tip's log through a cached descriptor (at most
+ * AUDIT_OPEN_LOGS open at once; past that, open and close per write). A failed write is
+ * cut back off when possible. Caller holds the tip's stripe. */
+static int tip_write(lh_audit *a, audit_tip *t, const char *line, size_t len, lh_error *err)
+{
+    if (t->fd < 0) {
+        char *path = audit_log_path(a, t->key);
+        t->fd = lh_sys_open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, LH_FILE_MODE);
+        free(path);
+        struct stat st;
+        if (t->fd < 0 || fstat(t->fd, &st) != 0) {
+            int e = errno;
+            if (t->fd >= 0)
+                close(t->fd);
+            t->fd = -1;
+            return lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot open an audit log: %s",
+                                 strerror(e));
+        }
+        t->size = st.st_size;
+        atomic_fetch_add(&a->open_logs, 1);
+    }
+    int rc = 0;
+    if (lh_fs_write_all(t->fd, line, len) != 0) {
+        rc = lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot write an audit log: %s",
+                           strerror(errno));
+        if (ftruncate(t->fd, t->size) != 0)
+            lh_log(LH_LOG_ERROR, "audit.log_not_cut", "{s:s}", "message", strerror(errno));
+    } else {
+        t->size += (off_t)len;
+    }
+    if (rc || atomic_load(&a->open_logs) > AUDIT_OPEN_LOGS) {
+        close(t->fd);
+        t->fd = -1;
+        atomic_fetch_sub(&a->open_logs, 1);
+    }
+    return rc;
+}
+
+static void stripe_clear(lh_audit *a, audit_stripe *s)
 {
     for (size_t i = 0; i < s->nbuckets; i++)
         for (audit_tip *t = s->buckets[i], *next; t; t = next) {
             next = t->next;
+            if (t->fd >= 0) {
+                close(t->fd);
+                atomic_fetch_sub(&a->open_logs, 1);
+            }
             free(t->key);
             free(t);
         }
@@ -512,6 +549,7 @@ static lh_audit *audit_new(const char *data_dir, const char *key_file, bool read
     a->lock_fd = -1;
     a->wal_fd = -1;
     a->readonly = readonly;
+    atomic_store(&a->wal_max, LH_AUDIT_WAL_MAX);
     a->subjects_dir = lh_xasprintf("%s/_catalog/subjects", data_dir);
     a->wal_dir = lh_xasprintf("%s/_catalog/audit_wal", data_dir);
     pthread_mutex_init(&a->gate_mu, NULL);
@@ -577,7 +615,7 @@ void lh_audit_close(lh_audit *a)
     if (a->lock_fd >= 0)
         close(a->lock_fd);
     for (int i = 0; i < AUDIT_STRIPES; i++) {
-        stripe_clear(&a->stripes[i]);
+        stripe_clear(a, &a->stripes[i]);
         pthread_mutex_destroy(&a->stripes[i].mu);
     }
     pthread_mutex_destroy(&a->gate_mu);
@@ -594,6 +632,11 @@ void lh_audit_set_root_listener(lh_audit *a, lh_audit_root_listener fn, void *ct
 {
     a->listener = fn;
     a->listener_ctx = ctx;
+}
+
+void lh_audit_set_wal_max(lh_audit *a, uint64_t bytes)
+{
+    atomic_store(&a->wal_max, bytes);
 }
 
 void lh_audit_get_stats(lh_audit *a, lh_audit_stats *out)
@@ -639,7 +682,7 @@ int lh_audit_checkpoint(lh_audit *a, lh_error *err)
      * failure left a log behind, and the tips are reloaded from the logs afterwards. */
     int rc = audit_wal_recover(a, err);
     for (int i = 0; i < AUDIT_STRIPES; i++)
-        stripe_clear(&a->stripes[i]);
+        stripe_clear(a, &a->stripes[i]);
     atomic_fetch_add(&a->stat_checkpoints, 1);
 
     pthread_mutex_lock(&a->gate_mu);
@@ -711,8 +754,9 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
     pending *p = lh_xcalloc(n, sizeof(*p));
     size_t *stripes = lh_xmalloc(n * sizeof(*stripes));
     size_t nstripes = 0, signed_n = 0;
-    lh_buf wal;
+    lh_buf wal, canon;
     lh_buf_init(&wal);
+    lh_buf_init(&canon);
     uint64_t end = 0;
     int rc = 0;
     bool entered = false;
@@ -741,22 +785,27 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
 
     for (size_t i = 0; i < n; i++) {
         audit_stripe *s = stripe_of(a, p[i].hash);
-        char *canonical = NULL;
         p[i].tip = tip_get(a, s, p[i].key, p[i].hash, err);
         if (!p[i].tip) {
             rc = err ? err->code : LH_EIO;
             goto rollback;
         }
-        rc = lh_audit_row_sign(a->key, a->key_len, &entries[i], p[i].tip->hmac, &canonical,
-                               p[i].hmac, err);
-        if (rc)
+        lh_buf line;
+        lh_buf_init(&line);
+        canon.len = 0;
+        rc = row_build(a->key, a->key_len, &entries[i], p[i].tip->hmac, &canon, p[i].hmac, &line,
+                       err);
+        if (rc) {
+            lh_buf_free(&line);
             goto rollback;
-        p[i].line = row_line(canonical, p[i].hmac, &p[i].len);
-        free(canonical);
+        }
+        audit_wal_frame(&wal, line.data, line.len);
+        lh_buf_putc(&line, '\n');
+        p[i].line = line.data;
+        p[i].len = line.len;
         memcpy(p[i].old_tip, p[i].tip->hmac, sizeof(p[i].old_tip));
         memcpy(p[i].tip->hmac, p[i].hmac, sizeof(p[i].hmac));
         signed_n = i + 1;
-        audit_wal_frame(&wal, p[i].line, p[i].len);
     }
     if ((rc = audit_wal_write(a, wal.data, wal.len, &end, err)))
         goto rollback;
@@ -765,12 +814,7 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
      * would build on, so the journal is poisoned: the next append (or close) replays it
      * into the logs first. */
     for (size_t i = 0; i < n; i++) {
-        char *path = audit_log_path(a, p[i].key);
-        bool torn = false;
-        char *line = lh_xasprintf("%s\n", p[i].line);
-        rc = audit_log_append(path, line, p[i].len + 1, &torn, err);
-        free(line);
-        free(path);
+        rc = tip_write(a, p[i].tip, p[i].line, p[i].len, err);
         if (rc) {
             pthread_mutex_lock(&a->wal_mu);
             a->poisoned = true;
@@ -803,7 +847,8 @@ out:
         if (hmacs)
             for (size_t i = 0; i < n; i++)
                 memcpy(hmacs + i * LH_AUDIT_HMAC_HEX, p[i].hmac, LH_AUDIT_HMAC_HEX);
-        if (audit_wal_size(a) > LH_AUDIT_WAL_MAX && !atomic_exchange(&a->ckpt_running, true)) {
+        if (audit_wal_size(a) > atomic_load(&a->wal_max) &&
+            !atomic_exchange(&a->ckpt_running, true)) {
             lh_error ck;
             if (lh_audit_checkpoint(a, &ck) != 0)
                 lh_log(LH_LOG_WARN, "audit.checkpoint_failed", "{s:s}", "message", ck.message);
@@ -815,6 +860,7 @@ out:
     free(p);
     free(stripes);
     lh_buf_free(&wal);
+    lh_buf_free(&canon);
     return rc;
 }
 

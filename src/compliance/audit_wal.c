@@ -257,7 +257,7 @@ io:
 }
 
 /* Replays the rows of one subject (r[0..n), journal order) into its log and fsyncs it. */
-static int replay_subject(lh_audit *a, wal_row *r, size_t n, lh_error *err)
+static int replay_subject(lh_audit *a, wal_row *r, size_t n, size_t *added, lh_error *err)
 {
     char *path = audit_log_path(a, r[0].key);
     char tip[LH_AUDIT_HMAC_HEX];
@@ -282,6 +282,7 @@ static int replay_subject(lh_audit *a, wal_row *r, size_t n, lh_error *err)
             break; /* never write a row that does not follow the one before it */
         if ((rc = audit_log_append(path, r[i].line, r[i].len + 1, &torn, err)))
             goto out;
+        (*added)++;
     }
     int fd = lh_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) {
@@ -303,6 +304,7 @@ int audit_wal_recover(lh_audit *a, lh_error *err)
     uint64_t *seqs = NULL;
     size_t nseq = 0, cap = 0;
     wal_rows rows = {0};
+    size_t added = 0, subjects = 0;
     int rc = 0;
     pthread_mutex_lock(&a->wal_mu);
     if (a->wal_fd >= 0) {
@@ -342,12 +344,17 @@ int audit_wal_recover(lh_audit *a, lh_error *err)
         size_t j = i;
         while (j < rows.n && strcmp(rows.v[j].key, rows.v[i].key) == 0)
             j++;
-        if ((rc = replay_subject(a, rows.v + i, j - i, err)))
+        if ((rc = replay_subject(a, rows.v + i, j - i, &added, err)))
             goto out;
+        subjects++;
         i = j;
     }
     if (rows.n && (rc = lh_fs_fsync_dir(a->subjects_dir, err)))
         goto out;
+    /* Rows the logs lacked: a crash (or a failed log write) before the checkpoint. */
+    if (added)
+        lh_log(LH_LOG_WARN, "audit.replayed", "{s:I,s:I,s:I}", "journal_rows", (json_int_t)rows.n,
+               "subjects", (json_int_t)subjects, "rows_added", (json_int_t)added);
 
     /* The logs hold every journal row durably: start a new journal, then drop the old
      * ones (a failure here leaves them for the next replay, which adds nothing). */

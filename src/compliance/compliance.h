@@ -181,6 +181,8 @@ void lh_audit_get_stats(lh_audit *audit, lh_audit_stats *out);
  * and the journal restarts empty. Appends wait meanwhile. Happens by itself when the
  * journal passes LH_AUDIT_WAL_MAX bytes. */
 #define LH_AUDIT_WAL_MAX (64 * 1024 * 1024)
+/* Changes that threshold (tests make checkpoints frequent with it). */
+void lh_audit_set_wal_max(lh_audit *audit, uint64_t bytes);
 int lh_audit_checkpoint(lh_audit *audit, lh_error *err);
 
 #endif

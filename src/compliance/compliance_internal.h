@@ -26,6 +26,8 @@ typedef struct audit_tip {
     uint64_t hash;
     char *key; /* sanitised subject key */
     char hmac[LH_AUDIT_HMAC_HEX];
+    int fd;     /* the log opened for appending, or -1 (see tip_write) */
+    off_t size; /* its size while fd is open: a failed write is cut back to it */
 } audit_tip;
 
 /* Appends to the subjects of one stripe are serialised by its mutex, which also guards
@@ -63,10 +65,12 @@ struct lh_audit {
     bool syncing;     /* a leader is in fdatasync */
     bool poisoned;    /* a sync failed: state unknown until a checkpoint replays */
     atomic_bool ckpt_running;
+    _Atomic uint64_t wal_max; /* checkpoint past this many journal bytes */
 
     lh_audit_root_listener listener;
     void *listener_ctx;
 
+    atomic_int open_logs; /* descriptors cached in tips */
     atomic_uint_fast64_t stat_rows, stat_syncs, stat_checkpoints;
 };
 

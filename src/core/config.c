@@ -100,6 +100,9 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     const char *key = getenv("LH_ADMIN_KEY");
     if (key && *key)
         cfg->admin_key = lh_xstrdup(key);
+    const char *akf = getenv("LH_SUBJECT_AUDIT_KEY");
+    if (akf && *akf)
+        cfg->audit_key_file = lh_xstrdup(akf);
     const char *lvl = getenv("LH_LOG_LEVEL");
     if (lvl) {
         static const char *names[] = {"debug", "info", "warn", "error"};
@@ -118,5 +121,6 @@ void lh_config_free(lh_config *cfg)
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));
         free(cfg->admin_key);
     }
+    free(cfg->audit_key_file);
     memset(cfg, 0, sizeof(*cfg));
 }

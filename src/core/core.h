@@ -287,6 +287,9 @@ size_t lh_utf8_cut(const char *s, size_t len);
 int lh_jcs_canonicalize(const char *text, size_t len, lh_buf *out, lh_error *err);
 /* The same for a jansson value (serialised first; jansson values hold no NaN). */
 int lh_jcs_canonicalize_value(const json_t *v, lh_buf *out, lh_error *err);
+/* Appends s[0..n) (valid UTF-8, which the caller checks) as an RFC 8785 string literal:
+ * for writers that emit canonical JSON directly (the audit rows). */
+void lh_jcs_put_string(lh_buf *out, const char *s, size_t n);
 /* ECMAScript Number::toString of a finite double (the JCS number form) into buf
  * (cap >= 32). Returns 0, or -1 for NaN/Infinity or a short buffer. */
 int lh_jcs_format_number(double d, char *buf, size_t cap);
@@ -356,6 +359,8 @@ typedef struct lh_config {
     int64_t duckdb_memory_mb;   /* LH_DUCKDB_MEMORY_MB, default 0 = DuckDB's own default */
     int duckdb_threads;         /* LH_DUCKDB_THREADS, default 0 = number of cores */
     char *admin_key;            /* LH_ADMIN_KEY (issue 3), may be NULL; never logged */
+    char *audit_key_file;       /* LH_SUBJECT_AUDIT_KEY: path of the audit signing key file;
+                                   NULL = subject auditing disabled (issue 11) */
 } lh_config;
 
 /* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are

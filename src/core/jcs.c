@@ -155,7 +155,7 @@ static int parse_string(jcs_parser *p, lh_buf *dec)
     return 0;
 }
 
-static void emit_string(lh_buf *out, const char *s, size_t n)
+void lh_jcs_put_string(lh_buf *out, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     lh_buf_putc(out, '"');
@@ -408,7 +408,7 @@ static int parse_object(jcs_parser *p, lh_buf *out, int depth)
     for (size_t i = 0; i < n; i++) {
         if (i)
             lh_buf_putc(out, ',');
-        emit_string(out, m[i].key.data ? m[i].key.data : "", m[i].key.len);
+        lh_jcs_put_string(out, m[i].key.data ? m[i].key.data : "", m[i].key.len);
         lh_buf_putc(out, ':');
         lh_buf_append(out, m[i].value.data, m[i].value.len);
     }
@@ -471,7 +471,7 @@ static int parse_value(jcs_parser *p, lh_buf *out, int depth)
         lh_buf_init(&dec);
         int rc = parse_string(p, &dec);
         if (rc == 0)
-            emit_string(out, dec.data ? dec.data : "", dec.len);
+            lh_jcs_put_string(out, dec.data ? dec.data : "", dec.len);
         lh_buf_free(&dec);
         return rc;
     }

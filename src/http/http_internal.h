@@ -12,6 +12,7 @@
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "core/core.h"
+#include "compliance/compliance.h"
 #include "ingest/ingest.h"
 #include "query/query.h"
 #include "storage/storage.h"
@@ -28,6 +29,9 @@ typedef struct lh_app {
     lh_auth *auth;
     lh_jobs *jobs;    /* long work runs here, never on an HTTP worker */
     lh_jobs *queries; /* query starts and chunk fetches: one thread per query slot */
+    /* Subject audit chains (issue 11). NULL when LH_SUBJECT_AUDIT_KEY is unset: auditing
+     * is disabled, the server still serves, and audit endpoints answer 503 saying so. */
+    lh_audit *audit;
 } lh_app;
 
 typedef enum {

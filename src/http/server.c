@@ -913,6 +913,20 @@ int lh_serve(lh_config *cfg)
     }
     /* A profile that keys are bound to cannot be deleted (keys live in auth/). */
     lh_catalog_set_profile_guard(app.cat, lh_keys_bound_to_profile, app.auth);
+    /* Subject auditing (issue 11): on when LH_SUBJECT_AUDIT_KEY names a key file. A key
+     * file that is set but unusable stops the start (a deployment that asked for auditing
+     * must not run without it); the message names the file, never its bytes. */
+    if (cfg->audit_key_file) {
+        if (!(app.audit = lh_audit_open(cfg->data_dir, cfg->audit_key_file, &err))) {
+            lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
+                   "message", err.message);
+            goto out;
+        }
+        lh_log(LH_LOG_INFO, "audit.enabled", NULL);
+    } else {
+        lh_log(LH_LOG_INFO, "audit.disabled", "{s:s}", "reason",
+               "LH_SUBJECT_AUDIT_KEY is not set; subject audit endpoints answer 503");
+    }
 
     struct sockaddr_storage ss;
     if (resolve_listen(cfg, &ss, &err) != 0) {
@@ -974,6 +988,7 @@ out:
     if (d)
         MHD_stop_daemon(d);
     lh_ingest_close(app.ing);
+    lh_audit_close(app.audit);
     lh_engine_close(app.eng);
     lh_catalog_close(app.cat);
     lh_auth_close(app.auth);

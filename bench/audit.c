@@ -1,0 +1,309 @@
+/*
+ * audit: what a durable audit append costs, against what the disk can do (issue 11
+ * item 8). All figures come from one run on one disk (DIR), wall clock:
+ *
+ *   audit DIR [SECONDS]
+ *
+ *   F            raw write(2) of a 256-byte record + fdatasync, one file, one thread:
+ *                the disk's durable-append rate, the yardstick of every other line
+ *   one_subject_interleaved  one subject, one thread, each append alternating with one
+ *                raw write+fdatasync: the ratio of the medians (robust to the drift of a
+ *                shared disk; target >= 0.8 F)
+ *   one_subject  durable appends/s to one subject, one thread (target >= 0.8 F)
+ *   one_subject_8t  the same subject from 8 threads (group commit shares the syncs)
+ *   64_subjects_8t  appends/s over 64 subjects from 8 threads, one row per call
+ *   64_subjects_8t_batch8  the same with 8 rows per call (a query returning 8 people)
+ *                (target for the 64-subject lines >= 10 F through group commit)
+ *   batch_1000   one 1,000-row batch (a query returning 1,000 people): ms and fdatasyncs
+ *   tail_10 / tail_100000  µs per append to a subject whose log already holds 10 /
+ *                100,000 rows, after a reopen (tip read from the log's last line): flat
+ *                means O(1)
+ * The key is a fixed test key; DIR gets a fresh folder per run, removed at the end.
+ */
+#include "compliance/compliance.h"
+#include "core/core.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double seconds = 2.0;
+static char *data_dir, *key_file;
+
+static double raw_F(const char *dir)
+{
+    char *p = lh_path_join(dir, "raw.bin");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    char rec[256];
+    memset(rec, 'r', sizeof(rec));
+    long n = 0;
+    double t0 = now_s();
+    while (now_s() - t0 < seconds) {
+        if (write(fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec) || fdatasync(fd) != 0)
+            abort();
+        n++;
+    }
+    double rate = (double)n / (now_s() - t0);
+    close(fd);
+    unlink(p);
+    free(p);
+    return rate;
+}
+
+/* The disk's rate drifts on a shared machine (other work, its write cache): every line
+ * is compared with F measured just before it, over one second. */
+static double local_F(const char *dir)
+{
+    double keep = seconds;
+    seconds = 1.0;
+    double f = raw_F(dir);
+    seconds = keep;
+    return f;
+}
+
+static const char *const fields[] = {"candidate_id", "email", "first_name"};
+
+static lh_audit_entry entry(const char *id)
+{
+    lh_audit_entry e = {.candidate_id = id,
+                        .accessor_kind = "agent",
+                        .daemon = "bench-key",
+                        .purpose = "benchmark",
+                        .trace_id = "trace-0001",
+                        .fields = fields,
+                        .n_fields = 3,
+                        .result = "success"};
+    return e;
+}
+
+typedef struct worker {
+    lh_audit *a;
+    int t, subjects, batch;
+    long rows;
+    double until;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    char ids[8][32];
+    lh_audit_entry e[8];
+    for (long i = 0; now_s() < w->until; i++) {
+        for (int k = 0; k < w->batch; k++) {
+            snprintf(ids[k], sizeof(ids[k]), "SUBJ-%ld",
+                     (w->t * 8 + i * w->batch + k) % w->subjects);
+            e[k] = entry(ids[k]);
+        }
+        lh_error err;
+        if (lh_audit_append_batch(w->a, e, (size_t)w->batch, &err) != 0) {
+            fprintf(stderr, "append: %s\n", err.message);
+            abort();
+        }
+        w->rows += w->batch;
+    }
+    return NULL;
+}
+
+static double run_rate(lh_audit *a, int threads, int subjects, int batch, uint64_t *syncs)
+{
+    pthread_t t[8];
+    worker w[8];
+    lh_audit_stats s0, s1;
+    lh_audit_get_stats(a, &s0);
+    double t0 = now_s();
+    for (int i = 0; i < threads; i++) {
+        w[i] =
+            (worker){.a = a, .t = i, .subjects = subjects, .batch = batch, .until = t0 + seconds};
+        pthread_create(&t[i], NULL, work, &w[i]);
+    }
+    long rows = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(t[i], NULL);
+        rows += w[i].rows;
+    }
+    double el = now_s() - t0;
+    lh_audit_get_stats(a, &s1);
+    *syncs = s1.syncs - s0.syncs;
+    return (double)rows / el;
+}
+
+static lh_audit *open_audit(void)
+{
+    lh_error err;
+    lh_audit *a = lh_audit_open(data_dir, key_file, &err);
+    if (!a) {
+        fprintf(stderr, "open: %s\n", err.message);
+        exit(1);
+    }
+    return a;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* One subject, one thread, interleaved with the raw yardstick: each round times one raw
+ * write+fdatasync of a 256-byte record, then one durable append, so the disk's drift hits
+ * both alike; the ratio of the medians is the append's rate in F. */
+static double interleaved_ratio(lh_audit *a, const char *dir, double *raw_us, double *app_us)
+{
+    enum { N = 400 };
+    static double tr[N], ta[N];
+    char *p = lh_path_join(dir, "raw2.bin");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+    char rec[256];
+    memset(rec, 'r', sizeof(rec));
+    lh_audit_entry e = entry("INTERLEAVED");
+    lh_error err;
+    for (int i = 0; i < N; i++) {
+        double t0 = now_s();
+        if (write(fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec) || fdatasync(fd) != 0)
+            abort();
+        double t1 = now_s();
+        if (lh_audit_append(a, &e, NULL, &err) != 0)
+            abort();
+        tr[i] = (t1 - t0) * 1e6;
+        ta[i] = (now_s() - t1) * 1e6;
+    }
+    close(fd);
+    unlink(p);
+    free(p);
+    qsort(tr, N, sizeof(double), cmp_double);
+    qsort(ta, N, sizeof(double), cmp_double);
+    *raw_us = tr[N / 2];
+    *app_us = ta[N / 2];
+    return tr[N / 2] / ta[N / 2];
+}
+
+/* Median µs per append to two subjects whose logs hold 10 and 100,000 rows, after a
+ * reopen (so each tip is read from its log's last line), appends alternating between
+ * them so that the disk's drift hits both alike. */
+static void tail_cost_us(double *small, double *large)
+{
+    lh_audit *a = open_audit();
+    static lh_audit_entry batch[1000];
+    lh_error err;
+    for (int i = 0; i < 1000; i++)
+        batch[i] = entry("TAIL-B");
+    for (int left = 100000; left > 0; left -= 1000)
+        if (lh_audit_append_batch(a, batch, 1000, &err) != 0)
+            abort();
+    for (int i = 0; i < 10; i++)
+        batch[i] = entry("TAIL-A");
+    if (lh_audit_append_batch(a, batch, 10, &err) != 0)
+        abort();
+    lh_audit_close(a);
+    a = open_audit();
+    enum { N = 200 };
+    static double ta[N], tb[N];
+    lh_audit_entry ea = entry("TAIL-A"), eb = entry("TAIL-B");
+    for (int i = 0; i < N; i++) {
+        double t0 = now_s();
+        if (lh_audit_append(a, &ea, NULL, &err) != 0)
+            abort();
+        double t1 = now_s();
+        if (lh_audit_append(a, &eb, NULL, &err) != 0)
+            abort();
+        ta[i] = (t1 - t0) * 1e6;
+        tb[i] = (now_s() - t1) * 1e6;
+    }
+    qsort(ta, N, sizeof(double), cmp_double);
+    qsort(tb, N, sizeof(double), cmp_double);
+    *small = ta[N / 2];
+    *large = tb[N / 2];
+    lh_audit_close(a);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: audit DIR [SECONDS]\n");
+        return 2;
+    }
+    if (argc > 2)
+        seconds = atof(argv[2]);
+    lh_log_set_level(LH_LOG_WARN);
+    char hex[17];
+    lh_random_hex(hex, 16);
+    char *root = lh_xasprintf("%s/audit-bench-%s", argv[1], hex);
+    lh_error err;
+    if (lh_fs_mkdirs(root, 0700, &err) != 0) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    data_dir = lh_path_join(root, "data");
+    key_file = lh_path_join(root, "key");
+    lh_fs_write_atomic(key_file, "bench-key-0123456789abcdef0123456789", 36, &err);
+
+    double F = raw_F(root);
+    printf("F                       %9.0f write+fdatasync/s (256-byte records, %.0f s)\n", F,
+           seconds);
+    lh_audit *a = open_audit();
+    static const struct {
+        const char *name;
+        int threads, subjects, batch;
+        const char *target;
+    } lines[] = {
+        {"one_subject", 1, 1, 1, "(target >= 0.8 F)"},
+        {"one_subject_8t", 8, 1, 1, ""},
+        {"64_subjects_8t", 8, 64, 1, "(target >= 10 F)"},
+        {"64_subjects_8t_batch8", 8, 64, 8, "(target >= 10 F)"},
+    };
+    {
+        double raw_us, app_us;
+        double ratio = interleaved_ratio(a, root, &raw_us, &app_us);
+        printf("one_subject_interleaved %9.0f appends/s  %5.2f F (median raw %.0f us, append "
+               "%.0f us, alternating)  (target >= 0.8 F)\n",
+               1e6 / app_us, ratio, raw_us, app_us);
+    }
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        uint64_t syncs;
+        double f = local_F(root);
+        double r = run_rate(a, lines[i].threads, lines[i].subjects, lines[i].batch, &syncs);
+        printf("%-23s %9.0f appends/s  %5.2f F (F=%.0f just before)  %s  rows/sync %.1f\n",
+               lines[i].name, r, r / f, f, lines[i].target, r * seconds / (double)syncs);
+    }
+    for (int round = 0; round < 2; round++) {
+        static char ids[1000][16];
+        static lh_audit_entry e[1000];
+        for (int i = 0; i < 1000; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "PERSON-%d", i);
+            e[i] = entry(ids[i]);
+        }
+        lh_audit_stats s0, s1;
+        lh_audit_get_stats(a, &s0);
+        double t0 = now_s();
+        if (lh_audit_append_batch(a, e, 1000, &err) != 0)
+            abort();
+        double ms = (now_s() - t0) * 1e3;
+        lh_audit_get_stats(a, &s1);
+        printf("batch_1000_%s %9.1f ms for 1,000 rows of 1,000 subjects, %llu fdatasync\n",
+               round ? "again       " : "new_subjects", ms,
+               (unsigned long long)(s1.syncs - s0.syncs));
+    }
+    lh_audit_close(a);
+    double small, large;
+    tail_cost_us(&small, &large);
+    printf("tail_10                 %9.1f us/append median (log of 10 rows)\n", small);
+    printf("tail_100000             %9.1f us/append median (log of 100,000 rows)\n", large);
+    printf("TODO(issue 11 item 5)   analyst query returning 1,000 subjects with and without "
+           "auditing: needs access auditing of queries, not built yet\n");
+    lh_fs_remove_tree(root, NULL);
+    free(root);
+    free(data_dir);
+    free(key_file);
+    return 0;
+}

@@ -42,6 +42,7 @@ int lh_config_set_listen(lh_config *cfg, const char *listen, lh_error *err)
         return lh_error_set(err, LH_EINVAL, "listen address '%s' is not HOST:PORT", listen);
     if (colon && colon != listen) {
         free(cfg->listen_host);
+        free(cfg->legal_token_file);
         cfg->listen_host = lh_xasprintf("%.*s", (int)(colon - listen), listen);
     }
     cfg->listen_port = (int)port;
@@ -100,6 +101,9 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     const char *key = getenv("LH_ADMIN_KEY");
     if (key && *key)
         cfg->admin_key = lh_xstrdup(key);
+    const char *legal = getenv("LH_LEGAL_AUDIT_TOKEN_FILE");
+    if (legal && *legal)
+        cfg->legal_token_file = lh_xstrdup(legal);
     const char *lvl = getenv("LH_LOG_LEVEL");
     if (lvl) {
         static const char *names[] = {"debug", "info", "warn", "error"};
@@ -114,6 +118,7 @@ void lh_config_free(lh_config *cfg)
 {
     free(cfg->data_dir);
     free(cfg->listen_host);
+    free(cfg->legal_token_file);
     if (cfg->admin_key) {
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));
         free(cfg->admin_key);

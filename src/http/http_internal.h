@@ -11,6 +11,7 @@
 
 #include "auth/auth.h"
 #include "catalog/catalog.h"
+#include "compliance/compliance.h"
 #include "core/core.h"
 #include "ingest/ingest.h"
 #include "query/query.h"
@@ -28,6 +29,8 @@ typedef struct lh_app {
     lh_auth *auth;
     lh_jobs *jobs;    /* long work runs here, never on an HTTP worker */
     lh_jobs *queries; /* query starts and chunk fetches: one thread per query slot */
+    /* issue 11: subject manifests (compliance/subjects.c) */
+    lh_subjects *subjects;
 } lh_app;
 
 typedef enum {
@@ -157,5 +160,10 @@ void lh_h_keys_revoke(lh_req *r);
 void lh_h_job_get(lh_req *r);
 /* journal_routes.c */
 void lh_h_events_list(lh_req *r);
+/* subject_routes.c (issue 11) */
+void lh_h_subject_put(lh_req *r);
+void lh_h_subject_get(lh_req *r);
+void lh_h_subjects_list(lh_req *r);
+void lh_h_subjects_backfill(lh_req *r);
 
 #endif

@@ -30,5 +30,10 @@ const lh_route lh_routes[] = {
     {"GET", "/jobs/{id}", LH_BODY_NONE, lh_h_job_get, NULL, ADMIN},
     /* event journal (docs/GOVERNANCE.md) */
     {"GET", "/catalog/events", LH_BODY_NONE, lh_h_events_list, NULL, ADMIN | LEGAL},
+    /* subjects (issue 11; docs/AUDIT.md "Subjects") */
+    {"GET", "/subjects", LH_BODY_NONE, lh_h_subjects_list, NULL, ADMIN | LEGAL},
+    {"POST", "/subjects/backfill", LH_BODY_JSON, lh_h_subjects_backfill, NULL, ADMIN},
+    {"PUT", "/subjects/{id}", LH_BODY_JSON, lh_h_subject_put, NULL, ADMIN},
+    {"GET", "/subjects/{id}", LH_BODY_NONE, lh_h_subject_get, NULL, ADMIN | LEGAL},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -903,7 +903,8 @@ int lh_serve(lh_config *cfg)
         !(app.auth = lh_auth_open(cfg->data_dir, cfg->admin_key, &err)) ||
         !(app.cat = lh_catalog_open(app.st, &err)) ||
         !(app.eng = lh_engine_open(cfg, app.st, app.cat, &err)) ||
-        !(app.ing = lh_ingest_open(app.st, app.cat, app.eng, &err))) {
+        !(app.ing = lh_ingest_open(app.st, app.cat, app.eng, &err)) ||
+        !(app.subjects = lh_subjects_open(app.st, app.cat, &err))) {
         lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
                "message", err.message);
         goto out;
@@ -968,6 +969,7 @@ out:
     lh_jobs_close(app.queries);
     if (d)
         MHD_stop_daemon(d);
+    lh_subjects_close(app.subjects);
     lh_ingest_close(app.ing);
     lh_engine_close(app.eng);
     lh_catalog_close(app.cat);

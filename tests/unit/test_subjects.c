@@ -1,0 +1,328 @@
+/*
+ * test_subjects.c: subject manifests (compliance/subjects.c): the storage-key sanitiser,
+ * the collision rule (a second id of one key is refused, never merged), validation of
+ * every field, the one-shot prefix strip, the chain-root mirror, and crash safety of a
+ * manifest write (a failure at each step leaves the old manifest whole).
+ */
+#include "testutil.h"
+
+#include "compliance/compliance.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct env {
+    char *tmp;
+    lh_storage *st;
+    lh_catalog *cat;
+    lh_subjects *subj;
+} env;
+
+static int setup(void **state)
+{
+    env *e = calloc(1, sizeof(*e));
+    lh_error err;
+    e->tmp = lh_test_tmpdir("subjects");
+    if (!(e->st = lh_storage_open(e->tmp, &err)) || !(e->cat = lh_catalog_open(e->st, &err)) ||
+        !(e->subj = lh_subjects_open(e->st, e->cat, &err)))
+        fail_msg("open: %s", err.message);
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    env *e = *state;
+    lh_subjects_close(e->subj);
+    lh_catalog_close(e->cat);
+    lh_storage_close(e->st);
+    lh_test_rmdir(e->tmp);
+    free(e);
+    return 0;
+}
+
+static json_t *parse(const char *text)
+{
+    json_error_t je;
+    json_t *v = json_loads(text, 0, &je);
+    if (!v)
+        fail_msg("bad test JSON %s: %s", text, je.text);
+    return v;
+}
+
+static int put(env *e, const char *id, const char *body_text, bool *created, lh_error *err)
+{
+    json_t *body = parse(body_text);
+    bool c = false;
+    int rc = lh_subjects_put(e->subj, id, body, "tester", created ? created : &c, NULL, err);
+    json_decref(body);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- sanitiser */
+
+static void test_key_sanitiser(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *id, *key; /* key NULL: refused */
+    } cases[] = {
+        {"WORKER-1", "WORKER-1"},
+        {"a_b-9", "a_b-9"},
+        {"a.b", "a_b"},
+        {"a/b", "a_b"},
+        {"../../etc", "______etc"},
+        {"José", "Jos__"}, /* é is two bytes */
+        {"x y", "x_y"},
+        {"", NULL},
+        {"tab\there", NULL},
+        {"\xff\xfe", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char key[LH_SUBJECT_ID_MAX + 1];
+        lh_error err;
+        int rc = lh_subject_key(cases[i].id, key, sizeof(key), &err);
+        if (cases[i].key) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(key, cases[i].key);
+        } else {
+            assert_int_equal(rc, LH_EINVAL);
+        }
+    }
+    char longid[LH_SUBJECT_ID_MAX + 2];
+    memset(longid, 'a', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    char key[LH_SUBJECT_ID_MAX + 1];
+    assert_int_equal(lh_subject_key(longid, key, sizeof(key), NULL), LH_EINVAL);
+    longid[LH_SUBJECT_ID_MAX] = '\0';
+    assert_int_equal(lh_subject_key(longid, key, sizeof(key), NULL), 0);
+}
+
+static void test_strip_prefix_once(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value, *prefix, *want;
+    } cases[] = {
+        {"W-W-1", "W-", "W-1"}, {"W-1", "W-", "1"}, {"X-1", "W-", "X-1"}, {"W-", "W-", ""},
+        {"W-1", NULL, "W-1"},   {"W-1", "", "W-1"}, {"w-1", "W-", "w-1"}, /* case-sensitive */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_string_equal(lh_subject_strip_prefix(cases[i].value, cases[i].prefix),
+                            cases[i].want);
+}
+
+/* ---------------------------------------------------------------- collisions */
+
+static void test_collision_refused_never_merged(void **state)
+{
+    env *e = *state;
+    lh_error err;
+    bool created = false;
+    assert_int_equal(put(e, "a.b", "{\"status\":\"Withdrawn\"}", &created, &err), 0);
+    assert_true(created);
+    /* a/b sanitises to the same key: refused, and a.b's manifest is untouched */
+    assert_int_equal(put(e, "a/b", "{\"status\":\"Active\"}", &created, &err), LH_EEXISTS);
+    assert_non_null(strstr(err.message, "a.b"));
+    json_t *m = lh_subjects_get(e->subj, "a.b", &err);
+    assert_non_null(m);
+    assert_string_equal(lh_json_str(m, "candidate_id"), "a.b");
+    assert_string_equal(lh_json_str(m, "status"), "Withdrawn");
+    json_decref(m);
+    assert_null(lh_subjects_get(e->subj, "a/b", &err));
+    assert_int_equal(err.code, LH_ENOTFOUND);
+    /* the chain-root mirror of the other id does not touch it either */
+    assert_int_equal(lh_subjects_set_chain_root(e->subj, "a/b", "ff", 3, &err), LH_EEXISTS);
+    /* updating a.b itself still works */
+    assert_int_equal(put(e, "a.b", "{\"status\":\"Active\"}", &created, &err), 0);
+    assert_false(created);
+}
+
+/* ---------------------------------------------------------------- validation */
+
+static void test_validation(void **state)
+{
+    env *e = *state;
+    static const struct {
+        const char *body;
+        int rc;
+        const char *msg; /* a part of the message */
+    } cases[] = {
+        {"{}", 0, NULL},
+        {"{\"status\":\"Gone\"}", LH_EINVAL, "'status' must be one of Active"},
+        {"{\"status\":3}", LH_EINVAL, "'status'"},
+        {"{\"candidate_id\":\"other\"}", LH_EINVAL, "differs from the id in the path"},
+        {"{\"schema\":\"subject_manifest.v2\"}", LH_EINVAL, "'schema' is set by the server"},
+        {"{\"audit_log_chain_root\":\"00\"}", LH_EINVAL, "'audit_log_chain_root' is set by"},
+        {"{\"audit_rows\":5}", LH_EINVAL, "'audit_rows' is set by"},
+        {"{\"created_at\":\"2020-01-01T00:00:00Z\"}", LH_EINVAL, "'created_at' is set by"},
+        {"{\"consent\":[]}", LH_EINVAL, "'consent' must be an object"},
+        {"{\"consent\":{\"general\":{\"status\":\"Given\"}}}", LH_EINVAL,
+         "'consent.general.given_at' is required"},
+        {"{\"consent\":{\"general\":{\"status\":\"Given\",\"given_at\":\"yesterday\"}}}", LH_EINVAL,
+         "'consent.general.given_at' must be an RFC 3339"},
+        {"{\"consent\":{\"general\":{\"status\":\"Given\",\"given_at\":\"2026-02-30T00:00:00Z\"}}}",
+         LH_EINVAL, "RFC 3339"},
+        {"{\"consent\":{\"general\":{\"status\":\"Given\",\"given_at\":\"2026-01-01T00:00:00Z\"}}}",
+         0, NULL},
+        {"{\"consent\":{\"general\":{\"status\":\"Withdrawn\",\"given_at\":\"2026-01-02T00:00:"
+         "00Z\","
+         "\"withdrawn_at\":\"2026-01-01T00:00:00Z\"}}}",
+         LH_EINVAL, "is before"},
+        {"{\"consent\":{\"general\":{\"status\":\"Given\",\"given_at\":\"2026-01-01T00:00:00Z\","
+         "\"statsu\":1}}}",
+         LH_EINVAL, "unknown field 'consent.general.statsu'"},
+        {"{\"consent\":{\"biometric\":{\"status\":\"Given\",\"given_at\":\"2026-01-01T00:00:00Z\"}}"
+         "}",
+         LH_EINVAL, "'consent.biometric.version_hash' is required"},
+        {"{\"consent\":{\"biometric\":{\"status\":\"Given\",\"version_hash\":\"sha256:ab\","
+         "\"given_at\":\"2026-01-01T00:00:00.123456789+02:00\"}}}",
+         0, NULL},
+        {"{\"consent\":{\"biometric\":{\"status\":\"NeverCollected\",\"version_hash\":\"x\"}}}",
+         LH_EINVAL, "must be null while status is NeverCollected"},
+        {"{\"consent\":{\"biometric\":{\"status\":\"Maybe\"}}}", LH_EINVAL,
+         "'consent.biometric.status' must be one of NeverCollected, Given, Withdrawn"},
+        {"{\"retention\":{\"biometric_until\":\"2027-01-01T00:00:00Z\"}}", LH_EINVAL,
+         "needs 'retention.last_interaction_at'"},
+        {"{\"retention\":{\"biometric_until\":\"2029-01-01T00:00:01Z\","
+         "\"last_interaction_at\":\"2026-01-01T00:00:00Z\"}}",
+         LH_EINVAL, "the latest allowed is 2029-01-01T00:00:00Z"},
+        {"{\"retention\":{\"biometric_until\":\"2029-01-01T00:00:00Z\","
+         "\"last_interaction_at\":\"2026-01-01T00:00:00Z\",\"general_pii_until\":null}}",
+         0, NULL},
+        {"{\"datasets\":{}}", LH_EINVAL, "'datasets' must be an array"},
+        {"{\"datasets\":[{\"dataset\":\"people\",\"key_column\":\"id\",\"key_value\":\"1\"}]}",
+         LH_EINVAL, "no dataset named 'people'"},
+        {"{\"datasets\":[{\"dataset\":\"people\",\"key_column\":\"id\"}]}", LH_EINVAL,
+         "'datasets[0].key_value' must be"},
+        {"{\"x_future_field\":{\"kept\":true}}", 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        lh_error err;
+        lh_error_clear(&err);
+        int rc = put(e, "S-1", cases[i].body, NULL, &err);
+        if (rc != cases[i].rc || (cases[i].msg && !strstr(err.message, cases[i].msg)))
+            fail_msg("case %zu %s: rc %d (want %d) message '%s' (want '%s')", i, cases[i].body, rc,
+                     cases[i].rc, err.message, cases[i].msg ? cases[i].msg : "");
+    }
+    /* what the accepted cases left: unknown field kept, nulls filled, consent merged */
+    lh_error err;
+    json_t *m = lh_subjects_get(e->subj, "S-1", &err);
+    assert_non_null(m);
+    assert_true(json_is_true(json_object_get(json_object_get(m, "x_future_field"), "kept")));
+    const json_t *consent = json_object_get(m, "consent");
+    assert_string_equal(lh_json_str(json_object_get(consent, "general"), "status"), "Given");
+    assert_string_equal(lh_json_str(json_object_get(consent, "biometric"), "status"), "Given");
+    assert_true(json_is_null(json_object_get(json_object_get(consent, "general"), "withdrawn_at")));
+    assert_string_equal(lh_json_str(json_object_get(m, "retention"), "biometric_until"),
+                        "2029-01-01T00:00:00Z");
+    /* read-only fields may be sent back unchanged (GET, edit, PUT) */
+    json_t *back = json_deep_copy(m);
+    json_object_set_new(back, "status", json_string("Withdrawn"));
+    bool created;
+    assert_int_equal(lh_subjects_put(e->subj, "S-1", back, "t", &created, NULL, &err), 0);
+    json_decref(back);
+    json_decref(m);
+}
+
+/* ---------------------------------------------------------------- chain root, listing */
+
+static void test_chain_root_mirror(void **state)
+{
+    env *e = *state;
+    lh_error err;
+    /* no manifest: nothing to mirror, not an error, nothing created */
+    assert_int_equal(lh_subjects_set_chain_root(e->subj, "nobody", "ab", 1, &err), 0);
+    assert_null(lh_subjects_get(e->subj, "nobody", &err));
+    assert_int_equal(put(e, "P-1", "{}", NULL, &err), 0);
+    const char *root = "d13b874cb2e1ee8fcaa1f558e8fb48926205de7e0c140f5895d8370d6c43cd30";
+    assert_int_equal(lh_subjects_set_chain_root(e->subj, "P-1", root, 7, &err), 0);
+    json_t *m = lh_subjects_get(e->subj, "P-1", &err);
+    assert_string_equal(lh_json_str(m, "audit_log_chain_root"), root);
+    assert_int_equal(lh_json_int(m, "audit_rows", 0), 7);
+    json_decref(m);
+    /* a client cannot move it */
+    assert_int_equal(put(e, "P-1", "{\"audit_log_chain_root\":null}", NULL, &err), LH_EINVAL);
+}
+
+static void test_list_by_status(void **state)
+{
+    env *e = *state;
+    lh_error err;
+    assert_int_equal(put(e, "L-1", "{}", NULL, &err), 0);
+    assert_int_equal(put(e, "L-2", "{\"status\":\"Erased\"}", NULL, &err), 0);
+    assert_int_equal(put(e, "L-3", "{\"status\":\"Erased\"}", NULL, &err), 0);
+    json_t *doc = lh_subjects_list(e->subj, "Erased", NULL, 100, &err);
+    assert_non_null(doc);
+    json_t *a = json_object_get(doc, "subjects");
+    assert_int_equal(json_array_size(a), 2);
+    assert_string_equal(lh_json_str(json_array_get(a, 0), "candidate_id"), "L-2");
+    json_decref(doc);
+    /* paging: one per page, next_after chains the pages */
+    doc = lh_subjects_list(e->subj, NULL, NULL, 1, &err);
+    assert_int_equal(json_array_size(json_object_get(doc, "subjects")), 1);
+    char *next = lh_xstrdup(lh_json_str(doc, "next_after"));
+    json_decref(doc);
+    doc = lh_subjects_list(e->subj, NULL, next, 10, &err);
+    assert_int_equal(json_array_size(json_object_get(doc, "subjects")), 2);
+    assert_true(json_is_null(json_object_get(doc, "next_after")));
+    free(next);
+    json_decref(doc);
+    assert_null(lh_subjects_list(e->subj, "Nope", NULL, 10, &err));
+    assert_int_equal(err.code, LH_EINVAL);
+}
+
+/* ---------------------------------------------------------------- crash safety */
+
+#ifdef LH_FAULT_INJECTION
+/* Each step of a manifest write fails once: the call fails (or, after the rename, rolls
+ * forward), and what GET then shows is the old manifest or the new one, whole. */
+static void test_write_faults_leave_old_or_new(void **state)
+{
+    env *e = *state;
+    lh_error err;
+    assert_int_equal(put(e, "F-1", "{\"status\":\"Active\"}", NULL, &err), 0);
+    static const lh_fault_op ops[] = {LH_FAULT_OPEN, LH_FAULT_WRITE, LH_FAULT_FSYNC,
+                                      LH_FAULT_RENAME, LH_FAULT_FSYNC_DIR};
+    const char *states[] = {"Withdrawn", "Active"};
+    int flip = 0;
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        const char *want = states[flip];
+        lh_fault_arm(ops[i], 1, 1, EIO);
+        char body[64];
+        snprintf(body, sizeof(body), "{\"status\":\"%s\"}", want);
+        int rc = put(e, "F-1", body, NULL, &err);
+        unsigned fired = lh_fault_fired();
+        lh_fault_reset();
+        json_t *m = lh_subjects_get(e->subj, "F-1", &err);
+        assert_non_null(m);
+        const char *now = lh_json_str(m, "status");
+        if (rc == 0) {
+            assert_string_equal(now, want); /* rolled forward, or the op was not used */
+            flip ^= 1;
+        } else {
+            assert_true(fired > 0);
+            assert_string_equal(now, states[flip ^ 1]); /* old state, whole */
+        }
+        json_decref(m);
+    }
+}
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_sanitiser),
+        cmocka_unit_test(test_strip_prefix_once),
+        cmocka_unit_test_setup_teardown(test_collision_refused_never_merged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_root_mirror, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_by_status, setup, teardown),
+#ifdef LH_FAULT_INJECTION
+        cmocka_unit_test_setup_teardown(test_write_faults_leave_old_or_new, setup, teardown),
+#endif
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -121,4 +121,32 @@ typedef struct lh_backfill_opts {
 json_t *lh_subjects_backfill(lh_subjects *s, lh_engine *eng, const lh_backfill_opts *o, lh_job *job,
                              lh_error *err);
 
+/* ================================================================ legal endpoint (legal.c)
+ *
+ * GET /audit/subject/{id} and GET /audit/health (docs/AUDIT.md "Legal endpoint"). Callers
+ * prove themselves with the token in the file named by LH_LEGAL_AUDIT_TOKEN_FILE (header
+ * X-Lakehouse-Legal-Token) or with a key of role legal (admin keys too). */
+typedef struct lh_legal lh_legal;
+
+/* token_file: the configured path, or NULL (copied). subjects and cat are borrowed and
+ * must outlive it. Caller frees with lh_legal_close. */
+lh_legal *lh_legal_open(lh_subjects *subjects, lh_catalog *cat, const char *token_file);
+void lh_legal_close(lh_legal *lg);
+
+/* May this caller use the legal endpoints? who: the bearer key's principal or NULL;
+ * presented: the X-Lakehouse-Legal-Token header or NULL. A legal or admin key: yes. Else
+ * the token file is read: missing, empty or under 32 bytes → LH_EUNAVAILABLE naming the
+ * reason; then the header: missing or wrong → LH_EUNAUTH; another role without a token →
+ * LH_EFORBIDDEN. The token is compared in constant time and appears in no message. */
+int lh_legal_authorize(lh_legal *lg, const char *presented, const lh_principal *who, lh_error *err);
+
+/* subject_audit_response.v1 of one subject: {schema, response: {...}, signature: null,
+ * inclusion_proof: null} (docs/AUDIT.md). from/to: RFC 3339 bounds of the rows returned
+ * (inclusive; NULL: open); the chain is verified over the whole log whatever the window.
+ * LH_ENOTFOUND when the subject has neither a manifest nor a log. Caller decrefs. */
+json_t *lh_legal_subject_response(lh_legal *lg, const char *candidate_id, const char *from,
+                                  const char *to, lh_error *err);
+/* GET /audit/health: what the legal endpoint relies on. Caller decrefs. */
+json_t *lh_legal_health(lh_legal *lg);
+
 #endif

@@ -42,7 +42,6 @@ int lh_config_set_listen(lh_config *cfg, const char *listen, lh_error *err)
         return lh_error_set(err, LH_EINVAL, "listen address '%s' is not HOST:PORT", listen);
     if (colon && colon != listen) {
         free(cfg->listen_host);
-        free(cfg->legal_token_file);
         cfg->listen_host = lh_xasprintf("%.*s", (int)(colon - listen), listen);
     }
     cfg->listen_port = (int)port;

@@ -31,6 +31,7 @@ typedef struct lh_app {
     lh_jobs *queries; /* query starts and chunk fetches: one thread per query slot */
     /* issue 11: subject manifests (compliance/subjects.c) */
     lh_subjects *subjects;
+    lh_legal *legal; /* the legal audit endpoint (compliance/legal.c) */
 } lh_app;
 
 typedef enum {
@@ -165,5 +166,8 @@ void lh_h_subject_put(lh_req *r);
 void lh_h_subject_get(lh_req *r);
 void lh_h_subjects_list(lh_req *r);
 void lh_h_subjects_backfill(lh_req *r);
+/* legal_routes.c (issue 11) */
+void lh_h_audit_subject(lh_req *r);
+void lh_h_audit_health(lh_req *r);
 
 #endif

@@ -35,5 +35,9 @@ const lh_route lh_routes[] = {
     {"POST", "/subjects/backfill", LH_BODY_JSON, lh_h_subjects_backfill, NULL, ADMIN},
     {"PUT", "/subjects/{id}", LH_BODY_JSON, lh_h_subject_put, NULL, ADMIN},
     {"GET", "/subjects/{id}", LH_BODY_NONE, lh_h_subject_get, NULL, ADMIN | LEGAL},
+    /* legal audit endpoint (issue 11): public here, the handler checks the legal token or
+     * a legal/admin key (compliance/legal.c) */
+    {"GET", "/audit/subject/{id}", LH_BODY_NONE, lh_h_audit_subject, NULL, PUBLIC},
+    {"GET", "/audit/health", LH_BODY_NONE, lh_h_audit_health, NULL, PUBLIC},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -904,7 +904,8 @@ int lh_serve(lh_config *cfg)
         !(app.cat = lh_catalog_open(app.st, &err)) ||
         !(app.eng = lh_engine_open(cfg, app.st, app.cat, &err)) ||
         !(app.ing = lh_ingest_open(app.st, app.cat, app.eng, &err)) ||
-        !(app.subjects = lh_subjects_open(app.st, app.cat, &err))) {
+        !(app.subjects = lh_subjects_open(app.st, app.cat, &err)) ||
+        !(app.legal = lh_legal_open(app.subjects, app.cat, cfg->legal_token_file))) {
         lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
                "message", err.message);
         goto out;
@@ -969,6 +970,7 @@ out:
     lh_jobs_close(app.queries);
     if (d)
         MHD_stop_daemon(d);
+    lh_legal_close(app.legal);
     lh_subjects_close(app.subjects);
     lh_ingest_close(app.ing);
     lh_engine_close(app.eng);

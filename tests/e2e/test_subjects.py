@@ -207,7 +207,7 @@ class Subjects(Base):
 
     def test_07_backfill_from_the_command_line(self):
         s = self.server
-        status, doc = s.ingest("more", b"person\nQ-71\nQ-72\nQ-71\n")
+        status, doc = s.ingest("more", b"person\nQ-71\nQ-72\nQ-71\n71\n")
         self.assertEqual(status, 201, doc)
         env = dict(os.environ, LH_SERVER=s.url, LH_KEY=ADMIN_KEY)
         args = [h.BIN, "subjects", "backfill", "more", "--id-column", "person",
@@ -219,3 +219,7 @@ class Subjects(Base):
         self.assertIn("created 0, existing 2", r.stdout)
         status, doc = s.json("GET", "/subjects/72")
         self.assertEqual(doc["subject"]["datasets"][0]["key_value"], "Q-72")
+        # "71" and "Q-71" are one subject: one manifest, both raw values recorded
+        status, doc = s.json("GET", "/subjects/71")
+        self.assertEqual(sorted(d["key_value"] for d in doc["subject"]["datasets"]),
+                         ["71", "Q-71"])

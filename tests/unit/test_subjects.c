@@ -309,6 +309,57 @@ static void test_write_faults_leave_old_or_new(void **state)
         json_decref(m);
     }
 }
+
+/* lh_storage_put_many (the backfill's batch write): a failure at each step leaves every
+ * object old or new and whole; before the first rename, all old. */
+static void test_put_many_faults(void **state)
+{
+    env *e = *state;
+    lh_error err;
+    char *keys[] = {"_catalog/subjects/m1.json", "_catalog/subjects/m2.json",
+                    "_catalog/subjects/m3.json"};
+    char *old[] = {"old-1", "old-2", "old-3"}, *neu[] = {"new-1", "new-2", "new-3"};
+    size_t lens[] = {5, 5, 5};
+    assert_int_equal(lh_storage_put_many(e->st, LH_BUCKET_PRIMARY, keys, old, lens, 3, &err), 0);
+    static const lh_fault_op ops[] = {LH_FAULT_OPEN, LH_FAULT_WRITE, LH_FAULT_FSYNC,
+                                      LH_FAULT_RENAME, LH_FAULT_FSYNC_DIR};
+    unsigned failures = 0;
+    for (size_t t = 0; t < 2 * sizeof(ops) / sizeof(ops[0]); t++) {
+        assert_int_equal(lh_storage_put_many(e->st, LH_BUCKET_PRIMARY, keys, old, lens, 3, &err),
+                         0);
+        /* the first call of the op, then the second (mid-batch where there is one) */
+        lh_fault_arm(ops[t / 2], 1 + t % 2, 1, EIO);
+        int rc = lh_storage_put_many(e->st, LH_BUCKET_PRIMARY, keys, neu, lens, 3, &err);
+        unsigned fired = lh_fault_fired();
+        lh_fault_reset();
+        int n_new = 0;
+        for (int k = 0; k < 3; k++) {
+            char *data = NULL;
+            size_t len = 0;
+            assert_int_equal(
+                lh_storage_get(e->st, LH_BUCKET_PRIMARY, keys[k], 64, &data, &len, &err), 0);
+            assert_int_equal(len, 5);
+            assert_true(strcmp(data, old[k]) == 0 || strcmp(data, neu[k]) == 0);
+            n_new += strcmp(data, neu[k]) == 0;
+            free(data);
+        }
+        if (rc == 0)
+            assert_int_equal(n_new, 3);
+        else if (!lh_error_not_durable(&err))
+            assert_int_equal(n_new, 0);
+        assert_true(rc == 0 || fired > 0);
+        failures += rc != 0;
+        /* no staging file is left behind */
+        char **list = NULL;
+        size_t count = 0;
+        assert_int_equal(
+            lh_storage_list(e->st, LH_BUCKET_PRIMARY, "_catalog/subjects/", &list, &count, &err),
+            0);
+        assert_int_equal(count, 3);
+        lh_storage_keys_free(list);
+    }
+    assert_true(failures >= 8); /* every op fails the batch at least once */
+}
 #endif
 
 int main(void)
@@ -322,6 +373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_by_status, setup, teardown),
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test_setup_teardown(test_write_faults_leave_old_or_new, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_many_faults, setup, teardown),
 #endif
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,31 +1,190 @@
 /*
- * compliance: subjects, the per-subject audit chain, the legal endpoint's logic.
- * (docs/AUDIT.md; DESIGN.md §2 "compliance")
+ * compliance: subjects (the people the lake holds data about), their per-subject audit
+ * chains and the legal view of them (DESIGN.md §2 "compliance").
  *
- * Sits beside query and ingest: it may use core, storage, catalog and query, never http.
- * One public header with a section per part; helpers shared inside the folder live in
- * compliance_internal.h.
+ * The module sits beside query and ingest: it may use core, storage, catalog and query,
+ * never http. This is its one public header, in sections:
+ *   - subject keys: the one sanitiser of subject ids into storage keys (shared);
+ *   - audit chain: per-subject HMAC-chained rows with a group-committed write-ahead
+ *     journal (src/compliance/audit.c; format in docs/AUDIT.md);
+ *   - subjects: manifests, backfill, the legal endpoint (engineer "subjects").
  */
 #ifndef LH_COMPLIANCE_H
 #define LH_COMPLIANCE_H
 
-#include "catalog/catalog.h"
 #include "core/core.h"
+/* the subjects and legal sections: */
+#include "catalog/catalog.h"
 #include "query/query.h"
-#include "storage/storage.h"
 
-/* ================================================================ subject ids
- * (shared by subjects and the audit chain: both name their objects after the key)
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ================================================================ subject keys */
+
+/* A subject id (candidate_id) is 1..LH_SUBJECT_ID_MAX bytes of valid UTF-8 without
+ * control characters. */
+#define LH_SUBJECT_ID_MAX 256
+/* Room for the longest key (every byte %XX-escaped) and its NUL. */
+#define LH_SUBJECT_KEY_MAX (3 * LH_SUBJECT_ID_MAX + 1)
+
+/* The storage key of a subject id: bytes [A-Za-z0-9._-] are kept, every other byte
+ * (and a leading '.' or '_', so a key is never a hidden file nor one of the module's own
+ * '_'-prefixed files) is written %XX (uppercase hex). Since '%' itself is always escaped
+ * the mapping is injective by construction: two different ids never share a key.
+ * buf must hold LH_SUBJECT_KEY_MAX bytes. Returns 0, or LH_EINVAL for an id that is
+ * empty, too long, not UTF-8 or holds control characters. */
+int lh_subject_key(const char *id, char *buf, size_t cap, lh_error *err);
+
+/* ================================================================ audit chain */
+
+/*
+ * One row per access to one subject's data, appended to that subject's chain:
+ *   {schema:"subject_audit_row.v1", ts, candidate_id,
+ *    accessor{kind, daemon, purpose, trace_id}, fields_accessed[], result,
+ *    prev_chain_hash, row_hmac}
+ * row_hmac = lowercase hex HMAC-SHA256(key, RFC 8785 form of the row without row_hmac);
+ * prev_chain_hash = the previous row's row_hmac, "GENESIS" for the first. The key comes
+ * from the file named by LH_SUBJECT_AUDIT_KEY.
  *
- * A candidate id is 1..LH_SUBJECT_ID_MAX bytes of valid UTF-8 without control
- * characters. Its storage key keeps ASCII letters, digits, '-' and '_' and turns every
- * other byte into '_', so "W-1" → "W-1", "a.b/c" → "a_b_c", "é" → "__". The mapping is
- * not injective: two ids that map to one key are told apart by the candidate_id stored in
- * the manifest, and the second one is refused (LH_EEXISTS), never merged. */
-#define LH_SUBJECT_ID_MAX 200
-/* Fills out (>= LH_SUBJECT_ID_MAX + 1 bytes) with id's storage key. LH_EINVAL naming what
- * is wrong when id is not a valid candidate id. */
-int lh_subject_key(const char *candidate_id, char *out, size_t cap, lh_error *err);
+ * Durability: an append returns only when its rows are in the write-ahead journal and
+ * that journal is fdatasync-ed; concurrent appenders share one fdatasync (group commit).
+ * Thread-safe: appends to one subject are serialised, different subjects run in parallel.
+ */
+typedef struct lh_audit lh_audit;
+
+#define LH_AUDIT_SCHEMA "subject_audit_row.v1"
+#define LH_AUDIT_GENESIS "GENESIS"
+#define LH_AUDIT_HMAC_HEX 65 /* 64 hex characters and the NUL */
+#define LH_AUDIT_TS_MAX 32   /* "2026-05-03T12:00:00.000000001Z" and the NUL */
+#define LH_AUDIT_KEY_MIN 32  /* bytes */
+#define LH_AUDIT_KEY_MAX 4096
+
+/* What a caller supplies for one row. Every string is borrowed for the call and copied
+ * verbatim (Unicode, '<>&' kept); NULL accessor fields are written as "". */
+typedef struct lh_audit_entry {
+    const char *candidate_id;  /* required: the subject */
+    const char *accessor_kind; /* "agent", "user", "admin", "legal", "system", ... */
+    const char *daemon;        /* the API key name / daemon that made the call */
+    const char *purpose;       /* X-Lakehouse-Purpose */
+    const char *trace_id;      /* X-Lakehouse-Trace-Id */
+    const char *const *fields; /* fields (columns) accessed, n_fields of them */
+    size_t n_fields;
+    const char *result; /* "success" | "error" | "denied" | "not_found" */
+    const char *ts;     /* NULL: now; else an RFC 3339 UTC time with 9 digits */
+} lh_audit_entry;
+
+/* Reads the signing key from the file at path: its bytes, minus one trailing "\n" or
+ * "\r\n" if present, at least LH_AUDIT_KEY_MIN bytes. The key never appears in a message:
+ * errors name the path and the length only. key must hold LH_AUDIT_KEY_MAX bytes; the
+ * caller wipes it (sodium_memzero) when done. Returns 0, LH_EINVAL (too short / long) or
+ * LH_EIO (unreadable). */
+int lh_audit_key_load(const char *path, unsigned char *key, size_t *key_len, lh_error *err);
+
+/* Opens the audit chains of a data folder (<data>/_catalog/subjects/ and the journal
+ * <data>/_catalog/audit_wal/) with the key in key_file: replays the journal into the
+ * per-subject logs (idempotently), makes them durable and starts a fresh journal.
+ * Holds an exclusive lock on the journal folder until lh_audit_close: a second process
+ * (the server and an offline `lakehouse audit` command) gets LH_EBUSY; use
+ * lh_audit_open_readonly for reading beside a running server.
+ * Caller frees with lh_audit_close. */
+lh_audit *lh_audit_open(const char *data_dir, const char *key_file, lh_error *err);
+/* Opens for reading and verifying only (no journal replay, no lock; appends refused). */
+lh_audit *lh_audit_open_readonly(const char *data_dir, const char *key_file, lh_error *err);
+/* Checkpoints (per-subject logs fsynced, journal emptied) and frees. Accepts NULL. */
+void lh_audit_close(lh_audit *audit);
+
+/* Called after each durable append with the subject's new chain tip (the subject
+ * manifest mirrors it as audit_log_chain_root). candidate_id and root are borrowed for
+ * the call. Its error is logged (the row itself is durable and the caller's append
+ * succeeds): the manifest may lag behind the log, which verify tolerates (see
+ * lh_audit_verdict.manifest_lag). Runs on the appender's thread, after every lock of the
+ * audit module is released, so it may call into the catalog. */
+typedef int (*lh_audit_root_listener)(void *ctx, const char *candidate_id, const char *root,
+                                      lh_error *err);
+/* Registers the listener (one; NULL removes it). Set it before appends start. */
+void lh_audit_set_root_listener(lh_audit *audit, lh_audit_root_listener fn, void *ctx);
+
+/* Appends one row; on success hmac_out (NULL or LH_AUDIT_HMAC_HEX bytes) gets its
+ * row_hmac. Returns when the row is durable. Errors: LH_EINVAL (bad entry), LH_EIO (the
+ * journal write or sync failed: the row is not acknowledged and never becomes the prev
+ * of a later row; after a failed sync the audit refuses appends until reopened, since
+ * the journal's state is unknown), LH_EUNAVAILABLE (read-only handle). */
+int lh_audit_append(lh_audit *audit, const lh_audit_entry *entry, char *hmac_out, lh_error *err);
+/* Appends n rows (any subjects, rows of one subject chained in array order) with one
+ * journal write and one (shared) fdatasync; returns when every row is durable. All or
+ * nothing as far as acknowledgement goes: on an error no row is acknowledged. */
+int lh_audit_append_batch(lh_audit *audit, const lh_audit_entry *entries, size_t n, lh_error *err);
+
+/* The outcome of replaying one subject's chain. */
+typedef struct lh_audit_verdict {
+    bool verified;         /* every row parses, its HMAC and prev match, root agrees */
+    int64_t rows_total;    /* complete rows in the log */
+    int64_t first_bad_row; /* 1-based row number of the first problem; 0 when verified */
+    const char *reason;    /* static: NULL when verified, else one of "unparsable",
+                              "wrong_schema", "wrong_subject", "hmac_mismatch",
+                              "prev_mismatch", "truncated_row", "log_missing",
+                              "log_empty", "missing_rows" */
+    char detail[256];      /* a sentence for people */
+    char chain_root[LH_AUDIT_HMAC_HEX]; /* row_hmac of the last row; "" for no rows */
+    int64_t manifest_lag;               /* rows after the expected root (the manifest not yet
+                                           updated, e.g. a crash between append and mirror); 0 */
+} lh_audit_verdict;
+
+/* Replays a subject's whole chain. expected_root (NULL or "" when the manifest knows
+ * none) is the manifest's audit_log_chain_root: a log that is missing or empty while a
+ * root is expected, or in which the expected root does not occur (rows cut off), is
+ * flagged. When rows is not NULL, *rows gets a new JSON array of the rows (objects as
+ * stored) whose ts lies in [from, to] (NULL bounds: open; bounds as lh_audit_ts_parse
+ * accepts); caller decrefs. Returns 0 whether or not the chain verifies (see the
+ * verdict); LH_EINVAL for a bad id or bound, LH_EIO when the log cannot be read.
+ * A log that does not exist is not an error: rows_total 0 (and "log_missing" when a root
+ * was expected). */
+int lh_audit_read(lh_audit *audit, const char *candidate_id, const char *expected_root,
+                  const char *from, const char *to, json_t **rows, lh_audit_verdict *v,
+                  lh_error *err);
+/* lh_audit_read without rows. */
+int lh_audit_verify(lh_audit *audit, const char *candidate_id, const char *expected_root,
+                    lh_audit_verdict *v, lh_error *err);
+/* The current tip of a subject ("GENESIS" when it has no rows) in root_out
+ * (LH_AUDIT_HMAC_HEX bytes). O(1) after the first call (reads the log's last line). */
+int lh_audit_tip(lh_audit *audit, const char *candidate_id, char *root_out, lh_error *err);
+/* Calls fn for the id of every subject that has an audit log (order unspecified);
+ * stops at fn's first non-zero return, which it returns. */
+int lh_audit_list(lh_audit *audit, int (*fn)(void *ctx, const char *candidate_id), void *ctx,
+                  lh_error *err);
+
+/* Normalises an RFC 3339 time ("2026-05-03T14:00:00+02:00", "...Z", with 0..9 fraction
+ * digits) to the row form: UTC with nine fraction digits, so rows compare as strings. */
+int lh_audit_ts_parse(const char *in, char out[LH_AUDIT_TS_MAX], lh_error *err);
+/* The current time in the row form. */
+void lh_audit_ts_now(char out[LH_AUDIT_TS_MAX]);
+
+/* The canonical bytes (RFC 8785 of the row without row_hmac) and the row_hmac of an
+ * entry chained on prev, with the given key. *canonical: caller frees. The building
+ * block of append and of the known answer. */
+int lh_audit_row_sign(const unsigned char *key, size_t key_len, const lh_audit_entry *entry,
+                      const char *prev, char **canonical, char *hmac_out, lh_error *err);
+
+/* The fixed known-answer row of docs/AUDIT.md and issue 11 (key, then the row). */
+#define LH_AUDIT_KA_KEY "lakehouse-known-answer-key-0123456789abcdef"
+#define LH_AUDIT_KA_HMAC "d13b874cb2e1ee8fcaa1f558e8fb48926205de7e0c140f5895d8370d6c43cd30"
+/* Fills e with the known-answer entry (static strings). */
+void lh_audit_known_answer_entry(lh_audit_entry *e);
+
+/* Counters for tests and benchmarks. */
+typedef struct lh_audit_stats {
+    uint64_t rows;  /* rows acknowledged since open */
+    uint64_t syncs; /* journal fdatasyncs */
+    uint64_t checkpoints;
+} lh_audit_stats;
+void lh_audit_get_stats(lh_audit *audit, lh_audit_stats *out);
+/* Checkpoints now: every per-subject log written since the last checkpoint is fsynced
+ * and the journal restarts empty. Appends wait meanwhile. Happens by itself when the
+ * journal passes LH_AUDIT_WAL_MAX bytes. */
+#define LH_AUDIT_WAL_MAX (64 * 1024 * 1024)
+int lh_audit_checkpoint(lh_audit *audit, lh_error *err);
 
 /* ================================================================ subjects (subjects.c)
  *
@@ -42,8 +201,7 @@ int lh_subject_key(const char *candidate_id, char *out, size_t cap, lh_error *er
  *                          refused, not clamped)
  *   datasets               [{dataset, key_column, key_value}]
  *   audit_log_chain_root   the audit chain's last row_hmac, or null (set by the audit
- *                          chain through lh_subjects_set_chain_root; read-only for clients)
- *   audit_rows             rows in the chain when the root was set (idem)
+ *                          chain through lh_subjects_root_listener; read-only for clients)
  *   biometric_collection   optional, set by the biometric upload (read-only here)
  *   created_at, updated_at RFC 3339 UTC
  * Fields this version does not know are kept.
@@ -59,13 +217,11 @@ typedef struct lh_subjects lh_subjects;
 lh_subjects *lh_subjects_open(lh_storage *st, lh_catalog *cat, lh_error *err);
 void lh_subjects_close(lh_subjects *s);
 
-/* The audit chain's current tip of a subject, asked when a manifest is created so that a
- * subject whose rows were logged before its manifest existed starts mirrored. Returns 0
- * and fills root (>= 65 bytes; "" when there is no chain) and *rows. */
-typedef int (*lh_subjects_tip_fn)(void *ctx, const char *candidate_id, char *root, int64_t *rows,
-                                  lh_error *err);
-void lh_subjects_set_tip_source(lh_subjects *s, lh_subjects_tip_fn fn, void *ctx);
-
+/* Connects the store to the audit chain (audit may be NULL: no chain): a manifest created
+ * later starts with the subject's current chain tip (rows may be logged before a manifest
+ * exists), and the store registers lh_subjects_root_listener with the audit, so every
+ * append's new tip is mirrored into the manifest. Call once at start, before appends. */
+void lh_subjects_attach_audit(lh_subjects *s, lh_audit *audit);
 /* PUT /subjects/{id}: creates the manifest or updates it. Top-level fields present in
  * body replace the stored ones (consent.general and consent.biometric each as a whole),
  * absent ones are kept; unknown top-level fields are stored as given. Every known field is
@@ -84,10 +240,10 @@ json_t *lh_subjects_get(lh_subjects *s, const char *candidate_id, lh_error *err)
  * NULL (LH_EINVAL for an unknown status). Caller decrefs. */
 json_t *lh_subjects_list(lh_subjects *s, const char *status, const char *after, size_t limit,
                          lh_error *err);
-/* The audit chain's hook: mirrors the chain root and row count into the manifest (an
- * atomic write). A subject without a manifest is not an error (nothing to mirror: 0). */
-int lh_subjects_set_chain_root(lh_subjects *s, const char *candidate_id, const char *root,
-                               int64_t rows, lh_error *err);
+/* The audit chain's hook (an lh_audit_root_listener; ctx is the lh_subjects): mirrors
+ * the chain root into the manifest's audit_log_chain_root (an atomic write). A subject
+ * without a manifest is not an error (nothing to mirror: 0). */
+int lh_subjects_root_listener(void *ctx, const char *candidate_id, const char *root, lh_error *err);
 
 /* Validation of a manifest as PUT would store it, without storage: `m` is the merged
  * manifest, `body` what the client sent (for the read-only check), `old` the stored one or
@@ -128,9 +284,11 @@ json_t *lh_subjects_backfill(lh_subjects *s, lh_engine *eng, const lh_backfill_o
  * X-Lakehouse-Legal-Token) or with a key of role legal (admin keys too). */
 typedef struct lh_legal lh_legal;
 
-/* token_file: the configured path, or NULL (copied). subjects and cat are borrowed and
- * must outlive it. Caller frees with lh_legal_close. */
-lh_legal *lh_legal_open(lh_subjects *subjects, lh_catalog *cat, const char *token_file);
+/* token_file: the configured path, or NULL (copied). subjects, cat and audit (NULL: the
+ * server has no audit key; responses then say the chain could not be read) are borrowed
+ * and must outlive it. Caller frees with lh_legal_close. */
+lh_legal *lh_legal_open(lh_subjects *subjects, lh_catalog *cat, lh_audit *audit,
+                        const char *token_file);
 void lh_legal_close(lh_legal *lg);
 
 /* May this caller use the legal endpoints? who: the bearer key's principal or NULL;

@@ -27,14 +27,17 @@
 struct lh_legal {
     lh_subjects *subjects;
     lh_catalog *cat;
+    lh_audit *audit; /* NULL: no audit key configured */
     char *token_file;
 };
 
-lh_legal *lh_legal_open(lh_subjects *subjects, lh_catalog *cat, const char *token_file)
+lh_legal *lh_legal_open(lh_subjects *subjects, lh_catalog *cat, lh_audit *audit,
+                        const char *token_file)
 {
     lh_legal *lg = lh_xcalloc(1, sizeof(*lg));
     lg->subjects = subjects;
     lg->cat = cat;
+    lg->audit = audit;
     lg->token_file = token_file ? lh_xstrdup(token_file) : NULL;
     return lg;
 }
@@ -150,51 +153,24 @@ int lh_legal_authorize(lh_legal *lg, const char *presented, const lh_principal *
 
 /* ---------------------------------------------------------------- response */
 
-/* What the audit chain says of one subject's log, through the audit API. */
-typedef struct legal_chain {
-    bool exists;        /* the log object exists */
-    int64_t rows_total; /* rows in the whole log */
-    char root[72];      /* row_hmac of its last row; "" when empty */
-    bool verified;      /* every row's HMAC and link checked from GENESIS */
-    int64_t bad_row;    /* 1-based number of the first bad row, or 0 */
-    char reason[512];   /* why it is bad */
-    json_t *rows;       /* the rows in the window, oldest first */
-} legal_chain;
-
-static int read_chain(lh_legal *lg, const char *id, const char *from, const char *to,
-                      legal_chain *c, lh_error *err);
-
-/* Tampering flags: the manifest expects a chain the log does not show. */
-static json_t *tamper_flags(const json_t *manifest, const legal_chain *c)
+/* Tampering flags from the audit chain's verdict: the manifest expects a chain root the
+ * log does not show (missing, empty, or the root nowhere in it: rows cut), or a row does
+ * not verify. Rows after the expected root (manifest_lag) are not tampering: an append is
+ * durable before its root is mirrored, so a crash between the two leaves the manifest
+ * behind; they are reported beside the flags. */
+static json_t *tamper_flags(const lh_audit_verdict *v)
 {
     json_t *flags = json_array();
-    const char *want = manifest ? lh_json_str(manifest, "audit_log_chain_root") : NULL;
-    if (!c->verified && c->exists && c->rows_total > 0)
-        json_array_append_new(flags, json_pack("{s:s,s:I,s:s}", "flag", "chain_broken", "row",
-                                               (json_int_t)c->bad_row, "reason", c->reason));
-    if (want) {
-        if (!c->exists)
-            json_array_append_new(flags, json_pack("{s:s,s:s}", "flag", "log_missing", "reason",
-                                                   "the manifest names a chain root but the "
-                                                   "subject's audit log does not exist"));
-        else if (c->rows_total == 0)
-            json_array_append_new(flags, json_pack("{s:s,s:s}", "flag", "log_empty", "reason",
-                                                   "the manifest names a chain root but the "
-                                                   "subject's audit log is empty"));
-        else if (strcmp(want, c->root) != 0)
-            json_array_append_new(
-                flags, json_pack("{s:s,s:s,s:s,s:s}", "flag", "root_mismatch", "expected", want,
-                                 "found", c->root, "reason",
-                                 "the log does not end with the chain root the manifest "
-                                 "mirrors: rows were removed, added or changed at its end"));
-        json_int_t want_rows = lh_json_int(manifest, "audit_rows", -1);
-        if (c->exists && want_rows >= 0 && want_rows != c->rows_total)
-            json_array_append_new(flags, json_pack("{s:s,s:I,s:I,s:s}", "flag",
-                                                   "row_count_mismatch", "expected", want_rows,
-                                                   "found", (json_int_t)c->rows_total, "reason",
-                                                   "the log holds another number of rows than "
-                                                   "the manifest mirrors"));
-    }
+    if (v->verified)
+        return flags;
+    static const char *const as_is[] = {"log_missing", "log_empty", "missing_rows"};
+    const char *flag = "chain_broken";
+    for (size_t i = 0; i < sizeof(as_is) / sizeof(as_is[0]); i++)
+        if (v->reason && strcmp(v->reason, as_is[i]) == 0)
+            flag = as_is[i];
+    json_array_append_new(flags, json_pack("{s:s,s:s,s:I,s:s}", "flag", flag, "cause",
+                                           v->reason ? v->reason : "unknown", "row",
+                                           (json_int_t)v->first_bad_row, "reason", v->detail));
     return flags;
 }
 
@@ -213,6 +189,18 @@ static json_t *datasets_referenced(const json_t *manifest)
             json_array_append_new(out, json_string(name));
     }
     return out;
+}
+
+/* What the response says it checked. */
+static json_t *checks(void)
+{
+    return json_pack("[s,s,s,s]", "manifest read from storage",
+                     "whole audit log read and replayed from GENESIS, whatever the window",
+                     "every row's HMAC-SHA256 recomputed over its RFC 8785 canonical form with "
+                     "the server's audit key, and every prev_chain_hash compared with the "
+                     "previous row_hmac",
+                     "the manifest's audit_log_chain_root looked for in the log (missing, empty "
+                     "or cut logs are flagged)");
 }
 
 json_t *lh_legal_subject_response(lh_legal *lg, const char *id, const char *from, const char *to,
@@ -235,9 +223,15 @@ json_t *lh_legal_subject_response(lh_legal *lg, const char *id, const char *from
         lh_error_set(err, LH_EINVAL, "'to' is before 'from'");
         return NULL;
     }
-    char key[LH_SUBJECT_ID_MAX + 1];
+    char key[LH_SUBJECT_KEY_MAX];
     if (lh_subject_key(id, key, sizeof(key), err) != 0)
         return NULL;
+    if (!lg->audit) {
+        lh_error_setk(err, LH_EUNAVAILABLE, "audit_unconfigured",
+                      "the audit chain is not configured: set LH_SUBJECT_AUDIT_KEY to the file "
+                      "of the audit key and restart the server");
+        return NULL;
+    }
     lh_error lerr;
     json_t *manifest = lh_subjects_get(lg->subjects, id, &lerr);
     if (!manifest && lerr.code != LH_ENOTFOUND) {
@@ -245,54 +239,50 @@ json_t *lh_legal_subject_response(lh_legal *lg, const char *id, const char *from
             *err = lerr;
         return NULL;
     }
-    legal_chain c = {.bad_row = 0};
-    json_t *out = NULL;
-    if (read_chain(lg, id, from, to, &c, err) != 0)
+    const char *want = manifest ? lh_json_str(manifest, "audit_log_chain_root") : NULL;
+    lh_audit_verdict v;
+    json_t *rows = NULL, *out = NULL;
+    memset(&v, 0, sizeof(v));
+    if (lh_audit_read(lg->audit, id, want, from, to, &rows, &v, err) != 0)
         goto out;
-    if (!manifest && !c.exists) {
+    if (!manifest && v.rows_total == 0) {
         lh_error_setk(err, LH_ENOTFOUND, "subject_not_found",
-                      "no subject with candidate id '%s' (no manifest and no audit log)", id);
+                      "no subject with candidate id '%s' (no manifest and no audit row)", id);
         goto out;
     }
     char now[LH_TS_MAX];
     lh_time_rfc3339(now);
-    json_t *flags = tamper_flags(manifest, &c);
+    json_t *flags = tamper_flags(&v);
     bool tampered = json_array_size(flags) > 0;
-    json_t *checked = json_pack(
-        "[s,s,s,s]", "manifest read from storage",
-        "whole audit log read and replayed from GENESIS, whatever the window",
-        "every row's HMAC-SHA256 recomputed over its RFC 8785 canonical form with the server's "
-        "audit key, and every prev_chain_hash compared with the previous row_hmac",
-        "the log's last row_hmac and row count compared with the manifest's "
-        "audit_log_chain_root and audit_rows");
-    json_t *views_note = json_string("views over the subject's datasets are listed once the "
-                                     "catalog's views API is available in this build");
+    json_t *bad = v.verified
+                      ? json_null()
+                      : json_pack("{s:I,s:s,s:s}", "row", (json_int_t)v.first_bad_row, "cause",
+                                  v.reason ? v.reason : "unknown", "reason", v.detail);
     json_t *resp = json_pack(
-        "{s:s,s:s,s:{s:o,s:o},s:o,s:o,s:I,s:b,s:o,s:I,s:o,s:o,s:o,s:{s:o,s:b,s:o,s:s,s:o},"
-        "s:{s:b,s:o}}",
+        "{s:s,s:s,s:{s:o,s:o},s:o,s:o,s:I,s:b,s:o,s:I,s:o,s:I,s:o,s:o,"
+        "s:{s:o,s:b,s:o,s:s,s:s},s:{s:b,s:o}}",
         "candidate_id", id, "generated_at", now, "window", "from",
         from ? json_string(from) : json_null(), "to", to ? json_string(to) : json_null(),
-        "manifest", manifest ? json_incref(manifest) : json_null(), "rows",
-        c.rows ? json_incref(c.rows) : json_array(), "rows_in_window",
-        (json_int_t)json_array_size(c.rows), "chain_verified", c.verified, "chain_root",
-        c.root[0] ? json_string(c.root) : json_null(), "chain_rows_total", (json_int_t)c.rows_total,
-        "first_bad_row",
-        c.verified || !c.exists || c.rows_total == 0
-            ? json_null()
-            : json_pack("{s:I,s:s}", "row", (json_int_t)c.bad_row, "reason", c.reason),
+        "manifest", manifest ? json_incref(manifest) : json_null(), "rows", json_incref(rows),
+        "rows_in_window", (json_int_t)json_array_size(rows), "chain_verified", v.verified,
+        "chain_root", v.chain_root[0] ? json_string(v.chain_root) : json_null(), "chain_rows_total",
+        (json_int_t)v.rows_total, "first_bad_row", bad, "manifest_lag", (json_int_t)v.manifest_lag,
         "datasets_referenced", manifest ? datasets_referenced(manifest) : json_array(),
-        "safe_views_available", json_array(), "completeness", "checked", checked, "window_complete",
-        c.verified && !tampered, "log_object",
+        "safe_views_available", json_array(), "completeness", "checked", checks(),
+        "window_complete", v.verified && !tampered, "log_object",
         json_sprintf("_catalog/subjects/%s.audit.jsonl", key), "limits",
         "an HMAC chain proves integrity to holders of the audit key only, and a cut tail is "
         "caught only against the root the manifest mirrors; signed checkpoints and inclusion "
         "proofs come with the next version of this response",
-        "views_note", views_note, "tampering", "detected", tampered, "flags", flags);
+        "views_note",
+        "views over the subject's datasets are listed once the catalog's views API is "
+        "available in this build",
+        "tampering", "detected", tampered, "flags", flags);
     out = json_pack("{s:s,s:o,s:n,s:n}", "schema", "subject_audit_response.v1", "response", resp,
                     "signature", "inclusion_proof");
 out:
     json_decref(manifest);
-    json_decref(c.rows);
+    json_decref(rows);
     return out;
 }
 
@@ -305,21 +295,4 @@ json_t *lh_legal_health(lh_legal *lg)
     token_free(tok, len);
     return json_pack("{s:s,s:s,s:{s:b,s:s?}}", "schema", "audit_health.v1", "status", "ok",
                      "legal_token", "usable", token_ok, "problem", token_ok ? NULL : err.message);
-}
-
-/* ---------------------------------------------------------------- the audit chain */
-
-/* TODO(merge): read through the audit API once it is in main. */
-static int read_chain(lh_legal *lg, const char *id, const char *from, const char *to,
-                      legal_chain *c, lh_error *err)
-{
-    (void)lg;
-    (void)id;
-    (void)from;
-    (void)to;
-    (void)err;
-    c->exists = false;
-    c->verified = true;
-    c->rows = json_array();
-    return 0;
 }

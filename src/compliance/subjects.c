@@ -37,34 +37,23 @@ struct lh_subjects {
     lh_storage *st;
     lh_catalog *cat;
     pthread_mutex_t stripes[LH_SUBJECT_STRIPES];
-    lh_subjects_tip_fn tip;
-    void *tip_ctx;
+    lh_audit *audit; /* for chain tips; NULL when the server has no audit key */
 };
 
 /* ---------------------------------------------------------------- ids and keys */
 
-int lh_subject_key(const char *id, char *out, size_t cap, lh_error *err)
+/* The storage key of id (lh_subject_key, the audit chain's sanitiser), refused when the
+ * manifest's object name would be longer than a file name may be (ids with many escaped
+ * bytes). */
+static int key_of(const char *id, char *key, lh_error *err)
 {
-    if (!id || !*id)
-        return lh_error_set(err, LH_EINVAL, "the candidate id is empty");
-    size_t n = strlen(id);
-    if (n > LH_SUBJECT_ID_MAX)
-        return lh_error_set(err, LH_EINVAL, "the candidate id is %zu bytes; at most %d are allowed",
-                            n, LH_SUBJECT_ID_MAX);
-    if (!lh_utf8_valid(id, n))
-        return lh_error_set(err, LH_EINVAL, "the candidate id is not valid UTF-8");
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
-            return lh_error_set(err, LH_EINVAL,
-                                "the candidate id contains a control character (byte %zu)", i);
-    if (cap < n + 1)
-        return lh_error_set(err, LH_EINTERNAL, "subject key buffer too small");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)id[i];
-        out[i] = (isascii(c) && (isalnum(c) || c == '-' || c == '_')) ? (char)c : '_';
-    }
-    out[n] = '\0';
-    return 0;
+    int rc = lh_subject_key(id, key, LH_SUBJECT_KEY_MAX, err);
+    if (rc == 0 && strlen(key) + sizeof(".audit.jsonl") > 255)
+        rc = lh_error_set(err, LH_EINVAL,
+                          "the candidate id is too long once escaped for storage (%zu bytes; "
+                          "bytes outside [A-Za-z0-9._-] take three)",
+                          strlen(key));
+    return rc;
 }
 
 const char *lh_subject_strip_prefix(const char *value, const char *prefix)
@@ -500,10 +489,11 @@ void lh_subjects_close(lh_subjects *s)
     free(s);
 }
 
-void lh_subjects_set_tip_source(lh_subjects *s, lh_subjects_tip_fn fn, void *ctx)
+void lh_subjects_attach_audit(lh_subjects *s, lh_audit *audit)
 {
-    s->tip = fn;
-    s->tip_ctx = ctx;
+    s->audit = audit;
+    if (audit)
+        lh_audit_set_root_listener(audit, lh_subjects_root_listener, s);
 }
 
 /* The stored manifest of key (NULL + LH_ENOTFOUND when none). Caller decrefs. */
@@ -555,9 +545,9 @@ static json_t *load_owned(lh_subjects *s, const char *id, const char *key, bool 
     if (!owner || strcmp(owner, id) != 0) {
         char *esc = lh_escape(owner ? owner : "", strlen(owner ? owner : ""), true);
         lh_error_setk(err, LH_EEXISTS, "subject_key_collision",
-                      "candidate id '%s' maps to the storage key '%s', which subject '%s' "
-                      "already uses; ids that differ only in characters outside [A-Za-z0-9_-] "
-                      "are refused, never merged",
+                      "the manifest stored under candidate id '%s' (key '%s') belongs to "
+                      "subject '%s': refused, never merged (was the file written by hand or "
+                      "by another sanitiser?)",
                       id, key, esc);
         free(esc);
         json_decref(m);
@@ -575,14 +565,13 @@ static json_t *manifest_default(lh_subjects *s, const char *id, const char *now)
         "NeverCollected", "version_hash", "given_at", "withdrawn_at", "retention",
         "general_pii_until", "biometric_until", "last_interaction_at", "datasets",
         "audit_log_chain_root", "created_at", now, "updated_at", now);
-    if (s && s->tip) {
-        char root[72] = "";
-        int64_t rows = 0;
+    if (s && s->audit) {
+        /* rows logged before the manifest existed: start mirrored */
+        char root[LH_AUDIT_HMAC_HEX] = "";
         lh_error lerr;
-        if (s->tip(s->tip_ctx, id, root, &rows, &lerr) == 0 && root[0]) {
+        if (lh_audit_tip(s->audit, id, root, &lerr) == 0 && root[0] &&
+            strcmp(root, LH_AUDIT_GENESIS) != 0)
             json_object_set_new(m, "audit_log_chain_root", json_string(root));
-            json_object_set_new(m, "audit_rows", json_integer(rows));
-        }
     }
     return m;
 }
@@ -647,8 +636,8 @@ static json_t *changed_fields(const json_t *a, const json_t *b)
 int lh_subjects_put(lh_subjects *s, const char *id, const json_t *body, const char *actor,
                     bool *created, json_t **manifest_out, lh_error *err)
 {
-    char key[LH_SUBJECT_ID_MAX + 1];
-    int rc = lh_subject_key(id, key, sizeof(key), err);
+    char key[LH_SUBJECT_KEY_MAX];
+    int rc = key_of(id, key, err);
     if (rc)
         return rc;
     if (!json_is_object(body))
@@ -699,8 +688,8 @@ out:
 
 json_t *lh_subjects_get(lh_subjects *s, const char *id, lh_error *err)
 {
-    char key[LH_SUBJECT_ID_MAX + 1];
-    if (lh_subject_key(id, key, sizeof(key), err) != 0)
+    char key[LH_SUBJECT_KEY_MAX];
+    if (key_of(id, key, err) != 0)
         return NULL;
     bool missing;
     json_t *m = load_owned(s, id, key, &missing, err);
@@ -734,9 +723,9 @@ json_t *lh_subjects_list(lh_subjects *s, const char *status, const char *after, 
         /* Manifests are <key>.json directly in the folder; the audit chain's
          * <key>.audit.jsonl and sweep reports end otherwise. */
         if (strncmp(keys[i], SUBJECTS_PREFIX, plen) != 0 || strchr(k, '/') || kl <= 5 ||
-            strcmp(k + kl - 5, ".json") != 0 || strstr(k, ".audit."))
+            k[0] == '_' || strcmp(k + kl - 5, ".json") != 0)
             continue;
-        char key[LH_SUBJECT_ID_MAX + 8];
+        char key[LH_SUBJECT_KEY_MAX + 8];
         snprintf(key, sizeof(key), "%.*s", (int)(kl - 5), k);
         if (after && strcmp(key, after) <= 0)
             continue;
@@ -764,11 +753,11 @@ json_t *lh_subjects_list(lh_subjects *s, const char *status, const char *after, 
     return doc;
 }
 
-int lh_subjects_set_chain_root(lh_subjects *s, const char *id, const char *root, int64_t rows,
-                               lh_error *err)
+int lh_subjects_root_listener(void *ctx, const char *id, const char *root, lh_error *err)
 {
-    char key[LH_SUBJECT_ID_MAX + 1];
-    int rc = lh_subject_key(id, key, sizeof(key), err);
+    lh_subjects *s = ctx;
+    char key[LH_SUBJECT_KEY_MAX];
+    int rc = key_of(id, key, err);
     if (rc)
         return rc;
     pthread_mutex_t *mu = stripe(s, key);
@@ -781,7 +770,6 @@ int lh_subjects_set_chain_root(lh_subjects *s, const char *id, const char *root,
     }
     char now[LH_TS_MAX];
     json_object_set_new(m, "audit_log_chain_root", root ? json_string(root) : json_null());
-    json_object_set_new(m, "audit_rows", json_integer(rows));
     json_object_set_new(m, "updated_at", json_string(lh_time_rfc3339(now)));
     rc = store(s, key, m, err);
 out:
@@ -821,10 +809,10 @@ static int plan_one(lh_subjects *s, const lh_backfill_opts *o, const char *colum
                     const char *value, backfill_state *b, json_t *pending, lh_error *err)
 {
     const char *id = lh_subject_strip_prefix(value, o->strip_prefix);
-    char key[LH_SUBJECT_ID_MAX + 1];
+    char key[LH_SUBJECT_KEY_MAX];
     lh_error lerr;
     b->values++;
-    if (lh_subject_key(id, key, sizeof(key), &lerr) != 0) {
+    if (key_of(id, key, &lerr) != 0) {
         refuse(b, id, value, lerr.message);
         return 0;
     }
@@ -853,9 +841,8 @@ static int plan_one(lh_subjects *s, const lh_backfill_opts *o, const char *colum
         json_object_set_new(pending, key, slot);
     } else if (strcmp(lh_json_str(m, "candidate_id"), id) != 0) {
         lh_error_setk(&lerr, LH_EEXISTS, "subject_key_collision",
-                      "candidate id '%s' maps to the storage key '%s', which subject '%s' "
-                      "already uses; ids that differ only in characters outside [A-Za-z0-9_-] "
-                      "are refused, never merged",
+                      "candidate id '%s' maps to the storage key '%s' of subject '%s': "
+                      "refused, never merged",
                       id, key, lh_json_str(m, "candidate_id"));
         refuse(b, id, value, lerr.message);
         return 0;

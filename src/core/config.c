@@ -103,6 +103,9 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     const char *legal = getenv("LH_LEGAL_AUDIT_TOKEN_FILE");
     if (legal && *legal)
         cfg->legal_token_file = lh_xstrdup(legal);
+    const char *audit_key = getenv("LH_SUBJECT_AUDIT_KEY");
+    if (audit_key && *audit_key)
+        cfg->audit_key_file = lh_xstrdup(audit_key);
     const char *lvl = getenv("LH_LOG_LEVEL");
     if (lvl) {
         static const char *names[] = {"debug", "info", "warn", "error"};
@@ -118,6 +121,7 @@ void lh_config_free(lh_config *cfg)
     free(cfg->data_dir);
     free(cfg->listen_host);
     free(cfg->legal_token_file);
+    free(cfg->audit_key_file);
     if (cfg->admin_key) {
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));
         free(cfg->admin_key);

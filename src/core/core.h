@@ -151,6 +151,9 @@ bool lh_fault__fail(lh_fault_op op);
 int lh_sys_open(const char *path, int flags, mode_t mode);
 ssize_t lh_sys_write(int fd, const void *buf, size_t len);
 int lh_sys_fsync(int fd);
+/* fdatasync(2), counted and failed as the fsync operation (the audit journal's group
+ * commit syncs with it). */
+int lh_sys_fdatasync(int fd);
 int lh_sys_rename(const char *from, const char *to);
 int lh_sys_mkdir(const char *path, mode_t mode);
 int lh_sys_unlink(const char *path);
@@ -273,6 +276,21 @@ bool lh_utf8_valid(const char *s, size_t len);
  * (len itself when s[0..len) does not end inside one). */
 size_t lh_utf8_cut(const char *s, size_t len);
 
+/* ---------------------------------------------------------------- canonical JSON */
+
+/* RFC 8785 (JSON Canonicalization Scheme), src/core/jcs.c. Appends the canonical form of
+ * the JSON text text[0..len) to out: members sorted by the UTF-16 code units of their
+ * keys, ECMAScript number form, only '"', '\\' and U+0000..U+001F escaped, UTF-8 as is.
+ * Duplicate keys, lone surrogates, invalid UTF-8, numbers beyond the double range and
+ * anything that is not JSON (NaN, Infinity, comments, trailing text) are LH_EINVAL
+ * (kind "invalid_json"); then out is left as it was. */
+int lh_jcs_canonicalize(const char *text, size_t len, lh_buf *out, lh_error *err);
+/* The same for a jansson value (serialised first; jansson values hold no NaN). */
+int lh_jcs_canonicalize_value(const json_t *v, lh_buf *out, lh_error *err);
+/* ECMAScript Number::toString of a finite double (the JCS number form) into buf
+ * (cap >= 32). Returns 0, or -1 for NaN/Infinity or a short buffer. */
+int lh_jcs_format_number(double d, char *buf, size_t cap);
+
 /* ---------------------------------------------------------------- jobs */
 
 /* A pool of our own worker threads for long work (an ingest's COPY; later compaction,
@@ -343,6 +361,8 @@ typedef struct lh_config {
     char *admin_key;            /* LH_ADMIN_KEY (issue 3), may be NULL; never logged */
     char *legal_token_file;     /* LH_LEGAL_AUDIT_TOKEN_FILE (issue 11): the legal audit
                                    token's file, may be NULL; read per request, never logged */
+    char *audit_key_file;       /* LH_SUBJECT_AUDIT_KEY (issue 11): the audit chain's key
+                                   file, may be NULL (no audit chain) */
 } lh_config;
 
 /* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are

@@ -154,6 +154,11 @@ int lh_sys_fsync(int fd)
     return lh_fault__fail(LH_FAULT_FSYNC) ? -1 : fsync(fd);
 }
 
+int lh_sys_fdatasync(int fd)
+{
+    return lh_fault__fail(LH_FAULT_FSYNC) ? -1 : fdatasync(fd);
+}
+
 int lh_sys_rename(const char *from, const char *to)
 {
     return lh_fault__fail(LH_FAULT_RENAME) ? -1 : rename(from, to);

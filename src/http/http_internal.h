@@ -32,6 +32,7 @@ typedef struct lh_app {
     /* issue 11: subject manifests (compliance/subjects.c) */
     lh_subjects *subjects;
     lh_legal *legal; /* the legal audit endpoint (compliance/legal.c) */
+    lh_audit *audit; /* the audit chains (compliance/audit.c); NULL without a key */
 } lh_app;
 
 typedef enum {

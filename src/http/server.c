@@ -905,11 +905,16 @@ int lh_serve(lh_config *cfg)
         !(app.eng = lh_engine_open(cfg, app.st, app.cat, &err)) ||
         !(app.ing = lh_ingest_open(app.st, app.cat, app.eng, &err)) ||
         !(app.subjects = lh_subjects_open(app.st, app.cat, &err)) ||
-        !(app.legal = lh_legal_open(app.subjects, app.cat, cfg->legal_token_file))) {
+        (cfg->audit_key_file && !(app.audit = lh_audit_open(cfg->data_dir, cfg->audit_key_file,
+                                                            &err))) ||
+        !(app.legal = lh_legal_open(app.subjects, app.cat, app.audit, cfg->legal_token_file))) {
         lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
                "message", err.message);
         goto out;
     }
+
+    /* issue 11: each append's new chain tip is mirrored into the subject's manifest */
+    lh_subjects_attach_audit(app.subjects, app.audit);
 
     struct sockaddr_storage ss;
     if (resolve_listen(cfg, &ss, &err) != 0) {
@@ -971,6 +976,7 @@ out:
     if (d)
         MHD_stop_daemon(d);
     lh_legal_close(app.legal);
+    lh_audit_close(app.audit);
     lh_subjects_close(app.subjects);
     lh_ingest_close(app.ing);
     lh_engine_close(app.eng);

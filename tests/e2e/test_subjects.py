@@ -107,18 +107,27 @@ class Subjects(Base):
 
     def test_03_collision_409_never_merged(self):
         s = self.server
-        status, doc = s.json("PUT", "/subjects/" + q("k.1"), {"status": "Erased"})
-        self.assertEqual(status, 201, doc)
-        status, doc = s.json("PUT", "/subjects/" + q("k/1"), {"status": "Active"})
+        # ids that a lossy sanitiser would merge get keys of their own
+        for id_ in ("k.1", "k/1", "k_1", "K 1"):
+            status, doc = s.json("PUT", "/subjects/" + q(id_), {"status": "Erased"})
+            self.assertEqual(status, 201, (id_, doc))
+            status, doc = s.json("GET", "/subjects/" + q(id_))
+            self.assertEqual(doc["subject"]["candidate_id"], id_)
+        # a manifest under an id's key that names another subject (a hand edit, another
+        # sanitiser) is refused, never merged into nor read as that id's
+        subjects = os.path.join(self.data, "_catalog", "subjects")
+        foreign = {"schema": "subject_manifest.v1", "candidate_id": "someone-else",
+                   "status": "Active"}
+        with open(os.path.join(subjects, "k-2.json"), "w") as f:
+            json.dump(foreign, f)
+        status, doc = s.json("PUT", "/subjects/k-2", {"status": "Withdrawn"})
         self.assertEqual(status, 409, doc)
         self.assertEqual(doc["error"], "subject_key_collision")
-        status, doc = s.json("GET", "/subjects/" + q("k/1"))
+        self.assertIn("someone-else", doc["message"])
+        status, doc = s.json("GET", "/subjects/k-2")
         self.assertEqual(status, 404, doc)
-        status, doc = s.json("GET", "/subjects/" + q("k.1"))
-        self.assertEqual(doc["subject"]["status"], "Erased")
-        self.assertEqual(doc["subject"]["candidate_id"], "k.1")
-        files = os.listdir(os.path.join(self.data, "_catalog", "subjects"))
-        self.assertIn("k_1.json", files)
+        self.assertEqual(json.load(open(os.path.join(subjects, "k-2.json"))), foreign)
+        os.unlink(os.path.join(subjects, "k-2.json"))
 
     def test_04_subject_key_column_metadata(self):
         s = self.server
@@ -143,15 +152,14 @@ class Subjects(Base):
         body = {"dataset": "roster", "id_column": "cid", "strip_prefix": "W-"}
         status, doc = s.json("POST", "/subjects/backfill", body)
         self.assertEqual(status, 200, doc)
-        # W-1 → 1, W-W-1 → W-1 (once, not 1), W-2 → 2, X-3 → X-3, a.b → a.b; W- → empty
-        # (refused); a_b is another id of a.b's key (refused, never merged)
+        # W-1 → 1, W-W-1 → W-1 (once, not 1), W-2 → 2, X-3 → X-3, a.b, a_b; W- → empty
+        # (refused)
         self.assertEqual(doc["distinct_values"], 7)
-        self.assertEqual(doc["created"], 5)
+        self.assertEqual(doc["created"], 6)
         self.assertEqual(doc["existing"], 0)
-        self.assertEqual(doc["refused_total"], 2)
-        refused = {r["value"]: r["reason"] for r in doc["refused"]}
-        self.assertIn("empty", refused["W-"])
-        self.assertIn("a.b", refused["a_b"])
+        self.assertEqual(doc["refused_total"], 1)
+        self.assertEqual([r["value"] for r in doc["refused"]], ["W-"])
+        self.assertIn("1 to", doc["refused"][0]["reason"])
         status, doc = s.json("GET", "/subjects/W-1")
         self.assertEqual(status, 200, doc)
         self.assertEqual(doc["subject"]["datasets"],
@@ -165,7 +173,7 @@ class Subjects(Base):
         # again: nothing new, nothing rewritten
         status, doc = s.json("POST", "/subjects/backfill", body)
         self.assertEqual(status, 200, doc)
-        self.assertEqual((doc["created"], doc["existing"], doc["datasets_added"]), (0, 5, 0))
+        self.assertEqual((doc["created"], doc["existing"], doc["datasets_added"]), (0, 6, 0))
         after = {f: open(os.path.join(self.data, "_catalog", "subjects", f), "rb").read()
                  for f in os.listdir(os.path.join(self.data, "_catalog", "subjects"))}
         self.assertEqual(before, after)
@@ -173,7 +181,7 @@ class Subjects(Base):
         status, doc = s.json("GET", "/catalog/events?limit=1000")
         acts = [e for e in doc["events"] if e["action"] == "subjects.backfilled"]
         self.assertEqual(len(acts), 2)
-        self.assertEqual(acts[0]["details"]["created"], 5)
+        self.assertEqual(acts[0]["details"]["created"], 6)
         created = [e["target"] for e in doc["events"] if e["action"] == "subject.created"]
         self.assertIn("C-100", created)
 
@@ -195,8 +203,11 @@ class Subjects(Base):
         res = jd["job"]["result"]
         self.assertEqual(res["id_column"], "cid")
         self.assertIsNone(res["strip_prefix"])
-        # unstripped: W-1 and a.b exist (W-1 gains a dataset entry), W-W-1, W-2, W- are new
+        # unstripped: W-1, X-3, a.b, a_b exist (W-1 gains a dataset entry); W-W-1, W-2 and
+        # W- are new
         self.assertEqual(res["created"], 3, res)
+        self.assertEqual(res["existing"], 4, res)
+        self.assertEqual(res["datasets_added"], 1, res)
         status, doc = s.json("GET", "/subjects/W-1")
         self.assertIn({"dataset": "roster", "key_column": "cid", "key_value": "W-1"},
                       doc["subject"]["datasets"])

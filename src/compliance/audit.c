@@ -1,0 +1,1027 @@
+/*
+ * audit.c: the per-subject audit chain (DESIGN.md §2, issue 11 item 3; format in
+ * docs/AUDIT.md).
+ *
+ * Each subject has one append-only log, <data>/_catalog/subjects/<key>.audit.jsonl, one
+ * row per line, each row stored in its RFC 8785 form (row_hmac included), chained by
+ * prev_chain_hash = the previous row's row_hmac ("GENESIS" first).
+ *
+ * Invariants:
+ *   - Appends to one subject are serialised by its stripe mutex, held from reading the
+ *     tip to writing the row into the journal and the subject's log, so no two rows ever
+ *     share a prev. Different stripes append in parallel.
+ *   - An append is O(1): the tip is cached (loaded once from the log's last line), the
+ *     row is one journal record and one O_APPEND write; nothing is rewritten.
+ *   - Acknowledged = durable: a row is acknowledged only after the journal holding it is
+ *     fdatasync-ed (group commit, audit_wal.c). The subject's log line is written before
+ *     that, without a sync; the journal replay at open/checkpoint completes the logs and
+ *     a checkpoint fsyncs them before the journal is dropped.
+ *   - A row that failed (journal write failed, log write failed, sync failed) is never
+ *     the prev of a later row: the cached tip is restored under the stripe lock on a
+ *     write failure, and a failed sync poisons the journal so no append is acknowledged
+ *     until a checkpoint has replayed the journal and reloaded every tip from the logs.
+ *   - The key never leaves this file: messages name the key file and lengths only.
+ */
+#include "compliance_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AUDIT_MAX_FIELDS 4096
+#define AUDIT_MAX_STR 4096
+#define AUDIT_LOG_SUFFIX ".audit.jsonl"
+/* The largest log lh_audit_read loads (a subject with ~10 million rows). */
+#define AUDIT_LOG_READ_MAX ((size_t)4 << 30)
+
+/* ---------------------------------------------------------------- subject keys */
+
+int lh_subject_key(const char *id, char *buf, size_t cap, lh_error *err)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > LH_SUBJECT_ID_MAX)
+        return lh_error_set(err, LH_EINVAL, "a subject id must be 1 to %d bytes long",
+                            LH_SUBJECT_ID_MAX);
+    if (!lh_utf8_valid(id, n))
+        return lh_error_set(err, LH_EINVAL, "a subject id must be valid UTF-8");
+    if (cap < n * 3 + 1)
+        return lh_error_set(err, LH_EINTERNAL, "subject key buffer too small");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c < 0x20 || c == 0x7F)
+            return lh_error_set(err, LH_EINVAL, "a subject id must not hold control characters");
+        bool keep = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '-' || ((c == '.' || c == '_') && i > 0);
+        if (keep) {
+            buf[k++] = (char)c;
+        } else {
+            buf[k++] = '%';
+            buf[k++] = hex[c >> 4];
+            buf[k++] = hex[c & 15];
+        }
+    }
+    buf[k] = '\0';
+    return 0;
+}
+
+/* The inverse of lh_subject_key, for names found on disk. NULL when name is not a key. */
+static char *subject_key_decode(const char *name, size_t n)
+{
+    char *id = lh_xmalloc(n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (name[i] != '%') {
+            id[k++] = name[i];
+            continue;
+        }
+        unsigned v;
+        if (i + 2 >= n + 0 || sscanf(name + i + 1, "%2X", &v) != 1) {
+            free(id);
+            return NULL;
+        }
+        id[k++] = (char)v;
+        i += 2;
+    }
+    id[k] = '\0';
+    return id;
+}
+
+/* ---------------------------------------------------------------- keys and time */
+
+int lh_audit_key_load(const char *path, unsigned char *key, size_t *key_len, lh_error *err)
+{
+    char *data = NULL;
+    size_t n = 0;
+    int rc;
+    if (!path || !*path)
+        return lh_error_set(err, LH_EINVAL, "no audit key file given (LH_SUBJECT_AUDIT_KEY)");
+    rc = lh_fs_read_all(path, LH_AUDIT_KEY_MAX + 2, &data, &n, err);
+    if (rc == LH_ETOOLARGE)
+        return lh_error_set(err, LH_EINVAL,
+                            "the audit key file '%s' is longer than %d bytes; use a key of 32 "
+                            "to %d bytes",
+                            path, LH_AUDIT_KEY_MAX, LH_AUDIT_KEY_MAX);
+    if (rc)
+        return lh_error_set(err, rc == LH_ENOTFOUND ? LH_EINVAL : LH_EIO,
+                            "cannot read the audit key file '%s' (LH_SUBJECT_AUDIT_KEY)", path);
+    if (n > 0 && data[n - 1] == '\n')
+        n--;
+    if (n > 0 && data[n - 1] == '\r')
+        n--;
+    if (n < LH_AUDIT_KEY_MIN || n > LH_AUDIT_KEY_MAX) {
+        rc = lh_error_set(err, LH_EINVAL,
+                          "the audit key file '%s' holds %zu bytes (without its trailing "
+                          "newline); a key of at least %d bytes is required",
+                          path, n, LH_AUDIT_KEY_MIN);
+        goto out;
+    }
+    memcpy(key, data, n);
+    *key_len = n;
+out:
+    sodium_memzero(data, n);
+    free(data);
+    return rc;
+}
+
+void lh_audit_ts_now(char out[LH_AUDIT_TS_MAX])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, LH_AUDIT_TS_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, LH_AUDIT_TS_MAX - n, ".%09ldZ", (long)ts.tv_nsec);
+}
+
+int lh_audit_ts_parse(const char *in, char out[LH_AUDIT_TS_MAX], lh_error *err)
+{
+    struct tm tm = {0};
+    int used = 0;
+    long nanos = 0;
+    if (!in ||
+        sscanf(in, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
+        used != 19)
+        goto bad;
+    const char *p = in + used;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 9)
+                nanos = nanos * 10 + (*p - '0');
+        if (digits == 0 || digits > 9)
+            goto bad;
+        for (; digits < 9; digits++)
+            nanos *= 10;
+    }
+    long offset = 0;
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+        offset = 0;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        int hh = 0, mm = 0;
+        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2 || hh > 23 || mm > 59)
+            goto bad;
+        offset = (hh * 3600L + mm * 60L) * (*p == '-' ? -1 : 1);
+    } else {
+        goto bad;
+    }
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60)
+        goto bad;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm) - offset;
+    struct tm u;
+    gmtime_r(&t, &u);
+    size_t n = strftime(out, LH_AUDIT_TS_MAX, "%Y-%m-%dT%H:%M:%S", &u);
+    snprintf(out + n, LH_AUDIT_TS_MAX - n, ".%09ldZ", nanos);
+    return 0;
+bad:
+    return lh_error_set(err, LH_EINVAL,
+                        "'%s' is not an RFC 3339 time (e.g. 2026-05-03T12:00:00Z or "
+                        "2026-05-03T14:00:00.5+02:00)",
+                        in ? in : "");
+}
+
+/* ---------------------------------------------------------------- rows */
+
+static const char *const audit_results[] = {"success", "error", "denied", "not_found"};
+
+static json_t *str_or_empty(const char *s)
+{
+    return json_string(s ? s : "");
+}
+
+/* The row without row_hmac, as a jansson object; NULL + LH_EINVAL for a bad entry. */
+static json_t *row_object(const lh_audit_entry *e, const char *prev, lh_error *err)
+{
+    char key[LH_SUBJECT_KEY_MAX], ts[LH_AUDIT_TS_MAX];
+    json_t *row = NULL, *acc = NULL, *fields = NULL;
+    if (lh_subject_key(e->candidate_id, key, sizeof(key), err))
+        return NULL;
+    bool result_ok = false;
+    for (size_t i = 0; i < sizeof(audit_results) / sizeof(audit_results[0]); i++)
+        result_ok |= e->result && strcmp(e->result, audit_results[i]) == 0;
+    if (!result_ok) {
+        lh_error_set(err, LH_EINVAL,
+                     "audit result must be one of success, error, denied, not_found");
+        return NULL;
+    }
+    if (e->n_fields > AUDIT_MAX_FIELDS) {
+        lh_error_set(err, LH_EINVAL, "an audit row names at most %d fields", AUDIT_MAX_FIELDS);
+        return NULL;
+    }
+    if (e->ts) {
+        if (lh_audit_ts_parse(e->ts, ts, err))
+            return NULL;
+        if (strcmp(ts, e->ts) != 0) {
+            lh_error_set(err, LH_EINVAL,
+                         "an audit row time must be UTC with nine fraction "
+                         "digits (2026-05-03T12:00:00.000000001Z)");
+            return NULL;
+        }
+    } else {
+        lh_audit_ts_now(ts);
+    }
+    const char *strs[] = {e->accessor_kind, e->daemon, e->purpose, e->trace_id};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        if (strs[i] && strlen(strs[i]) > AUDIT_MAX_STR) {
+            lh_error_set(err, LH_EINVAL, "an audit accessor field is over %d bytes", AUDIT_MAX_STR);
+            return NULL;
+        }
+    acc = json_object();
+    json_object_set_new(acc, "kind", str_or_empty(e->accessor_kind));
+    json_object_set_new(acc, "daemon", str_or_empty(e->daemon));
+    json_object_set_new(acc, "purpose", str_or_empty(e->purpose));
+    json_object_set_new(acc, "trace_id", str_or_empty(e->trace_id));
+    fields = json_array();
+    for (size_t i = 0; i < e->n_fields; i++) {
+        json_t *f = e->fields[i] && strlen(e->fields[i]) <= AUDIT_MAX_STR
+                        ? json_string(e->fields[i])
+                        : NULL;
+        if (!f) {
+            lh_error_set(err, LH_EINVAL, "audit field %zu is missing, too long or not UTF-8",
+                         i + 1);
+            goto fail;
+        }
+        json_array_append_new(fields, f);
+    }
+    for (size_t i = 0; i < 4; i++)
+        if (!json_is_string(json_object_get(
+                acc, (const char *[]){"kind", "daemon", "purpose", "trace_id"}[i]))) {
+            lh_error_set(err, LH_EINVAL, "audit accessor fields must be valid UTF-8");
+            goto fail;
+        }
+    row = json_object();
+    json_object_set_new(row, "schema", json_string(LH_AUDIT_SCHEMA));
+    json_object_set_new(row, "ts", json_string(ts));
+    json_object_set_new(row, "candidate_id", json_string(e->candidate_id));
+    json_object_set(row, "accessor", acc);
+    json_object_set(row, "fields_accessed", fields);
+    json_object_set_new(row, "result", json_string(e->result));
+    json_object_set_new(row, "prev_chain_hash", json_string(prev));
+fail:
+    json_decref(acc);
+    json_decref(fields);
+    return row;
+}
+
+static void hmac_hex(const unsigned char *key, size_t key_len, const char *msg, size_t len,
+                     char *out)
+{
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key, key_len);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)msg, len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_bin2hex(out, LH_AUDIT_HMAC_HEX, mac, sizeof(mac));
+}
+
+int lh_audit_row_sign(const unsigned char *key, size_t key_len, const lh_audit_entry *entry,
+                      const char *prev, char **canonical, char *hmac_out, lh_error *err)
+{
+    *canonical = NULL;
+    json_t *row = row_object(entry, prev, err);
+    if (!row)
+        return err ? err->code : LH_EINVAL;
+    lh_buf b;
+    lh_buf_init(&b);
+    int rc = lh_jcs_canonicalize_value(row, &b, err);
+    json_decref(row);
+    if (rc) {
+        lh_buf_free(&b);
+        return rc;
+    }
+    hmac_hex(key, key_len, b.data, b.len, hmac_out);
+    lh_buf_putc(&b, '\0');
+    *canonical = b.data;
+    return 0;
+}
+
+/* The stored line: the canonical row with row_hmac spliced in at its sorted place
+ * (between "result" and "schema"; the top-level `,"schema":"` is unique because a '"'
+ * inside a string is always escaped and the accessor object has no "schema" key). */
+static char *row_line(const char *canonical, const char *hmac, size_t *len)
+{
+    const char *at = strstr(canonical, ",\"schema\":\"");
+    if (!at)
+        abort(); /* the row always has a schema: a bug */
+    char *line =
+        lh_xasprintf("%.*s,\"row_hmac\":\"%s\"%s", (int)(at - canonical), canonical, hmac, at);
+    *len = strlen(line);
+    return line;
+}
+
+void lh_audit_known_answer_entry(lh_audit_entry *e)
+{
+    static const char *const fields[] = {"candidate_id", "email"};
+    memset(e, 0, sizeof(*e));
+    e->candidate_id = "WORKER-1";
+    e->accessor_kind = "agent";
+    e->daemon = "gateway";
+    e->purpose = "validator_worker_lookup";
+    e->trace_id = "t-1";
+    e->fields = fields;
+    e->n_fields = 2;
+    e->result = "success";
+    e->ts = "2026-05-03T12:00:00.000000001Z";
+}
+
+/* ---------------------------------------------------------------- logs */
+
+char *audit_log_path(const lh_audit *a, const char *key)
+{
+    return lh_xasprintf("%s/%s" AUDIT_LOG_SUFFIX, a->subjects_dir, key);
+}
+
+/* row_hmac of a stored line, or NULL when the line is not a JSON object with one. */
+static const char *line_hmac(json_t *row)
+{
+    const char *h = lh_json_str(row, "row_hmac");
+    return h && strlen(h) == LH_AUDIT_HMAC_HEX - 1 ? h : NULL;
+}
+
+int audit_log_last_hmac(const char *path, char *hmac, lh_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf = NULL;
+    int rc = 0;
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            snprintf(hmac, LH_AUDIT_HMAC_HEX, "%s", LH_AUDIT_GENESIS);
+            return 0;
+        }
+        return lh_error_set(err, LH_EIO, "cannot open an audit log: %s", strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = lh_error_set(err, LH_EIO, "cannot stat an audit log: %s", strerror(errno));
+        goto out;
+    }
+    /* Read backwards in growing windows until the window holds the whole last complete
+     * line (a newline before it, or the start of the file). */
+    off_t size = st.st_size;
+    for (size_t win = 4096;; win *= 4) {
+        off_t from = size > (off_t)win ? size - (off_t)win : 0;
+        size_t n = (size_t)(size - from);
+        buf = lh_xrealloc(buf, n + 1);
+        ssize_t got = pread(fd, buf, n, from);
+        if (got != (ssize_t)n) {
+            rc = lh_error_set(err, LH_EIO, "cannot read an audit log");
+            goto out;
+        }
+        buf[n] = '\0';
+        /* end: one past the last newline (a torn tail after it is not a row) */
+        size_t end = n;
+        while (end > 0 && buf[end - 1] != '\n')
+            end--;
+        if (end == 0 && from == 0) {
+            snprintf(hmac, LH_AUDIT_HMAC_HEX, "%s", LH_AUDIT_GENESIS);
+            goto out;
+        }
+        size_t start = end > 0 ? end - 1 : 0;
+        while (start > 0 && buf[start - 1] != '\n')
+            start--;
+        if (end == 0 || (start == 0 && from > 0))
+            continue; /* the last line starts before the window */
+        json_t *row = json_loadb(buf + start, end - 1 - start, 0, NULL);
+        const char *h = line_hmac(row);
+        if (h)
+            snprintf(hmac, LH_AUDIT_HMAC_HEX, "%s", h);
+        else
+            rc = lh_error_set(err, LH_EIO,
+                              "the last row of an audit log is damaged; run `lakehouse audit "
+                              "verify` to locate it");
+        json_decref(row);
+        goto out;
+    }
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int audit_log_append(const char *path, const char *line, size_t len, bool *torn, lh_error *err)
+{
+    *torn = false;
+    int fd = lh_sys_open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, LH_FILE_MODE);
+    if (fd < 0)
+        return lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot open an audit log: %s",
+                             strerror(errno));
+    int rc = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot stat an audit log: %s",
+                           strerror(errno));
+        goto out;
+    }
+    if (lh_fs_write_all(fd, line, len) != 0) {
+        int e = errno;
+        rc = lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot write an audit log: %s",
+                           strerror(e));
+        if (ftruncate(fd, st.st_size) != 0)
+            *torn = true;
+    }
+out:
+    close(fd);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- tip cache */
+
+static uint64_t key_hash(const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *key; key++)
+        h = (h ^ (unsigned char)*key) * 1099511628211ULL;
+    return h;
+}
+
+static audit_stripe *stripe_of(lh_audit *a, uint64_t h)
+{
+    return &a->stripes[h % AUDIT_STRIPES];
+}
+
+/* The cached tip of key, loaded from its log on first use. Caller holds the stripe. */
+static audit_tip *tip_get(lh_audit *a, audit_stripe *s, const char *key, uint64_t h, lh_error *err)
+{
+    if (s->nbuckets) {
+        for (audit_tip *t = s->buckets[(h / AUDIT_STRIPES) % s->nbuckets]; t; t = t->next)
+            if (t->hash == h && strcmp(t->key, key) == 0)
+                return t;
+    }
+    char hmac[LH_AUDIT_HMAC_HEX];
+    char *path = audit_log_path(a, key);
+    int rc = audit_log_last_hmac(path, hmac, err);
+    free(path);
+    if (rc)
+        return NULL;
+    if (s->count >= s->nbuckets) {
+        size_t nb = s->nbuckets ? s->nbuckets * 2 : 16;
+        audit_tip **b = lh_xcalloc(nb, sizeof(*b));
+        for (size_t i = 0; i < s->nbuckets; i++)
+            for (audit_tip *t = s->buckets[i], *next; t; t = next) {
+                next = t->next;
+                size_t j = (t->hash / AUDIT_STRIPES) % nb;
+                t->next = b[j];
+                b[j] = t;
+            }
+        free(s->buckets);
+        s->buckets = b;
+        s->nbuckets = nb;
+    }
+    audit_tip *t = lh_xcalloc(1, sizeof(*t));
+    t->hash = h;
+    t->key = lh_xstrdup(key);
+    snprintf(t->hmac, sizeof(t->hmac), "%s", hmac);
+    size_t j = (h / AUDIT_STRIPES) % s->nbuckets;
+    t->next = s->buckets[j];
+    s->buckets[j] = t;
+    s->count++;
+    return t;
+}
+
+static void stripe_clear(audit_stripe *s)
+{
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (audit_tip *t = s->buckets[i], *next; t; t = next) {
+            next = t->next;
+            free(t->key);
+            free(t);
+        }
+    free(s->buckets);
+    s->buckets = NULL;
+    s->nbuckets = s->count = 0;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static lh_audit *audit_new(const char *data_dir, const char *key_file, bool readonly, lh_error *err)
+{
+    lh_audit *a = lh_xcalloc(1, sizeof(*a));
+    a->lock_fd = -1;
+    a->wal_fd = -1;
+    a->readonly = readonly;
+    a->subjects_dir = lh_xasprintf("%s/_catalog/subjects", data_dir);
+    a->wal_dir = lh_xasprintf("%s/_catalog/audit_wal", data_dir);
+    pthread_mutex_init(&a->gate_mu, NULL);
+    pthread_cond_init(&a->gate_cv, NULL);
+    pthread_mutex_init(&a->wal_mu, NULL);
+    pthread_cond_init(&a->wal_cv, NULL);
+    for (int i = 0; i < AUDIT_STRIPES; i++)
+        pthread_mutex_init(&a->stripes[i].mu, NULL);
+    if (sodium_init() < 0 || lh_audit_key_load(key_file, a->key, &a->key_len, err) != 0) {
+        if (err && err->code == 0)
+            lh_error_set(err, LH_EINTERNAL, "libsodium failed to initialise");
+        lh_audit_close(a);
+        return NULL;
+    }
+    return a;
+}
+
+lh_audit *lh_audit_open_readonly(const char *data_dir, const char *key_file, lh_error *err)
+{
+    return audit_new(data_dir, key_file, true, err);
+}
+
+lh_audit *lh_audit_open(const char *data_dir, const char *key_file, lh_error *err)
+{
+    lh_audit *a = audit_new(data_dir, key_file, false, err);
+    if (!a)
+        return NULL;
+    if (lh_fs_mkdirs(a->subjects_dir, LH_DIR_MODE, err) ||
+        lh_fs_mkdirs(a->wal_dir, LH_DIR_MODE, err))
+        goto fail;
+    char *lock = lh_path_join(a->wal_dir, "LOCK");
+    a->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, LH_FILE_MODE);
+    free(lock);
+    if (a->lock_fd < 0) {
+        lh_error_set(err, LH_EIO, "cannot open the audit journal lock: %s", strerror(errno));
+        goto fail;
+    }
+    if (flock(a->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        lh_error_set(err, LH_EBUSY,
+                     "the audit journal of this data folder is in use by another process (a "
+                     "running server?); read-only commands still work");
+        goto fail;
+    }
+    if (audit_wal_recover(a, err))
+        goto fail;
+    return a;
+fail:
+    lh_audit_close(a);
+    return NULL;
+}
+
+void lh_audit_close(lh_audit *a)
+{
+    if (!a)
+        return;
+    if (!a->readonly && a->wal_fd >= 0) {
+        lh_error err;
+        if (lh_audit_checkpoint(a, &err) != 0)
+            lh_log(LH_LOG_WARN, "audit.checkpoint_failed", "{s:s}", "message", err.message);
+    }
+    if (a->wal_fd >= 0)
+        close(a->wal_fd);
+    if (a->lock_fd >= 0)
+        close(a->lock_fd);
+    for (int i = 0; i < AUDIT_STRIPES; i++) {
+        stripe_clear(&a->stripes[i]);
+        pthread_mutex_destroy(&a->stripes[i].mu);
+    }
+    pthread_mutex_destroy(&a->gate_mu);
+    pthread_cond_destroy(&a->gate_cv);
+    pthread_mutex_destroy(&a->wal_mu);
+    pthread_cond_destroy(&a->wal_cv);
+    sodium_memzero(a->key, sizeof(a->key));
+    free(a->subjects_dir);
+    free(a->wal_dir);
+    free(a);
+}
+
+void lh_audit_set_root_listener(lh_audit *a, lh_audit_root_listener fn, void *ctx)
+{
+    a->listener = fn;
+    a->listener_ctx = ctx;
+}
+
+void lh_audit_get_stats(lh_audit *a, lh_audit_stats *out)
+{
+    out->rows = atomic_load(&a->stat_rows);
+    out->syncs = atomic_load(&a->stat_syncs);
+    out->checkpoints = atomic_load(&a->stat_checkpoints);
+}
+
+/* ---------------------------------------------------------------- the gate */
+
+static void gate_enter(lh_audit *a)
+{
+    pthread_mutex_lock(&a->gate_mu);
+    while (a->gate_closed)
+        pthread_cond_wait(&a->gate_cv, &a->gate_mu);
+    a->gate_active++;
+    pthread_mutex_unlock(&a->gate_mu);
+}
+
+static void gate_leave(lh_audit *a)
+{
+    pthread_mutex_lock(&a->gate_mu);
+    if (--a->gate_active == 0)
+        pthread_cond_broadcast(&a->gate_cv);
+    pthread_mutex_unlock(&a->gate_mu);
+}
+
+int lh_audit_checkpoint(lh_audit *a, lh_error *err)
+{
+    if (a->readonly)
+        return lh_error_set(err, LH_EUNAVAILABLE, "this audit handle is read-only");
+    pthread_mutex_lock(&a->gate_mu);
+    while (a->gate_closed)
+        pthread_cond_wait(&a->gate_cv, &a->gate_mu);
+    a->gate_closed = true;
+    while (a->gate_active > 0)
+        pthread_cond_wait(&a->gate_cv, &a->gate_mu);
+    pthread_mutex_unlock(&a->gate_mu);
+
+    /* No appender is inside: every journal record's line has been written (or its
+     * append failed and poisoned the journal), so the replay appends nothing unless a
+     * failure left a log behind, and the tips are reloaded from the logs afterwards. */
+    int rc = audit_wal_recover(a, err);
+    for (int i = 0; i < AUDIT_STRIPES; i++)
+        stripe_clear(&a->stripes[i]);
+    atomic_fetch_add(&a->stat_checkpoints, 1);
+
+    pthread_mutex_lock(&a->gate_mu);
+    a->gate_closed = false;
+    pthread_cond_broadcast(&a->gate_cv);
+    pthread_mutex_unlock(&a->gate_mu);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- append */
+
+typedef struct pending {
+    char key[LH_SUBJECT_KEY_MAX];
+    uint64_t hash;
+    audit_tip *tip;
+    char old_tip[LH_AUDIT_HMAC_HEX];
+    char hmac[LH_AUDIT_HMAC_HEX];
+    char *line;
+    size_t len;
+} pending;
+
+static int cmp_size(const void *x, const void *y)
+{
+    size_t a = *(const size_t *)x, b = *(const size_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+static int cmp_pending_key(const void *x, const void *y)
+{
+    const pending *const *a = x, *const *b = y;
+    return strcmp((*a)->key, (*b)->key);
+}
+
+/* Tells the listener each distinct subject's current tip, after every lock is released. */
+static void notify_roots(lh_audit *a, pending *p, size_t n, const lh_audit_entry *entries)
+{
+    if (!a->listener)
+        return;
+    pending **order = lh_xmalloc(n * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = &p[i];
+    qsort(order, n, sizeof(*order), cmp_pending_key);
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && strcmp(order[i]->key, order[i + 1]->key) == 0)
+            continue;
+        audit_stripe *s = stripe_of(a, order[i]->hash);
+        char root[LH_AUDIT_HMAC_HEX];
+        lh_error err;
+        pthread_mutex_lock(&s->mu);
+        audit_tip *t = tip_get(a, s, order[i]->key, order[i]->hash, &err);
+        snprintf(root, sizeof(root), "%s", t ? t->hmac : order[i]->hmac);
+        pthread_mutex_unlock(&s->mu);
+        const char *id = entries[order[i] - p].candidate_id;
+        if (a->listener(a->listener_ctx, id, root, &err) != 0)
+            lh_log(LH_LOG_WARN, "audit.root_not_mirrored", "{s:s,s:s}", "candidate_id", id,
+                   "message", err.message);
+    }
+    free(order);
+}
+
+/* Appends n rows; hmacs (NULL or n * LH_AUDIT_HMAC_HEX bytes) gets their row_hmacs. */
+static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, char *hmacs,
+                       lh_error *err)
+{
+    if (a->readonly)
+        return lh_error_set(err, LH_EUNAVAILABLE, "this audit handle is read-only");
+    if (n == 0)
+        return 0;
+    pending *p = lh_xcalloc(n, sizeof(*p));
+    size_t *stripes = lh_xmalloc(n * sizeof(*stripes));
+    size_t nstripes = 0, signed_n = 0;
+    lh_buf wal;
+    lh_buf_init(&wal);
+    uint64_t end = 0;
+    int rc = 0;
+    bool entered = false;
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = lh_subject_key(entries[i].candidate_id, p[i].key, sizeof(p[i].key), err)))
+            goto out;
+        p[i].hash = key_hash(p[i].key);
+        stripes[i] = p[i].hash % AUDIT_STRIPES;
+    }
+    qsort(stripes, n, sizeof(*stripes), cmp_size);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || stripes[i] != stripes[i - 1])
+            stripes[nstripes++] = stripes[i];
+
+    /* A failed sync poisons the journal; a checkpoint replays it and reloads the tips,
+     * after which appends are acknowledged again. */
+    if (audit_wal_poisoned(a)) {
+        lh_error ck;
+        if (lh_audit_checkpoint(a, &ck) != 0)
+            lh_log(LH_LOG_ERROR, "audit.recovery_failed", "{s:s}", "message", ck.message);
+    }
+    gate_enter(a);
+    entered = true;
+    for (size_t i = 0; i < nstripes; i++)
+        pthread_mutex_lock(&a->stripes[stripes[i]].mu);
+
+    for (size_t i = 0; i < n; i++) {
+        audit_stripe *s = stripe_of(a, p[i].hash);
+        char *canonical = NULL;
+        p[i].tip = tip_get(a, s, p[i].key, p[i].hash, err);
+        if (!p[i].tip) {
+            rc = err ? err->code : LH_EIO;
+            goto rollback;
+        }
+        rc = lh_audit_row_sign(a->key, a->key_len, &entries[i], p[i].tip->hmac, &canonical,
+                               p[i].hmac, err);
+        if (rc)
+            goto rollback;
+        p[i].line = row_line(canonical, p[i].hmac, &p[i].len);
+        free(canonical);
+        memcpy(p[i].old_tip, p[i].tip->hmac, sizeof(p[i].old_tip));
+        memcpy(p[i].tip->hmac, p[i].hmac, sizeof(p[i].hmac));
+        signed_n = i + 1;
+        audit_wal_frame(&wal, p[i].line, p[i].len);
+    }
+    if ((rc = audit_wal_write(a, wal.data, wal.len, &end, err)))
+        goto rollback;
+    /* The rows are in the journal: write them to their logs in chain order. A log that
+     * cannot take its row would leave that subject's chain with a hole the next row
+     * would build on, so the journal is poisoned: the next append (or close) replays it
+     * into the logs first. */
+    for (size_t i = 0; i < n; i++) {
+        char *path = audit_log_path(a, p[i].key);
+        bool torn = false;
+        char *line = lh_xasprintf("%s\n", p[i].line);
+        rc = audit_log_append(path, line, p[i].len + 1, &torn, err);
+        free(line);
+        free(path);
+        if (rc) {
+            pthread_mutex_lock(&a->wal_mu);
+            a->poisoned = true;
+            pthread_mutex_unlock(&a->wal_mu);
+            lh_log(LH_LOG_ERROR, "audit.log_write_failed", "{s:s}", "message", err->message);
+            signed_n = 0; /* the journal holds them now: no rollback of the tips */
+            break;
+        }
+    }
+    for (size_t i = nstripes; i-- > 0;)
+        pthread_mutex_unlock(&a->stripes[stripes[i]].mu);
+    if (rc)
+        goto out;
+    rc = audit_wal_wait_durable(a, end, err);
+    goto out;
+
+rollback:
+    /* Nothing of this batch reached the journal: restore the tips, newest first, so
+     * each subject's tip is what it was before the batch. */
+    for (size_t i = signed_n; i-- > 0;)
+        memcpy(p[i].tip->hmac, p[i].old_tip, sizeof(p[i].old_tip));
+    for (size_t i = nstripes; i-- > 0;)
+        pthread_mutex_unlock(&a->stripes[stripes[i]].mu);
+out:
+    if (entered)
+        gate_leave(a);
+    if (rc == 0) {
+        atomic_fetch_add(&a->stat_rows, n);
+        notify_roots(a, p, n, entries);
+        if (hmacs)
+            for (size_t i = 0; i < n; i++)
+                memcpy(hmacs + i * LH_AUDIT_HMAC_HEX, p[i].hmac, LH_AUDIT_HMAC_HEX);
+        if (audit_wal_size(a) > LH_AUDIT_WAL_MAX && !atomic_exchange(&a->ckpt_running, true)) {
+            lh_error ck;
+            if (lh_audit_checkpoint(a, &ck) != 0)
+                lh_log(LH_LOG_WARN, "audit.checkpoint_failed", "{s:s}", "message", ck.message);
+            atomic_store(&a->ckpt_running, false);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(p[i].line);
+    free(p);
+    free(stripes);
+    lh_buf_free(&wal);
+    return rc;
+}
+
+int lh_audit_append_batch(lh_audit *a, const lh_audit_entry *entries, size_t n, lh_error *err)
+{
+    return append_rows(a, entries, n, NULL, err);
+}
+
+int lh_audit_append(lh_audit *a, const lh_audit_entry *entry, char *hmac_out, lh_error *err)
+{
+    return append_rows(a, entry, 1, hmac_out, err);
+}
+
+/* ---------------------------------------------------------------- read and verify */
+
+static void verdict_bad(lh_audit_verdict *v, int64_t row, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void verdict_bad(lh_audit_verdict *v, int64_t row, const char *reason, const char *fmt, ...)
+{
+    if (v->reason)
+        return; /* the first problem wins */
+    v->verified = false;
+    v->first_bad_row = row;
+    v->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->detail, sizeof(v->detail), fmt, ap);
+    va_end(ap);
+}
+
+/* Checks one complete line (row number no, previous row_hmac prev). On success copies
+ * its row_hmac to hmac_out and returns the parsed row (caller decrefs). */
+static json_t *check_row(lh_audit *a, const char *id, const char *line, size_t len, int64_t no,
+                         const char *prev, char *hmac_out, lh_audit_verdict *v)
+{
+    json_t *row = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *h = json_is_object(row) ? line_hmac(row) : NULL;
+    if (!h) {
+        verdict_bad(v, no, "unparsable", "row %lld is not a JSON audit row with a row_hmac",
+                    (long long)no);
+        json_decref(row);
+        return NULL;
+    }
+    snprintf(hmac_out, LH_AUDIT_HMAC_HEX, "%s", h);
+    const char *schema = lh_json_str(row, "schema"), *cid = lh_json_str(row, "candidate_id");
+    const char *rprev = lh_json_str(row, "prev_chain_hash");
+    if (!schema || strcmp(schema, LH_AUDIT_SCHEMA) != 0) {
+        verdict_bad(v, no, "wrong_schema", "row %lld is not a %s row", (long long)no,
+                    LH_AUDIT_SCHEMA);
+        return row;
+    }
+    if (!cid || strcmp(cid, id) != 0) {
+        verdict_bad(v, no, "wrong_subject", "row %lld belongs to another subject", (long long)no);
+        return row;
+    }
+    /* Recompute the HMAC over the canonical form of the row without row_hmac. */
+    json_t *bare = json_copy(row);
+    json_object_del(bare, "row_hmac");
+    lh_buf b;
+    lh_buf_init(&b);
+    lh_error err;
+    char want[LH_AUDIT_HMAC_HEX];
+    int rc = lh_jcs_canonicalize_value(bare, &b, &err);
+    json_decref(bare);
+    if (rc == 0)
+        hmac_hex(a->key, a->key_len, b.data, b.len, want);
+    lh_buf_free(&b);
+    if (rc != 0 || sodium_memcmp(want, hmac_out, LH_AUDIT_HMAC_HEX - 1) != 0) {
+        verdict_bad(v, no, "hmac_mismatch",
+                    "row %lld was changed: its row_hmac does not match its content", (long long)no);
+        return row;
+    }
+    if (!rprev || strcmp(rprev, prev) != 0)
+        verdict_bad(v, no, "prev_mismatch",
+                    "row %lld does not follow row %lld: its prev_chain_hash is not the "
+                    "previous row's row_hmac (a row deleted, inserted or moved)",
+                    (long long)no, (long long)no - 1);
+    return row;
+}
+
+int lh_audit_read(lh_audit *a, const char *id, const char *expected_root, const char *from,
+                  const char *to, json_t **rows, lh_audit_verdict *v, lh_error *err)
+{
+    char key[LH_SUBJECT_KEY_MAX], lo[LH_AUDIT_TS_MAX] = "", hi[LH_AUDIT_TS_MAX] = "";
+    char *data = NULL, *path = NULL;
+    size_t len = 0;
+    int rc;
+    memset(v, 0, sizeof(*v));
+    if (rows)
+        *rows = NULL;
+    if ((rc = lh_subject_key(id, key, sizeof(key), err)))
+        return rc;
+    if (from && *from && (rc = lh_audit_ts_parse(from, lo, err)))
+        return rc;
+    if (to && *to && (rc = lh_audit_ts_parse(to, hi, err)))
+        return rc;
+    bool expect = expected_root && *expected_root && strcmp(expected_root, LH_AUDIT_GENESIS);
+    path = audit_log_path(a, key);
+    rc = lh_fs_read_all(path, AUDIT_LOG_READ_MAX, &data, &len, err);
+    free(path);
+    if (rc == LH_ENOTFOUND) {
+        lh_error_clear(err);
+        rc = 0;
+        v->verified = true;
+        if (expect)
+            verdict_bad(v, 1, "log_missing",
+                        "the subject's manifest expects chain root %.16s… but the audit log "
+                        "does not exist",
+                        expected_root);
+        if (rows)
+            *rows = json_array();
+        return 0;
+    }
+    if (rc)
+        return lh_error_set(err, rc == LH_ETOOLARGE ? LH_ETOOLARGE : LH_EIO,
+                            "cannot read the audit log of subject '%s'", id);
+    if (rows)
+        *rows = json_array();
+    v->verified = true;
+    char prev[LH_AUDIT_HMAC_HEX] = LH_AUDIT_GENESIS, hmac[LH_AUDIT_HMAC_HEX];
+    int64_t expected_at = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        char *nl = memchr(data + pos, '\n', len - pos);
+        int64_t no = v->rows_total + 1;
+        if (!nl) {
+            verdict_bad(v, no, "truncated_row", "row %lld is cut off (no end of line)",
+                        (long long)no);
+            break;
+        }
+        size_t n = (size_t)(nl - (data + pos));
+        v->rows_total = no;
+        hmac[0] = '\0';
+        json_t *row = check_row(a, id, data + pos, n, no, prev, hmac, v);
+        if (row && rows) {
+            const char *ts = lh_json_str(row, "ts");
+            if (ts && (!lo[0] || strcmp(ts, lo) >= 0) && (!hi[0] || strcmp(ts, hi) <= 0))
+                json_array_append(*rows, row);
+        }
+        json_decref(row);
+        if (expect && strcmp(hmac, expected_root) == 0)
+            expected_at = no;
+        snprintf(prev, sizeof(prev), "%s", hmac);
+        snprintf(v->chain_root, sizeof(v->chain_root), "%s", hmac);
+        pos += n + 1;
+    }
+    if (expect && v->rows_total == 0)
+        verdict_bad(v, 1, "log_empty",
+                    "the subject's manifest expects chain root %.16s… but the audit log is "
+                    "empty",
+                    expected_root);
+    else if (expect && expected_at == 0)
+        verdict_bad(v, v->rows_total + 1, "missing_rows",
+                    "the subject's manifest expects chain root %.16s…, which no row of the "
+                    "log has: rows after row %lld were removed",
+                    expected_root, (long long)v->rows_total);
+    else if (expect)
+        v->manifest_lag = v->rows_total - expected_at;
+    free(data);
+    return 0;
+}
+
+int lh_audit_verify(lh_audit *a, const char *id, const char *expected_root, lh_audit_verdict *v,
+                    lh_error *err)
+{
+    return lh_audit_read(a, id, expected_root, NULL, NULL, NULL, v, err);
+}
+
+int lh_audit_tip(lh_audit *a, const char *id, char *root_out, lh_error *err)
+{
+    char key[LH_SUBJECT_KEY_MAX];
+    int rc = lh_subject_key(id, key, sizeof(key), err);
+    if (rc)
+        return rc;
+    uint64_t h = key_hash(key);
+    audit_stripe *s = stripe_of(a, h);
+    pthread_mutex_lock(&s->mu);
+    audit_tip *t = tip_get(a, s, key, h, err);
+    if (t)
+        snprintf(root_out, LH_AUDIT_HMAC_HEX, "%s", t->hmac);
+    pthread_mutex_unlock(&s->mu);
+    return t ? 0 : (err ? err->code : LH_EIO);
+}
+
+int lh_audit_list(lh_audit *a, int (*fn)(void *ctx, const char *candidate_id), void *ctx,
+                  lh_error *err)
+{
+    DIR *d = opendir(a->subjects_dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        return lh_error_set(err, LH_EIO, "cannot list the audit logs: %s", strerror(errno));
+    }
+    int rc = 0;
+    size_t sl = strlen(AUDIT_LOG_SUFFIX);
+    for (struct dirent *de; rc == 0 && (de = readdir(d));) {
+        size_t n = strlen(de->d_name);
+        if (n <= sl || strcmp(de->d_name + n - sl, AUDIT_LOG_SUFFIX) != 0)
+            continue;
+        char *id = subject_key_decode(de->d_name, n - sl);
+        char check[LH_SUBJECT_KEY_MAX];
+        /* only names that are exactly the key of their id (no stray files) */
+        if (id && lh_subject_key(id, check, sizeof(check), NULL) == 0 && strlen(check) == n - sl &&
+            memcmp(check, de->d_name, n - sl) == 0)
+            rc = fn(ctx, id);
+        free(id);
+    }
+    closedir(d);
+    return rc;
+}

@@ -1,0 +1,102 @@
+/*
+ * compliance_internal.h: what the files of src/compliance/ share and nothing else
+ * includes. The audit handle's layout and the journal's calls (audit_wal.c) used by the
+ * chain code (audit.c).
+ *
+ * Lock order inside the audit module (never the reverse):
+ *   gate (the checkpoint gate: shared by appenders, exclusive for a checkpoint)
+ *     → subject stripes, in ascending index order
+ *       → wal_mu (the journal's offsets and the group-commit leader flag).
+ * The root listener runs after every one of them is released.
+ */
+#ifndef LH_COMPLIANCE_INTERNAL_H
+#define LH_COMPLIANCE_INTERNAL_H
+
+#include "compliance.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define AUDIT_STRIPES 256
+
+/* A cached chain tip: the row_hmac of a subject's last row (in the log, maybe not yet
+ * durable; see audit.c). */
+typedef struct audit_tip {
+    struct audit_tip *next;
+    uint64_t hash;
+    char *key; /* sanitised subject key */
+    char hmac[LH_AUDIT_HMAC_HEX];
+} audit_tip;
+
+/* Appends to the subjects of one stripe are serialised by its mutex, which also guards
+ * its part of the tip cache. */
+typedef struct audit_stripe {
+    pthread_mutex_t mu;
+    audit_tip **buckets;
+    size_t nbuckets, count;
+} audit_stripe;
+
+struct lh_audit {
+    char *subjects_dir; /* <data>/_catalog/subjects */
+    char *wal_dir;      /* <data>/_catalog/audit_wal */
+    unsigned char key[LH_AUDIT_KEY_MAX];
+    size_t key_len;
+    bool readonly;
+    int lock_fd; /* flock on wal_dir/LOCK: one writing process */
+
+    /* The checkpoint gate: appenders are counted in; a checkpoint waits until none is
+     * inside and keeps new ones out (so it sees every journal record's log line). */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    int gate_active;
+    bool gate_closed;
+
+    audit_stripe stripes[AUDIT_STRIPES];
+
+    /* The journal (audit_wal.c). */
+    pthread_mutex_t wal_mu;
+    pthread_cond_t wal_cv;
+    int wal_fd;       /* current journal file, -1 when none (poisoned at open) */
+    uint64_t wal_seq; /* its number */
+    uint64_t written; /* bytes written to it */
+    uint64_t synced;  /* bytes known durable */
+    bool syncing;     /* a leader is in fdatasync */
+    bool poisoned;    /* a sync failed: state unknown until a checkpoint replays */
+    atomic_bool ckpt_running;
+
+    lh_audit_root_listener listener;
+    void *listener_ctx;
+
+    atomic_uint_fast64_t stat_rows, stat_syncs, stat_checkpoints;
+};
+
+/* Path of a subject's log for a sanitised key. Caller frees. */
+char *audit_log_path(const lh_audit *a, const char *key);
+/* Reads the row_hmac of the last complete row of the log at path into hmac
+ * ("GENESIS" for a missing or empty log). A torn last line (no newline) is skipped.
+ * LH_EIO when the log cannot be read or its last complete row is not a row. */
+int audit_log_last_hmac(const char *path, char *hmac, lh_error *err);
+/* Appends one line (with its newline) to a subject's log, creating it 0600. A failed
+ * write is cut back off the file; LH_EIO when even that fails (*torn set). */
+int audit_log_append(const char *path, const char *line, size_t len, bool *torn, lh_error *err);
+
+/* Journal (audit_wal.c). Writes the records of buf (already framed) at the journal's
+ * end; *end gets the offset that must be durable for them. Caller holds the stripes of
+ * the rows' subjects. LH_EIO when the write failed (cut back off; nothing acknowledged)
+ * or the journal is poisoned. */
+int audit_wal_write(lh_audit *a, const void *buf, size_t len, uint64_t *end, lh_error *err);
+/* Frames one row line as a journal record into buf. */
+void audit_wal_frame(lh_buf *buf, const char *line, size_t len);
+/* Returns once offset end of the journal is durable: one fdatasync shared by every
+ * waiter (the first one syncs for all that wrote before it started). */
+int audit_wal_wait_durable(lh_audit *a, uint64_t end, lh_error *err);
+/* Replays every journal file into the per-subject logs (idempotently), fsyncs the logs
+ * it touched and the folder, starts a new journal and removes the old ones. Caller has
+ * the gate closed (or is lh_audit_open). */
+int audit_wal_recover(lh_audit *a, lh_error *err);
+/* Bytes in the current journal file. */
+uint64_t audit_wal_size(lh_audit *a);
+/* True when the journal cannot take appends (a failed sync, or no journal file). */
+bool audit_wal_poisoned(lh_audit *a);
+
+#endif

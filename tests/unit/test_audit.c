@@ -1,0 +1,646 @@
+/*
+ * test_audit.c: the per-subject audit chain (compliance/audit.c, audit_wal.c): the known
+ * answer of issue 11, the subject-key sanitiser, key files, append and verify, 50
+ * concurrent appends to one subject, 8 subjects x 1,000 appends in parallel, group commit
+ * (fewer syncs than rows), restart mid-chain, every tamper case located, the journal
+ * replay after a crash, and a failure at each file-system step (fault hook).
+ */
+#include "testutil.h"
+
+#include "compliance/compliance.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct env {
+    char *tmp;
+    char *data;
+    char *keyfile;
+    lh_audit *audit;
+} env;
+
+static int setup(void **state)
+{
+    env *e = lh_xcalloc(1, sizeof(*e));
+    e->tmp = lh_test_tmpdir("audit");
+    e->data = lh_path_join(e->tmp, "data");
+    e->keyfile = lh_path_join(e->tmp, "audit.key");
+    lh_test_write_file(e->keyfile, "0123456789abcdef0123456789abcdef-test-key\n");
+    lh_error err;
+    e->audit = lh_audit_open(e->data, e->keyfile, &err);
+    if (!e->audit)
+        fail_msg("open: %s", err.message);
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    env *e = *state;
+    lh_audit_close(e->audit);
+#ifdef LH_FAULT_INJECTION
+    lh_fault_reset();
+#endif
+    free(e->keyfile);
+    free(e->data);
+    lh_test_rmdir(e->tmp);
+    free(e);
+    return 0;
+}
+
+static void reopen(env *e)
+{
+    lh_error err;
+    lh_audit_close(e->audit);
+    e->audit = lh_audit_open(e->data, e->keyfile, &err);
+    if (!e->audit)
+        fail_msg("reopen: %s", err.message);
+}
+
+static lh_audit_entry entry(const char *id)
+{
+    static const char *const fields[] = {"candidate_id", "email"};
+    lh_audit_entry x = {.candidate_id = id,
+                        .accessor_kind = "agent",
+                        .daemon = "key-analyst",
+                        .purpose = "screening <&> ünïcode",
+                        .trace_id = "t-1",
+                        .fields = fields,
+                        .n_fields = 2,
+                        .result = "success"};
+    return x;
+}
+
+static void append_n(lh_audit *a, const char *id, int n)
+{
+    lh_audit_entry x = entry(id);
+    for (int i = 0; i < n; i++) {
+        lh_error err;
+        if (lh_audit_append(a, &x, NULL, &err) != 0)
+            fail_msg("append: %s", err.message);
+    }
+}
+
+static lh_audit_verdict verify(lh_audit *a, const char *id, const char *root)
+{
+    lh_audit_verdict v;
+    lh_error err;
+    if (lh_audit_verify(a, id, root, &v, &err) != 0)
+        fail_msg("verify: %s", err.message);
+    return v;
+}
+
+static char *log_path(env *e, const char *id)
+{
+    char key[LH_SUBJECT_KEY_MAX];
+    assert_int_equal(lh_subject_key(id, key, sizeof(key), NULL), 0);
+    return lh_xasprintf("%s/_catalog/subjects/%s.audit.jsonl", e->data, key);
+}
+
+/* ---------------------------------------------------------------- known answer */
+
+static void test_known_answer(void **state)
+{
+    (void)state;
+    lh_audit_entry ka;
+    lh_audit_known_answer_entry(&ka);
+    char *canonical = NULL, hmac[LH_AUDIT_HMAC_HEX];
+    lh_error err;
+    assert_int_equal(lh_audit_row_sign((const unsigned char *)LH_AUDIT_KA_KEY,
+                                       strlen(LH_AUDIT_KA_KEY), &ka, LH_AUDIT_GENESIS, &canonical,
+                                       hmac, &err),
+                     0);
+    assert_string_equal(
+        canonical,
+        "{\"accessor\":{\"daemon\":\"gateway\",\"kind\":\"agent\",\"purpose\":\"validator_"
+        "worker_lookup\",\"trace_id\":\"t-1\"},\"candidate_id\":\"WORKER-1\",\"fields_"
+        "accessed\":[\"candidate_id\",\"email\"],\"prev_chain_hash\":\"GENESIS\",\"result\":"
+        "\"success\",\"schema\":\"subject_audit_row.v1\",\"ts\":\"2026-05-03T12:00:00."
+        "000000001Z\"}");
+    assert_string_equal(hmac, LH_AUDIT_KA_HMAC);
+    free(canonical);
+}
+
+static void test_subject_key(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"WORKER-1", "WORKER-1"}, {"a.b_c", "a.b_c"}, {".x", "%2Ex"},
+        {"_x", "%5Fx"},           {"a/b", "a%2Fb"},   {"a%2Fb", "a%252Fb"},
+        {"..", "%2E."},           {"ü", "%C3%BC"},    {"a b", "a%20b"},
+    };
+    char key[LH_SUBJECT_KEY_MAX];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(lh_subject_key(cases[i][0], key, sizeof(key), NULL), 0);
+        assert_string_equal(key, cases[i][1]);
+    }
+    lh_error err;
+    assert_int_equal(lh_subject_key("", key, sizeof(key), &err), LH_EINVAL);
+    assert_int_equal(lh_subject_key("a\nb", key, sizeof(key), &err), LH_EINVAL);
+    assert_int_equal(lh_subject_key("\xc3\x28", key, sizeof(key), &err), LH_EINVAL);
+    char longid[LH_SUBJECT_ID_MAX + 2];
+    memset(longid, 'x', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    assert_int_equal(lh_subject_key(longid, key, sizeof(key), &err), LH_EINVAL);
+}
+
+static void test_key_file(void **state)
+{
+    env *e = *state;
+    char *p = lh_path_join(e->tmp, "short.key");
+    lh_test_write_file(p, "this-key-is-too-short-31-bytes!\n");
+    unsigned char key[LH_AUDIT_KEY_MAX];
+    size_t n;
+    lh_error err;
+    assert_int_equal(lh_audit_key_load(p, key, &n, &err), LH_EINVAL);
+    assert_null(strstr(err.message, "too-short"));
+    assert_non_null(strstr(err.message, "31 bytes"));
+    assert_null(lh_audit_open(e->data, p, &err));
+    lh_test_write_file(p, "this-key-is-exactly-32-bytes-ok!\r\n");
+    assert_int_equal(lh_audit_key_load(p, key, &n, &err), 0);
+    assert_int_equal(n, 32);
+    assert_int_equal(lh_audit_key_load("/nonexistent/key", key, &n, &err), LH_EINVAL);
+    free(p);
+    /* a second writer on the same data folder is refused; a reader is not */
+    assert_null(lh_audit_open(e->data, e->keyfile, &err));
+    assert_int_equal(err.code, LH_EBUSY);
+    lh_audit *ro = lh_audit_open_readonly(e->data, e->keyfile, &err);
+    assert_non_null(ro);
+    lh_audit_entry x = entry("S");
+    assert_int_equal(lh_audit_append(ro, &x, NULL, &err), LH_EUNAVAILABLE);
+    lh_audit_close(ro);
+}
+
+/* ---------------------------------------------------------------- append and verify */
+
+static void test_append_verify_read(void **state)
+{
+    env *e = *state;
+    lh_audit_entry x = entry("WORKER-1");
+    char h1[LH_AUDIT_HMAC_HEX], h2[LH_AUDIT_HMAC_HEX], tip[LH_AUDIT_HMAC_HEX];
+    lh_error err;
+    assert_int_equal(lh_audit_tip(e->audit, "WORKER-1", tip, &err), 0);
+    assert_string_equal(tip, "GENESIS");
+    x.ts = "2026-05-03T12:00:00.000000001Z";
+    assert_int_equal(lh_audit_append(e->audit, &x, h1, &err), 0);
+    x.ts = "2026-05-04T12:00:00.000000001Z";
+    assert_int_equal(lh_audit_append(e->audit, &x, h2, &err), 0);
+    assert_string_not_equal(h1, h2);
+    assert_int_equal(lh_audit_tip(e->audit, "WORKER-1", tip, &err), 0);
+    assert_string_equal(tip, h2);
+    lh_audit_verdict v = verify(e->audit, "WORKER-1", h2);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 2);
+    assert_string_equal(v.chain_root, h2);
+    assert_int_equal(v.manifest_lag, 0);
+    v = verify(e->audit, "WORKER-1", h1);
+    assert_true(v.verified);
+    assert_int_equal(v.manifest_lag, 1);
+
+    json_t *rows = NULL;
+    assert_int_equal(lh_audit_read(e->audit, "WORKER-1", NULL, "2026-05-04T00:00:00+02:00", NULL,
+                                   &rows, &v, &err),
+                     0);
+    assert_int_equal(json_array_size(rows), 1);
+    json_t *r = json_array_get(rows, 0);
+    assert_string_equal(lh_json_str(r, "row_hmac"), h2);
+    assert_string_equal(lh_json_str(r, "prev_chain_hash"), h1);
+    assert_string_equal(lh_json_str(json_object_get(r, "accessor"), "purpose"),
+                        "screening <&> ünïcode");
+    json_decref(rows);
+    assert_int_equal(lh_audit_read(e->audit, "WORKER-1", NULL, "not a time", NULL, &rows, &v, &err),
+                     LH_EINVAL);
+
+    /* the stored line is the canonical form of the whole row */
+    char *p = log_path(e, "WORKER-1");
+    char *data;
+    size_t len;
+    assert_int_equal(lh_fs_read_all(p, 1 << 20, &data, &len, &err), 0);
+    char *nl = strchr(data, '\n');
+    lh_buf b;
+    lh_buf_init(&b);
+    assert_int_equal(lh_jcs_canonicalize(data, (size_t)(nl - data), &b, &err), 0);
+    assert_int_equal(b.len, (size_t)(nl - data));
+    assert_memory_equal(b.data, data, b.len);
+    lh_buf_free(&b);
+    free(data);
+    free(p);
+
+    /* bad entries */
+    x.result = "ok";
+    assert_int_equal(lh_audit_append(e->audit, &x, NULL, &err), LH_EINVAL);
+    x.result = "success";
+    x.ts = "2026-05-04T12:00:00Z";
+    assert_int_equal(lh_audit_append(e->audit, &x, NULL, &err), LH_EINVAL);
+    x.ts = NULL;
+    x.purpose = "\xc3\x28";
+    assert_int_equal(lh_audit_append(e->audit, &x, NULL, &err), LH_EINVAL);
+    v = verify(e->audit, "WORKER-1", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 2);
+}
+
+/* ---------------------------------------------------------------- concurrency */
+
+typedef struct worker {
+    lh_audit *a;
+    const char *const *ids;
+    int nids;
+    int n;
+    int failures;
+} worker;
+
+static void *worker_run(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        lh_audit_entry x = entry(w->ids[i % w->nids]);
+        lh_error err;
+        if (lh_audit_append(w->a, &x, NULL, &err) != 0)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void run_workers(lh_audit *a, int threads, const char *const *ids, int nids, int each)
+{
+    pthread_t t[64];
+    worker w[64];
+    for (int i = 0; i < threads; i++) {
+        w[i] = (worker){.a = a, .ids = ids + (nids == 1 ? 0 : 0), .nids = nids, .n = each};
+        assert_int_equal(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+    }
+    for (int i = 0; i < threads; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+}
+
+static void test_50_concurrent_one_subject(void **state)
+{
+    env *e = *state;
+    static const char *const ids[] = {"ONE"};
+    lh_audit_stats before, after;
+    lh_audit_get_stats(e->audit, &before);
+    run_workers(e->audit, 50, ids, 1, 1);
+    lh_audit_get_stats(e->audit, &after);
+    assert_int_equal(after.rows - before.rows, 50);
+    assert_true(after.syncs - before.syncs <= 50);
+    lh_audit_verdict v = verify(e->audit, "ONE", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 50);
+    reopen(e);
+    v = verify(e->audit, "ONE", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 50);
+}
+
+static void test_8_subjects_x_1000(void **state)
+{
+    env *e = *state;
+    static const char *const ids[] = {"S-0", "S-1", "S-2", "S-3", "S-4", "S-5", "S-6", "S-7"};
+    lh_audit_stats before, after;
+    lh_audit_get_stats(e->audit, &before);
+    /* 8 threads, each appending to all 8 subjects in turn: both serialisation within a
+     * subject and parallelism across subjects are exercised. */
+    run_workers(e->audit, 8, ids, 8, 1000);
+    lh_audit_get_stats(e->audit, &after);
+    assert_int_equal(after.rows - before.rows, 8000);
+    /* group commit: the threads share syncs */
+    assert_true(after.syncs - before.syncs < 8000);
+    for (int i = 0; i < 8; i++) {
+        lh_audit_verdict v = verify(e->audit, ids[i], NULL);
+        assert_true(v.verified);
+        assert_int_equal(v.rows_total, 1000);
+    }
+}
+
+static void test_batch_one_sync(void **state)
+{
+    env *e = *state;
+    enum { N = 1000 };
+    lh_audit_entry *x = lh_xcalloc(N, sizeof(*x));
+    char(*ids)[16] = lh_xcalloc(N, 16);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], 16, "P-%d", i % 500); /* 500 people, two rows each */
+        x[i] = entry(ids[i]);
+    }
+    lh_audit_stats before, after;
+    lh_error err;
+    lh_audit_get_stats(e->audit, &before);
+    assert_int_equal(lh_audit_append_batch(e->audit, x, N, &err), 0);
+    lh_audit_get_stats(e->audit, &after);
+    assert_int_equal(after.rows - before.rows, N);
+    assert_int_equal(after.syncs - before.syncs, 1);
+    for (int i = 0; i < 500; i += 97) {
+        lh_audit_verdict v = verify(e->audit, ids[i], NULL);
+        assert_true(v.verified);
+        assert_int_equal(v.rows_total, 2);
+    }
+    free(x);
+    free(ids);
+}
+
+/* ---------------------------------------------------------------- restart, replay */
+
+static int roots_seen;
+static char last_root[LH_AUDIT_HMAC_HEX];
+static int count_root(void *ctx, const char *id, const char *root, lh_error *err)
+{
+    (void)ctx;
+    (void)err;
+    assert_string_equal(id, "R");
+    snprintf(last_root, sizeof(last_root), "%s", root);
+    roots_seen++;
+    return 0;
+}
+
+static void test_restart_mid_chain(void **state)
+{
+    env *e = *state;
+    roots_seen = 0;
+    lh_audit_set_root_listener(e->audit, count_root, NULL);
+    append_n(e->audit, "R", 5);
+    assert_int_equal(roots_seen, 5);
+    char tip5[LH_AUDIT_HMAC_HEX];
+    lh_error err;
+    assert_int_equal(lh_audit_tip(e->audit, "R", tip5, &err), 0);
+    assert_string_equal(last_root, tip5);
+    reopen(e);
+    append_n(e->audit, "R", 5);
+    json_t *rows = NULL;
+    lh_audit_verdict v;
+    assert_int_equal(lh_audit_read(e->audit, "R", NULL, NULL, NULL, &rows, &v, &err), 0);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 10);
+    assert_string_equal(lh_json_str(json_array_get(rows, 5), "prev_chain_hash"), tip5);
+    json_decref(rows);
+}
+
+/* Copies the data folder as a crash would leave it: the journal as it is now, before any
+ * checkpoint. */
+static char *snapshot(env *e, const char *name)
+{
+    char *dst = lh_path_join(e->tmp, name);
+    char *cmd = lh_xasprintf("cp -a '%s' '%s'", e->data, dst);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    return dst;
+}
+
+static void test_replay_after_crash(void **state)
+{
+    env *e = *state;
+    append_n(e->audit, "C", 3); /* checkpointed by the reopen below */
+    reopen(e);
+    append_n(e->audit, "C", 4); /* in the journal only (and the log, unsynced) */
+    append_n(e->audit, "D", 2);
+    char root[LH_AUDIT_HMAC_HEX];
+    lh_error err;
+    assert_int_equal(lh_audit_tip(e->audit, "C", root, &err), 0);
+    char *crash = snapshot(e, "crash");
+    /* As if the page cache lost the logs' tails: C loses 3 rows and keeps half a line,
+     * D loses its whole log. */
+    char *cp = lh_xasprintf("%s/_catalog/subjects/C.audit.jsonl", crash);
+    char *dp = lh_xasprintf("%s/_catalog/subjects/D.audit.jsonl", crash);
+    char *data;
+    size_t len;
+    assert_int_equal(lh_fs_read_all(cp, 1 << 20, &data, &len, &err), 0);
+    size_t cut = 0;
+    for (int lines = 0; lines < 4; cut++)
+        if (data[cut] == '\n')
+            lines++;
+    assert_int_equal(truncate(cp, (off_t)(cut + 20)), 0);
+    free(data);
+    assert_int_equal(unlink(dp), 0);
+    /* and the journal ends in half a record (a write the crash cut): dropped */
+    char *wd = lh_xasprintf("%s/_catalog/audit_wal", crash);
+    DIR *d = opendir(wd);
+    assert_non_null(d);
+    int journals = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!strstr(de->d_name, ".log"))
+            continue;
+        char *wp = lh_xasprintf("%s/%s", wd, de->d_name);
+        int fd = open(wp, O_WRONLY | O_APPEND);
+        assert_int_equal(write(fd, "\x40\0\0\0garbage", 11), 11);
+        close(fd);
+        free(wp);
+        journals++;
+    }
+    closedir(d);
+    free(wd);
+    assert_int_equal(journals, 1);
+
+    lh_audit *b = lh_audit_open(crash, e->keyfile, &err);
+    assert_non_null(b);
+    lh_audit_verdict v = verify(b, "C", root);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 7);
+    assert_string_equal(v.chain_root, root);
+    v = verify(b, "D", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 2);
+    /* the replay is idempotent: a second open adds nothing */
+    lh_audit_close(b);
+    b = lh_audit_open(crash, e->keyfile, &err);
+    assert_non_null(b);
+    v = verify(b, "C", root);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 7);
+    /* and the chain continues */
+    append_n(b, "C", 1);
+    v = verify(b, "C", root);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 8);
+    assert_int_equal(v.manifest_lag, 1);
+    lh_audit_close(b);
+    free(cp);
+    free(dp);
+    free(crash);
+}
+
+/* ---------------------------------------------------------------- tampering */
+
+static char *g_orig;
+static size_t g_orig_len;
+
+static void restore(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, g_orig, g_orig_len), (ssize_t)g_orig_len);
+    close(fd);
+}
+
+/* Offset of the start of row no (1-based) in g_orig. */
+static size_t row_at(int no)
+{
+    size_t off = 0;
+    for (int i = 1; i < no; i++)
+        off = (size_t)(strchr(g_orig + off, '\n') - g_orig) + 1;
+    return off;
+}
+
+static void write_parts(const char *path, const char *a, size_t an, const char *b, size_t bn,
+                        const char *c, size_t cn)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, a, an), (ssize_t)an);
+    assert_int_equal(write(fd, b, bn), (ssize_t)bn);
+    assert_int_equal(write(fd, c, cn), (ssize_t)cn);
+    close(fd);
+}
+
+static void expect_bad(env *e, const char *root, const char *reason, int64_t row)
+{
+    lh_audit_verdict v = verify(e->audit, "T", root);
+    assert_false(v.verified);
+    if (strcmp(v.reason, reason) != 0 || v.first_bad_row != row)
+        fail_msg("want %s at %lld, got %s at %lld (%s)", reason, (long long)row, v.reason,
+                 (long long)v.first_bad_row, v.detail);
+}
+
+static void test_tamper_cases(void **state)
+{
+    env *e = *state;
+    append_n(e->audit, "T", 10);
+    char root[LH_AUDIT_HMAC_HEX];
+    lh_error err;
+    assert_int_equal(lh_audit_tip(e->audit, "T", root, &err), 0);
+    char *p = log_path(e, "T");
+    assert_int_equal(lh_fs_read_all(p, 1 << 20, &g_orig, &g_orig_len, &err), 0);
+    lh_audit_verdict v = verify(e->audit, "T", root);
+    assert_true(v.verified);
+
+    /* a changed byte in a middle row: 'screening' → 'screeninG' */
+    size_t r5 = row_at(5);
+    char *hit = strstr(g_orig + r5, "screening");
+    g_orig[hit - g_orig + 8] = 'G';
+    restore(p);
+    g_orig[hit - g_orig + 8] = 'g';
+    expect_bad(e, root, "hmac_mismatch", 5);
+    /* a byte that breaks the JSON */
+    g_orig[r5] = '[';
+    restore(p);
+    g_orig[r5] = '{';
+    expect_bad(e, root, "unparsable", 5);
+    /* a deleted row */
+    size_t r6 = row_at(6);
+    write_parts(p, g_orig, r5, g_orig + r6, g_orig_len - r6, "", 0);
+    expect_bad(e, root, "prev_mismatch", 5);
+    /* two rows swapped (4 and 5) */
+    size_t r4 = row_at(4);
+    write_parts(p, g_orig, r4, g_orig + r5, r6 - r5, g_orig + r4, r5 - r4);
+    int fd = open(p, O_WRONLY | O_APPEND);
+    assert_int_equal(write(fd, g_orig + r6, g_orig_len - r6), (ssize_t)(g_orig_len - r6));
+    close(fd);
+    expect_bad(e, root, "prev_mismatch", 4);
+    /* a truncated log: whole rows cut off (the chain itself still verifies: only the
+     * manifest's root shows it) */
+    size_t r8 = row_at(8);
+    write_parts(p, g_orig, r8, "", 0, "", 0);
+    v = verify(e->audit, "T", NULL);
+    assert_true(v.verified);
+    expect_bad(e, root, "missing_rows", 8);
+    /* cut inside a row */
+    write_parts(p, g_orig, g_orig_len - 10, "", 0, "", 0);
+    expect_bad(e, root, "truncated_row", 10);
+    /* an emptied log, a deleted log */
+    write_parts(p, "", 0, "", 0, "", 0);
+    expect_bad(e, root, "log_empty", 1);
+    assert_int_equal(unlink(p), 0);
+    expect_bad(e, root, "log_missing", 1);
+    /* a row of another subject spliced in, a row signed with another key */
+    restore(p);
+    v = verify(e->audit, "T", root);
+    assert_true(v.verified);
+    free(g_orig);
+    free(p);
+}
+
+#ifdef LH_FAULT_INJECTION
+/* A failure at each file-system step of an append: the append fails, no later row builds
+ * on the failed one, the next append succeeds, and after a reopen every acknowledged row
+ * is there and the chain verifies. */
+static void test_fault_each_step(void **state)
+{
+    env *e = *state;
+    static const struct {
+        lh_fault_op op;
+        unsigned nth;
+        const char *what;
+    } cases[] = {
+        {LH_FAULT_WRITE, 1, "journal write"},
+        {LH_FAULT_OPEN, 1, "log open"},
+        {LH_FAULT_WRITE, 2, "log write"},
+        {LH_FAULT_FSYNC, 1, "journal fdatasync"},
+    };
+    int acked = 0;
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        append_n(e->audit, "F", 2);
+        acked += 2;
+        lh_audit_entry x = entry("F");
+        lh_error err;
+        lh_fault_arm(cases[c].op, cases[c].nth, 1, EIO);
+        int rc = lh_audit_append(e->audit, &x, NULL, &err);
+        if (rc != LH_EIO || lh_fault_fired() != 1)
+            fail_msg("%s: rc %d fired %u", cases[c].what, rc, lh_fault_fired());
+        assert_string_equal(lh_error_kind(&err), "audit_write_failed");
+        lh_fault_reset();
+        append_n(e->audit, "F", 1); /* recovers first when the journal was poisoned */
+        acked += 1;
+        lh_audit_verdict v = verify(e->audit, "F", NULL);
+        if (!v.verified)
+            fail_msg("%s: %s at %lld", cases[c].what, v.reason, (long long)v.first_bad_row);
+        /* the failed row is present only when it reached the journal */
+        assert_true(v.rows_total == acked || v.rows_total == acked + 1);
+        acked = (int)v.rows_total;
+    }
+    reopen(e);
+    lh_audit_verdict v = verify(e->audit, "F", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, acked);
+
+    /* a failed checkpoint (new journal file cannot be created) leaves the old journal;
+     * appends recover at the next attempt */
+    append_n(e->audit, "F", 1);
+    lh_error err;
+    lh_fault_arm(LH_FAULT_OPEN, 1, 1, ENOSPC);
+    assert_int_not_equal(lh_audit_checkpoint(e->audit, &err), 0);
+    lh_fault_reset();
+    append_n(e->audit, "F", 1);
+    reopen(e);
+    v = verify(e->audit, "F", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, acked + 2);
+}
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known_answer),
+        cmocka_unit_test(test_subject_key),
+        cmocka_unit_test_setup_teardown(test_key_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_verify_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_50_concurrent_one_subject, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_8_subjects_x_1000, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_one_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_mid_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tamper_cases, setup, teardown),
+#ifdef LH_FAULT_INJECTION
+        cmocka_unit_test_setup_teardown(test_fault_each_step, setup, teardown),
+#endif
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -293,6 +293,14 @@ json_t *lh_legal_health(lh_legal *lg)
     size_t len = 0;
     bool token_ok = token_load(lg->token_file, &tok, &len, &err) == 0;
     token_free(tok, len);
-    return json_pack("{s:s,s:s,s:{s:b,s:s?}}", "schema", "audit_health.v1", "status", "ok",
-                     "legal_token", "usable", token_ok, "problem", token_ok ? NULL : err.message);
+    json_t *chain = json_pack("{s:b}", "configured", lg->audit != NULL);
+    if (lg->audit) {
+        lh_audit_stats st;
+        lh_audit_get_stats(lg->audit, &st);
+        json_object_set_new(chain, "rows_since_start", json_integer((json_int_t)st.rows));
+        json_object_set_new(chain, "journal_syncs", json_integer((json_int_t)st.syncs));
+    }
+    return json_pack("{s:s,s:s,s:{s:b,s:s?},s:o}", "schema", "audit_health.v1", "status", "ok",
+                     "legal_token", "usable", token_ok, "problem", token_ok ? NULL : err.message,
+                     "audit_chain", chain);
 }

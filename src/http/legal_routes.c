@@ -6,6 +6,8 @@
  */
 #include "http_internal.h"
 
+#include <stdlib.h>
+
 #define LEGAL_TOKEN_HEADER "X-Lakehouse-Legal-Token"
 
 static bool legal_allowed(lh_req *r)
@@ -23,8 +25,12 @@ void lh_h_audit_subject(lh_req *r)
     if (!legal_allowed(r))
         return;
     lh_error err;
-    json_t *doc = lh_legal_subject_response(lh_req_app(r)->legal, lh_req_param(r, 0),
-                                            lh_req_query(r, "from"), lh_req_query(r, "to"), &err);
+    /* lh_req_query's value lives until its next call: copy the first */
+    const char *q = lh_req_query(r, "from");
+    char *from = q ? lh_xstrdup(q) : NULL;
+    json_t *doc = lh_legal_subject_response(lh_req_app(r)->legal, lh_req_param(r, 0), from,
+                                            lh_req_query(r, "to"), &err);
+    free(from);
     if (!doc) {
         lh_reply_error(r, &err);
         return;

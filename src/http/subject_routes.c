@@ -46,8 +46,12 @@ void lh_h_subjects_list(lh_req *r)
             return;
         }
     }
-    json_t *doc = lh_subjects_list(lh_req_app(r)->subjects, lh_req_query(r, "status"),
-                                   lh_req_query(r, "after"), (size_t)limit, &err);
+    /* lh_req_query's value lives until its next call: copy the first */
+    const char *q = lh_req_query(r, "status");
+    char *status = q ? lh_xstrdup(q) : NULL;
+    json_t *doc = lh_subjects_list(lh_req_app(r)->subjects, status, lh_req_query(r, "after"),
+                                   (size_t)limit, &err);
+    free(status);
     if (!doc) {
         lh_reply_error(r, &err);
         return;

@@ -4,6 +4,8 @@ short; 401 for a missing or wrong header; 200 with the token and with a legal ke
 an analyst key; 404 for an unknown subject; 400 for a bad window), the response's shape,
 a manifest whose chain root the log does not back flagged as tampered, and the token never
 in the server's log."""
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -13,7 +15,32 @@ import unittest
 from harness import ADMIN_KEY, Server
 
 TOKEN = "legal-token-" + "t" * 40  # 52 bytes
+AUDIT_KEY = b"audit-key-for-the-legal-e2e-test-0123456789"
 HDR = "X-Lakehouse-Legal-Token"
+
+
+def chain(candidate_id, n, key=AUDIT_KEY):
+    """n audit rows of a subject, signed by an independent implementation: RFC 8785 of
+    these rows (ASCII keys, strings, arrays) is sorted keys and no spaces; row_hmac is
+    HMAC-SHA256 over it (docs/AUDIT.md)."""
+    rows, prev = [], "GENESIS"
+    for i in range(n):
+        row = {"schema": "subject_audit_row.v1", "ts": f"2026-05-0{i + 1}T12:00:00.000000001Z",
+               "candidate_id": candidate_id,
+               "accessor": {"kind": "agent", "daemon": "gateway", "purpose": "screening <&>",
+                            "trace_id": f"t-{i}"},
+               "fields_accessed": ["candidate_id", "email"], "result": "success",
+               "prev_chain_hash": prev}
+        canon = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        row["row_hmac"] = prev = hmac.new(key, canon.encode(), hashlib.sha256).hexdigest()
+        rows.append(row)
+    return rows
+
+
+def write_log(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n")
 
 
 class LegalTokenFile(unittest.TestCase):
@@ -69,7 +96,11 @@ class Legal(unittest.TestCase):
         cls.token_file = os.path.join(cls.tmp, "legal.token")
         with open(cls.token_file, "w") as f:
             f.write(TOKEN + "\n")  # the trailing newline is not part of the token
-        cls.env = {"LH_LEGAL_AUDIT_TOKEN_FILE": cls.token_file}
+        cls.audit_key_file = os.path.join(cls.tmp, "audit.key")
+        with open(cls.audit_key_file, "wb") as f:
+            f.write(AUDIT_KEY)
+        cls.env = {"LH_LEGAL_AUDIT_TOKEN_FILE": cls.token_file,
+                   "LH_SUBJECT_AUDIT_KEY": cls.audit_key_file}
         cls.server = Server(cls.data, cls.env).start()
         s = cls.server
         cls.keys = {}
@@ -185,3 +216,66 @@ class Legal(unittest.TestCase):
         status, doc = self.get("/audit/subject/T-1", token=TOKEN)
         flags = [f["flag"] for f in doc["response"]["tampering"]["flags"]]
         self.assertIn("log_empty", flags, doc)
+
+    def test_04_verified_chain_window_and_tampering_located(self):
+        """A chain signed by an independent HMAC is verified and windowed; a changed byte
+        in a middle row, a deleted row, two rows swapped and a cut tail are each flagged
+        with the first bad row."""
+        s = self.server
+        status, _ = s.json("PUT", "/subjects/V-1", {})
+        self.assertEqual(status, 201)
+        subjects = os.path.join(self.data, "_catalog", "subjects")
+        log = os.path.join(subjects, "V-1.audit.jsonl")
+        rows = chain("V-1", 4)
+
+        def install(lines, root):
+            def go():
+                write_log(log, lines)
+                mpath = os.path.join(subjects, "V-1.json")
+                m = json.load(open(mpath))
+                m["audit_log_chain_root"] = root
+                with open(mpath, "w") as f:
+                    json.dump(m, f)
+            self.restart(go)
+
+        install(rows, rows[-1]["row_hmac"])
+        status, doc = self.get("/audit/subject/V-1?from=2026-05-02T00:00:00Z"
+                               "&to=2026-05-03T23:00:00Z", token=TOKEN)
+        self.assertEqual(status, 200, doc)
+        r = doc["response"]
+        self.assertTrue(r["chain_verified"], r)
+        self.assertEqual(r["chain_rows_total"], 4)
+        self.assertEqual(r["chain_root"], rows[-1]["row_hmac"])
+        self.assertEqual(r["rows"], rows[1:3])  # the window, rows as stored
+        self.assertFalse(r["tampering"]["detected"])
+        self.assertTrue(r["completeness"]["window_complete"])
+
+        def flagged(lines, root):
+            install(lines, root)
+            status, doc = self.get("/audit/subject/V-1", token=TOKEN)
+            self.assertEqual(status, 200, doc)
+            r = doc["response"]
+            self.assertFalse(r["chain_verified"])
+            self.assertTrue(r["tampering"]["detected"])
+            self.assertFalse(r["completeness"]["window_complete"])
+            f = r["tampering"]["flags"][0]
+            return f["flag"], f["row"]
+
+        changed = [dict(x) for x in rows]
+        changed[1]["fields_accessed"] = ["candidate_id"]  # a byte changed in row 2
+        self.assertEqual(flagged(changed, rows[-1]["row_hmac"]), ("chain_broken", 2))
+        self.assertEqual(flagged(rows[:1] + rows[2:], rows[-1]["row_hmac"]),
+                         ("chain_broken", 2))  # row 2 deleted
+        self.assertEqual(flagged([rows[0], rows[2], rows[1], rows[3]], rows[-1]["row_hmac"]),
+                         ("chain_broken", 2))  # rows 2 and 3 swapped
+        self.assertEqual(flagged(rows[:3], rows[-1]["row_hmac"]),
+                         ("missing_rows", 4))  # the tail cut: the root is nowhere
+        # a manifest behind the log (crash between append and mirror) is not tampering
+        install(rows, rows[1]["row_hmac"])
+        status, doc = self.get("/audit/subject/V-1", token=TOKEN)
+        r = doc["response"]
+        self.assertTrue(r["chain_verified"], r)
+        self.assertEqual(r["manifest_lag"], 2)
+        self.assertFalse(r["tampering"]["detected"])
+        self.assertEqual(self.get("/audit/health", token=TOKEN)[1]["audit_chain"]["configured"],
+                         True)

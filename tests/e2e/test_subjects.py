@@ -64,6 +64,17 @@ class Subjects(Base):
         self.assertIn("C-100", ids)
         self.assertNotIn("C-101", ids)
         self.assertTrue(all(x["status"] == "Withdrawn" for x in doc["subjects"]))
+        # status and paging together: every Withdrawn subject once, one per page
+        seen, after = [], ""
+        for _ in range(10):
+            status, doc = s.json("GET", f"/subjects?status=Withdrawn&limit=1&after={after}")
+            self.assertEqual(status, 200, doc)
+            seen += [x["candidate_id"] for x in doc["subjects"]]
+            self.assertTrue(all(x["status"] == "Withdrawn" for x in doc["subjects"]))
+            if not doc["next_after"]:
+                break
+            after = q(doc["next_after"])
+        self.assertEqual(seen, ["C-100"])
         status, doc = s.json("GET", "/subjects?status=Deleted")
         self.assertEqual(status, 400, doc)
         self.assertIn("Active", doc["message"])

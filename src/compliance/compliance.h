@@ -240,10 +240,15 @@ json_t *lh_subjects_get(lh_subjects *s, const char *candidate_id, lh_error *err)
  * NULL (LH_EINVAL for an unknown status). Caller decrefs. */
 json_t *lh_subjects_list(lh_subjects *s, const char *status, const char *after, size_t limit,
                          lh_error *err);
-/* The audit chain's hook (an lh_audit_root_listener; ctx is the lh_subjects): mirrors
- * the chain root into the manifest's audit_log_chain_root (an atomic write). A subject
- * without a manifest is not an error (nothing to mirror: 0). */
+/* The audit chain's hook (an lh_audit_root_listener; ctx is the lh_subjects): records the
+ * subject's new chain root and returns at once; a flusher thread writes the newest roots
+ * into the manifests' audit_log_chain_root in batches (one durability barrier each), so
+ * the mirror never adds fsyncs to an append. A subject without a manifest is skipped.
+ * The manifest may lag the log (verification tolerates it: manifest_lag). */
 int lh_subjects_root_listener(void *ctx, const char *candidate_id, const char *root, lh_error *err);
+/* Waits until every root recorded so far is written (tests, shutdown). LH_EIO when a
+ * batch failed meanwhile (it is retried every second). */
+int lh_subjects_flush_roots(lh_subjects *s, lh_error *err);
 
 /* Validation of a manifest as PUT would store it, without storage: `m` is the merged
  * manifest, `body` what the client sent (for the read-only check), `old` the stored one or

@@ -38,6 +38,22 @@ struct lh_subjects {
     lh_catalog *cat;
     pthread_mutex_t stripes[LH_SUBJECT_STRIPES];
     lh_audit *audit; /* for chain tips; NULL when the server has no audit key */
+
+    /* The chain-root mirror. The audit chain calls the listener after every durable
+     * append, on the appender's thread; writing the manifest there would cost two fsyncs
+     * per subject per append and undo the chain's group commit (a query returning 1,000
+     * people would wait for 2,000 fsyncs). So the listener only records the newest root
+     * per subject, and the flusher thread writes them in batches with one durability
+     * barrier (lh_storage_put_many). The manifest may lag the log meanwhile (and after a
+     * crash): verification tolerates a lagging root (lh_audit_verdict.manifest_lag) and
+     * never sees a root ahead of the log, because the row is durable before the call. */
+    pthread_mutex_t roots_mu;
+    pthread_cond_t roots_work; /* the flusher has something to do, or must stop */
+    pthread_cond_t roots_idle; /* a batch finished */
+    json_t *roots;             /* candidate_id → newest root not yet written */
+    bool roots_flushing, closing;
+    uint64_t roots_failures;
+    pthread_t flusher;
 };
 
 /* ---------------------------------------------------------------- ids and keys */
@@ -469,14 +485,25 @@ int lh_subject_manifest_validate(const json_t *m, const json_t *body, const json
 
 /* ---------------------------------------------------------------- store */
 
+static void *roots_flusher(void *arg);
+
 lh_subjects *lh_subjects_open(lh_storage *st, lh_catalog *cat, lh_error *err)
 {
-    (void)err;
     lh_subjects *s = lh_xcalloc(1, sizeof(*s));
     s->st = st;
     s->cat = cat;
     for (int i = 0; i < LH_SUBJECT_STRIPES; i++)
         pthread_mutex_init(&s->stripes[i], NULL);
+    pthread_mutex_init(&s->roots_mu, NULL);
+    pthread_cond_init(&s->roots_work, NULL);
+    pthread_cond_init(&s->roots_idle, NULL);
+    s->roots = json_object();
+    if (pthread_create(&s->flusher, NULL, roots_flusher, s) != 0) {
+        lh_error_set(err, LH_EINTERNAL, "cannot start the subjects' chain-root flusher");
+        json_decref(s->roots);
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -484,6 +511,15 @@ void lh_subjects_close(lh_subjects *s)
 {
     if (!s)
         return;
+    pthread_mutex_lock(&s->roots_mu);
+    s->closing = true; /* the flusher writes what is pending, then stops */
+    pthread_cond_broadcast(&s->roots_work);
+    pthread_mutex_unlock(&s->roots_mu);
+    pthread_join(s->flusher, NULL);
+    json_decref(s->roots);
+    pthread_cond_destroy(&s->roots_work);
+    pthread_cond_destroy(&s->roots_idle);
+    pthread_mutex_destroy(&s->roots_mu);
     for (int i = 0; i < LH_SUBJECT_STRIPES; i++)
         pthread_mutex_destroy(&s->stripes[i]);
     free(s);
@@ -755,27 +791,130 @@ json_t *lh_subjects_list(lh_subjects *s, const char *status, const char *after, 
 
 int lh_subjects_root_listener(void *ctx, const char *id, const char *root, lh_error *err)
 {
+    (void)err;
     lh_subjects *s = ctx;
-    char key[LH_SUBJECT_KEY_MAX];
-    int rc = key_of(id, key, err);
-    if (rc)
-        return rc;
-    pthread_mutex_t *mu = stripe(s, key);
-    pthread_mutex_lock(mu);
-    bool missing;
-    json_t *m = load_owned(s, id, key, &missing, err);
-    if (!m) {
-        rc = missing ? 0 : (err ? err->code : LH_EINTERNAL);
-        goto out;
-    }
+    if (!id || !root || !lh_utf8_valid(id, strlen(id)))
+        return lh_error_set(err, LH_EINVAL, "no subject id or root to mirror");
+    pthread_mutex_lock(&s->roots_mu);
+    json_object_set_new(s->roots, id, json_string(root));
+    pthread_cond_signal(&s->roots_work);
+    pthread_mutex_unlock(&s->roots_mu);
+    return 0;
+}
+
+/* Writes one batch of roots (id → root) into their manifests, under every stripe lock
+ * (taken in order) so no PUT can read a manifest before and write it after, which would
+ * put the old root back. Subjects without a manifest (or with another's) are skipped. */
+static int roots_write(lh_subjects *s, const json_t *batch, lh_error *err)
+{
+    size_t cap = json_object_size(batch), n = 0;
+    char **keys = lh_xcalloc(cap + 1, sizeof(char *)),
+         **texts = lh_xcalloc(cap + 1, sizeof(char *));
+    size_t *lens = lh_xcalloc(cap + 1, sizeof(size_t));
     char now[LH_TS_MAX];
-    json_object_set_new(m, "audit_log_chain_root", root ? json_string(root) : json_null());
-    json_object_set_new(m, "updated_at", json_string(lh_time_rfc3339(now)));
-    rc = store(s, key, m, err);
-out:
-    pthread_mutex_unlock(mu);
-    json_decref(m);
+    lh_time_rfc3339(now);
+    int rc = 0;
+    for (int k = 0; k < LH_SUBJECT_STRIPES; k++)
+        pthread_mutex_lock(&s->stripes[k]);
+    const char *id;
+    json_t *root;
+    json_object_foreach((json_t *)batch, id, root)
+    {
+        char key[LH_SUBJECT_KEY_MAX];
+        bool missing;
+        lh_error lerr;
+        if (key_of(id, key, &lerr) != 0)
+            continue;
+        json_t *m = load_owned(s, id, key, &missing, &lerr);
+        if (!m)
+            continue;
+        if (!json_equal(json_object_get(m, "audit_log_chain_root"), root)) {
+            json_object_set(m, "audit_log_chain_root", root);
+            json_object_set_new(m, "updated_at", json_string(now));
+            keys[n] = manifest_key(key);
+            texts[n] = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+            lens[n] = strlen(texts[n]);
+            n++;
+        }
+        json_decref(m);
+    }
+    if (n > 0)
+        rc = lh_storage_put_many(s->st, LH_BUCKET_PRIMARY, keys, texts, lens, n, err);
+    for (int k = LH_SUBJECT_STRIPES - 1; k >= 0; k--)
+        pthread_mutex_unlock(&s->stripes[k]);
+    for (size_t j = 0; j < n; j++) {
+        free(keys[j]);
+        free(texts[j]);
+    }
+    free(keys);
+    free(texts);
+    free(lens);
     return rc;
+}
+
+static void *roots_flusher(void *arg)
+{
+    lh_subjects *s = arg;
+    pthread_mutex_lock(&s->roots_mu);
+    for (;;) {
+        while (json_object_size(s->roots) == 0 && !s->closing)
+            pthread_cond_wait(&s->roots_work, &s->roots_mu);
+        if (json_object_size(s->roots) == 0)
+            break; /* closing, nothing left */
+        json_t *batch = s->roots;
+        s->roots = json_object();
+        s->roots_flushing = true;
+        pthread_mutex_unlock(&s->roots_mu);
+        lh_error err;
+        int rc = roots_write(s, batch, &err);
+        pthread_mutex_lock(&s->roots_mu);
+        s->roots_flushing = false;
+        if (rc != 0 && !lh_error_not_durable(&err)) {
+            /* keep what no newer root replaced, and retry in a second (at close: give up,
+             * the log is the truth and the next start's appends mirror again) */
+            s->roots_failures++;
+            lh_log(LH_LOG_WARN, "subjects.chain_roots_not_mirrored", "{s:I,s:s}", "subjects",
+                   (json_int_t)json_object_size(batch), "message", err.message);
+            const char *id;
+            json_t *root;
+            json_object_foreach(batch, id, root)
+            {
+                if (!json_object_get(s->roots, id))
+                    json_object_set(s->roots, id, root);
+            }
+            pthread_cond_broadcast(&s->roots_idle);
+            json_decref(batch);
+            if (s->closing)
+                break;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&s->roots_work, &s->roots_mu, &ts);
+            continue;
+        }
+        pthread_cond_broadcast(&s->roots_idle);
+        json_decref(batch);
+    }
+    pthread_cond_broadcast(&s->roots_idle);
+    pthread_mutex_unlock(&s->roots_mu);
+    return NULL;
+}
+
+int lh_subjects_flush_roots(lh_subjects *s, lh_error *err)
+{
+    pthread_mutex_lock(&s->roots_mu);
+    uint64_t failures = s->roots_failures;
+    while ((json_object_size(s->roots) > 0 || s->roots_flushing) && s->roots_failures == failures &&
+           !s->closing) {
+        pthread_cond_signal(&s->roots_work);
+        pthread_cond_wait(&s->roots_idle, &s->roots_mu);
+    }
+    bool failed = s->roots_failures != failures;
+    pthread_mutex_unlock(&s->roots_mu);
+    return failed ? lh_error_set(err, LH_EIO,
+                                 "the chain roots could not be written (see the "
+                                 "log); they are retried every second")
+                  : 0;
 }
 
 /* ---------------------------------------------------------------- backfill */

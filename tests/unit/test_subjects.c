@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct env {
     char *tmp;
@@ -146,7 +147,8 @@ static void test_collision_refused_never_merged(void **state)
     assert_null(lh_subjects_get(e->subj, "c-1", &err));
     assert_int_equal(err.code, LH_ENOTFOUND);
     /* the chain-root mirror of c-1 does not touch it either */
-    assert_int_equal(lh_subjects_root_listener(e->subj, "c-1", "ff", &err), LH_EEXISTS);
+    assert_int_equal(lh_subjects_root_listener(e->subj, "c-1", "ff", &err), 0);
+    assert_int_equal(lh_subjects_flush_roots(e->subj, &err), 0);
     char *data = NULL;
     size_t len = 0;
     assert_int_equal(lh_storage_get(e->st, LH_BUCKET_PRIMARY, "_catalog/subjects/c-1.json", 4096,
@@ -257,10 +259,13 @@ static void test_chain_root_mirror(void **state)
     lh_error err;
     /* no manifest: nothing to mirror, not an error, nothing created */
     assert_int_equal(lh_subjects_root_listener(e->subj, "nobody", "ab", &err), 0);
+    assert_int_equal(lh_subjects_flush_roots(e->subj, &err), 0);
     assert_null(lh_subjects_get(e->subj, "nobody", &err));
     assert_int_equal(put(e, "P-1", "{}", NULL, &err), 0);
     const char *root = "d13b874cb2e1ee8fcaa1f558e8fb48926205de7e0c140f5895d8370d6c43cd30";
-    assert_int_equal(lh_subjects_root_listener(e->subj, "P-1", root, &err), 0);
+    assert_int_equal(lh_subjects_root_listener(e->subj, "P-1", "00", &err), 0);
+    assert_int_equal(lh_subjects_root_listener(e->subj, "P-1", root, &err), 0); /* newest wins */
+    assert_int_equal(lh_subjects_flush_roots(e->subj, &err), 0);
     json_t *m = lh_subjects_get(e->subj, "P-1", &err);
     assert_string_equal(lh_json_str(m, "audit_log_chain_root"), root);
     json_decref(m);
@@ -293,6 +298,107 @@ static void test_list_by_status(void **state)
     json_decref(doc);
     assert_null(lh_subjects_list(e->subj, "Nope", NULL, 10, &err));
     assert_int_equal(err.code, LH_EINVAL);
+}
+
+/* ---------------------------------------------------------------- with the audit chain */
+
+static void append_rows(lh_audit *a, const char *id, int n)
+{
+    static const char *const fields[] = {"candidate_id", "email"};
+    lh_audit_entry x = {.candidate_id = id,
+                        .accessor_kind = "agent",
+                        .daemon = "gateway",
+                        .purpose = "screening",
+                        .trace_id = "t-1",
+                        .fields = fields,
+                        .n_fields = 2,
+                        .result = "success"};
+    for (int i = 0; i < n; i++) {
+        lh_error err;
+        if (lh_audit_append(a, &x, NULL, &err) != 0)
+            fail_msg("append: %s", err.message);
+    }
+}
+
+/* Appends are mirrored into the manifest (asynchronously, flushed here); a manifest made
+ * after rows exist starts at the tip; the legal response verifies the chain, and finds a
+ * changed row and a deleted log. */
+static void test_audit_mirror_and_legal_response(void **state)
+{
+    env *e = *state;
+    lh_error err;
+    char *keyfile = lh_path_join(e->tmp, "audit.key");
+    lh_test_write_file(keyfile, "0123456789abcdef0123456789abcdef-test-key\n");
+    lh_audit *audit = lh_audit_open(e->tmp, keyfile, &err);
+    if (!audit)
+        fail_msg("audit: %s", err.message);
+    lh_subjects_attach_audit(e->subj, audit);
+    assert_int_equal(put(e, "M-1", "{}", NULL, &err), 0);
+    append_rows(audit, "M-1", 5);
+    assert_int_equal(lh_subjects_flush_roots(e->subj, &err), 0);
+    char tip[LH_AUDIT_HMAC_HEX];
+    assert_int_equal(lh_audit_tip(audit, "M-1", tip, &err), 0);
+    json_t *m = lh_subjects_get(e->subj, "M-1", &err);
+    assert_string_equal(lh_json_str(m, "audit_log_chain_root"), tip);
+    json_decref(m);
+    /* rows before the manifest: it starts mirrored */
+    append_rows(audit, "N-1", 2);
+    assert_int_equal(put(e, "N-1", "{}", NULL, &err), 0);
+    assert_int_equal(lh_audit_tip(audit, "N-1", tip, &err), 0);
+    m = lh_subjects_get(e->subj, "N-1", &err);
+    assert_string_equal(lh_json_str(m, "audit_log_chain_root"), tip);
+    json_decref(m);
+
+    lh_legal *lg = lh_legal_open(e->subj, e->cat, audit, NULL);
+    json_t *doc = lh_legal_subject_response(lg, "M-1", NULL, NULL, &err);
+    assert_non_null(doc);
+    const json_t *r = json_object_get(doc, "response");
+    assert_true(json_is_true(json_object_get(r, "chain_verified")));
+    assert_int_equal(lh_json_int(r, "chain_rows_total", 0), 5);
+    assert_int_equal(json_array_size(json_object_get(r, "rows")), 5);
+    assert_false(json_is_true(json_object_get(json_object_get(r, "tampering"), "detected")));
+    assert_true(json_is_null(json_object_get(doc, "signature")));
+    json_decref(doc);
+
+    /* one byte of row 3 changed: flagged at row 3 */
+    char key[LH_SUBJECT_KEY_MAX];
+    assert_int_equal(lh_subject_key("M-1", key, sizeof(key), NULL), 0);
+    char *path = lh_xasprintf("%s/_catalog/subjects/%s.audit.jsonl", e->tmp, key);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(lh_fs_read_all(path, 1 << 20, &data, &len, &err), 0);
+    char *row3 = data;
+    for (int i = 0; i < 2; i++)
+        row3 = strchr(row3, '\n') + 1;
+    char *p = strstr(row3, "screening");
+    assert_non_null(p);
+    p[0] = 'S';
+    lh_test_write_file(path, data);
+    doc = lh_legal_subject_response(lg, "M-1", NULL, NULL, &err);
+    r = json_object_get(doc, "response");
+    assert_false(json_is_true(json_object_get(r, "chain_verified")));
+    const json_t *flag =
+        json_array_get(json_object_get(json_object_get(r, "tampering"), "flags"), 0);
+    assert_string_equal(lh_json_str(flag, "flag"), "chain_broken");
+    assert_string_equal(lh_json_str(flag, "cause"), "hmac_mismatch");
+    assert_int_equal(lh_json_int(flag, "row", 0), 3);
+    json_decref(doc);
+    /* the log deleted: the manifest still expects its root */
+    assert_int_equal(unlink(path), 0);
+    doc = lh_legal_subject_response(lg, "M-1", NULL, NULL, &err);
+    r = json_object_get(doc, "response");
+    flag = json_array_get(json_object_get(json_object_get(r, "tampering"), "flags"), 0);
+    assert_string_equal(lh_json_str(flag, "flag"), "log_missing");
+    json_decref(doc);
+    /* no manifest and no rows: 404 */
+    assert_null(lh_legal_subject_response(lg, "ghost", NULL, NULL, &err));
+    assert_int_equal(err.code, LH_ENOTFOUND);
+
+    lh_legal_close(lg);
+    lh_audit_close(audit);
+    free(data);
+    free(path);
+    free(keyfile);
 }
 
 /* ---------------------------------------------------------------- crash safety */
@@ -392,6 +498,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_root_mirror, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_by_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_mirror_and_legal_response, setup, teardown),
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test_setup_teardown(test_write_faults_leave_old_or_new, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_many_faults, setup, teardown),

@@ -110,7 +110,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "query_overhead: %s\n", err.message);
         goto out;
     }
-    lh_principal admin = {"bench", LH_ROLE_ADMIN, NULL, NULL};
+    lh_principal admin = {
+        .name = "bench", .role = LH_ROLE_ADMIN, .profile = NULL, .datasets = NULL};
     lh_sql_policy *cached = lh_sql_policy_for(cat, &admin);
     lh_sql_policy uncached = *cached;
     uncached.identity = NULL;

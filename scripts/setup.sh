@@ -19,6 +19,7 @@ PACKAGES=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     ca-certificates curl python3
     libmicrohttpd-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev
+    libpcre2-dev
     wrk
 )
 

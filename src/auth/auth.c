@@ -41,7 +41,8 @@ typedef struct key_entry {
     char *name;
     lh_role role;
     char *profile;
-    json_t *datasets; /* array of strings */
+    json_t *datasets;   /* array of strings */
+    json_t *attributes; /* caller attributes {name: string} for views' row filters; never NULL */
     char created_at[LH_TS_MAX];
     char last_used_at[LH_TS_MAX]; /* "" when never used */
     unsigned char hash[HASH_BYTES];
@@ -96,6 +97,7 @@ void lh_principal_free(lh_principal *p)
     for (char **d = p->datasets; d && *d; d++)
         free(*d);
     free(p->datasets);
+    json_decref(p->attributes);
     free(p);
 }
 
@@ -126,6 +128,7 @@ static lh_principal *principal_of(const key_entry *k)
     p->datasets = lh_xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++)
         p->datasets[i] = lh_xstrdup(json_string_value(json_array_get(k->datasets, i)));
+    p->attributes = json_deep_copy(k->attributes);
     return p;
 }
 
@@ -190,11 +193,13 @@ static char *render_store(const lh_auth *a)
             continue;
         char hex[HASH_BYTES * 2 + 1];
         sodium_bin2hex(hex, sizeof(hex), k->hash, HASH_BYTES);
-        json_array_append_new(arr,
-                              json_pack("{s:s,s:s,s:s?,s:O,s:s,s:s?,s:s}", "name", k->name, "role",
-                                        lh_role_name(k->role), "profile", k->profile, "datasets",
-                                        k->datasets, "created_at", k->created_at, "last_used_at",
-                                        k->last_used_at[0] ? k->last_used_at : NULL, "hash", hex));
+        json_t *e = json_pack("{s:s,s:s,s:s?,s:O,s:s,s:s?,s:s}", "name", k->name, "role",
+                              lh_role_name(k->role), "profile", k->profile, "datasets", k->datasets,
+                              "created_at", k->created_at, "last_used_at",
+                              k->last_used_at[0] ? k->last_used_at : NULL, "hash", hex);
+        if (json_object_size(k->attributes))
+            json_object_set(e, "attributes", k->attributes);
+        json_array_append_new(arr, e);
     }
     json_t *doc = json_pack("{s:s,s:o}", "format_version", "api_keys.v1", "keys", arr);
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -314,6 +319,7 @@ static key_entry *add_entry(lh_auth *a)
     }
     key_entry *k = &a->keys[a->n++];
     memset(k, 0, sizeof(*k));
+    k->attributes = json_object();
     return k;
 }
 
@@ -322,6 +328,7 @@ static void entry_free(key_entry *k)
     free(k->name);
     free(k->profile);
     json_decref(k->datasets);
+    json_decref(k->attributes);
     sodium_memzero(k->hash, sizeof(k->hash));
 }
 
@@ -366,6 +373,11 @@ static int load_store(lh_auth *a, lh_error *err)
         k->profile = profile ? lh_xstrdup(profile) : NULL;
         json_t *ds = json_object_get(e, "datasets");
         k->datasets = json_is_array(ds) ? json_incref(ds) : json_array();
+        json_t *attrs = json_object_get(e, "attributes");
+        if (attrs && lh_auth_attributes_validate(attrs, NULL) == 0)
+            json_object_update(k->attributes, attrs);
+        else if (attrs)
+            lh_log(LH_LOG_WARN, "auth.bad_attributes", "{s:s}", "key", name);
         snprintf(k->created_at, sizeof(k->created_at), "%s",
                  lh_json_str(e, "created_at") ? lh_json_str(e, "created_at") : "");
         snprintf(k->last_used_at, sizeof(k->last_used_at), "%s",
@@ -561,10 +573,12 @@ static int validate_key_name(const char *name, lh_error *err)
 
 static json_t *entry_info(const key_entry *k)
 {
-    return json_pack("{s:s,s:s,s:s?,s:O,s:s,s:s?,s:b}", "name", k->name, "role",
-                     lh_role_name(k->role), "profile", k->profile, "datasets", k->datasets,
-                     "created_at", k->created_at, "last_used_at",
-                     k->last_used_at[0] ? k->last_used_at : NULL, "from_env", k->from_env);
+    json_t *info = json_pack("{s:s,s:s,s:s?,s:O,s:s,s:s?,s:b}", "name", k->name, "role",
+                             lh_role_name(k->role), "profile", k->profile, "datasets", k->datasets,
+                             "created_at", k->created_at, "last_used_at",
+                             k->last_used_at[0] ? k->last_used_at : NULL, "from_env", k->from_env);
+    json_object_set(info, "attributes", k->attributes);
+    return info;
 }
 
 int lh_auth_create(lh_auth *a, const char *name, lh_role role, const char *profile,
@@ -691,6 +705,78 @@ int lh_auth_revoke(lh_auth *a, const char *name, lh_error *err)
     } else {
         entry_free(&removed);
     }
+out:
+    pthread_mutex_unlock(&a->mu);
+    pthread_mutex_unlock(&a->io_mu);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- caller attributes */
+
+int lh_auth_attributes_validate(const json_t *attrs, lh_error *err)
+{
+    if (!json_is_object(attrs))
+        return lh_error_set(err, LH_EINVAL,
+                            "attributes must be an object {name: string}, e.g. {\"region\": "
+                            "\"CO\"}");
+    if (json_object_size(attrs) > LH_AUTH_MAX_ATTRIBUTES)
+        return lh_error_set(err, LH_EINVAL, "at most %d attributes per key",
+                            LH_AUTH_MAX_ATTRIBUTES);
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)attrs, k, v)
+    {
+        size_t n = strlen(k);
+        bool ok = n >= 1 && n <= 64 && k[0] >= 'a' && k[0] <= 'z';
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '_';
+        if (!ok)
+            return lh_error_set(err, LH_EINVAL,
+                                "attribute name '%s' must be 1 to 64 of [a-z0-9_], starting "
+                                "with a letter",
+                                k);
+        if (!json_is_string(v) || json_string_length(v) > LH_AUTH_MAX_ATTRIBUTE_BYTES)
+            return lh_error_set(err, LH_EINVAL,
+                                "attribute '%s' must be a string of at most %d bytes", k,
+                                LH_AUTH_MAX_ATTRIBUTE_BYTES);
+    }
+    return 0;
+}
+
+int lh_auth_set_attributes(lh_auth *a, const char *name, const json_t *attrs, json_t **info_out,
+                           lh_error *err)
+{
+    if (info_out)
+        *info_out = NULL;
+    int rc = lh_auth_attributes_validate(attrs, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&a->io_mu);
+    pthread_mutex_lock(&a->mu);
+    key_entry *k = NULL;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->keys[i].name, name ? name : "") == 0 && (!k || k->from_env))
+            k = &a->keys[i];
+    if (!k) {
+        rc = lh_error_set(err, LH_ENOTFOUND, "no key named '%s'", name ? name : "");
+        goto out;
+    }
+    if (k->from_env) {
+        rc = lh_error_set(err, LH_EFORBIDDEN,
+                          "the LH_ADMIN_KEY key is not stored and takes no attributes");
+        goto out;
+    }
+    json_t *old = k->attributes;
+    k->attributes = json_deep_copy(attrs);
+    rc = persist(a, err);
+    if (rc) { /* the store on disk still has the old ones, and memory must agree */
+        json_decref(k->attributes);
+        k->attributes = old;
+        goto out;
+    }
+    json_decref(old);
+    if (info_out)
+        *info_out = entry_info(k);
 out:
     pthread_mutex_unlock(&a->mu);
     pthread_mutex_unlock(&a->io_mu);

@@ -44,8 +44,10 @@ const char *lh_role_name(lh_role r);
 typedef struct lh_principal {
     char *name; /* key name ("env-admin" for LH_ADMIN_KEY) */
     lh_role role;
-    char *profile;   /* agent: bound profile id, or NULL */
-    char **datasets; /* agent: explicitly granted datasets, NULL-terminated (may be empty) */
+    char *profile;      /* agent: bound profile id, or NULL */
+    char **datasets;    /* agent: explicitly granted datasets, NULL-terminated (may be empty) */
+    json_t *attributes; /* the key's caller attributes {name: string} (owned; NULL: none);
+                           views' row filters read them (docs/GOVERNANCE.md) */
 } lh_principal;
 void lh_principal_free(lh_principal *p);
 /* True when p may read dataset `name` through SQL (admin, analyst: any; agent: granted;
@@ -83,4 +85,19 @@ int lh_auth_flush(lh_auth *a, lh_error *err);
 /* Sets the flusher's interval (default 60 s; tests use a few ms). */
 void lh_auth_set_flush_interval(lh_auth *a, int64_t ms);
 
+/* ---------------------------------------------------------------- caller attributes
+ * An admin may give a key attributes, {name: string} (e.g. {"region": "CO"}), that AI-safe
+ * views' row filters compare with through caller_attribute('region'). Names are 1..64 of
+ * [a-z0-9_] starting with a letter; values strings of at most 256 bytes; at most 32 per
+ * key. Stored in keys.json with the key, listed by lh_auth_list, copied into principals.
+ * Attributes are not secrets, but they are never logged either. */
+#define LH_AUTH_MAX_ATTRIBUTES 32
+#define LH_AUTH_MAX_ATTRIBUTE_BYTES 256
+/* 0 when attrs is a valid attribute set, else LH_EINVAL naming what is wrong. */
+int lh_auth_attributes_validate(const json_t *attrs, lh_error *err);
+/* Replaces the attributes of key `name` (an empty object clears them); persisted before
+ * returning. LH_ENOTFOUND when unknown; LH_EFORBIDDEN for the env admin key. *info_out
+ * (if not NULL) gets the key's public description; caller decrefs. */
+int lh_auth_set_attributes(lh_auth *a, const char *name, const json_t *attrs, json_t **info_out,
+                           lh_error *err);
 #endif

@@ -43,24 +43,6 @@
 #define MANIFEST_MAX ((size_t)256 << 20)
 #define DATASETS_PREFIX "datasets/"
 
-typedef struct entry {
-    char *lname; /* lowercased name: the key */
-    json_t *m;   /* the manifest; m.bucket is the bucket it was loaded from */
-} entry;
-
-struct lh_catalog {
-    lh_storage *st;
-    pthread_mutex_t mu;
-    pthread_rwlock_t rw;
-    entry *items; /* sorted by lname */
-    size_t n, cap;
-    lh_catalog_listener listener;
-    void *listener_ctx;
-    lh_catalog_retirer retirer;
-    void *retirer_ctx;
-    lh_journal *journal; /* the event journal (journal.c); its lock comes after mu */
-};
-
 /* A list of strings (names, keys). */
 typedef struct strlist {
     char **v;
@@ -131,6 +113,11 @@ static json_t *lookup(const lh_catalog *cat, const char *name)
 {
     ssize_t i = find(cat, name);
     return i >= 0 ? cat->items[i].m : NULL;
+}
+
+json_t *lh_catalog__lookup(const lh_catalog *cat, const char *name)
+{
+    return lookup(cat, name);
 }
 
 /* Puts m (ownership taken) under its name, replacing any previous manifest. Caller holds
@@ -324,6 +311,8 @@ static int load_bucket(lh_catalog *cat, const char *bucket, bool notify_each, st
                 problem = lerr.message;
             else if (lookup(cat, name))
                 problem = "a dataset of that name (case-insensitive) is already loaded";
+            else if (lh_catalog__view_name_free(cat, name, &lerr) != 0)
+                problem = lerr.message; /* a bucket added at runtime; views share names */
         }
         if (problem) {
             lh_log(LH_LOG_WARN, "dataset_manifest_skipped", "{s:s,s:s,s:s}", "bucket", bucket,
@@ -455,6 +444,7 @@ lh_catalog *lh_catalog_open(lh_storage *st, lh_error *err)
     for (i = 0; i < names.n; i++)
         if (listed[i])
             sweep_bucket(cat, names.v[i], &skipped[i]);
+    lh_catalog__views_load(cat);
     pthread_mutex_unlock(&cat->mu);
     lh_log(LH_LOG_INFO, "catalog_opened", "{s:i}", "datasets", (json_int_t)cat->n);
     goto out;
@@ -479,6 +469,7 @@ void lh_catalog_close(lh_catalog *cat)
         json_decref(cat->items[i].m);
     }
     free(cat->items);
+    lh_catalog__views_free(cat);
     lh_journal__close(cat->journal);
     pthread_mutex_destroy(&cat->mu);
     pthread_rwlock_destroy(&cat->rw);
@@ -614,7 +605,7 @@ static void set_ingest_fields(json_t *m, const lh_catalog_commit *c, const char 
     json_object_set_new(m, "files", files);
     json_object_set_new(m, "compression", json_string(c->compression ? c->compression : "zstd"));
     json_object_set_new(m, "schema", json_deep_copy(c->schema));
-    json_object_set_new(m, "columns", lh_manifest__columns_from_schema(c->schema));
+    json_object_set_new(m, "columns", lh_manifest__columns_detect(c->schema, c->content_pii));
 }
 
 /* A new manifest, fields in the documented order. */
@@ -723,6 +714,9 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     rc = commit_check(c, old, err);
     if (rc)
         goto out;
+    /* views and datasets share the relation namespace */
+    if (!old && (rc = lh_catalog__view_name_free(cat, c->name, err)) != 0)
+        goto out;
     if (!old) {
         m = manifest_new(c, now);
     } else {
@@ -730,6 +724,7 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
         m = json_deep_copy(old);
         if (c->mode == LH_MODE_APPEND) {
             json_array_append_new(json_object_get(m, "files"), file_entry(c, "append", now));
+            lh_manifest__escalate_pii(m, c->content_pii);
         } else {
             file_keys(old, &old_keys);
             set_ingest_fields(m, c, now);

@@ -14,7 +14,8 @@
  *   files           [{key, rows, bytes, kind: "base"|"append", created_at}]
  *   compression     "zstd"
  *   schema          [{name, type}]               physical schema (DuckDB type names)
- *   columns         [{name, type, is_pii, pii_kind, sensitivity, description}]
+ *   columns         [{name, type, is_pii, pii_kind, sensitivity, description,
+ *                   pii_evidence: {detector, match_rate, sampled, name_signal}}]
  *   row_count, size_bytes
  *   description, owner, sensitivity ("None"|"PII"|"Financial"|"PHI"|"Biometric"), tags[]
  *   freshness       null or an object set by PATCH (e.g. {"max_age_hours": 24})
@@ -105,6 +106,10 @@ typedef struct lh_catalog_commit {
     const json_t *lineage;   /* {source_system, source, format, ...} (borrowed) */
     const char *compression; /* "zstd" */
     const char *actor;       /* who asked (key name, or "anonymous") */
+    /* PII found by content: {column: lh_pii_verdict_json(...)} from the ingest's sample of
+     * this part (borrowed), or NULL (then the column names alone decide). create/replace:
+     * the columns' verdicts; append: escalates columns not yet PII. Human edits win. */
+    const json_t *content_pii;
 } lh_catalog_commit;
 
 /* Commits an ingest:
@@ -119,8 +124,9 @@ typedef struct lh_catalog_commit {
  * and its schema checked against that version's, so concurrent appends all land.
  * The manifest write is the linearization point. On any failure nothing changed and the
  * caller deletes its part, except LH_KIND_EVENT_NOT_RECORDED: the commit happened (the
- * part is referenced and must stay), only its journal event is still pending. On success *manifest_out (if not NULL) gets a copy; caller
- * decrefs. PII detection by column name runs here, then human edits are applied. */
+ * part is referenced and must stay), only its journal event is still pending. On success
+ * *manifest_out (if not NULL) gets a copy; caller decrefs. PII detection (c->content_pii,
+ * else by column name) is recorded here, then human edits are applied. */
 int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t **manifest_out,
                              lh_error *err);
 
@@ -196,5 +202,97 @@ const char *lh_sensitivity_name(int rank);
 int lh_sensitivity_rank(const char *s);
 /* Appends every name, lowest first, comma-separated ("None, PII, ..."), for messages. */
 void lh_sensitivity_list(lh_buf *out);
+
+/* ---------------------------------------------------------------- PII by content */
+
+/* What lh_pii_classify concluded for one column. Strings are static. */
+typedef struct lh_pii_verdict {
+    bool is_pii;
+    const char *kind;        /* "email", "phone", "ssn", "credit_card", "bank_account",
+                                "ip_address", "address", "name", "date_of_birth",
+                                "free_text_contact", a name-only kind, or NULL */
+    const char *sensitivity; /* lh_sensitivity_name(...); "None" when not PII */
+    const char *detector;    /* what decided: a content detector ("email", "us_ssn",
+                                "payment_card", "iban", "phone", "ipv4", "ipv6",
+                                "postal_address", "person_name", "date_of_birth",
+                                "free_text_contact"), "name" (the name alone),
+                                "name_contradicted" (the name said PII, the values cannot be
+                                that kind), or NULL (neither said anything) */
+    double match_rate;       /* share of the non-empty sampled values that matched the
+                                deciding detector (or had the name's kind's shape when
+                                contradicted); -1 when no detector applied */
+    size_t sampled;          /* non-empty values looked at */
+    bool name_signal;        /* lh_pii_by_name said the name is personal */
+} lh_pii_verdict;
+
+/* Classifies one column from its name, its DuckDB type (may be NULL) and a sample of its
+ * values as text (values[i] may be NULL; n may be 0: then the name and type decide).
+ * docs/GOVERNANCE.md "Content PII detection" gives the detectors, thresholds and how the
+ * name combines. Pure and thread-safe; values are borrowed for the call. LH_EINTERNAL only
+ * when the patterns cannot be compiled. */
+int lh_pii_classify(const char *column, const char *type, const char *const *values, size_t n,
+                    lh_pii_verdict *out, lh_error *err);
+/* {is_pii, pii_kind, sensitivity, pii_evidence: {detector, match_rate, sampled,
+ * name_signal}}: the manifest's column fields. Caller decrefs. */
+json_t *lh_pii_verdict_json(const lh_pii_verdict *v);
+
+/* Validity checks the detectors use (exposed for tests). Digits-only strings unless said. */
+bool lh_pii_luhn_ok(const char *digits);
+/* GTIN (EAN-8, UPC-A, EAN-13, GTIN-14) check digit. */
+bool lh_pii_gtin_ok(const char *digits);
+/* Payment card: 13-19 digits (spaces and dashes allowed), Luhn, a known issuer range and
+ * length, and not a valid 13/14-digit barcode. */
+bool lh_pii_card_ok(const char *s);
+/* US SSN (dashes or spaces allowed): area not 000, 666 or 900-999; group not 00; serial
+ * not 0000. */
+bool lh_pii_ssn_ok(const char *s);
+/* IBAN (spaces allowed): the country's registered length and mod-97 == 1. */
+bool lh_pii_iban_ok(const char *s);
+/* IPv6 in any RFC 4291 form (compressed, IPv4-embedded, with a %zone). */
+bool lh_pii_ipv6_ok(const char *s);
+/* ---------------------------------------------------------------- AI-safe views
+ * (safe_views.c; docs/GOVERNANCE.md "AI-safe views")
+ *
+ * A safe view is a relation over one dataset (its base): a column whitelist, an optional
+ * row filter (one SQL boolean expression, checked by the query engine's firewall against
+ * the base alone, which may call caller_attribute('key')) and per-column redactions.
+ * Definition (format "safe_view.v1"), stored atomically in the primary bucket at
+ * `_catalog/views/<name>.json` and reloaded at open:
+ *   {format_version, name, base_dataset, columns[], row_filter (string|null),
+ *    column_redactions {col: {kind: "null"|"hash"|"mask", keep_prefix, keep_suffix}},
+ *    description, created_at, created_by}
+ * View and dataset names share one namespace, case-insensitively (both are SQL relation
+ * names): creating either under a name the other holds is LH_EEXISTS. A view whose base is
+ * gone (deleted) or lacks a projected column stays listed with status "broken" and a
+ * problem; it works again once the base is back. Views are changed under the catalog's
+ * mutation lock, like datasets. */
+
+typedef enum { LH_RELATION_NONE, LH_RELATION_DATASET, LH_RELATION_VIEW } lh_relation_kind;
+/* What name is (case-insensitive): a dataset, a safe view, or nothing. */
+lh_relation_kind lh_catalog_relation_kind(lh_catalog *cat, const char *name);
+
+/* Called when a view is about to be created (def != NULL) or deleted (def == NULL), before
+ * the change is made durable, under the catalog's mutation lock; a non-zero return refuses
+ * the change with err (LH_EINVAL for a row filter the engine refuses). Called again with
+ * the previous state when the durable write fails. Like lh_catalog_listener, it must not
+ * call mutating catalog functions. */
+typedef int (*lh_catalog_view_listener)(void *ctx, const char *name, const json_t *def,
+                                        lh_error *err);
+void lh_catalog_set_view_listener(lh_catalog *cat, lh_catalog_view_listener fn, void *ctx);
+
+/* Validates spec {name, base_dataset, columns, row_filter?, column_redactions?,
+ * description?} (unknown fields, a missing base, unknown or duplicate columns, redactions
+ * of columns not projected, bad mask arguments: LH_EINVAL naming them; a taken name:
+ * LH_EEXISTS), lets the listener build it, then persists it. *def_out (if not NULL) gets
+ * the stored definition; caller decrefs. */
+int lh_catalog_view_create(lh_catalog *cat, const json_t *spec, const char *actor, json_t **def_out,
+                           lh_error *err);
+/* Deletes a view (LH_ENOTFOUND when unknown). */
+int lh_catalog_view_delete(lh_catalog *cat, const char *name, const char *actor, lh_error *err);
+/* Copy of a view's definition plus "status" ("ok"|"broken") and, when broken, "problem";
+ * NULL + LH_ENOTFOUND. Caller decrefs. */
+json_t *lh_catalog_view_get(lh_catalog *cat, const char *name, lh_error *err);
+/* Array of those, sorted by name. Caller decrefs. */
+json_t *lh_catalog_views_list(lh_catalog *cat);
 
 #endif

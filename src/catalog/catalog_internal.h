@@ -10,6 +10,37 @@
 
 #include "catalog/catalog.h"
 
+#include <pthread.h>
+
+typedef struct lh_journal lh_journal;
+
+typedef struct entry {
+    char *lname; /* lowercased name: the key */
+    json_t *m;   /* the manifest; m.bucket is the bucket it was loaded from */
+} entry;
+
+/* The catalog's state, shared by the files of src/catalog/ (locking: catalog.c's header). */
+struct lh_catalog {
+    lh_storage *st;
+    pthread_mutex_t mu;
+    pthread_rwlock_t rw;
+    entry *items; /* sorted by lname */
+    size_t n, cap;
+    lh_catalog_listener listener;
+    void *listener_ctx;
+    lh_catalog_retirer retirer;
+    void *retirer_ctx;
+    lh_journal *journal; /* the event journal (journal.c); its lock comes after mu */
+    /* AI-safe views (safe_views.c): {lowercased name: definition}; changed under mu, and
+     * under rw exclusively when swapped; read under rw shared, like items. */
+    json_t *views;
+    lh_catalog_view_listener view_listener;
+    void *view_listener_ctx;
+};
+
+/* The manifest of name (case-insensitive), borrowed while mu or rw is held, or NULL. */
+json_t *lh_catalog__lookup(const lh_catalog *cat, const char *name);
+
 #define LH_MANIFEST_FORMAT "dataset_manifest.v1"
 
 /* Checks an ingest's schema: a non-empty array of {name: non-empty string, type: non-empty
@@ -36,9 +67,17 @@ int lh_manifest__check_loaded(const json_t *m, const char *name, lh_error *err);
 /* Sum of files[].rows and files[].bytes into row_count and size_bytes. */
 void lh_manifest__recount(json_t *m);
 
+/* ---------------------------------------------------------------- AI-safe views
+ * (safe_views.c) */
+/* Loads the `_catalog/views/<name>.json` definitions of the primary bucket at open (unreadable ones
+ * are logged and skipped, never deleted) and sweeps staging files there. Caller holds mu. */
+void lh_catalog__views_load(lh_catalog *cat);
+void lh_catalog__views_free(lh_catalog *cat);
+/* 0, or LH_EEXISTS naming the view that holds name (a dataset may not take it). Caller
+ * holds mu. */
+int lh_catalog__view_name_free(const lh_catalog *cat, const char *name, lh_error *err);
 /* ---------------------------------------------------------------- event journal
  * (journal.c). Its own lock, taken after any catalog lock. */
-typedef struct lh_journal lh_journal;
 /* Loads `_catalog/events.jsonl` from primary (absent: empty journal), dropping a torn last
  * line. NULL + err when it cannot be read. Caller frees with lh_journal__close, which
  * writes pending events one last time. */
@@ -51,5 +90,19 @@ int lh_journal__record(lh_journal *j, const char *actor, const char *action, con
 json_t *lh_journal__events(lh_journal *j, int64_t since, size_t limit, int64_t *next_since);
 /* The catalog's journal (catalog.c), borrowed for the catalog's lifetime. */
 lh_journal *lh_catalog__journal(lh_catalog *cat);
+
+/* ---------------------------------------------------------------- PII (pii.c, pii_content.c) */
+
+/* True when the column name, cut into words as lh_pii_by_name cuts it ("appVersion" ->
+ * app|version), has the word `token` (lowercase). */
+bool lh_pii__name_has_token(const char *column, const char *token);
+/* Columns from a schema as lh_manifest__columns_from_schema, each column's PII fields taken
+ * from content_pii[name] (lh_pii_verdict_json objects from the ingest's sample) when there,
+ * else from the name alone. Caller decrefs. */
+json_t *lh_manifest__columns_detect(const json_t *schema, const json_t *content_pii);
+/* An append's sample escalates: a column not PII in m whose content_pii entry is PII takes
+ * that verdict (a new part never clears what earlier parts showed). Human edits are applied
+ * afterwards by the caller. */
+void lh_manifest__escalate_pii(json_t *m, const json_t *content_pii);
 
 #endif

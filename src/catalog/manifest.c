@@ -94,21 +94,63 @@ int lh_manifest__schema_same(const char *dataset, const json_t *have, const json
 
 json_t *lh_manifest__columns_from_schema(const json_t *schema)
 {
+    return lh_manifest__columns_detect(schema, NULL);
+}
+
+/* The PII fields of one column: the ingest's content verdict when it gave one, else the
+ * verdict of the name (and type) alone. */
+static json_t *column_pii(const char *name, const char *type, const json_t *content_pii)
+{
+    const json_t *v = json_object_get(content_pii, name);
+    if (json_is_object(v))
+        return json_deep_copy(v);
+    lh_pii_verdict verdict;
+    lh_pii_classify(name, type, NULL, 0, &verdict, NULL); /* no values: cannot fail */
+    return lh_pii_verdict_json(&verdict);
+}
+
+json_t *lh_manifest__columns_detect(const json_t *schema, const json_t *content_pii)
+{
     json_t *cols = json_array();
     size_t i;
     const json_t *c;
     json_array_foreach(schema, i, c)
     {
-        const char *name = lh_json_str(c, "name");
-        const char *kind = NULL, *sens = NULL;
-        int is_pii = lh_pii_by_name(name, &kind, &sens);
-        if (!is_pii)
-            sens = lh_sensitivity_name(LH_SENS_NONE);
-        json_array_append_new(cols, json_pack("{s:s,s:s,s:b,s:s?,s:s,s:s}", "name", name, "type",
-                                              lh_json_str(c, "type"), "is_pii", is_pii, "pii_kind",
-                                              kind, "sensitivity", sens, "description", ""));
+        const char *name = lh_json_str(c, "name"), *type = lh_json_str(c, "type");
+        json_t *col = json_pack("{s:s,s:s}", "name", name, "type", type);
+        json_t *pii = column_pii(name, type, content_pii);
+        static const char *const fields[] = {"is_pii", "pii_kind", "sensitivity"};
+        for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++) {
+            json_t *f = json_object_get(pii, fields[k]);
+            json_object_set(col, fields[k], f ? f : json_null());
+        }
+        json_object_set_new(col, "description", json_string(""));
+        json_t *ev = json_object_get(pii, "pii_evidence");
+        if (ev)
+            json_object_set(col, "pii_evidence", ev);
+        json_decref(pii);
+        json_array_append_new(cols, col);
     }
     return cols;
+}
+
+void lh_manifest__escalate_pii(json_t *m, const json_t *content_pii)
+{
+    size_t i;
+    json_t *col;
+    json_array_foreach(json_object_get(m, "columns"), i, col)
+    {
+        const json_t *v = json_object_get(content_pii, lh_json_str(col, "name"));
+        if (json_is_true(json_object_get(col, "is_pii")) ||
+            !json_is_true(json_object_get(v, "is_pii")))
+            continue;
+        static const char *const fields[] = {"is_pii", "pii_kind", "sensitivity", "pii_evidence"};
+        for (size_t k = 0; k < sizeof(fields) / sizeof(fields[0]); k++) {
+            json_t *f = json_object_get(v, fields[k]);
+            if (f)
+                json_object_set_new(col, fields[k], json_deep_copy(f));
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- columns */

@@ -16,7 +16,7 @@
  *   WHOLE   the name is exactly the rule's tokens ("name", but not "product_name");
  *   SUFFIX  the name ends with the rule's tokens ("home_mobile", but not "mobile_app").
  */
-#include "catalog/catalog.h"
+#include "catalog/catalog_internal.h"
 
 #include <string.h>
 
@@ -413,6 +413,18 @@ int lh_pii_by_name(const char *column, const char **kind, const char **sensitivi
         return 1;
     }
     return 0;
+}
+
+bool lh_pii__name_has_token(const char *column, const char *token)
+{
+    if (!column || !token)
+        return false;
+    tokens t;
+    tokenize(column, &t);
+    for (size_t i = 0; i < t.n; i++)
+        if (strcmp(t.tok[i], token) == 0)
+            return true;
+    return false;
 }
 
 /* ---------------------------------------------------------------- sensitivity levels */

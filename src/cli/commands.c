@@ -552,8 +552,32 @@ static int cmd_buckets(cli_ctx *ctx)
 
 /* ---------------------------------------------------------------- keys */
 
-static const lh_cli_flag_spec keys_flags[] = {
-    {"--role", true}, {"--datasets", true}, {"--profile", true}, {NULL, false}};
+static const lh_cli_flag_spec keys_flags[] = {{"--role", true},
+                                              {"--datasets", true},
+                                              {"--profile", true},
+                                              {"--attributes", true},
+                                              {NULL, false}};
+
+/* "k=v,k2=v2" → {"k":"v","k2":"v2"} ("" → {}); NULL when an item has no '='. Caller
+ * decrefs. */
+static json_t *split_attributes(const char *s)
+{
+    json_t *obj = json_object();
+    while (s && *s) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        const char *eq = memchr(s, '=', n);
+        if (!eq || eq == s) {
+            json_decref(obj);
+            return NULL;
+        }
+        char *k = lh_xasprintf("%.*s", (int)(eq - s), s);
+        json_object_set_new(obj, k, json_stringn(eq + 1, n - (size_t)(eq - s) - 1));
+        free(k);
+        s = comma ? comma + 1 : NULL;
+    }
+    return obj;
+}
 
 /* "a,b,c" → ["a","b","c"] (empty items dropped). Caller decrefs. */
 static json_t *split_list(const char *s)
@@ -567,6 +591,15 @@ static json_t *split_list(const char *s)
         s = comma ? comma + 1 : NULL;
     }
     return arr;
+}
+
+/* A name that can go into a URL path segment as it is. */
+static bool valid_segment(const char *name)
+{
+    for (const char *p = name; *p; p++)
+        if (*p == '/' || *p == '?' || *p == '#' || *p == '%' || (unsigned char)*p < 0x21)
+            return false;
+    return *name != '\0';
 }
 
 static char *key_cell(const json_t *k, size_t col)
@@ -660,6 +693,14 @@ static int cmd_keys(cli_ctx *ctx)
             json_object_set_new(body, "datasets", split_list(lh_cli_flag(a, "--datasets")));
         if (lh_cli_flag(a, "--profile"))
             json_object_set_new(body, "profile", json_string(lh_cli_flag(a, "--profile")));
+        if (lh_cli_flag(a, "--attributes")) {
+            json_t *attrs = split_attributes(lh_cli_flag(a, "--attributes"));
+            if (!attrs) {
+                json_decref(body);
+                return usage_error(cmd, "%s", "--attributes takes name=value,name=value");
+            }
+            json_object_set_new(body, "attributes", attrs);
+        }
         int rc = send_json(ctx, "POST", "/auth/keys", body, show_created_key);
         json_decref(body);
         return rc;
@@ -668,16 +709,153 @@ static int cmd_keys(cli_ctx *ctx)
         if (a->npos != 2)
             return usage_error(cmd, "%s", "keys revoke needs a NAME");
         char *path = lh_xasprintf("/auth/keys/%s", a->pos[1]);
-        for (char *p = path + strlen("/auth/keys/"); *p; p++)
-            if (*p == '/' || *p == '?' || *p == '#' || *p == '%' || (unsigned char)*p < 0x21) {
-                free(path);
-                return usage_error(cmd, "key name '%s' is not valid", a->pos[1]);
-            }
+        if (!valid_segment(a->pos[1])) {
+            free(path);
+            return usage_error(cmd, "key name '%s' is not valid", a->pos[1]);
+        }
         int rc = send_json(ctx, "DELETE", path, NULL, show_revoked_key);
         free(path);
         return rc;
     }
-    return usage_error(cmd, "unknown keys command '%s' (create, list, revoke)", sub);
+    if (strcmp(sub, "attributes") == 0) {
+        json_t *attrs = split_attributes(lh_cli_flag(a, "--attributes"));
+        if (a->npos != 2 || !lh_cli_flag(a, "--attributes") || !attrs ||
+            !valid_segment(a->pos[1])) {
+            json_decref(attrs);
+            return usage_error(cmd, "%s",
+                               "keys attributes needs a NAME and --attributes name=value,... "
+                               "(\"\" clears them)");
+        }
+        json_t *body = json_pack("{s:o}", "attributes", attrs);
+        char *path = lh_xasprintf("/auth/keys/%s", a->pos[1]);
+        int rc = send_json(ctx, "PATCH", path, body, NULL);
+        free(path);
+        json_decref(body);
+        return rc;
+    }
+    return usage_error(cmd, "unknown keys command '%s' (create, list, revoke, attributes)", sub);
+}
+
+/* ---------------------------------------------------------------- views (AI-safe) */
+
+static const lh_cli_flag_spec views_flags[] = {
+    {"--base", true}, {"--columns", true},     {"--filter", true}, {"--redact", true},
+    {"--file", true}, {"--description", true}, {NULL, false}};
+
+/* "col:hash,col:null,col:mask:P:S" → column_redactions; NULL when an item is malformed.
+ * Caller decrefs. */
+static json_t *split_redactions(const char *s)
+{
+    json_t *out = json_object();
+    json_t *items = split_list(s);
+    size_t i;
+    const json_t *it;
+    json_array_foreach(items, i, it)
+    {
+        char col[256], kind[16];
+        unsigned p = 0, x = 0;
+        int got = sscanf(json_string_value(it), "%255[^:]:%15[^:]:%u:%u", col, kind, &p, &x);
+        bool mask = got >= 2 && strcmp(kind, "mask") == 0;
+        if (got < 2 || (got > 2 && !mask)) {
+            json_decref(out);
+            out = NULL;
+            break;
+        }
+        json_t *r = json_pack("{s:s}", "kind", kind);
+        if (mask) {
+            json_object_set_new(r, "keep_prefix", json_integer(p));
+            json_object_set_new(r, "keep_suffix", json_integer(x));
+        }
+        json_object_set_new(out, col, r);
+    }
+    json_decref(items);
+    return out;
+}
+
+static char *view_cell(const json_t *v, size_t col)
+{
+    static const char *const members[] = {"name", "base_dataset", NULL, NULL, "status"};
+    if (col == 2) {
+        lh_buf b;
+        lh_buf_init(&b);
+        size_t j;
+        const json_t *c;
+        json_array_foreach(json_object_get(v, "columns"), j, c)
+        {
+            const json_t *r =
+                json_object_get(json_object_get(v, "column_redactions"), json_string_value(c));
+            lh_buf_printf(&b, "%s%s", b.len ? "," : "", json_string_value(c));
+            if (r)
+                lh_buf_printf(&b, "(%s)", lh_json_str(r, "kind"));
+        }
+        return b.data ? b.data : lh_xstrdup("");
+    }
+    if (col == 3)
+        return member_cell(v, "row_filter");
+    return col < 5 ? member_cell(v, members[col]) : member_cell(v, "problem");
+}
+
+static int cmd_views(cli_ctx *ctx)
+{
+    const command *cmd = find_command("views");
+    const lh_cli_args *a = ctx->args;
+    const char *sub = a->pos[0];
+    if (strcmp(sub, "list") == 0) {
+        static const char *const headers[] = {"name",       "base",   "columns",
+                                              "row_filter", "status", "problem"};
+        list_view v = {"/catalog/views", "views", headers, 6, NULL, view_cell};
+        return a->npos == 1 ? print_list(ctx, &v)
+                            : usage_error(cmd, "%s", "views list takes no name");
+    }
+    if (a->npos != 2 || !valid_segment(a->pos[1]))
+        return usage_error(cmd, "views %s needs a valid view NAME", sub);
+    char *path = lh_xasprintf("/catalog/views/%s", a->pos[1]);
+    int rc;
+    if (strcmp(sub, "show") == 0) {
+        rc = send_json(ctx, "GET", path, NULL, NULL);
+    } else if (strcmp(sub, "delete") == 0) {
+        rc = send_json(ctx, "DELETE", path, NULL, NULL);
+    } else if (strcmp(sub, "create") == 0) {
+        json_t *body = NULL;
+        const char *file = lh_cli_flag(a, "--file");
+        if (file) {
+            json_error_t jerr;
+            body = json_load_file(file, 0, &jerr);
+            if (!json_is_object(body)) {
+                json_decref(body);
+                free(path);
+                return usage_error(cmd, "--file %s: not a JSON object (%s)", file, jerr.text);
+            }
+        } else {
+            body = json_object();
+        }
+        json_object_set_new(body, "name", json_string(a->pos[1]));
+        if (lh_cli_flag(a, "--base"))
+            json_object_set_new(body, "base_dataset", json_string(lh_cli_flag(a, "--base")));
+        if (lh_cli_flag(a, "--columns"))
+            json_object_set_new(body, "columns", split_list(lh_cli_flag(a, "--columns")));
+        if (lh_cli_flag(a, "--filter"))
+            json_object_set_new(body, "row_filter", json_string(lh_cli_flag(a, "--filter")));
+        if (lh_cli_flag(a, "--description"))
+            json_object_set_new(body, "description", json_string(lh_cli_flag(a, "--description")));
+        if (lh_cli_flag(a, "--redact")) {
+            json_t *red = split_redactions(lh_cli_flag(a, "--redact"));
+            if (!red) {
+                json_decref(body);
+                free(path);
+                return usage_error(cmd, "%s",
+                                   "--redact takes col:hash, col:null or col:mask:PREFIX:SUFFIX, "
+                                   "comma-separated");
+            }
+            json_object_set_new(body, "column_redactions", red);
+        }
+        rc = send_json(ctx, "POST", "/catalog/views", body, NULL);
+        json_decref(body);
+    } else {
+        rc = usage_error(cmd, "unknown views command '%s' (list, show, create, delete)", sub);
+    }
+    free(path);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- subjects (issue 11) */
@@ -744,9 +922,15 @@ static const command commands[] = {
     {"datasets", cmd_datasets, no_flags, 0, 0, true, "datasets", "list the datasets"},
     {"buckets", cmd_buckets, no_flags, 0, 0, true, "buckets", "list the storage buckets"},
     {"keys", cmd_keys, keys_flags, 1, 2, true,
-     "keys create NAME --role admin|analyst|agent|legal [--datasets A,B] [--profile P] | "
-     "keys list | keys revoke NAME",
+     "keys create NAME --role admin|analyst|agent|legal [--datasets A,B] [--profile P] "
+     "[--attributes region=CO,...] | keys list | keys revoke NAME | "
+     "keys attributes NAME --attributes region=CO,...",
      "manage API keys (admin): a new key is printed once"},
+    {"views", cmd_views, views_flags, 1, 2, true,
+     "views list | views show NAME | views delete NAME | views create NAME "
+     "(--file SPEC.json | --base DATASET --columns A,B) [--filter SQL] "
+     "[--redact col:hash,col:null,col:mask:P:S] [--description TEXT]",
+     "manage AI-safe views (create/delete: admin); flags override the file's fields"},
     {"subjects", cmd_subjects, subjects_flags, 1, 2, true,
      "subjects backfill DATASET [--id-column COLUMN] [--strip-prefix PREFIX]",
      "create subject manifests from a dataset's id column (admin; the prefix is stripped "

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define TOKEN_MIN 32
 #define TOKEN_FILE_MAX 4096
@@ -191,6 +192,32 @@ static json_t *datasets_referenced(const json_t *manifest)
     return out;
 }
 
+/* The catalog's AI-safe views over the referenced datasets (issue 10): what a reader may
+ * use instead of the raw relations. */
+static json_t *safe_views(lh_catalog *cat, const json_t *datasets)
+{
+    json_t *out = json_array(), *all = lh_catalog_views_list(cat);
+    size_t i, j;
+    json_t *v, *d;
+    json_array_foreach(all, i, v)
+    {
+        const char *base = lh_json_str(v, "base_dataset");
+        json_array_foreach(datasets, j, d)
+        {
+            if (base && strcasecmp(base, json_string_value(d)) == 0) {
+                json_array_append_new(
+                    out, json_pack("{s:s?,s:s,s:O?,s:s?,s:O?}", "name", lh_json_str(v, "name"),
+                                   "base_dataset", base, "columns", json_object_get(v, "columns"),
+                                   "status", lh_json_str(v, "status"), "column_redactions",
+                                   json_object_get(v, "column_redactions")));
+                break;
+            }
+        }
+    }
+    json_decref(all);
+    return out;
+}
+
 /* What the response says it checked. */
 static json_t *checks(void)
 {
@@ -258,25 +285,23 @@ json_t *lh_legal_subject_response(lh_legal *lg, const char *id, const char *from
                       ? json_null()
                       : json_pack("{s:I,s:s,s:s}", "row", (json_int_t)v.first_bad_row, "cause",
                                   v.reason ? v.reason : "unknown", "reason", v.detail);
+    json_t *referenced = manifest ? datasets_referenced(manifest) : json_array();
+    json_t *views = safe_views(lg->cat, referenced);
     json_t *resp = json_pack(
         "{s:s,s:s,s:{s:o,s:o},s:o,s:o,s:I,s:b,s:o,s:I,s:o,s:I,s:o,s:o,"
-        "s:{s:o,s:b,s:o,s:s,s:s},s:{s:b,s:o}}",
+        "s:{s:o,s:b,s:o,s:s},s:{s:b,s:o}}",
         "candidate_id", id, "generated_at", now, "window", "from",
         from ? json_string(from) : json_null(), "to", to ? json_string(to) : json_null(),
         "manifest", manifest ? json_incref(manifest) : json_null(), "rows", json_incref(rows),
         "rows_in_window", (json_int_t)json_array_size(rows), "chain_verified", v.verified,
         "chain_root", v.chain_root[0] ? json_string(v.chain_root) : json_null(), "chain_rows_total",
         (json_int_t)v.rows_total, "first_bad_row", bad, "manifest_lag", (json_int_t)v.manifest_lag,
-        "datasets_referenced", manifest ? datasets_referenced(manifest) : json_array(),
-        "safe_views_available", json_array(), "completeness", "checked", checks(),
-        "window_complete", v.verified && !tampered, "log_object",
+        "datasets_referenced", referenced, "safe_views_available", views, "completeness", "checked",
+        checks(), "window_complete", v.verified && !tampered, "log_object",
         json_sprintf("_catalog/subjects/%s.audit.jsonl", key), "limits",
         "an HMAC chain proves integrity to holders of the audit key only, and a cut tail is "
         "caught only against the root the manifest mirrors; signed checkpoints and inclusion "
         "proofs come with the next version of this response",
-        "views_note",
-        "views over the subject's datasets are listed once the catalog's views API is "
-        "available in this build",
         "tampering", "detected", tampered, "flags", flags);
     out = json_pack("{s:s,s:o,s:n,s:n}", "schema", "subject_audit_response.v1", "response", resp,
                     "signature", "inclusion_proof");

@@ -160,6 +160,12 @@ void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);
 void lh_h_keys_revoke(lh_req *r);
 void lh_h_job_get(lh_req *r);
+/* AI-safe views and caller attributes */
+void lh_h_views_create(lh_req *r);
+void lh_h_views_list(lh_req *r);
+void lh_h_view_get(lh_req *r);
+void lh_h_view_delete(lh_req *r);
+void lh_h_keys_patch(lh_req *r);
 /* journal_routes.c */
 void lh_h_events_list(lh_req *r);
 /* subject_routes.c (issue 11) */

@@ -32,7 +32,7 @@ static int int_param(lh_req *r, const char *name, long long lo, long long hi, lo
 void lh_h_events_list(lh_req *r)
 {
     lh_error err;
-    long long since, limit;
+    long long since = 0, limit = EVENTS_DEFAULT_LIMIT; /* set by int_param; -O2 cannot tell */
     if (int_param(r, "since", 0, INT64_MAX, 0, &since, &err) != 0 ||
         int_param(r, "limit", 1, EVENTS_MAX_LIMIT, EVENTS_DEFAULT_LIMIT, &limit, &err) != 0) {
         lh_reply_error(r, &err);

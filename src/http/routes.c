@@ -28,6 +28,13 @@ const lh_route lh_routes[] = {
     {"POST", "/auth/keys", LH_BODY_JSON, lh_h_keys_create, NULL, ADMIN},
     {"DELETE", "/auth/keys/{name}", LH_BODY_NONE, lh_h_keys_revoke, NULL, ADMIN},
     {"GET", "/jobs/{id}", LH_BODY_NONE, lh_h_job_get, NULL, ADMIN},
+    /* AI-safe views and caller attributes (view_routes.c, auth_routes.c) */
+    {"POST", "/catalog/views", LH_BODY_JSON, lh_h_views_create, NULL, ADMIN},
+    {"GET", "/catalog/views", LH_BODY_NONE, lh_h_views_list, NULL, ADMIN | ANALYST | AGENT | LEGAL},
+    {"GET", "/catalog/views/{name}", LH_BODY_NONE, lh_h_view_get, NULL,
+     ADMIN | ANALYST | AGENT | LEGAL},
+    {"DELETE", "/catalog/views/{name}", LH_BODY_NONE, lh_h_view_delete, NULL, ADMIN},
+    {"PATCH", "/auth/keys/{name}", LH_BODY_JSON, lh_h_keys_patch, NULL, ADMIN},
     /* event journal (docs/GOVERNANCE.md) */
     {"GET", "/catalog/events", LH_BODY_NONE, lh_h_events_list, NULL, ADMIN | LEGAL},
     /* subjects (issue 11; docs/AUDIT.md "Subjects") */

@@ -3,7 +3,8 @@
  *
  * Order of durability (a crash at any point leaves the previous state intact):
  *   1. the upload is written to <data>/_tmp/uploads/ (not synced: it is scratch);
- *   2. COPY writes the part to a staging name in the bucket;
+ *   2. COPY writes the part to a staging name in the bucket, and a bounded sample of it is
+ *      read for content PII detection (read-only; the verdicts go with the commit);
  *   3. lh_storage_commit fsyncs and renames it to datasets/<name>/<id>/part-<hex>.parquet;
  *   4. lh_catalog_commit_ingest writes the manifest atomically: the linearization point.
  * A crash between 3 and 4 leaves an unreferenced part, which the catalog's orphan sweep
@@ -472,6 +473,137 @@ static json_t *describe(lh_ingest *ing, const char *relation, lh_error *err)
     return schema;
 }
 
+/* ---------------------------------------------------------------- PII sample */
+
+/* Content PII detection reads, per column of these types, a bounded sample of the converted
+ * part: up to SAMPLE_ROWS non-empty values (NULL and blank cells are filtered before
+ * sampling), each cut to SAMPLE_VALUE_MAX bytes, so the work and memory per column are
+ * bounded whatever the upload's size. Other types (BOOLEAN, DOUBLE, ...) are classified by
+ * name and type alone. Integers are sampled because a CSV of unformatted card, phone or
+ * barcode numbers arrives as BIGINT.
+ *
+ * How the sample is drawn depends on the part's size (measured on 1M people rows, see
+ * docs/GOVERNANCE.md): a reservoir over a whole string column costs about a second there
+ * (every value is cast and trimmed), while reading the first values after a row offset
+ * costs milliseconds (DuckDB skips the row groups before the offset).
+ *   - up to SAMPLE_SMALL_PART rows: a reservoir over all the column's non-empty values
+ *     (exact when they number SAMPLE_ROWS or fewer);
+ *   - larger parts: the part cut into SAMPLE_WINDOWS equal row ranges, the first
+ *     SAMPLE_ROWS / SAMPLE_WINDOWS non-empty values of each range. Not first-N alone:
+ *     parts are often sorted (by id, by time), and a column filled only in its later rows
+ *     would look empty. A range with few non-empty values is read to its end (the cost of
+ *     one range of that column). */
+#define SAMPLE_ROWS 500
+#define SAMPLE_VALUE_MAX 1024
+#define SAMPLE_SMALL_PART 65536
+#define SAMPLE_WINDOWS 4
+
+static const char *const sampled_types[] = {"VARCHAR", "DATE",    "TIMESTAMP", "BIGINT",
+                                            "UBIGINT", "HUGEINT", "UHUGEINT",  "INTEGER"};
+
+static bool is_sampled_type(const char *type)
+{
+    for (size_t i = 0; type && i < sizeof(sampled_types) / sizeof(sampled_types[0]); i++)
+        if (strncmp(type, sampled_types[i], strlen(sampled_types[i])) == 0)
+            return true;
+    return false;
+}
+
+/* True when the part has a column that read_parquet's file_row_number would shadow. */
+static bool has_row_number_column(const json_t *schema)
+{
+    size_t i;
+    const json_t *col;
+    json_array_foreach(schema, i, col)
+    {
+        const char *name = lh_json_str(col, "name");
+        if (name && strcasecmp(name, "file_row_number") == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Appends the values of one sampling statement's result to *values (borrowed from the
+ * result, which is kept in held until the caller is done with them). */
+static int sample_into(lh_ingest *ing, const char *sql, json_t *held, const char ***values,
+                       size_t *n, lh_error *err)
+{
+    json_t *res = lh_engine_query_json(ing->eng, sql, err);
+    if (!res)
+        return err ? err->code : LH_EINTERNAL;
+    json_array_append_new(held, res);
+    const json_t *rows = json_object_get(res, "rows");
+    *values = lh_xrealloc(*values, (*n + json_array_size(rows) + 1) * sizeof(**values));
+    size_t r;
+    const json_t *row;
+    json_array_foreach(rows, r, row)(*values)[(*n)++] = json_string_value(json_array_get(row, 0));
+    return 0;
+}
+
+/* Samples one column (see above) into values and n. */
+static int sample_column(lh_ingest *ing, const char *part_lit, const char *name, int64_t rows,
+                         bool windows, json_t *held, const char ***values, size_t *n, lh_error *err)
+{
+    char *id = lh_sql_ident(name);
+    int rc = 0;
+    if (!windows) {
+        char *sql = lh_xasprintf(
+            "SELECT v FROM (SELECT left(CAST(%s AS VARCHAR), %d) AS v FROM read_parquet(%s) "
+            "WHERE %s IS NOT NULL AND trim(CAST(%s AS VARCHAR)) <> '') "
+            "USING SAMPLE reservoir(%d ROWS) REPEATABLE (42)",
+            id, SAMPLE_VALUE_MAX, part_lit, id, id, SAMPLE_ROWS);
+        rc = sample_into(ing, sql, held, values, n, err);
+        free(sql);
+    }
+    for (int w = 0; windows && w < SAMPLE_WINDOWS && rc == 0; w++) {
+        /* Windows do not overlap, so no value is sampled twice. */
+        long long from = (long long)(rows / SAMPLE_WINDOWS * w);
+        long long to = w + 1 == SAMPLE_WINDOWS ? (long long)rows : from + rows / SAMPLE_WINDOWS;
+        char *sql = lh_xasprintf(
+            "SELECT left(CAST(%s AS VARCHAR), %d) AS v FROM read_parquet(%s, file_row_number = "
+            "true) WHERE file_row_number >= %lld AND file_row_number < %lld AND %s IS NOT NULL "
+            "AND trim(CAST(%s AS VARCHAR)) <> '' LIMIT %d",
+            id, SAMPLE_VALUE_MAX, part_lit, from, to, id, id, SAMPLE_ROWS / SAMPLE_WINDOWS);
+        rc = sample_into(ing, sql, held, values, n, err);
+        free(sql);
+    }
+    free(id);
+    return rc;
+}
+
+/* {column: lh_pii_verdict_json} for every column of the part at part_lit (an SQL string
+ * literal of its path), which has `rows` rows. NULL + err when a sample cannot be read.
+ * Caller decrefs. */
+static json_t *content_pii(lh_ingest *ing, const char *part_lit, const json_t *schema, int64_t rows,
+                           lh_error *err)
+{
+    json_t *out = json_object();
+    bool windows = rows > SAMPLE_SMALL_PART && !has_row_number_column(schema);
+    size_t i;
+    const json_t *col;
+    json_array_foreach(schema, i, col)
+    {
+        const char *name = lh_json_str(col, "name"), *type = lh_json_str(col, "type");
+        const char **values = NULL;
+        size_t n = 0;
+        json_t *held = json_array();
+        int rc = 0;
+        if (is_sampled_type(type))
+            rc = sample_column(ing, part_lit, name, rows, windows, held, &values, &n, err);
+        lh_pii_verdict v;
+        if (rc == 0)
+            rc = lh_pii_classify(name, type, values, n, &v, err);
+        free(values);
+        json_decref(held);
+        if (rc) {
+            json_decref(out);
+            return NULL;
+        }
+        json_object_set_new(out, name, lh_pii_verdict_json(&v));
+    }
+    return out;
+}
+
 /* The SELECT list for an append: the dataset's columns, in its order, cast to its types,
  * matched by name (case-insensitively, as SQL does). Caller frees. */
 static char *append_projection(const json_t *dataset_schema, const json_t *source_schema,
@@ -534,7 +666,7 @@ static char *append_projection(const json_t *dataset_schema, const json_t *sourc
 int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *req,
                    json_t **manifest_out, lh_error *err)
 {
-    json_t *existing = NULL, *source_schema = NULL, *schema = NULL, *lineage = NULL;
+    json_t *existing = NULL, *source_schema = NULL, *schema = NULL, *lineage = NULL, *pii = NULL;
     char *bucket = NULL, *relation = NULL, *select = NULL, *key = NULL, *staged = NULL;
     char *sql = NULL, *staged_lit = NULL;
     lh_error duck, local;
@@ -550,7 +682,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     if ((rc = check_declared_encoding(req, path, err)) != 0)
         return rc;
 
-    int64_t t_start = lh_now_ms(), t_copy = 0, t_commit = 0;
+    int64_t t_start = lh_now_ms(), t_copy = 0, t_pii = 0, t_commit = 0;
     existing = lh_catalog_get(ing->cat, req->name, NULL);
     json_int_t expected_version = existing ? lh_json_int(existing, "version", 0) : 0;
     bucket = target_bucket(ing, req, existing, err);
@@ -611,6 +743,13 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         rc = err ? err->code : LH_EINTERNAL;
         goto out;
     }
+    /* PII by content, from the converted part (typed and cast as the dataset will be). */
+    t_pii = lh_now_ms();
+    pii = content_pii(ing, staged_lit, schema, rows, err);
+    if (!pii) {
+        rc = err ? err->code : LH_EINTERNAL;
+        goto out;
+    }
     t_commit = lh_now_ms();
     if ((rc = lh_storage_commit(ing->st, bucket, staged, key, err)) != 0)
         goto out;
@@ -635,14 +774,16 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         .lineage = lineage,
         .compression = COMPRESSION,
         .actor = req->actor ? req->actor : "anonymous",
+        .content_pii = pii,
     };
     rc = lh_catalog_commit_ingest(ing->cat, &c, manifest_out, err);
     if (rc == 0) {
         int64_t t_end = lh_now_ms();
-        lh_log(LH_LOG_INFO, "ingest.done", "{s:s,s:s,s:I,s:I,s:I,s:I,s:I}", "dataset", req->name,
-               "format", format_name(req->format), "rows", (json_int_t)rows, "bytes",
+        lh_log(LH_LOG_INFO, "ingest.done", "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "dataset",
+               req->name, "format", format_name(req->format), "rows", (json_int_t)rows, "bytes",
                (json_int_t)c.part_bytes, "prepare_ms", (json_int_t)(t_copy - t_start), "copy_ms",
-               (json_int_t)(t_commit - t_copy), "commit_ms", (json_int_t)(t_end - t_commit));
+               (json_int_t)(t_pii - t_copy), "pii_ms", (json_int_t)(t_commit - t_pii), "commit_ms",
+               (json_int_t)(t_end - t_commit));
     } else
         lh_log(LH_LOG_WARN, "ingest.commit_failed", "{s:s,s:s}", "dataset", req->name, "error",
                err ? err->message : "");
@@ -659,6 +800,7 @@ out:
     json_decref(source_schema);
     json_decref(schema);
     json_decref(lineage);
+    json_decref(pii);
     free(bucket);
     free(relation);
     free(select);

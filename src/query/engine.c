@@ -52,9 +52,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- generations */
+
+static void safe_views_refresh(lh_engine *eng, lh_gen *g, const char *base, bool base_gone);
 
 static void gen_free(lh_gen *g)
 {
@@ -235,6 +238,11 @@ static lh_gen *user_gen_open(lh_engine *eng, lh_view_registry *reg, lh_error *er
                    json_string_value(why));
         json_decref(problems);
     }
+    /* AI-safe views read the dataset views: after them */
+    lh_error e;
+    if (lh_safe_views_prelude(g->ddl, &e) != 0)
+        lh_log(LH_LOG_WARN, "caller_attribute_unavailable", "{s:s}", "message", e.message);
+    safe_views_refresh(eng, g, NULL, false);
     return g;
 }
 
@@ -312,6 +320,108 @@ static void publish(lh_engine *eng, lh_gen *user, lh_gen *internal, lh_view_regi
     lh_view_registry_free(old_reg);
 }
 
+/* ---------------------------------------------------------------- AI-safe views */
+
+/* The key of eng->safe_views. Caller frees. */
+static char *lowered(const char *s)
+{
+    char *l = lh_xstrdup(s);
+    for (char *c = l; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    return l;
+}
+
+/* Records (why != NULL) or clears why the safe view name is not served. */
+static void safe_view_problem(lh_engine *eng, const char *name, const char *why)
+{
+    pthread_mutex_lock(&eng->gen_mu);
+    if (!eng->safe_view_problems)
+        eng->safe_view_problems = json_object();
+    if (why)
+        json_object_set_new(eng->safe_view_problems, name, json_string(why));
+    else
+        json_object_del(eng->safe_view_problems, name);
+    pthread_mutex_unlock(&eng->gen_mu);
+}
+
+/* (Re)creates on g the safe views over base (every one when base is NULL), after the
+ * dataset views they read; base_gone drops them instead. A view DuckDB refuses is dropped
+ * and its reason recorded, never left stale; the base's change itself is not refused for
+ * it (the view is reported broken, as the catalog reports it). Caller holds regen_mu. */
+static void safe_views_refresh(lh_engine *eng, lh_gen *g, const char *base, bool base_gone)
+{
+    const char *key;
+    json_t *def;
+    if (!eng->safe_views)
+        return;
+    json_object_foreach(eng->safe_views, key, def)
+    {
+        const char *name = lh_json_str(def, "name");
+        if (base && strcasecmp(lh_json_str(def, "base_dataset"), base) != 0)
+            continue;
+        lh_error why, e;
+        if (!base_gone && lh_safe_view_create(g->ddl, def, &why) == 0) {
+            safe_view_problem(eng, name, NULL);
+            continue;
+        }
+        if (base_gone)
+            lh_error_set(&why, LH_ENOTFOUND, "base dataset '%s' was deleted",
+                         lh_json_str(def, "base_dataset"));
+        if (lh_safe_view_drop(g->ddl, name, &e) != 0)
+            lh_log(LH_LOG_WARN, "view_drop_failed", "{s:s,s:s}", "view", name, "message",
+                   e.message);
+        lh_error_scrub(&why, eng->data_dir, "<lake>");
+        safe_view_problem(eng, name, why.message);
+    }
+}
+
+/* The catalog's view listener: checks the row filter, then creates (or drops) the view on
+ * the current user database. Refused with the reason (400 for a bad filter). */
+static int on_view(void *ctx, const char *name, const json_t *def, lh_error *err)
+{
+    lh_engine *eng = ctx;
+    int rc = 0;
+    pthread_mutex_lock(&eng->regen_mu);
+    if (!eng->listening || !eng->cur)
+        goto out;
+    lh_gen *g = eng->cur;
+    if (def) {
+        if ((rc = lh_safe_view_filter_check(eng, def, err)) != 0)
+            goto out;
+        lh_error why;
+        if (lh_safe_view_create(g->ddl, def, &why) != 0) {
+            lh_error_scrub(&why, eng->data_dir, "<lake>");
+            rc = lh_error_setk(err, LH_EINVAL, "bad_view",
+                               "the query engine cannot create view '%s': %s", name, why.message);
+            goto out;
+        }
+    } else if ((rc = lh_safe_view_drop(g->ddl, name, err)) != 0) {
+        goto out;
+    }
+    if (!eng->safe_views)
+        eng->safe_views = json_object();
+    char *lname = lowered(name);
+    if (def)
+        json_object_set_new(eng->safe_views, lname, json_deep_copy(def));
+    else
+        json_object_del(eng->safe_views, lname);
+    free(lname);
+    safe_view_problem(eng, name, NULL);
+    views_changed(eng);
+out:
+    pthread_mutex_unlock(&eng->regen_mu);
+    return rc;
+}
+
+json_t *lh_engine_safe_view_problems(lh_engine *eng)
+{
+    pthread_mutex_lock(&eng->gen_mu);
+    json_t *out = eng->safe_view_problems ? json_deep_copy(eng->safe_view_problems) : json_object();
+    pthread_mutex_unlock(&eng->gen_mu);
+    return out;
+}
+
 /* ---------------------------------------------------------------- listeners */
 
 /* After a refused change of name, which the engine serves: re-creates its current views to
@@ -376,6 +486,7 @@ static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_er
     else
         lh_view_registry_remove(eng->views, name);
     pthread_mutex_unlock(&eng->gen_mu);
+    safe_views_refresh(eng, g, name, manifest == NULL);
     views_changed(eng);
 out:
     pthread_mutex_unlock(&eng->regen_mu);
@@ -434,6 +545,19 @@ static int views_seed(lh_engine *eng, lh_error *err)
             lh_view_registry_put(reg, name, m);
     }
     json_decref(list);
+    json_t *views = lh_catalog_views_list(eng->cat);
+    json_decref(eng->safe_views);
+    eng->safe_views = json_object();
+    json_array_foreach(views, i, m)
+    {
+        char *lname = lowered(lh_json_str(m, "name"));
+        json_t *def = json_deep_copy(m);
+        json_object_del(def, "status");
+        json_object_del(def, "problem");
+        json_object_set_new(eng->safe_views, lname, def);
+        free(lname);
+    }
+    json_decref(views);
     lh_gen *g = user_gen_open(eng, reg, err);
     if (g) {
         publish(eng, g, NULL, reg);
@@ -567,6 +691,7 @@ lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat,
      * for regen_mu). */
     lh_storage_set_listener(st, on_buckets, eng);
     lh_catalog_set_listener(cat, on_dataset, eng);
+    lh_catalog_set_view_listener(cat, on_view, eng);
     lh_catalog_set_retirer(cat, lh_retirer_retire, eng->retirer);
     pthread_mutex_lock(&eng->regen_mu);
     lh_gen *g = internal_gen_open(eng, err);
@@ -596,6 +721,7 @@ void lh_engine_close(lh_engine *eng)
     if (!eng)
         return;
     lh_catalog_set_listener(eng->cat, NULL, NULL);
+    lh_catalog_set_view_listener(eng->cat, NULL, NULL);
     lh_catalog_set_retirer(eng->cat, NULL, NULL);
     lh_storage_set_listener(eng->st, NULL, NULL);
     /* A rebuild in flight finishes first; later ones see listening == false. */
@@ -618,6 +744,8 @@ void lh_engine_close(lh_engine *eng)
     lh_retirer_free(eng->retirer);
     lh_view_registry_free(eng->views);
     keywords_free(&eng->keywords);
+    json_decref(eng->safe_views);
+    json_decref(eng->safe_view_problems);
     lh_verdicts_free(eng->verdicts);
     pthread_cond_destroy(&eng->idle_cv);
     pthread_mutex_destroy(&eng->gen_mu);

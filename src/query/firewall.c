@@ -23,6 +23,9 @@
  *     aggregate, macro and window calls must be classified pure; table functions (FROM)
  *     only range, generate_series and unnest. A function may be qualified only with
  *     DuckDB's own schemas (main, pg_catalog), where every listed name lives;
+ *   - caller_attribute('name') (AI-safe views, safe_views.c) only when the policy allows
+ *     it, which only the check of a view's row filter does, and with one constant
+ *     argument; in user SQL it is refused like getvariable, which it wraps;
  *   - SHOW_REF (DESCRIBE/SUMMARIZE) only over a checked query; a named SHOW_REF is one
  *     of DuckDB's listings (SHOW TABLES, SHOW ALL TABLES, SHOW DATABASES, SHOW
  *     VARIABLES), never a relation, and is refused whatever CTE shares its name;
@@ -134,6 +137,19 @@ static int check_function(walker *w, json_t *fn, bool is_table_function)
         return forbid(w, "%s", "a function without a name was refused");
     if (!builtin_qualifier(lh_json_str(fn, "catalog"), lh_json_str(fn, "schema")))
         return forbid(w, "qualified function '%s' refused: call functions by their name", name);
+    /* caller_attribute (safe_views.c) exists only in a view's row filter, with one
+     * constant argument; user SQL never calls it (nor getvariable, functions.c). */
+    if (strcasecmp(name, "caller_attribute") == 0) {
+        const json_t *args = json_object_get(fn, "children");
+        const char *cls0 = lh_json_str(json_array_get(args, 0), "class");
+        if (!w->policy->allow_caller_attribute || is_table_function)
+            return forbid(w, "function '%s' refused: it may be used only in a view's row filter",
+                          name);
+        if (json_array_size(args) != 1 || !cls0 || strcmp(cls0, "CONSTANT") != 0)
+            return forbid(w, "%s",
+                          "caller_attribute takes one constant string: the attribute's name");
+        return 0;
+    }
     lh_fn_class cls = lh_function_class(name);
     if (is_table_function) {
         if (cls != LH_FN_TABLE)

@@ -42,7 +42,9 @@ lh_rel_access lh_sql_access(const lh_principal *who, const char *relation, bool 
 static lh_rel_access caller_may_read(void *ctx, const char *relation)
 {
     caller_policy *p = ctx;
-    return lh_sql_access(p->who, relation, lh_catalog_exists(p->cat, relation));
+    /* AI-safe views are relations like datasets (granted to agents by name) */
+    return lh_sql_access(p->who, relation,
+                         lh_catalog_relation_kind(p->cat, relation) != LH_RELATION_NONE);
 }
 
 /* "allowed: a, b" for agents; a pointer to the catalog for everyone else. Caller frees. */
@@ -109,6 +111,7 @@ lh_sql_policy *lh_sql_policy_for(lh_catalog *cat, const lh_principal *who)
     p->policy.ctx = p;
     p->policy.allowed_hint = p->hint;
     p->policy.identity = p->identity;
+    p->policy.attributes = who->attributes; /* views' row filters (safe_views.c) */
     return &p->policy;
 }
 

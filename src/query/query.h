@@ -131,6 +131,10 @@ void lh_query_free(lh_query *q);
  * corrupt). Paths in reasons are replaced by "<lake>". Caller decrefs. */
 json_t *lh_engine_view_problems(lh_engine *eng);
 
+/* {view: reason} for every AI-safe view the query engine could not create (its base gone
+ * or refused, a column missing). Paths are replaced by "<lake>". Caller decrefs. */
+json_t *lh_engine_safe_view_problems(lh_engine *eng);
+
 /* Runs one internal statement (ours, never user SQL), e.g. COPY ... TO. *rows_out (if not
  * NULL) gets the changed/copied row count DuckDB reports. DuckDB errors are LH_EINVAL with
  * DuckDB's message (callers that know better remap them). */
@@ -167,6 +171,13 @@ struct lh_sql_policy {
      * catalog (role, and an agent's granted set), or NULL when unknown (ad hoc policies of
      * tests). lh_sql_policy_for sets it. */
     const char *identity;
+    /* AI-safe views (safe_views.c). The caller's key attributes {name: string}, borrowed,
+     * or NULL: set as DuckDB variables on the query's own connection before its statement
+     * is prepared, so a view's row filter reads them through caller_attribute('name'). */
+    const json_t *attributes;
+    /* caller_attribute('name') may be called: only in the check of a view's row filter,
+     * never in user SQL. */
+    bool allow_caller_attribute;
 };
 
 /* The server's rule (policy.c): may `who` read `relation`, a dataset that exists or not?

@@ -264,6 +264,11 @@ struct lh_engine {
     int users; /* queries and internal statements holding a generation */
     int slots; /* user queries running */
     bool closing;
+
+    /* AI-safe views (safe_views.c): {lowercased name: definition} as the catalog has them,
+     * changed under regen_mu; problems {name: reason} of those not served, under gen_mu. */
+    json_t *safe_views;
+    json_t *safe_view_problems;
 };
 
 /* Takes a reference on the current user generation (NULL + LH_EUNAVAILABLE when
@@ -280,4 +285,26 @@ json_t *lh_conn_query_json(lh_engine *eng, duckdb_connection conn, const char *s
 int lh_firewall_on_conn(lh_engine *eng, duckdb_connection conn, const char *sql,
                         const lh_sql_policy *policy, lh_error *err);
 
+/* ---------------------------------------------------------------- AI-safe views
+ * (safe_views.c) */
+/* The SELECT a safe view runs: the projection with redactions over the checked filter
+ * statement (lh_safe_view_filter_statement). Pure. Caller frees. */
+char *lh_safe_view_select(const json_t *def);
+/* "SELECT * FROM "<base>" WHERE (\n<filter>\n)", the statement the firewall checks and the
+ * view embeds verbatim, or, without a filter, "SELECT * FROM "<base>"". Caller frees. */
+char *lh_safe_view_filter_statement(const json_t *def);
+/* Checks def's row filter: the statement above must parse to exactly one plain SELECT *
+ * over the base with a WHERE clause and nothing else (no clause the filter could add by
+ * closing the parenthesis), and pass the firewall with a policy that allows the base
+ * alone and caller_attribute('name'). LH_EINVAL kind "bad_row_filter" otherwise. */
+int lh_safe_view_filter_check(lh_engine *eng, const json_t *def, lh_error *err);
+/* The caller_attribute(name) macro (getvariable('lh_attr_' || name)) on a new user db. */
+int lh_safe_views_prelude(duckdb_connection conn, lh_error *err);
+/* CREATE OR REPLACE VIEW / DROP VIEW IF EXISTS of a safe view on conn (caller serialises
+ * DDL under regen_mu). */
+int lh_safe_view_create(duckdb_connection conn, const json_t *def, lh_error *err);
+int lh_safe_view_drop(duckdb_connection conn, const char *name, lh_error *err);
+/* SET VARIABLE lh_attr_<k> = '<v>' for each attribute, on a query's fresh connection. A
+ * no-op (no DuckDB call) when attrs is NULL or empty. */
+int lh_safe_view_set_attributes(duckdb_connection conn, const json_t *attrs, lh_error *err);
 #endif

@@ -519,6 +519,11 @@ static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts
     q->watch.expire = query_expire;
     lh_watchdog_add(eng->watchdog, &q->watch);
     q->watching = true;
+    /* The caller's attributes for safe views' row filters: on this query's own
+     * connection, before anything is prepared (getvariable binds at prepare). */
+    if (opts && opts->policy &&
+        lh_safe_view_set_attributes(q->conn, opts->policy->attributes, err) != 0)
+        return err ? err->code : LH_EINTERNAL;
 
     if (opts && opts->policy && lh_firewall_on_conn(eng, q->conn, sql, opts->policy, err) != 0) {
         if (lh_now_ms() >= q->deadline)

@@ -113,6 +113,13 @@ class Legal(unittest.TestCase):
         status, doc = s.json("PUT", "/subjects/L-1", {"datasets": [
             {"dataset": "people", "key_column": "candidate_id", "key_value": "L-1"}]})
         assert status == 201, doc
+        status, doc = s.ingest("other", b"id,x\n1,2\n")
+        assert status == 201, doc
+        for name, base in (("people_safe", "people"), ("other_safe", "other")):
+            status, doc = s.json("POST", "/catalog/views", {
+                "name": name, "base_dataset": base,
+                "columns": ["candidate_id" if base == "people" else "id"]})
+            assert status == 201, doc
 
     @classmethod
     def tearDownClass(cls):
@@ -182,7 +189,9 @@ class Legal(unittest.TestCase):
         self.assertEqual(r["manifest"]["candidate_id"], "L-1")
         self.assertEqual(r["window"], {"from": "2026-01-01T00:00:00Z", "to": None})
         self.assertEqual(r["datasets_referenced"], ["people"])
-        self.assertIsInstance(r["safe_views_available"], list)
+        # the views over the subject's datasets, not the others
+        self.assertEqual([v["name"] for v in r["safe_views_available"]], ["people_safe"])
+        self.assertEqual(r["safe_views_available"][0]["columns"], ["candidate_id"])
         self.assertEqual(r["chain_rows_total"], 0)
         self.assertEqual(r["rows"], [])
         self.assertTrue(r["chain_verified"])

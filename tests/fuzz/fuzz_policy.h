@@ -18,9 +18,12 @@
 /* The lake: `people` and `secret`, judged by the server's own rule (lh_sql_access). */
 static const char *const lh_fuzz_lake[] = {"people", "secret", NULL};
 static char *lh_fuzz_grants[] = {"people", NULL};
-static lh_principal lh_fuzz_agent = {"bot", LH_ROLE_AGENT, NULL, lh_fuzz_grants};
-static lh_principal lh_fuzz_analyst = {"ana", LH_ROLE_ANALYST, NULL, NULL};
-static lh_principal lh_fuzz_admin = {"root", LH_ROLE_ADMIN, NULL, NULL};
+static lh_principal lh_fuzz_agent = {
+    .name = "bot", .role = LH_ROLE_AGENT, .profile = NULL, .datasets = lh_fuzz_grants};
+static lh_principal lh_fuzz_analyst = {
+    .name = "ana", .role = LH_ROLE_ANALYST, .profile = NULL, .datasets = NULL};
+static lh_principal lh_fuzz_admin = {
+    .name = "root", .role = LH_ROLE_ADMIN, .profile = NULL, .datasets = NULL};
 
 static lh_rel_access lh_fuzz_may_read(void *ctx, const char *relation)
 {
@@ -32,9 +35,21 @@ static lh_rel_access lh_fuzz_may_read(void *ctx, const char *relation)
 
 /* Least to most privileged. */
 static const lh_sql_policy lh_fuzz_policies[3] = {
-    {false, lh_fuzz_may_read, &lh_fuzz_agent, "allowed: people", NULL},
-    {false, lh_fuzz_may_read, &lh_fuzz_analyst, NULL, NULL},
-    {true, lh_fuzz_may_read, &lh_fuzz_admin, NULL, NULL},
+    {.allow_raw = false,
+     .may_read = lh_fuzz_may_read,
+     .ctx = &lh_fuzz_agent,
+     .allowed_hint = "allowed: people",
+     .identity = NULL},
+    {.allow_raw = false,
+     .may_read = lh_fuzz_may_read,
+     .ctx = &lh_fuzz_analyst,
+     .allowed_hint = NULL,
+     .identity = NULL},
+    {.allow_raw = true,
+     .may_read = lh_fuzz_may_read,
+     .ctx = &lh_fuzz_admin,
+     .allowed_hint = NULL,
+     .identity = NULL},
 };
 static const char *const lh_fuzz_policy_names[3] = {"agent", "analyst", "admin"};
 

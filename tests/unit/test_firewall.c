@@ -32,9 +32,12 @@
  * the agent is granted `people` only and is refused anything else, existing or not. */
 static const char *const lake_names[] = {"people", "secret", NULL};
 static char *agent_grants[] = {"people", NULL};
-static lh_principal p_analyst = {"ana", LH_ROLE_ANALYST, NULL, NULL};
-static lh_principal p_admin = {"root", LH_ROLE_ADMIN, NULL, NULL};
-static lh_principal p_agent = {"bot", LH_ROLE_AGENT, NULL, agent_grants};
+static lh_principal p_analyst = {
+    .name = "ana", .role = LH_ROLE_ANALYST, .profile = NULL, .datasets = NULL};
+static lh_principal p_admin = {
+    .name = "root", .role = LH_ROLE_ADMIN, .profile = NULL, .datasets = NULL};
+static lh_principal p_agent = {
+    .name = "bot", .role = LH_ROLE_AGENT, .profile = NULL, .datasets = agent_grants};
 
 static lh_rel_access may_read_set(void *ctx, const char *relation)
 {
@@ -44,9 +47,21 @@ static lh_rel_access may_read_set(void *ctx, const char *relation)
     return lh_sql_access(ctx, relation, exists);
 }
 
-static const lh_sql_policy analyst = {false, may_read_set, &p_analyst, "people, secret", NULL};
-static const lh_sql_policy admin = {true, may_read_set, &p_admin, "people, secret", NULL};
-static const lh_sql_policy agent = {false, may_read_set, &p_agent, "allowed: people", NULL};
+static const lh_sql_policy analyst = {.allow_raw = false,
+                                      .may_read = may_read_set,
+                                      .ctx = &p_analyst,
+                                      .allowed_hint = "people, secret",
+                                      .identity = NULL};
+static const lh_sql_policy admin = {.allow_raw = true,
+                                    .may_read = may_read_set,
+                                    .ctx = &p_admin,
+                                    .allowed_hint = "people, secret",
+                                    .identity = NULL};
+static const lh_sql_policy agent = {.allow_raw = false,
+                                    .may_read = may_read_set,
+                                    .ctx = &p_agent,
+                                    .allowed_hint = "allowed: people",
+                                    .identity = NULL};
 
 /* ---------------------------------------------------------------- DuckDB parser */
 
@@ -684,12 +699,12 @@ static void test_policy_identity(void **state)
     char *g2[] = {"orders", "PEOPLE", NULL};
     char *g3[] = {"people", NULL};
     char *g4[] = {"people", "orders", "secret", NULL};
-    lh_principal a1 = {"a1", LH_ROLE_AGENT, NULL, g1};
-    lh_principal a2 = {"a2", LH_ROLE_AGENT, NULL, g2};
-    lh_principal a3 = {"a1", LH_ROLE_AGENT, NULL, g3};
-    lh_principal a4 = {"a1", LH_ROLE_AGENT, NULL, g4};
-    lh_principal an = {"a1", LH_ROLE_ANALYST, NULL, NULL};
-    lh_principal ad = {"a1", LH_ROLE_ADMIN, NULL, NULL};
+    lh_principal a1 = {.name = "a1", .role = LH_ROLE_AGENT, .profile = NULL, .datasets = g1};
+    lh_principal a2 = {.name = "a2", .role = LH_ROLE_AGENT, .profile = NULL, .datasets = g2};
+    lh_principal a3 = {.name = "a1", .role = LH_ROLE_AGENT, .profile = NULL, .datasets = g3};
+    lh_principal a4 = {.name = "a1", .role = LH_ROLE_AGENT, .profile = NULL, .datasets = g4};
+    lh_principal an = {.name = "a1", .role = LH_ROLE_ANALYST, .profile = NULL, .datasets = NULL};
+    lh_principal ad = {.name = "a1", .role = LH_ROLE_ADMIN, .profile = NULL, .datasets = NULL};
     lh_sql_policy *p1 = lh_sql_policy_for(NULL, &a1), *p2 = lh_sql_policy_for(NULL, &a2);
     lh_sql_policy *p3 = lh_sql_policy_for(NULL, &a3), *p4 = lh_sql_policy_for(NULL, &a4);
     lh_sql_policy *pn = lh_sql_policy_for(NULL, &an), *pd = lh_sql_policy_for(NULL, &ad);
@@ -698,7 +713,8 @@ static void test_policy_identity(void **state)
     assert_string_not_equal(p1->identity, p4->identity);
     assert_string_not_equal(pn->identity, pd->identity);
     assert_string_not_equal(pn->identity, p1->identity);
-    lh_principal ap = {"a1", LH_ROLE_AGENT, "recruiting", g1};
+    lh_principal ap = {
+        .name = "a1", .role = LH_ROLE_AGENT, .profile = "recruiting", .datasets = g1};
     lh_sql_policy *pp = lh_sql_policy_for(NULL, &ap);
     assert_string_not_equal(pp->identity, p1->identity);
     lh_sql_policy_free(pp);

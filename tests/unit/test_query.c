@@ -710,7 +710,11 @@ static lh_rel_access may_read_all(void *ctx, const char *relation)
     return LH_REL_ALLOW;
 }
 
-static const lh_sql_policy inline_policy = {true, may_read_all, NULL, NULL, "inline-test"};
+static const lh_sql_policy inline_policy = {.allow_raw = true,
+                                            .may_read = may_read_all,
+                                            .ctx = NULL,
+                                            .allowed_hint = NULL,
+                                            .identity = "inline-test"};
 
 /* lh_query_run_inline: an uncached statement is left to lh_query_run (nothing done); a
  * cached small one starts inline with its rows rendered; a cached slow one is handed on

@@ -1,0 +1,244 @@
+/*
+ * safe_views.c: AI-safe views, the query engine's side: the row filter's check, the DDL
+ * and the caller's attributes (docs/GOVERNANCE.md).
+ *
+ * A safe view `v` over dataset `people` is
+ *   CREATE OR REPLACE VIEW "v" AS SELECT <projection> FROM (
+ *   SELECT * FROM "people" WHERE (
+ *   <row filter>
+ *   )) AS lh_src
+ * The inner statement is, byte for byte, the one the firewall checked
+ * (lh_safe_view_filter_statement): parsed by DuckDB, it must be one SELECT * over the base
+ * with a WHERE clause and no other clause, so a filter cannot close the parenthesis and
+ * append a UNION, a LIMIT or a second FROM; and it passes the firewall with a policy that
+ * allows the base alone, so it reads no other relation and calls only pure functions (plus
+ * caller_attribute). The newlines around the filter end any `--` comment it holds before
+ * our closing parenthesis. The view reads the base's dataset view (never __raw__), so the
+ * base's tombstones apply through it.
+ *
+ * Redactions (the projection), NULL stays NULL in all three:
+ *   hash  sha256(CAST(c AS VARCHAR)): lowercase hex SHA-256 of the value's text, the same
+ *         on every server and restart, so joins on hashed ids work;
+ *   mask  the first keep_prefix and last keep_suffix characters (code points: DuckDB's
+ *         length/substr count characters, not bytes) kept, every other one a '*'; a value
+ *         of at most keep_prefix + keep_suffix characters is starred whole;
+ *   null  CASE WHEN false THEN c END: always NULL, with c's type (no type name to copy).
+ *
+ * Caller attributes: a key's attributes reach DuckDB as variables lh_attr_<name>, set with
+ * SET VARIABLE on the query's own connection (result.c opens one per query, so nothing
+ * survives into another caller's query) before its statement is prepared; the macro
+ * caller_attribute(name) reads getvariable('lh_attr_' || name), NULL when the caller has
+ * no such attribute, so `region = caller_attribute('region')` is never true for it. User
+ * SQL cannot set them (SET is not a SELECT: the firewall refuses it) nor read them
+ * (getvariable and caller_attribute are refused in user SQL; functions.c, firewall.c).
+ */
+#include "query_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define ATTR_VAR_PREFIX "lh_attr_"
+
+char *lh_safe_view_filter_statement(const json_t *def)
+{
+    char *base = lh_sql_ident(lh_json_str(def, "base_dataset"));
+    const char *filter = lh_json_str(def, "row_filter");
+    char *sql = filter ? lh_xasprintf("SELECT * FROM %s WHERE (\n%s\n)", base, filter)
+                       : lh_xasprintf("SELECT * FROM %s", base);
+    free(base);
+    return sql;
+}
+
+/* One projected column with its redaction into b. */
+static void project_column(lh_buf *b, const char *col, const json_t *red)
+{
+    char *id = lh_sql_ident(col);
+    const char *kind = lh_json_str(red, "kind");
+    if (!kind) {
+        lh_buf_puts(b, id);
+    } else if (strcmp(kind, "hash") == 0) {
+        lh_buf_printf(b, "sha256(CAST(%s AS VARCHAR)) AS %s", id, id);
+    } else if (strcmp(kind, "mask") == 0) {
+        long long p = (long long)lh_json_int(red, "keep_prefix", 0);
+        long long s = (long long)lh_json_int(red, "keep_suffix", 0);
+        char *v = lh_xasprintf("CAST(%s AS VARCHAR)", id);
+        lh_buf_printf(b,
+                      "CASE WHEN %s IS NULL THEN NULL "
+                      "WHEN length(%s) <= %lld THEN repeat('*', length(%s)) "
+                      "ELSE substr(%s, 1, %lld) || repeat('*', length(%s) - %lld) || "
+                      "substr(%s, length(%s) - %lld + 1) END AS %s",
+                      v, v, p + s, v, v, p, v, p + s, v, v, s, id);
+        free(v);
+    } else { /* null */
+        lh_buf_printf(b, "CASE WHEN false THEN %s END AS %s", id, id);
+    }
+    free(id);
+}
+
+char *lh_safe_view_select(const json_t *def)
+{
+    lh_buf b;
+    lh_buf_init(&b);
+    lh_buf_puts(&b, "SELECT ");
+    const json_t *reds = json_object_get(def, "column_redactions");
+    size_t i;
+    const json_t *c;
+    json_array_foreach(json_object_get(def, "columns"), i, c)
+    {
+        if (i)
+            lh_buf_puts(&b, ", ");
+        project_column(&b, json_string_value(c), json_object_get(reds, json_string_value(c)));
+    }
+    char *inner = lh_safe_view_filter_statement(def);
+    lh_buf_printf(&b, " FROM (\n%s\n) AS lh_src", inner);
+    free(inner);
+    return b.data;
+}
+
+/* ---------------------------------------------------------------- the filter's check */
+
+static lh_rel_access base_only(void *ctx, const char *relation)
+{
+    return strcasecmp((const char *)ctx, relation) == 0 ? LH_REL_ALLOW : LH_REL_DENY;
+}
+
+static bool empty_array(const json_t *node, const char *key)
+{
+    const json_t *v = json_object_get(node, key);
+    return json_is_array(v) && json_array_size(v) == 0;
+}
+
+static bool null_field(const json_t *node, const char *key)
+{
+    const json_t *v = json_object_get(node, key);
+    return !v || json_is_null(v);
+}
+
+/* The statement's shape: exactly SELECT * FROM "<base>" WHERE (...), nothing added. */
+static bool plain_filter_shape(const json_t *doc, const char *base)
+{
+    const json_t *stmts = json_object_get(doc, "statements");
+    if (json_array_size(stmts) != 1)
+        return false;
+    const json_t *n = json_object_get(json_array_get(stmts, 0), "node");
+    const char *type = lh_json_str(n, "type");
+    const json_t *sel = json_object_get(n, "select_list");
+    const json_t *star = json_array_get(sel, 0);
+    const json_t *from = json_object_get(n, "from_table");
+    const char *agg = lh_json_str(n, "aggregate_handling");
+    return type && strcmp(type, "SELECT_NODE") == 0 && empty_array(n, "modifiers") &&
+           empty_array(json_object_get(n, "cte_map"), "map") && json_array_size(sel) == 1 &&
+           lh_json_str(star, "class") && strcmp(lh_json_str(star, "class"), "STAR") == 0 &&
+           null_field(star, "expr") && empty_array(star, "exclude_list") &&
+           empty_array(star, "replace_list") && lh_json_str(from, "type") &&
+           strcmp(lh_json_str(from, "type"), "BASE_TABLE") == 0 &&
+           lh_json_str(from, "table_name") &&
+           strcasecmp(lh_json_str(from, "table_name"), base) == 0 && null_field(from, "sample") &&
+           !null_field(n, "where_clause") && empty_array(n, "group_expressions") &&
+           empty_array(n, "group_sets") && agg && strcmp(agg, "STANDARD_HANDLING") == 0 &&
+           null_field(n, "having") && null_field(n, "sample") && null_field(n, "qualify");
+}
+
+int lh_safe_view_filter_check(lh_engine *eng, const json_t *def, lh_error *err)
+{
+    const char *filter = lh_json_str(def, "row_filter");
+    const char *base = lh_json_str(def, "base_dataset");
+    if (!filter)
+        return 0;
+    int rc = 0;
+    char *stmt = lh_safe_view_filter_statement(def);
+    char *lit = lh_sql_literal(stmt);
+    char *probe = lh_xasprintf("SELECT json_serialize_sql(%s)", lit);
+    json_t *res = lh_engine_query_json(eng, probe, err);
+    json_t *doc = NULL;
+    if (!res) {
+        rc = err->code;
+        goto out;
+    }
+    const char *text =
+        json_string_value(json_array_get(json_array_get(json_object_get(res, "rows"), 0), 0));
+    lh_sql_policy policy = {.allow_raw = false,
+                            .may_read = base_only,
+                            .ctx = (void *)base,
+                            .allowed_hint = "a row filter reads its base dataset only",
+                            .allow_caller_attribute = true};
+    lh_error why;
+    if (!text || lh_sql_firewall_tree(text, &policy, &why) != 0) {
+        rc = lh_error_setk(err, LH_EINVAL, "bad_row_filter",
+                           "row_filter refused: %s (it must be one SQL boolean expression over "
+                           "the columns of '%s')",
+                           text ? why.message : "the parser returned nothing", base);
+        goto out;
+    }
+    doc = json_loads(text, JSON_DECODE_INT_AS_REAL, NULL);
+    if (!plain_filter_shape(doc, base))
+        rc = lh_error_setk(err, LH_EINVAL, "bad_row_filter",
+                           "row_filter refused: it must be one boolean expression, with no "
+                           "clause of its own (no closing parenthesis followed by UNION, "
+                           "GROUP BY, LIMIT, ...)");
+out:
+    json_decref(doc);
+    json_decref(res);
+    free(probe);
+    free(lit);
+    free(stmt);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- DDL */
+
+int lh_safe_views_prelude(duckdb_connection conn, lh_error *err)
+{
+    return lh_duck_exec(conn,
+                        "CREATE OR REPLACE MACRO caller_attribute(name) AS "
+                        "getvariable('" ATTR_VAR_PREFIX "' || name)",
+                        err);
+}
+
+int lh_safe_view_create(duckdb_connection conn, const json_t *def, lh_error *err)
+{
+    char *id = lh_sql_ident(lh_json_str(def, "name"));
+    char *select = lh_safe_view_select(def);
+    char *sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s", id, select);
+    int rc = lh_duck_exec(conn, sql, err);
+    if (rc)
+        err->message[strcspn(err->message, "\n")] = '\0';
+    free(sql);
+    free(select);
+    free(id);
+    return rc;
+}
+
+int lh_safe_view_drop(duckdb_connection conn, const char *name, lh_error *err)
+{
+    char *id = lh_sql_ident(name);
+    char *sql = lh_xasprintf("DROP VIEW IF EXISTS %s", id);
+    int rc = lh_duck_exec(conn, sql, err);
+    free(sql);
+    free(id);
+    return rc;
+}
+
+int lh_safe_view_set_attributes(duckdb_connection conn, const json_t *attrs, lh_error *err)
+{
+    if (!attrs || json_object_size(attrs) == 0)
+        return 0;
+    lh_buf b;
+    lh_buf_init(&b);
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)attrs, k, v)
+    {
+        char *var = lh_xasprintf(ATTR_VAR_PREFIX "%s", k);
+        char *id = lh_sql_ident(var);
+        char *lit = lh_sql_literal(json_string_value(v) ? json_string_value(v) : "");
+        lh_buf_printf(&b, "SET VARIABLE %s = %s;", id, lit);
+        free(lit);
+        free(id);
+        free(var);
+    }
+    int rc = lh_duck_exec(conn, b.data, err);
+    lh_buf_free(&b);
+    return rc;
+}

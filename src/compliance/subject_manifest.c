@@ -20,7 +20,13 @@
 int lh_compliance__parse_ts(const char *s, int64_t *epoch)
 {
     int y, mo, d, h, mi, sec, n = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+    /* the fixed part digit by digit: sscanf alone would take " 5" or "+5" for a field */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    for (size_t i = 0; s && i < sizeof(shape) - 1; i++)
+        if (shape[i] == 'd' ? !isdigit((unsigned char)s[i])
+                            : s[i] != shape[i] && !(shape[i] == 'T' && s[i] == 't'))
+            return -1; /* RFC 3339 allows a lower-case t and z */
+    if (!s || sscanf(s, "%4d-%2d-%2d%*c%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
         n != 19)
         return -1;
     const char *p = s + n;
@@ -37,11 +43,13 @@ int lh_compliance__parse_ts(const char *s, int64_t *epoch)
             return -1;
     }
     int off = 0;
-    if (*p == 'Z') {
+    if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
         int oh, om, m2 = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m2) != 2 || m2 != 5 || oh > 23 || om > 59)
+        if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]) || p[3] != ':' ||
+            !isdigit((unsigned char)p[4]) || !isdigit((unsigned char)p[5]) ||
+            sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m2) != 2 || m2 != 5 || oh > 23 || om > 59)
             return -1;
         off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
         p += 6;

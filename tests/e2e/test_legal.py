@@ -70,6 +70,26 @@ class LegalTokenFile(unittest.TestCase):
             s.stop()
         self.assertNotIn(TOKEN, log)
 
+    def test_token_fine_but_no_audit_key(self):
+        """Without LH_SUBJECT_AUDIT_KEY nothing can be verified: 503, never an attestation."""
+        path = os.path.join(self.tmp, "token")
+        open(path, "w").write(TOKEN)
+        s = Server(os.path.join(self.tmp, "data"), {"LH_LEGAL_AUDIT_TOKEN_FILE": path}).start()
+        try:
+            status, doc = s.json("PUT", "/subjects/X-1", {})
+            self.assertEqual(status, 201, doc)
+            status, doc = s.json("GET", "/audit/subject/X-1", headers={HDR: TOKEN}, key=None)
+            self.assertEqual(status, 503, doc)
+            self.assertEqual(doc["error"], "audit_unconfigured")
+            status, doc = s.json("GET", "/audit/health", headers={HDR: TOKEN}, key=None)
+            self.assertEqual(status, 200, doc)
+            self.assertTrue(doc["legal_token"]["usable"])
+            self.assertFalse(doc["audit_chain"]["configured"])
+        finally:
+            log = s.read_log()
+            s.stop()
+        self.assertNotIn(TOKEN, log)
+
     def test_unset(self):
         self.check_503({}, "not configured")
 
@@ -128,6 +148,7 @@ class Legal(unittest.TestCase):
                 log = cls.server.read_log()
                 cls.server.stop()
                 assert TOKEN not in log, "the legal token reached the server's log"
+                assert AUDIT_KEY.decode() not in log, "the audit key reached the server's log"
         finally:
             shutil.rmtree(cls.tmp, ignore_errors=True)
 
@@ -135,6 +156,7 @@ class Legal(unittest.TestCase):
         """Stops the server (checking its log holds no token), runs between(), starts it."""
         log = self.server.read_log()
         self.assertNotIn(TOKEN, log)
+        self.assertNotIn(AUDIT_KEY.decode(), log)
         self.server.stop()
         if between:
             between()

@@ -22,8 +22,11 @@
  *   lineage         {source_system, source, format, job, ingested_at, actor}
  *   human_edits     what PATCH .../metadata set: {description?, owner?, sensitivity?,
  *                   tags?, freshness?, columns?: {col: {is_pii?, pii_kind?, sensitivity?,
- *                   description?}}}; re-applied after every ingest so human edits win
- *                   over detection
+ *                   description?}}, subject_key_column?}; re-applied after every ingest
+ *                   so human edits win over detection
+ *   subject_key_column  (issue 11) the column holding subjects' candidate ids, when a
+ *                   human set one (PATCH; must name a column; null clears it); absent
+ *                   while the dataset has no such column
  *   created_at, updated_at   RFC 3339 UTC
  *
  * Dataset-level sensitivity is the highest of its columns' (None < PII < Financial < PHI <

@@ -216,6 +216,19 @@ static void apply_column_edit(json_t *col, const json_t *edit)
     }
 }
 
+/* issue 11 (subjects): the column holding the subjects' ids, set by PATCH .../metadata.
+ * Shown at the top level only while the dataset has that column (a replace that drops it
+ * hides it; the edit is kept and shows again when the column comes back). */
+static void apply_subject_key_column(json_t *m, const json_t *he)
+{
+    const char *want = lh_json_str(he, "subject_key_column");
+    const json_t *col = want ? find_column(m, want) : NULL;
+    if (col)
+        json_object_set_new(m, "subject_key_column", json_string(lh_json_str(col, "name")));
+    else
+        json_object_del(m, "subject_key_column");
+}
+
 void lh_manifest__apply_human_edits(json_t *m)
 {
     const json_t *he = json_object_get(m, "human_edits");
@@ -237,6 +250,7 @@ void lh_manifest__apply_human_edits(json_t *m)
                     apply_column_edit(col, e);
             }
     }
+    apply_subject_key_column(m, he);
     const char *human = lh_json_str(he, "sensitivity");
     if (lh_sensitivity_rank(human) >= 0) {
         json_object_set_new(m, "sensitivity", json_string(human));
@@ -436,15 +450,35 @@ static int patch_columns(const json_t *m, const json_t *v, lh_error *err)
     return 0;
 }
 
+/* issue 11 (subjects): a column of the dataset, or null to clear. */
+static int patch_subject_key_column(const json_t *m, const json_t *v, lh_error *err)
+{
+    if (json_is_null(v))
+        return 0;
+    if (!json_is_string(v) || json_string_length(v) == 0)
+        return lh_error_set(err, LH_EINVAL,
+                            "'subject_key_column' must be the name of a column of the dataset "
+                            "(or null to clear it)");
+    if (!find_column(m, json_string_value(v)))
+        return no_such_column(m, json_string_value(v), err);
+    return 0;
+}
+
 static const struct {
     const char *name;
     patch_field_check check;
 } patch_fields[] = {
-    {"description", patch_description}, {"owner", patch_owner},
-    {"sensitivity", patch_sensitivity}, {"tags", patch_tags},
-    {"freshness", patch_freshness},     {"columns", patch_columns},
+    {"description", patch_description},
+    {"owner", patch_owner},
+    {"sensitivity", patch_sensitivity},
+    {"tags", patch_tags},
+    {"freshness", patch_freshness},
+    {"columns", patch_columns},
+    /* issue 11 */
+    {"subject_key_column", patch_subject_key_column},
 };
-#define PATCH_FIELD_LIST "description, owner, sensitivity, tags, freshness, columns"
+#define PATCH_FIELD_LIST                                                                           \
+    "description, owner, sensitivity, tags, freshness, columns, subject_key_column"
 
 int lh_manifest__patch_validate(const json_t *m, const json_t *patch, lh_error *err)
 {
@@ -520,6 +554,13 @@ void lh_manifest__patch_merge(json_t *m, const json_t *patch)
             }
         } else if (strcmp(k, "sensitivity") == 0 && json_is_null(v)) {
             json_object_del(he, "sensitivity"); /* back to the detected sensitivity */
+        } else if (strcmp(k, "subject_key_column") == 0) {
+            /* issue 11: recorded under the column's real name; null clears it */
+            const json_t *col = json_is_string(v) ? find_column(m, json_string_value(v)) : NULL;
+            if (col)
+                json_object_set_new(he, k, json_string(lh_json_str(col, "name")));
+            else
+                json_object_del(he, k);
         } else {
             json_object_set_new(he, k, json_deep_copy(v));
         }

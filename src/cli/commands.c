@@ -1145,6 +1145,50 @@ static int cmd_tombstones(cli_ctx *ctx)
     return rc;
 }
 
+/* ---------------------------------------------------------------- subjects (issue 11) */
+
+static const lh_cli_flag_spec subjects_flags[] = {
+    {"--id-column", true}, {"--strip-prefix", true}, {NULL, false}};
+
+static void show_backfill(const json_t *doc)
+{
+    printf("backfilled subjects from %s.%s: created %lld, existing %lld (dataset added to "
+           "%lld), refused %lld\n",
+           lh_json_str(doc, "dataset") ? lh_json_str(doc, "dataset") : "?",
+           lh_json_str(doc, "id_column") ? lh_json_str(doc, "id_column") : "?",
+           (long long)lh_json_int(doc, "created", 0), (long long)lh_json_int(doc, "existing", 0),
+           (long long)lh_json_int(doc, "datasets_added", 0),
+           (long long)lh_json_int(doc, "refused_total", 0));
+    size_t i;
+    const json_t *r;
+    json_array_foreach(json_object_get(doc, "refused"), i, r)
+    {
+        printf("  refused '%s': %s\n", lh_json_str(r, "value") ? lh_json_str(r, "value") : "?",
+               lh_json_str(r, "reason") ? lh_json_str(r, "reason") : "?");
+    }
+}
+
+static int cmd_subjects(cli_ctx *ctx)
+{
+    const command *cmd = find_command("subjects");
+    const lh_cli_args *a = ctx->args;
+    if (strcmp(a->pos[0], "backfill") != 0)
+        return usage_error(cmd, "unknown subjects command '%s' (backfill)", a->pos[0]);
+    if (a->npos != 2)
+        return usage_error(cmd, "%s", "subjects backfill needs a DATASET");
+    json_t *body = json_pack("{s:s}", "dataset", a->pos[1]);
+    if (!body)
+        return usage_error(cmd, "%s", "the dataset name is not valid UTF-8");
+    const char *col = lh_cli_flag(a, "--id-column"), *prefix = lh_cli_flag(a, "--strip-prefix");
+    if (col)
+        json_object_set_new(body, "id_column", json_string(col));
+    if (prefix)
+        json_object_set_new(body, "strip_prefix", json_string(prefix));
+    int rc = send_json(ctx, "POST", "/subjects/backfill", body, show_backfill);
+    json_decref(body);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- audit (issue 11) */
 
 /* `lakehouse audit verify ID|--all` and `lakehouse audit known-answer` run offline: they
@@ -1335,6 +1379,10 @@ static const command commands[] = {
      "tombstones list NAME | tombstones add NAME --column C V1,V2 [--reason R] | "
      "tombstones remove NAME V1,V2",
      "erase rows by key until compaction, list or restore them (admin)"},
+    {"subjects", cmd_subjects, subjects_flags, 1, 2, true,
+     "subjects backfill DATASET [--id-column COLUMN] [--strip-prefix PREFIX]",
+     "create subject manifests from a dataset's id column (admin; the prefix is stripped "
+     "once)"},
     {"audit", cmd_audit, audit_flags, 1, 2, false,
      "audit verify ID|--all [--data DIR] [--root HEX] | audit known-answer",
      "offline: replay subjects' audit chains (key file LH_SUBJECT_AUDIT_KEY) naming the "

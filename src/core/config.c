@@ -100,9 +100,12 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     const char *key = getenv("LH_ADMIN_KEY");
     if (key && *key)
         cfg->admin_key = lh_xstrdup(key);
-    const char *akf = getenv("LH_SUBJECT_AUDIT_KEY");
-    if (akf && *akf)
-        cfg->audit_key_file = lh_xstrdup(akf);
+    const char *legal = getenv("LH_LEGAL_AUDIT_TOKEN_FILE");
+    if (legal && *legal)
+        cfg->legal_token_file = lh_xstrdup(legal);
+    const char *audit_key = getenv("LH_SUBJECT_AUDIT_KEY");
+    if (audit_key && *audit_key)
+        cfg->audit_key_file = lh_xstrdup(audit_key);
     const char *lvl = getenv("LH_LOG_LEVEL");
     if (lvl) {
         static const char *names[] = {"debug", "info", "warn", "error"};
@@ -117,6 +120,8 @@ void lh_config_free(lh_config *cfg)
 {
     free(cfg->data_dir);
     free(cfg->listen_host);
+    free(cfg->legal_token_file);
+    free(cfg->audit_key_file);
     if (cfg->admin_key) {
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));
         free(cfg->admin_key);

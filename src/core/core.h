@@ -334,8 +334,11 @@ const char *lh_job_id(const lh_job *job);
 /* Reports progress in units the job chooses (rows, bytes, steps); total 0 = unknown.
  * A NULL job (work run outside the pool) is ignored. */
 void lh_job_progress(lh_job *job, int64_t done, int64_t total);
+/* Records what a job produced (a backfill's counts), shown as "result" by lh_jobs_get, so
+ * a client that did not wait can read it. result is stolen (also for a NULL job). */
+void lh_job_set_result(lh_job *job, json_t *result);
 /* {id, kind, actor, state: queued|running|succeeded|failed, created_at, started_at,
- * finished_at, progress: {done, total}, error} of a known job; NULL + LH_ENOTFOUND once it
+ * finished_at, progress: {done, total}, error, result?} of a known job; NULL + LH_ENOTFOUND once it
  * is unknown or forgotten. Caller decrefs. */
 json_t *lh_jobs_get(lh_jobs *jobs, const char *id, lh_error *err);
 
@@ -359,8 +362,10 @@ typedef struct lh_config {
     int64_t duckdb_memory_mb;   /* LH_DUCKDB_MEMORY_MB, default 0 = DuckDB's own default */
     int duckdb_threads;         /* LH_DUCKDB_THREADS, default 0 = number of cores */
     char *admin_key;            /* LH_ADMIN_KEY (issue 3), may be NULL; never logged */
-    char *audit_key_file;       /* LH_SUBJECT_AUDIT_KEY: path of the audit signing key file;
-                                   NULL = subject auditing disabled (issue 11) */
+    char *legal_token_file;     /* LH_LEGAL_AUDIT_TOKEN_FILE (issue 11): the legal audit
+                                   token's file, may be NULL; read per request, never logged */
+    char *audit_key_file;       /* LH_SUBJECT_AUDIT_KEY (issue 11): the audit chain's key
+                                   file, may be NULL (no audit chain) */
 } lh_config;
 
 /* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are

@@ -37,7 +37,8 @@ struct lh_job {
     char created_at[LH_TS_MAX], started_at[LH_TS_MAX], finished_at[LH_TS_MAX];
     int64_t started_ms;
     int64_t progress_done, progress_total;
-    char *error; /* the failure's message, or NULL */
+    char *error;    /* the failure's message, or NULL */
+    json_t *result; /* what the job reported (lh_job_set_result), or NULL */
     lh_job_fn run;
     lh_job_done_fn done;
     void (*task)(void *ctx); /* set for a task: run and done are unused */
@@ -63,6 +64,7 @@ static void job_free(lh_job *j)
     free(j->kind);
     free(j->actor);
     free(j->error);
+    json_decref(j->result);
     free(j);
 }
 
@@ -248,6 +250,18 @@ void lh_job_progress(lh_job *j, int64_t done, int64_t total)
     pthread_mutex_unlock(&j->pool->mu);
 }
 
+void lh_job_set_result(lh_job *j, json_t *result)
+{
+    if (!j) {
+        json_decref(result);
+        return;
+    }
+    pthread_mutex_lock(&j->pool->mu);
+    json_decref(j->result);
+    j->result = result;
+    pthread_mutex_unlock(&j->pool->mu);
+}
+
 static json_t *ts_or_null(const char *ts)
 {
     return ts[0] ? json_string(ts) : json_null();
@@ -256,11 +270,13 @@ static json_t *ts_or_null(const char *ts)
 json_t *lh_jobs_get(lh_jobs *p, const char *id, lh_error *err)
 {
     json_t *out = NULL;
+    const lh_job *found = NULL;
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; id && i < p->n_all && !out; i++) {
         const lh_job *j = p->all[i];
         if (strcmp(j->id, id) != 0)
             continue;
+        found = j;
         out = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:{s:I,s:I},s:o}", "id", j->id, "kind",
                         j->kind, "actor", j->actor, "state", state_names[j->state], "created_at",
                         j->created_at, "started_at", ts_or_null(j->started_at), "finished_at",
@@ -268,6 +284,8 @@ json_t *lh_jobs_get(lh_jobs *p, const char *id, lh_error *err)
                         (json_int_t)j->progress_done, "total", (json_int_t)j->progress_total,
                         "error", j->error ? json_string(j->error) : json_null());
     }
+    if (found && found->result)
+        json_object_set_new(out, "result", json_deep_copy(found->result));
     pthread_mutex_unlock(&p->mu);
     if (!out)
         lh_error_set(err, LH_ENOTFOUND,

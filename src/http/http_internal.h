@@ -11,6 +11,7 @@
 
 #include "auth/auth.h"
 #include "catalog/catalog.h"
+#include "compliance/compliance.h"
 #include "core/core.h"
 #include "compliance/compliance.h"
 #include "ingest/ingest.h"
@@ -29,9 +30,10 @@ typedef struct lh_app {
     lh_auth *auth;
     lh_jobs *jobs;    /* long work runs here, never on an HTTP worker */
     lh_jobs *queries; /* query starts and chunk fetches: one thread per query slot */
-    /* Subject audit chains (issue 11). NULL when LH_SUBJECT_AUDIT_KEY is unset: auditing
-     * is disabled, the server still serves, and audit endpoints answer 503 saying so. */
-    lh_audit *audit;
+    /* issue 11: subject manifests (compliance/subjects.c) */
+    lh_subjects *subjects;
+    lh_legal *legal; /* the legal audit endpoint (compliance/legal.c) */
+    lh_audit *audit; /* the audit chains (compliance/audit.c); NULL without a key */
 } lh_app;
 
 typedef enum {
@@ -180,5 +182,13 @@ void lh_h_profile_delete(lh_req *r);
 /* lh_catalog_profile_guard over the auth store (ctx: lh_auth *). */
 size_t lh_keys_bound_to_profile(void *ctx, const char *id, lh_buf *holders);
 void lh_h_migrate_buckets(lh_req *r);
+/* subject_routes.c (issue 11) */
+void lh_h_subject_put(lh_req *r);
+void lh_h_subject_get(lh_req *r);
+void lh_h_subjects_list(lh_req *r);
+void lh_h_subjects_backfill(lh_req *r);
+/* legal_routes.c (issue 11) */
+void lh_h_audit_subject(lh_req *r);
+void lh_h_audit_health(lh_req *r);
 
 #endif

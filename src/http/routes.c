@@ -52,5 +52,14 @@ const lh_route lh_routes[] = {
      ADMIN | ANALYST | LEGAL},
     {"DELETE", "/catalog/profiles/{id}", LH_BODY_NONE, lh_h_profile_delete, NULL, ADMIN},
     {"POST", "/catalog/migrate-buckets", LH_BODY_NONE, lh_h_migrate_buckets, NULL, ADMIN},
+    /* subjects (issue 11; docs/AUDIT.md "Subjects") */
+    {"GET", "/subjects", LH_BODY_NONE, lh_h_subjects_list, NULL, ADMIN | LEGAL},
+    {"POST", "/subjects/backfill", LH_BODY_JSON, lh_h_subjects_backfill, NULL, ADMIN},
+    {"PUT", "/subjects/{id}", LH_BODY_JSON, lh_h_subject_put, NULL, ADMIN},
+    {"GET", "/subjects/{id}", LH_BODY_NONE, lh_h_subject_get, NULL, ADMIN | LEGAL},
+    /* legal audit endpoint (issue 11): public here, the handler checks the legal token or
+     * a legal/admin key (compliance/legal.c) */
+    {"GET", "/audit/subject/{id}", LH_BODY_NONE, lh_h_audit_subject, NULL, PUBLIC},
+    {"GET", "/audit/health", LH_BODY_NONE, lh_h_audit_health, NULL, PUBLIC},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -906,7 +906,8 @@ int lh_serve(lh_config *cfg)
         !(app.auth = lh_auth_open(cfg->data_dir, cfg->admin_key, &err)) ||
         !(app.cat = lh_catalog_open(app.st, &err)) ||
         !(app.eng = lh_engine_open(cfg, app.st, app.cat, &err)) ||
-        !(app.ing = lh_ingest_open(app.st, app.cat, app.eng, &err))) {
+        !(app.ing = lh_ingest_open(app.st, app.cat, app.eng, &err)) ||
+        !(app.subjects = lh_subjects_open(app.st, app.cat, &err))) {
         lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
                "message", err.message);
         goto out;
@@ -927,6 +928,11 @@ int lh_serve(lh_config *cfg)
         lh_log(LH_LOG_INFO, "audit.disabled", "{s:s}", "reason",
                "LH_SUBJECT_AUDIT_KEY is not set; subject audit endpoints answer 503");
     }
+
+    /* issue 11: each append's new chain tip is mirrored into the subject's manifest */
+    lh_subjects_attach_audit(app.subjects, app.audit);
+    /* The legal endpoint reads the token file per request; it only needs the parts. */
+    app.legal = lh_legal_open(app.subjects, app.cat, app.audit, cfg->legal_token_file);
 
     struct sockaddr_storage ss;
     if (resolve_listen(cfg, &ss, &err) != 0) {
@@ -987,8 +993,10 @@ out:
     lh_jobs_close(app.queries);
     if (d)
         MHD_stop_daemon(d);
-    lh_ingest_close(app.ing);
+    lh_legal_close(app.legal);
     lh_audit_close(app.audit);
+    lh_subjects_close(app.subjects);
+    lh_ingest_close(app.ing);
     lh_engine_close(app.eng);
     lh_catalog_close(app.cat);
     lh_auth_close(app.auth);

@@ -24,6 +24,7 @@
  *   - Discarding a staged file also removes what DuckDB's COPY left beside it (its own
  *     temp file "tmp_<staged name>"), so a failed write leaves nothing behind at once.
  */
+#define _GNU_SOURCE /* syncfs, for lh_storage_put_many */
 #include "storage_internal.h"
 
 #include <dirent.h>
@@ -271,6 +272,92 @@ out:
         unlink(staged);
     free(staged);
     free(final_path);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- many objects (issue 11) */
+
+/* The durability barrier of lh_storage_put_many: every file written so far on the file
+ * system holding dir reaches the disk. Counted as an fsync by the fault hook. */
+static int sync_fs_of(const char *dir)
+{
+    if (lh_fault__fail(LH_FAULT_FSYNC))
+        return -1;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = syncfs(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+int lh_storage_put_many(lh_storage *st, const char *bucket, char *const *keys, char *const *data,
+                        const size_t *lens, size_t n, lh_error *err)
+{
+    char **finals = lh_xcalloc(n + 1, sizeof(char *)), **staged = lh_xcalloc(n + 1, sizeof(char *));
+    char *root = NULL, *last_dir = NULL;
+    size_t renamed = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!(finals[i] = lh_storage__resolve(st, bucket, keys[i], i == 0 ? &root : NULL, err)) ||
+            !(staged[i] = stage_file(st, finals[i], err))) {
+            rc = err ? err->code : LH_EIO;
+            goto out;
+        }
+        int fd = lh_sys_open(staged[i], O_WRONLY | O_TRUNC | O_CLOEXEC, 0);
+        if (fd < 0) {
+            rc = lh_error_set(err, LH_EIO, "cannot open '%s': %s", staged[i], strerror(errno));
+            goto out;
+        }
+        if (lh_fs_write_all(fd, data[i], lens[i]) != 0)
+            rc = lh_error_set(err, LH_EIO, "cannot write '%s': %s", staged[i], strerror(errno));
+        if (close(fd) != 0 && rc == 0)
+            rc = lh_error_set(err, LH_EIO, "cannot write '%s': %s", staged[i], strerror(errno));
+        if (rc)
+            goto out;
+    }
+    if (n > 0 && sync_fs_of(root) != 0) {
+        rc = lh_error_set(err, LH_EIO, "cannot sync the file system of bucket '%s': %s", bucket,
+                          strerror(errno));
+        goto out;
+    }
+    /* The data is durable: from here each rename makes one complete object visible. */
+    for (size_t i = 0; i < n; i++) {
+        if (lh_sys_rename(staged[i], finals[i]) != 0) {
+            rc = lh_error_set(err, LH_EIO, "cannot rename '%s' to '%s': %s", staged[i], finals[i],
+                              strerror(errno));
+            goto out;
+        }
+        free(staged[i]);
+        staged[i] = NULL;
+        renamed++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *dir = parent_of(finals[i]);
+        if (last_dir && strcmp(dir, last_dir) == 0) {
+            free(dir);
+            continue;
+        }
+        free(last_dir);
+        last_dir = dir;
+        if ((rc = lh_fs_fsync_dir(dir, err)) != 0)
+            goto out;
+    }
+out:
+    if (rc && renamed > 0 && err)
+        err->kind = LH_KIND_NOT_DURABLE;
+    for (size_t i = 0; i < n; i++) {
+        if (staged[i])
+            unlink(staged[i]);
+        free(staged[i]);
+        free(finals[i]);
+    }
+    free(staged);
+    free(finals);
+    free(root);
+    free(last_dir);
     return rc;
 }
 

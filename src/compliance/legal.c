@@ -1,0 +1,331 @@
+/*
+ * legal.c: the legal audit endpoint's logic (GET /audit/subject/{id}, GET /audit/health):
+ * who may call it, and the subject_audit_response.v1 it answers. HTTP glue is in
+ * src/http/legal_routes.c; docs/AUDIT.md "Legal endpoint" is the contract.
+ *
+ * Invariants:
+ *   - The token never leaves this file: it is read from its file per request (so a
+ *     rotation needs no restart), compared in constant time as fixed-length digests
+ *     (sodium_memcmp of SHA-256s, so neither the content nor the length of the presented
+ *     value steers the time taken), and wiped from memory after. Messages name the
+ *     variable, never the token nor the file's content.
+ *   - A response says what was checked: chain_verified is computed over the whole log on
+ *     every call, never taken from a cache, and a manifest that expects a chain root the
+ *     log does not end with is flagged, whatever the window.
+ */
+#include "subjects_internal.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define TOKEN_MIN 32
+#define TOKEN_FILE_MAX 4096
+
+struct lh_legal {
+    lh_subjects *subjects;
+    lh_catalog *cat;
+    lh_audit *audit; /* NULL: no audit key configured */
+    char *token_file;
+};
+
+lh_legal *lh_legal_open(lh_subjects *subjects, lh_catalog *cat, lh_audit *audit,
+                        const char *token_file)
+{
+    lh_legal *lg = lh_xcalloc(1, sizeof(*lg));
+    lg->subjects = subjects;
+    lg->cat = cat;
+    lg->audit = audit;
+    lg->token_file = token_file ? lh_xstrdup(token_file) : NULL;
+    return lg;
+}
+
+void lh_legal_close(lh_legal *lg)
+{
+    if (!lg)
+        return;
+    free(lg->token_file);
+    free(lg);
+}
+
+/* ---------------------------------------------------------------- token */
+
+/* Reads the token (trailing whitespace and newlines dropped: files written with echo
+ * work). 503 with the reason when it is unusable. *tok is wiped and freed by the caller
+ * with token_free. */
+static int token_load(const char *path, char **tok, size_t *len, lh_error *err)
+{
+    *tok = NULL;
+    *len = 0;
+    if (!path || !*path)
+        return lh_error_setk(err, LH_EUNAVAILABLE, "legal_token_unconfigured",
+                             "the legal audit endpoint is not configured: set "
+                             "LH_LEGAL_AUDIT_TOKEN_FILE to a file holding a token of at least "
+                             "%d bytes and restart the server",
+                             TOKEN_MIN);
+    char *data = NULL;
+    size_t n = 0;
+    lh_error lerr;
+    int rc = lh_fs_read_all(path, TOKEN_FILE_MAX, &data, &n, &lerr);
+    if (rc == LH_ETOOLARGE)
+        return lh_error_setk(err, LH_EUNAVAILABLE, "legal_token_unusable",
+                             "the file named by LH_LEGAL_AUDIT_TOKEN_FILE is larger than %d "
+                             "bytes; it must hold only the token",
+                             TOKEN_FILE_MAX);
+    if (rc != 0)
+        return lh_error_setk(err, LH_EUNAVAILABLE, "legal_token_unusable",
+                             "the file named by LH_LEGAL_AUDIT_TOKEN_FILE is missing or "
+                             "unreadable: create it (mode 0600) with a token of at least %d "
+                             "bytes",
+                             TOKEN_MIN);
+    while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r' || data[n - 1] == ' ' ||
+                     data[n - 1] == '\t'))
+        data[--n] = '\0';
+    if (n == 0) {
+        free(data);
+        return lh_error_setk(err, LH_EUNAVAILABLE, "legal_token_unusable",
+                             "the file named by LH_LEGAL_AUDIT_TOKEN_FILE is empty: write a "
+                             "token of at least %d bytes into it",
+                             TOKEN_MIN);
+    }
+    if (n < TOKEN_MIN) {
+        sodium_memzero(data, n);
+        free(data);
+        return lh_error_setk(err, LH_EUNAVAILABLE, "legal_token_unusable",
+                             "the token in the file named by LH_LEGAL_AUDIT_TOKEN_FILE is %zu "
+                             "bytes; at least %d are required",
+                             n, TOKEN_MIN);
+    }
+    *tok = data;
+    *len = n;
+    return 0;
+}
+
+static void token_free(char *tok, size_t len)
+{
+    if (tok) {
+        sodium_memzero(tok, len);
+        free(tok);
+    }
+}
+
+static int token_check(const char *token_file, const char *presented, lh_error *err)
+{
+    char *tok = NULL;
+    size_t len = 0;
+    int rc = token_load(token_file, &tok, &len, err);
+    if (rc)
+        return rc;
+    if (!presented || !*presented) {
+        rc = lh_error_setk(err, LH_EUNAUTH, "legal_token_missing",
+                           "send the legal audit token in the X-Lakehouse-Legal-Token header "
+                           "(or use a key of role legal)");
+        goto out;
+    }
+    unsigned char want[crypto_hash_sha256_BYTES], got[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(want, (const unsigned char *)tok, len);
+    crypto_hash_sha256(got, (const unsigned char *)presented, strlen(presented));
+    if (sodium_memcmp(want, got, sizeof(want)) != 0)
+        rc = lh_error_setk(err, LH_EUNAUTH, "legal_token_invalid",
+                           "the X-Lakehouse-Legal-Token header does not hold the legal audit "
+                           "token");
+    sodium_memzero(want, sizeof(want));
+    sodium_memzero(got, sizeof(got));
+out:
+    token_free(tok, len);
+    return rc;
+}
+
+int lh_legal_authorize(lh_legal *lg, const char *presented, const lh_principal *who, lh_error *err)
+{
+    /* A key of role legal (or admin, which may do everything) needs no token. */
+    if (who && (who->role == LH_ROLE_LEGAL || who->role == LH_ROLE_ADMIN))
+        return 0;
+    if (who && (!presented || !*presented))
+        return lh_error_set(err, LH_EFORBIDDEN,
+                            "role '%s' may not read the legal audit endpoints: use a key of "
+                            "role legal or send X-Lakehouse-Legal-Token",
+                            lh_role_name(who->role));
+    return token_check(lg->token_file, presented, err);
+}
+
+/* ---------------------------------------------------------------- response */
+
+/* Tampering flags from the audit chain's verdict: the manifest expects a chain root the
+ * log does not show (missing, empty, or the root nowhere in it: rows cut), or a row does
+ * not verify. Rows after the expected root (manifest_lag) are not tampering: an append is
+ * durable before its root is mirrored, so a crash between the two leaves the manifest
+ * behind; they are reported beside the flags. */
+static json_t *tamper_flags(const lh_audit_verdict *v)
+{
+    json_t *flags = json_array();
+    if (v->verified)
+        return flags;
+    static const char *const as_is[] = {"log_missing", "log_empty", "missing_rows"};
+    const char *flag = "chain_broken";
+    for (size_t i = 0; i < sizeof(as_is) / sizeof(as_is[0]); i++)
+        if (v->reason && strcmp(v->reason, as_is[i]) == 0)
+            flag = as_is[i];
+    json_array_append_new(flags, json_pack("{s:s,s:s,s:I,s:s}", "flag", flag, "cause",
+                                           v->reason ? v->reason : "unknown", "row",
+                                           (json_int_t)v->first_bad_row, "reason", v->detail));
+    return flags;
+}
+
+/* The distinct datasets the manifest names. */
+static json_t *datasets_referenced(const json_t *manifest)
+{
+    json_t *out = json_array();
+    size_t i, j;
+    const json_t *e, *d;
+    json_array_foreach(json_object_get(manifest, "datasets"), i, e)
+    {
+        const char *name = lh_json_str(e, "dataset");
+        bool seen = !name;
+        json_array_foreach(out, j, d) seen = seen || strcmp(json_string_value(d), name) == 0;
+        if (!seen)
+            json_array_append_new(out, json_string(name));
+    }
+    return out;
+}
+
+/* The catalog's AI-safe views over the referenced datasets (issue 10): what a reader may
+ * use instead of the raw relations. */
+static json_t *safe_views(lh_catalog *cat, const json_t *datasets)
+{
+    json_t *out = json_array(), *all = lh_catalog_views_list(cat);
+    size_t i, j;
+    json_t *v, *d;
+    json_array_foreach(all, i, v)
+    {
+        const char *base = lh_json_str(v, "base_dataset");
+        json_array_foreach(datasets, j, d)
+        {
+            if (base && strcasecmp(base, json_string_value(d)) == 0) {
+                json_array_append_new(
+                    out, json_pack("{s:s?,s:s,s:O?,s:s?,s:O?}", "name", lh_json_str(v, "name"),
+                                   "base_dataset", base, "columns", json_object_get(v, "columns"),
+                                   "status", lh_json_str(v, "status"), "column_redactions",
+                                   json_object_get(v, "column_redactions")));
+                break;
+            }
+        }
+    }
+    json_decref(all);
+    return out;
+}
+
+/* What the response says it checked. */
+static json_t *checks(void)
+{
+    return json_pack("[s,s,s,s]", "manifest read from storage",
+                     "whole audit log read and replayed from GENESIS, whatever the window",
+                     "every row's HMAC-SHA256 recomputed over its RFC 8785 canonical form with "
+                     "the server's audit key, and every prev_chain_hash compared with the "
+                     "previous row_hmac",
+                     "the manifest's audit_log_chain_root looked for in the log (missing, empty "
+                     "or cut logs are flagged)");
+}
+
+json_t *lh_legal_subject_response(lh_legal *lg, const char *id, const char *from, const char *to,
+                                  lh_error *err)
+{
+    int64_t from_s = 0, to_s = 0;
+    if (from && lh_compliance__parse_ts(from, &from_s) != 0) {
+        lh_error_set(err, LH_EINVAL,
+                     "'from' must be an RFC 3339 timestamp such as "
+                     "2026-05-03T00:00:00Z");
+        return NULL;
+    }
+    if (to && lh_compliance__parse_ts(to, &to_s) != 0) {
+        lh_error_set(err, LH_EINVAL,
+                     "'to' must be an RFC 3339 timestamp such as "
+                     "2026-05-04T00:00:00Z");
+        return NULL;
+    }
+    if (from && to && to_s < from_s) {
+        lh_error_set(err, LH_EINVAL, "'to' is before 'from'");
+        return NULL;
+    }
+    char key[LH_SUBJECT_KEY_MAX];
+    if (lh_subject_key(id, key, sizeof(key), err) != 0)
+        return NULL;
+    if (!lg->audit) {
+        lh_error_setk(err, LH_EUNAVAILABLE, "audit_unconfigured",
+                      "the audit chain is not configured: set LH_SUBJECT_AUDIT_KEY to the file "
+                      "of the audit key and restart the server");
+        return NULL;
+    }
+    lh_error lerr;
+    json_t *manifest = lh_subjects_get(lg->subjects, id, &lerr);
+    if (!manifest && lerr.code != LH_ENOTFOUND) {
+        if (err)
+            *err = lerr;
+        return NULL;
+    }
+    const char *want = manifest ? lh_json_str(manifest, "audit_log_chain_root") : NULL;
+    lh_audit_verdict v;
+    json_t *rows = NULL, *out = NULL;
+    memset(&v, 0, sizeof(v));
+    if (lh_audit_read(lg->audit, id, want, from, to, &rows, &v, err) != 0)
+        goto out;
+    if (!manifest && v.rows_total == 0) {
+        lh_error_setk(err, LH_ENOTFOUND, "subject_not_found",
+                      "no subject with candidate id '%s' (no manifest and no audit row)", id);
+        goto out;
+    }
+    char now[LH_TS_MAX];
+    lh_time_rfc3339(now);
+    json_t *flags = tamper_flags(&v);
+    bool tampered = json_array_size(flags) > 0;
+    json_t *bad = v.verified
+                      ? json_null()
+                      : json_pack("{s:I,s:s,s:s}", "row", (json_int_t)v.first_bad_row, "cause",
+                                  v.reason ? v.reason : "unknown", "reason", v.detail);
+    json_t *referenced = manifest ? datasets_referenced(manifest) : json_array();
+    json_t *views = safe_views(lg->cat, referenced);
+    json_t *resp = json_pack(
+        "{s:s,s:s,s:{s:o,s:o},s:o,s:o,s:I,s:b,s:o,s:I,s:o,s:I,s:o,s:o,"
+        "s:{s:o,s:b,s:o,s:s},s:{s:b,s:o}}",
+        "candidate_id", id, "generated_at", now, "window", "from",
+        from ? json_string(from) : json_null(), "to", to ? json_string(to) : json_null(),
+        "manifest", manifest ? json_incref(manifest) : json_null(), "rows", json_incref(rows),
+        "rows_in_window", (json_int_t)json_array_size(rows), "chain_verified", v.verified,
+        "chain_root", v.chain_root[0] ? json_string(v.chain_root) : json_null(), "chain_rows_total",
+        (json_int_t)v.rows_total, "first_bad_row", bad, "manifest_lag", (json_int_t)v.manifest_lag,
+        "datasets_referenced", referenced, "safe_views_available", views, "completeness", "checked",
+        checks(), "window_complete", v.verified && !tampered, "log_object",
+        json_sprintf("_catalog/subjects/%s.audit.jsonl", key), "limits",
+        "an HMAC chain proves integrity to holders of the audit key only, and a cut tail is "
+        "caught only against the root the manifest mirrors; signed checkpoints and inclusion "
+        "proofs come with the next version of this response",
+        "tampering", "detected", tampered, "flags", flags);
+    out = json_pack("{s:s,s:o,s:n,s:n}", "schema", "subject_audit_response.v1", "response", resp,
+                    "signature", "inclusion_proof");
+out:
+    json_decref(manifest);
+    json_decref(rows);
+    return out;
+}
+
+json_t *lh_legal_health(lh_legal *lg)
+{
+    lh_error err;
+    char *tok = NULL;
+    size_t len = 0;
+    bool token_ok = token_load(lg->token_file, &tok, &len, &err) == 0;
+    token_free(tok, len);
+    json_t *chain = json_pack("{s:b}", "configured", lg->audit != NULL);
+    if (lg->audit) {
+        lh_audit_stats st;
+        lh_audit_get_stats(lg->audit, &st);
+        json_object_set_new(chain, "rows_since_start", json_integer((json_int_t)st.rows));
+        json_object_set_new(chain, "journal_syncs", json_integer((json_int_t)st.syncs));
+    }
+    return json_pack("{s:s,s:s,s:{s:b,s:s?},s:o}", "schema", "audit_health.v1", "status", "ok",
+                     "legal_token", "usable", token_ok, "problem", token_ok ? NULL : err.message,
+                     "audit_chain", chain);
+}

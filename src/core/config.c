@@ -126,6 +126,5 @@ void lh_config_free(lh_config *cfg)
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));
         free(cfg->admin_key);
     }
-    free(cfg->audit_key_file);
     memset(cfg, 0, sizeof(*cfg));
 }

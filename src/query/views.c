@@ -332,7 +332,8 @@ static int tomb_create(duckdb_connection conn, const view_def *d, lh_error *err)
  *   "__deletes__<name>"(p INTEGER, bm BIT): row r of part p is hidden iff bit r of bm is 1
  * (bitstring_agg of the file_row_numbers of the rows whose key is in the key table; NULL
  * when the part holds none; a NULL key is never IN the set, so its row stays visible), and
- * the view becomes a UNION ALL of the parts, each filtered on its virtual file_row_number:
+ * the view becomes a UNION ALL of the parts, each filtered on its virtual file_row_number
+ * (a part with no hidden row is read with no filter at all):
  *   SELECT * EXCLUDE (file_row_number) FROM read_parquet('<part>', file_row_number=true)
  *   AS b WHERE coalesce(get_bit((SELECT bm FROM "__deletes__<name>" WHERE p = <i>),
  *   b.file_row_number::INTEGER), 0) = 0
@@ -351,8 +352,31 @@ static bool use_bitmaps(const view_def *d)
     return true;
 }
 
+/* Which parts of d have a hidden row, read back from "__deletes__<name>" (dident): has[i]. */
+static int bitmaps_used(duckdb_connection conn, const char *dident, bool *has, size_t n,
+                        lh_error *err)
+{
+    char *sql = lh_xasprintf("SELECT p FROM %s WHERE bm IS NOT NULL AND bit_count(bm) > 0", dident);
+    duckdb_result res;
+    int rc = 0;
+    if (duckdb_query(conn, sql, &res) != DuckDBSuccess) {
+        const char *msg = duckdb_result_error(&res);
+        rc = lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "query failed");
+    } else {
+        for (idx_t r = 0; r < duckdb_row_count(&res); r++) {
+            int32_t p = duckdb_value_int32(&res, 0, r);
+            if (p >= 0 && (size_t)p < n)
+                has[p] = true;
+        }
+    }
+    duckdb_destroy_result(&res);
+    free(sql);
+    return rc;
+}
+
 /* Creates "__deletes__<name>" from the key table (which must exist) and returns the view's
- * SELECT (the UNION ALL above) in *select_out; err on failure. */
+ * SELECT (the UNION ALL above) in *select_out; err on failure. A part none of whose rows
+ * is hidden is read with no filter at all (the view is rebuilt with the bitmaps). */
 static int bitmaps_create(duckdb_connection conn, const view_def *d, lh_storage *st,
                           char **select_out, lh_error *err)
 {
@@ -361,6 +385,8 @@ static int bitmaps_create(duckdb_connection conn, const view_def *d, lh_storage 
     char *dels = lh_xasprintf(LH_DELETES_PREFIX "%s", d->name);
     char *tident = lh_sql_ident(tomb), *dident = lh_sql_ident(dels);
     char *col = lh_sql_ident(d->tomb_column);
+    char **lits = lh_xcalloc(d->nkeys + 1, sizeof(char *));
+    bool *has = lh_xcalloc(d->nkeys + 1, sizeof(bool));
     lh_buf ddl, view;
     lh_buf_init(&ddl);
     lh_buf_init(&view);
@@ -371,7 +397,7 @@ static int bitmaps_create(duckdb_connection conn, const view_def *d, lh_storage 
             rc = err->code;
             goto out;
         }
-        char *lit = lh_sql_literal(path);
+        lits[i] = lh_sql_literal(path);
         free(path);
         const char *sep = i ? " UNION ALL " : "";
         if (d->rows[i] > 0)
@@ -379,22 +405,33 @@ static int bitmaps_create(duckdb_connection conn, const view_def *d, lh_storage 
                           "%sSELECT %zu::INTEGER AS p, bitstring_agg(file_row_number, 0, %lld) "
                           "AS bm FROM read_parquet(%s, file_row_number=true) WHERE %s IN "
                           "(SELECT k FROM %s)",
-                          sep, i, (long long)(d->rows[i] - 1), lit, col, tident);
+                          sep, i, (long long)(d->rows[i] - 1), lits[i], col, tident);
         else
             lh_buf_printf(&ddl, "%sSELECT %zu::INTEGER AS p, NULL::BIT AS bm", sep, i);
-        lh_buf_printf(&view,
-                      "%sSELECT * EXCLUDE (file_row_number) FROM read_parquet(%s, "
-                      "file_row_number=true) AS b WHERE coalesce(get_bit((SELECT bm FROM %s "
-                      "WHERE p = %zu), b.file_row_number::INTEGER), 0) = 0",
-                      sep, lit, dident, i);
-        free(lit);
     }
     rc = lh_duck_exec(conn, ddl.data, err);
+    if (rc == 0)
+        rc = bitmaps_used(conn, dident, has, d->nkeys, err);
+    for (size_t i = 0; rc == 0 && i < d->nkeys; i++) {
+        const char *sep = i ? " UNION ALL " : "";
+        if (!has[i])
+            lh_buf_printf(&view, "%sSELECT * FROM read_parquet(%s)", sep, lits[i]);
+        else
+            lh_buf_printf(&view,
+                          "%sSELECT * EXCLUDE (file_row_number) FROM read_parquet(%s, "
+                          "file_row_number=true) AS b WHERE coalesce(get_bit((SELECT bm FROM %s "
+                          "WHERE p = %zu), b.file_row_number::INTEGER), 0) = 0",
+                          sep, lits[i], dident, i);
+    }
 out:
     if (rc == 0) {
         *select_out = view.data;
         view.data = NULL;
     }
+    for (size_t i = 0; i < d->nkeys; i++)
+        free(lits[i]);
+    free(lits);
+    free(has);
     lh_buf_free(&view);
     lh_buf_free(&ddl);
     free(col);

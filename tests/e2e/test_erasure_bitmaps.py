@@ -49,6 +49,10 @@ class DeletionBitmaps(harness.Base):
         self.add("strs", "code", ["ab", "cd"])
         self.assertEqual(self.ids("strs", "n"), [2, 5])
         self.assertEqual(self.ids("__raw__strs", "n"), [1, 2, 3, 4, 5])
+        # An appended part with no erased key is read unfiltered; the first stays filtered.
+        status, doc = s.ingest("strs", b"code,n\nxy,6\n,7\n", mode="append")
+        self.assertIn(status, (200, 201), doc)
+        self.assertEqual(self.ids("strs", "n"), [2, 5, 6, 7])
 
     def test_the_bitmap_table_is_out_of_reach(self):
         s = self.server

@@ -171,9 +171,8 @@ bool lh_error_event_not_recorded(const lh_error *err);
  * Safe from any thread, with or without a catalog lock held (take it before, never while
  * in a journal call). LH_EIO with kind LH_KIND_EVENT_NOT_RECORDED when the append failed
  * (see above). */
-int lh_catalog_record(lh_catalog *cat, const char *actor, const char *action,
-                      const char *target, json_t *details /* stolen, may be NULL */,
-                      lh_error *err);
+int lh_catalog_record(lh_catalog *cat, const char *actor, const char *action, const char *target,
+                      json_t *details /* stolen, may be NULL */, lh_error *err);
 /* Copies of the durable events with seq > since, oldest first, at most limit. *next_since
  * (if not NULL) gets the seq of the last one returned, or since when none: pass it as the
  * next call's since. Caller decrefs. */
@@ -225,8 +224,7 @@ int lh_catalog_profile_delete(lh_catalog *cat, const char *id, const char *actor
  * (caller decrefs) and, when something changed, buckets.migrated is recorded. A failure
  * half-way returns the error; the manifests already rewritten stay rewritten (and are
  * recorded), and a second run finishes. */
-int lh_catalog_migrate_buckets(lh_catalog *cat, const char *actor, json_t **report,
-                               lh_error *err);
+int lh_catalog_migrate_buckets(lh_catalog *cat, const char *actor, json_t **report, lh_error *err);
 
 /* PII detection by column name: 1 and sets kind ("email", "phone", "ssn", "salary",
  * "address", "date_of_birth", "medical", "name", ...) and sensitivity ("PII", "PHI",

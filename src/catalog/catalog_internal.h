@@ -30,8 +30,8 @@ struct lh_catalog {
     void *listener_ctx;
     lh_catalog_retirer retirer;
     void *retirer_ctx;
-    struct lh_tombstones *tomb; /* tombstones.c's sets; mutated under mu */
-    lh_journal *journal; /* the event journal (journal.c); its lock comes after mu */
+    struct lh_tombstones *tomb;   /* tombstones.c's sets; mutated under mu */
+    lh_journal *journal;          /* the event journal (journal.c); its lock comes after mu */
     struct lh_profiles *profiles; /* model profiles (profiles.c); own lock, never under mu */
     /* AI-safe views (safe_views.c): {lowercased name: definition}; changed under mu, and
      * under rw exclusively when swapped; read under rw shared, like items. */

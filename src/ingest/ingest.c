@@ -22,11 +22,8 @@
 #include <unistd.h>
 
 #define UPLOAD_DIR "_tmp/uploads"
-/* Same statement shape as bench/duckdb_direct.c, so the benchmark compares like with like.
- * USE_TMP_FILE false: the target is already our own staging name (it exists, so DuckDB
- * would otherwise write a "tmp_<name>" beside it and rename), and a COPY that fails part-way
- * would leave that file in the dataset's folder, where no cleanup of ours knows its name. */
-#define PARQUET_OPTIONS "(FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)"
+/* The COPY statement has the same shape as bench/duckdb_direct.c's, so the benchmark
+ * compares like with like; its options are LH_PARQUET_COPY_OPTIONS (query.h). */
 #define COMPRESSION "zstd"
 
 struct lh_ingest {
@@ -730,7 +727,7 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     }
     staged_lit = lh_sql_literal(staged);
     t_copy = lh_now_ms();
-    sql = lh_xasprintf("COPY (%s) TO %s " PARQUET_OPTIONS, select, staged_lit);
+    sql = lh_xasprintf("COPY (%s) TO %s " LH_PARQUET_COPY_OPTIONS, select, staged_lit);
     int64_t rows = 0;
     if (lh_engine_exec(ing->eng, sql, &rows, &duck) != 0) {
         rc = source_error(ing, err, req, path, &duck);

@@ -27,8 +27,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Same as the ingest's (ingest.c PARQUET_OPTIONS): one format for every part. */
-#define COMPACT_PARQUET_OPTIONS "(FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)"
 #define COMPACT_STEPS 5
 
 /* "read_parquet([...])" of the manifest's files; NULL + err. Caller frees. */
@@ -192,7 +190,7 @@ int lh_compact(lh_engine *eng, const char *dataset, const char *actor, lh_job *j
         }
         lh_buf_printf(&sql, ") AS t(k) ON b.%s = t.k", col);
     }
-    lh_buf_printf(&sql, ") TO %s " COMPACT_PARQUET_OPTIONS, staged_lit);
+    lh_buf_printf(&sql, ") TO %s " LH_PARQUET_COPY_OPTIONS, staged_lit);
     int64_t rows = 0;
     if (lh_engine_exec(eng, sql.data, &rows, err) != 0) {
         rc = duck_error(eng, err, "cannot write the merged part");

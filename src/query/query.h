@@ -45,6 +45,13 @@
 
 #include <sys/types.h>
 
+/* The COPY options of every Parquet part we write (an ingest's part, a compaction's merged
+ * part), so every part has one format: zstd. USE_TMP_FILE false: the target is already the
+ * caller's staging name (it exists, so DuckDB would otherwise write a "tmp_<name>" beside it
+ * and rename), and a COPY that fails part-way would leave that file in the dataset's folder,
+ * where no cleanup of ours knows its name. */
+#define LH_PARQUET_COPY_OPTIONS "(FORMAT parquet, COMPRESSION zstd, USE_TMP_FILE false)"
+
 typedef struct lh_engine lh_engine;
 
 /* Opens DuckDB (threads/memory from cfg, temp spill folder <data>/_tmp/duckdb), locks it

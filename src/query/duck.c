@@ -6,6 +6,8 @@
 
 #include "query/query.h"
 
+#include <stdlib.h>
+
 /* ---------------------------------------------------------------- quoting */
 
 static char *sql_quote(const char *s, char q)
@@ -30,6 +32,23 @@ char *lh_sql_ident(const char *name)
 char *lh_sql_literal(const char *text)
 {
     return sql_quote(text, '\'');
+}
+
+int lh_duck_put_read_parquet(lh_buf *b, lh_storage *st, const char *bucket, const char *const *keys,
+                             size_t n, lh_error *err)
+{
+    lh_buf_puts(b, "read_parquet([");
+    for (size_t i = 0; i < n; i++) {
+        char *path = lh_storage_path(st, bucket, keys[i], err);
+        if (!path)
+            return err ? err->code : LH_EINVAL;
+        char *lit = lh_sql_literal(path);
+        lh_buf_printf(b, "%s%s", i ? ", " : "", lit);
+        free(lit);
+        free(path);
+    }
+    lh_buf_puts(b, "])");
+    return 0;
 }
 
 /* ---------------------------------------------------------------- statements */

@@ -6,6 +6,7 @@
 #define LH_QUERY_DUCK_H
 
 #include "core/core.h"
+#include "storage/storage.h"
 
 /* duckdb.h declares a few `f()` functions; keep -Wstrict-prototypes for our own code. */
 #pragma GCC diagnostic push
@@ -15,5 +16,12 @@
 
 /* Runs a statement on a connection; DuckDB errors become LH_EINVAL kind "sql_error". */
 int lh_duck_exec(duckdb_connection conn, const char *sql, lh_error *err);
+
+/* Appends "read_parquet(['<path>', ...])" over the objects keys[0..n) of bucket, each path
+ * an SQL literal: the one place a dataset's parts become a relation (dataset views,
+ * compaction). 0, or LH_ENOTFOUND/LH_EINVAL + err when a path cannot be resolved (b then
+ * holds a partial text; the caller frees it). */
+int lh_duck_put_read_parquet(lh_buf *b, lh_storage *st, const char *bucket, const char *const *keys,
+                             size_t n, lh_error *err);
 
 #endif

@@ -32,25 +32,19 @@
 /* "read_parquet([...])" of the manifest's files; NULL + err. Caller frees. */
 static char *parts_relation(lh_engine *eng, const json_t *m, lh_error *err)
 {
-    const char *bucket = lh_json_str(m, "bucket");
+    const json_t *files = json_object_get(m, "files");
+    size_t n = json_array_size(files);
+    const char **keys = lh_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        keys[i] = lh_json_str(json_array_get(files, i), "key"); /* borrowed */
     lh_buf b;
     lh_buf_init(&b);
-    lh_buf_puts(&b, "read_parquet([");
-    size_t i;
-    const json_t *f;
-    json_array_foreach(json_object_get(m, "files"), i, f)
-    {
-        char *path = lh_storage_path(eng->st, bucket, lh_json_str(f, "key"), err);
-        if (!path) {
-            lh_buf_free(&b);
-            return NULL;
-        }
-        char *lit = lh_sql_literal(path);
-        lh_buf_printf(&b, "%s%s", i ? ", " : "", lit);
-        free(lit);
-        free(path);
+    int rc = lh_duck_put_read_parquet(&b, eng->st, lh_json_str(m, "bucket"), keys, n, err);
+    free(keys);
+    if (rc != 0) {
+        lh_buf_free(&b);
+        return NULL;
     }
-    lh_buf_puts(&b, "])");
     return b.data;
 }
 

@@ -245,19 +245,12 @@ static char *view_select(const view_def *d, lh_storage *st, lh_error *err)
 {
     lh_buf b;
     lh_buf_init(&b);
-    lh_buf_puts(&b, "SELECT * FROM read_parquet([");
-    for (size_t i = 0; i < d->nkeys; i++) {
-        char *path = lh_storage_path(st, d->bucket, d->keys[i], err);
-        if (!path) {
-            lh_buf_free(&b);
-            return NULL;
-        }
-        char *lit = lh_sql_literal(path);
-        lh_buf_printf(&b, "%s%s", i ? ", " : "", lit);
-        free(lit);
-        free(path);
+    lh_buf_puts(&b, "SELECT * FROM ");
+    if (lh_duck_put_read_parquet(&b, st, d->bucket, (const char *const *)d->keys, d->nkeys, err) !=
+        0) {
+        lh_buf_free(&b);
+        return NULL;
     }
-    lh_buf_puts(&b, "])");
     return b.data;
 }
 

@@ -13,62 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct env {
-    char *tmp;
-    char *data;
-    lh_storage *st;
-    lh_catalog *cat;
-} env;
-
-static void env_open(env *e)
-{
-    lh_error err;
-    e->st = lh_storage_open(e->data, &err);
-    if (!e->st)
-        fail_msg("storage: %s", err.message);
-    e->cat = lh_catalog_open(e->st, &err);
-    if (!e->cat)
-        fail_msg("catalog: %s", err.message);
-}
-
-static void env_close(env *e)
-{
-    lh_catalog_close(e->cat);
-    lh_storage_close(e->st);
-    e->cat = NULL;
-    e->st = NULL;
-}
-
-static env *env_new(const char *tag)
-{
-    env *e = lh_xcalloc(1, sizeof(*e));
-    e->tmp = lh_test_tmpdir(tag);
-    e->data = lh_path_join(e->tmp, "data");
-    env_open(e);
-    return e;
-}
-
-static void env_reopen(env *e)
-{
-    env_close(e);
-    env_open(e);
-}
-
-static void env_free(env *e)
-{
-    env_close(e);
-    free(e->data);
-    lh_test_rmdir(e->tmp);
-    free(e);
-}
-
-static char *journal_path(env *e)
+static char *journal_path(lh_test_cat *e)
 {
     return lh_path_join(e->data, "_catalog/events.jsonl");
 }
 
 /* The journal file's text ("" when absent). Caller frees. */
-static char *journal_text(env *e)
+static char *journal_text(lh_test_cat *e)
 {
     char *path = journal_path(e);
     char *text = NULL;
@@ -81,7 +32,7 @@ static char *journal_text(env *e)
 
 /* Checks that the file holds exactly seq 1..n, one complete line each, and that the
  * reader returns the same. */
-static void assert_journal_is(env *e, int64_t n)
+static void assert_journal_is(lh_test_cat *e, int64_t n)
 {
     char *text = journal_text(e);
     int64_t lines = 0;
@@ -103,7 +54,7 @@ static void assert_journal_is(env *e, int64_t n)
     json_decref(evs);
 }
 
-static int record(env *e, const char *action, const char *target, lh_error *err)
+static int record(lh_test_cat *e, const char *action, const char *target, lh_error *err)
 {
     return lh_catalog_record(e->cat, "tester", action, target, json_pack("{s:s}", "note", target),
                              err);
@@ -112,7 +63,7 @@ static int record(env *e, const char *action, const char *target, lh_error *err)
 static void test_append_read_reopen(void **state)
 {
     (void)state;
-    env *e = env_new("journal_basic");
+    lh_test_cat *e = lh_test_cat_new("journal_basic");
     lh_error err;
     assert_journal_is(e, 0);
     assert_int_equal(record(e, "profile.created", "p1", &err), 0);
@@ -142,28 +93,28 @@ static void test_append_read_reopen(void **state)
     assert_true(json_is_null(json_object_get(ev, "details")));
     json_decref(evs);
 
-    env_reopen(e);
+    lh_test_cat_reopen(e);
     assert_journal_is(e, 3);
     assert_int_equal(record(e, "profile.created", "p2", &err), 0);
     assert_journal_is(e, 4); /* seq continues after a restart */
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 static void test_torn_tail_dropped(void **state)
 {
     (void)state;
-    env *e = env_new("journal_torn");
+    lh_test_cat *e = lh_test_cat_new("journal_torn");
     lh_error err;
     assert_int_equal(record(e, "profile.created", "a", &err), 0);
     assert_int_equal(record(e, "profile.created", "b", &err), 0);
-    env_close(e);
+    lh_test_cat_close(e);
     /* A crash mid-append: part of a third line, no newline. */
     char *path = journal_path(e);
     FILE *f = fopen(path, "a");
     assert_non_null(f);
     fputs("{\"seq\":3,\"at\":\"2026-", f);
     fclose(f);
-    env_open(e);
+    lh_test_cat_open(e);
     char *text = journal_text(e);
     assert_null(strstr(text, "\"seq\":3")); /* rewritten without the torn line */
     free(text);
@@ -174,16 +125,16 @@ static void test_torn_tail_dropped(void **state)
     assert_string_equal(lh_json_str(json_array_get(evs, 0), "target"), "c");
     json_decref(evs);
     free(path);
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 static void test_damaged_line_skipped(void **state)
 {
     (void)state;
-    env *e = env_new("journal_damaged");
+    lh_test_cat *e = lh_test_cat_new("journal_damaged");
     lh_error err;
     assert_int_equal(record(e, "profile.created", "a", &err), 0);
-    env_close(e);
+    lh_test_cat_close(e);
     char *path = journal_path(e);
     FILE *f = fopen(path, "a");
     fputs("not json at all\n", f);
@@ -191,7 +142,7 @@ static void test_damaged_line_skipped(void **state)
           "\"b\",\"details\":null}\n",
           f);
     fclose(f);
-    env_open(e); /* never a failure of the whole journal */
+    lh_test_cat_open(e); /* never a failure of the whole journal */
     json_t *evs = lh_catalog_events(e->cat, 0, 10, NULL);
     assert_int_equal(json_array_size(evs), 2);
     json_decref(evs);
@@ -203,7 +154,7 @@ static void test_damaged_line_skipped(void **state)
     assert_int_equal(lh_json_int(json_array_get(evs, 0), "seq", 0), 3);
     json_decref(evs);
     free(path);
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 /* A failure at each step of an append (first append: creation, folder fsync; later:
@@ -221,7 +172,7 @@ static void test_fault_at_each_step(void **state)
         {LH_FAULT_WRITE, false}, {LH_FAULT_FSYNC, false},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-        env *e = env_new("journal_fault");
+        lh_test_cat *e = lh_test_cat_new("journal_fault");
         lh_error err;
         if (!cases[c].first)
             assert_int_equal(record(e, "profile.created", "before", &err), 0);
@@ -250,9 +201,9 @@ static void test_fault_at_each_step(void **state)
         assert_string_equal(lh_json_str(json_array_get(evs, 0), "target"), "failed");
         assert_string_equal(lh_json_str(json_array_get(evs, 1), "target"), "next");
         json_decref(evs);
-        env_reopen(e);
+        lh_test_cat_reopen(e);
         assert_journal_is(e, base + 2);
-        env_free(e);
+        lh_test_cat_free(e);
     }
 }
 
@@ -260,22 +211,22 @@ static void test_fault_at_each_step(void **state)
 static void test_pending_written_at_close(void **state)
 {
     (void)state;
-    env *e = env_new("journal_close");
+    lh_test_cat *e = lh_test_cat_new("journal_close");
     lh_error err;
     assert_int_equal(record(e, "profile.created", "a", &err), 0);
     lh_fault_arm(LH_FAULT_FSYNC, 1, 1, EIO);
     assert_int_equal(record(e, "profile.created", "b", &err), LH_EIO);
     lh_fault_reset();
-    env_reopen(e);
+    lh_test_cat_reopen(e);
     assert_journal_is(e, 2);
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 /* The catalog's own mutations record their events, with the actor and no file contents. */
 static void test_catalog_mutations_recorded(void **state)
 {
     (void)state;
-    env *e = env_new("journal_catalog");
+    lh_test_cat *e = lh_test_cat_new("journal_catalog");
     lh_error err;
     const char *key = "datasets/people/0123456789abcdef/part-1.parquet";
     char *staged = lh_storage_stage(e->st, LH_BUCKET_PRIMARY, key, &err);
@@ -342,14 +293,14 @@ static void test_catalog_mutations_recorded(void **state)
     assert_int_equal(rc, LH_EIO);
     assert_true(lh_error_event_not_recorded(&err));
     assert_true(lh_catalog_exists(e->cat, "people2"));
-    env_reopen(e); /* close writes the pending event */
+    lh_test_cat_reopen(e); /* close writes the pending event */
     assert_true(lh_catalog_exists(e->cat, "people2"));
     assert_journal_is(e, 4);
     evs = lh_catalog_events(e->cat, 3, 10, NULL);
     assert_string_equal(lh_json_str(json_array_get(evs, 0), "target"), "people2");
     json_decref(evs);
     json_decref(schema);
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 int main(void)

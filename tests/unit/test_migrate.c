@@ -14,31 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct env {
-    char *tmp;
-    char *data;
-    lh_storage *st;
-    lh_catalog *cat;
-} env;
-
-static void env_open(env *e)
-{
-    lh_error err;
-    e->st = lh_storage_open(e->data, &err);
-    if (!e->st)
-        fail_msg("storage: %s", err.message);
-    e->cat = lh_catalog_open(e->st, &err);
-    if (!e->cat)
-        fail_msg("catalog: %s", err.message);
-}
-
-static void env_close(env *e)
-{
-    lh_catalog_close(e->cat);
-    lh_storage_close(e->st);
-}
-
-static void make_dataset(env *e, const char *name)
+static void make_dataset(lh_test_cat *e, const char *name)
 {
     lh_error err;
     char *key = lh_xasprintf("datasets/%s/0123456789abcdef/part-1.parquet", name);
@@ -62,7 +38,7 @@ static void make_dataset(env *e, const char *name)
     free(key);
 }
 
-static char *manifest_path(env *e, const char *name)
+static char *manifest_path(lh_test_cat *e, const char *name)
 {
     char *rel = lh_xasprintf("_catalog/datasets/%s.json", name);
     char *p = lh_path_join(e->data, rel);
@@ -70,7 +46,7 @@ static char *manifest_path(env *e, const char *name)
     return p;
 }
 
-static json_t *read_manifest(env *e, const char *name)
+static json_t *read_manifest(lh_test_cat *e, const char *name)
 {
     char *p = manifest_path(e, name);
     json_t *m = json_load_file(p, 0, NULL);
@@ -81,7 +57,7 @@ static json_t *read_manifest(env *e, const char *name)
 
 /* Writes the manifest of name with bucket set to `bucket` (NULL: the field removed; the
  * JSON null when null_value). */
-static void set_disk_bucket(env *e, const char *name, const char *bucket, bool null_value)
+static void set_disk_bucket(lh_test_cat *e, const char *name, const char *bucket, bool null_value)
 {
     json_t *m = read_manifest(e, name);
     if (null_value)
@@ -96,35 +72,27 @@ static void set_disk_bucket(env *e, const char *name, const char *bucket, bool n
     json_decref(m);
 }
 
-static env *legacy_env(const char *tag)
+static lh_test_cat *legacy_env(const char *tag)
 {
-    env *e = lh_xcalloc(1, sizeof(*e));
+    lh_test_cat *e = lh_xcalloc(1, sizeof(*e));
     e->tmp = lh_test_tmpdir(tag);
     e->data = lh_path_join(e->tmp, "data");
-    env_open(e);
+    lh_test_cat_open(e);
     static const char *const names[] = {"a_missing", "b_null", "c_empty",
                                         "d_default", "e_main", "f_ok"};
     for (size_t i = 0; i < 6; i++)
         make_dataset(e, names[i]);
-    env_close(e);
+    lh_test_cat_close(e);
     set_disk_bucket(e, "a_missing", NULL, false);
     set_disk_bucket(e, "b_null", NULL, true);
     set_disk_bucket(e, "c_empty", "", false);
     set_disk_bucket(e, "d_default", "default", false);
     set_disk_bucket(e, "e_main", "main", false);
-    env_open(e); /* legacy manifests load (load_bucket trusts where they live) */
+    lh_test_cat_open(e); /* legacy manifests load (load_bucket trusts where they live) */
     return e;
 }
 
-static void env_free(env *e)
-{
-    env_close(e);
-    free(e->data);
-    lh_test_rmdir(e->tmp);
-    free(e);
-}
-
-static size_t count_action(env *e, const char *action)
+static size_t count_action(lh_test_cat *e, const char *action)
 {
     json_t *evs = lh_catalog_events(e->cat, 0, 1000, NULL);
     size_t n = 0, i;
@@ -141,7 +109,7 @@ static size_t count_action(env *e, const char *action)
 static void test_migrate_reports_and_is_idempotent(void **state)
 {
     (void)state;
-    env *e = legacy_env("migrate");
+    lh_test_cat *e = legacy_env("migrate");
     json_t *all = lh_catalog_list(e->cat);
     assert_int_equal(json_array_size(all), 6);
     json_decref(all);
@@ -174,12 +142,12 @@ static void test_migrate_reports_and_is_idempotent(void **state)
     assert_int_equal(lh_json_int(report, "unchanged", -1), 6);
     json_decref(report);
     assert_int_equal(count_action(e, "buckets.migrated"), 1);
-    env_close(e);
-    env_open(e);
+    lh_test_cat_close(e);
+    lh_test_cat_open(e);
     assert_int_equal(lh_catalog_migrate_buckets(e->cat, "ops", &report, &err), 0);
     assert_int_equal(json_array_size(json_object_get(report, "changed")), 0);
     json_decref(report);
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 /* A failure at the second rewrite: the first is done, the rest untouched, every manifest
@@ -190,7 +158,7 @@ static void test_migrate_fails_half_way(void **state)
     static const lh_fault_op ops[] = {LH_FAULT_RENAME, LH_FAULT_FSYNC, LH_FAULT_WRITE,
                                       LH_FAULT_OPEN};
     for (size_t k = 0; k < sizeof(ops) / sizeof(ops[0]); k++) {
-        env *e = legacy_env("migrate_fault");
+        lh_test_cat *e = legacy_env("migrate_fault");
         lh_error err;
         json_t *report = NULL;
         set_disk_bucket(e, "f_ok", "main", false); /* six to rewrite */
@@ -214,12 +182,12 @@ static void test_migrate_fails_half_way(void **state)
             assert_string_equal(lh_json_str(m, "bucket"), "primary");
             json_decref(m);
         }
-        env_close(e);
-        env_open(e);
+        lh_test_cat_close(e);
+        lh_test_cat_open(e);
         assert_int_equal(lh_catalog_migrate_buckets(e->cat, "ops", &report, &err), 0);
         assert_int_equal(json_array_size(json_object_get(report, "changed")), 0);
         json_decref(report);
-        env_free(e);
+        lh_test_cat_free(e);
     }
 }
 

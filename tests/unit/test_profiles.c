@@ -14,49 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct env {
-    char *tmp;
-    char *data;
-    lh_storage *st;
-    lh_catalog *cat;
-} env;
-
-static void env_open(env *e)
-{
-    lh_error err;
-    e->st = lh_storage_open(e->data, &err);
-    if (!e->st)
-        fail_msg("storage: %s", err.message);
-    e->cat = lh_catalog_open(e->st, &err);
-    if (!e->cat)
-        fail_msg("catalog: %s", err.message);
-}
-
-static void env_close(env *e)
-{
-    lh_catalog_close(e->cat);
-    lh_storage_close(e->st);
-}
-
-static env *env_new(const char *tag)
-{
-    env *e = lh_xcalloc(1, sizeof(*e));
-    e->tmp = lh_test_tmpdir(tag);
-    e->data = lh_path_join(e->tmp, "data");
-    env_open(e);
-    return e;
-}
-
-static void env_free(env *e)
-{
-    env_close(e);
-    free(e->data);
-    lh_test_rmdir(e->tmp);
-    free(e);
-}
-
 /* A dataset named name with one fake part. */
-static void make_dataset(env *e, const char *name)
+static void make_dataset(lh_test_cat *e, const char *name)
 {
     lh_error err;
     char *key = lh_xasprintf("datasets/%s/0123456789abcdef/part-1.parquet", name);
@@ -88,7 +47,7 @@ static json_t *spec(const char *id, const char *bindings_json)
     return json_pack("{s:s,s:s,s:o}", "id", id, "model_name", "gpt-x", "bound_datasets", b);
 }
 
-static int create(env *e, json_t *s, lh_error *err)
+static int create(lh_test_cat *e, json_t *s, lh_error *err)
 {
     int rc = lh_catalog_profile_create(e->cat, s, "admin1", NULL, err);
     json_decref(s);
@@ -98,7 +57,7 @@ static int create(env *e, json_t *s, lh_error *err)
 static void test_validation(void **state)
 {
     (void)state;
-    env *e = env_new("prof_valid");
+    lh_test_cat *e = lh_test_cat_new("prof_valid");
     make_dataset(e, "people");
     lh_error err;
     static const struct {
@@ -146,13 +105,13 @@ static void test_validation(void **state)
     json_decref(evs);
     assert_int_equal(create(e, spec("ok", "[\"people\"]"), &err), 0);
     assert_int_equal(create(e, spec("ok", "[\"people\"]"), &err), LH_EEXISTS);
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 static void test_persist_unresolved_and_delete(void **state)
 {
     (void)state;
-    env *e = env_new("prof_persist");
+    lh_test_cat *e = lh_test_cat_new("prof_persist");
     make_dataset(e, "people");
     make_dataset(e, "orders");
     lh_error err;
@@ -169,8 +128,8 @@ static void test_persist_unresolved_and_delete(void **state)
     json_decref(out);
     assert_int_equal(create(e, spec("another", "[\"orders\"]"), &err), 0);
 
-    env_close(e);
-    env_open(e);
+    lh_test_cat_close(e);
+    lh_test_cat_open(e);
     json_t *list = lh_catalog_profile_list(e->cat);
     assert_int_equal(json_array_size(list), 2);
     assert_string_equal(lh_json_str(json_array_get(list, 0), "id"), "another"); /* sorted */
@@ -194,8 +153,8 @@ static void test_persist_unresolved_and_delete(void **state)
     assert_non_null(strstr(err.message, "another, screening"));
     assert_int_equal(lh_catalog_profile_delete(e->cat, "screening", "admin2", &err), 0);
     assert_false(lh_catalog_profile_exists(e->cat, "screening"));
-    env_close(e);
-    env_open(e);
+    lh_test_cat_close(e);
+    lh_test_cat_open(e);
     assert_false(lh_catalog_profile_exists(e->cat, "screening"));
     assert_true(lh_catalog_profile_exists(e->cat, "another"));
 
@@ -218,7 +177,7 @@ static void test_persist_unresolved_and_delete(void **state)
     assert_int_equal(created, 2);
     assert_int_equal(deleted, 1);
     json_decref(evs);
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 static size_t guard(void *ctx, const char *id, lh_buf *holders)
@@ -233,7 +192,7 @@ static size_t guard(void *ctx, const char *id, lh_buf *holders)
 static void test_delete_refused_while_keys_bound(void **state)
 {
     (void)state;
-    env *e = env_new("prof_guard");
+    lh_test_cat *e = lh_test_cat_new("prof_guard");
     make_dataset(e, "people");
     lh_catalog_set_profile_guard(e->cat, guard, NULL);
     lh_error err;
@@ -241,7 +200,7 @@ static void test_delete_refused_while_keys_bound(void **state)
     assert_int_equal(lh_catalog_profile_delete(e->cat, "held", "t", &err), LH_ECONFLICT);
     assert_non_null(strstr(err.message, "bot1, bot2"));
     assert_true(lh_catalog_profile_exists(e->cat, "held"));
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 /* The query policy of an agent bound to a profile: exactly the bindings that exist; the
@@ -249,7 +208,7 @@ static void test_delete_refused_while_keys_bound(void **state)
 static void test_policy_of_bound_agent(void **state)
 {
     (void)state;
-    env *e = env_new("prof_policy");
+    lh_test_cat *e = lh_test_cat_new("prof_policy");
     make_dataset(e, "people");
     make_dataset(e, "orders");
     make_dataset(e, "salaries");
@@ -282,7 +241,7 @@ static void test_policy_of_bound_agent(void **state)
     assert_int_equal(p1->may_read(p1->ctx, "orders"), LH_REL_DENY);
     assert_int_equal(p1->may_read(p1->ctx, "people"), LH_REL_ALLOW);
     lh_sql_policy_free(p1);
-    env_free(e);
+    lh_test_cat_free(e);
 }
 
 int main(void)

@@ -42,3 +42,45 @@ void lh_test_write_file(const char *path, const char *text)
     fputs(text, f);
     fclose(f);
 }
+
+void lh_test_cat_open(lh_test_cat *e)
+{
+    lh_error err;
+    e->st = lh_storage_open(e->data, &err);
+    if (!e->st)
+        fail_msg("storage: %s", err.message);
+    e->cat = lh_catalog_open(e->st, &err);
+    if (!e->cat)
+        fail_msg("catalog: %s", err.message);
+}
+
+void lh_test_cat_close(lh_test_cat *e)
+{
+    lh_catalog_close(e->cat);
+    lh_storage_close(e->st);
+    e->cat = NULL;
+    e->st = NULL;
+}
+
+lh_test_cat *lh_test_cat_new(const char *tag)
+{
+    lh_test_cat *e = lh_xcalloc(1, sizeof(*e));
+    e->tmp = lh_test_tmpdir(tag);
+    e->data = lh_path_join(e->tmp, "data");
+    lh_test_cat_open(e);
+    return e;
+}
+
+void lh_test_cat_reopen(lh_test_cat *e)
+{
+    lh_test_cat_close(e);
+    lh_test_cat_open(e);
+}
+
+void lh_test_cat_free(lh_test_cat *e)
+{
+    lh_test_cat_close(e);
+    free(e->data);
+    lh_test_rmdir(e->tmp);
+    free(e);
+}

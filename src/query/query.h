@@ -70,6 +70,42 @@ const char *lh_result_format_mime(lh_result_format f);
 
 typedef struct lh_sql_policy lh_sql_policy;
 
+/* ---------------------------------------------------------------- subject access (lineage.c)
+ *
+ * Issue 11 item 5, docs/AUDIT.md "Access auditing". A dataset that declares a
+ * subject_key_column is a subject dataset; an AI-safe view whose base is one is a subject
+ * view; both are subject relations. For an audited policy lh_query_run classifies what the
+ * checked statement returns of subject relations and, for a row-level result, runs a
+ * rewritten statement whose hidden trailing columns carry each row's subjects' raw keys
+ * (never rendered, never visible to the caller's SQL). */
+typedef enum {
+    LH_ACCESS_NONE,         /* reads no subject relation (or the policy is not audited) */
+    LH_ACCESS_ROWS,         /* row-level: the subjects of every returned row are known */
+    LH_ACCESS_AGGREGATE,    /* reads subject relations, returns no row-level data of them */
+    LH_ACCESS_UNATTRIBUTED, /* row-level data whose subjects cannot be traced (its shape);
+                               refused for agents, a dataset-level record for others */
+} lh_access_kind;
+
+typedef struct lh_subject_access {
+    lh_access_kind kind;
+    /* ROWS: the visible result has a column holding the subject key (the key column
+     * itself, or a view column derived from it: raw, masked or hashed). */
+    bool key_visible;
+    char **datasets;      /* subject datasets read (bases of subject views): sorted, unique,
+                             NULL-terminated; owned by the query */
+    char fingerprint[65]; /* lowercase hex SHA-256 of the SQL text as the caller sent it */
+    char reason[256];     /* UNATTRIBUTED: why, as a sentence; else "" */
+} lh_subject_access;
+
+/* Called by a ROWS query with the subjects of the rows it is about to make readable,
+ * before any byte of them can be read: keys are distinct raw subject keys (text) not yet
+ * reported for this query; fields are the visible column names (the fields accessed).
+ * Returns 0, or an LH_E* code with err set: the query then fails: before its first byte,
+ * lh_query_run / lh_query_run_inline return that error (the HTTP status); later, the
+ * stream ends with the error trailer and no further row is handed out. */
+typedef int (*lh_subject_sink)(void *ctx, const char *const *keys, size_t n_keys,
+                               const char *const *fields, size_t n_fields, lh_error *err);
+
 typedef struct lh_query_opts {
     lh_result_format format;
     int64_t max_rows; /* rows returned at most; more → truncated: true */
@@ -78,6 +114,11 @@ typedef struct lh_query_opts {
      * The check runs inside the query's slot and under its deadline, so hostile SQL that
      * is slow to parse is bounded like any query. */
     const lh_sql_policy *policy;
+    /* Where a ROWS query of an audited policy reports its subjects (borrowed; must outlive
+     * the query). NULL with an audited policy: a ROWS query is refused with
+     * LH_EUNAVAILABLE kind "audit_unavailable" (no silent access). */
+    lh_subject_sink sink;
+    void *sink_ctx;
 } lh_query_opts;
 
 typedef struct lh_query lh_query;
@@ -132,6 +173,9 @@ int64_t lh_query_row_count(const lh_query *q);
 bool lh_query_truncated(const lh_query *q);
 const lh_error *lh_query_error(const lh_query *q);
 void lh_query_free(lh_query *q);
+/* What the query reads of subject relations; valid after lh_query_run (or an inline start)
+ * succeeded, until lh_query_free. Kind LH_ACCESS_NONE for unaudited policies. */
+const lh_subject_access *lh_query_access(const lh_query *q);
 
 /* {dataset: reason} for every dataset the catalog lists but no query can read, because
  * DuckDB refused its view when the user database was last rebuilt (a part missing or
@@ -185,6 +229,12 @@ struct lh_sql_policy {
     /* caller_attribute('name') may be called: only in the check of a view's row filter,
      * never in user SQL. */
     bool allow_caller_attribute;
+    /* Access auditing (issue 11, lineage.c): the caller's reads of subject relations are
+     * classified and audited (every non-admin caller; lh_sql_policy_for sets it). */
+    bool audited;
+    /* The caller is an agent: a row-level read of a subject relation whose visible result
+     * does not carry the subject key, or whose subjects cannot be traced, is refused. */
+    bool agent;
 };
 
 /* The server's rule (policy.c): may `who` read `relation`, a dataset that exists or not?

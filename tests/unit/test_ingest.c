@@ -80,7 +80,7 @@ static int run_ingest(fx *f, const ingest_args *a, json_t **manifest, lh_error *
  * with its JSON result parsed. Caller decrefs; NULL with err filled when it did not start. */
 static json_t *user_query_json(lh_engine *eng, const char *sql, lh_error *err)
 {
-    lh_query_opts o = {LH_FORMAT_JSON, 1000, 30000, NULL};
+    lh_query_opts o = {.format = LH_FORMAT_JSON, .max_rows = 1000, .timeout_ms = 30000};
     lh_query *q = lh_query_start(eng, sql, &o, err);
     if (!q)
         return NULL;

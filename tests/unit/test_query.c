@@ -90,7 +90,7 @@ static char *run_full(lh_engine *eng, const char *sql, lh_result_format fmt, int
                       int timeout_ms, size_t step, lh_error *err, ssize_t *last, int64_t *rows,
                       bool *truncated)
 {
-    lh_query_opts o = {fmt, max_rows, timeout_ms, NULL};
+    lh_query_opts o = {.format = fmt, .max_rows = max_rows, .timeout_ms = timeout_ms};
     lh_query *q = lh_query_start(eng, sql, &o, err);
     if (!q)
         return NULL;
@@ -599,7 +599,7 @@ static void test_output_buffer_bounded(void **state)
     memset(x, 'x', CELL);
     for (size_t k = 0; k < sizeof(fmts) / sizeof(fmts[0]); k++) {
         lh_error err;
-        lh_query_opts o = {fmts[k], NROWS, 60000, NULL};
+        lh_query_opts o = {.format = fmts[k], .max_rows = NROWS, .timeout_ms = 60000};
         lh_query *q = lh_query_start(
             f->eng, "SELECT repeat('x', 100000) AS s FROM range(1000) t(i)", &o, &err);
         if (!q)
@@ -658,7 +658,7 @@ static void test_split_reader(void **state)
     fx *f = *state;
     static const char sql[] = "SELECT i, repeat('y', 1000) AS pad FROM range(5000) t(i)";
     lh_error err;
-    lh_query_opts o = {LH_FORMAT_NDJSON, 5000, 60000, NULL};
+    lh_query_opts o = {.format = LH_FORMAT_NDJSON, .max_rows = 5000, .timeout_ms = 60000};
     ssize_t last = 1;
     char *want =
         run_full(f->eng, sql, LH_FORMAT_NDJSON, 5000, 60000, 65536, &err, &last, NULL, NULL);
@@ -725,7 +725,8 @@ static void test_inline_start(void **state)
     static const char small_sql[] = "SELECT 42 AS x, 'a' AS y";
     static const char slow_sql[] = "SELECT sum(i % 7) AS s FROM range(20000000) t(i)";
     lh_error err;
-    lh_query_opts o = {LH_FORMAT_CSV, 100, 60000, &inline_policy};
+    lh_query_opts o = {
+        .format = LH_FORMAT_CSV, .max_rows = 100, .timeout_ms = 60000, .policy = &inline_policy};
     char buf[4096];
     uint64_t starts0 = lh_query__inline_starts(), handoffs0 = lh_query__inline_handoffs();
 
@@ -802,7 +803,7 @@ static void test_timeout(void **state)
     fx *f = *state;
     lh_error err;
     int64_t t0 = lh_now_ms();
-    lh_query_opts o = {LH_FORMAT_JSON, 10, 300, NULL};
+    lh_query_opts o = {.format = LH_FORMAT_JSON, .max_rows = 10, .timeout_ms = 300};
     lh_query *q = lh_query_start(f->eng, endless_sql, &o, &err);
     int64_t took = lh_now_ms() - t0;
     assert_null(q);
@@ -824,7 +825,7 @@ static void test_timeout_mid_stream(void **state)
     static const lh_result_format fmts[] = {LH_FORMAT_JSON, LH_FORMAT_NDJSON, LH_FORMAT_CSV};
     for (size_t i = 0; i < 3; i++) {
         lh_error err;
-        lh_query_opts o = {fmts[i], 1000000000, 800, NULL};
+        lh_query_opts o = {.format = fmts[i], .max_rows = 1000000000, .timeout_ms = 800};
         lh_query *q = lh_query_start(f->eng, "SELECT i FROM range(1000000000000) t(i)", &o, &err);
         assert_non_null(q);
         lh_buf b;
@@ -880,7 +881,7 @@ static void test_timeout_unread(void **state)
     static const lh_result_format fmts[] = {LH_FORMAT_JSON, LH_FORMAT_NDJSON, LH_FORMAT_CSV};
     for (size_t i = 0; i < 3; i++) {
         lh_error err;
-        lh_query_opts o = {fmts[i], 1000000000, 400, NULL};
+        lh_query_opts o = {.format = fmts[i], .max_rows = 1000000000, .timeout_ms = 400};
         int64_t t0 = lh_now_ms();
         lh_query *q = lh_query_start(f->eng, "SELECT i FROM range(1000000000000) t(i)", &o, &err);
         assert_non_null(q);
@@ -892,7 +893,7 @@ static void test_timeout_unread(void **state)
         lh_buf_append(&b, buf, (size_t)n);
         /* the client reads nothing more; another query gets the only slot soon after the
          * deadline */
-        lh_query_opts o2 = {LH_FORMAT_CSV, 10, 30000, NULL};
+        lh_query_opts o2 = {.format = LH_FORMAT_CSV, .max_rows = 10, .timeout_ms = 30000};
         lh_query *other = NULL;
         while (!other && lh_now_ms() - t0 < 5000) {
             other = lh_query_start(f->eng, "SELECT 42 AS x", &o2, &err);
@@ -930,7 +931,7 @@ static void test_timeout_unread(void **state)
     }
     /* a query freed before its deadline leaves nothing for the watchdog */
     lh_error err;
-    lh_query_opts o = {LH_FORMAT_JSON, 1000000000, 200, NULL};
+    lh_query_opts o = {.format = LH_FORMAT_JSON, .max_rows = 1000000000, .timeout_ms = 200};
     lh_query *q = lh_query_start(f->eng, "SELECT i FROM range(1000000000000) t(i)", &o, &err);
     assert_non_null(q);
     lh_query_free(q);
@@ -975,7 +976,7 @@ static void test_busy(void **state)
     (void)state;
     fx *f = fx_new(2);
     lh_error err;
-    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000, NULL};
+    lh_query_opts o = {.format = LH_FORMAT_JSON, .max_rows = 10, .timeout_ms = 30000};
     lh_query *a = lh_query_start(f->eng, "SELECT i FROM range(100000) t(i)", &o, &err);
     lh_query *b = lh_query_start(f->eng, "SELECT 2", &o, &err);
     assert_non_null(a);
@@ -1018,7 +1019,7 @@ static void test_sandbox(void **state)
     assert_null(lh_engine_query_json(f->eng, "SELECT * FROM read_csv('/etc/passwd')", &err));
     assert_int_equal(err.code, LH_EINVAL);
     assert_non_null(strstr(err.message, "Permission Error"));
-    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000, NULL};
+    lh_query_opts o = {.format = LH_FORMAT_JSON, .max_rows = 10, .timeout_ms = 30000};
     assert_null(lh_query_start(f->eng, "SELECT * FROM read_csv('/etc/passwd')", &o, &err));
     assert_int_equal(err.code, LH_EINVAL);
     assert_string_equal(lh_error_kind(&err), "sql_error");
@@ -1098,7 +1099,7 @@ static void test_statement_checks(void **state)
         {"EXPLAIN SELECT 1", LH_EFORBIDDEN, "sql_forbidden", "EXPLAIN"},
         {"SELECT 1/0::INTEGER, 'x'::INTEGER", LH_EINVAL, "sql_error", "Conversion Error"},
     };
-    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000, NULL};
+    lh_query_opts o = {.format = LH_FORMAT_JSON, .max_rows = 10, .timeout_ms = 30000};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         lh_error err;
         lh_query *q = lh_query_start(f->eng, cases[i].sql, &o, &err);
@@ -1290,7 +1291,7 @@ static void test_bucket_add_regenerates(void **state)
     assert_non_null(strstr(err.message, "Permission Error"));
 
     /* a query running across the swap finishes on the old generation */
-    lh_query_opts o = {LH_FORMAT_CSV, 100000, 30000, NULL};
+    lh_query_opts o = {.format = LH_FORMAT_CSV, .max_rows = 100000, .timeout_ms = 30000};
     lh_query *running = lh_query_start(f->eng, "SELECT id FROM people ORDER BY id", &o, &err);
     assert_non_null(running);
 
@@ -1356,7 +1357,7 @@ static void test_commit_keeps_database(void **state)
         make_part(f, LH_BUCKET_PRIMARY, keys[i],
                   "SELECT i::BIGINT AS id, 'e' || i AS email FROM range(5000) t(i)", &rows);
         if (modes[i] == LH_MODE_REPLACE) {
-            lh_query_opts o = {LH_FORMAT_CSV, 100000, 30000, NULL};
+            lh_query_opts o = {.format = LH_FORMAT_CSV, .max_rows = 100000, .timeout_ms = 30000};
             running = lh_query_start(f->eng, "SELECT id FROM people ORDER BY id", &o, &err);
             assert_non_null(running);
         }
@@ -1778,8 +1779,9 @@ static void *race_worker(void *p)
     char buf[4096];
     for (int i = 0; i < 25; i++) {
         lh_error err;
-        lh_query_opts o = {(lh_result_format)(rand_r(&a->seed) % 3), 1000000000,
-                           20 + (int)(rand_r(&a->seed) % 60), NULL};
+        lh_query_opts o = {.format = (lh_result_format)(rand_r(&a->seed) % 3),
+                           .max_rows = 1000000000,
+                           .timeout_ms = 20 + (int)(rand_r(&a->seed) % 60)};
         lh_query *q =
             lh_query_start(a->eng, "SELECT i, i * 2 AS j FROM range(100000000) t(i)", &o, &err);
         if (!q) {
@@ -1818,7 +1820,7 @@ static void test_expiry_races_readers(void **state)
     assert_true(started > 0);
     /* every slot came back */
     lh_error err;
-    lh_query_opts o = {LH_FORMAT_JSON, 10, 30000, NULL};
+    lh_query_opts o = {.format = LH_FORMAT_JSON, .max_rows = 10, .timeout_ms = 30000};
     lh_query *q[3];
     for (int i = 0; i < 3; i++) {
         q[i] = lh_query_start(f->eng, "SELECT 1", &o, &err);

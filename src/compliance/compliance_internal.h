@@ -69,6 +69,7 @@ struct lh_audit {
 
     lh_audit_root_listener listener;
     void *listener_ctx;
+    lh_merkle *merkle; /* the verifiable log (merkle.c) fed after each durable batch, or NULL */
 
     atomic_int open_logs; /* descriptors cached in tips */
     atomic_uint_fast64_t stat_rows, stat_syncs, stat_checkpoints;
@@ -98,6 +99,19 @@ int audit_wal_wait_durable(lh_audit *a, uint64_t end, lh_error *err);
  * it touched and the folder, starts a new journal and removes the old ones. Caller has
  * the gate closed (or is lh_audit_open). */
 int audit_wal_recover(lh_audit *a, lh_error *err);
+/* One subject whose tip a durable batch moved (merkle.c's hook): the tip before the
+ * batch, the tip after it, and the batch's rows for that subject. Strings borrowed. */
+typedef struct audit_moved {
+    const char *candidate_id;
+    const char *old_tip;
+    const char *new_tip;
+    int64_t rows;
+} audit_moved;
+/* Adds a leaf per moved subject to the Merkle log (merkle.c). Called by append after the
+ * batch is durable and every audit lock is released; failures are logged, never the
+ * append's (the row is durable; the log catches up at the next batch or open). */
+void audit_merkle_note(lh_merkle *m, const audit_moved *moved, size_t n);
+
 /* Bytes in the current journal file. */
 uint64_t audit_wal_size(lh_audit *a);
 /* True when the journal cannot take appends (a failed sync, or no journal file). */

@@ -366,6 +366,11 @@ typedef struct lh_config {
                                    token's file, may be NULL; read per request, never logged */
     char *audit_key_file;       /* LH_SUBJECT_AUDIT_KEY (issue 11): the audit chain's key
                                    file, may be NULL (no audit chain) */
+    /* LH_AUDIT_SIGNING_KEY_FILE (issue 12): the Ed25519 key of the audit log's checkpoints
+     * and legal responses, may be NULL (unsigned); never logged */
+    char *audit_signing_key;
+    /* LH_AUDIT_LOG_ORIGIN (issue 12): signer name and log origin, NULL: lakehouse/<host> */
+    char *audit_origin;
 } lh_config;
 
 /* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are

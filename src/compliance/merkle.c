@@ -1,0 +1,762 @@
+/*
+ * merkle.c: the verifiable log of subjects' chain tips (issue 12 item 1; docs/AUDIT.md
+ * "Verifiable log"). An append-only RFC 6962 Merkle tree, its leaves persisted one per
+ * line in <data>/_catalog/audit_merkle/leaves.jsonl, and the index subject → latest leaf.
+ *
+ * Invariants:
+ *   - levels[k][i] is the hash of the complete subtree of 2^k leaves starting at leaf
+ *     i·2^k; every such subtree is hashed once, when its last leaf arrives. Every range the
+ *     RFC 6962 recursions visit starts at a multiple of its largest power-of-two part, so
+ *     MTH of any range is O(log n) lookups and hashings.
+ *   - The leaves file is the log: the tree in memory is exactly its complete lines. A leaf
+ *     whose line cannot be written is not added (and is caught up later). Lines are
+ *     written without a sync; lh_merkle_sync makes them durable before a checkpoint is
+ *     signed, so what was signed is never lost and the log never forks.
+ *   - A subject's leaves only move forward along its chain: a leaf is added when the new
+ *     tip directly follows the latest leaf's tip, or when the log, read back, still holds
+ *     the latest leaf's tip at its row and the new tip after it. A log cut or replaced
+ *     behind the server's back never gets a leaf that would hide it.
+ *   - Lock order: the audit chain's locks are never held when this file's mutex is taken
+ *     (the hook runs after the append released them); mu → nothing else, except the
+ *     audit's stripe during catch-up (lh_audit_tip), which never calls back.
+ */
+#include "compliance_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MERKLE_LEVELS 64
+#define MERKLE_FILE "leaves.jsonl"
+#define LEAF_LINE_MAX 4096
+
+/* The latest leaf of one subject. */
+typedef struct subject_leaf {
+    struct subject_leaf *next;
+    char *id;
+    uint64_t index;
+    int64_t rows;
+    char tip[LH_AUDIT_HMAC_HEX];
+} subject_leaf;
+
+struct lh_merkle {
+    pthread_mutex_t mu;
+    unsigned char *levels[MERKLE_LEVELS];
+    size_t cap[MERKLE_LEVELS]; /* hashes allocated per level */
+    uint64_t size;             /* leaves */
+
+    /* persistence (NULL dir: memory only) */
+    char *dir, *path;
+    int fd;
+    uint64_t written_leaves; /* leaves whose line was written */
+    uint64_t synced_leaves;  /* leaves known durable */
+    pthread_mutex_t sync_mu; /* one fdatasync at a time */
+
+    subject_leaf **buckets;
+    size_t nbuckets, nsubjects;
+    lh_audit *audit; /* attached chain, or NULL */
+};
+
+/* ---------------------------------------------------------------- hashing */
+
+void lh_merkle_leaf_hash(const void *data, size_t len, unsigned char out[LH_MERKLE_HASH])
+{
+    crypto_hash_sha256_state st;
+    const unsigned char zero = 0x00;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, &zero, 1);
+    crypto_hash_sha256_update(&st, data, len);
+    crypto_hash_sha256_final(&st, out);
+}
+
+void lh_merkle_node_hash(const unsigned char left[LH_MERKLE_HASH],
+                         const unsigned char right[LH_MERKLE_HASH],
+                         unsigned char out[LH_MERKLE_HASH])
+{
+    unsigned char buf[1 + 2 * LH_MERKLE_HASH];
+    buf[0] = 0x01;
+    memcpy(buf + 1, left, LH_MERKLE_HASH);
+    memcpy(buf + 1 + LH_MERKLE_HASH, right, LH_MERKLE_HASH);
+    crypto_hash_sha256(out, buf, sizeof(buf));
+}
+
+/* ---------------------------------------------------------------- verification */
+
+bool lh_merkle_verify_inclusion(uint64_t index, uint64_t size, const unsigned char *leaf,
+                                const unsigned char *path, size_t n, const unsigned char *root)
+{
+    if (index >= size)
+        return false;
+    uint64_t fn = index, sn = size - 1;
+    unsigned char r[LH_MERKLE_HASH];
+    memcpy(r, leaf, LH_MERKLE_HASH);
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *p = path + i * LH_MERKLE_HASH;
+        if (sn == 0)
+            return false;
+        if ((fn & 1) || fn == sn) {
+            lh_merkle_node_hash(p, r, r);
+            while (!(fn & 1) && fn != 0) {
+                fn >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            lh_merkle_node_hash(r, p, r);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && sodium_memcmp(r, root, LH_MERKLE_HASH) == 0;
+}
+
+static bool is_pow2(uint64_t x)
+{
+    return x && !(x & (x - 1));
+}
+
+bool lh_merkle_verify_consistency(uint64_t size1, uint64_t size2, const unsigned char *root1,
+                                  const unsigned char *root2, const unsigned char *proof, size_t n)
+{
+    if (size1 == 0 || size1 > size2)
+        return false;
+    if (size1 == size2)
+        return n == 0 && sodium_memcmp(root1, root2, LH_MERKLE_HASH) == 0;
+    /* When size1 is a power of two its root is the first node of the path. */
+    const unsigned char *first;
+    size_t i = 0;
+    if (is_pow2(size1)) {
+        first = root1;
+    } else {
+        if (n == 0)
+            return false;
+        first = proof;
+        i = 1;
+    }
+    uint64_t fn = size1 - 1, sn = size2 - 1;
+    while (fn & 1) {
+        fn >>= 1;
+        sn >>= 1;
+    }
+    unsigned char fr[LH_MERKLE_HASH], sr[LH_MERKLE_HASH];
+    memcpy(fr, first, LH_MERKLE_HASH);
+    memcpy(sr, first, LH_MERKLE_HASH);
+    for (; i < n; i++) {
+        const unsigned char *c = proof + i * LH_MERKLE_HASH;
+        if (sn == 0)
+            return false;
+        if ((fn & 1) || fn == sn) {
+            lh_merkle_node_hash(c, fr, fr);
+            lh_merkle_node_hash(c, sr, sr);
+            while (!(fn & 1) && fn != 0) {
+                fn >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            lh_merkle_node_hash(sr, c, sr);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0 && sodium_memcmp(fr, root1, LH_MERKLE_HASH) == 0 &&
+           sodium_memcmp(sr, root2, LH_MERKLE_HASH) == 0;
+}
+
+/* ---------------------------------------------------------------- the tree */
+
+/* Largest power of two strictly below n (n >= 2). */
+static uint64_t split_point(uint64_t n)
+{
+    uint64_t k = 1;
+    while (k << 1 < n)
+        k <<= 1;
+    return k;
+}
+
+static int log2_exact(uint64_t x)
+{
+    int k = 0;
+    while (x > 1) {
+        x >>= 1;
+        k++;
+    }
+    return k;
+}
+
+static void level_push(lh_merkle *m, int k, const unsigned char h[LH_MERKLE_HASH])
+{
+    uint64_t len = m->size >> k; /* the count once this hash is in */
+    if (len > m->cap[k]) {
+        size_t nc = m->cap[k] ? m->cap[k] * 2 : 64;
+        m->levels[k] = lh_xrealloc(m->levels[k], nc * LH_MERKLE_HASH);
+        m->cap[k] = nc;
+    }
+    memcpy(m->levels[k] + (len - 1) * LH_MERKLE_HASH, h, LH_MERKLE_HASH);
+}
+
+/* Caller holds mu (or owns m alone). */
+static void tree_append(lh_merkle *m, const unsigned char leaf[LH_MERKLE_HASH])
+{
+    m->size++;
+    level_push(m, 0, leaf);
+    unsigned char h[LH_MERKLE_HASH];
+    /* Each complete pair at level k completes a subtree at level k+1. */
+    for (int k = 0; k + 1 < MERKLE_LEVELS && ((m->size >> k) & 1) == 0; k++) {
+        uint64_t len = m->size >> k;
+        lh_merkle_node_hash(m->levels[k] + (len - 2) * LH_MERKLE_HASH,
+                            m->levels[k] + (len - 1) * LH_MERKLE_HASH, h);
+        level_push(m, k + 1, h);
+    }
+}
+
+/* MTH of leaves [start, start+n), n >= 1, start a multiple of n's largest power-of-two
+ * part (true of every range the RFC 6962 recursions visit). */
+static void mth(const lh_merkle *m, uint64_t start, uint64_t n, unsigned char out[LH_MERKLE_HASH])
+{
+    if (is_pow2(n)) {
+        int k = log2_exact(n);
+        memcpy(out, m->levels[k] + (start >> k) * LH_MERKLE_HASH, LH_MERKLE_HASH);
+        return;
+    }
+    uint64_t k = split_point(n);
+    unsigned char l[LH_MERKLE_HASH], r[LH_MERKLE_HASH];
+    mth(m, start, k, l);
+    mth(m, start + k, n - k, r);
+    lh_merkle_node_hash(l, r, out);
+}
+
+static void path_push(lh_buf *b, const unsigned char h[LH_MERKLE_HASH])
+{
+    lh_buf_append(b, h, LH_MERKLE_HASH);
+}
+
+/* RFC 6962 PATH(index, D[start : start+n]). */
+static void inclusion_path(const lh_merkle *m, uint64_t index, uint64_t start, uint64_t n,
+                           lh_buf *out)
+{
+    if (n <= 1)
+        return;
+    uint64_t k = split_point(n);
+    unsigned char h[LH_MERKLE_HASH];
+    if (index < k) {
+        inclusion_path(m, index, start, k, out);
+        mth(m, start + k, n - k, h);
+    } else {
+        inclusion_path(m, index - k, start + k, n - k, out);
+        mth(m, start, k, h);
+    }
+    path_push(out, h);
+}
+
+/* RFC 6962 SUBPROOF(size1, D[start : start+n], whole). */
+static void subproof(const lh_merkle *m, uint64_t size1, uint64_t start, uint64_t n, bool whole,
+                     lh_buf *out)
+{
+    unsigned char h[LH_MERKLE_HASH];
+    if (size1 == n) {
+        if (!whole) {
+            mth(m, start, n, h);
+            path_push(out, h);
+        }
+        return;
+    }
+    uint64_t k = split_point(n);
+    if (size1 <= k) {
+        subproof(m, size1, start, k, whole, out);
+        mth(m, start + k, n - k, h);
+    } else {
+        subproof(m, size1 - k, start + k, n - k, false, out);
+        mth(m, start, k, h);
+    }
+    path_push(out, h);
+}
+
+static lh_merkle *merkle_alloc(void)
+{
+    lh_merkle *m = lh_xcalloc(1, sizeof(*m));
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->sync_mu, NULL);
+    m->fd = -1;
+    return m;
+}
+
+lh_merkle *lh_merkle_new(void)
+{
+    if (sodium_init() < 0)
+        abort();
+    return merkle_alloc();
+}
+
+void lh_merkle_append_hash(lh_merkle *m, const unsigned char leaf[LH_MERKLE_HASH])
+{
+    pthread_mutex_lock(&m->mu);
+    tree_append(m, leaf);
+    pthread_mutex_unlock(&m->mu);
+}
+
+uint64_t lh_merkle_size(lh_merkle *m)
+{
+    pthread_mutex_lock(&m->mu);
+    uint64_t n = m->size;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+int lh_merkle_root(lh_merkle *m, uint64_t size, unsigned char out[LH_MERKLE_HASH], lh_error *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&m->mu);
+    if (size == 0)
+        crypto_hash_sha256(out, NULL, 0);
+    else if (size > m->size)
+        rc = lh_error_set(err, LH_EINVAL, "the log has %llu leaves, not %llu",
+                          (unsigned long long)m->size, (unsigned long long)size);
+    else
+        mth(m, 0, size, out);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int lh_merkle_inclusion(lh_merkle *m, uint64_t index, uint64_t size, unsigned char **path,
+                        size_t *n, lh_error *err)
+{
+    *path = NULL;
+    *n = 0;
+    lh_buf b;
+    lh_buf_init(&b);
+    int rc = 0;
+    pthread_mutex_lock(&m->mu);
+    if (size > m->size || index >= size) {
+        rc = lh_error_set(
+            err, LH_EINVAL, "no leaf %llu in a tree of %llu leaves (the log has %llu)",
+            (unsigned long long)index, (unsigned long long)size, (unsigned long long)m->size);
+        goto out;
+    }
+    inclusion_path(m, index, 0, size, &b);
+out:
+    pthread_mutex_unlock(&m->mu);
+    if (rc == 0) {
+        *n = b.len / LH_MERKLE_HASH;
+        *path = (unsigned char *)b.data;
+        if (!*path)
+            *path = lh_xmalloc(1);
+    } else {
+        lh_buf_free(&b);
+    }
+    return rc;
+}
+
+int lh_merkle_consistency(lh_merkle *m, uint64_t size1, uint64_t size2, unsigned char **proof,
+                          size_t *n, lh_error *err)
+{
+    *proof = NULL;
+    *n = 0;
+    if (size1 == 0 || size1 > size2)
+        return lh_error_set(err, LH_EINVAL,
+                            "a consistency proof needs 1 <= from <= to (got from=%llu, to=%llu)",
+                            (unsigned long long)size1, (unsigned long long)size2);
+    lh_buf b;
+    lh_buf_init(&b);
+    int rc = 0;
+    pthread_mutex_lock(&m->mu);
+    if (size2 > m->size)
+        rc = lh_error_set(err, LH_ENOTFOUND, "the log has %llu leaves; there is no tree of %llu",
+                          (unsigned long long)m->size, (unsigned long long)size2);
+    else
+        subproof(m, size1, 0, size2, true, &b);
+    pthread_mutex_unlock(&m->mu);
+    if (rc == 0) {
+        *n = b.len / LH_MERKLE_HASH;
+        *proof = (unsigned char *)b.data;
+        if (!*proof)
+            *proof = lh_xmalloc(1);
+    } else {
+        lh_buf_free(&b);
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- subject index */
+
+static uint64_t id_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static subject_leaf *index_find(lh_merkle *m, const char *id)
+{
+    if (!m->nbuckets)
+        return NULL;
+    for (subject_leaf *e = m->buckets[id_hash(id) % m->nbuckets]; e; e = e->next)
+        if (strcmp(e->id, id) == 0)
+            return e;
+    return NULL;
+}
+
+static void index_set(lh_merkle *m, const char *id, uint64_t index, int64_t rows, const char *tip)
+{
+    subject_leaf *e = index_find(m, id);
+    if (!e) {
+        if (m->nsubjects >= m->nbuckets) {
+            size_t nb = m->nbuckets ? m->nbuckets * 2 : 64;
+            subject_leaf **b = lh_xcalloc(nb, sizeof(*b));
+            for (size_t i = 0; i < m->nbuckets; i++)
+                for (subject_leaf *x = m->buckets[i], *next; x; x = next) {
+                    next = x->next;
+                    size_t j = id_hash(x->id) % nb;
+                    x->next = b[j];
+                    b[j] = x;
+                }
+            free(m->buckets);
+            m->buckets = b;
+            m->nbuckets = nb;
+        }
+        e = lh_xcalloc(1, sizeof(*e));
+        e->id = lh_xstrdup(id);
+        size_t j = id_hash(id) % m->nbuckets;
+        e->next = m->buckets[j];
+        m->buckets[j] = e;
+        m->nsubjects++;
+    }
+    e->index = index;
+    e->rows = rows;
+    snprintf(e->tip, sizeof(e->tip), "%s", tip);
+}
+
+/* ---------------------------------------------------------------- leaves */
+
+/* The canonical leaf data of (id, tip, rows) into b. */
+static int leaf_data(const char *id, const char *tip, int64_t rows, lh_buf *b, lh_error *err)
+{
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "candidate_id", id, "chain_tip", tip, "rows_total",
+                          (json_int_t)rows, "schema", LH_MERKLE_LEAF_SCHEMA);
+    if (!o)
+        return lh_error_set(err, LH_EINVAL, "a Merkle leaf needs a UTF-8 subject id");
+    int rc = lh_jcs_canonicalize_value(o, b, err);
+    json_decref(o);
+    return rc;
+}
+
+/* Parses one stored leaf line; fills id (caller frees), tip, rows. -1 when it is not one. */
+static int leaf_parse(const char *line, size_t len, char **id, char *tip, int64_t *rows)
+{
+    json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *cid = lh_json_str(o, "candidate_id"), *t = lh_json_str(o, "chain_tip");
+    const char *schema = lh_json_str(o, "schema");
+    json_t *r = json_object_get(o, "rows_total");
+    int rc = -1;
+    if (cid && t && strlen(t) == LH_AUDIT_HMAC_HEX - 1 && json_is_integer(r) && schema &&
+        strcmp(schema, LH_MERKLE_LEAF_SCHEMA) == 0) {
+        *id = lh_xstrdup(cid);
+        snprintf(tip, LH_AUDIT_HMAC_HEX, "%s", t);
+        *rows = (int64_t)json_integer_value(r);
+        rc = 0;
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* Appends a leaf (caller holds mu): its line to the file, then the tree and the index.
+ * When the line cannot be written nothing is added (it is cut back off the file). */
+static int leaf_add(lh_merkle *m, const char *id, const char *tip, int64_t rows, lh_error *err)
+{
+    lh_buf b;
+    lh_buf_init(&b);
+    int rc = leaf_data(id, tip, rows, &b, err);
+    if (rc)
+        goto out;
+    if (m->fd >= 0) {
+        lh_buf_putc(&b, '\n');
+        off_t at = lseek(m->fd, 0, SEEK_END);
+        if (lh_fs_write_all(m->fd, b.data, b.len) != 0) {
+            rc = lh_error_setk(err, LH_EIO, "audit_write_failed",
+                               "cannot append to the Merkle log: %s", strerror(errno));
+            if (at >= 0 && ftruncate(m->fd, at) != 0)
+                lh_log(LH_LOG_ERROR, "audit.merkle_not_cut", "{s:s}", "message", strerror(errno));
+            goto out;
+        }
+        b.len--;
+        m->written_leaves = m->size + 1;
+    }
+    unsigned char h[LH_MERKLE_HASH];
+    lh_merkle_leaf_hash(b.data, b.len, h);
+    tree_append(m, h);
+    index_set(m, id, m->size - 1, rows, tip);
+out:
+    lh_buf_free(&b);
+    return rc;
+}
+
+/* Reads a subject's log to place tip: *pos gets its row number (0: not in the log) and
+ * *extends whether row known_rows holds known_tip (true when known_rows is 0). */
+static int log_place(lh_merkle *m, const char *id, const char *tip, int64_t known_rows,
+                     const char *known_tip, int64_t *pos, bool *extends, lh_error *err)
+{
+    char key[LH_SUBJECT_KEY_MAX];
+    char *data = NULL;
+    size_t len = 0;
+    *pos = 0;
+    *extends = known_rows == 0;
+    int rc = lh_subject_key(id, key, sizeof(key), err);
+    if (rc)
+        return rc;
+    char *path = audit_log_path(m->audit, key);
+    rc = lh_fs_read_all(path, (size_t)4 << 30, &data, &len, err);
+    free(path);
+    if (rc == LH_ENOTFOUND) {
+        lh_error_clear(err);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    int64_t no = 0;
+    for (size_t at = 0; at < len;) {
+        char *nl = memchr(data + at, '\n', len - at);
+        if (!nl)
+            break;
+        no++;
+        json_t *row = json_loadb(data + at, (size_t)(nl - (data + at)), 0, NULL);
+        const char *h = lh_json_str(row, "row_hmac");
+        if (h && no == known_rows && strcmp(h, known_tip) == 0)
+            *extends = true;
+        if (h && strcmp(h, tip) == 0)
+            *pos = no;
+        json_decref(row);
+        at = (size_t)(nl - data) + 1;
+    }
+    free(data);
+    return 0;
+}
+
+/* Brings a subject's leaf to tip (caller holds mu). old_tip/count: the tip before the batch
+ * and its rows for that subject (count 0: unknown, read the log). */
+static void subject_advance(lh_merkle *m, const char *id, const char *old_tip, const char *tip,
+                            int64_t count)
+{
+    subject_leaf *e = index_find(m, id);
+    const char *known = e ? e->tip : LH_AUDIT_GENESIS;
+    int64_t known_rows = e ? e->rows : 0;
+    lh_error err;
+    if (strcmp(known, tip) == 0)
+        return;
+    int64_t rows = 0;
+    if (count > 0 && old_tip && strcmp(old_tip, known) == 0) {
+        rows = known_rows + count;
+    } else {
+        bool extends = false;
+        if (log_place(m, id, tip, known_rows, known, &rows, &extends, &err) != 0) {
+            lh_log(LH_LOG_ERROR, "audit.merkle_catch_up_failed", "{s:s,s:s}", "candidate_id", id,
+                   "message", err.message);
+            return;
+        }
+        if (rows <= known_rows && extends)
+            return; /* a batch older than the latest leaf: already covered by it */
+        if (rows == 0 || !extends) {
+            lh_log(LH_LOG_ERROR, "audit.merkle_mismatch", "{s:s,s:I,s:s}", "candidate_id", id,
+                   "leaf_rows", (json_int_t)known_rows, "message",
+                   "the subject's audit log no longer extends its latest signed leaf (rows cut "
+                   "or replaced); no leaf added");
+            return;
+        }
+    }
+    if (leaf_add(m, id, tip, rows, &err) != 0)
+        lh_log(LH_LOG_ERROR, "audit.merkle_append_failed", "{s:s,s:s}", "candidate_id", id,
+               "message", err.message);
+}
+
+void audit_merkle_note(lh_merkle *m, const audit_moved *moved, size_t n)
+{
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < n; i++)
+        subject_advance(m, moved[i].candidate_id, moved[i].old_tip, moved[i].new_tip,
+                        moved[i].rows);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---------------------------------------------------------------- open / attach */
+
+/* Loads the leaves file into m; a torn or unparsable last line is cut off. */
+static int merkle_load(lh_merkle *m, lh_error *err)
+{
+    FILE *f = fopen(m->path, "r");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        return lh_error_set(err, LH_EIO, "cannot read the Merkle log: %s", strerror(errno));
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    off_t good = 0;
+    int rc = 0;
+    bool bad = false;
+    while ((got = getline(&line, &cap, f)) > 0) {
+        char *id = NULL, tip[LH_AUDIT_HMAC_HEX];
+        int64_t rows = 0;
+        bool complete = line[got - 1] == '\n';
+        if (bad || !complete || leaf_parse(line, (size_t)got - 1, &id, tip, &rows) != 0) {
+            if (bad) {
+                rc = lh_error_set(err, LH_EIO,
+                                  "the Merkle log '%s' is damaged before its last line (leaf "
+                                  "%llu); it is evidence: keep it and restore it from a backup",
+                                  m->path, (unsigned long long)m->size + 1);
+                free(id);
+                goto out;
+            }
+            bad = true;
+            free(id);
+            continue;
+        }
+        unsigned char h[LH_MERKLE_HASH];
+        lh_merkle_leaf_hash(line, (size_t)got - 1, h);
+        tree_append(m, h);
+        index_set(m, id, m->size - 1, rows, tip);
+        free(id);
+        good += got;
+    }
+    if (bad) {
+        lh_log(LH_LOG_WARN, "audit.merkle_torn_tail", "{s:I}", "leaves", (json_int_t)m->size);
+        if (truncate(m->path, good) != 0)
+            rc = lh_error_set(err, LH_EIO, "cannot cut the torn tail of the Merkle log: %s",
+                              strerror(errno));
+    }
+out:
+    free(line);
+    fclose(f);
+    m->written_leaves = m->synced_leaves = m->size;
+    return rc;
+}
+
+lh_merkle *lh_merkle_open(const char *data_dir, lh_error *err)
+{
+    if (sodium_init() < 0) {
+        lh_error_set(err, LH_EINTERNAL, "libsodium failed to initialise");
+        return NULL;
+    }
+    lh_merkle *m = merkle_alloc();
+    m->dir = lh_xasprintf("%s/_catalog/audit_merkle", data_dir);
+    m->path = lh_path_join(m->dir, MERKLE_FILE);
+    if (lh_fs_mkdirs(m->dir, LH_DIR_MODE, err) != 0 || merkle_load(m, err) != 0)
+        goto fail;
+    m->fd = lh_sys_open(m->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, LH_FILE_MODE);
+    if (m->fd < 0) {
+        lh_error_set(err, LH_EIO, "cannot open the Merkle log: %s", strerror(errno));
+        goto fail;
+    }
+    if (lh_fs_fsync_dir(m->dir, err) != 0)
+        goto fail;
+    return m;
+fail:
+    lh_merkle_close(m);
+    return NULL;
+}
+
+typedef struct catch_up_ctx {
+    lh_merkle *m;
+    int64_t added;
+} catch_up_ctx;
+
+static int catch_up_one(void *arg, const char *id)
+{
+    catch_up_ctx *c = arg;
+    char tip[LH_AUDIT_HMAC_HEX];
+    lh_error err;
+    if (lh_audit_tip(c->m->audit, id, tip, &err) != 0) {
+        lh_log(LH_LOG_ERROR, "audit.merkle_catch_up_failed", "{s:s,s:s}", "candidate_id", id,
+               "message", err.message);
+        return 0;
+    }
+    if (strcmp(tip, LH_AUDIT_GENESIS) == 0)
+        return 0;
+    pthread_mutex_lock(&c->m->mu);
+    uint64_t before = c->m->size;
+    subject_advance(c->m, id, NULL, tip, 0);
+    c->added += (int64_t)(c->m->size - before);
+    pthread_mutex_unlock(&c->m->mu);
+    return 0;
+}
+
+int lh_merkle_attach(lh_merkle *m, lh_audit *audit, lh_error *err)
+{
+    m->audit = audit;
+    catch_up_ctx c = {.m = m};
+    int rc = lh_audit_list(audit, catch_up_one, &c, err);
+    if (rc)
+        return rc;
+    if (c.added)
+        lh_log(LH_LOG_INFO, "audit.merkle_caught_up", "{s:I}", "leaves", (json_int_t)c.added);
+    audit->merkle = m;
+    return 0;
+}
+
+void lh_merkle_close(lh_merkle *m)
+{
+    if (!m)
+        return;
+    if (m->audit && m->audit->merkle == m)
+        m->audit->merkle = NULL;
+    if (m->fd >= 0) {
+        if (lh_sys_fdatasync(m->fd) != 0)
+            lh_log(LH_LOG_WARN, "audit.merkle_sync_failed", "{s:s}", "message", strerror(errno));
+        close(m->fd);
+    }
+    for (int k = 0; k < MERKLE_LEVELS; k++)
+        free(m->levels[k]);
+    for (size_t i = 0; i < m->nbuckets; i++)
+        for (subject_leaf *e = m->buckets[i], *next; e; e = next) {
+            next = e->next;
+            free(e->id);
+            free(e);
+        }
+    free(m->buckets);
+    free(m->dir);
+    free(m->path);
+    pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->sync_mu);
+    free(m);
+}
+
+int lh_merkle_subject_leaf(lh_merkle *m, const char *id, json_t **leaf, uint64_t *index,
+                           lh_error *err)
+{
+    *leaf = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&m->mu);
+    subject_leaf *e = index_find(m, id);
+    if (!e)
+        rc = lh_error_set(err, LH_ENOTFOUND, "subject '%s' has no leaf in the Merkle log", id);
+    else {
+        *leaf = json_pack("{s:s,s:s,s:I,s:s}", "candidate_id", e->id, "chain_tip", e->tip,
+                          "rows_total", (json_int_t)e->rows, "schema", LH_MERKLE_LEAF_SCHEMA);
+        *index = e->index;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int lh_merkle_sync(lh_merkle *m, uint64_t *size, lh_error *err)
+{
+    pthread_mutex_lock(&m->sync_mu);
+    pthread_mutex_lock(&m->mu);
+    uint64_t target = m->fd >= 0 ? m->written_leaves : m->size;
+    bool need = m->fd >= 0 && target > m->synced_leaves;
+    pthread_mutex_unlock(&m->mu);
+    int rc = 0;
+    /* Outside mu: appends go on meanwhile; what they add after target is synced next time. */
+    if (need && lh_sys_fdatasync(m->fd) != 0)
+        rc = lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot sync the Merkle log: %s",
+                           strerror(errno));
+    pthread_mutex_lock(&m->mu);
+    if (rc == 0 && target > m->synced_leaves)
+        m->synced_leaves = target;
+    *size = m->fd >= 0 ? m->synced_leaves : m->size;
+    pthread_mutex_unlock(&m->mu);
+    pthread_mutex_unlock(&m->sync_mu);
+    return rc;
+}

@@ -59,9 +59,9 @@ int lh_cli_audit_verify_offline(const char *response_path, const char *pubkey_pa
         json_array_foreach(json_object_get(report, "checks"), i, c)
             printf("%-4s %-18s %s\n", json_is_true(json_object_get(c, "ok")) ? "ok" : "FAIL",
                    lh_json_str(c, "check"), lh_json_str(c, "detail"));
-        printf("%s: %s\n", lh_json_str(json_object_get(doc, "response"), "candidate_id"),
-               ok ? "VERIFIED with the public key of " : "NOT VERIFIED with the public key of ");
-        printf("  %s\n", name);
+        printf("%s: %s with the public key of %s\n",
+               lh_json_str(json_object_get(doc, "response"), "candidate_id"),
+               ok ? "VERIFIED" : "NOT VERIFIED", name);
     }
     rc = ok ? LH_CLI_EXIT_OK : LH_CLI_EXIT_ERROR;
     goto out;

@@ -1,0 +1,286 @@
+/*
+ * merkle_bench: what the verifiable audit log costs (issue 12 item 6). Wall clock, one
+ * thread, one run:
+ *
+ *   merkle_bench DIR
+ *
+ *   build_N        appending N leaf hashes to the in-memory tree (µs per leaf)
+ *   root_N         the root of all N leaves from the kept subtree hashes (µs per op),
+ *                  against the peer naive_root_N: the same root recomputed from the N leaf
+ *                  hashes (RFC 6962's definition), and the ratio between them
+ *   checkpoint_N   root + Ed25519 signature + C2SP note text (µs per op; the served path
+ *                  adds one fdatasync of the leaves file when it grew)
+ *   inclusion_N    an inclusion proof of a random leaf against the whole tree (µs per op)
+ *   verify_incl_N  checking it (µs per op)
+ *   consistency_N  a consistency proof from a random older size (µs per op)
+ *   for N = 10^3, 10^5, 10^6, then the ratio of each line at N to its value at 10^3 beside
+ *   log2(N)/log2(10^3) (what O(log n) predicts) and N/10^3 (what O(n) would).
+ *
+ *   response_10000 a legal response for a subject of 10,000 rows (the real
+ *                  lh_legal_subject_response: whole-log HMAC replay, leaf, proof, signed
+ *                  checkpoint, signature), median of 5
+ *   verify_offline_10000  lh_audit_verify_response of that response (what `lakehouse audit
+ *                  verify-offline` runs after reading the file), median of 5, against the
+ *                  peer parse_10000: parsing the response's JSON text, and hmac_replay_10000:
+ *                  a key holder's lh_audit_verify of the same log
+ * DIR gets a fresh data folder, removed at the end. It prints figures, never passes or
+ * fails on time.
+ */
+#include "compliance/compliance.h"
+#include "core/core.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void naive_mth(const unsigned char *leaves, size_t lo, size_t hi, unsigned char *out)
+{
+    if (hi - lo == 1) {
+        memcpy(out, leaves + lo * LH_MERKLE_HASH, LH_MERKLE_HASH);
+        return;
+    }
+    size_t k = 1;
+    while (k * 2 < hi - lo)
+        k *= 2;
+    unsigned char l[LH_MERKLE_HASH], r[LH_MERKLE_HASH];
+    naive_mth(leaves, lo, lo + k, l);
+    naive_mth(leaves, lo + k, hi, r);
+    lh_merkle_node_hash(l, r, out);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct line {
+    double build, root, naive, checkpoint, inclusion, verify, consistency;
+} line;
+
+static void tree_figures(uint64_t n, const lh_signer *signer, line *out)
+{
+    enum { OPS = 20000 };
+    unsigned char *leaves = lh_xmalloc(n * LH_MERKLE_HASH);
+    for (uint64_t i = 0; i < n; i++) {
+        char d[32];
+        int len = snprintf(d, sizeof(d), "leaf-%llu", (unsigned long long)i);
+        lh_merkle_leaf_hash(d, (size_t)len, leaves + i * LH_MERKLE_HASH);
+    }
+    lh_merkle *m = lh_merkle_new();
+    double t0 = now_us();
+    for (uint64_t i = 0; i < n; i++)
+        lh_merkle_append_hash(m, leaves + i * LH_MERKLE_HASH);
+    out->build = (now_us() - t0) / (double)n;
+
+    unsigned char root[LH_MERKLE_HASH], naive[LH_MERKLE_HASH];
+    volatile unsigned sink = 0;
+    t0 = now_us();
+    for (int i = 0; i < OPS; i++) {
+        lh_merkle_root(m, n, root, NULL);
+        sink += root[0];
+    }
+    out->root = (now_us() - t0) / OPS;
+    int reps = n <= 1000 ? 200 : n <= 100000 ? 5 : 1;
+    t0 = now_us();
+    for (int i = 0; i < reps; i++)
+        naive_mth(leaves, 0, n, naive);
+    out->naive = (now_us() - t0) / reps;
+    if (memcmp(root, naive, LH_MERKLE_HASH) != 0)
+        printf("ERROR: the tree's root differs from the naive root at %llu leaves\n",
+               (unsigned long long)n);
+
+    t0 = now_us();
+    for (int i = 0; i < OPS / 4; i++) {
+        lh_merkle_root(m, n, root, NULL);
+        char *note = lh_checkpoint_sign(signer, n, root);
+        sink += (unsigned)note[0];
+        free(note);
+    }
+    out->checkpoint = (now_us() - t0) / (OPS / 4);
+
+    uint64_t *idx = lh_xmalloc(OPS * sizeof(*idx));
+    for (int i = 0; i < OPS; i++)
+        idx[i] = randombytes_uniform((uint32_t)n);
+    unsigned char *path;
+    size_t np;
+    t0 = now_us();
+    for (int i = 0; i < OPS; i++) {
+        lh_merkle_inclusion(m, idx[i], n, &path, &np, NULL);
+        sink += (unsigned)np;
+        free(path);
+    }
+    out->inclusion = (now_us() - t0) / OPS;
+    lh_merkle_inclusion(m, idx[0], n, &path, &np, NULL);
+    t0 = now_us();
+    for (int i = 0; i < OPS; i++)
+        sink +=
+            lh_merkle_verify_inclusion(idx[0], n, leaves + idx[0] * LH_MERKLE_HASH, path, np, root);
+    out->verify = (now_us() - t0) / OPS;
+    free(path);
+    t0 = now_us();
+    for (int i = 0; i < OPS; i++) {
+        lh_merkle_consistency(m, idx[i] + 1, n, &path, &np, NULL);
+        sink += (unsigned)np;
+        free(path);
+    }
+    out->consistency = (now_us() - t0) / OPS;
+    (void)sink;
+    free(idx);
+    free(leaves);
+    lh_merkle_close(m);
+}
+
+/* A subject of rows rows in a fresh data folder, its legal response, and the offline check
+ * of it. */
+static int response_figures(const char *dir, const lh_signer *signer, int rows)
+{
+    lh_error err;
+    char *data = lh_path_join(dir, "merkle-bench-data");
+    char *keyfile = lh_path_join(dir, "merkle-bench.key");
+    lh_storage *st = NULL;
+    lh_catalog *cat = NULL;
+    lh_subjects *subj = NULL;
+    lh_audit *audit = NULL;
+    lh_merkle *m = NULL;
+    lh_legal *lg = NULL;
+    int rc = 1;
+    lh_fs_remove_tree(data, NULL);
+    FILE *f = fopen(keyfile, "w");
+    fputs("merkle-bench-audit-key-0123456789abcdef\n", f);
+    fclose(f);
+    if (!(st = lh_storage_open(data, &err)) || !(cat = lh_catalog_open(st, &err)) ||
+        !(subj = lh_subjects_open(st, cat, &err)) ||
+        !(audit = lh_audit_open(data, keyfile, &err)) || !(m = lh_merkle_open(data, &err)) ||
+        lh_merkle_attach(m, audit, &err) != 0) {
+        fprintf(stderr, "merkle_bench: %s\n", err.message);
+        goto out;
+    }
+    lg = lh_legal_open(subj, cat, audit, NULL);
+    lh_legal_attach_log(lg, m, (lh_signer *)signer);
+    static const char *const fields[] = {"candidate_id", "email"};
+    lh_audit_entry *e = lh_xcalloc((size_t)rows, sizeof(*e));
+    for (int i = 0; i < rows; i++)
+        e[i] = (lh_audit_entry){.candidate_id = "BENCH-1",
+                                .accessor_kind = "agent",
+                                .daemon = "bench",
+                                .purpose = "merkle_bench",
+                                .trace_id = "t",
+                                .fields = fields,
+                                .n_fields = 2,
+                                .result = "success"};
+    if (lh_audit_append_batch(audit, e, (size_t)rows, &err) != 0) {
+        fprintf(stderr, "merkle_bench: append: %s\n", err.message);
+        free(e);
+        goto out;
+    }
+    free(e);
+    double resp_t[5], verify_t[5], parse_t[5], hmac_t[5];
+    bool all_ok = true;
+    size_t bytes = 0;
+    for (int k = 0; k < 5; k++) {
+        double t0 = now_us();
+        json_t *doc = lh_legal_subject_response(lg, "BENCH-1", NULL, NULL, &err);
+        resp_t[k] = now_us() - t0;
+        if (!doc) {
+            fprintf(stderr, "merkle_bench: response: %s\n", err.message);
+            goto out;
+        }
+        char *text = json_dumps(doc, JSON_COMPACT);
+        bytes = strlen(text);
+        t0 = now_us();
+        json_t *parsed = json_loads(text, 0, NULL);
+        parse_t[k] = now_us() - t0;
+        json_t *report = NULL;
+        t0 = now_us();
+        lh_audit_verify_response(parsed, lh_signer_name(signer), lh_signer_public_key(signer),
+                                 &report, &err);
+        verify_t[k] = now_us() - t0;
+        all_ok = all_ok && json_is_true(json_object_get(report, "verified"));
+        lh_audit_verdict v;
+        t0 = now_us();
+        lh_audit_verify(audit, "BENCH-1", NULL, &v, &err);
+        hmac_t[k] = now_us() - t0;
+        json_decref(report);
+        json_decref(parsed);
+        json_decref(doc);
+        free(text);
+    }
+    qsort(resp_t, 5, sizeof(double), cmp_double);
+    qsort(verify_t, 5, sizeof(double), cmp_double);
+    qsort(parse_t, 5, sizeof(double), cmp_double);
+    qsort(hmac_t, 5, sizeof(double), cmp_double);
+    printf("\nresponse of %d rows (%.1f MB of JSON), medians of 5:\n", rows, (double)bytes / 1e6);
+    printf("  response_%d        %9.1f ms (server: HMAC replay, leaf, proof, signatures)\n", rows,
+           resp_t[2] / 1e3);
+    printf("  verify_offline_%d  %9.1f ms  (verified: %s)\n", rows, verify_t[2] / 1e3,
+           all_ok ? "yes" : "NO");
+    printf("  parse_%d (peer)    %9.1f ms  -> verify_offline / parse = %.2f\n", rows,
+           parse_t[2] / 1e3, verify_t[2] / parse_t[2]);
+    printf("  hmac_replay_%d (peer) %6.1f ms  -> verify_offline / hmac_replay = %.2f\n", rows,
+           hmac_t[2] / 1e3, verify_t[2] / hmac_t[2]);
+    rc = 0;
+out:
+    lh_legal_close(lg);
+    lh_merkle_close(m);
+    lh_audit_close(audit);
+    lh_subjects_close(subj);
+    lh_catalog_close(cat);
+    lh_storage_close(st);
+    lh_fs_remove_tree(data, NULL);
+    unlink(keyfile);
+    free(data);
+    free(keyfile);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: merkle_bench DIR\n");
+        return 2;
+    }
+    if (sodium_init() < 0)
+        return 1;
+    lh_log_set_level(LH_LOG_WARN);
+    unsigned char seed[32];
+    randombytes_buf(seed, sizeof(seed));
+    lh_error err;
+    lh_signer *signer = lh_signer_from_seed(seed, "bench/merkle", &err);
+    static const uint64_t sizes[] = {1000, 100000, 1000000};
+    line l[3];
+    printf("%-10s %9s %9s %12s %11s %10s %10s %11s  (µs per op)\n", "leaves", "build", "root",
+           "naive_root", "checkpoint", "inclusion", "verify", "consistency");
+    for (int i = 0; i < 3; i++) {
+        tree_figures(sizes[i], signer, &l[i]);
+        printf("%-10llu %9.3f %9.3f %12.1f %11.2f %10.2f %10.2f %11.2f\n",
+               (unsigned long long)sizes[i], l[i].build, l[i].root, l[i].naive, l[i].checkpoint,
+               l[i].inclusion, l[i].verify, l[i].consistency);
+    }
+    printf("\nratio to 10^3 leaves (O(log n) predicts log2 N / log2 1000; O(n) predicts N / "
+           "1000):\n");
+    for (int i = 1; i < 3; i++)
+        printf("  %-8llu root %.2f  checkpoint %.2f  inclusion %.2f  verify %.2f  consistency "
+               "%.2f  | log n %.2f  n %.0f  | naive_root %.0f\n",
+               (unsigned long long)sizes[i], l[i].root / l[0].root,
+               l[i].checkpoint / l[0].checkpoint, l[i].inclusion / l[0].inclusion,
+               l[i].verify / l[0].verify, l[i].consistency / l[0].consistency,
+               log2((double)sizes[i]) / log2(1000.0), (double)sizes[i] / 1000.0,
+               l[i].naive / l[0].naive);
+    printf("  at 10^6: naive_root / root = %.0f (the kept subtree hashes against recomputing)\n",
+           l[2].naive / l[2].root);
+    int rc = response_figures(argv[1], signer, 10000);
+    lh_signer_free(signer);
+    return rc;
+}

@@ -253,7 +253,9 @@ int lh_merkle_consistency(lh_merkle *m, uint64_t size1, uint64_t size2, unsigned
  * appends. */
 int lh_merkle_attach(lh_merkle *m, lh_audit *audit, lh_error *err);
 /* The latest leaf of a subject: *leaf (caller decrefs) the leaf's data as a JSON object,
- * *index its position. LH_ENOTFOUND when the subject has no leaf. */
+ * *index its position. Batches of the subject that finished out of order and still wait
+ * for the one they follow are settled from its log first. LH_ENOTFOUND when the subject
+ * has no leaf. */
 int lh_merkle_subject_leaf(lh_merkle *m, const char *candidate_id, json_t **leaf, uint64_t *index,
                            lh_error *err);
 /* Makes every leaf written so far durable (one fdatasync of the leaves file when it grew)

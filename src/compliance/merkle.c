@@ -32,7 +32,8 @@
 
 #define MERKLE_LEVELS 64
 #define MERKLE_FILE "leaves.jsonl"
-#define LEAF_LINE_MAX 4096
+/* Batches waiting for the batch they follow (see subject_advance). */
+#define MERKLE_PARK_MAX 1024
 
 /* The latest leaf of one subject. */
 typedef struct subject_leaf {
@@ -42,6 +43,14 @@ typedef struct subject_leaf {
     int64_t rows;
     char tip[LH_AUDIT_HMAC_HEX];
 } subject_leaf;
+
+/* A durable batch that does not follow its subject's latest leaf (yet). */
+typedef struct parked_batch {
+    struct parked_batch *next;
+    char *id;
+    char old_tip[LH_AUDIT_HMAC_HEX], new_tip[LH_AUDIT_HMAC_HEX];
+    int64_t rows;
+} parked_batch;
 
 struct lh_merkle {
     pthread_mutex_t mu;
@@ -59,6 +68,8 @@ struct lh_merkle {
     subject_leaf **buckets;
     size_t nbuckets, nsubjects;
     lh_audit *audit; /* attached chain, or NULL */
+    parked_batch *parked;
+    size_t nparked;
 };
 
 /* ---------------------------------------------------------------- hashing */
@@ -493,15 +504,18 @@ out:
     return rc;
 }
 
-/* Reads a subject's log to place tip: *pos gets its row number (0: not in the log) and
- * *extends whether row known_rows holds known_tip (true when known_rows is 0). */
-static int log_place(lh_merkle *m, const char *id, const char *tip, int64_t known_rows,
-                     const char *known_tip, int64_t *pos, bool *extends, lh_error *err)
+/* Reads a subject's log to place tips: pos[i] gets the row number of tips[i] (0: not in
+ * the log) and *extends whether row known_rows holds known_tip (true when known_rows is 0).
+ * The leaves only ever name durable rows, so whatever the log holds up to them is final. */
+static int log_scan(lh_merkle *m, const char *id, int64_t known_rows, const char *known_tip,
+                    const char *const *tips, size_t ntips, int64_t *pos, bool *extends,
+                    lh_error *err)
 {
     char key[LH_SUBJECT_KEY_MAX];
     char *data = NULL;
     size_t len = 0;
-    *pos = 0;
+    for (size_t i = 0; i < ntips; i++)
+        pos[i] = 0;
     *extends = known_rows == 0;
     int rc = lh_subject_key(id, key, sizeof(key), err);
     if (rc)
@@ -525,8 +539,9 @@ static int log_place(lh_merkle *m, const char *id, const char *tip, int64_t know
         const char *h = lh_json_str(row, "row_hmac");
         if (h && no == known_rows && strcmp(h, known_tip) == 0)
             *extends = true;
-        if (h && strcmp(h, tip) == 0)
-            *pos = no;
+        for (size_t i = 0; h && i < ntips; i++)
+            if (strcmp(h, tips[i]) == 0)
+                pos[i] = no;
         json_decref(row);
         at = (size_t)(nl - data) + 1;
     }
@@ -534,40 +549,132 @@ static int log_place(lh_merkle *m, const char *id, const char *tip, int64_t know
     return 0;
 }
 
+static void leaf_add_logged(lh_merkle *m, const char *id, const char *tip, int64_t rows)
+{
+    lh_error err;
+    if (leaf_add(m, id, tip, rows, &err) != 0)
+        lh_log(LH_LOG_ERROR, "audit.merkle_append_failed", "{s:s,s:s}", "candidate_id", id,
+               "message", err.message);
+}
+
+static void park_drop(lh_merkle *m, parked_batch **at)
+{
+    parked_batch *p = *at;
+    *at = p->next;
+    free(p->id);
+    free(p);
+    m->nparked--;
+}
+
+/* Leaves for the parked batches of id that now follow its latest leaf, in chain order. */
+static void park_drain(lh_merkle *m, const char *id)
+{
+    for (bool found = true; found;) {
+        found = false;
+        subject_leaf *e = index_find(m, id);
+        for (parked_batch **at = &m->parked; e && *at; at = &(*at)->next) {
+            parked_batch *p = *at;
+            if (strcmp(p->id, id) != 0 || strcmp(p->old_tip, e->tip) != 0)
+                continue;
+            char tip[LH_AUDIT_HMAC_HEX];
+            int64_t rows = e->rows + p->rows;
+            snprintf(tip, sizeof(tip), "%s", p->new_tip);
+            park_drop(m, at);
+            leaf_add_logged(m, id, tip, rows);
+            found = true;
+            break;
+        }
+    }
+}
+
+/* Settles a subject from its log: of tip (NULL: none) and its parked batches' tips, the
+ * one furthest down the log gets a leaf, if the log still extends the latest leaf; the
+ * parked batches are dropped (covered by that leaf, or older than the latest). */
+static void settle_from_log(lh_merkle *m, const char *id, const char *tip)
+{
+    subject_leaf *e = index_find(m, id);
+    const char *known = e ? e->tip : LH_AUDIT_GENESIS;
+    int64_t known_rows = e ? e->rows : 0;
+    size_t n = tip ? 1 : 0;
+    for (parked_batch *p = m->parked; p; p = p->next)
+        n += strcmp(p->id, id) == 0;
+    if (n == 0)
+        return;
+    const char **tips = lh_xmalloc(n * sizeof(*tips));
+    int64_t *pos = lh_xmalloc(n * sizeof(*pos));
+    char *copies = lh_xmalloc(n * LH_AUDIT_HMAC_HEX);
+    size_t k = 0;
+    if (tip)
+        tips[k++] = tip;
+    for (parked_batch *p = m->parked; p; p = p->next)
+        if (strcmp(p->id, id) == 0) {
+            memcpy(copies + k * LH_AUDIT_HMAC_HEX, p->new_tip, LH_AUDIT_HMAC_HEX);
+            tips[k] = copies + k * LH_AUDIT_HMAC_HEX;
+            k++;
+        }
+    for (parked_batch **at = &m->parked; *at;)
+        if (strcmp((*at)->id, id) == 0)
+            park_drop(m, at);
+        else
+            at = &(*at)->next;
+    bool extends = false;
+    lh_error err;
+    if (log_scan(m, id, known_rows, known, tips, n, pos, &extends, &err) != 0) {
+        lh_log(LH_LOG_ERROR, "audit.merkle_catch_up_failed", "{s:s,s:s}", "candidate_id", id,
+               "message", err.message);
+        goto out;
+    }
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (pos[i] > pos[best])
+            best = i;
+    if (extends && pos[best] <= known_rows)
+        goto out; /* batches older than the latest leaf: already covered by it */
+    if (!extends || pos[best] == 0) {
+        lh_log(LH_LOG_ERROR, "audit.merkle_mismatch", "{s:s,s:I,s:s}", "candidate_id", id,
+               "leaf_rows", (json_int_t)known_rows, "message",
+               "the subject's audit log no longer extends its latest signed leaf (rows cut or "
+               "replaced); no leaf added");
+        goto out;
+    }
+    leaf_add_logged(m, id, tips[best], pos[best]);
+out:
+    free(tips);
+    free(pos);
+    free(copies);
+}
+
 /* Brings a subject's leaf to tip (caller holds mu). old_tip/count: the tip before the batch
- * and its rows for that subject (count 0: unknown, read the log). */
+ * and its rows for that subject; count 0 (catch-up): unknown, read the log. A batch that
+ * does not follow the latest leaf usually finished its group commit just before the batch
+ * it follows: it waits (parked) for that one, which then chains it; parked batches that
+ * never get chained are settled from the log (when too many wait, or the subject's leaf
+ * is asked for). */
 static void subject_advance(lh_merkle *m, const char *id, const char *old_tip, const char *tip,
                             int64_t count)
 {
     subject_leaf *e = index_find(m, id);
     const char *known = e ? e->tip : LH_AUDIT_GENESIS;
     int64_t known_rows = e ? e->rows : 0;
-    lh_error err;
     if (strcmp(known, tip) == 0)
         return;
-    int64_t rows = 0;
     if (count > 0 && old_tip && strcmp(old_tip, known) == 0) {
-        rows = known_rows + count;
-    } else {
-        bool extends = false;
-        if (log_place(m, id, tip, known_rows, known, &rows, &extends, &err) != 0) {
-            lh_log(LH_LOG_ERROR, "audit.merkle_catch_up_failed", "{s:s,s:s}", "candidate_id", id,
-                   "message", err.message);
-            return;
-        }
-        if (rows <= known_rows && extends)
-            return; /* a batch older than the latest leaf: already covered by it */
-        if (rows == 0 || !extends) {
-            lh_log(LH_LOG_ERROR, "audit.merkle_mismatch", "{s:s,s:I,s:s}", "candidate_id", id,
-                   "leaf_rows", (json_int_t)known_rows, "message",
-                   "the subject's audit log no longer extends its latest signed leaf (rows cut "
-                   "or replaced); no leaf added");
-            return;
-        }
+        leaf_add_logged(m, id, tip, known_rows + count);
+        park_drain(m, id);
+        return;
     }
-    if (leaf_add(m, id, tip, rows, &err) != 0)
-        lh_log(LH_LOG_ERROR, "audit.merkle_append_failed", "{s:s,s:s}", "candidate_id", id,
-               "message", err.message);
+    if (count > 0 && old_tip && m->nparked < MERKLE_PARK_MAX) {
+        parked_batch *p = lh_xcalloc(1, sizeof(*p));
+        p->id = lh_xstrdup(id);
+        snprintf(p->old_tip, sizeof(p->old_tip), "%s", old_tip);
+        snprintf(p->new_tip, sizeof(p->new_tip), "%s", tip);
+        p->rows = count;
+        p->next = m->parked;
+        m->parked = p;
+        m->nparked++;
+        return;
+    }
+    settle_from_log(m, id, tip);
 }
 
 void audit_merkle_note(lh_merkle *m, const audit_moved *moved, size_t n)
@@ -714,6 +821,8 @@ void lh_merkle_close(lh_merkle *m)
             free(e->id);
             free(e);
         }
+    while (m->parked)
+        park_drop(m, &m->parked);
     free(m->buckets);
     free(m->dir);
     free(m->path);
@@ -728,6 +837,11 @@ int lh_merkle_subject_leaf(lh_merkle *m, const char *id, json_t **leaf, uint64_t
     *leaf = NULL;
     int rc = 0;
     pthread_mutex_lock(&m->mu);
+    for (parked_batch *p = m->parked; p; p = p->next)
+        if (strcmp(p->id, id) == 0) {
+            settle_from_log(m, id, NULL);
+            break;
+        }
     subject_leaf *e = index_find(m, id);
     if (!e)
         rc = lh_error_set(err, LH_ENOTFOUND, "subject '%s' has no leaf in the Merkle log", id);

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,6 +405,75 @@ static void test_catch_up_and_cut(void **state)
     assert_int_equal(leaf_rows(e->m, "B", NULL), 4);
 }
 
+typedef struct hot_arg {
+    lh_audit *audit;
+    int n;
+} hot_arg;
+
+static void *hot_appender(void *arg)
+{
+    hot_arg *h = arg;
+    append(h->audit, "HOT", h->n);
+    return NULL;
+}
+
+/* Eight threads append to one subject: batches finish their group commit in any order,
+ * yet the subject's leaves climb its chain one durable tip after another and end at its
+ * tip; every leaf's tip is the row its rows_total names. */
+static void test_concurrent_one_subject(void **state)
+{
+    env *e = *state;
+    enum { THREADS = 8, EACH = 100 };
+    env_open(e, true);
+    pthread_t t[THREADS];
+    hot_arg h = {e->audit, EACH};
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, hot_appender, &h);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    char tip[LH_AUDIT_HMAC_HEX], want[LH_AUDIT_HMAC_HEX];
+    lh_error err;
+    assert_int_equal(leaf_rows(e->m, "HOT", tip), THREADS * EACH);
+    assert_int_equal(lh_audit_tip(e->audit, "HOT", want, &err), 0);
+    assert_string_equal(tip, want);
+    uint64_t leaves = lh_merkle_size(e->m);
+    assert_true(leaves >= 1 && leaves <= THREADS * EACH);
+    env_close(e);
+    /* the leaves, against the log */
+    char *lp = lh_xasprintf("%s/_catalog/audit_merkle/leaves.jsonl", e->data);
+    char *sp = lh_xasprintf("%s/_catalog/subjects/HOT.audit.jsonl", e->data);
+    char *ldata, *sdata;
+    size_t ln, sn;
+    assert_int_equal(lh_fs_read_all(lp, 1 << 26, &ldata, &ln, NULL), 0);
+    assert_int_equal(lh_fs_read_all(sp, 1 << 26, &sdata, &sn, NULL), 0);
+    char(*hmacs)[LH_AUDIT_HMAC_HEX] = lh_xcalloc(THREADS * EACH + 1, LH_AUDIT_HMAC_HEX);
+    int rows = 0;
+    for (char *line = sdata; line < sdata + sn; line = strchr(line, '\n') + 1) {
+        json_t *r = json_loadb(line, (size_t)(strchr(line, '\n') - line), 0, NULL);
+        snprintf(hmacs[++rows], LH_AUDIT_HMAC_HEX, "%s", lh_json_str(r, "row_hmac"));
+        json_decref(r);
+    }
+    assert_int_equal(rows, THREADS * EACH);
+    json_int_t last = 0;
+    uint64_t count = 0;
+    for (char *line = ldata; line < ldata + ln; line = strchr(line, '\n') + 1) {
+        json_t *l = json_loadb(line, (size_t)(strchr(line, '\n') - line), 0, NULL);
+        json_int_t n = lh_json_int(l, "rows_total", 0);
+        assert_true(n > last && n <= rows);
+        assert_string_equal(lh_json_str(l, "chain_tip"), hmacs[n]);
+        last = n;
+        count++;
+        json_decref(l);
+    }
+    assert_int_equal(count, leaves);
+    assert_int_equal(last, THREADS * EACH);
+    free(hmacs);
+    free(ldata);
+    free(sdata);
+    free(lp);
+    free(sp);
+}
+
 static void test_torn_tail(void **state)
 {
     env *e = *state;
@@ -593,6 +663,7 @@ int main(void)
         cmocka_unit_test(test_larger_sizes),
         cmocka_unit_test_setup_teardown(test_hook_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_and_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_one_subject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test_setup_teardown(test_leaf_write_fails, setup, teardown),

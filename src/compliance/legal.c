@@ -549,7 +549,13 @@ json_t *lh_legal_health(lh_legal *lg)
         json_object_set_new(chain, "rows_since_start", json_integer((json_int_t)st.rows));
         json_object_set_new(chain, "journal_syncs", json_integer((json_int_t)st.syncs));
     }
-    return json_pack("{s:s,s:s,s:{s:b,s:s?},s:o}", "schema", "audit_health.v1", "status", "ok",
+    /* issue 12: the signed log */
+    json_t *vlog =
+        json_pack("{s:b,s:b,s:s?}", "configured", lg->merkle != NULL, "signed", lg->signer != NULL,
+                  "signer", lg->signer ? lh_signer_name(lg->signer) : NULL);
+    if (lg->merkle)
+        json_object_set_new(vlog, "leaves", json_integer((json_int_t)lh_merkle_size(lg->merkle)));
+    return json_pack("{s:s,s:s,s:{s:b,s:s?},s:o,s:o}", "schema", "audit_health.v1", "status", "ok",
                      "legal_token", "usable", token_ok, "problem", token_ok ? NULL : err.message,
-                     "audit_chain", chain);
+                     "audit_chain", chain, "verifiable_log", vlog);
 }

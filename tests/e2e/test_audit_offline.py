@@ -351,6 +351,9 @@ class AuditOffline(unittest.TestCase):
 
         def good(s):
             status, pubdoc = s.json("GET", "/audit/pubkey", key=None)
+            status, health = s.json("GET", "/audit/health", headers=HDR, key=None)
+            self.assertEqual(health["verifiable_log"]["signer"], ORIGIN, health)
+            self.assertEqual(health["verifiable_log"]["leaves"], 1004, health)
             doc = fetch(s, "V-OK")
             self.assertEqual(check_response(doc, ORIGIN, self.pub), [])
             self.assertEqual(doc["inclusion_proof"]["leaf"]["rows_total"], 6)
@@ -438,6 +441,9 @@ class AuditOffline(unittest.TestCase):
                 status, doc = s.json("GET", path, headers=HDR, key=None)
                 self.assertEqual(status, 503, (path, doc))
                 self.assertIn("LH_AUDIT_SIGNING_KEY_FILE", doc["message"])
+            status, doc = s.json("GET", "/audit/health", headers=HDR, key=None)
+            self.assertEqual(doc["verifiable_log"]["signed"], False, doc)
+            self.assertTrue(doc["verifiable_log"]["configured"], doc)
             status, doc = s.json("GET", "/audit/subject/U-1", headers=HDR, key=None)
             self.assertEqual(status, 200, doc)
             self.assertIsNone(doc["signature"])

@@ -466,24 +466,33 @@ json_t *lh_legal_subject_response(lh_legal *lg, const char *id, const char *from
     json_t *rows = NULL, *out = NULL, *leaf = NULL;
     uint64_t leaf_index = 0;
     memset(&v, 0, sizeof(v));
-    /* Read the log until the subject's latest Merkle leaf is its tip: a row is in the log
-     * a moment before the group commit and the hook that adds its leaf; a log whose tip
-     * never becomes the leaf's (a cut or replaced log) is flagged below. */
-    for (int attempt = 0;; attempt++) {
-        json_decref(rows);
-        rows = NULL;
+    /* The subject's latest Merkle leaf must be the tip the log was read at. A row is in the
+     * log a moment before its group commit and the hook that adds its leaf: when the leaf
+     * is behind, wait for it (leaf lookups only, no re-read); when it is ahead (rows
+     * appended since the read), read the log again, at most twice. A log whose tip never
+     * becomes the leaf's (a cut or replaced log) is flagged below. */
+    if (lh_audit_read(lg->audit, id, want, from, to, &rows, &v, err) != 0)
+        goto out;
+    for (int polls = 0, rereads = 0; lg->merkle && v.rows_total > 0;) {
+        lh_error lerr2;
         json_decref(leaf);
         leaf = NULL;
-        if (lh_audit_read(lg->audit, id, want, from, to, &rows, &v, err) != 0)
-            goto out;
-        if (!lg->merkle || v.rows_total == 0)
-            break;
-        lh_error lerr2;
-        if (lh_merkle_subject_leaf(lg->merkle, id, &leaf, &leaf_index, &lerr2) == 0 &&
-            lh_json_int(leaf, "rows_total", -1) == v.rows_total &&
-            strcmp(lh_json_str(leaf, "chain_tip"), v.chain_root) == 0)
-            break;
-        if (attempt + 1 >= LEAF_WAIT_TRIES)
+        json_int_t signed_rows = -1;
+        if (lh_merkle_subject_leaf(lg->merkle, id, &leaf, &leaf_index, &lerr2) == 0) {
+            signed_rows = lh_json_int(leaf, "rows_total", -1);
+            if (signed_rows == v.rows_total &&
+                strcmp(lh_json_str(leaf, "chain_tip"), v.chain_root) == 0)
+                break;
+        }
+        if (signed_rows > v.rows_total && rereads < 2) {
+            rereads++;
+            json_decref(rows);
+            rows = NULL;
+            if (lh_audit_read(lg->audit, id, want, from, to, &rows, &v, err) != 0)
+                goto out;
+            continue;
+        }
+        if (signed_rows >= v.rows_total || ++polls >= LEAF_WAIT_TRIES)
             break;
         usleep(LEAF_WAIT_US);
     }

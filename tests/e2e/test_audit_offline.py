@@ -476,6 +476,23 @@ class AuditOffline(unittest.TestCase):
             self.assertIn(says, out)
             self.assertClean(out)
 
+    def test_04_unsyncable_log_signs_nothing(self):
+        """A failed sync of the leaves file (fault hook): no checkpoint and no signed
+        response over leaves that may not be durable (500), then both again."""
+        write_log(self.data, "F-1", chain("F-1", 2))  # a new leaf at start: a sync is due
+
+        def faulty(s):
+            status, doc = s.json("GET", "/audit/checkpoint", headers=HDR, key=None)
+            self.assertEqual(status, 500, doc)
+            self.assertEqual(doc["error"], "audit_write_failed")
+            status, doc = s.json("GET", "/audit/checkpoint", headers=HDR, key=None)
+            self.assertEqual(status, 200, doc)
+            status, doc = s.json("GET", "/audit/subject/F-1", headers=HDR, key=None)
+            self.assertEqual(status, 200, doc)
+            self.assertEqual(check_response(doc, ORIGIN, self.pub), [])
+
+        self.run_server(faulty, dict(self.env, LH_FAULT="fsync:1:EIO"))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -522,6 +522,27 @@ static void test_leaf_write_fails(void **state)
     env_open(e, true);
     assert_int_equal(lh_merkle_size(e->m), 2);
 }
+
+/* A failed sync of the leaves file: nothing more counts as durable (so nothing more may be
+ * signed) until a sync succeeds. */
+static void test_sync_fails(void **state)
+{
+    env *e = *state;
+    env_open(e, true);
+    append(e->audit, "S", 2);
+    uint64_t durable = 99;
+    lh_error err;
+    assert_int_equal(lh_merkle_sync(e->m, &durable, &err), 0);
+    assert_int_equal(durable, 2);
+    append(e->audit, "S", 1);
+    lh_fault_arm(LH_FAULT_FSYNC, 1, 1, EIO);
+    assert_int_equal(lh_merkle_sync(e->m, &durable, &err), LH_EIO);
+    assert_string_equal(err.kind, "audit_write_failed");
+    assert_int_equal(durable, 2);
+    lh_fault_reset();
+    assert_int_equal(lh_merkle_sync(e->m, &durable, &err), 0);
+    assert_int_equal(durable, 3);
+}
 #endif
 
 /* ---------------------------------------------------------------- keys and notes */
@@ -667,6 +688,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test_setup_teardown(test_leaf_write_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sync_fails, setup, teardown),
 #endif
         cmocka_unit_test(test_rfc8032_and_note),
         cmocka_unit_test(test_key_files),

@@ -142,9 +142,9 @@ lh_signer *lh_signer_load(const char *path, const char *name, lh_error *err)
     }
     if (got != crypto_sign_SEEDBYTES && got != crypto_sign_SECRETKEYBYTES) {
         lh_error_set(err, LH_EINVAL,
-                     "the audit signing key file '%s' holds %s bytes; it must hold a 32-byte "
+                     "the audit signing key file '%s' holds %lld bytes; it must hold a 32-byte "
                      "Ed25519 seed or a 64-byte libsodium secret key, raw",
-                     path, got > crypto_sign_SECRETKEYBYTES ? "more than 64" : "a wrong number of");
+                     path, (long long)st.st_size);
         goto out;
     }
     s = lh_signer_from_seed(buf, name, err);

@@ -457,8 +457,8 @@ class AuditOffline(unittest.TestCase):
 
         bad_file = os.path.join(self.tmp, "bad.key")
         for content, mode, says in ((self.seed, 0o644, "chmod 600"),
-                                    (self.seed[:31], 0o600, "32-byte"),
-                                    (self.seed + self.seed + b"x", 0o600, "more than 64")):
+                                    (self.seed[:31], 0o600, "holds 31 bytes; it must hold a 32-byte"),
+                                    (self.seed + self.seed + b"x", 0o600, "holds 65 bytes")):
             if os.path.exists(bad_file):
                 os.unlink(bad_file)
             fd = os.open(bad_file, os.O_WRONLY | os.O_CREAT, mode)

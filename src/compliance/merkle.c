@@ -32,8 +32,11 @@
 
 #define MERKLE_LEVELS 64
 #define MERKLE_FILE "leaves.jsonl"
-/* Batches waiting for the batch they follow (see subject_advance). */
+/* Batches waiting for the batch they follow (see subject_advance), in all and per
+ * subject: more in-flight batches of one subject than appending threads means the batch
+ * they wait for will not come (its rows reached the log by a journal replay, unacknowledged). */
 #define MERKLE_PARK_MAX 1024
+#define MERKLE_PARK_SUBJECT 64
 
 /* The latest leaf of one subject. */
 typedef struct subject_leaf {
@@ -648,8 +651,8 @@ out:
  * and its rows for that subject; count 0 (catch-up): unknown, read the log. A batch that
  * does not follow the latest leaf usually finished its group commit just before the batch
  * it follows: it waits (parked) for that one, which then chains it; parked batches that
- * never get chained are settled from the log (when too many wait, or the subject's leaf
- * is asked for). */
+ * never get chained are settled from the log (when too many wait, in all or for the
+ * subject, or the subject's leaf is asked for). */
 static void subject_advance(lh_merkle *m, const char *id, const char *old_tip, const char *tip,
                             int64_t count)
 {
@@ -663,7 +666,10 @@ static void subject_advance(lh_merkle *m, const char *id, const char *old_tip, c
         park_drain(m, id);
         return;
     }
-    if (count > 0 && old_tip && m->nparked < MERKLE_PARK_MAX) {
+    size_t mine = 0;
+    for (parked_batch *p = m->parked; p; p = p->next)
+        mine += strcmp(p->id, id) == 0;
+    if (count > 0 && old_tip && m->nparked < MERKLE_PARK_MAX && mine < MERKLE_PARK_SUBJECT) {
         parked_batch *p = lh_xcalloc(1, sizeof(*p));
         p->id = lh_xstrdup(id);
         snprintf(p->old_tip, sizeof(p->old_tip), "%s", old_tip);

@@ -523,6 +523,29 @@ static void test_leaf_write_fails(void **state)
     assert_int_equal(lh_merkle_size(e->m), 2);
 }
 
+/* A row whose log write failed is not acknowledged (no leaf), but the journal replay puts
+ * it in the log: the next batch follows a tip no leaf has, waits for a batch that never
+ * comes, and is settled from the log when the subject's leaf is asked for. */
+static void test_unacknowledged_row_settled(void **state)
+{
+    env *e = *state;
+    env_open(e, true);
+    append(e->audit, "P", 1);
+    static const char *const f[] = {"email"};
+    lh_audit_entry x = {.candidate_id = "P", .fields = f, .n_fields = 1, .result = "success"};
+    lh_error err;
+    lh_fault_arm(LH_FAULT_WRITE, 2, 1, EIO); /* the journal record, then the log line */
+    assert_int_equal(lh_audit_append(e->audit, &x, NULL, &err), LH_EIO);
+    lh_fault_reset();
+    append(e->audit, "P", 1); /* replays the failed row first, then follows it */
+    assert_int_equal(lh_merkle_size(e->m), 1);
+    char tip[LH_AUDIT_HMAC_HEX], want[LH_AUDIT_HMAC_HEX];
+    assert_int_equal(leaf_rows(e->m, "P", tip), 3);
+    assert_int_equal(lh_audit_tip(e->audit, "P", want, &err), 0);
+    assert_string_equal(tip, want);
+    assert_int_equal(lh_merkle_size(e->m), 2);
+}
+
 /* A failed sync of the leaves file: nothing more counts as durable (so nothing more may be
  * signed) until a sync succeeds. */
 static void test_sync_fails(void **state)
@@ -689,6 +712,7 @@ int main(void)
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test_setup_teardown(test_leaf_write_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unacknowledged_row_settled, setup, teardown),
 #endif
         cmocka_unit_test(test_rfc8032_and_note),
         cmocka_unit_test(test_key_files),

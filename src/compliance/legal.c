@@ -272,6 +272,26 @@ static void leaf_flag(json_t *flags, const json_t *leaf, const lh_audit_verdict 
                   "signed_rows", signed_rows, "rows", (json_int_t)v->rows_total));
 }
 
+/* n hashes as a JSON array of base64 strings. */
+static json_t *hashes_json(const unsigned char *hashes, size_t n)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char *h = lh_b64_encode(hashes + i * LH_MERKLE_HASH, LH_MERKLE_HASH);
+        json_array_append_new(out, json_string(h));
+        free(h);
+    }
+    return out;
+}
+
+/* The signer's C2SP key id in hex (9 bytes with the NUL). */
+static void key_id_hex(const lh_signer *s, char hex[9])
+{
+    unsigned char id[4];
+    lh_signer_key_id(lh_signer_name(s), lh_signer_public_key(s), id);
+    sodium_bin2hex(hex, 9, id, sizeof(id));
+}
+
 /* {leaf, leaf_index, tree_size, root_hash, hashes, checkpoint}: the leaf's RFC 6962
  * inclusion proof against every durable leaf, and that tree's signed checkpoint (null
  * without a signer). NULL + err when the log cannot be made durable. */
@@ -284,12 +304,7 @@ static json_t *inclusion_proof(lh_legal *lg, const json_t *leaf, uint64_t index,
         lh_merkle_root(lg->merkle, size, root, err) != 0 ||
         lh_merkle_inclusion(lg->merkle, index, size, &path, &n, err) != 0)
         return NULL;
-    json_t *hashes = json_array();
-    for (size_t i = 0; i < n; i++) {
-        char *h = lh_b64_encode(path + i * LH_MERKLE_HASH, LH_MERKLE_HASH);
-        json_array_append_new(hashes, json_string(h));
-        free(h);
-    }
+    json_t *hashes = hashes_json(path, n);
     char *root64 = lh_b64_encode(root, LH_MERKLE_HASH);
     char *note = lg->signer ? lh_checkpoint_sign(lg->signer, size, root) : NULL;
     json_t *out = json_pack("{s:O,s:I,s:I,s:s,s:o,s:s?}", "leaf", leaf, "leaf_index",
@@ -301,42 +316,40 @@ static json_t *inclusion_proof(lh_legal *lg, const json_t *leaf, uint64_t index,
     return out;
 }
 
-/* {algorithm, signer, key_id, value}: Ed25519 over the RFC 8785 bytes of resp; null
- * without a signer. */
-static json_t *response_signature(lh_legal *lg, const json_t *resp)
+/* *out = {algorithm, signer, key_id, signed, value}: Ed25519 over the RFC 8785 bytes of
+ * resp; null without a signer. An error (resp has no canonical form) fails the response
+ * rather than answer it unsigned, which would read as "no signing key". */
+static int response_signature(lh_legal *lg, const json_t *resp, json_t **out, lh_error *err)
 {
+    *out = json_null();
     if (!lg->signer)
-        return json_null();
+        return 0;
     lh_buf b;
     lh_buf_init(&b);
-    lh_error err;
-    json_t *out = json_null();
-    if (lh_jcs_canonicalize_value(resp, &b, &err) != 0) {
-        lh_log(LH_LOG_ERROR, "legal.unsigned", "{s:s}", "message", err.message);
-        goto out;
+    int rc = lh_jcs_canonicalize_value(resp, &b, err);
+    if (rc == 0) {
+        unsigned char sig[64];
+        char hex[9];
+        lh_signer_sign(lg->signer, b.data, b.len, sig);
+        key_id_hex(lg->signer, hex);
+        char *v = lh_b64_encode(sig, sizeof(sig));
+        *out = json_pack("{s:s,s:s,s:s,s:s,s:s}", "algorithm", "Ed25519", "signer",
+                         lh_signer_name(lg->signer), "key_id", hex, "signed",
+                         "RFC 8785 bytes of response", "value", v);
+        free(v);
     }
-    unsigned char sig[64], id[4];
-    char hex[9];
-    lh_signer_sign(lg->signer, b.data, b.len, sig);
-    lh_signer_key_id(lh_signer_name(lg->signer), lh_signer_public_key(lg->signer), id);
-    sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
-    char *v = lh_b64_encode(sig, sizeof(sig));
-    out = json_pack("{s:s,s:s,s:s,s:s,s:s}", "algorithm", "Ed25519", "signer",
-                    lh_signer_name(lg->signer), "key_id", hex, "signed",
-                    "RFC 8785 bytes of response", "value", v);
-    free(v);
-out:
     lh_buf_free(&b);
-    return out;
+    return rc;
 }
 
-static int log_ready(lh_legal *lg, bool need_signer, lh_error *err)
+/* The checkpoint and consistency endpoints need the log and the key. */
+static int log_ready(lh_legal *lg, lh_error *err)
 {
     if (!lg->merkle)
         return lh_error_setk(err, LH_EUNAVAILABLE, "audit_unconfigured",
                              "the audit chain is not configured: set LH_SUBJECT_AUDIT_KEY to the "
                              "file of the audit key and restart the server");
-    if (need_signer && !lg->signer)
+    if (!lg->signer)
         return lh_error_setk(err, LH_EUNAVAILABLE, "audit_signing_unconfigured",
                              "the audit log is not signed: set LH_AUDIT_SIGNING_KEY_FILE to a "
                              "file (mode 0600) holding a 32-byte Ed25519 seed and restart the "
@@ -348,7 +361,7 @@ json_t *lh_legal_checkpoint(lh_legal *lg, lh_error *err)
 {
     uint64_t size = 0;
     unsigned char root[LH_MERKLE_HASH];
-    if (log_ready(lg, true, err) != 0 || lh_merkle_sync(lg->merkle, &size, err) != 0 ||
+    if (log_ready(lg, err) != 0 || lh_merkle_sync(lg->merkle, &size, err) != 0 ||
         lh_merkle_root(lg->merkle, size, root, err) != 0)
         return NULL;
     char *note = lh_checkpoint_sign(lg->signer, size, root);
@@ -376,7 +389,7 @@ json_t *lh_legal_consistency(lh_legal *lg, const char *from, const char *to, lh_
     uint64_t m = 0, n = 0, size = 0;
     unsigned char *proof = NULL;
     size_t np = 0;
-    if (log_ready(lg, true, err) != 0 || parse_size("from", from, &m, err) != 0 ||
+    if (log_ready(lg, err) != 0 || parse_size("from", from, &m, err) != 0 ||
         parse_size("to", to, &n, err) != 0)
         return NULL;
     if (m == 0 || m > n) {
@@ -393,12 +406,7 @@ json_t *lh_legal_consistency(lh_legal *lg, const char *from, const char *to, lh_
     }
     if (lh_merkle_consistency(lg->merkle, m, n, &proof, &np, err) != 0)
         return NULL;
-    json_t *hashes = json_array();
-    for (size_t i = 0; i < np; i++) {
-        char *h = lh_b64_encode(proof + i * LH_MERKLE_HASH, LH_MERKLE_HASH);
-        json_array_append_new(hashes, json_string(h));
-        free(h);
-    }
+    json_t *hashes = hashes_json(proof, np);
     free(proof);
     return json_pack("{s:I,s:I,s:o}", "from", (json_int_t)m, "to", (json_int_t)n, "hashes", hashes);
 }
@@ -411,10 +419,8 @@ json_t *lh_legal_pubkey(lh_legal *lg, lh_error *err)
                       "(mode 0600) holding a 32-byte Ed25519 seed and restart the server");
         return NULL;
     }
-    unsigned char id[4];
     char hex[9];
-    lh_signer_key_id(lh_signer_name(lg->signer), lh_signer_public_key(lg->signer), id);
-    sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
+    key_id_hex(lg->signer, hex);
     char *pk = lh_b64_encode(lh_signer_public_key(lg->signer), 32);
     char *vkey = lh_signer_vkey(lg->signer);
     json_t *out = json_pack("{s:s,s:s,s:s,s:s,s:s}", "algorithm", "Ed25519", "signer",
@@ -530,13 +536,15 @@ json_t *lh_legal_subject_response(lh_legal *lg, const char *id, const char *from
         "signed Merkle log (inclusion_proof), and the rows' links up to that tip "
         "(`lakehouse audit verify-offline`, docs/AUDIT.md)",
         "tampering", "detected", tampered, "flags", flags);
-    json_t *proof = leaf ? inclusion_proof(lg, leaf, leaf_index, err) : json_null();
-    if (!proof) {
+    json_t *proof = leaf ? inclusion_proof(lg, leaf, leaf_index, err) : json_null(), *sig = NULL;
+    if (!proof || response_signature(lg, resp, &sig, err) != 0) {
+        json_decref(proof);
+        json_decref(sig);
         json_decref(resp);
         goto out;
     }
     out = json_pack("{s:s,s:o,s:o,s:o}", "schema", "subject_audit_response.v1", "response", resp,
-                    "signature", response_signature(lg, resp), "inclusion_proof", proof);
+                    "signature", sig, "inclusion_proof", proof);
 out:
     json_decref(manifest);
     json_decref(rows);

@@ -256,17 +256,70 @@ bad:
                         "key)>' whose key id matches (as GET /audit/pubkey gives it)");
 }
 
+int lh_note_verify(const char *note, const char *name, const unsigned char pk[32], size_t *text_len,
+                   lh_error *err)
+{
+    /* As Go's sumdb/note Open: the signatures follow the LAST blank line; every signature
+     * line must be well formed; the first line of this (name, key id) decides. */
+    const char *blank = NULL;
+    for (const char *p = note ? strstr(note, "\n\n") : NULL; p; p = strstr(p + 1, "\n\n"))
+        blank = p;
+    if (!blank)
+        return lh_error_set(err, LH_EINVAL, "not a signed note (no blank line)");
+    size_t body_len = (size_t)(blank - note) + 1;
+    if (!lh_utf8_valid(note, body_len))
+        return lh_error_set(err, LH_EINVAL, "the note's text is not UTF-8");
+    for (size_t i = 0; i < body_len; i++)
+        if ((unsigned char)note[i] < 0x20 && note[i] != '\n')
+            return lh_error_set(err, LH_EINVAL, "the note's text holds a control character");
+    unsigned char want_id[4];
+    lh_signer_key_id(name, pk, want_id);
+    const size_t pre = strlen(EM_DASH " ");
+    int lines = 0, verdict = 0; /* no line of this key yet; 1: it verified; -1: it failed */
+    for (const char *line = blank + 2; *line; lines++) {
+        const char *nl = strchr(line, '\n');
+        if (!nl || lines >= 100)
+            return lh_error_set(err, LH_EINVAL, "the note's signature lines are malformed");
+        size_t ll = (size_t)(nl - line);
+        char *sl = lh_xasprintf("%.*s", (int)ll, line);
+        const char *sp = ll > pre ? strrchr(sl, ' ') : NULL;
+        unsigned char sig[4 + 256];
+        size_t sn = 0;
+        bool well_formed = sp && strncmp(sl, EM_DASH " ", pre) == 0 && (size_t)(sp - sl) > pre &&
+                           lh_b64_decode(sp + 1, sig, sizeof(sig), &sn) == 0 && sn > 4;
+        bool mine = well_formed && (size_t)(sp - sl) - pre == strlen(name) &&
+                    strncmp(sl + pre, name, strlen(name)) == 0 && memcmp(sig, want_id, 4) == 0;
+        free(sl);
+        if (!well_formed)
+            return lh_error_set(err, LH_EINVAL, "the note's signature lines are malformed");
+        if (mine && verdict == 0) {
+            bool ok = sn == 4 + crypto_sign_BYTES &&
+                      crypto_sign_verify_detached(sig + 4, (const unsigned char *)note, body_len,
+                                                  pk) == 0;
+            verdict = ok ? 1 : -1;
+        }
+        line = nl + 1;
+    }
+    if (verdict < 0)
+        return lh_error_set(err, LH_EINVAL,
+                            "the signature of '%s' does not verify with this public key", name);
+    if (verdict == 0)
+        return lh_error_set(err, LH_EINVAL, "the note has no signature of '%s' with this key id",
+                            name);
+    *text_len = body_len;
+    return 0;
+}
+
 int lh_checkpoint_verify(const char *note, const char *name, const unsigned char pk[32],
                          uint64_t *size, unsigned char root[LH_MERKLE_HASH], lh_error *err)
 {
-    const char *blank = note ? strstr(note, "\n\n") : NULL;
-    if (!blank)
-        return lh_error_set(err, LH_EINVAL, "the checkpoint is not a signed note (no blank line)");
-    size_t body_len = (size_t)(blank - note) + 1;
+    size_t body_len = 0;
+    int rc = lh_note_verify(note, name, pk, &body_len, err);
+    if (rc)
+        return rc;
     /* body: origin, size, root (and optional extension lines) */
     char *body = lh_xasprintf("%.*s", (int)body_len, note);
-    int rc = 0;
-    char *l1 = body, *l2 = l1 ? strchr(l1, '\n') : NULL;
+    char *l1 = body, *l2 = strchr(l1, '\n');
     char *l3 = l2 ? strchr(l2 + 1, '\n') : NULL;
     char *l4 = l3 ? strchr(l3 + 1, '\n') : NULL;
     if (!l2 || !l3 || !l4) {
@@ -278,8 +331,9 @@ int lh_checkpoint_verify(const char *note, const char *name, const unsigned char
     errno = 0;
     unsigned long long sz = strtoull(l2 + 1, &endp, 10);
     size_t rn = 0;
-    if (!*(l2 + 1) || *endp || errno || (l2[1] == '0' && l2[2]) ||
-        lh_b64_decode(l3 + 1, root, LH_MERKLE_HASH, &rn) != 0 || rn != LH_MERKLE_HASH) {
+    if (!*(l2 + 1) || *endp || errno || (l2[1] == '0' && l2[2]) || l2[1] == '-' || l2[1] == '+' ||
+        l2[1] == ' ' || lh_b64_decode(l3 + 1, root, LH_MERKLE_HASH, &rn) != 0 ||
+        rn != LH_MERKLE_HASH) {
         rc = lh_error_set(err, LH_EINVAL, "the checkpoint's size or root hash is malformed");
         goto out;
     }
@@ -289,35 +343,6 @@ int lh_checkpoint_verify(const char *note, const char *name, const unsigned char
         goto out;
     }
     *size = sz;
-    /* Signature lines: "— <name> <base64>\n"; one of them must be ours and verify. */
-    unsigned char want_id[4];
-    lh_signer_key_id(name, pk, want_id);
-    bool verified = false;
-    const char *line = blank + 2;
-    while (*line && !verified) {
-        const char *nl = strchr(line, '\n');
-        if (!nl)
-            break;
-        size_t ll = (size_t)(nl - line), pre = strlen(EM_DASH " ");
-        char *sl = lh_xasprintf("%.*s", (int)ll, line);
-        const char *sp = ll > pre ? strrchr(sl, ' ') : NULL;
-        if (sp && strncmp(sl, EM_DASH " ", pre) == 0 && (size_t)(sp - sl) - pre == strlen(name) &&
-            strncmp(sl + pre, name, strlen(name)) == 0) {
-            unsigned char sig[4 + crypto_sign_BYTES];
-            size_t sn = 0;
-            if (lh_b64_decode(sp + 1, sig, sizeof(sig), &sn) == 0 && sn == sizeof(sig) &&
-                memcmp(sig, want_id, 4) == 0 &&
-                crypto_sign_verify_detached(sig + 4, (const unsigned char *)note, body_len, pk) ==
-                    0)
-                verified = true;
-        }
-        free(sl);
-        line = nl + 1;
-    }
-    if (!verified)
-        rc =
-            lh_error_set(err, LH_EINVAL,
-                         "no signature of '%s' with this public key verifies the checkpoint", name);
 out:
     free(body);
     return rc;

@@ -298,8 +298,16 @@ char *lh_checkpoint_sign(const lh_signer *s, uint64_t size,
 /* Parses a verifier key: *name (caller frees) and the public key. LH_EINVAL when it is not
  * a well-formed Ed25519 verifier key or its key id does not match. */
 int lh_vkey_parse(const char *vkey, char **name, unsigned char pk[32], lh_error *err);
-/* Verifies a checkpoint note against (name, pk): one signature line of that name and key
- * id must verify. Fills *size and root. LH_EINVAL naming what failed. */
+/* Verifies a C2SP signed note against (name, pk) as Go's sumdb/note Open does: the
+ * signatures follow the last blank line, each signature line must be well formed, lines of
+ * other keys are ignored, and the first line of this name and key id decides (a failed
+ * one rejects the note). The text must be UTF-8 without control characters but '\n'.
+ * *text_len gets the signed text's length (its final newline included). LH_EINVAL naming
+ * what failed. */
+int lh_note_verify(const char *note, const char *name, const unsigned char pk[32], size_t *text_len,
+                   lh_error *err);
+/* Verifies a checkpoint note (lh_note_verify) whose origin is the key's name. Fills *size
+ * and root. LH_EINVAL naming what failed. */
 int lh_checkpoint_verify(const char *note, const char *name, const unsigned char pk[32],
                          uint64_t *size, unsigned char root[LH_MERKLE_HASH], lh_error *err);
 /* Standard base64 (padded) of n bytes. Caller frees. */

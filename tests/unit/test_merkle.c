@@ -637,6 +637,54 @@ static void test_rfc8032_and_note(void **state)
     assert_null(lh_signer_from_seed(seed, "a+b", &err));
 }
 
+/* Notes signed by others (the examples of Go's sumdb/note and of the C2SP signed-note
+ * documentation) verify here: the key ids, the em-dash lines, the signed bytes agree. */
+static void test_foreign_notes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *vkey, *note, *name;
+        size_t text;
+    } v[] = {
+        {"PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+         "If you think cryptography is the answer to your problem,\n"
+         "then you don't know what your problem is.\n\n"
+         "\xE2\x80\x94 PeterNeumann "
+         "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgK"
+         "vqfqdngotpRZb6KE6RyyBwJnAM=\n",
+         "PeterNeumann", 99},
+        {"example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+         "This is an example message.\n\n"
+         "\xE2\x80\x94 example.com/foo Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfXppzi2ONncAlTgK7Ztg1ERY"
+         "NZXsYjOBH3mFXmRKuwHjG1Yu72IneyaQM=\n",
+         "example.com/foo", 28},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char *name = NULL;
+        unsigned char pk[32];
+        size_t len = 0;
+        lh_error err;
+        assert_int_equal(lh_vkey_parse(v[i].vkey, &name, pk, &err), 0);
+        assert_string_equal(name, v[i].name);
+        assert_int_equal(lh_note_verify(v[i].note, name, pk, &len, &err), 0);
+        assert_int_equal(len, v[i].text);
+        /* one changed byte of the text, another name: refused */
+        char *bad = lh_xstrdup(v[i].note);
+        bad[3] ^= 1;
+        assert_int_equal(lh_note_verify(bad, name, pk, &len, &err), LH_EINVAL);
+        free(bad);
+        assert_int_equal(lh_note_verify(v[i].note, "other", pk, &len, &err), LH_EINVAL);
+        /* an unknown key's line is ignored; a malformed line rejects the note */
+        char *more = lh_xasprintf("%s\xE2\x80\x94 other.example AAAAAAAA\n", v[i].note);
+        assert_int_equal(lh_note_verify(more, name, pk, &len, &err), 0);
+        free(more);
+        more = lh_xasprintf("%sjunk\n", v[i].note);
+        assert_int_equal(lh_note_verify(more, name, pk, &len, &err), LH_EINVAL);
+        free(more);
+        free(name);
+    }
+}
+
 static void write_key(const char *path, const unsigned char *k, size_t n, mode_t mode)
 {
     unlink(path);
@@ -715,6 +763,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unacknowledged_row_settled, setup, teardown),
 #endif
         cmocka_unit_test(test_rfc8032_and_note),
+        cmocka_unit_test(test_foreign_notes),
         cmocka_unit_test(test_key_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

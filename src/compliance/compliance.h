@@ -188,7 +188,8 @@ void lh_audit_get_stats(lh_audit *audit, lh_audit_stats *out);
 void lh_audit_set_wal_max(lh_audit *audit, uint64_t bytes);
 int lh_audit_checkpoint(lh_audit *audit, lh_error *err);
 
-/* ================================================================ Merkle log (merkle.c)
+/* ================================================================ Merkle log (merkle.c,
+ * merkle_log.c)
  *
  * The verifiable log of issue 12 (docs/AUDIT.md "Verifiable log"): an append-only RFC 6962
  * Merkle tree whose leaves are subjects' chain tips, so that a third party with only the

@@ -112,6 +112,36 @@ typedef struct audit_moved {
  * append's (the row is durable; the log catches up at the next batch or open). */
 void audit_merkle_note(lh_merkle *m, const audit_moved *moved, size_t n);
 
+/* The verifiable log (merkle.c: the tree; merkle_log.c: its file, subject index and
+ * hook). mu guards everything but the fdatasync, which sync_mu serialises. */
+#define MERKLE_LEVELS 64
+struct subject_leaf;
+struct parked_batch;
+struct lh_merkle {
+    pthread_mutex_t mu;
+    unsigned char *levels[MERKLE_LEVELS]; /* levels[k][i]: the subtree of 2^k leaves at i·2^k */
+    size_t cap[MERKLE_LEVELS];            /* hashes allocated per level */
+    uint64_t size;                        /* leaves */
+
+    /* persistence (NULL dir: memory only) */
+    char *dir, *path;
+    int fd;
+    uint64_t written_leaves; /* leaves whose line was written */
+    uint64_t synced_leaves;  /* leaves known durable */
+    pthread_mutex_t sync_mu; /* one fdatasync at a time */
+
+    struct subject_leaf **buckets; /* subject → latest leaf */
+    size_t nbuckets, nsubjects;
+    lh_audit *audit; /* attached chain, or NULL */
+    struct parked_batch *parked;
+    size_t nparked;
+};
+/* merkle.c: a zeroed log with its mutexes (fd -1); merkle_free releases the tree and it. */
+lh_merkle *merkle_alloc(void);
+void merkle_free(lh_merkle *m);
+/* Appends a leaf hash to the tree. Caller holds mu (or owns m alone). */
+void merkle_tree_append(lh_merkle *m, const unsigned char leaf[LH_MERKLE_HASH]);
+
 /* Bytes in the current journal file. */
 uint64_t audit_wal_size(lh_audit *a);
 /* True when the journal cannot take appends (a failed sync, or no journal file). */

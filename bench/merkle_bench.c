@@ -16,6 +16,7 @@
  *   for N = 10^3, 10^5, 10^6, then the ratio of each line at N to its value at 10^3 beside
  *   log2(N)/log2(10^3) (what O(log n) predicts) and N/10^3 (what O(n) would).
  *
+ *   reopen_N       a restart: lh_merkle_open reading a leaves file of N leaves
  *   per-batch signing  a durable one-row append, against the same append followed by
  *                  what signing a checkpoint after every batch would add (the leaves file's
  *                  fdatasync, the root, the signature): why checkpoints are signed on demand
@@ -171,6 +172,40 @@ static void tree_figures(uint64_t n, const lh_signer *signer, line *out)
     free(idx);
     free(leaves);
     lh_merkle_close(m);
+}
+
+/* A restart: lh_merkle_open of a leaves file of n leaves (written here in the leaves'
+ * canonical form), µs. */
+static double reopen_figure(const char *dir, uint64_t n)
+{
+    char *data = lh_path_join(dir, "merkle-bench-reopen");
+    char *folder = lh_xasprintf("%s/_catalog/audit_merkle", data);
+    char *path = lh_path_join(folder, "leaves.jsonl");
+    double us = -1;
+    lh_fs_remove_tree(data, NULL);
+    if (lh_fs_mkdirs(folder, LH_DIR_MODE, NULL) == 0) {
+        FILE *f = fopen(path, "w");
+        for (uint64_t i = 0; f && i < n; i++)
+            fprintf(f,
+                    "{\"candidate_id\":\"CAND-%llu\",\"chain_tip\":\"%064llx\",\"rows_total\":%llu,"
+                    "\"schema\":\"" LH_MERKLE_LEAF_SCHEMA "\"}\n",
+                    (unsigned long long)(i % 100000), (unsigned long long)i,
+                    (unsigned long long)(i / 100000 + 1));
+        if (f)
+            fclose(f);
+        lh_error err;
+        double t0 = now_us();
+        lh_merkle *m = lh_merkle_open(data, &err);
+        us = now_us() - t0;
+        if (!m || lh_merkle_size(m) != n)
+            printf("ERROR: reopen: %s\n", m ? "wrong size" : err.message);
+        lh_merkle_close(m);
+    }
+    lh_fs_remove_tree(data, NULL);
+    free(path);
+    free(folder);
+    free(data);
+    return us;
 }
 
 /* A subject of rows rows in a fresh data folder, its legal response, and the offline check
@@ -344,6 +379,10 @@ int main(int argc, char **argv)
                (double)sizes[i] / 1000.0, l[i].naive / l[0].naive);
     printf("  at 10^6: naive_root / root = %.0f (the kept subtree hashes against recomputing)\n",
            l[2].naive / l[2].root);
+    printf("\nrestart (lh_merkle_open of the leaves file, 100,000 subjects):\n");
+    for (int i = 1; i < 3; i++)
+        printf("  reopen_%-8llu %9.1f ms\n", (unsigned long long)sizes[i],
+               reopen_figure(argv[1], sizes[i]) / 1e3);
     int rc = response_figures(argv[1], signer, 10000);
     lh_signer_free(signer);
     return rc;

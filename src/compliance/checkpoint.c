@@ -117,7 +117,7 @@ lh_signer *lh_signer_load(const char *path, const char *name, lh_error *err)
     lh_signer *s = NULL;
     ssize_t got = 0;
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         lh_error_set(err, errno == ENOENT ? LH_EINVAL : LH_EIO,
                      "cannot open the audit signing key file '%s' (LH_AUDIT_SIGNING_KEY_FILE): %s",

@@ -741,6 +741,16 @@ static void test_key_files(void **state)
         seedhex[64] = '\0';
         assert_null(strstr(err.message, seedhex));
     }
+    /* a symlink is judged by the file it names (secret mounts are symlinks) */
+    char *link = lh_path_join(tmp, "link.key");
+    write_key(path, sk, 32, 0600);
+    assert_int_equal(symlink(path, link), 0);
+    assert_non_null(s = lh_signer_load(link, "t/log", &err));
+    lh_signer_free(s);
+    chmod(path, 0644);
+    assert_null(lh_signer_load(link, "t/log", &err));
+    assert_non_null(strstr(err.message, "chmod 600"));
+    free(link);
     assert_null(lh_signer_load("/nonexistent/sign.key", NULL, &err));
     sodium_memzero(sk, sizeof(sk));
     free(path);

@@ -255,9 +255,8 @@ lh_biometric_upload *lh_biometric_begin(lh_biometric *b, const char *id, const c
     if (unavailable(b, err) || lh_biometric_media_type(content_type, &ext, err))
         return NULL;
     if (content_length > LH_BIOMETRIC_MAX_BYTES) {
-        lh_error_setk(err, LH_ETOOLARGE, "photo_too_large",
-                      "the photo is %lld bytes; at most %d are accepted", (long long)content_length,
-                      LH_BIOMETRIC_MAX_BYTES);
+        lh_error_set(err, LH_ETOOLARGE, "the photo is %lld bytes; at most %d are accepted",
+                     (long long)content_length, LH_BIOMETRIC_MAX_BYTES);
         return NULL;
     }
     if (lh_subject__key_of(id, key, err) != 0 || !(m = lh_subjects_get(b->subjects, id, err)) ||
@@ -326,8 +325,8 @@ int lh_biometric_write(lh_biometric_upload *up, const void *data, size_t len, lh
         return lh_error_set(err, LH_EINVAL, "the upload was already refused or committed");
     if (up->bytes + (int64_t)len > LH_BIOMETRIC_MAX_BYTES) {
         lh_biometric_discard(up);
-        return lh_error_setk(err, LH_ETOOLARGE, "photo_too_large",
-                             "the photo is over the limit of %d bytes", LH_BIOMETRIC_MAX_BYTES);
+        return lh_error_set(err, LH_ETOOLARGE, "the photo is over the limit of %d bytes",
+                            LH_BIOMETRIC_MAX_BYTES);
     }
     size_t need = up->type->magic_len;
     if (up->head_len < need) {

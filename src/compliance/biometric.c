@@ -40,6 +40,7 @@
 
 #define PART_SUFFIX ".part"
 #define TOKEN_DAEMON "legal_token"
+#define TRACE_ID_MAX 4096 /* the audit row's limit on accessor strings */
 
 struct lh_biometric {
     char *root; /* absolute and resolved; NULL when unconfigured */
@@ -64,6 +65,7 @@ static const media_type MEDIA[] = {
 struct lh_biometric_upload {
     lh_biometric *b;
     char *id;
+    char *daemon, *trace_id; /* for the audit row */
     char key[LH_SUBJECT_KEY_MAX];
     const media_type *type;
     char *dir;       /* <root>/<key> */
@@ -246,7 +248,8 @@ static int unavailable(const lh_biometric *b, lh_error *err)
 /* ---------------------------------------------------------------- upload */
 
 lh_biometric_upload *lh_biometric_begin(lh_biometric *b, const char *id, const char *content_type,
-                                        int64_t content_length, lh_error *err)
+                                        int64_t content_length, const char *daemon,
+                                        const char *trace_id, lh_error *err)
 {
     lh_biometric_upload *up = NULL;
     json_t *m = NULL;
@@ -259,6 +262,12 @@ lh_biometric_upload *lh_biometric_begin(lh_biometric *b, const char *id, const c
                      (long long)content_length, LH_BIOMETRIC_MAX_BYTES);
         return NULL;
     }
+    if (trace_id &&
+        (strlen(trace_id) > TRACE_ID_MAX || !lh_utf8_valid(trace_id, strlen(trace_id)))) {
+        lh_error_set(err, LH_EINVAL, "X-Lakehouse-Trace-Id must be valid UTF-8 of at most %d bytes",
+                     TRACE_ID_MAX);
+        return NULL;
+    }
     if (lh_subject__key_of(id, key, err) != 0 || !(m = lh_subjects_get(b->subjects, id, err)) ||
         check_allowed(m, id, err) != 0)
         goto out;
@@ -266,6 +275,8 @@ lh_biometric_upload *lh_biometric_begin(lh_biometric *b, const char *id, const c
     up->b = b;
     up->fd = -1;
     up->id = lh_xstrdup(id);
+    up->daemon = lh_xstrdup(daemon ? daemon : TOKEN_DAEMON);
+    up->trace_id = trace_id ? lh_xstrdup(trace_id) : NULL;
     memcpy(up->key, key, sizeof(key));
     up->type = media_by_ext(ext);
     up->dir = lh_path_join(b->root, key);
@@ -357,6 +368,8 @@ void lh_biometric_upload_free(lh_biometric_upload *up)
         return;
     lh_biometric_discard(up);
     free(up->id);
+    free(up->daemon);
+    free(up->trace_id);
     free(up->dir);
     free(up->name);
     free(up->part_path);
@@ -389,8 +402,7 @@ static char *superseded_path(const lh_biometric_upload *up, const json_t *old, c
     return lh_xstrdup(p);
 }
 
-json_t *lh_biometric_commit(lh_biometric_upload *up, const char *daemon, const char *trace_id,
-                            lh_error *err)
+json_t *lh_biometric_commit(lh_biometric_upload *up, lh_error *err)
 {
     lh_biometric *b = up->b;
     json_t *out = NULL, *old = NULL, *m = NULL;
@@ -470,9 +482,9 @@ json_t *lh_biometric_commit(lh_biometric_upload *up, const char *daemon, const c
     static const char *const fields[] = {"photo"};
     lh_audit_entry e = {.candidate_id = up->id,
                         .accessor_kind = LH_BIOMETRIC_ACCESSOR_KIND,
-                        .daemon = daemon ? daemon : TOKEN_DAEMON,
+                        .daemon = up->daemon,
                         .purpose = LH_BIOMETRIC_PURPOSE,
-                        .trace_id = trace_id,
+                        .trace_id = up->trace_id,
                         .fields = fields,
                         .n_fields = 1,
                         .result = "success"};

@@ -354,13 +354,14 @@ int lh_biometric_media_type(const char *content_type, const char **ext, lh_error
 
 /* Starts an upload: LH_EUNAVAILABLE (no root, root unusable, no audit chain),
  * LH_EUNSUPPORTED (media type), LH_ETOOLARGE (content_length over the cap; -1: unknown),
- * LH_EINVAL (bad id), LH_ENOTFOUND (no such subject), LH_EFORBIDDEN (the subject is
+ * LH_EINVAL (bad id; a trace_id that is not UTF-8 of at most 4096 bytes), LH_ENOTFOUND (no
+ * such subject), LH_EFORBIDDEN (the subject is
  * Withdrawn, Erased or RetentionExpired, or its biometric consent is not Given: the message
  * names the current status), LH_EIO. Creates the subject's folder (0700) and the partial
  * file (O_EXCL, 0600). Caller frees with lh_biometric_upload_free. */
 lh_biometric_upload *lh_biometric_begin(lh_biometric *b, const char *candidate_id,
                                         const char *content_type, int64_t content_length,
-                                        lh_error *err);
+                                        const char *daemon, const char *trace_id, lh_error *err);
 /* Appends body bytes. LH_ETOOLARGE past LH_BIOMETRIC_MAX_BYTES, LH_EUNSUPPORTED (kind
  * photo_type_mismatch) once the first bytes are not the declared type's magic (JPEG FF D8
  * FF, PNG 89 50 4E 47 0D 0A 1A 0A), LH_EIO; after an error the partial file is already
@@ -371,13 +372,13 @@ void lh_biometric_discard(lh_biometric_upload *up);
 /* Commits a finished upload: re-checks the subject under its lock, renames the photo to
  * its final name (fsync of file and folder), writes the manifest's biometric_collection
  * {data_path, template_hash, collected_at, consent_version_hash, classifications,
- * content_type, bytes}, appends the audit row (daemon: who uploaded, trace_id: may be
- * NULL) and removes a photo it supersedes. A manifest write that fails removes the photo;
+ * content_type, bytes}, appends the audit row (daemon: who uploaded, NULL for the legal
+ * token; trace_id: NULL or X-Lakehouse-Trace-Id; both given to begin) and removes a photo
+ * it supersedes. A manifest write that fails removes the photo;
  * an audit append that fails removes the photo, restores the manifest and returns LH_EIO
  * kind audit_write_failed. Returns {candidate_id, biometric_collection, audit_row_hmac,
  * superseded} (caller decrefs) or NULL with err. Call once. */
-json_t *lh_biometric_commit(lh_biometric_upload *up, const char *daemon, const char *trace_id,
-                            lh_error *err);
+json_t *lh_biometric_commit(lh_biometric_upload *up, lh_error *err);
 /* Removes the partial file unless committed and frees. Accepts NULL. */
 void lh_biometric_upload_free(lh_biometric_upload *up);
 /* GET /biometric/health: {schema "biometric_health.v1", status ok|unavailable,

@@ -45,8 +45,10 @@ int lh_pre_biometric_photo(lh_req *r, lh_error *err)
         return rc;
     const char *cl = lh_req_header(r, "Content-Length");
     int64_t declared = cl ? strtoll(cl, NULL, 10) : -1;
-    lh_biometric_upload *up = lh_biometric_begin(lh_req_app(r)->biometric, lh_req_param(r, 0),
-                                                 lh_req_header(r, "Content-Type"), declared, err);
+    const lh_principal *who = lh_req_principal(r);
+    lh_biometric_upload *up = lh_biometric_begin(
+        lh_req_app(r)->biometric, lh_req_param(r, 0), lh_req_header(r, "Content-Type"), declared,
+        who ? who->name : NULL, lh_req_header(r, TRACE_HEADER), err);
     if (!up)
         return err->code ? err->code : LH_EINTERNAL;
     lh_req_set_state(r, up, upload_free);
@@ -56,9 +58,7 @@ int lh_pre_biometric_photo(lh_req *r, lh_error *err)
 void lh_h_biometric_photo(lh_req *r)
 {
     lh_error err;
-    const lh_principal *who = lh_req_principal(r);
-    json_t *doc = lh_biometric_commit(lh_req_state(r), who ? who->name : NULL,
-                                      lh_req_header(r, TRACE_HEADER), &err);
+    json_t *doc = lh_biometric_commit(lh_req_state(r), &err);
     if (!doc) {
         lh_reply_error(r, &err);
         return;

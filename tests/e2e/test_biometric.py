@@ -216,6 +216,9 @@ class Biometric(unittest.TestCase):
         # 400: empty body
         status, doc = self.photo("OK-1", body=b"")
         self.assertEqual((status, doc["error"]), (400, "empty_photo"))
+        # 400: a trace id the audit row cannot hold, refused before the body
+        status, doc = self.photo("OK-1", extra={"X-Lakehouse-Trace-Id": "t" * 5000})
+        self.assertEqual(status, 400, doc)
         self.assertNoNewFile(before)
 
     def test_02_too_large(self):

@@ -149,7 +149,8 @@ static char *manifest_bytes(env *e, const char *id)
 static json_t *upload(env *e, const char *id, const char *type, const void *body, size_t len,
                       size_t piece, lh_error *err)
 {
-    lh_biometric_upload *up = lh_biometric_begin(e->bio, id, type, (int64_t)len, err);
+    lh_biometric_upload *up =
+        lh_biometric_begin(e->bio, id, type, (int64_t)len, "counsel", "trace-1", err);
     if (!up)
         return NULL;
     json_t *doc = NULL;
@@ -158,7 +159,7 @@ static json_t *upload(env *e, const char *id, const char *type, const void *body
         if (lh_biometric_write(up, (const char *)body + off, n, err) != 0)
             goto out;
     }
-    doc = lh_biometric_commit(up, "counsel", "trace-1", err);
+    doc = lh_biometric_commit(up, err);
 out:
     lh_biometric_upload_free(up);
     return doc;
@@ -225,7 +226,7 @@ static void test_root_rules(void **state)
     lh_biometric *none = lh_biometric_open(NULL, e->data, e->subj, e->audit, &err);
     assert_non_null(none);
     put(e, "U-1", CONSENT_GIVEN);
-    assert_null(lh_biometric_begin(none, "U-1", "image/jpeg", 10, &err));
+    assert_null(lh_biometric_begin(none, "U-1", "image/jpeg", 10, NULL, NULL, &err));
     assert_int_equal(err.code, LH_EUNAVAILABLE);
     assert_non_null(strstr(err.message, "LH_BIOMETRIC_STORAGE_ROOT"));
     json_t *h = lh_biometric_health(none);
@@ -235,7 +236,7 @@ static void test_root_rules(void **state)
     lh_biometric_close(none);
     /* no audit chain: nothing may be collected unaudited */
     lh_biometric *unaudited = lh_biometric_open(e->root, e->data, e->subj, NULL, &err);
-    assert_null(lh_biometric_begin(unaudited, "U-1", "image/jpeg", 10, &err));
+    assert_null(lh_biometric_begin(unaudited, "U-1", "image/jpeg", 10, NULL, NULL, &err));
     assert_int_equal(err.code, LH_EUNAVAILABLE);
     assert_string_equal(lh_error_kind(&err), "audit_unconfigured");
     lh_biometric_close(unaudited);
@@ -272,27 +273,31 @@ static void test_refusals(void **state)
         put(e, id, CONSENT_GIVEN);
         snprintf(body, sizeof(body), "{\"status\":\"%s\"}", statuses[i]);
         put(e, id, body);
-        assert_null(lh_biometric_begin(e->bio, id, "image/jpeg", 22, &err));
+        assert_null(lh_biometric_begin(e->bio, id, "image/jpeg", 22, NULL, NULL, &err));
         assert_int_equal(err.code, LH_EFORBIDDEN);
         assert_string_equal(lh_error_kind(&err), "subject_not_active");
         assert_non_null(strstr(err.message, statuses[i]));
     }
-    assert_null(lh_biometric_begin(e->bio, "NC-1", "image/jpeg", 22, &err));
+    assert_null(lh_biometric_begin(e->bio, "NC-1", "image/jpeg", 22, NULL, NULL, &err));
     assert_int_equal(err.code, LH_EFORBIDDEN);
     assert_string_equal(lh_error_kind(&err), "biometric_consent_required");
     assert_non_null(strstr(err.message, "NeverCollected"));
-    assert_null(lh_biometric_begin(e->bio, "WD-1", "image/jpeg", 22, &err));
+    assert_null(lh_biometric_begin(e->bio, "WD-1", "image/jpeg", 22, NULL, NULL, &err));
     assert_int_equal(err.code, LH_EFORBIDDEN);
     assert_non_null(strstr(err.message, "status Withdrawn"));
-    assert_null(lh_biometric_begin(e->bio, "NOBODY", "image/jpeg", 22, &err));
+    assert_null(lh_biometric_begin(e->bio, "NOBODY", "image/jpeg", 22, NULL, NULL, &err));
     assert_int_equal(err.code, LH_ENOTFOUND);
     put(e, "OK-1", CONSENT_GIVEN);
-    assert_null(lh_biometric_begin(e->bio, "OK-1", "image/gif", 22, &err));
+    assert_null(lh_biometric_begin(e->bio, "OK-1", "image/gif", 22, NULL, NULL, &err));
     assert_int_equal(err.code, LH_EUNSUPPORTED);
-    assert_null(lh_biometric_begin(e->bio, "OK-1", "image/jpeg", LH_BIOMETRIC_MAX_BYTES + 1, &err));
+    assert_null(lh_biometric_begin(e->bio, "OK-1", "image/jpeg", LH_BIOMETRIC_MAX_BYTES + 1, NULL,
+                                   NULL, &err));
     assert_int_equal(err.code, LH_ETOOLARGE);
-    assert_null(lh_biometric_begin(e->bio, "", "image/jpeg", 22, &err));
+    assert_null(lh_biometric_begin(e->bio, "", "image/jpeg", 22, NULL, NULL, &err));
     assert_int_equal(err.code, LH_EINVAL);
+    assert_null(lh_biometric_begin(e->bio, "OK-1", "image/jpeg", 22, NULL, "bad \xff trace", &err));
+    assert_int_equal(err.code, LH_EINVAL);
+    assert_non_null(strstr(err.message, "X-Lakehouse-Trace-Id"));
     assert_int_equal(count_files(e->root), 0);
     /* nothing was audited for a refusal */
     assert_int_equal(audit_rows(e, "NC-1"), 0);
@@ -315,16 +320,16 @@ static void test_body_refusals_leave_no_file(void **state)
     /* too short to hold the signature, and empty */
     assert_null(upload(e, "B-1", "image/png", PNG, 5, 5, &err));
     assert_int_equal(err.code, LH_EUNSUPPORTED);
-    lh_biometric_upload *up = lh_biometric_begin(e->bio, "B-1", "image/jpeg", -1, &err);
+    lh_biometric_upload *up = lh_biometric_begin(e->bio, "B-1", "image/jpeg", -1, NULL, NULL, &err);
     assert_non_null(up);
     assert_int_equal(count_files(e->root), 1); /* the partial file, while streaming */
-    assert_null(lh_biometric_commit(up, NULL, NULL, &err));
+    assert_null(lh_biometric_commit(up, &err));
     assert_int_equal(err.code, LH_EINVAL);
     assert_string_equal(lh_error_kind(&err), "empty_photo");
     assert_int_equal(count_files(e->root), 0);
     lh_biometric_upload_free(up);
     /* over the cap while streaming (no Content-Length) */
-    up = lh_biometric_begin(e->bio, "B-1", "image/jpeg", -1, &err);
+    up = lh_biometric_begin(e->bio, "B-1", "image/jpeg", -1, NULL, NULL, &err);
     char *big = calloc(1, LH_BIOMETRIC_MAX_BYTES);
     memcpy(big, JPEG, 3);
     int rc = 0;
@@ -341,14 +346,14 @@ static void test_body_refusals_leave_no_file(void **state)
     json_decref(doc);
     free(big);
     /* consent withdrawn while the body was streaming: refused at commit, no file */
-    up = lh_biometric_begin(e->bio, "B-1", "image/jpeg", sizeof(JPEG), &err);
+    up = lh_biometric_begin(e->bio, "B-1", "image/jpeg", sizeof(JPEG), NULL, NULL, &err);
     assert_int_equal(lh_biometric_write(up, JPEG, sizeof(JPEG), &err), 0);
     put(e, "B-1",
         "{\"consent\":{\"general\":{\"status\":\"NotGiven\"},\"biometric\":{"
         "\"status\":\"Withdrawn\",\"version_hash\":\"sha256:consent-v1\",\"given_at\":"
         "\"2026-01-01T00:00:00Z\",\"withdrawn_at\":\"2026-03-01T00:00:00Z\"}}}");
     int files_before = count_files(e->root);
-    assert_null(lh_biometric_commit(up, NULL, NULL, &err));
+    assert_null(lh_biometric_commit(up, &err));
     assert_int_equal(err.code, LH_EFORBIDDEN);
     assert_int_equal(count_files(e->root), files_before - 1); /* its partial file went */
     lh_biometric_upload_free(up);
@@ -446,12 +451,13 @@ static void test_stored_photo(void **state)
 static json_t *upload_with_fault(env *e, const char *id, lh_fault_op op, unsigned nth,
                                  lh_error *err)
 {
-    lh_biometric_upload *up = lh_biometric_begin(e->bio, id, "image/jpeg", sizeof(JPEG), err);
+    lh_biometric_upload *up =
+        lh_biometric_begin(e->bio, id, "image/jpeg", sizeof(JPEG), "counsel", NULL, err);
     if (!up)
         fail_msg("begin: %s", err->message);
     assert_int_equal(lh_biometric_write(up, JPEG, sizeof(JPEG), err), 0);
     lh_fault_arm(op, nth, 1, EIO);
-    json_t *doc = lh_biometric_commit(up, "counsel", NULL, err);
+    json_t *doc = lh_biometric_commit(up, err);
     lh_biometric_upload_free(up);
     return doc;
 }

@@ -121,7 +121,24 @@ static void sweep_partials(const char *root)
         lh_log(LH_LOG_INFO, "biometric.partials_removed", "{s:i}", "files", removed);
 }
 
-lh_biometric *lh_biometric_open(const char *root, const char *data_dir, lh_subjects *subjects,
+/* Refuses a root that is inside a bucket's root (the data folder is primary's) or holds
+ * one. path is absolute; bucket roots are compared resolved when they exist. */
+static int check_outside_lake(const char *path, char *const *roots, lh_error *err)
+{
+    for (size_t i = 0; roots[i]; i++) {
+        char real[PATH_MAX];
+        const char *r = realpath(roots[i], real) ? real : roots[i];
+        if (path_within(path, r) || path_within(r, path))
+            return lh_error_set(err, LH_EINVAL,
+                                "LH_BIOMETRIC_STORAGE_ROOT '%s' must lie outside the data folder "
+                                "and every bucket ('%s' is %s it): biometric photos are never "
+                                "stored in the lake",
+                                path, r, path_within(path, r) ? "around" : "inside");
+    }
+    return 0;
+}
+
+lh_biometric *lh_biometric_open(const char *root, lh_storage *storage, lh_subjects *subjects,
                                 lh_audit *audit, lh_error *err)
 {
     lh_biometric *b = lh_xcalloc(1, sizeof(*b));
@@ -129,27 +146,22 @@ lh_biometric *lh_biometric_open(const char *root, const char *data_dir, lh_subje
     b->audit = audit;
     if (!root || !*root)
         return b;
+    char **roots = lh_storage_roots(storage);
     char *abs = lh_path_absolute(root, err);
-    char real_root[PATH_MAX], real_data[PATH_MAX];
+    char real_root[PATH_MAX];
     struct stat st;
-    if (!abs)
+    /* checked before the folder is created (nothing is made inside the lake), and again
+     * once symbolic links can be resolved */
+    if (!abs || check_outside_lake(abs, roots, err) != 0 ||
+        lh_fs_mkdirs(abs, LH_DIR_MODE, err) != 0)
         goto fail;
-    if (lh_fs_mkdirs(abs, LH_DIR_MODE, err) != 0)
-        goto fail;
-    if (!realpath(abs, real_root) || !realpath(data_dir, real_data)) {
-        lh_error_set(err, LH_EINVAL,
-                     "cannot resolve LH_BIOMETRIC_STORAGE_ROOT '%s' or the data "
-                     "folder: %s",
-                     root, strerror(errno));
-        goto fail;
-    }
-    if (path_within(real_root, real_data) || path_within(real_data, real_root)) {
-        lh_error_set(err, LH_EINVAL,
-                     "LH_BIOMETRIC_STORAGE_ROOT '%s' must lie outside the data folder '%s' "
-                     "(neither inside the other): biometric photos are never stored in the lake",
-                     real_root, real_data);
+    if (!realpath(abs, real_root)) {
+        lh_error_set(err, LH_EINVAL, "cannot resolve LH_BIOMETRIC_STORAGE_ROOT '%s': %s", root,
+                     strerror(errno));
         goto fail;
     }
+    if (check_outside_lake(real_root, roots, err) != 0)
+        goto fail;
     if (stat(real_root, &st) != 0 || !S_ISDIR(st.st_mode)) {
         lh_error_set(err, LH_EINVAL, "LH_BIOMETRIC_STORAGE_ROOT '%s' is not a folder", real_root);
         goto fail;
@@ -162,13 +174,17 @@ lh_biometric *lh_biometric_open(const char *root, const char *data_dir, lh_subje
         goto fail;
     }
     b->root = lh_xstrdup(real_root);
-    free(abs);
     sweep_partials(b->root);
-    return b;
+    goto out;
 fail:
-    free(abs);
     free(b);
-    return NULL;
+    b = NULL;
+out:
+    for (size_t i = 0; roots[i]; i++)
+        free(roots[i]);
+    free(roots);
+    free(abs);
+    return b;
 }
 
 void lh_biometric_close(lh_biometric *b)

@@ -338,12 +338,14 @@ typedef struct lh_biometric_upload lh_biometric_upload;
 #define LH_BIOMETRIC_ACCESSOR_KIND "biometric_collection"
 
 /* root: the configured folder, or NULL/"" (then every call answers LH_EUNAVAILABLE
- * naming LH_BIOMETRIC_STORAGE_ROOT). A root must lie outside data_dir (neither inside the
- * other), is created 0700 when missing and must not be open to group or others: LH_EINVAL
- * otherwise, and the server does not start. Partial files a crash left (".*.part") are
+ * naming LH_BIOMETRIC_STORAGE_ROOT). A root must lie outside the data folder and every
+ * bucket root of storage (neither inside nor around one, checked before anything is
+ * created), is created 0700 when missing and must not be open to group or others:
+ * LH_EINVAL otherwise, and the server does not start. Buckets added later are not
+ * checked against it. Partial files a crash left (".*.part") are
  * removed. subjects and audit (NULL: no audit key, uploads answer 503) are borrowed and
  * must outlive it. Caller frees with lh_biometric_close. */
-lh_biometric *lh_biometric_open(const char *root, const char *data_dir, lh_subjects *subjects,
+lh_biometric *lh_biometric_open(const char *root, lh_storage *storage, lh_subjects *subjects,
                                 lh_audit *audit, lh_error *err);
 void lh_biometric_close(lh_biometric *b);
 

@@ -42,7 +42,7 @@ static void env_open(env *e)
         !(e->audit = lh_audit_open(e->data, e->keyfile, &err)))
         fail_msg("open: %s", err.message);
     lh_subjects_attach_audit(e->subj, e->audit);
-    if (!(e->bio = lh_biometric_open(e->root, e->data, e->subj, e->audit, &err)))
+    if (!(e->bio = lh_biometric_open(e->root, e->st, e->subj, e->audit, &err)))
         fail_msg("biometric: %s", err.message);
 }
 
@@ -207,23 +207,40 @@ static void test_root_rules(void **state)
     lh_error err;
     /* inside the data folder, the data folder itself, or holding it: refused */
     char *inside = lh_path_join(e->data, "photos");
-    assert_null(lh_biometric_open(inside, e->data, e->subj, e->audit, &err));
+    assert_null(lh_biometric_open(inside, e->st, e->subj, e->audit, &err));
     assert_int_equal(err.code, LH_EINVAL);
     assert_non_null(strstr(err.message, "outside the data folder"));
-    assert_null(lh_biometric_open(e->data, e->data, e->subj, e->audit, &err));
-    assert_null(lh_biometric_open(e->tmp, e->data, e->subj, e->audit, &err));
+    assert_null(lh_biometric_open(e->data, e->st, e->subj, e->audit, &err));
+    assert_null(lh_biometric_open(e->tmp, e->st, e->subj, e->audit, &err));
+    assert_false(lh_fs_exists(inside)); /* refused before anything was created */
+    /* inside (or around) an added bucket's root: refused too */
+    char *bucket = lh_path_join(e->tmp, "bucket2");
+    assert_int_equal(lh_storage_bucket_add(e->st, "second", bucket, &err), 0);
+    char *in_bucket = lh_path_join(bucket, "photos");
+    assert_null(lh_biometric_open(in_bucket, e->st, e->subj, e->audit, &err));
+    assert_non_null(strstr(err.message, "every bucket"));
+    assert_false(lh_fs_exists(in_bucket));
+    /* through a symbolic link into the lake: refused once resolved */
+    char *link = lh_path_join(e->tmp, "sneaky");
+    assert_int_equal(symlink(e->data, link), 0);
+    char *via_link = lh_path_join(link, "photos");
+    assert_null(lh_biometric_open(via_link, e->st, e->subj, e->audit, &err));
+    free(via_link);
+    free(link);
+    free(in_bucket);
+    free(bucket);
     /* a root others may read: refused, never "fixed" */
     char *open_root = lh_path_join(e->tmp, "open");
     assert_int_equal(mkdir(open_root, 0755), 0);
     assert_int_equal(chmod(open_root, 0755), 0);
-    assert_null(lh_biometric_open(open_root, e->data, e->subj, e->audit, &err));
+    assert_null(lh_biometric_open(open_root, e->st, e->subj, e->audit, &err));
     assert_non_null(strstr(err.message, "chmod 700"));
     /* a missing root is created 0700 */
     struct stat st;
     assert_int_equal(stat(e->root, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
     /* unset: every call is 503 naming the variable */
-    lh_biometric *none = lh_biometric_open(NULL, e->data, e->subj, e->audit, &err);
+    lh_biometric *none = lh_biometric_open(NULL, e->st, e->subj, e->audit, &err);
     assert_non_null(none);
     put(e, "U-1", CONSENT_GIVEN);
     assert_null(lh_biometric_begin(none, "U-1", "image/jpeg", 10, NULL, NULL, &err));
@@ -235,7 +252,7 @@ static void test_root_rules(void **state)
     json_decref(h);
     lh_biometric_close(none);
     /* no audit chain: nothing may be collected unaudited */
-    lh_biometric *unaudited = lh_biometric_open(e->root, e->data, e->subj, NULL, &err);
+    lh_biometric *unaudited = lh_biometric_open(e->root, e->st, e->subj, NULL, &err);
     assert_null(lh_biometric_begin(unaudited, "U-1", "image/jpeg", 10, NULL, NULL, &err));
     assert_int_equal(err.code, LH_EUNAVAILABLE);
     assert_string_equal(lh_error_kind(&err), "audit_unconfigured");
@@ -245,7 +262,7 @@ static void test_root_rules(void **state)
     assert_int_equal(lh_fs_mkdirs(dir, 0700, &err), 0);
     char *part = lh_path_join(dir, ".20260101T000000Z_0badf00d.jpg.part");
     lh_test_write_file(part, "half a photo");
-    lh_biometric *again = lh_biometric_open(e->root, e->data, e->subj, e->audit, &err);
+    lh_biometric *again = lh_biometric_open(e->root, e->st, e->subj, e->audit, &err);
     assert_false(lh_fs_exists(part));
     lh_biometric_close(again);
     assert_int_equal(count_files(e->root), 0);

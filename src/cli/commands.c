@@ -1197,10 +1197,7 @@ static int cmd_subjects(cli_ctx *ctx)
  * holds the journal's lock) verify reads the logs read-only: every acknowledged row is
  * already in them. Without a server it first replays the journal (a crash's leftovers). */
 static const lh_cli_flag_spec audit_flags[] = {
-    {"--all", false},
-    {"--data", true},
-    {"--root", true},
-    {NULL, false},
+    {"--all", false}, {"--data", true}, {"--root", true}, {"--pubkey", true}, {NULL, false},
 };
 
 typedef struct audit_verify_ctx {
@@ -1278,8 +1275,15 @@ static int cmd_audit(cli_ctx *ctx)
     if (strcmp(sub, "known-answer") == 0)
         return ctx->args->npos == 1 ? audit_known_answer(ctx)
                                     : usage_error(cmd, "known-answer takes no argument");
+    if (strcmp(sub, "verify-offline") == 0) {
+        if (ctx->args->npos != 2 || !lh_cli_flag(ctx->args, "--pubkey"))
+            return usage_error(cmd, "verify-offline takes RESPONSE.json and --pubkey FILE");
+        return lh_cli_audit_verify_offline(ctx->args->pos[1], lh_cli_flag(ctx->args, "--pubkey"),
+                                           ctx->args->json);
+    }
     if (strcmp(sub, "verify") != 0)
-        return usage_error(cmd, "unknown audit command '%s' (verify, known-answer)", sub);
+        return usage_error(cmd, "unknown audit command '%s' (verify, verify-offline, known-answer)",
+                           sub);
     bool all = lh_cli_has_flag(ctx->args, "--all");
     if (all == (ctx->args->npos == 2))
         return usage_error(cmd, "verify takes one subject id or --all");
@@ -1396,9 +1400,11 @@ static const command commands[] = {
      "create subject manifests from a dataset's id column (admin; the prefix is stripped "
      "once)"},
     {"audit", cmd_audit, audit_flags, 1, 2, false,
-     "audit verify ID|--all [--data DIR] [--root HEX] | audit known-answer",
+     "audit verify ID|--all [--data DIR] [--root HEX] | audit verify-offline RESPONSE.json "
+     "--pubkey FILE | audit known-answer",
      "offline: replay subjects' audit chains (key file LH_SUBJECT_AUDIT_KEY) naming the "
-     "first bad row, or print the known-answer row's canonical bytes and HMAC"},
+     "first bad row, check a signed legal response with the public key only, or print the "
+     "known-answer row's canonical bytes and HMAC"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

@@ -189,6 +189,143 @@ void lh_audit_get_stats(lh_audit *audit, lh_audit_stats *out);
 void lh_audit_set_wal_max(lh_audit *audit, uint64_t bytes);
 int lh_audit_checkpoint(lh_audit *audit, lh_error *err);
 
+/* ================================================================ Merkle log (merkle.c,
+ * merkle_log.c)
+ *
+ * The verifiable log of issue 12 (docs/AUDIT.md "Verifiable log"): an append-only RFC 6962
+ * Merkle tree whose leaves are subjects' chain tips, so that a third party with only the
+ * signing public key can check a legal response and notice a cut tail.
+ *   leaf hash = SHA-256(0x00 ‖ leaf data), node hash = SHA-256(0x01 ‖ left ‖ right);
+ *   leaf data = RFC 8785 bytes of {candidate_id, chain_tip, rows_total,
+ *               schema:"audit_merkle_leaf.v1"}.
+ * The tree keeps the hash of every complete subtree (2n hashes for n leaves), so a root,
+ * an inclusion proof or a consistency proof costs O(log² n) hash lookups and at most
+ * O(log n) hashings, whatever n. Thread-safe: one mutex per log. */
+#define LH_MERKLE_HASH 32
+#define LH_MERKLE_LEAF_SCHEMA "audit_merkle_leaf.v1"
+typedef struct lh_merkle lh_merkle;
+
+/* RFC 6962 hashing. */
+void lh_merkle_leaf_hash(const void *data, size_t len, unsigned char out[LH_MERKLE_HASH]);
+void lh_merkle_node_hash(const unsigned char left[LH_MERKLE_HASH],
+                         const unsigned char right[LH_MERKLE_HASH],
+                         unsigned char out[LH_MERKLE_HASH]);
+/* RFC 9162 §2.1.3.2: true when path (n hashes, leaf to root) proves that leaf is the
+ * index-th of a tree of size leaves with root. */
+bool lh_merkle_verify_inclusion(uint64_t index, uint64_t size, const unsigned char *leaf,
+                                const unsigned char *path, size_t n, const unsigned char *root);
+/* RFC 9162 §2.1.4.2: true when proof (n hashes) shows that the tree of size2 with root2
+ * extends the tree of size1 (1 <= size1 <= size2) with root1. */
+bool lh_merkle_verify_consistency(uint64_t size1, uint64_t size2, const unsigned char *root1,
+                                  const unsigned char *root2, const unsigned char *proof, size_t n);
+
+/* A tree in memory only (tests, benchmarks). Caller frees with lh_merkle_close. */
+lh_merkle *lh_merkle_new(void);
+/* Opens the persisted log of a data folder (<data>/_catalog/audit_merkle/leaves.jsonl, one
+ * leaf's data per line), rebuilding the tree and the subject index from it. A torn last
+ * line (a crash while appending; never covered by a signed checkpoint, see lh_merkle_sync)
+ * is cut off; a damaged line before it is LH_EIO. Caller frees with lh_merkle_close. */
+lh_merkle *lh_merkle_open(const char *data_dir, lh_error *err);
+/* Detaches from the audit chain (if attached) and frees. Accepts NULL. */
+void lh_merkle_close(lh_merkle *m);
+/* Appends a leaf hash (memory-only trees: tests, benchmarks). */
+void lh_merkle_append_hash(lh_merkle *m, const unsigned char leaf[LH_MERKLE_HASH]);
+/* Leaves in the tree. */
+uint64_t lh_merkle_size(lh_merkle *m);
+/* Root of the first size leaves (1 <= size <= lh_merkle_size); LH_EINVAL otherwise (an
+ * empty tree's root is SHA-256 of nothing, asked with size 0). */
+int lh_merkle_root(lh_merkle *m, uint64_t size, unsigned char out[LH_MERKLE_HASH], lh_error *err);
+/* Inclusion proof of leaf index in the tree of the first size leaves: *path gets *n hashes
+ * of LH_MERKLE_HASH bytes (leaf to root), caller frees. LH_EINVAL when index >= size, or
+ * size is beyond the tree. */
+int lh_merkle_inclusion(lh_merkle *m, uint64_t index, uint64_t size, unsigned char **path,
+                        size_t *n, lh_error *err);
+/* Consistency proof between the trees of size1 and size2 leaves (RFC 6962 §2.1.2): *proof
+ * gets *n hashes, caller frees. LH_EINVAL when size1 is 0 or above size2, LH_ENOTFOUND
+ * when size2 is beyond the tree. */
+int lh_merkle_consistency(lh_merkle *m, uint64_t size1, uint64_t size2, unsigned char **proof,
+                          size_t *n, lh_error *err);
+
+/* Connects the log to the audit chain: first catches up (every subject whose chain tip is
+ * not its latest leaf, and whose log still extends that leaf, gets a leaf: rows appended
+ * while no log was attached, or whose leaf was lost in a crash), then has every durable
+ * append batch add one leaf per subject whose tip moved. A subject whose log no longer
+ * extends its latest leaf (rows cut or replaced) gets no leaf and is logged
+ * (audit.merkle_mismatch): the signed log keeps the evidence. Call once at start, before
+ * appends. */
+int lh_merkle_attach(lh_merkle *m, lh_audit *audit, lh_error *err);
+/* The latest leaf of a subject: *leaf (caller decrefs) the leaf's data as a JSON object,
+ * *index its position. Batches of the subject that finished out of order and still wait
+ * for the one they follow are settled from its log first. LH_ENOTFOUND when the subject
+ * has no leaf. */
+int lh_merkle_subject_leaf(lh_merkle *m, const char *candidate_id, json_t **leaf, uint64_t *index,
+                           lh_error *err);
+/* Makes every leaf written so far durable (one fdatasync of the leaves file when it grew)
+ * and returns in *size how many leaves are durable: only those may be covered by a signed
+ * checkpoint, so a crash can never make the log fork from what was signed. */
+int lh_merkle_sync(lh_merkle *m, uint64_t *size, lh_error *err);
+
+/* ================================================================ signed notes (checkpoint.c)
+ *
+ * Ed25519 signing of checkpoints as C2SP signed notes (tlog-checkpoint) and of legal
+ * responses. The key comes from the file named by LH_AUDIT_SIGNING_KEY_FILE: a 32-byte
+ * Ed25519 seed or libsodium's 64-byte secret key (seed ‖ public key), mode 0600 or
+ * stricter. It never appears in a message: errors name the path only. */
+typedef struct lh_signer lh_signer;
+#define LH_SIGNER_NAME_MAX 256
+
+/* Loads the key. name: the signer name and log origin (NULL: "lakehouse/<hostname>");
+ * it must be printable ASCII without spaces or '+' (C2SP key names). LH_EINVAL naming the
+ * path for a file that is group/other-accessible, or not 32 or 64 bytes, or whose public
+ * half does not match its seed; LH_EIO when unreadable. Caller frees with lh_signer_free. */
+lh_signer *lh_signer_load(const char *key_file, const char *name, lh_error *err);
+/* From a 32-byte seed (tests, benchmarks). */
+lh_signer *lh_signer_from_seed(const unsigned char seed[32], const char *name, lh_error *err);
+void lh_signer_free(lh_signer *s);
+/* The signer name (borrowed). */
+const char *lh_signer_name(const lh_signer *s);
+/* The 32-byte public key. */
+const unsigned char *lh_signer_public_key(const lh_signer *s);
+/* The C2SP key id: SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[0..4). */
+void lh_signer_key_id(const char *name, const unsigned char pk[32], unsigned char id[4]);
+/* The C2SP verifier key "<name>+<key id hex>+<base64(0x01 ‖ public key)>". Caller frees. */
+char *lh_signer_vkey(const lh_signer *s);
+/* Ed25519 signature (64 bytes) of msg. */
+void lh_signer_sign(const lh_signer *s, const void *msg, size_t len, unsigned char sig[64]);
+/* The signed checkpoint note: "<origin>\n<size>\n<base64 root>\n\n— <name> <base64(key
+ * id ‖ signature)>\n", signed over the text before the blank line (its last newline
+ * included). Caller frees. */
+char *lh_checkpoint_sign(const lh_signer *s, uint64_t size,
+                         const unsigned char root[LH_MERKLE_HASH]);
+/* Parses a verifier key: *name (caller frees) and the public key. LH_EINVAL when it is not
+ * a well-formed Ed25519 verifier key or its key id does not match. */
+int lh_vkey_parse(const char *vkey, char **name, unsigned char pk[32], lh_error *err);
+/* Verifies a C2SP signed note against (name, pk) as Go's sumdb/note Open does: the
+ * signatures follow the last blank line, each signature line must be well formed, lines of
+ * other keys are ignored, and the first line of this name and key id decides (a failed
+ * one rejects the note). The text must be UTF-8 without control characters but '\n'.
+ * *text_len gets the signed text's length (its final newline included). LH_EINVAL naming
+ * what failed. */
+int lh_note_verify(const char *note, const char *name, const unsigned char pk[32], size_t *text_len,
+                   lh_error *err);
+/* Verifies a checkpoint note (lh_note_verify) whose origin is the key's name. Fills *size
+ * and root. LH_EINVAL naming what failed. */
+int lh_checkpoint_verify(const char *note, const char *name, const unsigned char pk[32],
+                         uint64_t *size, unsigned char root[LH_MERKLE_HASH], lh_error *err);
+/* Standard base64 (padded) of n bytes. Caller frees. */
+char *lh_b64_encode(const unsigned char *data, size_t n);
+/* Decodes standard base64 (padded) into out (cap bytes); *n gets the length. -1 when
+ * malformed or too long. */
+int lh_b64_decode(const char *s, unsigned char *out, size_t cap, size_t *n);
+
+/* The offline check of a signed legal response (`lakehouse audit verify-offline`): the
+ * response signature, the checkpoint note, the leaf's inclusion, the leaf against the
+ * rows (links, count, tip) and the server's own verdict. *report (caller decrefs) gets
+ * {verified, checks: [{check, ok, detail}]}. Returns 0 whether or not it verifies;
+ * LH_EINVAL for a response that is not one. (src/compliance/offline.c) */
+int lh_audit_verify_response(const json_t *response, const char *signer_name,
+                             const unsigned char pk[32], json_t **report, lh_error *err);
+
 /* ================================================================ subjects (subjects.c)
  *
  * One manifest per person, `subject_manifest.v1`, stored atomically in the primary bucket
@@ -306,10 +443,10 @@ void lh_legal_close(lh_legal *lg);
  * LH_EFORBIDDEN. The token is compared in constant time and appears in no message. */
 int lh_legal_authorize(lh_legal *lg, const char *presented, const lh_principal *who, lh_error *err);
 
-/* subject_audit_response.v1 of one subject: {schema, response: {...}, signature: null,
- * inclusion_proof: null} (docs/AUDIT.md). from/to: RFC 3339 bounds of the rows returned
- * (inclusive; NULL: open); the chain is verified over the whole log whatever the window.
- * LH_ENOTFOUND when the subject has neither a manifest nor a log. Caller decrefs. */
+/* subject_audit_response.v1 of one subject: {schema, response: {...}, signature,
+ * inclusion_proof} (docs/AUDIT.md; both null without a signer / log). from/to: RFC 3339 bounds of
+ * the rows returned (inclusive; NULL: open); the chain is verified over the whole log whatever the
+ * window. LH_ENOTFOUND when the subject has neither a manifest nor a log. Caller decrefs. */
 json_t *lh_legal_subject_response(lh_legal *lg, const char *candidate_id, const char *from,
                                   const char *to, lh_error *err);
 /* GET /audit/health: what the legal endpoint relies on. Caller decrefs. */
@@ -414,5 +551,23 @@ char *lh_retention_render(const json_t *report);
 /* Writes the report atomically (0600) as <data>/_catalog/subjects/_retention_sweep_
  * <summary.date>.jsonl; *path_out (may be NULL) gets its path, caller frees. */
 int lh_retention_write(const char *data_dir, const json_t *report, char **path_out, lh_error *err);
+/* Issue 12: the verifiable log and the signing key (both borrowed; either may be NULL: no
+ * audit chain, no signing key). With both, responses are signed and carry the subject's
+ * latest leaf with its inclusion proof against a fresh signed checkpoint; without a
+ * signer they stay unsigned (signature null) and /audit/checkpoint, /audit/consistency and
+ * /audit/pubkey answer 503. Call once at start. */
+void lh_legal_attach_log(lh_legal *lg, lh_merkle *merkle, lh_signer *signer);
+/* GET /audit/checkpoint: {checkpoint: the signed note, origin, tree_size, root_hash}
+ * over every durable leaf. LH_EUNAVAILABLE (kind audit_signing_unconfigured) without a
+ * signer or a log. Caller decrefs. */
+json_t *lh_legal_checkpoint(lh_legal *lg, lh_error *err);
+/* GET /audit/consistency?from=N&to=M: {from, to, hashes: [base64]}, the RFC 6962
+ * consistency proof between the trees of N and M leaves. from/to as the query gives them:
+ * LH_EINVAL unless both are decimal with 1 <= N <= M; LH_ENOTFOUND when M is beyond the
+ * durable log. Caller decrefs. */
+json_t *lh_legal_consistency(lh_legal *lg, const char *from, const char *to, lh_error *err);
+/* GET /audit/pubkey (public): {algorithm, signer, key_id, public_key (base64),
+ * verifier_key (C2SP)}. LH_EUNAVAILABLE without a signer. Caller decrefs. */
+json_t *lh_legal_pubkey(lh_legal *lg, lh_error *err);
 
 #endif

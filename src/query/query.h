@@ -174,7 +174,11 @@ bool lh_query_truncated(const lh_query *q);
 const lh_error *lh_query_error(const lh_query *q);
 void lh_query_free(lh_query *q);
 /* What the query reads of subject relations; valid after lh_query_run (or an inline start)
- * succeeded, until lh_query_free. Kind LH_ACCESS_NONE for unaudited policies. */
+ * succeeded, until lh_query_free. Kind LH_ACCESS_NONE for unaudited policies. Also filled
+ * when lh_query_run refused an audited statement after classifying it (an agent's
+ * unattributed_access, audit_unavailable, a failed first audit), so a denied attempt can be
+ * recorded with its datasets; before classification (firewall refusals, SQL errors) kind is
+ * LH_ACCESS_NONE. datasets is never NULL (empty list for NONE). */
 const lh_subject_access *lh_query_access(const lh_query *q);
 
 /* {dataset: reason} for every dataset the catalog lists but no query can read, because

@@ -156,11 +156,8 @@ def setup_lake(s, csv_bytes):
 
 def query(s, key, sql, purpose=None, trace=None, fmt=None, timeout=120):
     """POST /query/sql with the audit headers as raw UTF-8 bytes (verbatim on the wire)."""
-    h = {}
-    if purpose is not None:
-        h["X-Lakehouse-Purpose"] = purpose.encode("utf-8") if isinstance(purpose, str) else purpose
-    if trace is not None:
-        h["X-Lakehouse-Trace-Id"] = trace.encode("utf-8") if isinstance(trace, str) else trace
+    enc = (lambda v: v.encode("utf-8") if isinstance(v, str) else v)
+    h = {"X-Lakehouse-Purpose": enc(purpose), "X-Lakehouse-Trace-Id": enc(trace)}  # None: not sent
     body = {"sql": sql, "limit": 100000}
     if fmt:
         body["format"] = fmt

@@ -667,10 +667,12 @@ static int access_check(lh_query *q, const char *sql, const lh_query_opts *opts,
     lh_sql_fingerprint(sql, q->access.fingerprint);
     if (policy->agent && q->lin.kind == LH_ACCESS_UNATTRIBUTED)
         return lh_error_setk(err, LH_EFORBIDDEN, "unattributed_access",
-                             "this query returns row-level data of subject datasets (%s) that "
+                             "this query returns row-level data of subject datasets%s%s%s that "
                              "cannot be attributed to subjects: %s; %s",
-                             q->lin.datasets && q->lin.datasets[0] ? q->lin.datasets[0] : "?",
-                             q->lin.reason, q->lin.hint);
+                             q->lin.datasets[0] ? " (" : "",
+                             q->lin.datasets[0] ? q->lin.datasets[0] : "",
+                             q->lin.datasets[0] ? ")" : "", q->lin.reason,
+                             q->lin.hint[0] ? q->lin.hint : "select the subject key, or aggregate");
     if (policy->agent && q->lin.kind == LH_ACCESS_ROWS && !q->lin.key_visible)
         return lh_error_setk(err, LH_EFORBIDDEN, "unattributed_access",
                              "this query returns row-level personal data without the subject "

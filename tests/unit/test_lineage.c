@@ -281,6 +281,10 @@ static const class_case class_cases[] = {
      LH_ACCESS_ROWS, 1, "people"},
     {"WITH c AS (SELECT * FROM people) SELECT DISTINCT * FROM c", LH_ACCESS_AGGREGATE, -1,
      "people"},
+    /* a materialized CTE (DuckDB's CTE_NODE) is not traced */
+    {"WITH c AS MATERIALIZED (SELECT * FROM people) SELECT email FROM c", LH_ACCESS_UNATTRIBUTED,
+     -1, "people"},
+    {"WITH c AS MATERIALIZED (SELECT * FROM orders) SELECT id FROM c", LH_ACCESS_NONE, -1, ""},
     /* grouped */
     {"SELECT candidate_id, count(*) FROM applications GROUP BY candidate_id", LH_ACCESS_ROWS, 1,
      "applications"},

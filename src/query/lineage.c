@@ -18,8 +18,9 @@
  *   - otherwise a node reading subject relations is AGGREGATE-like, unless it returns row
  *     data it cannot attribute (UNTRACEABLE): a set operation (UNION, EXCEPT, INTERSECT)
  *     or a recursive CTE over subject relations, a scalar subquery returning row-level
- *     data of one, a NATURAL JOIN of one (it would join on __lh_key too), PIVOT and other
- *     shapes over them, or a FROM child that is untraceable;
+ *     data of one, a NATURAL JOIN of one (it would join on __lh_key too), a materialized
+ *     CTE (DuckDB's CTE_NODE), PIVOT and other shapes over them, or a FROM child that is
+ *     untraceable;
  *   - subject relations read only in expressions (WHERE id IN (SELECT ... FROM people))
  *     are read but no row of them is returned: AGGREGATE-like.
  * The top node decides the kind: carrier → ROWS, untraceable → UNATTRIBUTED, else
@@ -769,6 +770,36 @@ static ninfo *analyze_pair(lctx *c, json_t *node, cte_entry *sc, ninfo *up, cons
     return n;
 }
 
+/* Does any base-table reference under node name a subject relation (or a CTE named like
+ * one: a conservative answer)? Notes the datasets it finds. */
+static bool mentions_subject(lctx *c, const json_t *node, int depth)
+{
+    bool found = false;
+    if (depth > 4000)
+        return true;
+    if (json_is_array(node)) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(node, i, v) found |= mentions_subject(c, v, depth + 1);
+        return found;
+    }
+    if (!json_is_object(node) || str_is(node, "class", "CONSTANT"))
+        return false;
+    if (str_is(node, "type", "BASE_TABLE") && lh_json_str(node, "table_name")) {
+        char *l = lower_dup(lh_json_str(node, "table_name"));
+        const json_t *subj = json_object_get(c->subjects, l);
+        free(l);
+        if (subj) {
+            note_dataset(c, subj, lh_json_str(node, "table_name"));
+            return true;
+        }
+    }
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)node, k, v) found |= mentions_subject(c, v, depth + 1);
+    return found;
+}
+
 static ninfo *analyze(lctx *c, json_t *node, cte_entry *sc, ninfo *up)
 {
     const char *type = lh_json_str(node, "type");
@@ -790,8 +821,10 @@ static ninfo *analyze(lctx *c, json_t *node, cte_entry *sc, ninfo *up)
                          "cannot be traced through it");
     else {
         n = info_new(c, node, up);
-        n->reads = true; /* unknown shape: assume the worst */
-        untraceable(n, "this statement's shape cannot be traced to its subjects");
+        if (mentions_subject(c, node, 0)) { /* unknown shape: assume the worst */
+            n->reads = true;
+            untraceable(n, "this statement's shape cannot be traced to its subjects");
+        }
     }
     c->depth--;
     return n;

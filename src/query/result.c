@@ -104,9 +104,10 @@ struct lh_query {
     bool audited_rows;
     lh_subject_sink sink;
     void *sink_ctx;
-    char **seen; /* open-addressing set of every key reported or pending (owned) */
+    lh_buf key_text; /* every distinct key of the query, each NUL-terminated */
+    uint32_t *seen;  /* open-addressing set: offset + 1 into key_text, 0 = empty */
     size_t seen_cap, seen_n;
-    char **unreported; /* keys of `seen` not reported yet (borrowed from it) */
+    uint32_t *unreported; /* offsets of the keys not reported yet */
     size_t nunreported, cap_unreported;
     size_t out_mark;
     int64_t rows_mark;
@@ -306,25 +307,32 @@ static void render_head(lh_query *q)
 
 /* ---------------------------------------------------------------- subject keys */
 
+/* FNV-1a, then a 64-bit finaliser: FNV's low bits (the table index) depend only on the
+ * inputs' low bits, which clusters ids like "C1".."C9999" badly. */
 static uint64_t key_hash(const char *s, size_t len)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < len; i++)
         h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
     return h;
 }
 
-/* Adds the key (len bytes) to the query's set; new ones also to pending. */
+/* Adds the key (len bytes) to the query's set; a new one also to unreported. Keys live in
+ * one buffer (no allocation per key); the set holds their offsets. */
 static void key_add(lh_query *q, const char *k, size_t len)
 {
     if (2 * (q->seen_n + 1) > q->seen_cap) {
-        size_t cap = q->seen_cap ? 2 * q->seen_cap : 1024;
-        char **t = lh_xcalloc(cap, sizeof(char *));
+        size_t cap = q->seen_cap ? 2 * q->seen_cap : 4096;
+        uint32_t *t = lh_xcalloc(cap, sizeof(uint32_t));
         for (size_t i = 0; i < q->seen_cap; i++) {
-            char *e = q->seen[i];
+            uint32_t e = q->seen[i];
             if (!e)
                 continue;
-            size_t j = key_hash(e, strlen(e)) & (cap - 1);
+            const char *ks = q->key_text.data + e - 1;
+            size_t j = key_hash(ks, strlen(ks)) & (cap - 1);
             while (t[j])
                 j = (j + 1) & (cap - 1);
             t[j] = e;
@@ -334,19 +342,23 @@ static void key_add(lh_query *q, const char *k, size_t len)
         q->seen_cap = cap;
     }
     size_t j = key_hash(k, len) & (q->seen_cap - 1);
-    for (; q->seen[j]; j = (j + 1) & (q->seen_cap - 1))
-        if (strncmp(q->seen[j], k, len) == 0 && q->seen[j][len] == '\0')
+    for (; q->seen[j]; j = (j + 1) & (q->seen_cap - 1)) {
+        const char *e = q->key_text.data + q->seen[j] - 1;
+        if (strncmp(e, k, len) == 0 && e[len] == '\0')
             return;
-    char *e = lh_xmalloc(len + 1);
-    memcpy(e, k, len);
-    e[len] = '\0';
-    q->seen[j] = e;
+    }
+    if (q->key_text.len + len + 1 >= UINT32_MAX)
+        return; /* 4 GiB of distinct keys in one query: past any row cap we allow */
+    uint32_t off = (uint32_t)q->key_text.len;
+    lh_buf_append(&q->key_text, k, len);
+    lh_buf_putc(&q->key_text, '\0');
+    q->seen[j] = off + 1;
     q->seen_n++;
     if (q->nunreported == q->cap_unreported) {
-        q->cap_unreported = q->cap_unreported ? 2 * q->cap_unreported : 256;
-        q->unreported = lh_xrealloc(q->unreported, q->cap_unreported * sizeof(char *));
+        q->cap_unreported = q->cap_unreported ? 2 * q->cap_unreported : 1024;
+        q->unreported = lh_xrealloc(q->unreported, q->cap_unreported * sizeof(uint32_t));
     }
-    q->unreported[q->nunreported++] = e;
+    q->unreported[q->nunreported++] = off;
 }
 
 static bool valid_at(const uint64_t *validity, idx_t i)
@@ -373,8 +385,7 @@ static void collect_keys(lh_query *q, idx_t row)
 
 static void keys_free(lh_query *q)
 {
-    for (size_t i = 0; i < q->seen_cap; i++)
-        free(q->seen[i]);
+    lh_buf_free(&q->key_text);
     free(q->seen);
     free(q->unreported);
     q->seen = q->unreported = NULL;
@@ -476,9 +487,12 @@ static int audit_flush(lh_query *q)
         const char **fields = lh_xcalloc(q->nvis + 1, sizeof(char *));
         for (idx_t i = 0; i < q->nvis; i++)
             fields[i] = q->cols[i].name;
+        const char **keys = lh_xcalloc(q->nunreported + 1, sizeof(char *));
+        for (size_t i = 0; i < q->nunreported; i++)
+            keys[i] = q->key_text.data + q->unreported[i];
         lh_error e = {0};
-        rc = q->sink(q->sink_ctx, (const char *const *)q->unreported, q->nunreported, fields,
-                     q->nvis, &e);
+        rc = q->sink(q->sink_ctx, keys, q->nunreported, fields, q->nvis, &e);
+        free(keys);
         free(fields);
         if (rc != 0) {
             if (e.code == LH_OK)
@@ -620,6 +634,7 @@ lh_query *lh_query_open(lh_engine *eng, const lh_query_opts *opts, lh_error *err
     q->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : eng->default_timeout_ms;
     q->deadline = q->t0 + q->timeout_ms;
     lh_buf_init(&q->out);
+    lh_buf_init(&q->key_text);
     static char *no_datasets[] = {NULL};
     q->access.datasets = no_datasets; /* until classified (access_check) */
     pthread_mutex_init(&q->mu, NULL);
@@ -652,10 +667,12 @@ static int access_check(lh_query *q, const char *sql, const lh_query_opts *opts,
     lh_sql_fingerprint(sql, q->access.fingerprint);
     if (policy->agent && q->lin.kind == LH_ACCESS_UNATTRIBUTED)
         return lh_error_setk(err, LH_EFORBIDDEN, "unattributed_access",
-                             "this query returns row-level data of subject datasets (%s) that "
+                             "this query returns row-level data of subject datasets%s%s%s that "
                              "cannot be attributed to subjects: %s; %s",
-                             q->lin.datasets && q->lin.datasets[0] ? q->lin.datasets[0] : "?",
-                             q->lin.reason, q->lin.hint);
+                             q->lin.datasets[0] ? " (" : "",
+                             q->lin.datasets[0] ? q->lin.datasets[0] : "",
+                             q->lin.datasets[0] ? ")" : "", q->lin.reason,
+                             q->lin.hint[0] ? q->lin.hint : "select the subject key, or aggregate");
     if (policy->agent && q->lin.kind == LH_ACCESS_ROWS && !q->lin.key_visible)
         return lh_error_setk(err, LH_EFORBIDDEN, "unattributed_access",
                              "this query returns row-level personal data without the subject "

@@ -281,6 +281,10 @@ static const class_case class_cases[] = {
      LH_ACCESS_ROWS, 1, "people"},
     {"WITH c AS (SELECT * FROM people) SELECT DISTINCT * FROM c", LH_ACCESS_AGGREGATE, -1,
      "people"},
+    /* a materialized CTE (DuckDB's CTE_NODE) is not traced */
+    {"WITH c AS MATERIALIZED (SELECT * FROM people) SELECT email FROM c", LH_ACCESS_UNATTRIBUTED,
+     -1, "people"},
+    {"WITH c AS MATERIALIZED (SELECT * FROM orders) SELECT id FROM c", LH_ACCESS_NONE, -1, ""},
     /* grouped */
     {"SELECT candidate_id, count(*) FROM applications GROUP BY candidate_id", LH_ACCESS_ROWS, 1,
      "applications"},
@@ -768,6 +772,87 @@ static void test_cached_verdict(void **state)
     sink_free(&s);
 }
 
+/* The inline start (verdict cache hit) never calls the sink on the caller's thread: an
+ * audited ROWS query is handed to lh_query_run, which finishes the same execution and
+ * audits its first rows; an aggregate still starts inline. */
+static void test_inline_hands_off_rows(void **state)
+{
+    fx *f = *state;
+    lh_sql_policy p = policy_of(f, true, false, "analyst");
+    const char *rows_sql = "SELECT candidate_id FROM people WHERE dept = 'd4'";
+    const char *agg_sql = "SELECT count(*) FROM people";
+    for (int i = 0; i < 2; i++) { /* the first runs check and cache the verdicts */
+        sink_state s;
+        sink_init(&s);
+        outcome o;
+        run_q(f, i ? agg_sql : rows_sql, &p, &s, LH_FORMAT_JSON, 100000, &o);
+        assert_int_equal(o.rc, 0);
+        free(o.out);
+        sink_free(&s);
+    }
+    sink_state s;
+    sink_init(&s);
+    lh_query_opts opts = {.format = LH_FORMAT_JSON,
+                          .max_rows = 100000,
+                          .timeout_ms = 30000,
+                          .policy = &p,
+                          .sink = test_sink,
+                          .sink_ctx = &s};
+    lh_error err;
+    uint64_t handoffs = lh_query__inline_handoffs();
+    lh_query *q = lh_query_open(f->eng, &opts, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run_inline(q, rows_sql, &opts, &err), LH_QUERY_PENDING);
+    assert_int_equal(s.calls, 0);
+    assert_true(lh_query__inline_handoffs() > handoffs);
+    assert_int_equal(lh_query_run(q, rows_sql, &opts, &err), 0);
+    assert_int_equal(s.calls, 1);
+    assert_int_equal(json_array_size(s.keys), PEOPLE_ROWS / 5);
+    assert_int_equal(lh_query_access(q)->kind, LH_ACCESS_ROWS);
+    lh_query_free(q);
+    q = lh_query_open(f->eng, &opts, &err);
+    assert_non_null(q);
+    int rc = lh_query_run_inline(q, agg_sql, &opts, &err);
+    if (rc == LH_QUERY_PENDING) /* the budget ran out on a loaded machine */
+        rc = lh_query_run(q, agg_sql, &opts, &err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(lh_query_access(q)->kind, LH_ACCESS_AGGREGATE);
+    assert_string_equal(lh_query_access(q)->datasets[0], "people");
+    lh_query_free(q);
+    assert_int_equal(s.calls, 1);
+    sink_free(&s);
+}
+
+/* A new user database (a bucket added) re-creates the companions: audited reads still
+ * carry their subjects, through datasets and views. */
+static void test_new_generation_keeps_companions(void **state)
+{
+    fx *f = *state;
+    lh_error err;
+    uint64_t gen = lh_engine__user_generation(f->eng);
+    char *root = lh_path_join(f->dir, "b2");
+    if (lh_catalog_add_bucket(f->cat, "b2", root, &err) != 0)
+        fail_msg("add bucket: %s", err.message);
+    free(root);
+    assert_true(lh_engine__user_generation(f->eng) != gen);
+    lh_sql_policy p = policy_of(f, true, false, NULL);
+    const char *sqls[] = {"SELECT email FROM people", "SELECT dept FROM pv_mask",
+                          "SELECT role FROM applications"};
+    const size_t want[] = {PEOPLE_ROWS, PEOPLE_ROWS, 7};
+    for (size_t i = 0; i < 3; i++) {
+        sink_state s;
+        sink_init(&s);
+        outcome o;
+        run_q(f, sqls[i], &p, &s, LH_FORMAT_JSON, 100000, &o);
+        if (o.rc != 0)
+            fail_msg("%s: %s", sqls[i], o.err.message);
+        assert_int_equal(o.access.kind, LH_ACCESS_ROWS);
+        assert_int_equal(json_array_size(s.keys), want[i]);
+        free(o.out);
+        sink_free(&s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -783,6 +868,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_companions_unreachable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstoned_never_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cached_verdict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_hands_off_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_generation_keeps_companions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

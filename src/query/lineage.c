@@ -706,7 +706,12 @@ static ninfo *analyze_select(lctx *c, json_t *node, cte_entry *sc, ninfo *up)
         n->carrier = n->grouped = !n->untraceable;
         return n;
     }
+    /* DISTINCT over one subject dataset selecting its raw key: the hidden [key] is a
+     * function of a visible column, so DISTINCT returns the same rows (not over a view,
+     * whose masked key is not). */
     if (carrying && distinct && !sel.has_agg && n->nb == 1 && n->b[0].kind == B_SUBJECT &&
+        strcasecmp(lh_json_str(n->b[0].subj, "dataset"), lh_json_str(n->b[0].ref, "table_name")) ==
+            0 &&
         json_object_size(n->keycols) > 0 && !n->untraceable &&
         json_array_size(json_object_get(json_array_get(json_object_get(node, "modifiers"), 0),
                                         "distinct_on_targets")) == 0) {

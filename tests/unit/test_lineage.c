@@ -296,6 +296,7 @@ static const class_case class_cases[] = {
     {"SELECT dept, avg(salary) FROM people GROUP BY dept", LH_ACCESS_AGGREGATE, -1, "people"},
     {"SELECT DISTINCT dept FROM people", LH_ACCESS_AGGREGATE, -1, "people"},
     {"SELECT DISTINCT candidate_id FROM applications", LH_ACCESS_ROWS, 1, "applications"},
+    {"SELECT DISTINCT candidate_id FROM pv_mask", LH_ACCESS_AGGREGATE, -1, "people"},
     /* set operations and expressions */
     {"SELECT email FROM people UNION SELECT role FROM applications", LH_ACCESS_UNATTRIBUTED, -1,
      "applications,people"},

@@ -18,7 +18,9 @@
  *   - otherwise a node reading subject relations is AGGREGATE-like, unless it returns row
  *     data it cannot attribute (UNTRACEABLE): a set operation (UNION, EXCEPT, INTERSECT)
  *     or a recursive CTE over subject relations, a scalar subquery returning row-level
- *     data of one, a NATURAL JOIN of one (it would join on __lh_key too), a materialized
+ *     data of one, a window function returning other rows' values (lag, lead,
+ *     first_value, ..., and the value-returning aggregates of agent_refused_aggregates as
+ *     windows), a NATURAL JOIN of one (it would join on __lh_key too), a materialized
  *     CTE (DuckDB's CTE_NODE), PIVOT and other shapes over them, or a FROM child that is
  *     untraceable;
  *   - subject relations read only in expressions (WHERE id IN (SELECT ... FROM people))
@@ -300,6 +302,17 @@ static bool agent_refused_aggregate(const char *name)
     return false;
 }
 
+/* Window functions that return another row's value. */
+static bool row_valued_window(const char *name)
+{
+    static const char *const names[] = {"first_value", "last_value", "lag",
+                                        "lead",        "nth_value",  "fill"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
 typedef struct scan_state {
     bool has_agg;
     const char *refused_agg; /* first agent-refused aggregate seen */
@@ -357,6 +370,14 @@ static int scan_expr(lctx *c, json_t *e, cte_entry *sc, ninfo *n, unsigned flags
         n->stars = lh_xrealloc(n->stars, (n->nstars + 1) * sizeof(json_t *));
         n->stars[n->nstars++] = e;
         goto out;
+    }
+    if (klass && strcmp(klass, "WINDOW") == 0 && has_carrier_binding(n)) {
+        /* lag(email) OVER (...) puts another row's value, of another subject, in this
+         * row: the row's own key no longer names every subject it shows */
+        const char *fn = lh_json_str(e, "function_name");
+        if (fn && (agent_refused_aggregate(fn) || row_valued_window(fn)))
+            untraceable(n, "a window function returns other rows' values, whose subjects "
+                           "cannot be traced");
     }
     if (klass && strcmp(klass, "FUNCTION") == 0 && (flags & IN_SELECT)) {
         const char *fn = lh_json_str(e, "function_name");
@@ -706,7 +727,12 @@ static ninfo *analyze_select(lctx *c, json_t *node, cte_entry *sc, ninfo *up)
         n->carrier = n->grouped = !n->untraceable;
         return n;
     }
+    /* DISTINCT over one subject dataset selecting its raw key: the hidden [key] is a
+     * function of a visible column, so DISTINCT returns the same rows (not over a view,
+     * whose masked key is not). */
     if (carrying && distinct && !sel.has_agg && n->nb == 1 && n->b[0].kind == B_SUBJECT &&
+        strcasecmp(lh_json_str(n->b[0].subj, "dataset"), lh_json_str(n->b[0].ref, "table_name")) ==
+            0 &&
         json_object_size(n->keycols) > 0 && !n->untraceable &&
         json_array_size(json_object_get(json_array_get(json_object_get(node, "modifiers"), 0),
                                         "distinct_on_targets")) == 0) {

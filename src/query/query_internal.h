@@ -12,7 +12,9 @@
  *   result.c    user queries: start, stream (JSON/CSV/NDJSON), free
  *   policy.c    who may read what (lh_sql_policy_for)
  *   firewall.c  the SQL firewall; functions.c its allow-list of functions, verdicts.c its
- *               cache of allowed statements
+ *               cache of allowed statements (with the lineage of audited ones)
+ *   lineage.c   access auditing: what an audited statement returns of subject relations,
+ *               and the rewrite that carries their keys (result.c reports them)
  * engine.c uses views.c and retire.c; they never call back into it.
  *
  * Lock order (outermost first); nothing takes them in another order:

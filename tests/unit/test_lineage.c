@@ -296,6 +296,7 @@ static const class_case class_cases[] = {
     {"SELECT dept, avg(salary) FROM people GROUP BY dept", LH_ACCESS_AGGREGATE, -1, "people"},
     {"SELECT DISTINCT dept FROM people", LH_ACCESS_AGGREGATE, -1, "people"},
     {"SELECT DISTINCT candidate_id FROM applications", LH_ACCESS_ROWS, 1, "applications"},
+    {"SELECT DISTINCT candidate_id FROM pv_mask", LH_ACCESS_AGGREGATE, -1, "people"},
     /* set operations and expressions */
     {"SELECT email FROM people UNION SELECT role FROM applications", LH_ACCESS_UNATTRIBUTED, -1,
      "applications,people"},
@@ -312,6 +313,12 @@ static const class_case class_cases[] = {
     /* window, order, limit */
     {"SELECT candidate_id, rank() OVER (PARTITION BY dept ORDER BY salary) FROM people",
      LH_ACCESS_ROWS, 1, "people"},
+    {"SELECT candidate_id, lag(email) OVER (ORDER BY candidate_id) FROM people",
+     LH_ACCESS_UNATTRIBUTED, -1, "people"},
+    {"SELECT candidate_id, max(email) OVER (PARTITION BY dept) FROM people", LH_ACCESS_UNATTRIBUTED,
+     -1, "people"},
+    {"SELECT candidate_id, count(*) OVER (PARTITION BY dept) FROM people", LH_ACCESS_ROWS, 1,
+     "people"},
     {"SELECT candidate_id, email FROM people ORDER BY 2 DESC LIMIT 3", LH_ACCESS_ROWS, 1, "people"},
     /* views */
     {"SELECT candidate_id, email FROM pv_hash", LH_ACCESS_ROWS, 1, "people"},

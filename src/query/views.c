@@ -31,6 +31,10 @@ typedef struct view_def {
     char *tomb_column, *tomb_type;
     char **tomb_keys;
     size_t ntomb;
+    /* access auditing (lineage.c): the manifest's subject_key_column or NULL, and the
+     * columns it flags is_pii (NULL-terminated) */
+    char *subject_key;
+    char **pii;
 } view_def;
 
 struct lh_view_registry {
@@ -72,6 +76,10 @@ static void def_clear(view_def *d)
     free(d->keys);
     free(d->rows);
     free(d->problem);
+    free(d->subject_key);
+    for (size_t i = 0; d->pii && d->pii[i]; i++)
+        free(d->pii[i]);
+    free(d->pii);
     tomb_clear(d);
     memset(d, 0, sizeof(*d));
 }
@@ -96,6 +104,27 @@ static void def_from_manifest(view_def *d, const char *name, const json_t *m)
             d->keys[d->nkeys++] = lh_xstrdup(key);
         }
     }
+    const char *sk = lh_json_str(m, "subject_key_column");
+    d->subject_key = sk && *sk ? lh_xstrdup(sk) : NULL;
+    const json_t *cols = json_object_get(m, "columns");
+    d->pii = lh_xcalloc(json_array_size(cols) + 1, sizeof(char *));
+    size_t np = 0;
+    json_array_foreach(cols, i, f)
+    {
+        if (json_is_true(json_object_get(f, "is_pii")) && lh_json_str(f, "name"))
+            d->pii[np++] = lh_xstrdup(lh_json_str(f, "name"));
+    }
+}
+
+static char **strv_copy(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **c = lh_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        c[i] = lh_xstrdup(v[i]);
+    return c;
 }
 
 lh_view_registry *lh_view_registry_new(void)
@@ -121,6 +150,8 @@ lh_view_registry *lh_view_registry_copy(const lh_view_registry *reg)
         }
         d->nkeys = s->nkeys;
         d->problem = s->problem ? lh_xstrdup(s->problem) : NULL;
+        d->subject_key = s->subject_key ? lh_xstrdup(s->subject_key) : NULL;
+        d->pii = strv_copy(s->pii);
         tomb_set(d, s->tomb_column, s->tomb_type, s->tomb_keys, s->ntomb);
     }
     return c;
@@ -229,8 +260,10 @@ bool lh_view_registry_same(const lh_view_registry *reg, const char *name, const 
     view_def want;
     def_from_manifest(&want, name, manifest);
     const view_def *have = &reg->v[pos];
+    /* the subject key changes the companion view (lineage.c) */
     bool same = strcmp(have->name, want.name) == 0 && strcmp(have->bucket, want.bucket) == 0 &&
-                have->nkeys == want.nkeys;
+                have->nkeys == want.nkeys && !have->subject_key == !want.subject_key &&
+                (!have->subject_key || strcmp(have->subject_key, want.subject_key) == 0);
     for (size_t i = 0; same && i < want.nkeys; i++)
         same = strcmp(have->keys[i], want.keys[i]) == 0;
     def_clear(&want);
@@ -435,10 +468,50 @@ out:
     return rc;
 }
 
-/* DROP VIEW IF EXISTS of both views of name, then of its tombstone table. */
+/* ---------------------------------------------------------------- subject companions
+ * A dataset with a subject_key_column K also gets "__lhkey__<name>": its view plus one
+ * column __lh_key = [CAST(K AS VARCHAR)], the raw key of each row as a one-element list
+ * (lineage.c concatenates the lists of joined relations). It reads the dataset's own view,
+ * so tombstones apply exactly as they do there. Created, replaced and dropped with the
+ * dataset's views in the same transaction; its name starts with "__", which no dataset
+ * name may, so the firewall refuses it to every caller. */
+
+static int companion_drop(duckdb_connection conn, const char *name, lh_error *err)
+{
+    char *rel = lh_xasprintf(LH_KEY_PREFIX "%s", name);
+    char *ident = lh_sql_ident(rel);
+    char *sql = lh_xasprintf("DROP VIEW IF EXISTS %s", ident);
+    int rc = lh_duck_exec(conn, sql, err);
+    free(sql);
+    free(ident);
+    free(rel);
+    return rc;
+}
+
+static int companion_create(duckdb_connection conn, const view_def *d, lh_error *err)
+{
+    if (!d->subject_key)
+        return companion_drop(conn, d->name, err);
+    char *rel = lh_xasprintf(LH_KEY_PREFIX "%s", d->name);
+    char *ident = lh_sql_ident(rel), *base = lh_sql_ident(d->name);
+    char *key = lh_sql_ident(d->subject_key);
+    char *sql = lh_xasprintf(
+        "CREATE OR REPLACE VIEW %s AS SELECT *, [CAST(%s AS VARCHAR)] AS " LH_KEY_COLUMN " FROM %s",
+        ident, key, base);
+    int rc = lh_duck_exec(conn, sql, err);
+    free(sql);
+    free(key);
+    free(base);
+    free(ident);
+    free(rel);
+    return rc;
+}
+
+/* DROP VIEW IF EXISTS of both views of name (and its companion), then of its tombstone
+ * table. */
 static int view_drop_pair(duckdb_connection conn, const char *name, lh_error *err)
 {
-    int rc = 0;
+    int rc = companion_drop(conn, name, err);
     char *raw = lh_xasprintf(LH_RAW_PREFIX "%s", name);
     const char *rels[] = {name, raw};
     for (size_t i = 0; i < 2 && rc == 0; i++) {
@@ -507,6 +580,8 @@ static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storag
     free(filtered);
     if (rc == 0 && !d->ntomb)
         rc = tomb_drop(conn, d->name, err);
+    if (rc == 0)
+        rc = companion_create(conn, d, err);
 out:
     free(select);
     free(raw);
@@ -563,6 +638,44 @@ int lh_view_registry_apply_one(const lh_view_registry *reg, const char *name,
         first_line(err);
     }
     return rc;
+}
+
+bool lh_view_registry_set_pii(lh_view_registry *reg, const char *name, const json_t *manifest)
+{
+    bool found;
+    size_t pos = find(reg, name, &found);
+    if (!found)
+        return false;
+    view_def tmp;
+    def_from_manifest(&tmp, name, manifest);
+    view_def *d = &reg->v[pos];
+    bool changed = false;
+    size_t i = 0;
+    for (; !changed && d->pii[i] && tmp.pii[i]; i++)
+        changed = strcmp(d->pii[i], tmp.pii[i]) != 0;
+    changed = changed || !d->pii[i] != !tmp.pii[i];
+    char **old = d->pii;
+    d->pii = tmp.pii;
+    tmp.pii = old;
+    def_clear(&tmp);
+    return changed;
+}
+
+const char *lh_view_registry_subject(const lh_view_registry *reg, const char *name,
+                                     char *const **pii)
+{
+    bool found;
+    size_t pos = find(reg, name, &found);
+    if (!found || reg->v[pos].problem)
+        return NULL;
+    if (pii)
+        *pii = reg->v[pos].pii;
+    return reg->v[pos].subject_key;
+}
+
+const char *lh_view_registry_name(const lh_view_registry *reg, size_t i)
+{
+    return i < reg->n ? reg->v[i].name : NULL;
 }
 
 void lh_view_registry_set_problem(lh_view_registry *reg, const char *name, const char *why)

@@ -42,6 +42,49 @@ class DeletionBitmaps(harness.Base):
         self.assertEqual(status, 200, doc)
         self.assertEqual(len(self.ids("parts")), 44)
 
+    def test_dirty_parts_in_one_scan_at_their_offsets(self):
+        # Three parts whose sizes are not multiples of the bitmaps' 24-bit padding: the
+        # dirty ones are read in one scan, each file's bits found at its own offset in the
+        # concatenated bitmap; a clean part is read unfiltered beside them.
+        s = self.server
+        sizes = (25, 7, 50)
+        start = 1
+        for i, n in enumerate(sizes):
+            body = "id,v\n" + "".join(f"{k},v{k}\n" for k in range(start, start + n))
+            status, doc = s.ingest("offs", body.encode(), mode="append" if i else None)
+            self.assertIn(status, (200, 201), doc)
+            start += n
+        everything = list(range(1, start))
+        # The last row of part 0 (row 24, next to the padding), the first and the last
+        # rows of part 2; part 1 stays clean.
+        hidden = [25, 33, 82]
+        self.add("offs", "id", hidden)
+        self.assertEqual(self.ids("offs"), [k for k in everything if k not in hidden])
+        status, doc = s.sql("SELECT count(*), sum(id)::BIGINT FROM offs")
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["rows"][0], [len(everything) - 3,
+                                          sum(everything) - sum(hidden)])
+        # Now every part is dirty (the offsets list covers three files).
+        self.add("offs", "id", [26, 1])
+        hidden += [26, 1]
+        self.assertEqual(self.ids("offs"), [k for k in everything if k not in hidden])
+        self.assertEqual(len(self.ids("__raw__offs")), len(everything))
+        # Restoring part 0's keys: part 2 alone is filtered (offset 0), 0 and 1 unfiltered.
+        status, doc = s.json("DELETE", TOMB.format("offs"), {"row_key_values": [25, 1, 26]})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(self.ids("offs"), [k for k in everything if k not in (33, 82)])
+
+    def test_many_dirty_parts_use_the_offset_list(self):
+        # Past eight dirty parts a file's offset comes from a list, not a CASE.
+        s = self.server
+        for i in range(10):
+            body = "id,v\n" + "".join(f"{i * 30 + k},v\n" for k in range(1, 31))
+            status, doc = s.ingest("many", body.encode(), mode="append" if i else None)
+            self.assertIn(status, (200, 201), doc)
+        hidden = [i * 30 + k for i in range(10) for k in (1, 17, 30)]
+        self.add("many", "id", hidden)
+        self.assertEqual(self.ids("many"), [k for k in range(1, 301) if k not in hidden])
+
     def test_string_keys_and_null_keys(self):
         s = self.server
         status, doc = s.ingest("strs", b"code,n\nab,1\n,2\ncd,3\nab,4\nef,5\n")

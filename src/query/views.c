@@ -327,10 +327,12 @@ static int tomb_create(duckdb_connection conn, const view_def *d, lh_error *err)
  * when the part holds none; a NULL key is never IN the set, so its row stays visible).
  * The view reads the parts with a hidden row ("dirty") in ONE scan and the others in a
  * second one with no filter at all:
- *   SELECT * EXCLUDE (file_row_number) FROM read_parquet([<dirty parts>],
- *     file_row_number=true) AS b
+ *   SELECT * FROM read_parquet([<dirty parts>]) AS b
  *   WHERE get_bit(from_base64('<bitmaps>')::BIT, (b.file_row_number + <offset>)::INTEGER) = 0
  *   UNION ALL SELECT * FROM read_parquet([<clean parts>])
+ * (file_row_number and file_index are DuckDB's virtual columns of the scan, outside `*`; a
+ * dataset with a column of either name would shadow them, so it keeps the key-table
+ * filter: virtual_shadowed).
  * where <bitmaps> is the dirty parts' bitmaps end to end and <offset>, the bit where the
  * file's own bitmap starts, is 0 for one dirty part, else CASE b.file_index WHEN 0 THEN o0
  * WHEN 1 THEN o1 ... END (NULL for any other file: get_bit(bm, NULL) = 0 is never true, so
@@ -354,8 +356,9 @@ static int tomb_create(duckdb_connection conn, const view_def *d, lh_error *err)
  * transaction, so on a tombstone change, an append or replace of a dataset with tombstones,
  * and a rebuild of the user database): that is the cost moved from every query to each
  * change. A dataset with a part whose row count the manifest does not give, or with more
- * than INT32_MAX bitmap bits in all (get_bit takes an INTEGER), keeps the key-table filter
- * (use_bitmaps false). */
+ * than INT32_MAX bitmap bits in all (get_bit takes an INTEGER), or with a column named
+ * file_row_number or file_index, keeps the key-table filter (use_bitmaps false,
+ * virtual_shadowed true). */
 
 /* Up to this many dirty parts, a file's offset is a CASE on file_index (measured cheaper
  * than a list lookup per row, but linear in its branches); beyond, the list. */
@@ -376,6 +379,28 @@ static bool use_bitmaps(const view_def *d)
         bits += bitmap_bits(d->rows[i]);
     }
     return bits <= INT32_MAX;
+}
+
+/* Whether the dataset (select: its plain SELECT) has a column named like one of the scan's
+ * virtual columns the bitmaps use: b.file_row_number would then read the data, not the row
+ * position. Errors are the caller's (a part that cannot be read fails the view anyway). */
+static int virtual_shadowed(duckdb_connection conn, const char *select, bool *shadowed,
+                            lh_error *err)
+{
+    char *sql = lh_xasprintf("SELECT count(*) FROM (DESCRIBE %s) WHERE lower(column_name) IN "
+                             "('file_row_number', 'file_index')",
+                             select);
+    duckdb_result res;
+    int rc = 0;
+    if (duckdb_query(conn, sql, &res) != DuckDBSuccess) {
+        const char *msg = duckdb_result_error(&res);
+        rc = lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "query failed");
+    } else {
+        *shadowed = duckdb_value_int64(&res, 0, 0) > 0;
+    }
+    duckdb_destroy_result(&res);
+    free(sql);
+    return rc;
 }
 
 /* The base64 text of each part's bitmap from "__deletes__<name>" (dident): b64[i] for a
@@ -417,7 +442,7 @@ static char *bitmaps_select(const view_def *d, char *const *lits, char *const *b
     int64_t at = 0;
     for (size_t i = 0; i < d->nkeys; i++)
         count_dirty += b64[i] != NULL;
-    lh_buf_puts(&view, "SELECT * EXCLUDE (file_row_number) FROM read_parquet([");
+    lh_buf_puts(&view, "SELECT * FROM read_parquet([");
     for (size_t i = 0; i < d->nkeys; i++) {
         if (!b64[i]) {
             nclean++;
@@ -433,7 +458,7 @@ static char *bitmaps_select(const view_def *d, char *const *lits, char *const *b
         ndirty++;
     }
     lh_buf_printf(&view,
-                  "], file_row_number=true) AS b WHERE get_bit(from_base64('%s')::BIT, "
+                  "]) AS b WHERE get_bit(from_base64('%s')::BIT, "
                   "(b.file_row_number + ",
                   bits.data);
     if (ndirty == 1)
@@ -562,7 +587,11 @@ static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storag
         rc = tomb_create(conn, d, err);
     /* the bitmap-filtered SELECT, when the parts allow it (NULL: no row hidden) */
     char *filtered = NULL;
-    bool bitmapped = rc == 0 && d->ntomb && use_bitmaps(d);
+    bool bitmapped = rc == 0 && d->ntomb && use_bitmaps(d), shadowed = false;
+    if (bitmapped) {
+        rc = virtual_shadowed(conn, select, &shadowed, err);
+        bitmapped = rc == 0 && !shadowed;
+    }
     if (bitmapped)
         rc = bitmaps_create(conn, d, st, &filtered, err);
     for (size_t i = 0; i < 2 && rc == 0; i++) {

@@ -257,7 +257,7 @@ static char *view_select(const view_def *d, lh_storage *st, lh_error *err)
 /* ---------------------------------------------------------------- tombstone DDL
  * A dataset with tombstones gets a table "__tombstones__<name>"(k <key type>) holding the
  * keys as data, and its view filters on the deletion bitmaps computed from it (below) or,
- * when the manifest lacks a part's row count, becomes
+ * when they cannot serve (use_bitmaps, virtual_shadowed), becomes
  *   SELECT * FROM read_parquet([...]) AS b
  *   WHERE b."<col>" IS NULL OR b."<col>" NOT IN (SELECT k FROM "__tombstones__<name>")
  * which DuckDB runs as one hash (mark) join against the key table whatever the number of

@@ -15,9 +15,10 @@
  *   FROM "people"
  * and, when the dataset has tombstones on column c (views.c, "tombstone DDL"), a table
  * "__tombstones__people"(k) of the keys, a table "__deletes__people"(p, bm) of one bitmap
- * per part of the rows holding a key, and "people" becomes a UNION ALL of its parts, each
- * filtered on its file_row_number's bit (views.c, "deletion bitmaps"); a part without a
- * row count in the manifest falls back to an anti-join:
+ * per part of the rows holding a key, and "people" reads the parts with a hidden row in one
+ * scan filtered on each row's bit in a constant made of their bitmaps, the other parts in
+ * a second, unfiltered scan (views.c, "deletion bitmaps"); a part without a row count in
+ * the manifest falls back to an anti-join:
  *   ... AS b WHERE b."c" IS NULL OR b."c" NOT IN (SELECT k FROM "__tombstones__people")
  */
 #ifndef LH_QUERY_VIEWS_H

@@ -322,9 +322,7 @@ out:
 /* ---------------------------------------------------------------- sql */
 
 static const lh_cli_flag_spec sql_flags[] = {
-    {"--format", true},
-    {"--limit", true},
-    {NULL, false},
+    {"--format", true}, {"--limit", true}, {"--purpose", true}, {"--trace-id", true}, {NULL, false},
 };
 
 static const char *const sql_formats[] = {"json", "csv", "ndjson", NULL};
@@ -388,6 +386,7 @@ static int cmd_sql(cli_ctx *ctx)
     const char *format = lh_cli_flag(a, "--format");
     const char *limit_s = lh_cli_flag(a, "--limit");
     char *sql = NULL, *body = NULL;
+    char *audit_headers[3] = {NULL, NULL, NULL}; /* X-Lakehouse-Purpose/-Trace-Id lines */
     json_t *req_doc = NULL;
     lh_response resp;
     lh_error err;
@@ -420,8 +419,22 @@ static int cmd_sql(cli_ctx *ctx)
         json_object_set_new(req_doc, "limit", json_integer(limit));
     body = lh_json_dumps(req_doc);
 
-    lh_request req = {
-        .method = "POST", .path = "/query/sql", .json_body = body, .sink = raw ? stdout : NULL};
+    /* access auditing (docs/AUDIT.md): sent as given; agents must give a purpose */
+    const char *purpose = lh_cli_flag(a, "--purpose"), *trace = lh_cli_flag(a, "--trace-id");
+    if ((purpose && strpbrk(purpose, "\r\n")) || (trace && strpbrk(trace, "\r\n"))) {
+        rc = usage_error(cmd, "%s", "--purpose and --trace-id are one line each");
+        goto out;
+    }
+    size_t nh = 0;
+    if (purpose)
+        audit_headers[nh++] = lh_xasprintf("X-Lakehouse-Purpose: %s", purpose);
+    if (trace)
+        audit_headers[nh++] = lh_xasprintf("X-Lakehouse-Trace-Id: %s", trace);
+    lh_request req = {.method = "POST",
+                      .path = "/query/sql",
+                      .json_body = body,
+                      .sink = raw ? stdout : NULL,
+                      .extra_headers = (const char *const *)audit_headers};
     if (lh_client_send(ctx->client, &req, &resp, &err) != 0) {
         fflush(stdout);
         rc = fail(&err);
@@ -439,6 +452,8 @@ static int cmd_sql(cli_ctx *ctx)
     }
     rc = print_query_table(&resp);
 out:
+    free(audit_headers[0]);
+    free(audit_headers[1]);
     json_decref(req_doc);
     lh_response_free(&resp);
     free(body);
@@ -1362,7 +1377,7 @@ static const command commands[] = {
      "load a file into a dataset (format from the extension unless given)"},
     {"sql", cmd_sql, sql_flags, 1, 1, true,
      "sql \"SELECT ...\" [--format json|csv|ndjson] "
-     "[--limit N]",
+     "[--limit N] [--purpose TEXT] [--trace-id ID]",
      "run a query (\"-\" reads it from stdin); csv and ndjson print the server's text"},
     {"datasets", cmd_datasets, no_flags, 0, 0, true, "datasets", "list the datasets"},
     {"buckets", cmd_buckets, no_flags, 0, 0, true, "buckets", "list the storage buckets"},

@@ -243,7 +243,7 @@ static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, s
         lh_audit_ts_now(ts);
     }
     if (!str_ok(e->accessor_kind) || !str_ok(e->daemon) || !str_ok(e->purpose) ||
-        !str_ok(e->trace_id))
+        !str_ok(e->trace_id) || !str_ok(e->profile) || !str_ok(e->model))
         return lh_error_set(err, LH_EINVAL,
                             "audit accessor fields must be valid UTF-8 of at most %d bytes",
                             AUDIT_MAX_STR);
@@ -253,6 +253,11 @@ static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, s
                                 i + 1);
     put_member(b, "{\"accessor\":{\"daemon\":", e->daemon);
     put_member(b, ",\"kind\":", e->accessor_kind);
+    /* optional members, in their sorted place (kind < model < profile < purpose) */
+    if (e->model && *e->model)
+        put_member(b, ",\"model\":", e->model);
+    if (e->profile && *e->profile)
+        put_member(b, ",\"profile\":", e->profile);
     put_member(b, ",\"purpose\":", e->purpose);
     put_member(b, ",\"trace_id\":", e->trace_id);
     put_member(b, "},\"candidate_id\":", e->candidate_id);

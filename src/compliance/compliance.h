@@ -43,7 +43,7 @@ int lh_subject_key(const char *id, char *buf, size_t cap, lh_error *err);
 /*
  * One row per access to one subject's data, appended to that subject's chain:
  *   {schema:"subject_audit_row.v1", ts, candidate_id,
- *    accessor{kind, daemon, purpose, trace_id}, fields_accessed[], result,
+ *    accessor{kind, daemon, [model, profile,] purpose, trace_id}, fields_accessed[], result,
  *    prev_chain_hash, row_hmac}
  * row_hmac = lowercase hex HMAC-SHA256(key, RFC 8785 form of the row without row_hmac);
  * prev_chain_hash = the previous row's row_hmac, "GENESIS" for the first. The key comes
@@ -74,6 +74,11 @@ typedef struct lh_audit_entry {
     size_t n_fields;
     const char *result; /* "success" | "error" | "denied" | "not_found" */
     const char *ts;     /* NULL: now; else an RFC 3339 UTC time with 9 digits */
+    /* Optional accessor members, written only when set (non-NULL, non-empty), so rows
+     * without them (the known answer) keep their bytes: an agent's model profile id and
+     * the profile's model name (EU AI Act Art. 12 logging). */
+    const char *profile;
+    const char *model;
 } lh_audit_entry;
 
 /* Reads the signing key from the file at path: its bytes, minus one trailing "\n" or
@@ -325,6 +330,64 @@ int lh_b64_decode(const char *s, unsigned char *out, size_t cap, size_t *n);
  * LH_EINVAL for a response that is not one. (src/compliance/offline.c) */
 int lh_audit_verify_response(const json_t *response, const char *signer_name,
                              const unsigned char pk[32], json_t **report, lh_error *err);
+/* ================================================================ access auditing (access.c)
+ *
+ * Issue 11 item 5, docs/AUDIT.md "Access auditing". Every query by an audited caller (not
+ * an admin) that reads a subject relation leaves a trace: a row-level result one audit row
+ * per returned subject (through the subject sink the query engine calls before those rows
+ * can be read), any other read one dataset-level event in the catalog's journal. An
+ * agent's refused read is journaled too. A trace that cannot be written fails the read.
+ *
+ * One lh_access_audit per query: it holds the accessor (copied), so it may outlive the
+ * request that made it (the sink runs on every chunk fetch of a streaming result). */
+typedef struct lh_access_audit lh_access_audit;
+
+/* X-Lakehouse-Purpose and X-Lakehouse-Trace-Id: at most this many bytes of valid UTF-8,
+ * kept verbatim (no percent-decoding, no trimming). */
+#define LH_ACCESS_HEADER_MAX 4096
+#define LH_ACCESS_ACTION "query.dataset_access"
+#define LH_ACCESS_DENIED_ACTION "query.denied"
+
+/* The auditing context of one query by who. purpose and trace_id are the headers' bytes as
+ * sent, NULL when absent (an empty value counts as absent). Checks them: each at most
+ * LH_ACCESS_HEADER_MAX bytes of valid UTF-8, else LH_EINVAL kind "invalid_header"; agents
+ * must give a purpose, else LH_EINVAL kind "purpose_required". For an agent bound to a
+ * profile the profile id and its model_name (read from cat now) join the accessor.
+ * audit (NULL: the server has no audit key) and cat are borrowed and must outlive the
+ * context; everything else is copied. Caller frees with lh_access_audit_free. */
+lh_access_audit *lh_access_audit_new(lh_audit *audit, lh_catalog *cat, const lh_principal *who,
+                                     const char *purpose, const char *trace_id, lh_error *err);
+void lh_access_audit_free(lh_access_audit *a);
+
+/* What lh_query_opts.sink should be for this context: lh_access_sink, or NULL when there
+ * is no audit chain (the engine then refuses row-level reads of subject relations by
+ * audited callers with 503 audit_unavailable: no silent access). */
+lh_subject_sink lh_access_audit_sink(const lh_access_audit *a);
+
+/* The subject sink (ctx: an lh_access_audit): one lh_audit_append_batch of one row per key
+ * (candidate_id = the key, result "success", fields_accessed = fields, the accessor);
+ * returns when the rows are durable. Any failure is LH_EIO kind "audit_write_failed"
+ * (the query then fails: 500). NULL keys are skipped. */
+int lh_access_sink(void *ctx, const char *const *keys, size_t n_keys, const char *const *fields,
+                   size_t n_fields, lh_error *err);
+
+/* After a query started successfully: for kind AGGREGATE or UNATTRIBUTED, one journal event
+ * LH_ACCESS_ACTION (actor: the key; target: the datasets, comma-separated; details:
+ * {datasets, kind, role, profile?, model?, purpose, trace_id, fingerprint, reason?}).
+ * Nothing for other kinds. LH_EIO kind "audit_write_failed" when the event could not be
+ * appended: the read must then fail before any byte is sent. */
+int lh_access_record(lh_access_audit *a, const lh_subject_access *acc, lh_error *err);
+
+/* After a query was refused with denial: for an agent refused with LH_EFORBIDDEN (no key
+ * selected, a relation outside its profile or grants), one journal event
+ * LH_ACCESS_DENIED_ACTION (details as above with the denial's kind and message, and the
+ * fingerprint of sql). Nothing otherwise. Returns 0 or the journal's error; the caller
+ * still answers the denial. */
+int lh_access_record_denied(lh_access_audit *a, const char *sql, const lh_error *denial,
+                            lh_error *err);
+
+/* Lowercase hex SHA-256 of text (65 bytes with the NUL): a query's fingerprint. */
+void lh_access_fingerprint(const char *text, char out[65]);
 
 /* ================================================================ subjects (subjects.c)
  *
@@ -452,24 +515,6 @@ json_t *lh_legal_subject_response(lh_legal *lg, const char *candidate_id, const 
 /* GET /audit/health: what the legal endpoint relies on. Caller decrefs. */
 json_t *lh_legal_health(lh_legal *lg);
 
-/* Issue 12: the verifiable log and the signing key (both borrowed; either may be NULL: no
- * audit chain, no signing key). With both, responses are signed and carry the subject's
- * latest leaf with its inclusion proof against a fresh signed checkpoint; without a
- * signer they stay unsigned (signature null) and /audit/checkpoint, /audit/consistency and
- * /audit/pubkey answer 503. Call once at start. */
-void lh_legal_attach_log(lh_legal *lg, lh_merkle *merkle, lh_signer *signer);
-/* GET /audit/checkpoint: {checkpoint: the signed note, origin, tree_size, root_hash}
- * over every durable leaf. LH_EUNAVAILABLE (kind audit_signing_unconfigured) without a
- * signer or a log. Caller decrefs. */
-json_t *lh_legal_checkpoint(lh_legal *lg, lh_error *err);
-/* GET /audit/consistency?from=N&to=M: {from, to, hashes: [base64]}, the RFC 6962
- * consistency proof between the trees of N and M leaves. from/to as the query gives them:
- * LH_EINVAL unless both are decimal with 1 <= N <= M; LH_ENOTFOUND when M is beyond the
- * durable log. Caller decrefs. */
-json_t *lh_legal_consistency(lh_legal *lg, const char *from, const char *to, lh_error *err);
-/* GET /audit/pubkey (public): {algorithm, signer, key_id, public_key (base64),
- * verifier_key (C2SP)}. LH_EUNAVAILABLE without a signer. Caller decrefs. */
-json_t *lh_legal_pubkey(lh_legal *lg, lh_error *err);
 /* ================================================================ biometric upload (biometric.c)
  *
  * POST /biometric/subject/{id}/photo and GET /biometric/health (docs/AUDIT.md "Biometric
@@ -569,5 +614,23 @@ char *lh_retention_render(const json_t *report);
 /* Writes the report atomically (0600) as <data>/_catalog/subjects/_retention_sweep_
  * <summary.date>.jsonl; *path_out (may be NULL) gets its path, caller frees. */
 int lh_retention_write(const char *data_dir, const json_t *report, char **path_out, lh_error *err);
+/* Issue 12: the verifiable log and the signing key (both borrowed; either may be NULL: no
+ * audit chain, no signing key). With both, responses are signed and carry the subject's
+ * latest leaf with its inclusion proof against a fresh signed checkpoint; without a
+ * signer they stay unsigned (signature null) and /audit/checkpoint, /audit/consistency and
+ * /audit/pubkey answer 503. Call once at start. */
+void lh_legal_attach_log(lh_legal *lg, lh_merkle *merkle, lh_signer *signer);
+/* GET /audit/checkpoint: {checkpoint: the signed note, origin, tree_size, root_hash}
+ * over every durable leaf. LH_EUNAVAILABLE (kind audit_signing_unconfigured) without a
+ * signer or a log. Caller decrefs. */
+json_t *lh_legal_checkpoint(lh_legal *lg, lh_error *err);
+/* GET /audit/consistency?from=N&to=M: {from, to, hashes: [base64]}, the RFC 6962
+ * consistency proof between the trees of N and M leaves. from/to as the query gives them:
+ * LH_EINVAL unless both are decimal with 1 <= N <= M; LH_ENOTFOUND when M is beyond the
+ * durable log. Caller decrefs. */
+json_t *lh_legal_consistency(lh_legal *lg, const char *from, const char *to, lh_error *err);
+/* GET /audit/pubkey (public): {algorithm, signer, key_id, public_key (base64),
+ * verifier_key (C2SP)}. LH_EUNAVAILABLE without a signer. Caller decrefs. */
+json_t *lh_legal_pubkey(lh_legal *lg, lh_error *err);
 
 #endif

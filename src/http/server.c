@@ -991,7 +991,6 @@ int lh_serve(lh_config *cfg)
     }
     /* The legal endpoint reads the token file per request; it only needs the parts. */
     app.legal = lh_legal_open(app.subjects, app.cat, app.audit, cfg->legal_token_file);
-    lh_legal_attach_log(app.legal, app.merkle, app.signer);
     /* issue 12: biometric photos, outside the data folder; a root that is set but unusable
      * (inside the lake, open to others) stops the start, as an unusable audit key does */
     if (!(app.biometric = lh_biometric_open(cfg->biometric_root, app.st, app.subjects,
@@ -1003,6 +1002,7 @@ int lh_serve(lh_config *cfg)
     if (!cfg->biometric_root)
         lh_log(LH_LOG_INFO, "biometric.disabled", "{s:s}", "reason",
                "LH_BIOMETRIC_STORAGE_ROOT is not set; the biometric endpoints answer 503");
+    lh_legal_attach_log(app.legal, app.merkle, app.signer);
 
     struct sockaddr_storage ss;
     if (resolve_listen(cfg, &ss, &err) != 0) {

@@ -97,6 +97,10 @@ typedef struct lh_subject_access {
     char reason[256];     /* UNATTRIBUTED: why, as a sentence; else "" */
 } lh_subject_access;
 
+/* A query's fingerprint: the lowercase hex SHA-256 of its SQL text (65 bytes with the NUL),
+ * as lh_subject_access.fingerprint and the journal's records of reads carry it. */
+void lh_sql_fingerprint(const char *sql, char out[65]);
+
 /* Called by a ROWS query with the subjects of the rows it is about to make readable,
  * before any byte of them can be read: keys are distinct raw subject keys (text) not yet
  * reported for this query; fields are the visible column names (the fields accessed).

@@ -319,8 +319,6 @@ void lh_lineage_clear(lh_lineage *l);
 /* The verdict cache's form of a lineage. Caller frees / clears. from_text: 0 or -1. */
 char *lh_lineage_to_text(const lh_lineage *l);
 int lh_lineage_from_text(const char *text, lh_lineage *l);
-/* Lowercase hex SHA-256 of sql into out. */
-void lh_sql_fingerprint(const char *sql, char out[65]);
 /* firewall.c: bare Infinity/-Infinity/NaN tokens of a serialized tree replaced by null.
  * Caller frees. */
 char *lh_sql_tree_finite(const char *text);

@@ -149,6 +149,10 @@ typedef struct lh_gen {
      * always under eng->regen_mu (nothing else uses it) */
     duckdb_connection ddl;
     int refs; /* guarded by eng->gen_mu */
+    /* Connections of finished user queries, kept for the next ones (lh_gen_connect):
+     * guarded by eng->gen_mu, at most eng->max_queries, disconnected with the generation. */
+    duckdb_connection *idle;
+    int nidle;
     uint64_t seq;
     char *tmp_dir; /* owned: this generation's spill folder, removed with it */
 } lh_gen;
@@ -275,6 +279,15 @@ struct lh_engine {
  * closing). */
 lh_gen *lh_gen_acquire(lh_engine *eng, lh_error *err);
 void lh_gen_release(lh_engine *eng, lh_gen *g);
+/* A connection to g's database for one user query: an idle one a finished query gave back
+ * (lh_gen_disconnect with reusable), or a new one. The caller holds a reference on g and
+ * owns *conn until it hands it to lh_gen_disconnect. */
+int lh_gen_connect(lh_engine *eng, lh_gen *g, duckdb_connection *conn, lh_error *err);
+/* Gives *conn back (sets it NULL; NULL accepted). reusable: the connection carries no state
+ * of its query (see result.c: a plain finished SELECT, no variable set, never interrupted)
+ * and may serve the next query on g; otherwise, or when g already keeps max_queries idle
+ * connections, it is disconnected. Before lh_gen_release of the caller's reference. */
+void lh_gen_disconnect(lh_engine *eng, lh_gen *g, duckdb_connection *conn, bool reusable);
 /* For tests: the sequence number of the current user database (moves when a new one is
  * opened: at a bucket change, never at a dataset change). 0 when closing. */
 uint64_t lh_engine__user_generation(lh_engine *eng);

@@ -62,6 +62,7 @@ struct lh_query {
     bool started; /* lh_query_run succeeded: the expiry may finish the query */
     lh_gen *gen;  /* reference, released at finish */
     duckdb_connection conn;
+    bool conn_has_state; /* variables were set on conn: never reused (lh_gen_disconnect) */
     /* Set between an inline start that ran out of budget and lh_query_run on the pool,
      * which finishes the SAME pending execution (never executes twice). */
     duckdb_prepared_statement stmt;
@@ -212,8 +213,13 @@ static void release_duckdb(lh_query *q)
         lh_watchdog_remove(q->eng->watchdog, &q->watch);
         q->watching = false;
     }
+    /* Only a connection whose SELECT ended as planned goes back to the generation's pool:
+     * not after an error or the watchdog's interrupt (checked once the entry is gone), not
+     * with the caller's attributes set as variables. */
+    bool reusable =
+        q->state == Q_DONE && !q->failed && !q->conn_has_state && !atomic_load(&q->watch.fired);
     if (q->conn)
-        duckdb_disconnect(&q->conn);
+        lh_gen_disconnect(q->eng, q->gen, &q->conn, reusable);
     if (q->gen) {
         lh_gen_release(q->eng, q->gen);
         q->gen = NULL;
@@ -510,10 +516,8 @@ static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts
     q->gen = lh_gen_acquire(eng, err);
     if (!q->gen)
         return err ? err->code : LH_EINTERNAL;
-    if (duckdb_connect(q->gen->db, &q->conn) == DuckDBError) {
-        q->conn = NULL;
-        return lh_error_set(err, LH_EINTERNAL, "cannot connect to DuckDB");
-    }
+    if (lh_gen_connect(eng, q->gen, &q->conn, err) != 0)
+        return err ? err->code : LH_EINTERNAL;
     q->watch.conn = q->conn;
     q->watch.deadline_ms = q->deadline;
     q->watch.expire = query_expire;
@@ -521,7 +525,8 @@ static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts
     q->watching = true;
     /* The caller's attributes for safe views' row filters: on this query's own
      * connection, before anything is prepared (getvariable binds at prepare). */
-    if (opts && opts->policy &&
+    q->conn_has_state = opts && opts->policy && json_object_size(opts->policy->attributes) > 0;
+    if (q->conn_has_state &&
         lh_safe_view_set_attributes(q->conn, opts->policy->attributes, err) != 0)
         return err ? err->code : LH_EINTERNAL;
 

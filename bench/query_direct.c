@@ -16,6 +16,9 @@
  * it moves less than the wall-clock figures, which depend on how many runnable threads each
  * side has.
  *
+ * LH_DIRECT_QUERIES=N makes each client run exactly N queries instead (SECONDS ignored):
+ * under valgrind two values of N give instructions per query.
+ *
  * LH_DIRECT_STREAMING=1 runs each query as the server does (prepare, pending streaming
  * execution, fetch chunk by chunk) instead of duckdb_query's materialized result, so a
  * reader can tell what HTTP costs from what DuckDB's streaming path costs.
@@ -37,6 +40,7 @@ typedef struct client {
     int streaming;
     const char *sql;
     double deadline;
+    size_t limit;    /* LH_DIRECT_QUERIES: exactly this many queries, whatever the time */
     double *samples; /* milliseconds, one per query */
     size_t n;
     int failed;
@@ -84,7 +88,7 @@ out:
 static void *run_client(void *arg)
 {
     client *c = arg;
-    while (c->n < MAX_SAMPLES && now_s() < c->deadline) {
+    while (c->limit ? c->n < c->limit : c->n < MAX_SAMPLES && now_s() < c->deadline) {
         double t0 = now_s();
         if (c->streaming) {
             if (run_streaming(c) != 0) {
@@ -213,6 +217,8 @@ int main(int argc, char **argv)
         c->streaming =
             getenv("LH_DIRECT_STREAMING") && strcmp(getenv("LH_DIRECT_STREAMING"), "1") == 0;
         c->deadline = deadline;
+        const char *limit = getenv("LH_DIRECT_QUERIES");
+        c->limit = limit && atoi(limit) > 0 && atoi(limit) <= MAX_SAMPLES ? (size_t)atoi(limit) : 0;
         c->samples = malloc(MAX_SAMPLES * sizeof(double));
         if (!c->samples || duckdb_connect(db, &c->con) != DuckDBSuccess)
             goto out;

@@ -9,6 +9,7 @@
  *   args.c      the argument parser (global and per-command flags) and small pure helpers
  *               such as the ingest format from a file extension.
  *   commands.c  the static command table and its handlers; lh_cli_main.
+ *   retention.c `lakehouse retention-sweep` (offline, over the data folder).
  *   main.c      main(): calls lh_cli_main. Kept apart because the build puts every other
  *               file of this folder in the `lh` library, where tests can reach it.
  *
@@ -206,6 +207,11 @@ const char *lh_cli_flag(const lh_cli_args *args, const char *name);
 bool lh_cli_has_flag(const lh_cli_args *args, const char *name);
 
 /* ---------------------------------------------------------------- commands */
+
+/* `lakehouse retention-sweep` (retention.c): its flags and its body, which needs no
+ * server. Returns the exit code. */
+extern const lh_cli_flag_spec lh_cli_retention_flags[];
+int lh_cli_retention_sweep(const lh_cli_args *args);
 
 /* Runs the `lakehouse` command line; returns the process exit code. */
 int lh_cli_main(int argc, char **argv);

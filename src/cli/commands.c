@@ -1335,6 +1335,14 @@ out:
     return rc;
 }
 
+/* ---------------------------------------------------------------- retention (issue 12) */
+
+/* The command lives in retention.c (this file holds the table). */
+static int cmd_retention_sweep(cli_ctx *ctx)
+{
+    return lh_cli_retention_sweep(ctx->args);
+}
+
 /* ---------------------------------------------------------------- help */
 
 static int cmd_help(cli_ctx *ctx);
@@ -1379,6 +1387,10 @@ static const command commands[] = {
      "tombstones list NAME | tombstones add NAME --column C V1,V2 [--reason R] | "
      "tombstones remove NAME V1,V2",
      "erase rows by key until compaction, list or restore them (admin)"},
+    {"retention-sweep", cmd_retention_sweep, lh_cli_retention_flags, 0, 0, false,
+     "retention-sweep [--apply] [--as-of RFC3339] [--storage-root DIR] [--data DIR]",
+     "offline: report subjects past a retention clock (general PII, biometric with BIPA's 3 "
+     "years); --apply writes _catalog/subjects/_retention_sweep_<date>.jsonl"},
     {"subjects", cmd_subjects, subjects_flags, 1, 2, true,
      "subjects backfill DATASET [--id-column COLUMN] [--strip-prefix PREFIX]",
      "create subject manifests from a dataset's id column (admin; the prefix is stripped "

@@ -7,7 +7,8 @@
  *   - subject keys: the one sanitiser of subject ids into storage keys (shared);
  *   - audit chain: per-subject HMAC-chained rows with a group-committed write-ahead
  *     journal (src/compliance/audit.c; format in docs/AUDIT.md);
- *   - subjects: manifests, backfill, the legal endpoint (engineer "subjects").
+ *   - subjects: manifests, backfill, the legal endpoint (engineer "subjects");
+ *   - biometric upload and retention sweep (issue 12: biometric.c, retention.c).
  */
 #ifndef LH_COMPLIANCE_H
 #define LH_COMPLIANCE_H
@@ -313,5 +314,105 @@ json_t *lh_legal_subject_response(lh_legal *lg, const char *candidate_id, const 
                                   const char *to, lh_error *err);
 /* GET /audit/health: what the legal endpoint relies on. Caller decrefs. */
 json_t *lh_legal_health(lh_legal *lg);
+
+/* ================================================================ biometric upload (biometric.c)
+ *
+ * POST /biometric/subject/{id}/photo and GET /biometric/health (docs/AUDIT.md "Biometric
+ * upload"). A photo is stored outside the data lake under the root named by
+ * LH_BIOMETRIC_STORAGE_ROOT as <subject key>/<ts>_<uuid8>.<jpg|png>, folder 0700 and file
+ * 0600 from creation; the subject manifest's biometric_collection names it and an audit
+ * row (accessor kind "biometric_collection", purpose "photo_upload") records it. All or
+ * nothing: a refused or failed upload leaves no file, the manifest as it was and no row.
+ *
+ * An upload is three calls, so a refusal comes before the body is read: lh_biometric_begin
+ * (every check the request alone allows: subject, status, consent, media type, declared
+ * size; opens the partial file), lh_biometric_write per piece of the body (size cap and
+ * magic bytes checked as the bytes arrive), lh_biometric_commit (checks again under the
+ * subject's lock, then file → manifest → audit row). lh_biometric_upload_free removes
+ * whatever a refused or failed upload wrote. */
+typedef struct lh_biometric lh_biometric;
+typedef struct lh_biometric_upload lh_biometric_upload;
+
+#define LH_BIOMETRIC_MAX_BYTES (10 * 1024 * 1024) /* 10 MiB per photo */
+#define LH_BIOMETRIC_PURPOSE "photo_upload"
+#define LH_BIOMETRIC_ACCESSOR_KIND "biometric_collection"
+
+/* root: the configured folder, or NULL/"" (then every call answers LH_EUNAVAILABLE
+ * naming LH_BIOMETRIC_STORAGE_ROOT). A root must lie outside the data folder and every
+ * bucket root of storage (neither inside nor around one, checked before anything is
+ * created), is created 0700 when missing and must not be open to group or others:
+ * LH_EINVAL otherwise, and the server does not start. Buckets added later are not
+ * checked against it. Partial files a crash left (".*.part") are
+ * removed. subjects and audit (NULL: no audit key, uploads answer 503) are borrowed and
+ * must outlive it. Caller frees with lh_biometric_close. */
+lh_biometric *lh_biometric_open(const char *root, lh_storage *storage, lh_subjects *subjects,
+                                lh_audit *audit, lh_error *err);
+void lh_biometric_close(lh_biometric *b);
+
+/* The file extension ("jpg" or "png", static) of a Content-Type: "image/jpeg" or
+ * "image/png", case-insensitive, parameters (";...") and surrounding blanks ignored.
+ * LH_EUNSUPPORTED (kind unsupported_media_type) otherwise, NULL included. */
+int lh_biometric_media_type(const char *content_type, const char **ext, lh_error *err);
+
+/* Starts an upload: LH_EUNAVAILABLE (no root, root unusable, no audit chain),
+ * LH_EUNSUPPORTED (media type), LH_ETOOLARGE (content_length over the cap; -1: unknown),
+ * LH_EINVAL (bad id; a trace_id that is not UTF-8 of at most 4096 bytes), LH_ENOTFOUND (no
+ * such subject), LH_EFORBIDDEN (the subject is
+ * Withdrawn, Erased or RetentionExpired, or its biometric consent is not Given: the message
+ * names the current status), LH_EIO. Creates the subject's folder (0700) and the partial
+ * file (O_EXCL, 0600). Caller frees with lh_biometric_upload_free. */
+lh_biometric_upload *lh_biometric_begin(lh_biometric *b, const char *candidate_id,
+                                        const char *content_type, int64_t content_length,
+                                        const char *daemon, const char *trace_id, lh_error *err);
+/* Appends body bytes. LH_ETOOLARGE past LH_BIOMETRIC_MAX_BYTES, LH_EUNSUPPORTED (kind
+ * photo_type_mismatch) once the first bytes are not the declared type's magic (JPEG FF D8
+ * FF, PNG 89 50 4E 47 0D 0A 1A 0A), LH_EIO; after an error the partial file is already
+ * gone and every later call fails. */
+int lh_biometric_write(lh_biometric_upload *up, const void *data, size_t len, lh_error *err);
+/* Removes the partial file now (a refused request; also done by free). Idempotent. */
+void lh_biometric_discard(lh_biometric_upload *up);
+/* Commits a finished upload: re-checks the subject under its lock, renames the photo to
+ * its final name (fsync of file and folder), writes the manifest's biometric_collection
+ * {data_path, template_hash, collected_at, consent_version_hash, classifications,
+ * content_type, bytes}, appends the audit row (daemon: who uploaded, NULL for the legal
+ * token; trace_id: NULL or X-Lakehouse-Trace-Id; both given to begin) and removes a photo
+ * it supersedes. A manifest write that fails removes the photo;
+ * an audit append that fails removes the photo, restores the manifest and returns LH_EIO
+ * kind audit_write_failed. Returns {candidate_id, biometric_collection, audit_row_hmac,
+ * superseded} (caller decrefs) or NULL with err. Call once. */
+json_t *lh_biometric_commit(lh_biometric_upload *up, lh_error *err);
+/* Removes the partial file unless committed and frees. Accepts NULL. */
+void lh_biometric_upload_free(lh_biometric_upload *up);
+/* GET /biometric/health: {schema "biometric_health.v1", status ok|unavailable,
+ * storage_root {configured, usable, problem}, audit_chain {configured}, limits,
+ * counts {subject_folders, photos, bytes, partial}}. Caller decrefs. */
+json_t *lh_biometric_health(lh_biometric *b);
+
+/* ================================================================ retention sweep (retention.c)
+ *
+ * `lakehouse retention-sweep`: an offline read of every subject manifest of a data folder
+ * against both retention clocks (docs/AUDIT.md "Retention sweep"). It never changes a
+ * manifest; the report may be written as _catalog/subjects/_retention_sweep_<date>.jsonl,
+ * a name no listing of manifests or audit logs takes for its own ('_'-prefixed). */
+#define LH_RETENTION_SCHEMA "retention_sweep.v1"
+/* BIPA: biometric data is kept at most this many years after the last interaction. */
+#define LH_BIPA_MAX_YEARS 3
+
+typedef struct lh_retention_opts {
+    const char *data_dir;     /* required */
+    const char *as_of;        /* RFC 3339 instant; NULL: the last second of today (UTC) */
+    const char *storage_root; /* NULL: photo files are not looked for */
+} lh_retention_opts;
+
+/* Reads every manifest (key order) and returns {summary, subjects: [...]}, each member
+ * one line of the report (docs/AUDIT.md has the schema). LH_EINVAL for a bad as_of,
+ * LH_EIO when the manifests cannot be listed. Caller decrefs. */
+json_t *lh_retention_sweep(const lh_retention_opts *o, lh_error *err);
+/* The report as JSON lines (summary first, then one line per subject, each compact with
+ * sorted keys: the same findings give the same bytes). Caller frees. */
+char *lh_retention_render(const json_t *report);
+/* Writes the report atomically (0600) as <data>/_catalog/subjects/_retention_sweep_
+ * <summary.date>.jsonl; *path_out (may be NULL) gets its path, caller frees. */
+int lh_retention_write(const char *data_dir, const json_t *report, char **path_out, lh_error *err);
 
 #endif

@@ -85,6 +85,11 @@ static int64_t add_years(int64_t epoch, int years)
     return (int64_t)timegm(&tm);
 }
 
+int64_t lh_compliance__add_years(int64_t epoch, int years)
+{
+    return add_years(epoch, years);
+}
+
 /* ---------------------------------------------------------------- validation */
 
 /* One allowed value set, for messages and checks. */
@@ -281,7 +286,7 @@ static int check_consent(const json_t *c, lh_error *err)
 /* BIPA: biometric data may be kept at most 3 years after the last interaction. Refused
  * rather than clamped: a stored date other than the one sent would be a silent change of
  * a legal deadline. */
-#define BIPA_MAX_YEARS 3
+#define BIPA_MAX_YEARS LH_BIPA_MAX_YEARS
 
 static int check_retention(const json_t *r, lh_error *err)
 {

@@ -146,6 +146,11 @@ static int store(lh_subjects *s, const char *key, const json_t *m, lh_error *err
     return rc;
 }
 
+int lh_subject__store(lh_subjects *s, const char *key, const json_t *m, lh_error *err)
+{
+    return store(s, key, m, err);
+}
+
 /* Loads the manifest of key owned by id: NULL with *missing when there is none; NULL +
  * LH_EEXISTS when another id owns the key. */
 json_t *lh_subject__load_owned(lh_subjects *s, const char *id, const char *key, bool *missing,

@@ -54,6 +54,11 @@ json_t *lh_subject__load_owned(lh_subjects *s, const char *id, const char *key, 
  * audit chain's tip when s has an audit. Caller decrefs. */
 json_t *lh_subject__new_manifest(lh_subjects *s, const char *id, const char *now);
 
+/* Writes the manifest of key atomically (caller holds the key's stripe); a failure after
+ * the rename has the kind LH_KIND_NOT_DURABLE. For the biometric upload's commit and
+ * rollback (biometric.c). */
+int lh_subject__store(lh_subjects *s, const char *key, const json_t *m, lh_error *err);
+
 /* subject_manifest.c */
 /* True for the fields only the server writes (schema, candidate_id, audit_log_chain_root,
  * audit_rows, biometric_collection, created_at, updated_at). */
@@ -64,6 +69,9 @@ int lh_subject__check_status(const char *status, lh_error *err);
 /* Parses an RFC 3339 timestamp ("2026-05-03T12:00:00Z", fraction up to 9 digits, Z or
  * ±HH:MM) into seconds since the epoch. 0, or -1 when s is not one. */
 int lh_compliance__parse_ts(const char *s, int64_t *epoch);
+/* The same instant `years` calendar years later (Feb 29 → Mar 1 in a common year): the
+ * BIPA limit's arithmetic, shared by validation and the retention sweep. */
+int64_t lh_compliance__add_years(int64_t epoch, int years);
 /* True when status is one of Active, Withdrawn, Erased, RetentionExpired. */
 bool lh_subject_status_valid(const char *status);
 

@@ -106,6 +106,9 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     const char *audit_key = getenv("LH_SUBJECT_AUDIT_KEY");
     if (audit_key && *audit_key)
         cfg->audit_key_file = lh_xstrdup(audit_key);
+    const char *bio_root = getenv("LH_BIOMETRIC_STORAGE_ROOT");
+    if (bio_root && *bio_root)
+        cfg->biometric_root = lh_xstrdup(bio_root);
     const char *lvl = getenv("LH_LOG_LEVEL");
     if (lvl) {
         static const char *names[] = {"debug", "info", "warn", "error"};
@@ -122,6 +125,7 @@ void lh_config_free(lh_config *cfg)
     free(cfg->listen_host);
     free(cfg->legal_token_file);
     free(cfg->audit_key_file);
+    free(cfg->biometric_root);
     if (cfg->admin_key) {
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));
         free(cfg->admin_key);

@@ -366,6 +366,9 @@ typedef struct lh_config {
                                    token's file, may be NULL; read per request, never logged */
     char *audit_key_file;       /* LH_SUBJECT_AUDIT_KEY (issue 11): the audit chain's key
                                    file, may be NULL (no audit chain) */
+    char *biometric_root;       /* LH_BIOMETRIC_STORAGE_ROOT (issue 12): where biometric
+                                   photos are stored, outside the data folder; may be NULL
+                                   (the biometric endpoints answer 503) */
 } lh_config;
 
 /* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are

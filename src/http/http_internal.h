@@ -34,12 +34,16 @@ typedef struct lh_app {
     lh_subjects *subjects;
     lh_legal *legal; /* the legal audit endpoint (compliance/legal.c) */
     lh_audit *audit; /* the audit chains (compliance/audit.c); NULL without a key */
+    /* issue 12: biometric photos (compliance/biometric.c) */
+    lh_biometric *biometric;
 } lh_app;
 
 typedef enum {
     LH_BODY_NONE,   /* any body is refused (413 when non-empty) */
     LH_BODY_JSON,   /* buffered up to cfg->max_json_body */
     LH_BODY_UPLOAD, /* streamed to an lh_upload up to cfg->max_upload_bytes */
+    LH_BODY_SINK,   /* streamed to the sink the precheck opened (lh_req_begin_sink), up to
+                       the sink's cap */
 } lh_body_kind;
 
 typedef struct lh_req lh_req;
@@ -92,6 +96,16 @@ json_t *lh_req_json(lh_req *r, lh_error *err);
 /* Opens the upload file of an LH_BODY_UPLOAD route; its precheck calls this once the
  * request is known to be valid (the format picks the file's extension for DuckDB). */
 int lh_req_begin_upload(lh_req *r, lh_file_format format, lh_error *err);
+/* For LH_BODY_SINK routes, from the precheck: every piece of the body goes to write(ctx)
+ * as it arrives (an error fails the request with that error; the rest of the body is
+ * drained); a body over max_bytes is refused with 413 (the precheck checks a declared
+ * Content-Length itself: until the sink is open the cap is cfg->max_upload_bytes);
+ * discard(ctx) runs before any error reply (over the cap, a failed write), so a refused
+ * body leaves nothing behind by the time the client reads the answer. ctx stays the
+ * caller's (usually the request state). */
+typedef int (*lh_sink_write)(void *ctx, const void *data, size_t len, lh_error *err);
+int lh_req_begin_sink(lh_req *r, lh_sink_write write, void (*discard)(void *ctx), void *ctx,
+                      int64_t max_bytes, lh_error *err);
 /* The finished upload (LH_BODY_UPLOAD routes). Borrowed. */
 lh_upload *lh_req_upload(lh_req *r);
 /* Who is calling (key name; "anonymous" on public routes), for lineage and journals.
@@ -190,5 +204,9 @@ void lh_h_subjects_backfill(lh_req *r);
 /* legal_routes.c (issue 11) */
 void lh_h_audit_subject(lh_req *r);
 void lh_h_audit_health(lh_req *r);
+/* biometric_routes.c (issue 12) */
+int lh_pre_biometric_photo(lh_req *r, lh_error *err);
+void lh_h_biometric_photo(lh_req *r);
+void lh_h_biometric_health(lh_req *r);
 
 #endif

@@ -61,5 +61,10 @@ const lh_route lh_routes[] = {
      * a legal/admin key (compliance/legal.c) */
     {"GET", "/audit/subject/{id}", LH_BODY_NONE, lh_h_audit_subject, NULL, PUBLIC},
     {"GET", "/audit/health", LH_BODY_NONE, lh_h_audit_health, NULL, PUBLIC},
+    /* biometric photos (issue 12; docs/AUDIT.md "Biometric upload"): public here like the
+     * legal routes, the precheck and handler take the legal token or a legal/admin key */
+    {"POST", "/biometric/subject/{id}/photo", LH_BODY_SINK, lh_h_biometric_photo,
+     lh_pre_biometric_photo, PUBLIC},
+    {"GET", "/biometric/health", LH_BODY_NONE, lh_h_biometric_health, NULL, PUBLIC},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -68,6 +68,10 @@ struct lh_req {
     lh_buf body;
     json_t *json;
     lh_upload *upload;
+    lh_sink_write sink_write; /* LH_BODY_SINK: where the body goes (lh_req_begin_sink) */
+    void (*sink_discard)(void *ctx);
+    void *sink_ctx;
+    int64_t sink_cap;
     lh_principal *who; /* NULL on public routes */
     bool failed;       /* err holds the reply to send once the body is drained */
     bool replied;
@@ -201,6 +205,24 @@ int lh_req_begin_upload(lh_req *r, lh_file_format format, lh_error *err)
 {
     r->upload = lh_upload_open(r->app->ing, format, err);
     return r->upload ? 0 : (err ? err->code : LH_EIO);
+}
+
+int lh_req_begin_sink(lh_req *r, lh_sink_write write, void (*discard)(void *ctx), void *ctx,
+                      int64_t max_bytes, lh_error *err)
+{
+    (void)err;
+    r->sink_cap = max_bytes;
+    r->sink_write = write;
+    r->sink_discard = discard;
+    r->sink_ctx = ctx;
+    return 0;
+}
+
+/* A refused body: whatever the sink wrote goes before the error reply. */
+static void sink_discard(lh_req *r)
+{
+    if (r->sink_discard)
+        r->sink_discard(r->sink_ctx);
 }
 
 const char *lh_req_actor(lh_req *r)
@@ -527,7 +549,9 @@ static void fail(lh_req *r, int code, const char *kind, const char *fmt, const c
 static int64_t body_cap(const lh_req *r)
 {
     const lh_config *cfg = r->app->cfg;
-    if (r->route && r->route->body == LH_BODY_UPLOAD)
+    if (r->route && r->route->body == LH_BODY_SINK && r->sink_cap > 0)
+        return r->sink_cap;
+    if (r->route && (r->route->body == LH_BODY_UPLOAD || r->route->body == LH_BODY_SINK))
         return cfg->max_upload_bytes;
     if (r->route && r->route->body == LH_BODY_JSON)
         return cfg->max_json_body;
@@ -615,6 +639,10 @@ static void req_begin(lh_req *r, const char *method, const char *url)
         fail(r, LH_EINTERNAL, NULL, "%s", "the upload route opened no upload file");
         return;
     }
+    if (r->route->body == LH_BODY_SINK && !r->sink_write) {
+        fail(r, LH_EINTERNAL, NULL, "%s", "the streaming route opened no sink");
+        return;
+    }
 }
 
 static void req_body(lh_req *r, const char *data, size_t len)
@@ -629,11 +657,17 @@ static void req_body(lh_req *r, const char *data, size_t len)
         lh_upload_free(r->upload);
         r->upload = NULL;
         lh_buf_free(&r->body);
+        sink_discard(r);
         return;
     }
     if (r->route->body == LH_BODY_UPLOAD) {
         if (lh_upload_write(r->upload, data, len, &r->err) != 0)
             r->failed = true;
+    } else if (r->route->body == LH_BODY_SINK) {
+        if (r->sink_write(r->sink_ctx, data, len, &r->err) != 0) {
+            r->failed = true;
+            sink_discard(r);
+        }
     } else if (r->route->body == LH_BODY_JSON) {
         lh_buf_append(&r->body, data, len);
     }
@@ -660,6 +694,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (r->failed) {
             /* Answer before the body arrives; MHD closes the connection afterwards
              * rather than reading a body nobody wants. */
+            sink_discard(r);
             lh_reply_error(r, &r->err);
         }
         return MHD_YES;
@@ -688,6 +723,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
          * the scratch file. */
         lh_upload_free(r->upload);
         r->upload = NULL;
+        sink_discard(r);
         lh_reply_error(r, &r->err);
         return MHD_YES;
     }
@@ -933,6 +969,17 @@ int lh_serve(lh_config *cfg)
     lh_subjects_attach_audit(app.subjects, app.audit);
     /* The legal endpoint reads the token file per request; it only needs the parts. */
     app.legal = lh_legal_open(app.subjects, app.cat, app.audit, cfg->legal_token_file);
+    /* issue 12: biometric photos, outside the data folder; a root that is set but unusable
+     * (inside the lake, open to others) stops the start, as an unusable audit key does */
+    if (!(app.biometric = lh_biometric_open(cfg->biometric_root, app.st, app.subjects,
+                                            app.audit, &err))) {
+        lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
+               "message", err.message);
+        goto out;
+    }
+    if (!cfg->biometric_root)
+        lh_log(LH_LOG_INFO, "biometric.disabled", "{s:s}", "reason",
+               "LH_BIOMETRIC_STORAGE_ROOT is not set; the biometric endpoints answer 503");
 
     struct sockaddr_storage ss;
     if (resolve_listen(cfg, &ss, &err) != 0) {
@@ -993,6 +1040,7 @@ out:
     lh_jobs_close(app.queries);
     if (d)
         MHD_stop_daemon(d);
+    lh_biometric_close(app.biometric);
     lh_legal_close(app.legal);
     lh_audit_close(app.audit);
     lh_subjects_close(app.subjects);

@@ -18,10 +18,21 @@
  *   tail_10 / tail_100000  µs per append to a subject whose log already holds 10 /
  *                100,000 rows, after a reopen (tip read from the log's last line): flat
  *                means O(1)
+ *   query_1000_new / query_1000_seen  an analyst's query returning 1,000 subjects (of
+ *                100,000 people), in process (no HTTP), read to the end as JSON, with the
+ *                analyst's audited policy and access auditing's sink (compliance/access.c)
+ *                against the same policy unaudited; runs alternate so the disk's drift hits
+ *                both alike; medians and their ratio (target <= 2x). new: other people each
+ *                run (every row creates its subject's log); seen: the same people each run;
+ *                "engine side alone": the audited policy with a sink that writes nothing
+ *                (the classification and hidden key columns without the chain)
  * The key is a fixed test key; DIR gets a fresh folder per run, removed at the end.
  */
+#include "catalog/catalog.h"
 #include "compliance/compliance.h"
 #include "core/core.h"
+#include "query/query.h"
+#include "storage/storage.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -227,6 +238,167 @@ static void tail_cost_us(double *small, double *large)
     lh_audit_close(a);
 }
 
+/* ---------------------------------------------------------------- analyst query */
+
+/* people: n rows (id 'P000000001'..., email, city), a subject dataset keyed by id. */
+static int make_people(lh_storage *st, lh_catalog *cat, lh_engine *eng, long n, lh_error *err)
+{
+    const char *key = "datasets/people/bench/part-0.parquet";
+    char *staged = lh_storage_stage(st, LH_BUCKET_PRIMARY, key, err);
+    if (!staged)
+        return err->code;
+    char *lit = lh_sql_literal(staged);
+    char *sql = lh_xasprintf("COPY (SELECT 'P' || lpad(CAST(i AS VARCHAR), 9, '0') AS id, "
+                             "'person' || i || '@mail.example' AS email, "
+                             "['Lisbon','Oslo','Paris'][i %% 3 + 1] AS city FROM range(%ld) t(i)) "
+                             "TO %s " LH_PARQUET_COPY_OPTIONS,
+                             n, lit);
+    int64_t rows = 0;
+    int rc = lh_engine_exec(eng, sql, &rows, err);
+    if (rc == 0)
+        rc = lh_storage_commit(st, LH_BUCKET_PRIMARY, staged, key, err);
+    json_t *schema =
+        json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "name", "id", "type", "VARCHAR", "name",
+                  "email", "type", "VARCHAR", "name", "city", "type", "VARCHAR");
+    lh_catalog_commit c = {.name = "people",
+                           .bucket = LH_BUCKET_PRIMARY,
+                           .mode = LH_MODE_CREATE,
+                           .part_key = key,
+                           .part_rows = rows,
+                           .part_bytes = lh_storage_size(st, LH_BUCKET_PRIMARY, key),
+                           .schema = schema,
+                           .compression = "zstd",
+                           .actor = "bench"};
+    if (rc == 0)
+        rc = lh_catalog_commit_ingest(cat, &c, NULL, err);
+    json_t *patch = json_pack("{s:s}", "subject_key_column", "id");
+    if (rc == 0)
+        rc = lh_catalog_patch_metadata(cat, "people", patch, "bench", NULL, err);
+    json_decref(patch);
+    json_decref(schema);
+    free(sql);
+    free(lit);
+    free(staged);
+    return rc;
+}
+
+/* A sink that writes nothing: what the engine's side of auditing costs alone. */
+static int null_sink(void *ctx, const char *const *keys, size_t n_keys, const char *const *cols,
+                     size_t n_cols, lh_error *err)
+{
+    (void)ctx, (void)keys, (void)n_keys, (void)cols, (void)n_cols, (void)err;
+    return 0;
+}
+
+/* ms to run sql and read it to the end; < 0 on error. access NULL: the null sink. */
+static double query_ms(lh_engine *eng, const char *sql, const lh_sql_policy *policy,
+                       lh_access_audit *access, int64_t *rows)
+{
+    char buf[65536];
+    lh_error err;
+    lh_query_opts o = {.format = LH_FORMAT_JSON,
+                       .max_rows = 100000,
+                       .timeout_ms = 600000,
+                       .policy = policy,
+                       .sink = access ? lh_access_audit_sink(access) : null_sink,
+                       .sink_ctx = access};
+    double t0 = now_s();
+    lh_query *q = lh_query_start(eng, sql, &o, &err);
+    if (!q) {
+        fprintf(stderr, "audit: query: %s\n", err.message);
+        return -1;
+    }
+    ssize_t n;
+    while ((n = lh_query_read(q, buf, sizeof(buf))) > 0)
+        ;
+    *rows = lh_query_row_count(q);
+    bool failed = n < 0 || lh_query_error(q) != NULL;
+    lh_query_free(q);
+    return failed ? -1 : (now_s() - t0) * 1e3;
+}
+
+/* The analyst-query line: one lake (100,000 people) beside the audit chains, the same
+ * query with the analyst's audited policy + sink and with that policy unaudited,
+ * alternating, RUNS each. */
+static int analyst_query(const char *root, lh_audit *a)
+{
+    enum { PEOPLE = 100000, RUNS = 9 };
+    int status = -1;
+    lh_error err;
+    lh_config cfg = {.query_timeout_ms = 600000,
+                     .query_default_rows = 1000,
+                     .query_max_rows = 100000,
+                     .max_concurrent_queries = 2};
+    char *lake = lh_path_join(root, "lake");
+    lh_storage *st = lh_storage_open(lake, &err);
+    lh_catalog *cat = st ? lh_catalog_open(st, &err) : NULL;
+    lh_engine *eng = cat ? lh_engine_open(&cfg, st, cat, &err) : NULL;
+    lh_principal who = {.name = "bench-analyst", .role = LH_ROLE_ANALYST};
+    lh_sql_policy *audited = NULL;
+    lh_access_audit *access = NULL;
+    if (!eng || make_people(st, cat, eng, PEOPLE, &err) != 0) {
+        fprintf(stderr, "audit: lake: %s\n", err.message);
+        goto out;
+    }
+    audited = lh_sql_policy_for(cat, &who);
+    lh_sql_policy plain = *audited;
+    plain.audited = false;
+    access = lh_access_audit_new(a, cat, &who, "benchmark", "bench-trace", &err);
+    if (!audited->audited || !access) {
+        fprintf(stderr, "audit: the analyst's policy is not audited or no context: %s\n",
+                access ? "" : err.message);
+        goto out;
+    }
+    /* pass 0: a different 1,000 people each run, every one a new subject of the chains
+     * (each append creates its log); pass 1: the same 1,000 people each run (their logs
+     * exist: the steady state of people read again) */
+    for (int pass = 0; pass < 2; pass++) {
+        double ta[RUNS], tp[RUNS], tn[RUNS];
+        lh_audit_stats s0, s1;
+        lh_audit_get_stats(a, &s0);
+        for (int i = -1; i < RUNS; i++) { /* run -1 warms the cache and DuckDB's metadata */
+            int first = pass == 0 ? (i + 1) * 1000 : 50000;
+            char *sql = lh_xasprintf("SELECT id, email, city FROM people WHERE id >= 'P%09d' "
+                                     "ORDER BY id LIMIT 1000",
+                                     first);
+            int64_t ra = 0, rp = 0, rn = 0;
+            double x = query_ms(eng, sql, audited, access, &ra);
+            double y = query_ms(eng, sql, &plain, NULL, &rp);
+            double z = query_ms(eng, sql, audited, NULL, &rn);
+            free(sql);
+            if (x < 0 || y < 0 || z < 0 || ra != 1000 || rp != 1000 || rn != 1000) {
+                fprintf(stderr, "audit: analyst query failed (rows %lld / %lld)\n", (long long)ra,
+                        (long long)rp);
+                goto out;
+            }
+            if (i >= 0) {
+                ta[i] = x;
+                tp[i] = y;
+                tn[i] = z;
+            }
+        }
+        lh_audit_get_stats(a, &s1);
+        qsort(ta, RUNS, sizeof(double), cmp_double);
+        qsort(tp, RUNS, sizeof(double), cmp_double);
+        qsort(tn, RUNS, sizeof(double), cmp_double);
+        const char *name = pass ? "query_1000_seen" : "query_1000_new ";
+        printf("%s         unaudited %7.2f ms, audited %7.2f ms median (%d runs, %.1f "
+               "fdatasync/query)  %5.2fx  (target <= 2x); engine side alone (null sink) "
+               "%7.2f ms %5.2fx\n",
+               name, tp[RUNS / 2], ta[RUNS / 2], RUNS, (double)(s1.syncs - s0.syncs) / (RUNS + 1),
+               ta[RUNS / 2] / tp[RUNS / 2], tn[RUNS / 2], tn[RUNS / 2] / tp[RUNS / 2]);
+    }
+    status = 0;
+out:
+    lh_access_audit_free(access);
+    lh_sql_policy_free(audited);
+    lh_engine_close(eng);
+    lh_catalog_close(cat);
+    lh_storage_close(st);
+    free(lake);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -299,11 +471,12 @@ int main(int argc, char **argv)
     tail_cost_us(&small, &large);
     printf("tail_10                 %9.1f us/append median (log of 10 rows)\n", small);
     printf("tail_100000             %9.1f us/append median (log of 100,000 rows)\n", large);
-    printf("TODO(issue 11 item 5)   analyst query returning 1,000 subjects with and without "
-           "auditing: needs access auditing of queries, not built yet\n");
+    a = open_audit();
+    int qrc = analyst_query(root, a);
+    lh_audit_close(a);
     lh_fs_remove_tree(root, NULL);
     free(root);
     free(data_dir);
     free(key_file);
-    return 0;
+    return qrc == 0 ? 0 : 1;
 }

@@ -17,7 +17,7 @@ DUCK_VERSION="1.4.4 (node-bindings 1.4.4-r.4)"
 
 PACKAGES=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-    ca-certificates curl python3
+    ca-certificates curl python3 python3-nacl
     libmicrohttpd-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev
     libpcre2-dev
     wrk

@@ -10,6 +10,8 @@
  *               such as the ingest format from a file extension.
  *   commands.c  the static command table and its handlers; lh_cli_main.
  *   retention.c `lakehouse retention-sweep` (offline, over the data folder).
+ *   audit_offline.c  `lakehouse audit verify-offline`: a legal response checked with the
+ *               public key only (issue 12).
  *   main.c      main(): calls lh_cli_main. Kept apart because the build puts every other
  *               file of this folder in the `lh` library, where tests can reach it.
  *
@@ -212,6 +214,10 @@ bool lh_cli_has_flag(const lh_cli_args *args, const char *name);
  * server. Returns the exit code. */
 extern const lh_cli_flag_spec lh_cli_retention_flags[];
 int lh_cli_retention_sweep(const lh_cli_args *args);
+/* `lakehouse audit verify-offline RESPONSE.json --pubkey FILE [--json]`: checks a saved
+ * legal response with the signing public key only (FILE: the verifier key line, or the
+ * JSON of GET /audit/pubkey). Prints each check; returns 0 when all pass, 1 otherwise. */
+int lh_cli_audit_verify_offline(const char *response_path, const char *pubkey_path, bool json);
 
 /* Runs the `lakehouse` command line; returns the process exit code. */
 int lh_cli_main(int argc, char **argv);

@@ -322,9 +322,7 @@ out:
 /* ---------------------------------------------------------------- sql */
 
 static const lh_cli_flag_spec sql_flags[] = {
-    {"--format", true},
-    {"--limit", true},
-    {NULL, false},
+    {"--format", true}, {"--limit", true}, {"--purpose", true}, {"--trace-id", true}, {NULL, false},
 };
 
 static const char *const sql_formats[] = {"json", "csv", "ndjson", NULL};
@@ -388,6 +386,7 @@ static int cmd_sql(cli_ctx *ctx)
     const char *format = lh_cli_flag(a, "--format");
     const char *limit_s = lh_cli_flag(a, "--limit");
     char *sql = NULL, *body = NULL;
+    char *audit_headers[3] = {NULL, NULL, NULL}; /* X-Lakehouse-Purpose/-Trace-Id lines */
     json_t *req_doc = NULL;
     lh_response resp;
     lh_error err;
@@ -420,8 +419,22 @@ static int cmd_sql(cli_ctx *ctx)
         json_object_set_new(req_doc, "limit", json_integer(limit));
     body = lh_json_dumps(req_doc);
 
-    lh_request req = {
-        .method = "POST", .path = "/query/sql", .json_body = body, .sink = raw ? stdout : NULL};
+    /* access auditing (docs/AUDIT.md): sent as given; agents must give a purpose */
+    const char *purpose = lh_cli_flag(a, "--purpose"), *trace = lh_cli_flag(a, "--trace-id");
+    if ((purpose && strpbrk(purpose, "\r\n")) || (trace && strpbrk(trace, "\r\n"))) {
+        rc = usage_error(cmd, "%s", "--purpose and --trace-id are one line each");
+        goto out;
+    }
+    size_t nh = 0;
+    if (purpose)
+        audit_headers[nh++] = lh_xasprintf("X-Lakehouse-Purpose: %s", purpose);
+    if (trace)
+        audit_headers[nh++] = lh_xasprintf("X-Lakehouse-Trace-Id: %s", trace);
+    lh_request req = {.method = "POST",
+                      .path = "/query/sql",
+                      .json_body = body,
+                      .sink = raw ? stdout : NULL,
+                      .extra_headers = (const char *const *)audit_headers};
     if (lh_client_send(ctx->client, &req, &resp, &err) != 0) {
         fflush(stdout);
         rc = fail(&err);
@@ -439,6 +452,8 @@ static int cmd_sql(cli_ctx *ctx)
     }
     rc = print_query_table(&resp);
 out:
+    free(audit_headers[0]);
+    free(audit_headers[1]);
     json_decref(req_doc);
     lh_response_free(&resp);
     free(body);
@@ -1197,10 +1212,7 @@ static int cmd_subjects(cli_ctx *ctx)
  * holds the journal's lock) verify reads the logs read-only: every acknowledged row is
  * already in them. Without a server it first replays the journal (a crash's leftovers). */
 static const lh_cli_flag_spec audit_flags[] = {
-    {"--all", false},
-    {"--data", true},
-    {"--root", true},
-    {NULL, false},
+    {"--all", false}, {"--data", true}, {"--root", true}, {"--pubkey", true}, {NULL, false},
 };
 
 typedef struct audit_verify_ctx {
@@ -1278,8 +1290,15 @@ static int cmd_audit(cli_ctx *ctx)
     if (strcmp(sub, "known-answer") == 0)
         return ctx->args->npos == 1 ? audit_known_answer(ctx)
                                     : usage_error(cmd, "known-answer takes no argument");
+    if (strcmp(sub, "verify-offline") == 0) {
+        if (ctx->args->npos != 2 || !lh_cli_flag(ctx->args, "--pubkey"))
+            return usage_error(cmd, "verify-offline takes RESPONSE.json and --pubkey FILE");
+        return lh_cli_audit_verify_offline(ctx->args->pos[1], lh_cli_flag(ctx->args, "--pubkey"),
+                                           ctx->args->json);
+    }
     if (strcmp(sub, "verify") != 0)
-        return usage_error(cmd, "unknown audit command '%s' (verify, known-answer)", sub);
+        return usage_error(cmd, "unknown audit command '%s' (verify, verify-offline, known-answer)",
+                           sub);
     bool all = lh_cli_has_flag(ctx->args, "--all");
     if (all == (ctx->args->npos == 2))
         return usage_error(cmd, "verify takes one subject id or --all");
@@ -1358,7 +1377,7 @@ static const command commands[] = {
      "load a file into a dataset (format from the extension unless given)"},
     {"sql", cmd_sql, sql_flags, 1, 1, true,
      "sql \"SELECT ...\" [--format json|csv|ndjson] "
-     "[--limit N]",
+     "[--limit N] [--purpose TEXT] [--trace-id ID]",
      "run a query (\"-\" reads it from stdin); csv and ndjson print the server's text"},
     {"datasets", cmd_datasets, no_flags, 0, 0, true, "datasets", "list the datasets"},
     {"buckets", cmd_buckets, no_flags, 0, 0, true, "buckets", "list the storage buckets"},
@@ -1396,9 +1415,11 @@ static const command commands[] = {
      "create subject manifests from a dataset's id column (admin; the prefix is stripped "
      "once)"},
     {"audit", cmd_audit, audit_flags, 1, 2, false,
-     "audit verify ID|--all [--data DIR] [--root HEX] | audit known-answer",
+     "audit verify ID|--all [--data DIR] [--root HEX] | audit verify-offline RESPONSE.json "
+     "--pubkey FILE | audit known-answer",
      "offline: replay subjects' audit chains (key file LH_SUBJECT_AUDIT_KEY) naming the "
-     "first bad row, or print the known-answer row's canonical bytes and HMAC"},
+     "first bad row, check a signed legal response with the public key only, or print the "
+     "known-answer row's canonical bytes and HMAC"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

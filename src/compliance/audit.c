@@ -243,7 +243,7 @@ static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, s
         lh_audit_ts_now(ts);
     }
     if (!str_ok(e->accessor_kind) || !str_ok(e->daemon) || !str_ok(e->purpose) ||
-        !str_ok(e->trace_id))
+        !str_ok(e->trace_id) || !str_ok(e->profile) || !str_ok(e->model))
         return lh_error_set(err, LH_EINVAL,
                             "audit accessor fields must be valid UTF-8 of at most %d bytes",
                             AUDIT_MAX_STR);
@@ -253,6 +253,11 @@ static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, s
                                 i + 1);
     put_member(b, "{\"accessor\":{\"daemon\":", e->daemon);
     put_member(b, ",\"kind\":", e->accessor_kind);
+    /* optional members, in their sorted place (kind < model < profile < purpose) */
+    if (e->model && *e->model)
+        put_member(b, ",\"model\":", e->model);
+    if (e->profile && *e->profile)
+        put_member(b, ",\"profile\":", e->profile);
     put_member(b, ",\"purpose\":", e->purpose);
     put_member(b, ",\"trace_id\":", e->trace_id);
     put_member(b, "},\"candidate_id\":", e->candidate_id);
@@ -743,6 +748,37 @@ static void notify_roots(lh_audit *a, pending *p, size_t n, const lh_audit_entry
     free(order);
 }
 
+static int cmp_pending_order(const void *x, const void *y)
+{
+    const pending *const *a = x, *const *b = y;
+    int c = strcmp((*a)->key, (*b)->key);
+    return c ? c : (*a < *b ? -1 : *a > *b);
+}
+
+/* Issue 12: one Merkle leaf per subject whose tip the durable batch moved (its tip before
+ * the batch, its last row, its row count), after every lock is released. */
+static void note_leaves(lh_audit *a, pending *p, size_t n, const lh_audit_entry *entries)
+{
+    if (!a->merkle)
+        return;
+    pending **order = lh_xmalloc(n * sizeof(*order));
+    audit_moved *moved = lh_xmalloc(n * sizeof(*moved));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        order[i] = &p[i];
+    qsort(order, n, sizeof(*order), cmp_pending_order);
+    for (size_t i = 0, first = 0; i < n; i++) {
+        if (i + 1 < n && strcmp(order[i]->key, order[i + 1]->key) == 0)
+            continue;
+        moved[k++] = (audit_moved){entries[order[i] - p].candidate_id, order[first]->old_tip,
+                                   order[i]->hmac, (int64_t)(i - first + 1)};
+        first = i + 1;
+    }
+    audit_merkle_note(a->merkle, moved, k);
+    free(moved);
+    free(order);
+}
+
 /* Appends n rows; hmacs (NULL or n * LH_AUDIT_HMAC_HEX bytes) gets their row_hmacs. */
 static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, char *hmacs,
                        lh_error *err)
@@ -844,6 +880,7 @@ out:
     if (rc == 0) {
         atomic_fetch_add(&a->stat_rows, n);
         notify_roots(a, p, n, entries);
+        note_leaves(a, p, n, entries);
         if (hmacs)
             for (size_t i = 0; i < n; i++)
                 memcpy(hmacs + i * LH_AUDIT_HMAC_HEX, p[i].hmac, LH_AUDIT_HMAC_HEX);

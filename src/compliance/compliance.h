@@ -43,7 +43,7 @@ int lh_subject_key(const char *id, char *buf, size_t cap, lh_error *err);
 /*
  * One row per access to one subject's data, appended to that subject's chain:
  *   {schema:"subject_audit_row.v1", ts, candidate_id,
- *    accessor{kind, daemon, purpose, trace_id}, fields_accessed[], result,
+ *    accessor{kind, daemon, [model, profile,] purpose, trace_id}, fields_accessed[], result,
  *    prev_chain_hash, row_hmac}
  * row_hmac = lowercase hex HMAC-SHA256(key, RFC 8785 form of the row without row_hmac);
  * prev_chain_hash = the previous row's row_hmac, "GENESIS" for the first. The key comes
@@ -74,6 +74,11 @@ typedef struct lh_audit_entry {
     size_t n_fields;
     const char *result; /* "success" | "error" | "denied" | "not_found" */
     const char *ts;     /* NULL: now; else an RFC 3339 UTC time with 9 digits */
+    /* Optional accessor members, written only when set (non-NULL, non-empty), so rows
+     * without them (the known answer) keep their bytes: an agent's model profile id and
+     * the profile's model name (EU AI Act Art. 12 logging). */
+    const char *profile;
+    const char *model;
 } lh_audit_entry;
 
 /* Reads the signing key from the file at path: its bytes, minus one trailing "\n" or
@@ -188,6 +193,201 @@ void lh_audit_get_stats(lh_audit *audit, lh_audit_stats *out);
 /* Changes that threshold (tests make checkpoints frequent with it). */
 void lh_audit_set_wal_max(lh_audit *audit, uint64_t bytes);
 int lh_audit_checkpoint(lh_audit *audit, lh_error *err);
+
+/* ================================================================ Merkle log (merkle.c,
+ * merkle_log.c)
+ *
+ * The verifiable log of issue 12 (docs/AUDIT.md "Verifiable log"): an append-only RFC 6962
+ * Merkle tree whose leaves are subjects' chain tips, so that a third party with only the
+ * signing public key can check a legal response and notice a cut tail.
+ *   leaf hash = SHA-256(0x00 ‖ leaf data), node hash = SHA-256(0x01 ‖ left ‖ right);
+ *   leaf data = RFC 8785 bytes of {candidate_id, chain_tip, rows_total,
+ *               schema:"audit_merkle_leaf.v1"}.
+ * The tree keeps the hash of every complete subtree (2n hashes for n leaves), so a root,
+ * an inclusion proof or a consistency proof costs O(log² n) hash lookups and at most
+ * O(log n) hashings, whatever n. Thread-safe: one mutex per log. */
+#define LH_MERKLE_HASH 32
+#define LH_MERKLE_LEAF_SCHEMA "audit_merkle_leaf.v1"
+typedef struct lh_merkle lh_merkle;
+
+/* RFC 6962 hashing. */
+void lh_merkle_leaf_hash(const void *data, size_t len, unsigned char out[LH_MERKLE_HASH]);
+void lh_merkle_node_hash(const unsigned char left[LH_MERKLE_HASH],
+                         const unsigned char right[LH_MERKLE_HASH],
+                         unsigned char out[LH_MERKLE_HASH]);
+/* RFC 9162 §2.1.3.2: true when path (n hashes, leaf to root) proves that leaf is the
+ * index-th of a tree of size leaves with root. */
+bool lh_merkle_verify_inclusion(uint64_t index, uint64_t size, const unsigned char *leaf,
+                                const unsigned char *path, size_t n, const unsigned char *root);
+/* RFC 9162 §2.1.4.2: true when proof (n hashes) shows that the tree of size2 with root2
+ * extends the tree of size1 (1 <= size1 <= size2) with root1. */
+bool lh_merkle_verify_consistency(uint64_t size1, uint64_t size2, const unsigned char *root1,
+                                  const unsigned char *root2, const unsigned char *proof, size_t n);
+
+/* A tree in memory only (tests, benchmarks). Caller frees with lh_merkle_close. */
+lh_merkle *lh_merkle_new(void);
+/* Opens the persisted log of a data folder (<data>/_catalog/audit_merkle/leaves.jsonl, one
+ * leaf's data per line), rebuilding the tree and the subject index from it. A torn last
+ * line (a crash while appending; never covered by a signed checkpoint, see lh_merkle_sync)
+ * is cut off; a damaged line before it is LH_EIO. Caller frees with lh_merkle_close. */
+lh_merkle *lh_merkle_open(const char *data_dir, lh_error *err);
+/* Detaches from the audit chain (if attached) and frees. Accepts NULL. */
+void lh_merkle_close(lh_merkle *m);
+/* Appends a leaf hash (memory-only trees: tests, benchmarks). */
+void lh_merkle_append_hash(lh_merkle *m, const unsigned char leaf[LH_MERKLE_HASH]);
+/* Leaves in the tree. */
+uint64_t lh_merkle_size(lh_merkle *m);
+/* Root of the first size leaves (1 <= size <= lh_merkle_size); LH_EINVAL otherwise (an
+ * empty tree's root is SHA-256 of nothing, asked with size 0). */
+int lh_merkle_root(lh_merkle *m, uint64_t size, unsigned char out[LH_MERKLE_HASH], lh_error *err);
+/* Inclusion proof of leaf index in the tree of the first size leaves: *path gets *n hashes
+ * of LH_MERKLE_HASH bytes (leaf to root), caller frees. LH_EINVAL when index >= size, or
+ * size is beyond the tree. */
+int lh_merkle_inclusion(lh_merkle *m, uint64_t index, uint64_t size, unsigned char **path,
+                        size_t *n, lh_error *err);
+/* Consistency proof between the trees of size1 and size2 leaves (RFC 6962 §2.1.2): *proof
+ * gets *n hashes, caller frees. LH_EINVAL when size1 is 0 or above size2, LH_ENOTFOUND
+ * when size2 is beyond the tree. */
+int lh_merkle_consistency(lh_merkle *m, uint64_t size1, uint64_t size2, unsigned char **proof,
+                          size_t *n, lh_error *err);
+
+/* Connects the log to the audit chain: first catches up (every subject whose chain tip is
+ * not its latest leaf, and whose log still extends that leaf, gets a leaf: rows appended
+ * while no log was attached, or whose leaf was lost in a crash), then has every durable
+ * append batch add one leaf per subject whose tip moved. A subject whose log no longer
+ * extends its latest leaf (rows cut or replaced) gets no leaf and is logged
+ * (audit.merkle_mismatch): the signed log keeps the evidence. Call once at start, before
+ * appends. */
+int lh_merkle_attach(lh_merkle *m, lh_audit *audit, lh_error *err);
+/* The latest leaf of a subject: *leaf (caller decrefs) the leaf's data as a JSON object,
+ * *index its position. Batches of the subject that finished out of order and still wait
+ * for the one they follow are settled from its log first. LH_ENOTFOUND when the subject
+ * has no leaf. */
+int lh_merkle_subject_leaf(lh_merkle *m, const char *candidate_id, json_t **leaf, uint64_t *index,
+                           lh_error *err);
+/* Makes every leaf written so far durable (one fdatasync of the leaves file when it grew)
+ * and returns in *size how many leaves are durable: only those may be covered by a signed
+ * checkpoint, so a crash can never make the log fork from what was signed. */
+int lh_merkle_sync(lh_merkle *m, uint64_t *size, lh_error *err);
+
+/* ================================================================ signed notes (checkpoint.c)
+ *
+ * Ed25519 signing of checkpoints as C2SP signed notes (tlog-checkpoint) and of legal
+ * responses. The key comes from the file named by LH_AUDIT_SIGNING_KEY_FILE: a 32-byte
+ * Ed25519 seed or libsodium's 64-byte secret key (seed ‖ public key), mode 0600 or
+ * stricter. It never appears in a message: errors name the path only. */
+typedef struct lh_signer lh_signer;
+#define LH_SIGNER_NAME_MAX 256
+
+/* Loads the key. name: the signer name and log origin (NULL: "lakehouse/<hostname>");
+ * it must be printable ASCII without spaces or '+' (C2SP key names). LH_EINVAL naming the
+ * path for a file that is group/other-accessible, or not 32 or 64 bytes, or whose public
+ * half does not match its seed; LH_EIO when unreadable. Caller frees with lh_signer_free. */
+lh_signer *lh_signer_load(const char *key_file, const char *name, lh_error *err);
+/* From a 32-byte seed (tests, benchmarks). */
+lh_signer *lh_signer_from_seed(const unsigned char seed[32], const char *name, lh_error *err);
+void lh_signer_free(lh_signer *s);
+/* The signer name (borrowed). */
+const char *lh_signer_name(const lh_signer *s);
+/* The 32-byte public key. */
+const unsigned char *lh_signer_public_key(const lh_signer *s);
+/* The C2SP key id: SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[0..4). */
+void lh_signer_key_id(const char *name, const unsigned char pk[32], unsigned char id[4]);
+/* The C2SP verifier key "<name>+<key id hex>+<base64(0x01 ‖ public key)>". Caller frees. */
+char *lh_signer_vkey(const lh_signer *s);
+/* Ed25519 signature (64 bytes) of msg. */
+void lh_signer_sign(const lh_signer *s, const void *msg, size_t len, unsigned char sig[64]);
+/* The signed checkpoint note: "<origin>\n<size>\n<base64 root>\n\n— <name> <base64(key
+ * id ‖ signature)>\n", signed over the text before the blank line (its last newline
+ * included). Caller frees. */
+char *lh_checkpoint_sign(const lh_signer *s, uint64_t size,
+                         const unsigned char root[LH_MERKLE_HASH]);
+/* Parses a verifier key: *name (caller frees) and the public key. LH_EINVAL when it is not
+ * a well-formed Ed25519 verifier key or its key id does not match. */
+int lh_vkey_parse(const char *vkey, char **name, unsigned char pk[32], lh_error *err);
+/* Verifies a C2SP signed note against (name, pk) as Go's sumdb/note Open does: the
+ * signatures follow the last blank line, each signature line must be well formed, lines of
+ * other keys are ignored, and the first line of this name and key id decides (a failed
+ * one rejects the note). The text must be UTF-8 without control characters but '\n'.
+ * *text_len gets the signed text's length (its final newline included). LH_EINVAL naming
+ * what failed. */
+int lh_note_verify(const char *note, const char *name, const unsigned char pk[32], size_t *text_len,
+                   lh_error *err);
+/* Verifies a checkpoint note (lh_note_verify) whose origin is the key's name. Fills *size
+ * and root. LH_EINVAL naming what failed. */
+int lh_checkpoint_verify(const char *note, const char *name, const unsigned char pk[32],
+                         uint64_t *size, unsigned char root[LH_MERKLE_HASH], lh_error *err);
+/* Standard base64 (padded) of n bytes. Caller frees. */
+char *lh_b64_encode(const unsigned char *data, size_t n);
+/* Decodes standard base64 (padded) into out (cap bytes); *n gets the length. -1 when
+ * malformed or too long. */
+int lh_b64_decode(const char *s, unsigned char *out, size_t cap, size_t *n);
+
+/* The offline check of a signed legal response (`lakehouse audit verify-offline`): the
+ * response signature, the checkpoint note, the leaf's inclusion, the leaf against the
+ * rows (links, count, tip) and the server's own verdict. *report (caller decrefs) gets
+ * {verified, checks: [{check, ok, detail}]}. Returns 0 whether or not it verifies;
+ * LH_EINVAL for a response that is not one. (src/compliance/offline.c) */
+int lh_audit_verify_response(const json_t *response, const char *signer_name,
+                             const unsigned char pk[32], json_t **report, lh_error *err);
+/* ================================================================ access auditing (access.c)
+ *
+ * Issue 11 item 5, docs/AUDIT.md "Access auditing". Every query by an audited caller (not
+ * an admin) that reads a subject relation leaves a trace: a row-level result one audit row
+ * per returned subject (through the subject sink the query engine calls before those rows
+ * can be read), any other read one dataset-level event in the catalog's journal. An
+ * agent's refused read is journaled too. A trace that cannot be written fails the read.
+ *
+ * One lh_access_audit per query: it holds the accessor (copied), so it may outlive the
+ * request that made it (the sink runs on every chunk fetch of a streaming result). */
+typedef struct lh_access_audit lh_access_audit;
+
+/* X-Lakehouse-Purpose and X-Lakehouse-Trace-Id: at most this many bytes of valid UTF-8,
+ * kept verbatim (no percent-decoding, no trimming). */
+#define LH_ACCESS_HEADER_MAX 4096
+#define LH_ACCESS_ACTION "query.dataset_access"
+#define LH_ACCESS_DENIED_ACTION "query.denied"
+
+/* The auditing context of one query by who. purpose and trace_id are the headers' bytes as
+ * sent, NULL when absent (an empty value counts as absent). Checks them: each at most
+ * LH_ACCESS_HEADER_MAX bytes of valid UTF-8, else LH_EINVAL kind "invalid_header"; agents
+ * must give a purpose, else LH_EINVAL kind "purpose_required". For an agent bound to a
+ * profile the profile id and its model_name (read from cat now) join the accessor.
+ * audit (NULL: the server has no audit key) and cat are borrowed and must outlive the
+ * context; everything else is copied. Caller frees with lh_access_audit_free. */
+lh_access_audit *lh_access_audit_new(lh_audit *audit, lh_catalog *cat, const lh_principal *who,
+                                     const char *purpose, const char *trace_id, lh_error *err);
+void lh_access_audit_free(lh_access_audit *a);
+
+/* What lh_query_opts.sink should be for this context: lh_access_sink, or NULL when there
+ * is no audit chain (the engine then refuses row-level reads of subject relations by
+ * audited callers with 503 audit_unavailable: no silent access). */
+lh_subject_sink lh_access_audit_sink(const lh_access_audit *a);
+
+/* The subject sink (ctx: an lh_access_audit): one lh_audit_append_batch of one row per key
+ * (candidate_id = the key, result "success", fields_accessed = fields, the accessor);
+ * returns when the rows are durable. Any failure is LH_EIO kind "audit_write_failed"
+ * (the query then fails: 500). NULL keys are skipped. */
+int lh_access_sink(void *ctx, const char *const *keys, size_t n_keys, const char *const *fields,
+                   size_t n_fields, lh_error *err);
+
+/* After a query started successfully: for kind AGGREGATE or UNATTRIBUTED, one journal event
+ * LH_ACCESS_ACTION (actor: the key; target: the datasets, comma-separated; details:
+ * {datasets, kind, role, profile?, model?, purpose, trace_id, fingerprint, reason?}).
+ * Nothing for other kinds. LH_EIO kind "audit_write_failed" when the event could not be
+ * appended: the read must then fail before any byte is sent. */
+int lh_access_record(lh_access_audit *a, const lh_subject_access *acc, lh_error *err);
+
+/* After a query was refused with denial: for an agent refused with LH_EFORBIDDEN (no key
+ * selected, a relation outside its profile or grants), one journal event
+ * LH_ACCESS_DENIED_ACTION (details as above with the denial's kind and message, and the
+ * fingerprint of sql). Nothing otherwise. Returns 0 or the journal's error; the caller
+ * still answers the denial. */
+int lh_access_record_denied(lh_access_audit *a, const char *sql, const lh_error *denial,
+                            lh_error *err);
+
+/* Lowercase hex SHA-256 of text (65 bytes with the NUL): a query's fingerprint. */
+void lh_access_fingerprint(const char *text, char out[65]);
 
 /* ================================================================ subjects (subjects.c)
  *
@@ -306,10 +506,10 @@ void lh_legal_close(lh_legal *lg);
  * LH_EFORBIDDEN. The token is compared in constant time and appears in no message. */
 int lh_legal_authorize(lh_legal *lg, const char *presented, const lh_principal *who, lh_error *err);
 
-/* subject_audit_response.v1 of one subject: {schema, response: {...}, signature: null,
- * inclusion_proof: null} (docs/AUDIT.md). from/to: RFC 3339 bounds of the rows returned
- * (inclusive; NULL: open); the chain is verified over the whole log whatever the window.
- * LH_ENOTFOUND when the subject has neither a manifest nor a log. Caller decrefs. */
+/* subject_audit_response.v1 of one subject: {schema, response: {...}, signature,
+ * inclusion_proof} (docs/AUDIT.md; both null without a signer / log). from/to: RFC 3339 bounds of
+ * the rows returned (inclusive; NULL: open); the chain is verified over the whole log whatever the
+ * window. LH_ENOTFOUND when the subject has neither a manifest nor a log. Caller decrefs. */
 json_t *lh_legal_subject_response(lh_legal *lg, const char *candidate_id, const char *from,
                                   const char *to, lh_error *err);
 /* GET /audit/health: what the legal endpoint relies on. Caller decrefs. */
@@ -414,5 +614,23 @@ char *lh_retention_render(const json_t *report);
 /* Writes the report atomically (0600) as <data>/_catalog/subjects/_retention_sweep_
  * <summary.date>.jsonl; *path_out (may be NULL) gets its path, caller frees. */
 int lh_retention_write(const char *data_dir, const json_t *report, char **path_out, lh_error *err);
+/* Issue 12: the verifiable log and the signing key (both borrowed; either may be NULL: no
+ * audit chain, no signing key). With both, responses are signed and carry the subject's
+ * latest leaf with its inclusion proof against a fresh signed checkpoint; without a
+ * signer they stay unsigned (signature null) and /audit/checkpoint, /audit/consistency and
+ * /audit/pubkey answer 503. Call once at start. */
+void lh_legal_attach_log(lh_legal *lg, lh_merkle *merkle, lh_signer *signer);
+/* GET /audit/checkpoint: {checkpoint: the signed note, origin, tree_size, root_hash}
+ * over every durable leaf. LH_EUNAVAILABLE (kind audit_signing_unconfigured) without a
+ * signer or a log. Caller decrefs. */
+json_t *lh_legal_checkpoint(lh_legal *lg, lh_error *err);
+/* GET /audit/consistency?from=N&to=M: {from, to, hashes: [base64]}, the RFC 6962
+ * consistency proof between the trees of N and M leaves. from/to as the query gives them:
+ * LH_EINVAL unless both are decimal with 1 <= N <= M; LH_ENOTFOUND when M is beyond the
+ * durable log. Caller decrefs. */
+json_t *lh_legal_consistency(lh_legal *lg, const char *from, const char *to, lh_error *err);
+/* GET /audit/pubkey (public): {algorithm, signer, key_id, public_key (base64),
+ * verifier_key (C2SP)}. LH_EUNAVAILABLE without a signer. Caller decrefs. */
+json_t *lh_legal_pubkey(lh_legal *lg, lh_error *err);
 
 #endif

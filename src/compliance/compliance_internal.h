@@ -69,6 +69,7 @@ struct lh_audit {
 
     lh_audit_root_listener listener;
     void *listener_ctx;
+    lh_merkle *merkle; /* the verifiable log (merkle.c) fed after each durable batch, or NULL */
 
     atomic_int open_logs; /* descriptors cached in tips */
     atomic_uint_fast64_t stat_rows, stat_syncs, stat_checkpoints;
@@ -98,6 +99,49 @@ int audit_wal_wait_durable(lh_audit *a, uint64_t end, lh_error *err);
  * it touched and the folder, starts a new journal and removes the old ones. Caller has
  * the gate closed (or is lh_audit_open). */
 int audit_wal_recover(lh_audit *a, lh_error *err);
+/* One subject whose tip a durable batch moved (merkle.c's hook): the tip before the
+ * batch, the tip after it, and the batch's rows for that subject. Strings borrowed. */
+typedef struct audit_moved {
+    const char *candidate_id;
+    const char *old_tip;
+    const char *new_tip;
+    int64_t rows;
+} audit_moved;
+/* Adds a leaf per moved subject to the Merkle log (merkle.c). Called by append after the
+ * batch is durable and every audit lock is released; failures are logged, never the
+ * append's (the row is durable; the log catches up at the next batch or open). */
+void audit_merkle_note(lh_merkle *m, const audit_moved *moved, size_t n);
+
+/* The verifiable log (merkle.c: the tree; merkle_log.c: its file, subject index and
+ * hook). mu guards everything but the fdatasync, which sync_mu serialises. */
+#define MERKLE_LEVELS 64
+struct subject_leaf;
+struct parked_batch;
+struct lh_merkle {
+    pthread_mutex_t mu;
+    unsigned char *levels[MERKLE_LEVELS]; /* levels[k][i]: the subtree of 2^k leaves at i·2^k */
+    size_t cap[MERKLE_LEVELS];            /* hashes allocated per level */
+    uint64_t size;                        /* leaves */
+
+    /* persistence (NULL dir: memory only) */
+    char *dir, *path;
+    int fd;
+    uint64_t written_leaves; /* leaves whose line was written */
+    uint64_t synced_leaves;  /* leaves known durable */
+    pthread_mutex_t sync_mu; /* one fdatasync at a time */
+
+    struct subject_leaf **buckets; /* subject → latest leaf */
+    size_t nbuckets, nsubjects;
+    lh_audit *audit; /* attached chain, or NULL */
+    struct parked_batch *parked;
+    size_t nparked;
+};
+/* merkle.c: a zeroed log with its mutexes (fd -1); merkle_free releases the tree and it. */
+lh_merkle *merkle_alloc(void);
+void merkle_free(lh_merkle *m);
+/* Appends a leaf hash to the tree. Caller holds mu (or owns m alone). */
+void merkle_tree_append(lh_merkle *m, const unsigned char leaf[LH_MERKLE_HASH]);
+
 /* Bytes in the current journal file. */
 uint64_t audit_wal_size(lh_audit *a);
 /* True when the journal cannot take appends (a failed sync, or no journal file). */

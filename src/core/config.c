@@ -109,6 +109,12 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     const char *bio_root = getenv("LH_BIOMETRIC_STORAGE_ROOT");
     if (bio_root && *bio_root)
         cfg->biometric_root = lh_xstrdup(bio_root);
+    const char *signing = getenv("LH_AUDIT_SIGNING_KEY_FILE");
+    if (signing && *signing)
+        cfg->audit_signing_key = lh_xstrdup(signing);
+    const char *origin = getenv("LH_AUDIT_LOG_ORIGIN");
+    if (origin && *origin)
+        cfg->audit_origin = lh_xstrdup(origin);
     const char *lvl = getenv("LH_LOG_LEVEL");
     if (lvl) {
         static const char *names[] = {"debug", "info", "warn", "error"};
@@ -126,6 +132,8 @@ void lh_config_free(lh_config *cfg)
     free(cfg->legal_token_file);
     free(cfg->audit_key_file);
     free(cfg->biometric_root);
+    free(cfg->audit_signing_key);
+    free(cfg->audit_origin);
     if (cfg->admin_key) {
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));
         free(cfg->admin_key);

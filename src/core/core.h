@@ -369,6 +369,11 @@ typedef struct lh_config {
     char *biometric_root;       /* LH_BIOMETRIC_STORAGE_ROOT (issue 12): where biometric
                                    photos are stored, outside the data folder; may be NULL
                                    (the biometric endpoints answer 503) */
+    /* LH_AUDIT_SIGNING_KEY_FILE (issue 12): the Ed25519 key of the audit log's checkpoints
+     * and legal responses, may be NULL (unsigned); never logged */
+    char *audit_signing_key;
+    /* LH_AUDIT_LOG_ORIGIN (issue 12): signer name and log origin, NULL: lakehouse/<host> */
+    char *audit_origin;
 } lh_config;
 
 /* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are

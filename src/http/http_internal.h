@@ -32,10 +32,12 @@ typedef struct lh_app {
     lh_jobs *queries; /* query starts and chunk fetches: one thread per query slot */
     /* issue 11: subject manifests (compliance/subjects.c) */
     lh_subjects *subjects;
-    lh_legal *legal; /* the legal audit endpoint (compliance/legal.c) */
-    lh_audit *audit; /* the audit chains (compliance/audit.c); NULL without a key */
+    lh_legal *legal;   /* the legal audit endpoint (compliance/legal.c) */
+    lh_audit *audit;   /* the audit chains (compliance/audit.c); NULL without a key */
     /* issue 12: biometric photos (compliance/biometric.c) */
     lh_biometric *biometric;
+    lh_merkle *merkle; /* issue 12: the verifiable log of chain tips; NULL without audit */
+    lh_signer *signer; /* issue 12: LH_AUDIT_SIGNING_KEY_FILE's key; NULL: unsigned */
 } lh_app;
 
 typedef enum {
@@ -208,5 +210,9 @@ void lh_h_audit_health(lh_req *r);
 int lh_pre_biometric_photo(lh_req *r, lh_error *err);
 void lh_h_biometric_photo(lh_req *r);
 void lh_h_biometric_health(lh_req *r);
+/* legal_routes.c (issue 12: the signed log) */
+void lh_h_audit_checkpoint(lh_req *r);
+void lh_h_audit_consistency(lh_req *r);
+void lh_h_audit_pubkey(lh_req *r);
 
 #endif

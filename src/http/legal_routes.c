@@ -44,3 +44,46 @@ void lh_h_audit_health(lh_req *r)
         return;
     lh_reply_json(r, 200, lh_legal_health(lh_req_app(r)->legal));
 }
+
+/* Issue 12: the signed audit log. */
+
+void lh_h_audit_checkpoint(lh_req *r)
+{
+    if (!legal_allowed(r))
+        return;
+    lh_error err;
+    json_t *doc = lh_legal_checkpoint(lh_req_app(r)->legal, &err);
+    if (!doc) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    lh_reply_json(r, 200, doc);
+}
+
+void lh_h_audit_consistency(lh_req *r)
+{
+    if (!legal_allowed(r))
+        return;
+    lh_error err;
+    /* lh_req_query's value lives until its next call: copy the first */
+    const char *q = lh_req_query(r, "from");
+    char *from = q ? lh_xstrdup(q) : NULL;
+    json_t *doc = lh_legal_consistency(lh_req_app(r)->legal, from, lh_req_query(r, "to"), &err);
+    free(from);
+    if (!doc) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    lh_reply_json(r, 200, doc);
+}
+
+void lh_h_audit_pubkey(lh_req *r)
+{
+    lh_error err;
+    json_t *doc = lh_legal_pubkey(lh_req_app(r)->legal, &err);
+    if (!doc) {
+        lh_reply_error(r, &err);
+        return;
+    }
+    lh_reply_json(r, 200, doc);
+}

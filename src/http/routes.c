@@ -66,5 +66,10 @@ const lh_route lh_routes[] = {
     {"POST", "/biometric/subject/{id}/photo", LH_BODY_SINK, lh_h_biometric_photo,
      lh_pre_biometric_photo, PUBLIC},
     {"GET", "/biometric/health", LH_BODY_NONE, lh_h_biometric_health, NULL, PUBLIC},
+    /* the signed audit log (issue 12; docs/AUDIT.md "Verifiable log"): checkpoint and
+     * consistency as the legal endpoint; the public key is public */
+    {"GET", "/audit/checkpoint", LH_BODY_NONE, lh_h_audit_checkpoint, NULL, PUBLIC},
+    {"GET", "/audit/consistency", LH_BODY_NONE, lh_h_audit_consistency, NULL, PUBLIC},
+    {"GET", "/audit/pubkey", LH_BODY_NONE, lh_h_audit_pubkey, NULL, PUBLIC},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -960,6 +960,14 @@ int lh_serve(lh_config *cfg)
             goto out;
         }
         lh_log(LH_LOG_INFO, "audit.enabled", NULL);
+        /* Issue 12: the verifiable log of chain tips, caught up from the logs, then fed by
+         * every durable append. */
+        if (!(app.merkle = lh_merkle_open(cfg->data_dir, &err)) ||
+            lh_merkle_attach(app.merkle, app.audit, &err) != 0) {
+            lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
+                   "message", err.message);
+            goto out;
+        }
     } else {
         lh_log(LH_LOG_INFO, "audit.disabled", "{s:s}", "reason",
                "LH_SUBJECT_AUDIT_KEY is not set; subject audit endpoints answer 503");
@@ -967,6 +975,20 @@ int lh_serve(lh_config *cfg)
 
     /* issue 11: each append's new chain tip is mirrored into the subject's manifest */
     lh_subjects_attach_audit(app.subjects, app.audit);
+    /* Issue 12: the signing key; set but unusable stops the start (the message names the
+     * file, never its bytes). */
+    if (cfg->audit_signing_key) {
+        if (!(app.signer = lh_signer_load(cfg->audit_signing_key, cfg->audit_origin, &err))) {
+            lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
+                   "message", err.message);
+            goto out;
+        }
+        lh_log(LH_LOG_INFO, "audit.signing", "{s:s}", "signer", lh_signer_name(app.signer));
+    } else {
+        lh_log(LH_LOG_INFO, "audit.unsigned", "{s:s}", "reason",
+               "LH_AUDIT_SIGNING_KEY_FILE is not set; legal responses are unsigned and "
+               "/audit/checkpoint, /audit/consistency, /audit/pubkey answer 503");
+    }
     /* The legal endpoint reads the token file per request; it only needs the parts. */
     app.legal = lh_legal_open(app.subjects, app.cat, app.audit, cfg->legal_token_file);
     /* issue 12: biometric photos, outside the data folder; a root that is set but unusable
@@ -980,6 +1002,7 @@ int lh_serve(lh_config *cfg)
     if (!cfg->biometric_root)
         lh_log(LH_LOG_INFO, "biometric.disabled", "{s:s}", "reason",
                "LH_BIOMETRIC_STORAGE_ROOT is not set; the biometric endpoints answer 503");
+    lh_legal_attach_log(app.legal, app.merkle, app.signer);
 
     struct sockaddr_storage ss;
     if (resolve_listen(cfg, &ss, &err) != 0) {
@@ -1042,7 +1065,9 @@ out:
         MHD_stop_daemon(d);
     lh_biometric_close(app.biometric);
     lh_legal_close(app.legal);
+    lh_merkle_close(app.merkle); /* before the audit it is attached to */
     lh_audit_close(app.audit);
+    lh_signer_free(app.signer);
     lh_subjects_close(app.subjects);
     lh_ingest_close(app.ing);
     lh_engine_close(app.eng);

@@ -57,7 +57,8 @@
 
 /* ---------------------------------------------------------------- generations */
 
-static void safe_views_refresh(lh_engine *eng, lh_gen *g, const char *base, bool base_gone);
+static void safe_views_refresh(lh_engine *eng, lh_gen *g, const lh_view_registry *reg,
+                               const char *base, bool base_gone);
 
 static void gen_free(lh_gen *g)
 {
@@ -247,7 +248,7 @@ static lh_gen *user_gen_open(lh_engine *eng, lh_view_registry *reg, lh_error *er
     lh_error e;
     if (lh_safe_views_prelude(g->ddl, &e) != 0)
         lh_log(LH_LOG_WARN, "caller_attribute_unavailable", "{s:s}", "message", e.message);
-    safe_views_refresh(eng, g, NULL, false);
+    safe_views_refresh(eng, g, reg, NULL, false);
     return g;
 }
 
@@ -358,10 +359,107 @@ void lh_gen_disconnect(lh_engine *eng, lh_gen *g, duckdb_connection *conn, lh_st
         duckdb_disconnect(conn);
 }
 
-/* The relations user SQL can name may have changed: verdicts the firewall reached before
- * are dropped (verdicts.c). */
+/* ---------------------------------------------------------------- subject relations */
+
+static char *lowered(const char *s);
+
+static void pii_add(json_t *pii, const char *col)
+{
+    char *l = lh_xstrdup(col);
+    for (char *c = l; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    json_array_append_new(pii, json_string(l));
+    free(l);
+}
+
+/* True when the safe view def serves column col (any case) unredacted, or redacted to
+ * something else than "null"; *redacted tells whether it is redacted. */
+static bool view_keeps(const json_t *def, const char *col, bool *redacted)
+{
+    size_t i;
+    const json_t *c;
+    const json_t *reds = json_object_get(def, "column_redactions");
+    json_array_foreach(json_object_get(def, "columns"), i, c)
+    {
+        const char *name = json_string_value(c);
+        if (!name || strcasecmp(name, col) != 0)
+            continue;
+        const char *kind = lh_json_str(json_object_get(reds, name), "kind");
+        *redacted = kind != NULL;
+        return !kind || strcmp(kind, "null") != 0;
+    }
+    *redacted = false;
+    return false;
+}
+
+/* The subject relations user SQL may name (lineage.c's input), rebuilt from the registry
+ * and the safe views: {lowercased name: {"dataset": base, "key": K, "visible": the
+ * relation's column holding K (raw, masked or hashed) or null, "pii": [lowercased PII
+ * columns it serves unredacted]}}. Caller holds regen_mu. */
+static void subjects_rebuild(lh_engine *eng)
+{
+    json_t *subj = json_object();
+    const char *name;
+    for (size_t i = 0; eng->views && (name = lh_view_registry_name(eng->views, i)); i++) {
+        char *const *pii = NULL;
+        const char *key = lh_view_registry_subject(eng->views, name, &pii);
+        if (!key)
+            continue;
+        json_t *p = json_array();
+        for (size_t k = 0; pii && pii[k]; k++)
+            pii_add(p, pii[k]);
+        char *l = lowered(name);
+        json_object_set_new(
+            subj, l,
+            json_pack("{s:s,s:s,s:s,s:o}", "dataset", name, "key", key, "visible", key, "pii", p));
+        free(l);
+    }
+    const char *vkey;
+    json_t *def;
+    json_object_foreach(eng->safe_views, vkey, def)
+    {
+        const char *vname = lh_json_str(def, "name");
+        const char *base = lh_json_str(def, "base_dataset");
+        char *const *pii = NULL;
+        const char *key = base ? lh_view_registry_subject(eng->views, base, &pii) : NULL;
+        if (!vname || !key)
+            continue;
+        pthread_mutex_lock(&eng->gen_mu);
+        bool broken = eng->safe_view_problems && json_object_get(eng->safe_view_problems, vname);
+        pthread_mutex_unlock(&eng->gen_mu);
+        if (broken)
+            continue;
+        json_t *p = json_array();
+        bool redacted;
+        for (size_t k = 0; pii && pii[k]; k++)
+            if (view_keeps(def, pii[k], &redacted) && !redacted)
+                pii_add(p, pii[k]);
+        json_t *e = json_pack("{s:s,s:s,s:o}", "dataset", base, "key", key, "pii", p);
+        json_object_set_new(e, "visible",
+                            view_keeps(def, key, &redacted) ? json_string(key) : json_null());
+        json_object_set_new(subj, vkey, e);
+    }
+    pthread_mutex_lock(&eng->gen_mu);
+    json_t *old = eng->subjects;
+    eng->subjects = subj;
+    pthread_mutex_unlock(&eng->gen_mu);
+    json_decref(old);
+}
+
+json_t *lh_engine_subjects(lh_engine *eng)
+{
+    pthread_mutex_lock(&eng->gen_mu);
+    json_t *s = json_incref(eng->subjects);
+    pthread_mutex_unlock(&eng->gen_mu);
+    return s;
+}
+
+/* The relations user SQL can name may have changed: the subject relations are rebuilt and
+ * verdicts the firewall reached before are dropped (verdicts.c). Caller holds regen_mu. */
 static void views_changed(lh_engine *eng)
 {
+    subjects_rebuild(eng);
     atomic_fetch_add(&eng->view_events, 1);
     lh_verdicts_invalidate(eng->verdicts);
 }
@@ -412,10 +510,12 @@ static void safe_view_problem(lh_engine *eng, const char *name, const char *why)
 }
 
 /* (Re)creates on g the safe views over base (every one when base is NULL), after the
- * dataset views they read; base_gone drops them instead. A view DuckDB refuses is dropped
+ * dataset views they read (reg: the registry g serves, for the bases' subject keys);
+ * base_gone drops them instead. A view DuckDB refuses is dropped
  * and its reason recorded, never left stale; the base's change itself is not refused for
  * it (the view is reported broken, as the catalog reports it). Caller holds regen_mu. */
-static void safe_views_refresh(lh_engine *eng, lh_gen *g, const char *base, bool base_gone)
+static void safe_views_refresh(lh_engine *eng, lh_gen *g, const lh_view_registry *reg,
+                               const char *base, bool base_gone)
 {
     const char *key;
     json_t *def;
@@ -427,7 +527,8 @@ static void safe_views_refresh(lh_engine *eng, lh_gen *g, const char *base, bool
         if (base && strcasecmp(lh_json_str(def, "base_dataset"), base) != 0)
             continue;
         lh_error why, e;
-        if (!base_gone && lh_safe_view_create(g->ddl, def, &why) == 0) {
+        const char *bkey = lh_view_registry_subject(reg, lh_json_str(def, "base_dataset"), NULL);
+        if (!base_gone && lh_safe_view_create(g->ddl, def, bkey, &why) == 0) {
             safe_view_problem(eng, name, NULL);
             continue;
         }
@@ -456,7 +557,9 @@ static int on_view(void *ctx, const char *name, const json_t *def, lh_error *err
         if ((rc = lh_safe_view_filter_check(eng, def, err)) != 0)
             goto out;
         lh_error why;
-        if (lh_safe_view_create(g->ddl, def, &why) != 0) {
+        const char *key =
+            lh_view_registry_subject(eng->views, lh_json_str(def, "base_dataset"), NULL);
+        if (lh_safe_view_create(g->ddl, def, key, &why) != 0) {
             lh_error_scrub(&why, eng->data_dir, "<lake>");
             rc = lh_error_setk(err, LH_EINVAL, "bad_view",
                                "the query engine cannot create view '%s': %s", name, why.message);
@@ -522,9 +625,17 @@ static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_er
     pthread_mutex_lock(&eng->regen_mu);
     /* Not seeded yet (lh_engine_open): the seed lists the catalog after this change is
      * stored. A metadata edit leaves the views as they are: nothing to apply. */
-    if (!eng->listening || !eng->cur ||
-        (manifest && lh_view_registry_same(eng->views, name, manifest)))
+    if (!eng->listening || !eng->cur)
         goto out;
+    if (manifest && lh_view_registry_same(eng->views, name, manifest)) {
+        /* the PII flags lineage.c judges agents' aggregates by may have changed */
+        pthread_mutex_lock(&eng->gen_mu);
+        bool changed = lh_view_registry_set_pii(eng->views, name, manifest);
+        pthread_mutex_unlock(&eng->gen_mu);
+        if (changed)
+            views_changed(eng);
+        goto out;
+    }
     /* cur and views change only under regen_mu, which we hold */
     lh_gen *g = eng->cur;
     one = lh_view_registry_new();
@@ -554,7 +665,7 @@ static int on_dataset(void *ctx, const char *name, const json_t *manifest, lh_er
     else
         lh_view_registry_remove(eng->views, name);
     pthread_mutex_unlock(&eng->gen_mu);
-    safe_views_refresh(eng, g, name, manifest == NULL);
+    safe_views_refresh(eng, g, eng->views, name, manifest == NULL);
     views_changed(eng);
 out:
     pthread_mutex_unlock(&eng->regen_mu);
@@ -738,10 +849,11 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void keywords_load(lh_keywords *kw, duckdb_connection conn)
+/* The one-column text result of sql (sorted) into kw. */
+static void keywords_load(lh_keywords *kw, duckdb_connection conn, const char *sql)
 {
     duckdb_result r;
-    if (duckdb_query(conn, "SELECT keyword_name FROM duckdb_keywords()", &r) == DuckDBError) {
+    if (duckdb_query(conn, sql, &r) == DuckDBError) {
         lh_log(LH_LOG_WARN, "duckdb_keywords_unavailable", "{s:s}", "message",
                duckdb_result_error(&r) ? duckdb_result_error(&r) : "");
         duckdb_destroy_result(&r);
@@ -822,7 +934,10 @@ lh_engine *lh_engine_open(const lh_config *cfg, lh_storage *st, lh_catalog *cat,
     pthread_mutex_lock(&eng->regen_mu);
     lh_gen *g = internal_gen_open(eng, err);
     if (g) {
-        keywords_load(&eng->keywords, g->ddl);
+        keywords_load(&eng->keywords, g->ddl, "SELECT keyword_name FROM duckdb_keywords()");
+        keywords_load(&eng->aggregates, g->ddl,
+                      "SELECT DISTINCT lower(function_name) FROM duckdb_functions() WHERE "
+                      "function_type = 'aggregate'");
         lh_functions_audit(g->ddl);
         pthread_mutex_lock(&eng->gen_mu);
         eng->internal = g;
@@ -871,6 +986,8 @@ void lh_engine_close(lh_engine *eng)
     lh_retirer_free(eng->retirer);
     lh_view_registry_free(eng->views);
     keywords_free(&eng->keywords);
+    keywords_free(&eng->aggregates);
+    json_decref(eng->subjects);
     json_decref(eng->safe_views);
     json_decref(eng->safe_view_problems);
     lh_verdicts_free(eng->verdicts);

@@ -29,7 +29,10 @@
  *   - SHOW_REF (DESCRIBE/SUMMARIZE) only over a checked query; a named SHOW_REF is one
  *     of DuckDB's listings (SHOW TABLES, SHOW ALL TABLES, SHOW DATABASES, SHOW
  *     VARIABLES), never a relation, and is refused whatever CTE shares its name;
- *     time travel (AT clauses) is refused.
+ *     time travel (AT clauses) is refused;
+ *   - no identifier (outside constants) starts with "__lh": access auditing's companion
+ *     views "__lhkey__<name>" and their column "__lh_key" (lineage.c) are the engine's
+ *     alone, whatever the policy.
  * DuckDB's sandbox (external access off, allowed folders, locked configuration) is the
  * second wall behind this one.
  */
@@ -297,11 +300,41 @@ static int walk(walker *w, json_t *node, const scope *sc)
     return rc;
 }
 
+/* Any identifier of the tree (outside constants) starting with "__lh". */
+static bool has_reserved(const json_t *node, int depth)
+{
+    if (depth > 4000)
+        return true;
+    if (json_is_string(node))
+        return strncasecmp(json_string_value(node), "__lh", 4) == 0;
+    if (json_is_array(node)) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(node, i, v)
+        {
+            if (has_reserved(v, depth + 1))
+                return true;
+        }
+        return false;
+    }
+    const char *klass = lh_json_str(node, "class");
+    if (!json_is_object(node) || (klass && strcmp(klass, "CONSTANT") == 0))
+        return false;
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)node, k, v)
+    {
+        if (has_reserved(v, depth + 1))
+            return true;
+    }
+    return false;
+}
+
 /* DuckDB prints a DOUBLE constant that overflowed (SELECT 1e999) as a bare Infinity,
  * -Infinity or NaN, which is not JSON. Outside strings no JSON token starts with 'I' or 'N',
  * so each such token (and its sign) becomes null: the walk never reads constant values.
  * Caller frees. */
-static char *non_finite_to_null(const char *text)
+char *lh_sql_tree_finite(const char *text)
 {
     size_t n = strlen(text);
     char *out = lh_xmalloc(2 * n + 1); /* "null" for "NaN" grows by one byte */
@@ -339,7 +372,7 @@ static char *non_finite_to_null(const char *text)
 int lh_sql_firewall_tree(const char *serialized, const lh_sql_policy *policy, lh_error *err)
 {
     json_error_t jerr;
-    char *text = serialized ? non_finite_to_null(serialized) : NULL;
+    char *text = serialized ? lh_sql_tree_finite(serialized) : NULL;
     /* Node positions are uint64 (18446744073709551615 for "none"), past jansson's integer
      * range; the walk needs no numbers, so integers are decoded as reals. */
     json_t *doc = json_loads(text, JSON_DECODE_INT_AS_REAL, &jerr);
@@ -369,6 +402,11 @@ int lh_sql_firewall_tree(const char *serialized, const lh_sql_policy *policy, lh
                            json_array_size(stmts));
         goto out;
     }
+    if (has_reserved(json_array_get(stmts, 0), 0)) {
+        rc = lh_error_setk(err, LH_EFORBIDDEN, "sql_forbidden",
+                           "names starting with \"__lh\" are reserved for the engine");
+        goto out;
+    }
     walker w = {policy, err, 0};
     rc = walk(&w, json_array_get(stmts, 0), NULL);
 out:
@@ -377,16 +415,25 @@ out:
 }
 
 /* The probe and the walk; conn NULL means a fresh internal connection. A statement this
- * policy's identity was allowed in the current epoch skips both (verdicts.c). */
+ * policy's identity was allowed in the current epoch skips both (verdicts.c), and then its
+ * lineage (audited policies) comes from the cache too. */
 static int firewall_run(lh_engine *eng, duckdb_connection conn, const char *sql,
-                        const lh_sql_policy *policy, lh_error *err)
+                        const lh_sql_policy *policy, lh_lineage *lin, lh_error *err)
 {
     if (!sql || !*sql)
         return lh_error_setk(err, LH_EINVAL, "sql_error", "the SQL text is empty");
+    bool want_lineage = lin && conn && policy->audited;
     /* Read before the check: a catalog change during it leaves the verdict stale. */
     uint64_t epoch = lh_verdicts_epoch(eng->verdicts);
-    if (lh_verdicts_allowed(eng->verdicts, policy->identity, sql, epoch))
-        return 0;
+    char *payload = NULL;
+    if (lh_verdicts_lookup(eng->verdicts, policy->identity, sql, epoch,
+                           want_lineage ? &payload : NULL)) {
+        bool ok = !want_lineage || (payload && lh_lineage_from_text(payload, lin) == 0);
+        free(payload);
+        if (ok)
+            return 0;
+        lh_lineage_clear(lin); /* cached by a caller that did not classify: do it now */
+    }
     char *lit = lh_sql_literal(sql);
     char *probe = lh_xasprintf("SELECT json_serialize_sql(%s)", lit);
     free(lit);
@@ -399,19 +446,26 @@ static int firewall_run(lh_engine *eng, duckdb_connection conn, const char *sql,
         json_string_value(json_array_get(json_array_get(json_object_get(res, "rows"), 0), 0));
     int rc = text ? lh_sql_firewall_tree(text, policy, err)
                   : lh_error_set(err, LH_EINTERNAL, "the parser returned nothing");
+    char *cached = NULL;
+    if (rc == 0 && want_lineage) {
+        rc = lh_lineage_classify(eng, conn, text, policy, lin, err);
+        if (rc == 0)
+            cached = lh_lineage_to_text(lin);
+    }
     json_decref(res);
     if (rc == 0)
-        lh_verdicts_remember(eng->verdicts, policy->identity, sql, epoch);
+        lh_verdicts_store(eng->verdicts, policy->identity, sql, epoch, cached);
+    free(cached);
     return rc;
 }
 
 int lh_sql_firewall(lh_engine *eng, const char *sql, const lh_sql_policy *policy, lh_error *err)
 {
-    return firewall_run(eng, NULL, sql, policy, err);
+    return firewall_run(eng, NULL, sql, policy, NULL, err);
 }
 
 int lh_firewall_on_conn(lh_engine *eng, duckdb_connection conn, const char *sql,
-                        const lh_sql_policy *policy, lh_error *err)
+                        const lh_sql_policy *policy, lh_lineage *lin, lh_error *err)
 {
-    return firewall_run(eng, conn, sql, policy, err);
+    return firewall_run(eng, conn, sql, policy, lin, err);
 }

@@ -141,6 +141,9 @@ lh_sql_policy *lh_sql_policy_for(lh_catalog *cat, const lh_principal *who)
     p->policy.allowed_hint = p->hint;
     p->policy.identity = p->identity;
     p->policy.attributes = who->attributes; /* views' row filters (safe_views.c) */
+    /* access auditing (lineage.c): every caller but admins; agents must be attributable */
+    p->policy.audited = who->role != LH_ROLE_ADMIN;
+    p->policy.agent = who->role == LH_ROLE_AGENT;
     return &p->policy;
 }
 

@@ -100,6 +100,11 @@ typedef struct lh_subject_access {
 /* Called by a ROWS query with the subjects of the rows it is about to make readable,
  * before any byte of them can be read: keys are distinct raw subject keys (text) not yet
  * reported for this query; fields are the visible column names (the fields accessed).
+ * Both arrays are borrowed for the call only. Called on the thread running lh_query_run,
+ * lh_query_fill or lh_query_read, under the query's lock (never in lh_query_run_inline:
+ * an audited ROWS query is always handed on), and only when there are new keys (a ROWS
+ * query whose rows hold no key, or none, never calls it). It is called for ROWS queries
+ * whether or not key_visible.
  * Returns 0, or an LH_E* code with err set: the query then fails: before its first byte,
  * lh_query_run / lh_query_run_inline return that error (the HTTP status); later, the
  * stream ends with the error trailer and no further row is handed out. */
@@ -176,7 +181,11 @@ bool lh_query_truncated(const lh_query *q);
 const lh_error *lh_query_error(const lh_query *q);
 void lh_query_free(lh_query *q);
 /* What the query reads of subject relations; valid after lh_query_run (or an inline start)
- * succeeded, until lh_query_free. Kind LH_ACCESS_NONE for unaudited policies. */
+ * succeeded, until lh_query_free. Kind LH_ACCESS_NONE for unaudited policies. Also filled
+ * when lh_query_run refused an audited statement after classifying it (an agent's
+ * unattributed_access, audit_unavailable, a failed first audit), so a denied attempt can be
+ * recorded with its datasets; before classification (firewall refusals, SQL errors) kind is
+ * LH_ACCESS_NONE. datasets is never NULL (empty list for NONE). */
 const lh_subject_access *lh_query_access(const lh_query *q);
 
 /* {dataset: reason} for every dataset the catalog lists but no query can read, because

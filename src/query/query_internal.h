@@ -12,7 +12,9 @@
  *   result.c    user queries: start, stream (JSON/CSV/NDJSON), free
  *   policy.c    who may read what (lh_sql_policy_for)
  *   firewall.c  the SQL firewall; functions.c its allow-list of functions, verdicts.c its
- *               cache of allowed statements
+ *               cache of allowed statements (with the lineage of audited ones)
+ *   lineage.c   access auditing: what an audited statement returns of subject relations,
+ *               and the rewrite that carries their keys (result.c reports them)
  * engine.c uses views.c and retire.c; they never call back into it.
  *
  * Lock order (outermost first); nothing takes them in another order:
@@ -227,6 +229,12 @@ void lh_verdicts_invalidate(lh_verdicts *v);
 /* True when sql was allowed for identity in this epoch. identity NULL: always false. */
 bool lh_verdicts_allowed(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
 void lh_verdicts_remember(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch);
+/* The same with a payload stored beside the verdict (copied): lookup gives a copy in
+ * *payload (caller frees; NULL when none or not found). */
+bool lh_verdicts_lookup(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch,
+                        char **payload);
+void lh_verdicts_store(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch,
+                       const char *payload);
 
 /* ---------------------------------------------------------------- the engine */
 
@@ -240,8 +248,9 @@ struct lh_engine {
     int64_t default_rows;
     int threads;
     int64_t memory_mb;
-    lh_keywords keywords;  /* read-only after open */
-    lh_verdicts *verdicts; /* the firewall's cache; invalidated by the listeners */
+    lh_keywords keywords;   /* read-only after open */
+    lh_keywords aggregates; /* DuckDB's aggregate function names, lowercase; read-only */
+    lh_verdicts *verdicts;  /* the firewall's cache; invalidated by the listeners */
     lh_watchdog *watchdog;
     lh_retirer *retirer; /* the catalog's retirer; user queries are its readers */
 
@@ -273,7 +282,14 @@ struct lh_engine {
      * changed under regen_mu; problems {name: reason} of those not served, under gen_mu. */
     json_t *safe_views;
     json_t *safe_view_problems;
+    /* Subject relations (lineage.c's input, engine.c subjects_rebuild): replaced whole under
+     * regen_mu + gen_mu at each view change, never changed in place; readers take a
+     * reference (lh_engine_subjects). */
+    json_t *subjects;
 };
+
+/* The current subject relations (see struct lh_engine); caller decrefs. May be NULL. */
+json_t *lh_engine_subjects(lh_engine *eng);
 
 /* Takes a reference on the current user generation (NULL + LH_EUNAVAILABLE when
  * closing). */
@@ -310,10 +326,41 @@ void lh_gen_disconnect(lh_engine *eng, lh_gen *g, duckdb_connection *conn, lh_st
 uint64_t lh_engine__user_generation(lh_engine *eng);
 /* lh_engine_query_json on a connection the caller holds (engine.c). */
 json_t *lh_conn_query_json(lh_engine *eng, duckdb_connection conn, const char *sql, lh_error *err);
+/* ---------------------------------------------------------------- lineage (lineage.c) */
+
+/* What an audited statement returns of subject relations (lineage.c's header). */
+typedef struct lh_lineage {
+    lh_access_kind kind;
+    bool key_visible;
+    char **datasets;  /* sorted, unique, NULL-terminated; owned (NULL for NONE) */
+    char reason[256]; /* UNATTRIBUTED: why */
+    char hint[220];   /* for an agent's refusal: "select \"K\" of rel, or aggregate" */
+    char *sql;        /* ROWS: the rewritten statement, whose last column is __lh_key */
+} lh_lineage;
+
+/* Classifies the statement whose serialized tree is `tree` for policy (NONE, nothing
+ * done, when the policy is not audited) and, for ROWS, rewrites it (json_deserialize_sql
+ * on conn). Errors: LH_EFORBIDDEN sql_forbidden (reserved names, whole-row references,
+ * agents' row-level aggregates), LH_EINTERNAL. Fills *out (caller clears with
+ * lh_lineage_clear, also on failure). */
+int lh_lineage_classify(lh_engine *eng, duckdb_connection conn, const char *tree,
+                        const lh_sql_policy *policy, lh_lineage *out, lh_error *err);
+void lh_lineage_clear(lh_lineage *l);
+/* The verdict cache's form of a lineage. Caller frees / clears. from_text: 0 or -1. */
+char *lh_lineage_to_text(const lh_lineage *l);
+int lh_lineage_from_text(const char *text, lh_lineage *l);
+/* Lowercase hex SHA-256 of sql into out. */
+void lh_sql_fingerprint(const char *sql, char out[65]);
+/* firewall.c: bare Infinity/-Infinity/NaN tokens of a serialized tree replaced by null.
+ * Caller frees. */
+char *lh_sql_tree_finite(const char *text);
+
 /* The firewall on a connection the caller holds, so a query's parse runs inside its slot
- * and under its deadline (firewall.c). */
+ * and under its deadline (firewall.c). When lin is not NULL and the policy is audited, the
+ * allowed statement is also classified (lh_lineage_classify) into *lin, which the verdict
+ * cache keeps with the verdict, so a cached statement costs no parse and no rewrite. */
 int lh_firewall_on_conn(lh_engine *eng, duckdb_connection conn, const char *sql,
-                        const lh_sql_policy *policy, lh_error *err);
+                        const lh_sql_policy *policy, lh_lineage *lin, lh_error *err);
 
 /* ---------------------------------------------------------------- AI-safe views
  * (safe_views.c) */
@@ -331,8 +378,11 @@ int lh_safe_view_filter_check(lh_engine *eng, const json_t *def, lh_error *err);
 /* The caller_attribute(name) macro (getvariable('lh_attr_' || name)) on a new user db. */
 int lh_safe_views_prelude(duckdb_connection conn, lh_error *err);
 /* CREATE OR REPLACE VIEW / DROP VIEW IF EXISTS of a safe view on conn (caller serialises
- * DDL under regen_mu). */
-int lh_safe_view_create(duckdb_connection conn, const json_t *def, lh_error *err);
+ * DDL under regen_mu), with its subject companion (views.h, LH_KEY_PREFIX) created when
+ * base_key (the base's subject_key_column) is not NULL and dropped otherwise, in one
+ * transaction. */
+int lh_safe_view_create(duckdb_connection conn, const json_t *def, const char *base_key,
+                        lh_error *err);
 int lh_safe_view_drop(duckdb_connection conn, const char *name, lh_error *err);
 /* SET VARIABLE lh_attr_<k> = '<v>' for each attribute, on a query's fresh connection. A
  * no-op (no DuckDB call) when attrs is NULL or empty. */

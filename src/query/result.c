@@ -94,6 +94,25 @@ struct lh_query {
     bool truncated;
     bool failed; /* err holds a mid-stream error */
     lh_error err;
+
+    /* Access auditing (lineage.c). nvis: the columns rendered; an audited ROWS query's
+     * result has one more, last, hidden: __lh_key, each row's subject keys. Rendered bytes
+     * from out_mark on (and the rows from rows_mark on) are not audited yet: audit_flush
+     * reports their new keys to the sink before any of them can be handed out, so outside
+     * q->mu out_mark == out.len always holds for such a query. */
+    lh_lineage lin;
+    lh_subject_access access;
+    idx_t nvis;
+    bool audited_rows;
+    lh_subject_sink sink;
+    void *sink_ctx;
+    lh_buf key_text; /* every distinct key of the query, each NUL-terminated */
+    uint32_t *seen;  /* open-addressing set: offset + 1 into key_text, 0 = empty */
+    size_t seen_cap, seen_n;
+    uint32_t *unreported; /* offsets of the keys not reported yet */
+    size_t nunreported, cap_unreported;
+    size_t out_mark;
+    int64_t rows_mark;
 };
 
 /* ---------------------------------------------------------------- formats */
@@ -262,7 +281,7 @@ static void render_head(lh_query *q)
     switch (q->fmt) {
     case LH_FORMAT_JSON:
         lh_buf_puts(b, "{\"columns\":[");
-        for (idx_t i = 0; i < q->ncols; i++) {
+        for (idx_t i = 0; i < q->nvis; i++) {
             lh_buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
             lh_buf_json_string(b, q->cols[i].name, strlen(q->cols[i].name));
             lh_buf_puts(b, ",\"type\":");
@@ -272,7 +291,7 @@ static void render_head(lh_query *q)
         lh_buf_puts(b, "],\"rows\":[");
         break;
     case LH_FORMAT_CSV:
-        for (idx_t i = 0; i < q->ncols; i++) {
+        for (idx_t i = 0; i < q->nvis; i++) {
             if (i)
                 lh_buf_putc(b, ',');
             lh_csv_field(b, q->cols[i].name, strlen(q->cols[i].name));
@@ -281,7 +300,7 @@ static void render_head(lh_query *q)
         break;
     case LH_FORMAT_NDJSON:
         q->ndjson_keys = lh_xcalloc(q->ncols ? q->ncols : 1, sizeof(char *));
-        for (idx_t i = 0; i < q->ncols; i++) {
+        for (idx_t i = 0; i < q->nvis; i++) {
             lh_buf k;
             lh_buf_init(&k);
             lh_buf_json_string(&k, q->cols[i].name, strlen(q->cols[i].name));
@@ -292,6 +311,93 @@ static void render_head(lh_query *q)
     }
 }
 
+/* ---------------------------------------------------------------- subject keys */
+
+/* FNV-1a, then a 64-bit finaliser: FNV's low bits (the table index) depend only on the
+ * inputs' low bits, which clusters ids like "C1".."C9999" badly. */
+static uint64_t key_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* Adds the key (len bytes) to the query's set; a new one also to unreported. Keys live in
+ * one buffer (no allocation per key); the set holds their offsets. */
+static void key_add(lh_query *q, const char *k, size_t len)
+{
+    if (2 * (q->seen_n + 1) > q->seen_cap) {
+        size_t cap = q->seen_cap ? 2 * q->seen_cap : 4096;
+        uint32_t *t = lh_xcalloc(cap, sizeof(uint32_t));
+        for (size_t i = 0; i < q->seen_cap; i++) {
+            uint32_t e = q->seen[i];
+            if (!e)
+                continue;
+            const char *ks = q->key_text.data + e - 1;
+            size_t j = key_hash(ks, strlen(ks)) & (cap - 1);
+            while (t[j])
+                j = (j + 1) & (cap - 1);
+            t[j] = e;
+        }
+        free(q->seen);
+        q->seen = t;
+        q->seen_cap = cap;
+    }
+    size_t j = key_hash(k, len) & (q->seen_cap - 1);
+    for (; q->seen[j]; j = (j + 1) & (q->seen_cap - 1)) {
+        const char *e = q->key_text.data + q->seen[j] - 1;
+        if (strncmp(e, k, len) == 0 && e[len] == '\0')
+            return;
+    }
+    if (q->key_text.len + len + 1 >= UINT32_MAX)
+        return; /* 4 GiB of distinct keys in one query: past any row cap we allow */
+    uint32_t off = (uint32_t)q->key_text.len;
+    lh_buf_append(&q->key_text, k, len);
+    lh_buf_putc(&q->key_text, '\0');
+    q->seen[j] = off + 1;
+    q->seen_n++;
+    if (q->nunreported == q->cap_unreported) {
+        q->cap_unreported = q->cap_unreported ? 2 * q->cap_unreported : 1024;
+        q->unreported = lh_xrealloc(q->unreported, q->cap_unreported * sizeof(uint32_t));
+    }
+    q->unreported[q->nunreported++] = off;
+}
+
+static bool valid_at(const uint64_t *validity, idx_t i)
+{
+    return !validity || ((validity[i / 64] >> (i % 64)) & 1);
+}
+
+/* The keys of row `row` of the bound chunk (its hidden last column; NULL keys skipped). */
+static void collect_keys(lh_query *q, idx_t row)
+{
+    duckdb_vector v = q->cols[q->nvis].vec;
+    if (!valid_at(duckdb_vector_get_validity(v), row))
+        return;
+    const duckdb_list_entry *ent = (const duckdb_list_entry *)duckdb_vector_get_data(v) + row;
+    duckdb_vector child = duckdb_list_vector_get_child(v);
+    duckdb_string_t *cs = duckdb_vector_get_data(child);
+    const uint64_t *cvalid = duckdb_vector_get_validity(child);
+    for (idx_t i = ent->offset; i < ent->offset + ent->length; i++) {
+        if (!valid_at(cvalid, i))
+            continue;
+        key_add(q, duckdb_string_t_data(&cs[i]), duckdb_string_t_length(cs[i]));
+    }
+}
+
+static void keys_free(lh_query *q)
+{
+    lh_buf_free(&q->key_text);
+    free(q->seen);
+    free(q->unreported);
+    q->seen = q->unreported = NULL;
+    q->seen_cap = q->seen_n = q->nunreported = q->cap_unreported = 0;
+}
+
 static void render_row(lh_query *q, idx_t row)
 {
     lh_buf *b = &q->out;
@@ -299,7 +405,7 @@ static void render_row(lh_query *q, idx_t row)
     switch (q->fmt) {
     case LH_FORMAT_JSON:
         lh_buf_puts(b, q->rows ? ",[" : "[");
-        for (idx_t i = 0; i < q->ncols; i++) {
+        for (idx_t i = 0; i < q->nvis; i++) {
             if (i)
                 lh_buf_putc(b, ',');
             lh_col_cell(&q->cols[i], row, &cell);
@@ -308,7 +414,7 @@ static void render_row(lh_query *q, idx_t row)
         lh_buf_putc(b, ']');
         break;
     case LH_FORMAT_CSV:
-        for (idx_t i = 0; i < q->ncols; i++) {
+        for (idx_t i = 0; i < q->nvis; i++) {
             if (i)
                 lh_buf_putc(b, ',');
             lh_col_cell(&q->cols[i], row, &cell);
@@ -318,7 +424,7 @@ static void render_row(lh_query *q, idx_t row)
         break;
     case LH_FORMAT_NDJSON:
         lh_buf_putc(b, '{');
-        for (idx_t i = 0; i < q->ncols; i++) {
+        for (idx_t i = 0; i < q->nvis; i++) {
             if (i)
                 lh_buf_putc(b, ',');
             lh_buf_puts(b, q->ndjson_keys[i]);
@@ -328,6 +434,8 @@ static void render_row(lh_query *q, idx_t row)
         lh_buf_puts(b, "}\n");
         break;
     }
+    if (q->audited_rows)
+        collect_keys(q, row);
     q->rows++;
 }
 
@@ -370,6 +478,43 @@ static void finish(lh_query *q)
                lh_error_kind(&q->err), "message", q->err.message, "rows", (json_int_t)q->rows);
     q->state = Q_DONE;
     release_duckdb(q);
+}
+
+/* Reports the keys of the rows rendered since the last flush to the sink, before any of
+ * their bytes can be handed out. On the sink's failure those rows (and a tail rendered
+ * after them) are cut from the buffer and the query ends with the sink's error (JSON and
+ * NDJSON: the trailer; CSV: cut off). Returns 0 or the sink's error code. Under q->mu. */
+static int audit_flush(lh_query *q)
+{
+    if (!q->audited_rows)
+        return 0;
+    int rc = 0;
+    if (q->nunreported > 0) {
+        const char **fields = lh_xcalloc(q->nvis + 1, sizeof(char *));
+        for (idx_t i = 0; i < q->nvis; i++)
+            fields[i] = q->cols[i].name;
+        const char **keys = lh_xcalloc(q->nunreported + 1, sizeof(char *));
+        for (size_t i = 0; i < q->nunreported; i++)
+            keys[i] = q->key_text.data + q->unreported[i];
+        lh_error e = {0};
+        rc = q->sink(q->sink_ctx, keys, q->nunreported, fields, q->nvis, &e);
+        free(keys);
+        free(fields);
+        if (rc != 0) {
+            if (e.code == LH_OK)
+                lh_error_setk(&e, rc, "audit_write_failed", "the access could not be audited");
+            q->out.len = q->out_mark;
+            q->rows = q->rows_mark;
+            q->truncated = false;
+            q->err = e;
+            q->failed = true;
+            finish(q);
+        }
+        q->nunreported = 0;
+    }
+    q->out_mark = q->out.len;
+    q->rows_mark = q->rows;
+    return rc;
 }
 
 /* Renders rows of the current chunk into q->out until the chunk ends or q->out passes
@@ -495,6 +640,9 @@ lh_query *lh_query_open(lh_engine *eng, const lh_query_opts *opts, lh_error *err
     q->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : eng->default_timeout_ms;
     q->deadline = q->t0 + q->timeout_ms;
     lh_buf_init(&q->out);
+    lh_buf_init(&q->key_text);
+    static char *no_datasets[] = {NULL};
+    q->access.datasets = no_datasets; /* until classified (access_check) */
     pthread_mutex_init(&q->mu, NULL);
     if (take_slot(eng, &q->start_epoch, err) != 0) {
         lh_query_free(q);
@@ -534,6 +682,45 @@ static int prepare_cached(lh_query *q, const char *sql, lh_error *err)
     return rc;
 }
 
+/* After the firewall: the query's access record, the agents' rule and the sink. An agent
+ * may not read row-level data of a subject relation that it cannot be attributed to
+ * (docs/SECURITY.md): UNATTRIBUTED, or ROWS without the key in the visible result. */
+static int access_check(lh_query *q, const char *sql, const lh_query_opts *opts, lh_error *err)
+{
+    const lh_sql_policy *policy = opts ? opts->policy : NULL;
+    if (!q->lin.datasets)
+        q->lin.datasets = lh_xcalloc(1, sizeof(char *)); /* never NULL for the accessor */
+    q->access.kind = q->lin.kind;
+    q->access.key_visible = q->lin.key_visible;
+    q->access.datasets = q->lin.datasets;
+    snprintf(q->access.reason, sizeof(q->access.reason), "%s", q->lin.reason);
+    if (!policy || !policy->audited)
+        return 0;
+    lh_sql_fingerprint(sql, q->access.fingerprint);
+    if (policy->agent && q->lin.kind == LH_ACCESS_UNATTRIBUTED)
+        return lh_error_setk(err, LH_EFORBIDDEN, "unattributed_access",
+                             "this query returns row-level data of subject datasets%s%s%s that "
+                             "cannot be attributed to subjects: %s; %s",
+                             q->lin.datasets[0] ? " (" : "",
+                             q->lin.datasets[0] ? q->lin.datasets[0] : "",
+                             q->lin.datasets[0] ? ")" : "", q->lin.reason,
+                             q->lin.hint[0] ? q->lin.hint : "select the subject key, or aggregate");
+    if (policy->agent && q->lin.kind == LH_ACCESS_ROWS && !q->lin.key_visible)
+        return lh_error_setk(err, LH_EFORBIDDEN, "unattributed_access",
+                             "this query returns row-level personal data without the subject "
+                             "key: %s",
+                             q->lin.hint);
+    if (q->lin.kind != LH_ACCESS_ROWS)
+        return 0;
+    if (!opts->sink)
+        return lh_error_setk(err, LH_EUNAVAILABLE, "audit_unavailable",
+                             "this query returns subjects' data and cannot be audited here");
+    q->audited_rows = true;
+    q->sink = opts->sink;
+    q->sink_ctx = opts->sink_ctx;
+    return 0;
+}
+
 /* Under q->mu: generation, connection, watchdog, firewall, prepare and a pending streaming
  * execution in q->pending (nothing executed yet). */
 static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts, lh_error *err)
@@ -556,7 +743,8 @@ static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts
         lh_safe_view_set_attributes(q->conn, opts->policy->attributes, err) != 0)
         return err ? err->code : LH_EINTERNAL;
 
-    if (opts && opts->policy && lh_firewall_on_conn(eng, q->conn, sql, opts->policy, err) != 0) {
+    if (opts && opts->policy &&
+        lh_firewall_on_conn(eng, q->conn, sql, opts->policy, &q->lin, err) != 0) {
         if (lh_now_ms() >= q->deadline)
             lh_error_setk(err, LH_ETIMEOUT, "query_timeout",
                           "query ran past its time limit of %d ms and was stopped "
@@ -564,7 +752,9 @@ static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts
                           q->timeout_ms);
         return err ? err->code : LH_EINTERNAL;
     }
-    if (prepare_cached(q, sql, err) != 0)
+    if (access_check(q, sql, opts, err) != 0)
+        return err ? err->code : LH_EINTERNAL;
+    if (prepare_cached(q, q->audited_rows ? q->lin.sql : sql, err) != 0)
         return err ? err->code : LH_EINTERNAL;
     if (duckdb_pending_prepared_streaming(q->stmt, &q->pending) == DuckDBError)
         return duck_error(q, duckdb_pending_error(q->pending), err);
@@ -589,12 +779,35 @@ static int start_finish(lh_query *q, lh_error *err)
     if (rc != 0)
         return rc;
     q->cols = lh_cols_new(&q->res, &q->ncols, &q->eng->keywords);
+    q->nvis = q->ncols;
+    if (q->audited_rows) {
+        /* the rewrite's hidden key list is the last column; never rendered */
+        if (q->ncols < 1 || strcmp(q->cols[q->ncols - 1].name, LH_KEY_COLUMN) != 0 ||
+            q->cols[q->ncols - 1].type.id != DUCKDB_TYPE_LIST)
+            return lh_error_set(err, LH_EINTERNAL, "the audit rewrite lost its key column");
+        q->nvis = q->ncols - 1;
+    }
     if ((rc = fetch_next(q, err)) != 0)
         return rc;
     render_head(q);
     q->state = Q_ROWS;
     q->started = true;
     return 0;
+}
+
+/* An audited ROWS query renders and audits its first rows before lh_query_run returns,
+ * so a failed audit before the first byte is the query's error (the HTTP status) and
+ * nothing is readable. Under q->mu. */
+static int first_fill(lh_query *q, lh_error *err)
+{
+    while (q->state == Q_ROWS && q->out.len < LH_QUERY_OUT_BUDGET)
+        step(q);
+    if (audit_flush(q) == 0)
+        return 0;
+    if (err)
+        *err = q->err;
+    q->out.len = q->out_pos = q->out_mark = 0;
+    return q->err.code;
 }
 
 int lh_query_run(lh_query *q, const char *sql, const lh_query_opts *opts, lh_error *err)
@@ -605,6 +818,8 @@ int lh_query_run(lh_query *q, const char *sql, const lh_query_opts *opts, lh_err
         rc = start_prepare(q, sql, opts, err);
     if (rc == 0)
         rc = start_finish(q, err);
+    if (rc == 0 && q->audited_rows)
+        rc = first_fill(q, err);
     pthread_mutex_unlock(&q->mu);
     if (rc != 0 && err && err->code != LH_OK)
         rc = err->code;
@@ -626,6 +841,13 @@ int lh_query_run_inline(lh_query *q, const char *sql, const lh_query_opts *opts,
     int64_t until = lh_now_ms() + LH_QUERY_INLINE_BUDGET_MS;
     if ((rc = start_prepare(q, sql, opts, err)) != 0)
         goto out;
+    if (q->audited_rows) {
+        /* its sink may wait for a durable write: never on this thread (lh_query_run
+         * finishes the same pending execution on the pool) */
+        atomic_fetch_add(&inline_handoffs, 1);
+        rc = LH_QUERY_PENDING;
+        goto out;
+    }
     for (;;) {
         duckdb_pending_state st = duckdb_pending_execute_task(q->pending);
         if (st == DUCKDB_PENDING_ERROR) {
@@ -686,6 +908,7 @@ static void out_reset(lh_query *q)
 {
     q->out.len = 0;
     q->out_pos = 0;
+    q->out_mark = 0;
     /* a row far larger than the budget grew the buffer: give that memory back */
     if (q->out.cap > 4 * LH_QUERY_OUT_BUDGET)
         lh_buf_free(&q->out);
@@ -713,6 +936,7 @@ ssize_t lh_query_read(lh_query *q, char *buf, size_t cap)
             goto out;
         }
         step(q);
+        audit_flush(q);
     }
     rc = out_take(q, buf, cap);
 out:
@@ -744,6 +968,7 @@ void lh_query_fill(lh_query *q)
          * the memory bound in this file's header holds. */
         while (q->state == Q_ROWS && q->out.len < LH_QUERY_OUT_BUDGET)
             step(q);
+        audit_flush(q);
     }
     pthread_mutex_unlock(&q->mu);
 }
@@ -808,5 +1033,12 @@ void lh_query_free(lh_query *q)
     free(q->ndjson_keys);
     lh_cols_free(q->cols, q->ncols);
     lh_buf_free(&q->out);
+    keys_free(q);
+    lh_lineage_clear(&q->lin);
     free(q);
+}
+
+const lh_subject_access *lh_query_access(const lh_query *q)
+{
+    return &q->access;
 }

@@ -24,6 +24,10 @@
  *         of at most keep_prefix + keep_suffix characters is starred whole;
  *   null  CASE WHEN false THEN c END: always NULL, with c's type (no type name to copy).
  *
+ * Subject views (access auditing, lineage.c): when the base declares a subject_key_column
+ * K, the view gets a hidden companion "__lhkey__<view>", the same SELECT plus
+ * [CAST(lh_src.K AS VARCHAR)] AS __lh_key, created and dropped with it in one transaction.
+ *
  * Caller attributes: a key's attributes reach DuckDB as variables lh_attr_<name>, set with
  * SET VARIABLE on the query's own connection (result.c opens one per query, so nothing
  * survives into another caller's query) before its statement is prepared; the macro
@@ -76,7 +80,10 @@ static void project_column(lh_buf *b, const char *col, const json_t *red)
     free(id);
 }
 
-char *lh_safe_view_select(const json_t *def)
+/* The view's SELECT; with key (the base's subject key column), the companion's: one more
+ * column __lh_key = [CAST(lh_src.<key> AS VARCHAR)], read from the base row, so it holds
+ * the raw key even when the view hashes, masks or omits that column. Caller frees. */
+static char *view_select(const json_t *def, const char *key)
 {
     lh_buf b;
     lh_buf_init(&b);
@@ -90,10 +97,20 @@ char *lh_safe_view_select(const json_t *def)
             lh_buf_puts(&b, ", ");
         project_column(&b, json_string_value(c), json_object_get(reds, json_string_value(c)));
     }
+    if (key) {
+        char *kid = lh_sql_ident(key);
+        lh_buf_printf(&b, ", [CAST(lh_src.%s AS VARCHAR)] AS " LH_KEY_COLUMN, kid);
+        free(kid);
+    }
     char *inner = lh_safe_view_filter_statement(def);
     lh_buf_printf(&b, " FROM (\n%s\n) AS lh_src", inner);
     free(inner);
     return b.data;
+}
+
+char *lh_safe_view_select(const json_t *def)
+{
+    return view_select(def, NULL);
 }
 
 /* ---------------------------------------------------------------- the filter's check */
@@ -196,28 +213,76 @@ int lh_safe_views_prelude(duckdb_connection conn, lh_error *err)
                         err);
 }
 
-int lh_safe_view_create(duckdb_connection conn, const json_t *def, lh_error *err)
+/* CREATE OR REPLACE VIEW of def, or its companion ("__lhkey__<name>", key != NULL). */
+static int create_one(duckdb_connection conn, const json_t *def, const char *key, lh_error *err)
 {
-    char *id = lh_sql_ident(lh_json_str(def, "name"));
-    char *select = lh_safe_view_select(def);
+    const char *name = lh_json_str(def, "name");
+    char *rel = key ? lh_xasprintf(LH_KEY_PREFIX "%s", name) : lh_xstrdup(name);
+    char *id = lh_sql_ident(rel);
+    char *select = view_select(def, key);
     char *sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s", id, select);
     int rc = lh_duck_exec(conn, sql, err);
-    if (rc)
-        err->message[strcspn(err->message, "\n")] = '\0';
     free(sql);
     free(select);
     free(id);
+    free(rel);
     return rc;
 }
 
-int lh_safe_view_drop(duckdb_connection conn, const char *name, lh_error *err)
+static int drop_one(duckdb_connection conn, const char *rel, lh_error *err)
 {
-    char *id = lh_sql_ident(name);
+    char *id = lh_sql_ident(rel);
     char *sql = lh_xasprintf("DROP VIEW IF EXISTS %s", id);
     int rc = lh_duck_exec(conn, sql, err);
     free(sql);
     free(id);
     return rc;
+}
+
+/* Ends the transaction begun before the statements that returned rc: COMMIT, or ROLLBACK
+ * on any failure (conn then holds what it held before). */
+static int end_transaction(duckdb_connection conn, int rc, lh_error *err)
+{
+    lh_error e;
+    if (rc == 0 && (rc = lh_duck_exec(conn, "COMMIT", err)) == 0)
+        return 0;
+    if (lh_duck_exec(conn, "ROLLBACK", &e) != 0 && !strstr(e.message, "no transaction"))
+        lh_log(LH_LOG_WARN, "view_rollback_failed", "{s:s}", "message", e.message);
+    return rc;
+}
+
+int lh_safe_view_create(duckdb_connection conn, const json_t *def, const char *base_key,
+                        lh_error *err)
+{
+    const char *name = lh_json_str(def, "name");
+    int rc = lh_duck_exec(conn, "BEGIN TRANSACTION", err);
+    if (rc != 0)
+        return rc;
+    rc = create_one(conn, def, NULL, err);
+    if (rc == 0 && base_key) {
+        rc = create_one(conn, def, base_key, err);
+    } else if (rc == 0) {
+        char *rel = lh_xasprintf(LH_KEY_PREFIX "%s", name);
+        rc = drop_one(conn, rel, err);
+        free(rel);
+    }
+    rc = end_transaction(conn, rc, err);
+    if (rc)
+        err->message[strcspn(err->message, "\n")] = '\0';
+    return rc;
+}
+
+int lh_safe_view_drop(duckdb_connection conn, const char *name, lh_error *err)
+{
+    int rc = lh_duck_exec(conn, "BEGIN TRANSACTION", err);
+    if (rc != 0)
+        return rc;
+    char *rel = lh_xasprintf(LH_KEY_PREFIX "%s", name);
+    rc = drop_one(conn, name, err);
+    if (rc == 0)
+        rc = drop_one(conn, rel, err);
+    free(rel);
+    return end_transaction(conn, rc, err);
 }
 
 int lh_safe_view_set_attributes(duckdb_connection conn, const json_t *attrs, lh_error *err)

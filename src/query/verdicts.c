@@ -34,6 +34,8 @@ typedef struct verdict {
     uint64_t hash;
     uint64_t epoch;
     uint64_t stamp; /* insertion order, to replace the oldest way */
+    char *payload;  /* what the check derived with the verdict (lineage.c's
+                       classification and rewrite for audited policies), or NULL */
 } verdict;
 
 struct lh_verdicts {
@@ -56,8 +58,10 @@ void lh_verdicts_free(lh_verdicts *v)
     if (!v)
         return;
     for (size_t s = 0; s < LH_VERDICT_SETS; s++)
-        for (size_t w = 0; w < LH_VERDICT_WAYS; w++)
+        for (size_t w = 0; w < LH_VERDICT_WAYS; w++) {
             free(v->set[s][w].key);
+            free(v->set[s][w].payload);
+        }
     pthread_mutex_destroy(&v->mu);
     free(v);
 }
@@ -107,6 +111,19 @@ static bool cacheable(const char *identity, const char *sql)
 
 bool lh_verdicts_allowed(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch)
 {
+    return lh_verdicts_lookup(v, identity, sql, epoch, NULL);
+}
+
+void lh_verdicts_remember(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch)
+{
+    lh_verdicts_store(v, identity, sql, epoch, NULL);
+}
+
+bool lh_verdicts_lookup(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch,
+                        char **payload)
+{
+    if (payload)
+        *payload = NULL;
     if (!v || !cacheable(identity, sql))
         return false;
     size_t len;
@@ -114,16 +131,21 @@ bool lh_verdicts_allowed(lh_verdicts *v, const char *identity, const char *sql, 
     verdict *ways = v->set[h % LH_VERDICT_SETS];
     bool hit = false;
     pthread_mutex_lock(&v->mu);
-    for (size_t w = 0; w < LH_VERDICT_WAYS && !hit; w++)
+    for (size_t w = 0; w < LH_VERDICT_WAYS && !hit; w++) {
         hit = ways[w].epoch == epoch && key_equal(&ways[w], h, len, identity, sql);
+        if (hit && payload && ways[w].payload)
+            *payload = lh_xstrdup(ways[w].payload);
+    }
     pthread_mutex_unlock(&v->mu);
     return hit;
 }
 
-void lh_verdicts_remember(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch)
+void lh_verdicts_store(lh_verdicts *v, const char *identity, const char *sql, uint64_t epoch,
+                       const char *payload)
 {
     if (!v || !cacheable(identity, sql))
         return;
+    char *pl = payload ? lh_xstrdup(payload) : NULL;
     size_t len;
     uint64_t h = key_hash(identity, sql, &len);
     /* Built outside the lock: identity '\0' sql (the terminating NUL is not part of len). */
@@ -151,12 +173,14 @@ void lh_verdicts_remember(lh_verdicts *v, const char *identity, const char *sql,
             if (ways[w].stamp < slot->stamp)
                 slot = &ways[w];
     }
-    char *old = slot->key;
+    char *old = slot->key, *old_pl = slot->payload;
     slot->key = key;
+    slot->payload = pl;
     slot->key_len = len;
     slot->hash = h;
     slot->epoch = epoch;
     slot->stamp = ++v->clock;
     pthread_mutex_unlock(&v->mu);
     free(old);
+    free(old_pl);
 }

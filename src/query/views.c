@@ -31,6 +31,10 @@ typedef struct view_def {
     char *tomb_column, *tomb_type;
     char **tomb_keys;
     size_t ntomb;
+    /* access auditing (lineage.c): the manifest's subject_key_column or NULL, and the
+     * columns it flags is_pii (NULL-terminated) */
+    char *subject_key;
+    char **pii;
 } view_def;
 
 struct lh_view_registry {
@@ -72,6 +76,10 @@ static void def_clear(view_def *d)
     free(d->keys);
     free(d->rows);
     free(d->problem);
+    free(d->subject_key);
+    for (size_t i = 0; d->pii && d->pii[i]; i++)
+        free(d->pii[i]);
+    free(d->pii);
     tomb_clear(d);
     memset(d, 0, sizeof(*d));
 }
@@ -96,6 +104,27 @@ static void def_from_manifest(view_def *d, const char *name, const json_t *m)
             d->keys[d->nkeys++] = lh_xstrdup(key);
         }
     }
+    const char *sk = lh_json_str(m, "subject_key_column");
+    d->subject_key = sk && *sk ? lh_xstrdup(sk) : NULL;
+    const json_t *cols = json_object_get(m, "columns");
+    d->pii = lh_xcalloc(json_array_size(cols) + 1, sizeof(char *));
+    size_t np = 0;
+    json_array_foreach(cols, i, f)
+    {
+        if (json_is_true(json_object_get(f, "is_pii")) && lh_json_str(f, "name"))
+            d->pii[np++] = lh_xstrdup(lh_json_str(f, "name"));
+    }
+}
+
+static char **strv_copy(char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **c = lh_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        c[i] = lh_xstrdup(v[i]);
+    return c;
 }
 
 lh_view_registry *lh_view_registry_new(void)
@@ -121,6 +150,8 @@ lh_view_registry *lh_view_registry_copy(const lh_view_registry *reg)
         }
         d->nkeys = s->nkeys;
         d->problem = s->problem ? lh_xstrdup(s->problem) : NULL;
+        d->subject_key = s->subject_key ? lh_xstrdup(s->subject_key) : NULL;
+        d->pii = strv_copy(s->pii);
         tomb_set(d, s->tomb_column, s->tomb_type, s->tomb_keys, s->ntomb);
     }
     return c;
@@ -229,8 +260,10 @@ bool lh_view_registry_same(const lh_view_registry *reg, const char *name, const 
     view_def want;
     def_from_manifest(&want, name, manifest);
     const view_def *have = &reg->v[pos];
+    /* the subject key changes the companion view (lineage.c) */
     bool same = strcmp(have->name, want.name) == 0 && strcmp(have->bucket, want.bucket) == 0 &&
-                have->nkeys == want.nkeys;
+                have->nkeys == want.nkeys && !have->subject_key == !want.subject_key &&
+                (!have->subject_key || strcmp(have->subject_key, want.subject_key) == 0);
     for (size_t i = 0; same && i < want.nkeys; i++)
         same = strcmp(have->keys[i], want.keys[i]) == 0;
     def_clear(&want);
@@ -257,7 +290,7 @@ static char *view_select(const view_def *d, lh_storage *st, lh_error *err)
 /* ---------------------------------------------------------------- tombstone DDL
  * A dataset with tombstones gets a table "__tombstones__<name>"(k <key type>) holding the
  * keys as data, and its view filters on the deletion bitmaps computed from it (below) or,
- * when the manifest lacks a part's row count, becomes
+ * when they cannot serve (use_bitmaps, virtual_shadowed), becomes
  *   SELECT * FROM read_parquet([...]) AS b
  *   WHERE b."<col>" IS NULL OR b."<col>" NOT IN (SELECT k FROM "__tombstones__<name>")
  * which DuckDB runs as one hash (mark) join against the key table whatever the number of
@@ -324,32 +357,93 @@ static int tomb_create(duckdb_connection conn, const view_def *d, lh_error *err)
  * turned, when it or the parts change, into one bitmap per part of the rows it hides:
  *   "__deletes__<name>"(p INTEGER, bm BIT): row r of part p is hidden iff bit r of bm is 1
  * (bitstring_agg of the file_row_numbers of the rows whose key is in the key table; NULL
- * when the part holds none; a NULL key is never IN the set, so its row stays visible), and
- * the view becomes a UNION ALL of the parts, each filtered on its virtual file_row_number
- * (a part with no hidden row is read with no filter at all):
- *   SELECT * EXCLUDE (file_row_number) FROM read_parquet('<part>', file_row_number=true)
- *   AS b WHERE coalesce(get_bit((SELECT bm FROM "__deletes__<name>" WHERE p = <i>),
- *   b.file_row_number::INTEGER), 0) = 0
- * No key column decode and no hash probe: one bit test per row. The bitmap's length is
- * the part's row count in the manifest. Computing the bitmaps scans the key column of every
- * part once (inside the DDL transaction, so on a tombstone change, an append or replace of
- * a dataset with tombstones, and a rebuild of the user database): that is the cost moved
- * from every query to each change. A part whose row count the manifest does not give (or
- * above INT32_MAX) keeps the key-table filter (use_bitmaps false). */
+ * when the part holds none; a NULL key is never IN the set, so its row stays visible).
+ * The view reads the parts with a hidden row ("dirty") in ONE scan and the others in a
+ * second one with no filter at all:
+ *   SELECT * FROM read_parquet([<dirty parts>]) AS b
+ *   WHERE get_bit(from_base64('<bitmaps>')::BIT, (b.file_row_number + <offset>)::INTEGER) = 0
+ *   UNION ALL SELECT * FROM read_parquet([<clean parts>])
+ * (file_row_number and file_index are DuckDB's virtual columns of the scan, outside `*`; a
+ * dataset with a column of either name would shadow them, so it keeps the key-table
+ * filter: virtual_shadowed).
+ * where <bitmaps> is the dirty parts' bitmaps end to end and <offset>, the bit where the
+ * file's own bitmap starts, is 0 for one dirty part, else CASE b.file_index WHEN 0 THEN o0
+ * WHEN 1 THEN o1 ... END (NULL for any other file: get_bit(bm, NULL) = 0 is never true, so
+ * such a row would be hidden, not shown), or [o0, o1, ...][b.file_index::BIGINT + 1] above
+ * BITMAP_CASE_MAX dirty parts. Each bitmap is padded to a multiple of 24 bits, so it is a whole
+ * number of base64 groups (the texts concatenate) and of bytes (a BIT cast from a BLOB has no
+ * padding: bit r is byte r/8, most significant bit first, as bitstring_agg wrote it).
+ *
+ * Why a constant in the view and not the table: DuckDB binds from_base64('...')::BIT once
+ * per query to a constant (~0.5 ms for 1M rows), and the filter is then one bit test per
+ * row; reading the bitmap from "__deletes__" with a scalar subquery made DuckDB join the
+ * one-row subquery to the scan, a block-wise nested-loop join that cost more than the test
+ * itself, and one scan per part cost a second parquet bind and scan pipeline per part
+ * (bench/erasure_bench and ARCHITECTURE.md, "What erasure costs", have the figures of each
+ * form). A variable (SET VARIABLE + getvariable) is per connection, and every query runs on
+ * its own. The view text holds row positions, never a key; its size is rows/6 bytes of
+ * base64 for the dirty parts (167 KB at 1M rows). A bit index out of the bitmap (a part
+ * longer than its manifest says) is an error, never a visible row.
+ *
+ * Computing the bitmaps scans the key column of every part once (inside the DDL
+ * transaction, so on a tombstone change, an append or replace of a dataset with tombstones,
+ * and a rebuild of the user database): that is the cost moved from every query to each
+ * change. A dataset with a part whose row count the manifest does not give, or with more
+ * than INT32_MAX bitmap bits in all (get_bit takes an INTEGER), or with a column named
+ * file_row_number or file_index, keeps the key-table filter (use_bitmaps false,
+ * virtual_shadowed true). */
+
+/* Up to this many dirty parts, a file's offset is a CASE on file_index (measured cheaper
+ * than a list lookup per row, but linear in its branches); beyond, the list. */
+#define BITMAP_CASE_MAX 8
+
+/* Bits of a part's bitmap: its rows, padded to a multiple of 24 (3 bytes, 4 base64 chars). */
+static int64_t bitmap_bits(int64_t rows)
+{
+    return (rows + 23) / 24 * 24;
+}
 
 static bool use_bitmaps(const view_def *d)
 {
-    for (size_t i = 0; i < d->nkeys; i++)
+    int64_t bits = 0;
+    for (size_t i = 0; i < d->nkeys; i++) {
         if (d->rows[i] < 0 || d->rows[i] > INT32_MAX)
             return false;
-    return true;
+        bits += bitmap_bits(d->rows[i]);
+    }
+    return bits <= INT32_MAX;
 }
 
-/* Which parts of d have a hidden row, read back from "__deletes__<name>" (dident): has[i]. */
-static int bitmaps_used(duckdb_connection conn, const char *dident, bool *has, size_t n,
+/* Whether the dataset (select: its plain SELECT) has a column named like one of the scan's
+ * virtual columns the bitmaps use: b.file_row_number would then read the data, not the row
+ * position. Errors are the caller's (a part that cannot be read fails the view anyway). */
+static int virtual_shadowed(duckdb_connection conn, const char *select, bool *shadowed,
+                            lh_error *err)
+{
+    char *sql = lh_xasprintf("SELECT count(*) FROM (DESCRIBE %s) WHERE lower(column_name) IN "
+                             "('file_row_number', 'file_index')",
+                             select);
+    duckdb_result res;
+    int rc = 0;
+    if (duckdb_query(conn, sql, &res) != DuckDBSuccess) {
+        const char *msg = duckdb_result_error(&res);
+        rc = lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "query failed");
+    } else {
+        *shadowed = duckdb_value_int64(&res, 0, 0) > 0;
+    }
+    duckdb_destroy_result(&res);
+    free(sql);
+    return rc;
+}
+
+/* The base64 text of each part's bitmap from "__deletes__<name>" (dident): b64[i] for a
+ * part with a hidden row, NULL for the others (caller frees each). */
+static int bitmaps_read(duckdb_connection conn, const char *dident, char **b64, size_t n,
                         lh_error *err)
 {
-    char *sql = lh_xasprintf("SELECT p FROM %s WHERE bm IS NOT NULL AND bit_count(bm) > 0", dident);
+    char *sql = lh_xasprintf("SELECT p, to_base64(bm::BLOB) FROM %s WHERE bm IS NOT NULL AND "
+                             "bit_count(bm) > 0",
+                             dident);
     duckdb_result res;
     int rc = 0;
     if (duckdb_query(conn, sql, &res) != DuckDBSuccess) {
@@ -358,8 +452,10 @@ static int bitmaps_used(duckdb_connection conn, const char *dident, bool *has, s
     } else {
         for (idx_t r = 0; r < duckdb_row_count(&res); r++) {
             int32_t p = duckdb_value_int32(&res, 0, r);
-            if (p >= 0 && (size_t)p < n)
-                has[p] = true;
+            char *text = duckdb_value_varchar(&res, 1, r);
+            if (p >= 0 && (size_t)p < n && text && !b64[p])
+                b64[p] = lh_xstrdup(text);
+            duckdb_free(text);
         }
     }
     duckdb_destroy_result(&res);
@@ -367,9 +463,61 @@ static int bitmaps_used(duckdb_connection conn, const char *dident, bool *has, s
     return rc;
 }
 
-/* Creates "__deletes__<name>" from the key table (which must exist) and returns the view's
- * SELECT (the UNION ALL above) in *select_out; err on failure. A part none of whose rows
- * is hidden is read with no filter at all (the view is rebuilt with the bitmaps). */
+/* The view's SELECT from the parts' path literals and their bitmaps (b64[i] NULL: no
+ * hidden row), as above. Caller frees. */
+static char *bitmaps_select(const view_def *d, char *const *lits, char *const *b64)
+{
+    lh_buf view, bits, offs;
+    lh_buf_init(&view);
+    lh_buf_init(&bits);
+    lh_buf_init(&offs);
+    size_t ndirty = 0, nclean = 0, count_dirty = 0;
+    int64_t at = 0;
+    for (size_t i = 0; i < d->nkeys; i++)
+        count_dirty += b64[i] != NULL;
+    lh_buf_puts(&view, "SELECT * FROM read_parquet([");
+    for (size_t i = 0; i < d->nkeys; i++) {
+        if (!b64[i]) {
+            nclean++;
+            continue;
+        }
+        lh_buf_printf(&view, "%s%s", ndirty ? ", " : "", lits[i]);
+        lh_buf_puts(&bits, b64[i]);
+        if (count_dirty <= BITMAP_CASE_MAX)
+            lh_buf_printf(&offs, "%sWHEN %zu THEN %lld", ndirty ? " " : "", ndirty, (long long)at);
+        else
+            lh_buf_printf(&offs, "%s%lld", ndirty ? ", " : "", (long long)at);
+        at += bitmap_bits(d->rows[i]);
+        ndirty++;
+    }
+    lh_buf_printf(&view,
+                  "]) AS b WHERE get_bit(from_base64('%s')::BIT, "
+                  "(b.file_row_number + ",
+                  bits.data);
+    if (ndirty == 1)
+        lh_buf_puts(&view, "0");
+    else if (ndirty <= BITMAP_CASE_MAX)
+        lh_buf_printf(&view, "CASE b.file_index %s END", offs.data);
+    else
+        lh_buf_printf(&view, "[%s][b.file_index::BIGINT + 1]", offs.data);
+    lh_buf_puts(&view, ")::INTEGER) = 0");
+    if (nclean) {
+        lh_buf_puts(&view, " UNION ALL SELECT * FROM read_parquet([");
+        size_t k = 0;
+        for (size_t i = 0; i < d->nkeys; i++)
+            if (!b64[i])
+                lh_buf_printf(&view, "%s%s", k++ ? ", " : "", lits[i]);
+        lh_buf_puts(&view, "])");
+    }
+    lh_buf_free(&bits);
+    lh_buf_free(&offs);
+    return view.data;
+}
+
+/* Creates "__deletes__<name>" from the key table (which must exist) and, when a part has a
+ * hidden row, returns the view's SELECT (above) in *select_out (caller frees); when no row
+ * is hidden *select_out stays NULL and the view is the plain read_parquet of every part.
+ * err on failure. */
 static int bitmaps_create(duckdb_connection conn, const view_def *d, lh_storage *st,
                           char **select_out, lh_error *err)
 {
@@ -379,10 +527,10 @@ static int bitmaps_create(duckdb_connection conn, const view_def *d, lh_storage 
     char *tident = lh_sql_ident(tomb), *dident = lh_sql_ident(dels);
     char *col = lh_sql_ident(d->tomb_column);
     char **lits = lh_xcalloc(d->nkeys + 1, sizeof(char *));
-    bool *has = lh_xcalloc(d->nkeys + 1, sizeof(bool));
-    lh_buf ddl, view;
+    char **b64 = lh_xcalloc(d->nkeys + 1, sizeof(char *));
+    bool any = false;
+    lh_buf ddl;
     lh_buf_init(&ddl);
-    lh_buf_init(&view);
     lh_buf_printf(&ddl, "CREATE OR REPLACE TABLE %s AS ", dident);
     for (size_t i = 0; i < d->nkeys; i++) {
         char *path = lh_storage_path(st, d->bucket, d->keys[i], err);
@@ -398,34 +546,24 @@ static int bitmaps_create(duckdb_connection conn, const view_def *d, lh_storage 
                           "%sSELECT %zu::INTEGER AS p, bitstring_agg(file_row_number, 0, %lld) "
                           "AS bm FROM read_parquet(%s, file_row_number=true) WHERE %s IN "
                           "(SELECT k FROM %s)",
-                          sep, i, (long long)(d->rows[i] - 1), lits[i], col, tident);
+                          sep, i, (long long)(bitmap_bits(d->rows[i]) - 1), lits[i], col, tident);
         else
             lh_buf_printf(&ddl, "%sSELECT %zu::INTEGER AS p, NULL::BIT AS bm", sep, i);
     }
     rc = lh_duck_exec(conn, ddl.data, err);
     if (rc == 0)
-        rc = bitmaps_used(conn, dident, has, d->nkeys, err);
-    for (size_t i = 0; rc == 0 && i < d->nkeys; i++) {
-        const char *sep = i ? " UNION ALL " : "";
-        if (!has[i])
-            lh_buf_printf(&view, "%sSELECT * FROM read_parquet(%s)", sep, lits[i]);
-        else
-            lh_buf_printf(&view,
-                          "%sSELECT * EXCLUDE (file_row_number) FROM read_parquet(%s, "
-                          "file_row_number=true) AS b WHERE coalesce(get_bit((SELECT bm FROM %s "
-                          "WHERE p = %zu), b.file_row_number::INTEGER), 0) = 0",
-                          sep, lits[i], dident, i);
-    }
+        rc = bitmaps_read(conn, dident, b64, d->nkeys, err);
+    for (size_t i = 0; rc == 0 && i < d->nkeys; i++)
+        any = any || b64[i];
+    if (rc == 0 && any)
+        *select_out = bitmaps_select(d, lits, b64);
 out:
-    if (rc == 0) {
-        *select_out = view.data;
-        view.data = NULL;
-    }
-    for (size_t i = 0; i < d->nkeys; i++)
+    for (size_t i = 0; i < d->nkeys; i++) {
         free(lits[i]);
+        free(b64[i]);
+    }
     free(lits);
-    free(has);
-    lh_buf_free(&view);
+    free(b64);
     lh_buf_free(&ddl);
     free(col);
     free(tident);
@@ -435,10 +573,50 @@ out:
     return rc;
 }
 
-/* DROP VIEW IF EXISTS of both views of name, then of its tombstone table. */
+/* ---------------------------------------------------------------- subject companions
+ * A dataset with a subject_key_column K also gets "__lhkey__<name>": its view plus one
+ * column __lh_key = [CAST(K AS VARCHAR)], the raw key of each row as a one-element list
+ * (lineage.c concatenates the lists of joined relations). It reads the dataset's own view,
+ * so tombstones apply exactly as they do there. Created, replaced and dropped with the
+ * dataset's views in the same transaction; its name starts with "__", which no dataset
+ * name may, so the firewall refuses it to every caller. */
+
+static int companion_drop(duckdb_connection conn, const char *name, lh_error *err)
+{
+    char *rel = lh_xasprintf(LH_KEY_PREFIX "%s", name);
+    char *ident = lh_sql_ident(rel);
+    char *sql = lh_xasprintf("DROP VIEW IF EXISTS %s", ident);
+    int rc = lh_duck_exec(conn, sql, err);
+    free(sql);
+    free(ident);
+    free(rel);
+    return rc;
+}
+
+static int companion_create(duckdb_connection conn, const view_def *d, lh_error *err)
+{
+    if (!d->subject_key)
+        return companion_drop(conn, d->name, err);
+    char *rel = lh_xasprintf(LH_KEY_PREFIX "%s", d->name);
+    char *ident = lh_sql_ident(rel), *base = lh_sql_ident(d->name);
+    char *key = lh_sql_ident(d->subject_key);
+    char *sql = lh_xasprintf(
+        "CREATE OR REPLACE VIEW %s AS SELECT *, [CAST(%s AS VARCHAR)] AS " LH_KEY_COLUMN " FROM %s",
+        ident, key, base);
+    int rc = lh_duck_exec(conn, sql, err);
+    free(sql);
+    free(key);
+    free(base);
+    free(ident);
+    free(rel);
+    return rc;
+}
+
+/* DROP VIEW IF EXISTS of both views of name (and its companion), then of its tombstone
+ * table. */
 static int view_drop_pair(duckdb_connection conn, const char *name, lh_error *err)
 {
-    int rc = 0;
+    int rc = companion_drop(conn, name, err);
     char *raw = lh_xasprintf(LH_RAW_PREFIX "%s", name);
     const char *rels[] = {name, raw};
     for (size_t i = 0; i < 2 && rc == 0; i++) {
@@ -480,15 +658,21 @@ static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storag
     }
     if (d->ntomb)
         rc = tomb_create(conn, d, err);
-    char *filtered = NULL; /* the bitmap-filtered SELECT, when the parts allow it */
-    if (rc == 0 && d->ntomb && use_bitmaps(d))
+    /* the bitmap-filtered SELECT, when the parts allow it (NULL: no row hidden) */
+    char *filtered = NULL;
+    bool bitmapped = rc == 0 && d->ntomb && use_bitmaps(d), shadowed = false;
+    if (bitmapped) {
+        rc = virtual_shadowed(conn, select, &shadowed, err);
+        bitmapped = rc == 0 && !shadowed;
+    }
+    if (bitmapped)
         rc = bitmaps_create(conn, d, st, &filtered, err);
     for (size_t i = 0; i < 2 && rc == 0; i++) {
         char *ident = lh_sql_ident(rels[i]);
         char *sql;
         if (i == 0 && filtered) {
             sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s", ident, filtered);
-        } else if (i == 0 && d->ntomb) {
+        } else if (i == 0 && d->ntomb && !bitmapped) {
             char *table = lh_xasprintf(LH_TOMB_PREFIX "%s", d->name);
             char *tident = lh_sql_ident(table), *col = lh_sql_ident(d->tomb_column);
             sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s AS b WHERE b.%s IS NULL OR b.%s "
@@ -507,6 +691,8 @@ static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storag
     free(filtered);
     if (rc == 0 && !d->ntomb)
         rc = tomb_drop(conn, d->name, err);
+    if (rc == 0)
+        rc = companion_create(conn, d, err);
 out:
     free(select);
     free(raw);
@@ -563,6 +749,44 @@ int lh_view_registry_apply_one(const lh_view_registry *reg, const char *name,
         first_line(err);
     }
     return rc;
+}
+
+bool lh_view_registry_set_pii(lh_view_registry *reg, const char *name, const json_t *manifest)
+{
+    bool found;
+    size_t pos = find(reg, name, &found);
+    if (!found)
+        return false;
+    view_def tmp;
+    def_from_manifest(&tmp, name, manifest);
+    view_def *d = &reg->v[pos];
+    bool changed = false;
+    size_t i = 0;
+    for (; !changed && d->pii[i] && tmp.pii[i]; i++)
+        changed = strcmp(d->pii[i], tmp.pii[i]) != 0;
+    changed = changed || !d->pii[i] != !tmp.pii[i];
+    char **old = d->pii;
+    d->pii = tmp.pii;
+    tmp.pii = old;
+    def_clear(&tmp);
+    return changed;
+}
+
+const char *lh_view_registry_subject(const lh_view_registry *reg, const char *name,
+                                     char *const **pii)
+{
+    bool found;
+    size_t pos = find(reg, name, &found);
+    if (!found || reg->v[pos].problem)
+        return NULL;
+    if (pii)
+        *pii = reg->v[pos].pii;
+    return reg->v[pos].subject_key;
+}
+
+const char *lh_view_registry_name(const lh_view_registry *reg, size_t i)
+{
+    return i < reg->n ? reg->v[i].name : NULL;
 }
 
 void lh_view_registry_set_problem(lh_view_registry *reg, const char *name, const char *why)

@@ -10,11 +10,15 @@
  * For a dataset `people` whose manifest lists files [a, b] in bucket B, apply creates
  *   CREATE OR REPLACE VIEW "people"        AS SELECT * FROM read_parquet(['<B>/a', '<B>/b'])
  *   CREATE OR REPLACE VIEW "__raw__people" AS (the same)
+ * plus, when the manifest names a subject_key_column K, the companion
+ *   CREATE OR REPLACE VIEW "__lhkey__people" AS SELECT *, [CAST(K AS VARCHAR)] AS __lh_key
+ *   FROM "people"
  * and, when the dataset has tombstones on column c (views.c, "tombstone DDL"), a table
  * "__tombstones__people"(k) of the keys, a table "__deletes__people"(p, bm) of one bitmap
- * per part of the rows holding a key, and "people" becomes a UNION ALL of its parts, each
- * filtered on its file_row_number's bit (views.c, "deletion bitmaps"); a part without a
- * row count in the manifest falls back to an anti-join:
+ * per part of the rows holding a key, and "people" reads the parts with a hidden row in one
+ * scan filtered on each row's bit in a constant made of their bitmaps, the other parts in
+ * a second, unfiltered scan (views.c, "deletion bitmaps"); a part without a row count in
+ * the manifest falls back to an anti-join:
  *   ... AS b WHERE b."c" IS NULL OR b."c" NOT IN (SELECT k FROM "__tombstones__people")
  */
 #ifndef LH_QUERY_VIEWS_H
@@ -22,6 +26,13 @@
 
 #include "duck.h"
 #include "storage/storage.h"
+
+/* Access auditing (lineage.c): a subject relation <name> (a dataset with a
+ * subject_key_column K, or an AI-safe view over one) has a hidden companion view
+ * "__lhkey__<name>" = the relation plus one last column "__lh_key" VARCHAR[] holding
+ * [CAST(K AS VARCHAR)], K read from the base row (even when the view redacts or omits it). */
+#define LH_KEY_PREFIX "__lhkey__"
+#define LH_KEY_COLUMN "__lh_key"
 
 typedef struct lh_view_registry lh_view_registry;
 
@@ -58,6 +69,16 @@ size_t lh_view_registry_apply(lh_view_registry *reg, duckdb_connection conn, lh_
  * meanwhile; the caller serialises view DDL. */
 int lh_view_registry_apply_one(const lh_view_registry *reg, const char *name,
                                duckdb_connection conn, lh_storage *st, lh_error *err);
+/* Updates name's PII column list from manifest (a metadata edit: no DDL); true when it
+ * changed. No-op (false) when name is absent. */
+bool lh_view_registry_set_pii(lh_view_registry *reg, const char *name, const json_t *manifest);
+/* name's subject_key_column, or NULL (none, not registered, or not served now); *pii (if
+ * pii is not NULL) gets its is_pii columns, NULL-terminated. Borrowed: valid until the
+ * registry changes. */
+const char *lh_view_registry_subject(const lh_view_registry *reg, const char *name,
+                                     char *const **pii);
+/* The i-th dataset name (sorted), or NULL past the end. Borrowed. */
+const char *lh_view_registry_name(const lh_view_registry *reg, size_t i);
 /* Records why name's view is not served (why NULL: clears it). No-op when name is absent. */
 void lh_view_registry_set_problem(lh_view_registry *reg, const char *name, const char *why);
 /* Why the view of name could not be created at the last apply, or NULL (also for a name

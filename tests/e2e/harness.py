@@ -26,6 +26,7 @@ import urllib.parse
 BIN = None
 MKPARQUET = None
 ADMIN_KEY = "e2e-admin-key-" + "k" * 40
+DEFAULT_PURPOSE = "e2e-test"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                      "SUMMARY: UndefinedBehaviorSanitizer")
 
@@ -104,10 +105,15 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def request(self, method, path, body=None, headers=None, key=ADMIN_KEY, timeout=120):
+        """headers: added to the request; a header given as None is not sent. Every
+        request declares a purpose (X-Lakehouse-Purpose, which agents' queries must carry,
+        docs/AUDIT.md "Access auditing") unless the test overrides or removes it."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         h = {"Authorization": f"Bearer {key}"} if key else {}
+        h["X-Lakehouse-Purpose"] = DEFAULT_PURPOSE
         if headers:
             h.update(headers)
+        h = {k: v for k, v in h.items() if v is not None}
         if isinstance(body, (dict, list)):
             body = json.dumps(body).encode()
             h.setdefault("Content-Type", "application/json")

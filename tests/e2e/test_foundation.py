@@ -348,10 +348,17 @@ class IngestAndQuery(Base):
         self.assertIn("sql_error", r.stderr)
         r = cli("keys", "create", "cli_bot", "--role", "agent", "--datasets", "cli_people")
         key = next(l.split(": ", 1)[1] for l in r.stdout.splitlines() if l.startswith("key: "))
-        r = subprocess.run([h.BIN, "sql", "SELECT count(*) FROM cli_people", "--json", "--key", key],
+        # agents declare a purpose (docs/AUDIT.md "Access auditing"): 400 without
+        r = subprocess.run([h.BIN, "sql", "SELECT count(*) FROM cli_people", "--key", key],
+                           env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("purpose_required", r.stderr)
+        r = subprocess.run([h.BIN, "sql", "SELECT count(*) FROM cli_people", "--json", "--key", key,
+                            "--purpose", "cli test", "--trace-id", "t-1"],
                            env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(json.loads(r.stdout)["rows"], [[25]])
-        r = subprocess.run([h.BIN, "sql", "SELECT count(*) FROM people", "--key", key],
+        r = subprocess.run([h.BIN, "sql", "SELECT count(*) FROM people", "--key", key,
+                            "--purpose", "cli test"],
                            env=env, capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 1)
         self.assertIn("sql_forbidden", r.stderr)

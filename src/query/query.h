@@ -164,6 +164,8 @@ int lh_query_run_inline(lh_query *q, const char *sql, const lh_query_opts *opts,
  * budget (process-wide). */
 uint64_t lh_query__inline_starts(void);
 uint64_t lh_query__inline_handoffs(void);
+/* Queries whose statement came from their pooled connection's cache (result.c). */
+uint64_t lh_query__stmt_cache_hits(void);
 /* Writes up to cap bytes of rendered output into buf. Returns the byte count, 0 at the
  * end, or -1 on a mid-stream CSV failure (see above). Never blocks on the client. One
  * thread at a time per query; the watchdog's expiry is synchronised internally. */

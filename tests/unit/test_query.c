@@ -738,11 +738,22 @@ static void test_inline_start(void **state)
     lh_query_free(q);
     assert_int_equal(lh_query__inline_starts(), starts0);
 
-    /* cached (the run above was allowed): starts inline, the whole result rendered */
-    q = lh_query_open(f->eng, &o, &err);
-    assert_non_null(q);
-    assert_int_equal(lh_query_run_inline(q, small_sql, &o, &err), 0);
+    /* cached (the run above was allowed): starts inline, the whole result rendered. On a
+     * loaded machine DuckDB may miss the 5 ms budget: such an attempt is handed on (and
+     * finished, as the pool would), and the start is tried again. */
+    int rc = LH_QUERY_PENDING;
+    for (int attempt = 0; attempt < 50 && rc == LH_QUERY_PENDING; attempt++) {
+        q = lh_query_open(f->eng, &o, &err);
+        assert_non_null(q);
+        rc = lh_query_run_inline(q, small_sql, &o, &err);
+        if (rc == LH_QUERY_PENDING) {
+            assert_int_equal(lh_query_run(q, small_sql, &o, &err), 0);
+            lh_query_free(q);
+        }
+    }
+    assert_int_equal(rc, 0);
     assert_int_equal(lh_query__inline_starts(), starts0 + 1);
+    handoffs0 = lh_query__inline_handoffs();
     ssize_t n = lh_query_read_buffered(q, buf, sizeof(buf) - 1);
     assert_true(n > 0);
     buf[n] = '\0';

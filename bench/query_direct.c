@@ -4,13 +4,20 @@
  * no JSON rendering.
  *
  *   query_direct DATA_DIR DATASET CLIENTS SECONDS SQL
- *       prints "queries=N seconds=S qps=Q p50_ms=A p99_ms=B"
+ *       prints "queries=N seconds=S qps=Q p50_ms=A p99_ms=B cpu_ms_per_query=C"
  *
  * The dataset is a view over DATA_DIR/datasets/DATASET/ (all its Parquet files), as the
  * server's engine defines it; CLIENTS threads, each with its own connection to one shared
  * in-memory database (as the server's HTTP threads share its engine), run SQL back to back
  * for SECONDS and fetch every value of every row. DuckDB's threads are its default (all
- * cores), as in the server's default configuration.
+ * cores), as in the server's default configuration, or LH_DIRECT_THREADS when set (the
+ * server's LH_DUCKDB_THREADS, for a like-for-like peer). cpu_ms_per_query is the process's
+ * CPU time (user + system, getrusage) over the queries: on a machine shared with other work
+ * it moves less than the wall-clock figures, which depend on how many runnable threads each
+ * side has.
+ *
+ * LH_DIRECT_QUERIES=N makes each client run exactly N queries instead (SECONDS ignored):
+ * under valgrind two values of N give instructions per query.
  *
  * LH_DIRECT_STREAMING=1 runs each query as the server does (prepare, pending streaming
  * execution, fetch chunk by chunk) instead of duckdb_query's materialized result, so a
@@ -22,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define MAX_CLIENTS 64
@@ -32,6 +40,7 @@ typedef struct client {
     int streaming;
     const char *sql;
     double deadline;
+    size_t limit;    /* LH_DIRECT_QUERIES: exactly this many queries, whatever the time */
     double *samples; /* milliseconds, one per query */
     size_t n;
     int failed;
@@ -79,7 +88,7 @@ out:
 static void *run_client(void *arg)
 {
     client *c = arg;
-    while (c->n < MAX_SAMPLES && now_s() < c->deadline) {
+    while (c->limit ? c->n < c->limit : c->n < MAX_SAMPLES && now_s() < c->deadline) {
         double t0 = now_s();
         if (c->streaming) {
             if (run_streaming(c) != 0) {
@@ -106,6 +115,15 @@ static void *run_client(void *arg)
         c->samples[c->n++] = (now_s() - t0) * 1000.0;
     }
     return NULL;
+}
+
+/* User + system CPU time of the whole process, in milliseconds. */
+static double process_cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
 static int by_value(const void *a, const void *b)
@@ -165,8 +183,23 @@ int main(int argc, char **argv)
         goto out;
     snprintf(view, vlen, "CREATE VIEW \"%s\" AS SELECT * FROM read_parquet(%s)", argv[2], lit);
 
-    if (duckdb_open(NULL, &db) != DuckDBSuccess || duckdb_connect(db, &setup) != DuckDBSuccess) {
-        fprintf(stderr, "query_direct: cannot open an in-memory DuckDB\n");
+    duckdb_config cfg = NULL;
+    char *open_err = NULL;
+    const char *duck_threads = getenv("LH_DIRECT_THREADS");
+    if (duckdb_create_config(&cfg) == DuckDBError ||
+        (duck_threads && *duck_threads && atoi(duck_threads) > 0 &&
+         duckdb_set_config(cfg, "threads", duck_threads) == DuckDBError)) {
+        fprintf(stderr, "query_direct: cannot configure DuckDB (LH_DIRECT_THREADS=%s)\n",
+                duck_threads ? duck_threads : "");
+        duckdb_destroy_config(&cfg);
+        goto out;
+    }
+    duckdb_state opened = duckdb_open_ext(NULL, &db, cfg, &open_err);
+    duckdb_destroy_config(&cfg);
+    if (opened != DuckDBSuccess || duckdb_connect(db, &setup) != DuckDBSuccess) {
+        fprintf(stderr, "query_direct: cannot open an in-memory DuckDB: %s\n",
+                open_err ? open_err : "unknown error");
+        duckdb_free(open_err);
         goto out;
     }
     duckdb_result res;
@@ -184,11 +217,13 @@ int main(int argc, char **argv)
         c->streaming =
             getenv("LH_DIRECT_STREAMING") && strcmp(getenv("LH_DIRECT_STREAMING"), "1") == 0;
         c->deadline = deadline;
+        const char *limit = getenv("LH_DIRECT_QUERIES");
+        c->limit = limit && atoi(limit) > 0 && atoi(limit) <= MAX_SAMPLES ? (size_t)atoi(limit) : 0;
         c->samples = malloc(MAX_SAMPLES * sizeof(double));
         if (!c->samples || duckdb_connect(db, &c->con) != DuckDBSuccess)
             goto out;
     }
-    double t0 = now_s();
+    double t0 = now_s(), cpu0 = process_cpu_ms();
     for (; started < n_clients; started++)
         if (pthread_create(&threads[started], NULL, run_client, &clients[started]) != 0)
             goto out;
@@ -198,7 +233,7 @@ int main(int argc, char **argv)
         total += clients[i].n;
     }
     started = 0;
-    double elapsed = now_s() - t0;
+    double elapsed = now_s() - t0, cpu = process_cpu_ms() - cpu0;
     for (int i = 0; i < n_clients; i++)
         if (clients[i].failed)
             goto out;
@@ -215,8 +250,9 @@ int main(int argc, char **argv)
         k += clients[i].n;
     }
     qsort(all, total, sizeof(double), by_value);
-    printf("queries=%zu seconds=%.3f qps=%.1f p50_ms=%.3f p99_ms=%.3f\n", total, elapsed,
-           (double)total / elapsed, all[total / 2], all[(size_t)((double)(total - 1) * 0.99)]);
+    printf("queries=%zu seconds=%.3f qps=%.1f p50_ms=%.3f p99_ms=%.3f cpu_ms_per_query=%.3f\n",
+           total, elapsed, (double)total / elapsed, all[total / 2],
+           all[(size_t)((double)(total - 1) * 0.99)], cpu / (double)total);
     rc = 0;
 out:
     for (int i = 0; i < started; i++)

@@ -18,7 +18,6 @@
  */
 #include "compliance.h"
 
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,13 +132,6 @@ int lh_access_sink(void *ctx, const char *const *keys, size_t n_keys, const char
     return rc;
 }
 
-void lh_access_fingerprint(const char *text, char out[65])
-{
-    unsigned char h[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(h, (const unsigned char *)text, strlen(text));
-    sodium_bin2hex(out, 65, h, sizeof(h));
-}
-
 /* The details every journal event of this file carries. Caller decrefs. */
 static json_t *event_details(const lh_access_audit *a, const char *kind, const char *fingerprint)
 {
@@ -191,7 +183,7 @@ int lh_access_record_denied(lh_access_audit *a, const char *sql, const lh_error 
     if (!a->is_agent || denial->code != LH_EFORBIDDEN)
         return 0;
     char fp[65];
-    lh_access_fingerprint(sql, fp);
+    lh_sql_fingerprint(sql, fp);
     json_t *details = event_details(a, "denied", fp);
     json_object_set_new(details, "error", json_string(lh_error_kind(denial)));
     json_object_set_new(details, "message", json_string(denial->message));

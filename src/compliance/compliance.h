@@ -386,9 +386,6 @@ int lh_access_record(lh_access_audit *a, const lh_subject_access *acc, lh_error 
 int lh_access_record_denied(lh_access_audit *a, const char *sql, const lh_error *denial,
                             lh_error *err);
 
-/* Lowercase hex SHA-256 of text (65 bytes with the NUL): a query's fingerprint. */
-void lh_access_fingerprint(const char *text, char out[65]);
-
 /* ================================================================ subjects (subjects.c)
  *
  * One manifest per person, `subject_manifest.v1`, stored atomically in the primary bucket

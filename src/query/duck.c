@@ -53,14 +53,18 @@ int lh_duck_put_read_parquet(lh_buf *b, lh_storage *st, const char *bucket, cons
 
 /* ---------------------------------------------------------------- statements */
 
+int lh_duck_query(duckdb_connection conn, const char *sql, duckdb_result *res, lh_error *err)
+{
+    if (duckdb_query(conn, sql, res) != DuckDBError)
+        return 0;
+    const char *msg = duckdb_result_error(res);
+    return lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "unknown DuckDB error");
+}
+
 int lh_duck_exec(duckdb_connection conn, const char *sql, lh_error *err)
 {
     duckdb_result r;
-    int rc = 0;
-    if (duckdb_query(conn, sql, &r) == DuckDBError) {
-        const char *msg = duckdb_result_error(&r);
-        rc = lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "unknown DuckDB error");
-    }
+    int rc = lh_duck_query(conn, sql, &r, err);
     duckdb_destroy_result(&r);
     return rc;
 }

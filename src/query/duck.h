@@ -16,6 +16,9 @@
 
 /* Runs a statement on a connection; DuckDB errors become LH_EINVAL kind "sql_error". */
 int lh_duck_exec(duckdb_connection conn, const char *sql, lh_error *err);
+/* lh_duck_exec keeping the result: *res is the statement's result on success; the caller
+ * destroys it (duckdb_destroy_result) whatever the return. */
+int lh_duck_query(duckdb_connection conn, const char *sql, duckdb_result *res, lh_error *err);
 
 /* Appends "read_parquet(['<path>', ...])" over the objects keys[0..n) of bucket, each path
  * an SQL literal: the one place a dataset's parts become a relation (dataset views,

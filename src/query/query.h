@@ -97,6 +97,10 @@ typedef struct lh_subject_access {
     char reason[256];     /* UNATTRIBUTED: why, as a sentence; else "" */
 } lh_subject_access;
 
+/* A query's fingerprint: the lowercase hex SHA-256 of its SQL text (65 bytes with the NUL),
+ * as lh_subject_access.fingerprint and the journal's records of reads carry it. */
+void lh_sql_fingerprint(const char *sql, char out[65]);
+
 /* Called by a ROWS query with the subjects of the rows it is about to make readable,
  * before any byte of them can be read: keys are distinct raw subject keys (text) not yet
  * reported for this query; fields are the visible column names (the fields accessed).
@@ -160,6 +164,8 @@ int lh_query_run_inline(lh_query *q, const char *sql, const lh_query_opts *opts,
  * budget (process-wide). */
 uint64_t lh_query__inline_starts(void);
 uint64_t lh_query__inline_handoffs(void);
+/* Queries whose statement came from their pooled connection's cache (result.c). */
+uint64_t lh_query__stmt_cache_hits(void);
 /* Writes up to cap bytes of rendered output into buf. Returns the byte count, 0 at the
  * end, or -1 on a mid-stream CSV failure (see above). Never blocks on the client. One
  * thread at a time per query; the watchdog's expiry is synchronised internally. */

@@ -151,6 +151,10 @@ typedef struct lh_gen {
      * always under eng->regen_mu (nothing else uses it) */
     duckdb_connection ddl;
     int refs; /* guarded by eng->gen_mu */
+    /* Connections of finished user queries, kept for the next ones (lh_gen_connect):
+     * guarded by eng->gen_mu, at most eng->max_queries, disconnected with the generation. */
+    struct lh_idle_conn *idle;
+    int nidle;
     uint64_t seq;
     char *tmp_dir; /* owned: this generation's spill folder, removed with it */
 } lh_gen;
@@ -291,6 +295,32 @@ json_t *lh_engine_subjects(lh_engine *eng);
  * closing). */
 lh_gen *lh_gen_acquire(lh_engine *eng, lh_error *err);
 void lh_gen_release(lh_engine *eng, lh_gen *g);
+/* The last statement a pooled connection ran, kept with it: a SELECT prepared from sql on
+ * that connection (one statement, no parameters), while the views were at view_events.
+ * All fields owned; empty (NULLs) when there is none. */
+typedef struct lh_stmt_cache {
+    char *sql;
+    duckdb_prepared_statement stmt;
+    uint64_t view_events;
+} lh_stmt_cache;
+void lh_stmt_cache_clear(lh_stmt_cache *c);
+typedef struct lh_idle_conn {
+    duckdb_connection conn;
+    lh_stmt_cache cache;
+} lh_idle_conn;
+/* A connection to g's database for one user query: an idle one a finished query gave back
+ * (lh_gen_disconnect with reusable), with its cached statement in *cache, or a new one
+ * (*cache empty). The caller holds a reference on g and owns *conn and *cache until it
+ * hands them to lh_gen_disconnect. */
+int lh_gen_connect(lh_engine *eng, lh_gen *g, duckdb_connection *conn, lh_stmt_cache *cache,
+                   lh_error *err);
+/* Gives *conn and *cache back (empties both; NULL conn accepted). reusable: the connection
+ * carries no state of its query (see result.c: a plain finished SELECT, no variable set,
+ * never interrupted) and may serve the next query on g, with the cache; otherwise, or when
+ * g already keeps max_queries idle connections, both are closed. Before lh_gen_release of
+ * the caller's reference. */
+void lh_gen_disconnect(lh_engine *eng, lh_gen *g, duckdb_connection *conn, lh_stmt_cache *cache,
+                       bool reusable);
 /* For tests: the sequence number of the current user database (moves when a new one is
  * opened: at a bucket change, never at a dataset change). 0 when closing. */
 uint64_t lh_engine__user_generation(lh_engine *eng);
@@ -319,8 +349,6 @@ void lh_lineage_clear(lh_lineage *l);
 /* The verdict cache's form of a lineage. Caller frees / clears. from_text: 0 or -1. */
 char *lh_lineage_to_text(const lh_lineage *l);
 int lh_lineage_from_text(const char *text, lh_lineage *l);
-/* Lowercase hex SHA-256 of sql into out. */
-void lh_sql_fingerprint(const char *sql, char out[65]);
 /* firewall.c: bare Infinity/-Infinity/NaN tokens of a serialized tree replaced by null.
  * Caller frees. */
 char *lh_sql_tree_finite(const char *text);

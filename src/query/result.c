@@ -62,6 +62,8 @@ struct lh_query {
     bool started; /* lh_query_run succeeded: the expiry may finish the query */
     lh_gen *gen;  /* reference, released at finish */
     duckdb_connection conn;
+    bool conn_has_state; /* variables were set on conn: never reused (lh_gen_disconnect) */
+    lh_stmt_cache cache; /* conn's statement, kept with it in the generation's pool */
     /* Set between an inline start that ran out of budget and lh_query_run on the pool,
      * which finishes the SAME pending execution (never executes twice). */
     duckdb_prepared_statement stmt;
@@ -231,8 +233,12 @@ static void release_duckdb(lh_query *q)
         lh_watchdog_remove(q->eng->watchdog, &q->watch);
         q->watching = false;
     }
-    if (q->conn)
-        duckdb_disconnect(&q->conn);
+    /* Only a connection whose SELECT ended as planned goes back to the generation's pool:
+     * not after an error or the watchdog's interrupt (checked once the entry is gone), not
+     * with the caller's attributes set as variables. */
+    bool reusable =
+        q->state == Q_DONE && !q->failed && !q->conn_has_state && !atomic_load(&q->watch.fired);
+    lh_gen_disconnect(q->eng, q->gen, &q->conn, &q->cache, reusable);
     if (q->gen) {
         lh_gen_release(q->eng, q->gen);
         q->gen = NULL;
@@ -649,6 +655,32 @@ lh_query *lh_query_open(lh_engine *eng, const lh_query_opts *opts, lh_error *err
 /* Inline starts (lh_query_run_inline) that finished on the caller's thread, and those
  * that ran out of budget and were handed on; for tests and the benchmark. */
 static atomic_uint_fast64_t inline_starts, inline_handoffs;
+/* Statements started from a pooled connection's kept statement (prepare_cached). */
+static atomic_uint_fast64_t stmt_cache_hits;
+
+/* q->stmt for sql, after the firewall allowed it: the statement the pooled connection kept
+ * when it was prepared from the same text, on this connection, with the views unchanged
+ * since (so it is the statement prepare_one would make now: the checks it passed depend on
+ * the text alone), else prepare_one's. Not for a caller whose attributes were set on the
+ * connection: getvariable() binds at prepare, and the kept statement was prepared without
+ * them. Ownership: q->stmt is the query's until start_finish hands it to q->cache. */
+static int prepare_cached(lh_query *q, const char *sql, lh_error *err)
+{
+    lh_stmt_cache *c = &q->cache;
+    if (c->stmt && !q->conn_has_state && strcmp(c->sql, sql) == 0 &&
+        c->view_events == atomic_load(&q->eng->view_events)) {
+        q->stmt = c->stmt;
+        c->stmt = NULL;
+        atomic_fetch_add(&stmt_cache_hits, 1);
+        return 0;
+    }
+    lh_stmt_cache_clear(c);
+    uint64_t views = atomic_load(&q->eng->view_events); /* before the prepare binds them */
+    int rc = prepare_one(q, sql, &q->stmt, err);
+    if (rc == 0 && !q->conn_has_state)
+        *c = (lh_stmt_cache){.sql = lh_xstrdup(sql), .view_events = views};
+    return rc;
+}
 
 /* After the firewall: the query's access record, the agents' rule and the sink. An agent
  * may not read row-level data of a subject relation that it cannot be attributed to
@@ -697,10 +729,8 @@ static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts
     q->gen = lh_gen_acquire(eng, err);
     if (!q->gen)
         return err ? err->code : LH_EINTERNAL;
-    if (duckdb_connect(q->gen->db, &q->conn) == DuckDBError) {
-        q->conn = NULL;
-        return lh_error_set(err, LH_EINTERNAL, "cannot connect to DuckDB");
-    }
+    if (lh_gen_connect(eng, q->gen, &q->conn, &q->cache, err) != 0)
+        return err ? err->code : LH_EINTERNAL;
     q->watch.conn = q->conn;
     q->watch.deadline_ms = q->deadline;
     q->watch.expire = query_expire;
@@ -708,7 +738,8 @@ static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts
     q->watching = true;
     /* The caller's attributes for safe views' row filters: on this query's own
      * connection, before anything is prepared (getvariable binds at prepare). */
-    if (opts && opts->policy &&
+    q->conn_has_state = opts && opts->policy && json_object_size(opts->policy->attributes) > 0;
+    if (q->conn_has_state &&
         lh_safe_view_set_attributes(q->conn, opts->policy->attributes, err) != 0)
         return err ? err->code : LH_EINTERNAL;
 
@@ -723,7 +754,7 @@ static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts
     }
     if (access_check(q, sql, opts, err) != 0)
         return err ? err->code : LH_EINTERNAL;
-    if (prepare_one(q, q->audited_rows ? q->lin.sql : sql, &q->stmt, err) != 0)
+    if (prepare_cached(q, q->audited_rows ? q->lin.sql : sql, err) != 0)
         return err ? err->code : LH_EINTERNAL;
     if (duckdb_pending_prepared_streaming(q->stmt, &q->pending) == DuckDBError)
         return duck_error(q, duckdb_pending_error(q->pending), err);
@@ -740,7 +771,11 @@ static int start_finish(lh_query *q, lh_error *err)
     if (duckdb_execute_pending(q->pending, &q->res) == DuckDBError)
         rc = duck_error(q, duckdb_result_error(&q->res), err);
     duckdb_destroy_pending(&q->pending);
-    duckdb_destroy_prepare(&q->stmt);
+    if (rc == 0 && q->cache.sql) { /* kept with the connection for its next query */
+        q->cache.stmt = q->stmt;
+        q->stmt = NULL;
+    } else
+        duckdb_destroy_prepare(&q->stmt);
     if (rc != 0)
         return rc;
     q->cols = lh_cols_new(&q->res, &q->ncols, &q->eng->keywords);
@@ -851,6 +886,11 @@ uint64_t lh_query__inline_starts(void)
 uint64_t lh_query__inline_handoffs(void)
 {
     return atomic_load(&inline_handoffs);
+}
+
+uint64_t lh_query__stmt_cache_hits(void)
+{
+    return atomic_load(&stmt_cache_hits);
 }
 
 lh_query *lh_query_start(lh_engine *eng, const char *sql, const lh_query_opts *opts, lh_error *err)

@@ -424,13 +424,9 @@ static int virtual_shadowed(duckdb_connection conn, const char *select, bool *sh
                              "('file_row_number', 'file_index')",
                              select);
     duckdb_result res;
-    int rc = 0;
-    if (duckdb_query(conn, sql, &res) != DuckDBSuccess) {
-        const char *msg = duckdb_result_error(&res);
-        rc = lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "query failed");
-    } else {
+    int rc = lh_duck_query(conn, sql, &res, err);
+    if (rc == 0)
         *shadowed = duckdb_value_int64(&res, 0, 0) > 0;
-    }
     duckdb_destroy_result(&res);
     free(sql);
     return rc;
@@ -445,18 +441,13 @@ static int bitmaps_read(duckdb_connection conn, const char *dident, char **b64, 
                              "bit_count(bm) > 0",
                              dident);
     duckdb_result res;
-    int rc = 0;
-    if (duckdb_query(conn, sql, &res) != DuckDBSuccess) {
-        const char *msg = duckdb_result_error(&res);
-        rc = lh_error_setk(err, LH_EINVAL, "sql_error", "%s", msg ? msg : "query failed");
-    } else {
-        for (idx_t r = 0; r < duckdb_row_count(&res); r++) {
-            int32_t p = duckdb_value_int32(&res, 0, r);
-            char *text = duckdb_value_varchar(&res, 1, r);
-            if (p >= 0 && (size_t)p < n && text && !b64[p])
-                b64[p] = lh_xstrdup(text);
-            duckdb_free(text);
-        }
+    int rc = lh_duck_query(conn, sql, &res, err);
+    for (idx_t r = 0; rc == 0 && r < duckdb_row_count(&res); r++) {
+        int32_t p = duckdb_value_int32(&res, 0, r);
+        char *text = duckdb_value_varchar(&res, 1, r);
+        if (p >= 0 && (size_t)p < n && text && !b64[p])
+            b64[p] = lh_xstrdup(text);
+        duckdb_free(text);
     }
     duckdb_destroy_result(&res);
     free(sql);

@@ -4,8 +4,8 @@ hashlib, never the product's code: checkpoints verify as C2SP signed notes (key 
 Ed25519), consistency proofs between checkpoints of sizes 1, 2, 7, 8, 9 and 1,000 verify
 (RFC 9162 §2.1.4.2 written below), inclusion proofs lead to the checkpoint's root, legal
 responses are signed over their RFC 8785 bytes; `lakehouse audit verify-offline` accepts a
-good response and detects a cut tail, a rewritten middle row, a replaced log and an edited
-response; the endpoints' statuses (401, 400, 404, 503 without a signing key, public
+good response (also one whose rows the server's access auditing wrote) and detects a cut
+tail, a rewritten middle row, a replaced log and an edited response; the endpoints' statuses (401, 400, 404, 503 without a signing key, public
 pubkey); a signing key file too open or of the wrong size stops the start; neither the
 signing key nor the legal token ever reaches the server's log."""
 import base64
@@ -492,6 +492,41 @@ class AuditOffline(unittest.TestCase):
             self.assertEqual(check_response(doc, ORIGIN, self.pub), [])
 
         self.run_server(faulty, dict(self.env, LH_FAULT="fsync:1:EIO"))
+
+    def test_05_audited_queries_verify_offline(self):
+        """Rows written by the server's own access auditing (a query returning people):
+        each subject's leaf comes from the live hook after the group commit, and the legal
+        response of one of them (three rows, one per query) verifies offline."""
+        import test_access_audit as acc
+        data = os.path.join(self.tmp, "data-live")
+        people, csv_bytes = acc.make_people(40)
+        s = Server(data, self.env).start()
+        try:
+            keys = acc.setup_lake(s, csv_bytes)
+            ids = [p["candidate_id"] for p in people[:6]]
+            sql = ("SELECT candidate_id, email FROM people WHERE candidate_id IN (" +
+                   ",".join("'" + i.replace("'", "''") + "'" for i in ids) + ")")
+            for _ in range(3):
+                st, doc = acc.query(s, keys["ana"], sql, "screening", "t-live")
+                self.assertEqual(st, 200, doc)
+            status, _, body = s.request("GET", "/audit/subject/" + urllib_quote(ids[0]),
+                                        headers=HDR, key=None)
+            self.assertEqual(status, 200, body)
+            doc = json.loads(body)
+            self.assertEqual(doc["inclusion_proof"]["leaf"]["rows_total"], 3)
+            self.assertEqual(check_response(doc, ORIGIN, self.pub), [])
+            rc, out = self.verify_offline(doc, json.dumps(s.json("GET", "/audit/pubkey",
+                                                                 key=None)[1]))
+            self.assertEqual(rc, 0, out)
+        finally:
+            log = s.read_log()
+            s.stop()
+            self.assertClean(log)
+
+
+def urllib_quote(v):
+    import urllib.parse
+    return urllib.parse.quote(v, safe="")
 
 
 if __name__ == "__main__":

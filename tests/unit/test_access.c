@@ -260,7 +260,7 @@ static void test_dataset_records(void **state)
         lh_access_audit_new(e->audit, e->c->cat, &analyst, "stats <&>", "t-9", &err);
     char *ds[] = {"orders", "people", NULL};
     lh_subject_access acc = {.kind = LH_ACCESS_AGGREGATE, .datasets = ds};
-    lh_access_fingerprint("SELECT count(*) FROM people", acc.fingerprint);
+    lh_sql_fingerprint("SELECT count(*) FROM people", acc.fingerprint);
     /* sha256sum of the text */
     assert_string_equal(acc.fingerprint,
                         "5d720d6edc904c1ed09d151902405a4d2f43348c787b598d009060bb356be2c8");
@@ -308,7 +308,7 @@ static void test_dataset_records(void **state)
     assert_string_equal(json_string_value(json_object_get(d, "error")), "unattributed_access");
     assert_string_equal(json_string_value(json_object_get(d, "profile")), "prof-x");
     char fp[65];
-    lh_access_fingerprint("SELECT email FROM people", fp);
+    lh_sql_fingerprint("SELECT email FROM people", fp);
     assert_string_equal(json_string_value(json_object_get(d, "fingerprint")), fp);
     json_decref(evs);
     lh_access_audit_free(b);
@@ -324,7 +324,7 @@ static void test_dataset_record_failure(void **state)
     lh_access_audit *a = lh_access_audit_new(e->audit, e->c->cat, &analyst, NULL, NULL, &err);
     char *ds[] = {"people", NULL};
     lh_subject_access acc = {.kind = LH_ACCESS_AGGREGATE, .datasets = ds};
-    lh_access_fingerprint("x", acc.fingerprint);
+    lh_sql_fingerprint("x", acc.fingerprint);
     lh_fault_arm(LH_FAULT_FSYNC, 1, 1, EIO);
     assert_int_equal(lh_access_record(a, &acc, &err), LH_EIO);
     assert_string_equal(err.kind, "audit_write_failed");

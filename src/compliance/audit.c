@@ -8,18 +8,29 @@
  *
  * Invariants:
  *   - Appends to one subject are serialised by its stripe mutex, held from reading the
- *     tip to writing the row into the journal and the subject's log, so no two rows ever
- *     share a prev. Different stripes append in parallel.
+ *     tip to writing the row into the journal and queueing its line for the log writer,
+ *     so no two rows ever share a prev and each subject's lines are queued in chain
+ *     order. Different stripes append in parallel.
  *   - An append is O(1): the tip is cached (loaded once from the log's last line), the
- *     row is one journal record and one O_APPEND write; nothing is rewritten.
+ *     row is one journal record; nothing is rewritten.
  *   - Acknowledged = durable: a row is acknowledged only after the journal holding it is
- *     fdatasync-ed (group commit, audit_wal.c). The subject's log line is written before
- *     that, without a sync; the journal replay at open/checkpoint completes the logs and
- *     a checkpoint fsyncs them before the journal is dropped.
- *   - A row that failed (journal write failed, log write failed, sync failed) is never
- *     the prev of a later row: the cached tip is restored under the stripe lock on a
- *     write failure, and a failed sync poisons the journal so no append is acknowledged
- *     until a checkpoint has replayed the journal and reloaded every tip from the logs.
+ *     fdatasync-ed (group commit, audit_wal.c). The subject's log line is written by the
+ *     log writer thread, off the append's path, in batches (one write per subject per
+ *     batch, queue order), without a sync; the journal replay at open/checkpoint
+ *     completes the logs and a checkpoint drains the writer and fsyncs the logs before
+ *     the journal is dropped.
+ *   - Whatever reads a log (lh_audit_read/verify, lh_audit_list, the Merkle log's scan)
+ *     first waits until the writer has written every line queued before the call
+ *     (audit_logs_settle), so no lag is visible. tip_get reads the log only for a subject
+ *     without a cached tip, which has no queued line: tips are dropped only by a
+ *     checkpoint, after it drained the writer with the gate closed.
+ *   - A row that failed (journal write failed, sync failed) is never the prev of a later
+ *     row: the cached tip is restored under the stripe lock on a write failure, and a
+ *     failed sync poisons the journal so no append is acknowledged until a checkpoint has
+ *     replayed the journal and reloaded every tip from the logs. A failed log write (in
+ *     the writer) poisons the journal too and the writer drops every later line until
+ *     that checkpoint, so no log ever gets a line after a hole; the rows stay durable in
+ *     the journal, whose replay writes them.
  *   - The key never leaves this file: messages name the key file and lengths only.
  */
 #include "compliance_internal.h"
@@ -39,8 +50,6 @@
 #define AUDIT_MAX_FIELDS 4096
 #define AUDIT_MAX_STR 4096
 #define AUDIT_LOG_SUFFIX ".audit.jsonl"
-/* Subject logs kept open between appends (one descriptor per recently used subject). */
-#define AUDIT_OPEN_LOGS 256
 /* The largest log lh_audit_read loads (a subject with ~10 million rows). */
 #define AUDIT_LOG_READ_MAX ((size_t)4 << 30)
 
@@ -480,7 +489,6 @@ static audit_tip *tip_get(lh_audit *a, audit_stripe *s, const char *key, uint64_
         s->nbuckets = nb;
     }
     audit_tip *t = lh_xcalloc(1, sizeof(*t));
-    t->fd = -1;
     t->hash = h;
     t->key = lh_xstrdup(key);
     snprintf(t->hmac, sizeof(t->hmac), "%s", hmac);
@@ -491,59 +499,147 @@ static audit_tip *tip_get(lh_audit *a, audit_stripe *s, const char *key, uint64_
     return t;
 }
 
-/* Appends a line (with its newline) to the tip's log through a cached descriptor (at most
- * AUDIT_OPEN_LOGS open at once; past that, open and close per write). A failed write is
- * cut back off when possible. Caller holds the tip's stripe. */
-static int tip_write(lh_audit *a, audit_tip *t, const char *line, size_t len, lh_error *err)
-{
-    if (t->fd < 0) {
-        char *path = audit_log_path(a, t->key);
-        t->fd = lh_sys_open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, LH_FILE_MODE);
-        free(path);
-        struct stat st;
-        if (t->fd < 0 || fstat(t->fd, &st) != 0) {
-            int e = errno;
-            if (t->fd >= 0)
-                close(t->fd);
-            t->fd = -1;
-            return lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot open an audit log: %s",
-                                 strerror(e));
-        }
-        t->size = st.st_size;
-        atomic_fetch_add(&a->open_logs, 1);
-    }
-    int rc = 0;
-    if (lh_fs_write_all(t->fd, line, len) != 0) {
-        rc = lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot write an audit log: %s",
-                           strerror(errno));
-        if (ftruncate(t->fd, t->size) != 0)
-            lh_log(LH_LOG_ERROR, "audit.log_not_cut", "{s:s}", "message", strerror(errno));
-    } else {
-        t->size += (off_t)len;
-    }
-    if (rc || atomic_load(&a->open_logs) > AUDIT_OPEN_LOGS) {
-        close(t->fd);
-        t->fd = -1;
-        atomic_fetch_sub(&a->open_logs, 1);
-    }
-    return rc;
-}
-
-static void stripe_clear(lh_audit *a, audit_stripe *s)
+static void stripe_clear(audit_stripe *s)
 {
     for (size_t i = 0; i < s->nbuckets; i++)
         for (audit_tip *t = s->buckets[i], *next; t; t = next) {
             next = t->next;
-            if (t->fd >= 0) {
-                close(t->fd);
-                atomic_fetch_sub(&a->open_logs, 1);
-            }
             free(t->key);
             free(t);
         }
     free(s->buckets);
     s->buckets = NULL;
     s->nbuckets = s->count = 0;
+}
+
+/* ---------------------------------------------------------------- the log writer */
+
+typedef struct line_ref {
+    audit_line *l;
+    size_t order;
+} line_ref;
+
+static int cmp_line_ref(const void *x, const void *y)
+{
+    const line_ref *a = x, *b = y;
+    int c = strcmp(a->l->data, b->l->data);
+    return c ? c : (a->order < b->order ? -1 : a->order > b->order);
+}
+
+/* Appends a batch of queued lines (queue order) to their logs: the lines of each subject
+ * gathered in order into one write. Stops at the first failure, which audit_log_append
+ * has cut back off the log. Borrows v. */
+static int lines_write(lh_audit *a, audit_line *const *v, size_t n, lh_error *err)
+{
+    line_ref *r = lh_xmalloc(n * sizeof(*r));
+    lh_buf buf;
+    lh_buf_init(&buf);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        r[i] = (line_ref){v[i], i};
+    qsort(r, n, sizeof(*r), cmp_line_ref);
+    for (size_t i = 0, j; i < n && rc == 0; i = j) {
+        buf.len = 0;
+        for (j = i; j < n && strcmp(r[j].l->data, r[i].l->data) == 0; j++)
+            lh_buf_append(&buf, r[j].l->data + r[j].l->key_len + 1, r[j].l->len);
+        char *path = audit_log_path(a, r[i].l->data);
+        bool torn;
+        rc = audit_log_append(path, buf.data, buf.len, &torn, err);
+        if (rc && torn)
+            lh_log(LH_LOG_ERROR, "audit.log_not_cut", "{s:s}", "message", strerror(errno));
+        free(path);
+    }
+    lh_buf_free(&buf);
+    free(r);
+    return rc;
+}
+
+/* The log writer thread: takes everything queued, writes it, counts it done; exits when
+ * told to stop and the queue is empty. After a failed write it poisons the journal and
+ * drops lines (counting them done) until a checkpoint clears lw_failed. */
+static void *log_writer(void *arg)
+{
+    lh_audit *a = arg;
+    audit_line **v = NULL;
+    size_t cap = 0;
+    pthread_mutex_lock(&a->lw_mu);
+    for (;;) {
+        while ((!a->lw_head || a->lw_hold) && !a->lw_stop)
+            pthread_cond_wait(&a->lw_cv, &a->lw_mu);
+        if (!a->lw_head)
+            break;
+        audit_line *batch = a->lw_head;
+        a->lw_head = NULL;
+        a->lw_tail = &a->lw_head;
+        bool failed = a->lw_failed;
+        pthread_mutex_unlock(&a->lw_mu);
+
+        size_t n = 0;
+        for (audit_line *l = batch; l; l = l->next) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 256;
+                v = lh_xrealloc(v, cap * sizeof(*v));
+            }
+            v[n++] = l;
+        }
+        lh_error err;
+        int rc = failed ? 0 : lines_write(a, v, n, &err);
+        if (rc) {
+            /* The next row of that subject must not reach its log before the missing
+             * one: poison (appends refused until a checkpoint replays the journal). */
+            pthread_mutex_lock(&a->wal_mu);
+            a->poisoned = true;
+            pthread_mutex_unlock(&a->wal_mu);
+            lh_log(LH_LOG_ERROR, "audit.log_write_failed", "{s:s}", "message", err.message);
+        }
+        for (size_t i = 0; i < n; i++)
+            free(v[i]);
+
+        pthread_mutex_lock(&a->lw_mu);
+        if (rc)
+            a->lw_failed = true;
+        a->lw_done += n;
+        pthread_cond_broadcast(&a->lw_done_cv);
+    }
+    pthread_mutex_unlock(&a->lw_mu);
+    free(v);
+    return NULL;
+}
+
+void audit_logs_settle(lh_audit *a)
+{
+    pthread_mutex_lock(&a->lw_mu);
+    uint64_t target = a->lw_queued;
+    while (a->lw_done < target && a->lw_running)
+        pthread_cond_wait(&a->lw_done_cv, &a->lw_mu);
+    pthread_mutex_unlock(&a->lw_mu);
+}
+
+void audit_log_writer_hold(lh_audit *a, bool hold)
+{
+    if (hold)
+        audit_logs_settle(a); /* what was queued before is written first */
+    pthread_mutex_lock(&a->lw_mu);
+    a->lw_hold = hold;
+    pthread_cond_signal(&a->lw_cv);
+    pthread_mutex_unlock(&a->lw_mu);
+}
+
+/* Drains the writer and joins it. */
+static void log_writer_stop(lh_audit *a)
+{
+    pthread_mutex_lock(&a->lw_mu);
+    bool running = a->lw_running;
+    a->lw_stop = true;
+    pthread_cond_signal(&a->lw_cv);
+    pthread_mutex_unlock(&a->lw_mu);
+    if (!running)
+        return;
+    pthread_join(a->lw_thread, NULL);
+    pthread_mutex_lock(&a->lw_mu);
+    a->lw_running = false;
+    pthread_cond_broadcast(&a->lw_done_cv);
+    pthread_mutex_unlock(&a->lw_mu);
 }
 
 /* ---------------------------------------------------------------- open / close */
@@ -561,6 +657,10 @@ static lh_audit *audit_new(const char *data_dir, const char *key_file, bool read
     pthread_cond_init(&a->gate_cv, NULL);
     pthread_mutex_init(&a->wal_mu, NULL);
     pthread_cond_init(&a->wal_cv, NULL);
+    pthread_mutex_init(&a->lw_mu, NULL);
+    pthread_cond_init(&a->lw_cv, NULL);
+    pthread_cond_init(&a->lw_done_cv, NULL);
+    a->lw_tail = &a->lw_head;
     for (int i = 0; i < AUDIT_STRIPES; i++)
         pthread_mutex_init(&a->stripes[i].mu, NULL);
     if (sodium_init() < 0 || lh_audit_key_load(key_file, a->key, &a->key_len, err) != 0) {
@@ -600,6 +700,11 @@ lh_audit *lh_audit_open(const char *data_dir, const char *key_file, lh_error *er
     }
     if (audit_wal_recover(a, err))
         goto fail;
+    if (pthread_create(&a->lw_thread, NULL, log_writer, a) != 0) {
+        lh_error_set(err, LH_EINTERNAL, "cannot start the audit log writer thread");
+        goto fail;
+    }
+    a->lw_running = true;
     return a;
 fail:
     lh_audit_close(a);
@@ -615,18 +720,24 @@ void lh_audit_close(lh_audit *a)
         if (lh_audit_checkpoint(a, &err) != 0)
             lh_log(LH_LOG_WARN, "audit.checkpoint_failed", "{s:s}", "message", err.message);
     }
+    /* Lines still queued (no checkpoint ran, or it failed) are written now; the journal
+     * holds them anyway for the next open's replay. */
+    log_writer_stop(a);
     if (a->wal_fd >= 0)
         close(a->wal_fd);
     if (a->lock_fd >= 0)
         close(a->lock_fd);
     for (int i = 0; i < AUDIT_STRIPES; i++) {
-        stripe_clear(a, &a->stripes[i]);
+        stripe_clear(&a->stripes[i]);
         pthread_mutex_destroy(&a->stripes[i].mu);
     }
     pthread_mutex_destroy(&a->gate_mu);
     pthread_cond_destroy(&a->gate_cv);
     pthread_mutex_destroy(&a->wal_mu);
     pthread_cond_destroy(&a->wal_cv);
+    pthread_mutex_destroy(&a->lw_mu);
+    pthread_cond_destroy(&a->lw_cv);
+    pthread_cond_destroy(&a->lw_done_cv);
     sodium_memzero(a->key, sizeof(a->key));
     free(a->subjects_dir);
     free(a->wal_dir);
@@ -682,12 +793,17 @@ int lh_audit_checkpoint(lh_audit *a, lh_error *err)
         pthread_cond_wait(&a->gate_cv, &a->gate_mu);
     pthread_mutex_unlock(&a->gate_mu);
 
-    /* No appender is inside: every journal record's line has been written (or its
-     * append failed and poisoned the journal), so the replay appends nothing unless a
-     * failure left a log behind, and the tips are reloaded from the logs afterwards. */
+    /* No appender is inside: once the writer has drained, every journal record's line
+     * has been written (or a log write failed and poisoned the journal), so the replay
+     * appends nothing unless a failure left a log behind, and the tips are reloaded from
+     * the logs afterwards. */
+    audit_logs_settle(a);
     int rc = audit_wal_recover(a, err);
+    pthread_mutex_lock(&a->lw_mu);
+    a->lw_failed = false; /* the replay wrote what the writer dropped */
+    pthread_mutex_unlock(&a->lw_mu);
     for (int i = 0; i < AUDIT_STRIPES; i++)
-        stripe_clear(a, &a->stripes[i]);
+        stripe_clear(&a->stripes[i]);
     atomic_fetch_add(&a->stat_checkpoints, 1);
 
     pthread_mutex_lock(&a->gate_mu);
@@ -708,6 +824,32 @@ typedef struct pending {
     char *line;
     size_t len;
 } pending;
+
+/* Queues the lines of p[0..n) for the log writer (queue order = p order) and takes them
+ * (each p[i].line is freed, set NULL). Caller holds the stripes of their subjects. */
+static void lines_queue(lh_audit *a, pending *p, size_t n)
+{
+    audit_line *head = NULL, **tail = &head;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(p[i].key);
+        audit_line *l = lh_xmalloc(sizeof(*l) + kl + 1 + p[i].len);
+        l->next = NULL;
+        l->key_len = kl;
+        l->len = p[i].len;
+        memcpy(l->data, p[i].key, kl + 1);
+        memcpy(l->data + kl + 1, p[i].line, p[i].len);
+        free(p[i].line);
+        p[i].line = NULL;
+        *tail = l;
+        tail = &l->next;
+    }
+    pthread_mutex_lock(&a->lw_mu);
+    *a->lw_tail = head;
+    a->lw_tail = tail;
+    a->lw_queued += n;
+    pthread_cond_signal(&a->lw_cv);
+    pthread_mutex_unlock(&a->lw_mu);
+}
 
 static int cmp_size(const void *x, const void *y)
 {
@@ -845,25 +987,11 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
     }
     if ((rc = audit_wal_write(a, wal.data, wal.len, &end, err)))
         goto rollback;
-    /* The rows are in the journal: write them to their logs in chain order. A log that
-     * cannot take its row would leave that subject's chain with a hole the next row
-     * would build on, so the journal is poisoned: the next append (or close) replays it
-     * into the logs first. */
-    for (size_t i = 0; i < n; i++) {
-        rc = tip_write(a, p[i].tip, p[i].line, p[i].len, err);
-        if (rc) {
-            pthread_mutex_lock(&a->wal_mu);
-            a->poisoned = true;
-            pthread_mutex_unlock(&a->wal_mu);
-            lh_log(LH_LOG_ERROR, "audit.log_write_failed", "{s:s}", "message", err->message);
-            signed_n = 0; /* the journal holds them now: no rollback of the tips */
-            break;
-        }
-    }
+    /* The rows are in the journal: queue their lines for the log writer, still under the
+     * stripes, so each subject's lines are queued in chain order. */
+    lines_queue(a, p, n);
     for (size_t i = nstripes; i-- > 0;)
         pthread_mutex_unlock(&a->stripes[stripes[i]].mu);
-    if (rc)
-        goto out;
     rc = audit_wal_wait_durable(a, end, err);
     goto out;
 
@@ -995,6 +1123,7 @@ int lh_audit_read(lh_audit *a, const char *id, const char *expected_root, const 
     if (to && *to && (rc = lh_audit_ts_parse(to, hi, err)))
         return rc;
     bool expect = expected_root && *expected_root && strcmp(expected_root, LH_AUDIT_GENESIS);
+    audit_logs_settle(a);
     path = audit_log_path(a, key);
     rc = lh_fs_read_all(path, AUDIT_LOG_READ_MAX, &data, &len, err);
     free(path);
@@ -1085,6 +1214,7 @@ int lh_audit_tip(lh_audit *a, const char *id, char *root_out, lh_error *err)
 int lh_audit_list(lh_audit *a, int (*fn)(void *ctx, const char *candidate_id), void *ctx,
                   lh_error *err)
 {
+    audit_logs_settle(a);
     DIR *d = opendir(a->subjects_dir);
     if (!d) {
         if (errno == ENOENT)

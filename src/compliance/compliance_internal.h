@@ -6,7 +6,9 @@
  * Lock order inside the audit module (never the reverse):
  *   gate (the checkpoint gate: shared by appenders, exclusive for a checkpoint)
  *     → subject stripes, in ascending index order
- *       → wal_mu (the journal's offsets and the group-commit leader flag).
+ *       → wal_mu (the journal's offsets and the group-commit leader flag)
+ *       → lw_mu (the log writer's queue; the writer thread takes no other audit lock
+ *         while holding it, and wal_mu only with lw_mu released).
  * The root listener runs after every one of them is released.
  */
 #ifndef LH_COMPLIANCE_INTERNAL_H
@@ -19,16 +21,22 @@
 
 #define AUDIT_STRIPES 256
 
-/* A cached chain tip: the row_hmac of a subject's last row (in the log, maybe not yet
- * durable; see audit.c). */
+/* A cached chain tip: the row_hmac of a subject's last row (in the journal, maybe not
+ * yet durable nor in the log; see audit.c). */
 typedef struct audit_tip {
     struct audit_tip *next;
     uint64_t hash;
     char *key; /* sanitised subject key */
     char hmac[LH_AUDIT_HMAC_HEX];
-    int fd;     /* the log opened for appending, or -1 (see tip_write) */
-    off_t size; /* its size while fd is open: a failed write is cut back to it */
 } audit_tip;
+
+/* One row line queued for the log writer: the subject key and the line (with its
+ * newline), both in data[] (key NUL-terminated, then the line). */
+typedef struct audit_line {
+    struct audit_line *next;
+    size_t key_len, len;
+    char data[];
+} audit_line;
 
 /* Appends to the subjects of one stripe are serialised by its mutex, which also guards
  * its part of the tip cache. */
@@ -67,11 +75,25 @@ struct lh_audit {
     atomic_bool ckpt_running;
     _Atomic uint64_t wal_max; /* checkpoint past this many journal bytes */
 
+    /* The log writer (audit.c): rows written to the journal are queued here, in journal
+     * order, and a background thread appends them to the subjects' logs. lw_queued and
+     * lw_done count lines; a reader of a log waits until lw_done reaches lw_queued as
+     * it was when it started (audit_logs_settle). */
+    pthread_mutex_t lw_mu;
+    pthread_cond_t lw_cv;      /* work queued, or stop */
+    pthread_cond_t lw_done_cv; /* lw_done moved */
+    audit_line *lw_head, **lw_tail;
+    uint64_t lw_queued, lw_done;
+    bool lw_failed; /* a log write failed: lines are dropped until a checkpoint replays */
+    bool lw_stop;
+    bool lw_hold; /* tests: the writer takes no batch (audit_log_writer_hold) */
+    bool lw_running;
+    pthread_t lw_thread;
+
     lh_audit_root_listener listener;
     void *listener_ctx;
     lh_merkle *merkle; /* the verifiable log (merkle.c) fed after each durable batch, or NULL */
 
-    atomic_int open_logs; /* descriptors cached in tips */
     atomic_uint_fast64_t stat_rows, stat_syncs, stat_checkpoints;
 };
 
@@ -84,6 +106,14 @@ int audit_log_last_hmac(const char *path, char *hmac, lh_error *err);
 /* Appends one line (with its newline) to a subject's log, creating it 0600. A failed
  * write is cut back off the file; LH_EIO when even that fails (*torn set). */
 int audit_log_append(const char *path, const char *line, size_t len, bool *torn, lh_error *err);
+
+/* Returns once every line queued for the log writer when it was called is in its log
+ * (or dropped after a failed log write, which poisoned the journal). Call before reading
+ * a subject's log; never with lw_mu held. */
+void audit_logs_settle(lh_audit *a);
+/* Tests only: holding first settles, then the writer takes no batch, so lines queued
+ * from then on stay queued (a settle, a checkpoint or a close waits for the release). */
+void audit_log_writer_hold(lh_audit *a, bool hold);
 
 /* Journal (audit_wal.c). Writes the records of buf (already framed) at the journal's
  * end; *end gets the offset that must be durable for them. Caller holds the stripes of

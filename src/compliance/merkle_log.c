@@ -181,6 +181,7 @@ static int log_scan(lh_merkle *m, const char *id, int64_t known_rows, const char
     int rc = lh_subject_key(id, key, sizeof(key), err);
     if (rc)
         return rc;
+    audit_logs_settle(m->audit); /* lines still queued for the log writer first */
     char *path = audit_log_path(m->audit, key);
     rc = lh_fs_read_all(path, (size_t)4 << 30, &data, &len, err);
     free(path);

@@ -311,3 +311,46 @@ def while_probing(port, n, work):
     if "e" in result:
         raise result["e"]
     return probe, result["r"]
+
+
+def wait_audit_logs(data, timeout=20.0):
+    """Waits until every row of the running server's audit journal is in its subject's log.
+
+    The server writes the per-subject logs from the journal in a background thread, after
+    the read that audited the rows has answered, so a test reading the log files beside a
+    running server first waits for that writer (a record: u32 LE length, 8-byte checksum,
+    the row line)."""
+    import glob as _glob
+    wal = os.path.join(data, "_catalog", "audit_wal")
+    subjects = os.path.join(data, "_catalog", "subjects")
+    deadline = time.time() + timeout
+    while True:
+        want = set()
+        for p in _glob.glob(os.path.join(wal, "*.log")):
+            with open(p, "rb") as f:
+                buf = f.read()
+            pos = 0
+            while len(buf) - pos >= 12:
+                n = int.from_bytes(buf[pos:pos + 4], "little")
+                if n > len(buf) - pos - 12:
+                    break
+                try:
+                    want.add(json.loads(buf[pos + 12:pos + 12 + n])["row_hmac"])
+                except (ValueError, KeyError):
+                    pass
+                pos += 12 + n
+        have = set()
+        if want:
+            for p in _glob.glob(os.path.join(subjects, "*.audit.jsonl")):
+                with open(p, "rb") as f:
+                    for line in f:
+                        if line.endswith(b"\n"):
+                            try:
+                                have.add(json.loads(line)["row_hmac"])
+                            except (ValueError, KeyError):
+                                pass
+        if want <= have:
+            return
+        if time.time() > deadline:
+            raise AssertionError("%d journal rows never reached their logs" % len(want - have))
+        time.sleep(0.02)

@@ -187,6 +187,7 @@ def subjects_dir(data):
 
 def rows_with_trace(data, key, trace):
     """{candidate_id: [rows]} of every verified log holding a row with this trace id."""
+    harness.wait_audit_logs(data)
     out = {}
     for p in glob.glob(os.path.join(subjects_dir(data), "*.audit.jsonl")):
         for r in verify_log(p, key):
@@ -196,6 +197,7 @@ def rows_with_trace(data, key, trace):
 
 
 def total_rows(data):
+    harness.wait_audit_logs(data)
     n = 0
     for p in glob.glob(os.path.join(subjects_dir(data), "*.audit.jsonl")):
         with open(p, "rb") as f:
@@ -397,6 +399,7 @@ class AccessAudit(unittest.TestCase, _Secrets):
     def test_06_every_chain_verifies(self):
         """The independent verifier accepts every row of every log; the offline command
         agrees beside the running server."""
+        harness.wait_audit_logs(self.data)
         logs = glob.glob(os.path.join(subjects_dir(self.data), "*.audit.jsonl"))
         self.assertGreater(len(logs), 25)
         for p in logs:

@@ -36,6 +36,7 @@ def cli(args, data, keyfile):
 
 def log_rows(data):
     """{row_hmac: candidate_id} of every row in every subject log."""
+    harness.wait_audit_logs(data)
     out = {}
     for p in glob.glob(os.path.join(data, "_catalog", "subjects", "*.audit.jsonl")):
         with open(p) as f:

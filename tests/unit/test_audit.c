@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include "compliance/compliance.h"
+#include "compliance/compliance_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -59,6 +60,15 @@ static void reopen(env *e)
 {
     lh_error err;
     lh_audit_close(e->audit);
+    e->audit = lh_audit_open(e->data, e->keyfile, &err);
+    if (!e->audit)
+        fail_msg("reopen: %s", err.message);
+}
+
+/* Opens e->audit again after it was closed (and set NULL) by the test. */
+static void reopen_after_close(env *e)
+{
+    lh_error err;
     e->audit = lh_audit_open(e->data, e->keyfile, &err);
     if (!e->audit)
         fail_msg("reopen: %s", err.message);
@@ -584,6 +594,7 @@ static void test_tamper_cases(void **state)
     lh_error err;
     assert_int_equal(lh_audit_tip(e->audit, "T", root, &err), 0);
     char *p = log_path(e, "T");
+    audit_logs_settle(e->audit); /* the log writer has written every row */
     assert_int_equal(lh_fs_read_all(p, 1 << 20, &g_orig, &g_orig_len, &err), 0);
     lh_audit_verdict v = verify(e->audit, "T", root);
     assert_true(v.verified);
@@ -646,9 +657,9 @@ static void test_fault_each_step(void **state)
         unsigned nth;
         const char *what;
     } cases[] = {
+        /* the log open and write happen in the log writer, after the append: see
+         * test_log_write_fails_in_background */
         {LH_FAULT_WRITE, 1, "journal write"},
-        {LH_FAULT_OPEN, 1, "log open"},
-        {LH_FAULT_WRITE, 2, "log write"},
         {LH_FAULT_FSYNC, 1, "journal fdatasync"},
     };
     int acked = 0;
@@ -659,12 +670,14 @@ static void test_fault_each_step(void **state)
         lh_error err;
         /* a checkpoint drops the cached log descriptors: the next append opens the log */
         assert_int_equal(lh_audit_checkpoint(e->audit, &err), 0);
+        audit_log_writer_hold(e->audit, true); /* only the append's own steps count */
         lh_fault_arm(cases[c].op, cases[c].nth, 1, EIO);
         int rc = lh_audit_append(e->audit, &x, NULL, &err);
         if (rc != LH_EIO || lh_fault_fired() != 1)
             fail_msg("%s: rc %d fired %u", cases[c].what, rc, lh_fault_fired());
         assert_string_equal(lh_error_kind(&err), "audit_write_failed");
         lh_fault_reset();
+        audit_log_writer_hold(e->audit, false);
         append_n(e->audit, "F", 1); /* recovers first when the journal was poisoned */
         acked += 1;
         lh_audit_verdict v = verify(e->audit, "F", NULL);
@@ -682,6 +695,7 @@ static void test_fault_each_step(void **state)
     /* a failed checkpoint (new journal file cannot be created) leaves the old journal;
      * appends recover at the next attempt */
     append_n(e->audit, "F", 1);
+    audit_logs_settle(e->audit); /* the writer's open is not the one that fails */
     lh_error err;
     lh_fault_arm(LH_FAULT_OPEN, 1, 1, ENOSPC);
     assert_int_not_equal(lh_audit_checkpoint(e->audit, &err), 0);
@@ -692,7 +706,156 @@ static void test_fault_each_step(void **state)
     assert_true(v.verified);
     assert_int_equal(v.rows_total, acked + 2);
 }
+/* A log write that fails in the background writer (its open, then its write): the rows
+ * were acknowledged and stay durable in the journal, the journal is poisoned (so no later
+ * line of the subject reaches its log after the hole), and a checkpoint (first round) or a
+ * reopen (second round) completes the log from the journal. */
+static void test_log_write_fails_in_background(void **state)
+{
+    env *e = *state;
+    static const lh_fault_op ops[] = {LH_FAULT_OPEN, LH_FAULT_WRITE};
+    int64_t rows = 0;
+    for (size_t c = 0; c < 2; c++) {
+        append_n(e->audit, "B", 2);
+        rows += 2;
+        audit_log_writer_hold(e->audit, true);
+        lh_audit_entry x = entry("B");
+        char acked[LH_AUDIT_HMAC_HEX];
+        lh_error err;
+        assert_int_equal(lh_audit_append(e->audit, &x, NULL, &err), 0); /* acknowledged */
+        x.result = "denied";
+        assert_int_equal(lh_audit_append(e->audit, &x, acked, &err), 0);
+        rows += 2;
+        lh_fault_arm(ops[c], 1, 1, EIO); /* the writer's next open / write */
+        audit_log_writer_hold(e->audit, false);
+        lh_audit_verdict v = verify(e->audit, "B", NULL); /* settles: the write has failed */
+        assert_int_equal(lh_fault_fired(), 1);
+        lh_fault_reset();
+        assert_true(audit_wal_poisoned(e->audit));
+        assert_true(v.verified);
+        assert_int_equal(v.rows_total, rows - 2); /* neither line reached the log */
+        if (c == 0) {
+            assert_int_equal(lh_audit_checkpoint(e->audit, &err), 0);
+        } else {
+            lh_audit_close(e->audit);
+            e->audit = NULL;
+            reopen_after_close(e);
+        }
+        assert_false(audit_wal_poisoned(e->audit));
+        v = verify(e->audit, "B", NULL);
+        assert_true(v.verified);
+        assert_int_equal(v.rows_total, rows);
+        assert_string_equal(v.chain_root, acked);
+        append_n(e->audit, "B", 1); /* and the chain goes on after them */
+        rows += 1;
+        v = verify(e->audit, "B", NULL);
+        assert_true(v.verified);
+        assert_int_equal(v.rows_total, rows);
+    }
+}
 #endif
+
+typedef struct release_arg {
+    lh_audit *a;
+    int ms;
+} release_arg;
+
+static void *release_later(void *p)
+{
+    release_arg *r = p;
+    usleep((useconds_t)r->ms * 1000);
+    audit_log_writer_hold(r->a, false);
+    return NULL;
+}
+
+static int count_id(void *ctx, const char *id)
+{
+    if (strcmp(id, "LAG-NEW2") == 0)
+        (*(int *)ctx)++;
+    return 0;
+}
+
+/* The log lines are written off the append's path, but no reader sees the lag: a read, a
+ * verify and a listing right after an append wait for the writer. The writer is held so
+ * the lines are certainly still queued when the reads start. */
+static void test_read_after_append_sees_row(void **state)
+{
+    env *e = *state;
+    append_n(e->audit, "LAG", 3);
+    audit_log_writer_hold(e->audit, true);
+    append_n(e->audit, "LAG", 2);
+    char *p = log_path(e, "LAG-NEW");
+    append_n(e->audit, "LAG-NEW", 1);
+    struct stat st;
+    assert_int_not_equal(stat(p, &st), 0); /* its line is still queued */
+    pthread_t th;
+    release_arg r = {e->audit, 100};
+    assert_int_equal(pthread_create(&th, NULL, release_later, &r), 0);
+    json_t *rows = NULL;
+    lh_audit_verdict v;
+    lh_error err;
+    assert_int_equal(lh_audit_read(e->audit, "LAG", NULL, NULL, NULL, &rows, &v, &err), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 5);
+    assert_int_equal(json_array_size(rows), 5);
+    json_decref(rows);
+    char tip[LH_AUDIT_HMAC_HEX];
+    assert_int_equal(lh_audit_tip(e->audit, "LAG", tip, &err), 0);
+    assert_string_equal(tip, v.chain_root);
+
+    /* a listing sees a subject whose log the writer has yet to create */
+    free(p);
+    audit_log_writer_hold(e->audit, true);
+    append_n(e->audit, "LAG-NEW2", 1);
+    p = log_path(e, "LAG-NEW2");
+    assert_int_not_equal(stat(p, &st), 0);
+    free(p);
+    r.ms = 50;
+    assert_int_equal(pthread_create(&th, NULL, release_later, &r), 0);
+    int seen = 0;
+    assert_int_equal(lh_audit_list(e->audit, count_id, &seen, &err), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(seen, 1);
+    v = verify(e->audit, "LAG-NEW2", NULL);
+    assert_int_equal(v.rows_total, 1);
+}
+
+/* Lines still queued at close are written: after the close the logs on disk hold every
+ * row, and a reopen continues the chains. */
+static void test_close_writes_pending(void **state)
+{
+    env *e = *state;
+    audit_log_writer_hold(e->audit, true);
+    append_n(e->audit, "C1", 4);
+    append_n(e->audit, "C2", 3);
+    char *p1 = log_path(e, "C1"), *p2 = log_path(e, "C2");
+    struct stat st;
+    assert_int_not_equal(stat(p1, &st), 0);
+    audit_log_writer_hold(e->audit, false);
+    lh_audit_close(e->audit);
+    e->audit = NULL;
+    size_t lines[2] = {0, 0};
+    const char *paths[2] = {p1, p2};
+    for (int i = 0; i < 2; i++) {
+        char *data = NULL;
+        size_t len = 0;
+        lh_error err;
+        assert_int_equal(lh_fs_read_all(paths[i], 1 << 20, &data, &len, &err), 0);
+        for (size_t k = 0; k < len; k++)
+            lines[i] += data[k] == '\n';
+        free(data);
+    }
+    assert_int_equal(lines[0], 4);
+    assert_int_equal(lines[1], 3);
+    free(p1);
+    free(p2);
+    reopen_after_close(e);
+    append_n(e->audit, "C1", 1);
+    lh_audit_verdict v = verify(e->audit, "C1", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 5);
+}
 
 int main(void)
 {
@@ -711,7 +874,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tamper_cases, setup, teardown),
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test_setup_teardown(test_fault_each_step, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_write_fails_in_background, setup, teardown),
 #endif
+        cmocka_unit_test_setup_teardown(test_read_after_append_sees_row, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_writes_pending, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include "compliance/compliance.h"
+#include "compliance/compliance_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -509,11 +510,14 @@ static void test_leaf_write_fails(void **state)
     env *e = *state;
     env_open(e, true);
     append(e->audit, "F", 1);
-    /* writes per append: the journal record, the subject's log line, then the leaf */
-    lh_fault_arm(LH_FAULT_WRITE, 3, 1, EIO);
+    /* writes per append: the journal record, then the leaf (the subject's log line is
+     * written by the log writer, held back here so it cannot come between them) */
+    audit_log_writer_hold(e->audit, true);
+    lh_fault_arm(LH_FAULT_WRITE, 2, 1, EIO);
     append(e->audit, "F", 1);
     assert_int_equal(lh_fault_fired(), 1);
     lh_fault_reset();
+    audit_log_writer_hold(e->audit, false);
     assert_int_equal(lh_merkle_size(e->m), 1);
     assert_int_equal(leaf_rows(e->m, "F", NULL), 1);
     append(e->audit, "F", 1);
@@ -523,9 +527,9 @@ static void test_leaf_write_fails(void **state)
     assert_int_equal(lh_merkle_size(e->m), 2);
 }
 
-/* A row whose log write failed is not acknowledged (no leaf), but the journal replay puts
- * it in the log: the next batch follows a tip no leaf has, waits for a batch that never
- * comes, and is settled from the log when the subject's leaf is asked for. */
+/* A row whose journal sync failed is not acknowledged (no leaf), but the journal replay
+ * puts it in the log (its record was written): the next batch follows a tip no leaf has, waits for
+ * a batch that never comes, and is settled from the log when the subject's leaf is asked for. */
 static void test_unacknowledged_row_settled(void **state)
 {
     env *e = *state;
@@ -534,7 +538,7 @@ static void test_unacknowledged_row_settled(void **state)
     static const char *const f[] = {"email"};
     lh_audit_entry x = {.candidate_id = "P", .fields = f, .n_fields = 1, .result = "success"};
     lh_error err;
-    lh_fault_arm(LH_FAULT_WRITE, 2, 1, EIO); /* the journal record, then the log line */
+    lh_fault_arm(LH_FAULT_FSYNC, 1, 1, EIO); /* the journal's fdatasync */
     assert_int_equal(lh_audit_append(e->audit, &x, NULL, &err), LH_EIO);
     lh_fault_reset();
     append(e->audit, "P", 1); /* replays the failed row first, then follows it */

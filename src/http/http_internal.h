@@ -32,8 +32,8 @@ typedef struct lh_app {
     lh_jobs *queries; /* query starts and chunk fetches: one thread per query slot */
     /* issue 11: subject manifests (compliance/subjects.c) */
     lh_subjects *subjects;
-    lh_legal *legal;   /* the legal audit endpoint (compliance/legal.c) */
-    lh_audit *audit;   /* the audit chains (compliance/audit.c); NULL without a key */
+    lh_legal *legal; /* the legal audit endpoint (compliance/legal.c) */
+    lh_audit *audit; /* the audit chains (compliance/audit.c); NULL without a key */
     /* issue 12: biometric photos (compliance/biometric.c) */
     lh_biometric *biometric;
     lh_merkle *merkle; /* issue 12: the verifiable log of chain tips; NULL without audit */

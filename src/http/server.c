@@ -993,8 +993,8 @@ int lh_serve(lh_config *cfg)
     app.legal = lh_legal_open(app.subjects, app.cat, app.audit, cfg->legal_token_file);
     /* issue 12: biometric photos, outside the data folder; a root that is set but unusable
      * (inside the lake, open to others) stops the start, as an unusable audit key does */
-    if (!(app.biometric = lh_biometric_open(cfg->biometric_root, app.st, app.subjects,
-                                            app.audit, &err))) {
+    if (!(app.biometric =
+              lh_biometric_open(cfg->biometric_root, app.st, app.subjects, app.audit, &err))) {
         lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
                "message", err.message);
         goto out;

@@ -19,7 +19,8 @@ PACKAGES=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     ca-certificates curl python3 python3-nacl
     libmicrohttpd-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev
-    libpcre2-dev
+    libpcre2-dev libpq-dev libmariadb-dev
+    postgresql postgresql-client mariadb-server mariadb-client
     wrk
 )
 

@@ -110,6 +110,18 @@ typedef struct lh_catalog_commit {
      * this part (borrowed), or NULL (then the column names alone decide). create/replace:
      * the columns' verdicts; append: escalates columns not yet PII. Human edits win. */
     const json_t *content_pii;
+    /* Upsert (append only; a database sync with a key): the rows of the dataset's parts
+     * other than this one whose supersede_column holds one of supersede_keys (canonical,
+     * lh_tombstone_key_text) are replaced by this part's. The catalog records them, in
+     * this same commit, as tombstones scoped to "every part but part_key" (reason
+     * "superseded", actor c->actor), so a query sees the old rows until the manifest
+     * write and the new ones after it, never both and never neither. supersede_column
+     * becomes the dataset's tombstone key column (LH_ECONFLICT naming the first, as for
+     * lh_catalog_tombstone_add, when the set already has another). NULL / 0: a plain
+     * append. */
+    const char *supersede_column;
+    char *const *supersede_keys;
+    size_t n_supersede;
 } lh_catalog_commit;
 
 /* Commits an ingest:

@@ -44,6 +44,8 @@ typedef enum {
     LH_ETIMEOUT = -12,     /* 408: the query ran past its time limit */
     LH_EUNAVAILABLE = -13, /* 503: the server is shutting down or not configured */
     LH_EMETHOD = -14,      /* 405: the path exists, the method does not */
+    LH_EUPSTREAM = -15,    /* 502: a source database refused, failed or went away */
+    LH_ECANCELLED = -16,   /* 409: the job was cancelled (POST /jobs/{id}/cancel) */
 } lh_code;
 
 #define LH_ERROR_MSG_MAX 1024
@@ -337,7 +339,22 @@ void lh_job_progress(lh_job *job, int64_t done, int64_t total);
 /* Records what a job produced (a backfill's counts), shown as "result" by lh_jobs_get, so
  * a client that did not wait can read it. result is stolen (also for a NULL job). */
 void lh_job_set_result(lh_job *job, json_t *result);
-/* {id, kind, actor, state: queued|running|succeeded|failed, created_at, started_at,
+/* Cancellation. lh_jobs_cancel asks a queued or running job to stop: a queued job never
+ * runs (its done is still called, with LH_ECANCELLED), a running one sees
+ * lh_job_cancelled() turn true and its cancel hook, if set, is called once on the
+ * cancelling thread; the job's run then returns LH_ECANCELLED and the job ends in state
+ * "cancelled". LH_ENOTFOUND when unknown, LH_ECONFLICT when it has already finished.
+ * actor (may be NULL) is recorded as who cancelled. */
+int lh_jobs_cancel(lh_jobs *jobs, const char *id, const char *actor, lh_error *err);
+/* True once the job was asked to stop. A NULL job is never cancelled. */
+bool lh_job_cancelled(const lh_job *job);
+/* Sets (fn non-NULL) or clears (fn NULL) the hook that lh_jobs_cancel calls to interrupt
+ * blocking work (a reader waiting on a socket). Set and cleared by the job's own thread;
+ * the hook runs under the job's lock, so after clearing it returns, the hook is not
+ * running and will not run. Called at once when the job is already cancelled. A NULL job
+ * is ignored. */
+void lh_job_set_cancel_hook(lh_job *job, void (*fn)(void *ctx), void *ctx);
+/* {id, kind, actor, state: queued|running|succeeded|failed|cancelled, created_at, started_at,
  * finished_at, progress: {done, total}, error, result?} of a known job; NULL + LH_ENOTFOUND once it
  * is unknown or forgotten. Caller decrefs. */
 json_t *lh_jobs_get(lh_jobs *jobs, const char *id, lh_error *err);

@@ -32,6 +32,8 @@ static const struct {
     {LH_ETIMEOUT, "query_timeout"},
     {LH_EUNAVAILABLE, "unavailable"},
     {LH_EMETHOD, "method_not_allowed"},
+    {LH_EUPSTREAM, "source_error"},
+    {LH_ECANCELLED, "cancelled"},
 };
 
 const char *lh_code_name(int code)

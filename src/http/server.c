@@ -112,6 +112,7 @@ static const struct {
     {LH_EFORBIDDEN, 403}, {LH_EUNAUTH, 401},      {LH_ETOOLARGE, 413},    {LH_ECONFLICT, 409},
     {LH_EIO, 500},        {LH_EINTERNAL, 500},    {LH_EUNSUPPORTED, 415}, {LH_EBUSY, 429},
     {LH_ETIMEOUT, 408},   {LH_EUNAVAILABLE, 503}, {LH_EMETHOD, 405},
+    {LH_EUPSTREAM, 502},  {LH_ECANCELLED, 409},
 };
 
 int lh_http_status(int code)

@@ -1,0 +1,64 @@
+/*
+ * sources_internal.h: what the files of src/sources/ share and nothing outside reads —
+ * the reader interface the two database drivers implement and sync.c drives.
+ */
+#ifndef LH_SOURCES_INTERNAL_H
+#define LH_SOURCES_INTERNAL_H
+
+#include "sources.h"
+
+/* duckdb.h declares a few `f()` functions; keep -Wstrict-prototypes for our own code. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#include <duckdb.h>
+#pragma GCC diagnostic pop
+
+/* What to read: a table or a query, optionally only the rows whose incremental column is
+ * above a watermark. The reader builds the statement in its server's dialect, quoting the
+ * table ("schema"."table" / `db`.`table`) and the column, and passing the watermark as a
+ * string literal the server compares after its own implicit cast. */
+typedef struct lh_db_select {
+    const char *table;              /* or NULL */
+    const char *query;              /* or NULL: exactly one of the two */
+    const char *incremental_column; /* or NULL */
+    const char *watermark;          /* rows with column > this text; NULL: every row */
+} lh_db_select;
+
+/* An open, streaming read. Created by lh_pg_reader_open / lh_mysql_reader_open, which
+ * connect, describe the result (names and mapped types, before any row is read), and start
+ * the unbuffered stream. Used by one thread at a time, except interrupt. */
+typedef struct lh_db_reader lh_db_reader;
+struct lh_db_reader {
+    size_t ncols;
+    char **names;                /* the result's column names (unique: a duplicate is
+                                    refused at open, LH_EINVAL naming it) */
+    duckdb_logical_type *types;  /* the DuckDB type each column is delivered as */
+    char **source_types;         /* the server's type of each column ("numeric(12,2)",
+                                    "tinyint(1) unsigned", ...), for messages and docs */
+    int64_t rows;                /* rows delivered so far */
+    /* Fills out (created with types[], so its vectors match) with up to
+     * duckdb_vector_size() rows and sets its size; a size of 0 is the end of the result.
+     * 0, or: LH_EUPSTREAM (query error or server gone mid-stream), LH_EINVAL kind
+     * "unmappable_value" naming the column, its source type and the row number (never the
+     * value), LH_ECANCELLED after interrupt. */
+    int (*next)(lh_db_reader *r, duckdb_data_chunk out, lh_error *err);
+    /* From any thread: makes a next() blocked on the network return LH_ECANCELLED soon
+     * (shutdown of the socket or the server's cancel request). Idempotent. */
+    void (*interrupt)(lh_db_reader *r);
+    /* Closes the connection and frees everything, names and types included. */
+    void (*close)(lh_db_reader *r);
+};
+
+/* Open errors: LH_EINVAL (a DSN that does not parse, a table name that is not one, an
+ * empty or non-SELECT query), LH_EUPSTREAM (refused connection, authentication failure,
+ * TLS required but unavailable, unknown table or column, a query the server rejects),
+ * LH_EINVAL kind "unmappable_type" (a column type with no mapping, naming it). The
+ * message names the cause and the server's location (host:port/db), never the password.
+ * The caller frees the reader with r->close(r). */
+lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_error *err);
+lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_error *err);
+
+/* Frees names, types and source_types of ncols columns (readers' close calls it). */
+void lh_db_reader_free_columns(lh_db_reader *r);
+
+#endif

@@ -126,7 +126,7 @@ int lh_db_ingest_check(lh_db_ingest *d, const lh_db_ingest_request *req, lh_erro
  * "unmappable_value" (a value the mapping cannot hold, naming column and row),
  * LH_ECANCELLED, LH_ECONFLICT, LH_EIO. On any error nothing is left behind and an existing
  * dataset is as it was. No message ever carries the DSN's password. */
-int lh_db_ingest_run(lh_db_ingest *d, const lh_db_ingest_request *req, lh_job *job,
-                     json_t **result, lh_error *err);
+int lh_db_ingest_run(lh_db_ingest *d, const lh_db_ingest_request *req, lh_job *job, json_t **result,
+                     lh_error *err);
 
 #endif

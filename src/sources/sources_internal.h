@@ -30,12 +30,12 @@ typedef struct lh_db_select {
 typedef struct lh_db_reader lh_db_reader;
 struct lh_db_reader {
     size_t ncols;
-    char **names;                /* the result's column names (unique: a duplicate is
-                                    refused at open, LH_EINVAL naming it) */
-    duckdb_logical_type *types;  /* the DuckDB type each column is delivered as */
-    char **source_types;         /* the server's type of each column ("numeric(12,2)",
-                                    "tinyint(1) unsigned", ...), for messages and docs */
-    int64_t rows;                /* rows delivered so far */
+    char **names;               /* the result's column names (unique: a duplicate is
+                                   refused at open, LH_EINVAL naming it) */
+    duckdb_logical_type *types; /* the DuckDB type each column is delivered as */
+    char **source_types;        /* the server's type of each column ("numeric(12,2)",
+                                   "tinyint(1) unsigned", ...), for messages and docs */
+    int64_t rows;               /* rows delivered so far */
     /* Fills out (created with types[], so its vectors match) with up to
      * duckdb_vector_size() rows and sets its size; a size of 0 is the end of the result.
      * 0, or: LH_EUPSTREAM (query error or server gone mid-stream), LH_EINVAL kind

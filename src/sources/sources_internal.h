@@ -61,4 +61,19 @@ lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_
 /* Frees names, types and source_types of ncols columns (readers' close calls it). */
 void lh_db_reader_free_columns(lh_db_reader *r);
 
+/* ---------------------------------------------------------------- vector writing (common.c)
+ * For readers filling a chunk's vectors. */
+
+/* Marks row `row` of v NULL (making its validity mask writable first). */
+void lh_vec_set_null(duckdb_vector v, idx_t row);
+/* Stores an unscaled decimal (the value times 10^scale) in row `row` of a DECIMAL vector of
+ * any width; type is v's logical type. -1 when it has more digits than the type's width
+ * allows (the caller reports an unmappable value), else 0. */
+int lh_vec_put_decimal(duckdb_vector v, duckdb_logical_type type, idx_t row, __int128 unscaled);
+/* Parses decimal text s[0..n) ("-12.5", "+3", "0.000", ".5"; no exponent, no spaces) into
+ * the unscaled value at `scale` digits, exactly: extra fraction digits must be zeros.
+ * -1 when it is not such a number, has a non-zero digit past `scale`, or has more than
+ * `precision` significant digits; else 0. */
+int lh_decimal_parse(const char *s, size_t n, int precision, int scale, __int128 *out);
+
 #endif

@@ -14,7 +14,6 @@ streamed into datasets through `POST /ingest/postgres` and `POST /ingest/mysql`.
 A database server that cannot start fails the class loudly (dbservers raises); nothing skips.
 """
 import decimal
-import hashlib
 import json
 import os
 import re

@@ -1,0 +1,1221 @@
+/*
+ * pg.c: the PostgreSQL reader (libpq). Streams a table or a query into DuckDB data chunks.
+ *
+ * One connection, one transaction: BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, so the
+ * describe, the type lookup and the COPY see one snapshot and the source cannot be written
+ * through us. The result is described before any row is read (PQprepare +
+ * PQdescribePrepared, then one pg_type query for every column's type), then streamed with
+ * COPY (SELECT ...) TO STDOUT (FORMAT binary): the server sends one CopyData message per
+ * row, libpq hands us one row at a time (its buffer holds one message), and next() decodes
+ * the binary values straight into the chunk's vectors. Memory is one row from libpq plus
+ * one chunk, whatever the table's size. Never LIMIT/OFFSET: one statement, one snapshot.
+ *
+ * Columns whose type has no binary decoder here (inet, money, ranges, numeric without a
+ * precision, ...) are selected as `col::text` (`col::text[]` for arrays) and delivered as
+ * VARCHAR; docs/INGEST.md ("PostgreSQL type mapping") is the table.
+ *
+ * Secrets: the DSN and its password never enter a message. Every libpq or server message
+ * goes through lh_error_scrub with the password as needle before it reaches err, and the
+ * location in messages (host:port/db) comes from the parsed connection options.
+ *
+ * Threads: the reader is used by one thread at a time; interrupt() may be called from
+ * another one until close() begins. It sets a flag and shuts the socket down (under
+ * `lock`, which close() takes before PQfinish frees the socket), so a next() blocked in
+ * libpq's poll wakes at once, sees the flag and returns LH_ECANCELLED. The session sets
+ * client_connection_check_interval (PostgreSQL 14+) so the server also abandons the query
+ * soon after we go away.
+ */
+#include "sources_internal.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libpq-fe.h>
+#include <sodium.h>
+
+/* Built-in type OIDs (PostgreSQL's pg_type.dat: fixed at bootstrap, the same on every
+ * server version we can talk to). */
+enum {
+    PG_OID_BOOL = 16,
+    PG_OID_BYTEA = 17,
+    PG_OID_NAME = 19,
+    PG_OID_INT8 = 20,
+    PG_OID_INT2 = 21,
+    PG_OID_INT4 = 23,
+    PG_OID_TEXT = 25,
+    PG_OID_JSON = 114,
+    PG_OID_FLOAT4 = 700,
+    PG_OID_FLOAT8 = 701,
+    PG_OID_BPCHAR = 1042,
+    PG_OID_VARCHAR = 1043,
+    PG_OID_DATE = 1082,
+    PG_OID_TIME = 1083,
+    PG_OID_TIMESTAMP = 1114,
+    PG_OID_TIMESTAMPTZ = 1184,
+    PG_OID_INTERVAL = 1186,
+    PG_OID_TIMETZ = 1266,
+    PG_OID_NUMERIC = 1700,
+    PG_OID_UUID = 2950,
+    PG_OID_JSONB = 3802,
+};
+
+/* PostgreSQL's epochs are 2000-01-01; DuckDB's are 1970-01-01. */
+#define PG_EPOCH_DAYS 10957
+#define PG_EPOCH_MICROS INT64_C(946684800000000)
+
+/* numeric's binary sign words. */
+#define PG_NUMERIC_POS 0x0000
+#define PG_NUMERIC_NEG 0x4000
+
+/* The binary decoder of a value (of each element, for an array column). */
+typedef enum {
+    PGV_BOOL,
+    PGV_INT2,
+    PGV_INT4,
+    PGV_INT8,
+    PGV_FLOAT4,
+    PGV_FLOAT8,
+    PGV_NUMERIC, /* numeric(p,s), p <= 38, 0 <= s <= p: DECIMAL(p,s) */
+    PGV_TEXT,    /* text, varchar, char(n), name, json, enums, and every ::text cast */
+    PGV_JSONB,   /* a version byte (1), then the JSON text */
+    PGV_BYTEA,
+    PGV_DATE,
+    PGV_TIME,
+    PGV_TIMETZ,
+    PGV_TIMESTAMP,
+    PGV_TIMESTAMPTZ,
+    PGV_INTERVAL,
+    PGV_UUID,
+} pg_kind;
+
+typedef struct pg_col {
+    pg_kind kind;
+    bool is_array;          /* a one-dimensional array: LIST of kind */
+    const char *cast;       /* "", "::text" or "::text[]" in the COPY's select list */
+    int precision, scale;   /* PGV_NUMERIC */
+    duckdb_logical_type vt; /* the type kind's values are written as (the list's child
+                               for an array); owned */
+} pg_col;
+
+typedef struct pg_reader {
+    lh_db_reader base; /* first: lh_db_reader * and pg_reader * are the same pointer */
+    PGconn *conn;
+    pg_col *cols;
+    char *location;       /* host:port/db, for messages */
+    char *password;       /* the scrub needle (a secret: wiped at close), or NULL */
+    pthread_mutex_t lock; /* guards sock between interrupt() and close() */
+    int sock;             /* the connection's socket, -1 once close() began */
+    atomic_bool interrupted;
+    bool header_seen; /* the COPY's binary header has been read */
+    bool at_end;      /* the COPY's trailer has been read */
+    bool finished;    /* the COPY's result was a success: next() returns empty chunks */
+    int failed;       /* the code of an error next() returned; it is returned again */
+} pg_reader;
+
+/* ---------------------------------------------------------------- messages */
+
+/* libpq's messages span lines ("FATAL:  ...\n\tIs the server running ...?"): one line,
+ * runs of white space collapsed, the severity prefix and trailing spaces dropped. Caller
+ * frees. */
+static char *one_line(const char *msg)
+{
+    if (!msg)
+        msg = "";
+    size_t n = strlen(msg);
+    char *out = lh_xmalloc(n + 1);
+    size_t o = 0;
+    bool space = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = msg[i];
+        if (c == '\n' || c == '\t' || c == '\r' || c == ' ') {
+            space = o > 0;
+            continue;
+        }
+        if (space)
+            out[o++] = ' ';
+        space = false;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    static const char *prefixes[] = {"FATAL: ", "ERROR: ", "PANIC: "};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+        size_t pl = strlen(prefixes[i]);
+        if (strncmp(out, prefixes[i], pl) == 0)
+            memmove(out, out + pl, strlen(out + pl) + 1);
+    }
+    return out;
+}
+
+/* Fills err with "<what> (PostgreSQL at <location>)[: <detail>]" and scrubs the password
+ * out of it (detail comes from libpq or the server, which could echo anything). */
+static int pg_error(const pg_reader *p, lh_error *err, int code, const char *kind,
+                    const char *detail, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int pg_error(const pg_reader *p, lh_error *err, int code, const char *kind,
+                    const char *detail, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    char *line = detail ? one_line(detail) : NULL;
+    if (line && *line)
+        lh_error_setk(err, code, kind, "%s (PostgreSQL at %s): %s", what, p->location, line);
+    else
+        lh_error_setk(err, code, kind, "%s (PostgreSQL at %s)", what, p->location);
+    free(line);
+    if (err && p->password && *p->password)
+        lh_error_scrub(err, p->password, "***");
+    return code;
+}
+
+/* An error result of a statement (open time): the cause from the SQLSTATE. */
+static int pg_result_error(const pg_reader *p, const PGresult *res, const lh_db_select *sel,
+                           lh_error *err)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail = primary ? primary : PQerrorMessage(p->conn);
+    if (PQstatus(p->conn) == CONNECTION_BAD)
+        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "the server closed the connection");
+    if (state && strcmp(state, "42P01") == 0 && sel->table)
+        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "unknown table \"%s\"", sel->table);
+    if (state && strcmp(state, "42P01") == 0)
+        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "unknown table");
+    if (state && strcmp(state, "3F000") == 0)
+        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "unknown schema");
+    if (state && strcmp(state, "42703") == 0)
+        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "unknown column");
+    if (state && strcmp(state, "42501") == 0)
+        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "permission denied");
+    if (state && strcmp(state, "42601") == 0)
+        return pg_error(p, err, LH_EUPSTREAM, NULL, detail,
+                        "the server rejected the query's syntax");
+    return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "the server rejected the query");
+}
+
+/* A failed connection: which of the causes a caller can act on it was. */
+static int pg_connect_error(const pg_reader *p, lh_error *err)
+{
+    const char *msg = PQerrorMessage(p->conn);
+    const char *cause = "cannot connect";
+    if (strstr(msg, "Connection refused"))
+        cause = "connection refused (is the server running and accepting TCP connections?)";
+    else if (strstr(msg, "password authentication failed") || strstr(msg, "authentication") ||
+             strstr(msg, "no password supplied") || strstr(msg, "pg_hba.conf"))
+        cause = "authentication failed";
+    else if (strstr(msg, "SSL") || strstr(msg, "TLS") || strstr(msg, "GSS"))
+        cause = "TLS is required but unavailable";
+    else if (strstr(msg, "does not exist"))
+        cause = "unknown database or user";
+    else if (strstr(msg, "timeout expired"))
+        cause = "connection timed out";
+    else if (strstr(msg, "could not translate host name"))
+        cause = "unknown host";
+    return pg_error(p, err, LH_EUPSTREAM, NULL, msg, "%s", cause);
+}
+
+/* ---------------------------------------------------------------- statement text */
+
+/* Appends "ident" with embedded double quotes doubled. */
+static void put_ident(lh_buf *b, const char *s, size_t n)
+{
+    lh_buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            lh_buf_putc(b, '"');
+        lh_buf_putc(b, s[i]);
+    }
+    lh_buf_putc(b, '"');
+}
+
+/* "table" or "schema.table" → "schema"."table". LH_EINVAL for an empty part or more than
+ * two. */
+static int put_table(lh_buf *b, const char *table, lh_error *err)
+{
+    const char *dot = strchr(table, '.');
+    if (dot && strchr(dot + 1, '.'))
+        return lh_error_set(err, LH_EINVAL,
+                            "table \"%s\" is not a name: use table or schema.table (one dot)",
+                            table);
+    if (!*table || (dot && (dot == table || !dot[1])))
+        return lh_error_set(err, LH_EINVAL, "table \"%s\" is not a name: use table or schema.table",
+                            table);
+    if (dot) {
+        put_ident(b, table, (size_t)(dot - table));
+        lh_buf_putc(b, '.');
+        put_ident(b, dot + 1, strlen(dot + 1));
+    } else {
+        put_ident(b, table, strlen(table));
+    }
+    return 0;
+}
+
+/* The query without trailing semicolons and white space, or NULL when nothing is left.
+ * Caller frees. */
+static char *strip_query(const char *q)
+{
+    size_t n = strlen(q);
+    while (n > 0 && (q[n - 1] == ';' || q[n - 1] == ' ' || q[n - 1] == '\n' || q[n - 1] == '\t' ||
+                     q[n - 1] == '\r'))
+        n--;
+    size_t start = 0;
+    while (start < n &&
+           (q[start] == ' ' || q[start] == '\n' || q[start] == '\t' || q[start] == '\r'))
+        start++;
+    if (start == n)
+        return NULL;
+    char *out = lh_xmalloc(n - start + 1);
+    memcpy(out, q + start, n - start);
+    out[n - start] = '\0';
+    return out;
+}
+
+/* ---------------------------------------------------------------- type mapping */
+
+/* numeric's typmod: ((precision << 16) | (scale & 0x7ff)) + 4; the scale is an 11-bit
+ * signed number since PostgreSQL 15 (numeric(3,-2), numeric(2,5)). */
+static bool numeric_typmod(int typmod, int *precision, int *scale)
+{
+    if (typmod < 4)
+        return false;
+    int t = typmod - 4;
+    *precision = (t >> 16) & 0xffff;
+    *scale = ((t & 0x7ff) ^ 1024) - 1024;
+    return true;
+}
+
+/* The binary decoder for a (non-array) type, if there is one here. typtype is pg_type's:
+ * 'e' for an enum. */
+static bool scalar_kind(unsigned oid, int typmod, char typtype, pg_col *c)
+{
+    switch (oid) {
+    case PG_OID_BOOL:
+        c->kind = PGV_BOOL;
+        return true;
+    case PG_OID_INT2:
+        c->kind = PGV_INT2;
+        return true;
+    case PG_OID_INT4:
+        c->kind = PGV_INT4;
+        return true;
+    case PG_OID_INT8:
+        c->kind = PGV_INT8;
+        return true;
+    case PG_OID_FLOAT4:
+        c->kind = PGV_FLOAT4;
+        return true;
+    case PG_OID_FLOAT8:
+        c->kind = PGV_FLOAT8;
+        return true;
+    case PG_OID_TEXT:
+    case PG_OID_VARCHAR:
+    case PG_OID_BPCHAR:
+    case PG_OID_NAME:
+    case PG_OID_JSON:
+        c->kind = PGV_TEXT;
+        return true;
+    case PG_OID_JSONB:
+        c->kind = PGV_JSONB;
+        return true;
+    case PG_OID_BYTEA:
+        c->kind = PGV_BYTEA;
+        return true;
+    case PG_OID_DATE:
+        c->kind = PGV_DATE;
+        return true;
+    case PG_OID_TIME:
+        c->kind = PGV_TIME;
+        return true;
+    case PG_OID_TIMETZ:
+        c->kind = PGV_TIMETZ;
+        return true;
+    case PG_OID_TIMESTAMP:
+        c->kind = PGV_TIMESTAMP;
+        return true;
+    case PG_OID_TIMESTAMPTZ:
+        c->kind = PGV_TIMESTAMPTZ;
+        return true;
+    case PG_OID_INTERVAL:
+        c->kind = PGV_INTERVAL;
+        return true;
+    case PG_OID_UUID:
+        c->kind = PGV_UUID;
+        return true;
+    case PG_OID_NUMERIC: {
+        /* Unconstrained numeric holds up to 131072 digits, and a scale outside 0..p has
+         * no DECIMAL: both arrive as their exact text. */
+        int p, s;
+        if (!numeric_typmod(typmod, &p, &s) || p < 1 || p > 38 || s < 0 || s > p)
+            return false;
+        c->kind = PGV_NUMERIC;
+        c->precision = p;
+        c->scale = s;
+        return true;
+    }
+    default:
+        if (typtype == 'e') { /* enum_send sends the label's text */
+            c->kind = PGV_TEXT;
+            return true;
+        }
+        return false;
+    }
+}
+
+static duckdb_logical_type kind_type(const pg_col *c)
+{
+    static const duckdb_type ids[] = {
+        [PGV_BOOL] = DUCKDB_TYPE_BOOLEAN,        [PGV_INT2] = DUCKDB_TYPE_SMALLINT,
+        [PGV_INT4] = DUCKDB_TYPE_INTEGER,        [PGV_INT8] = DUCKDB_TYPE_BIGINT,
+        [PGV_FLOAT4] = DUCKDB_TYPE_FLOAT,        [PGV_FLOAT8] = DUCKDB_TYPE_DOUBLE,
+        [PGV_TEXT] = DUCKDB_TYPE_VARCHAR,        [PGV_JSONB] = DUCKDB_TYPE_VARCHAR,
+        [PGV_BYTEA] = DUCKDB_TYPE_BLOB,          [PGV_DATE] = DUCKDB_TYPE_DATE,
+        [PGV_TIME] = DUCKDB_TYPE_TIME,           [PGV_TIMETZ] = DUCKDB_TYPE_TIME_TZ,
+        [PGV_TIMESTAMP] = DUCKDB_TYPE_TIMESTAMP, [PGV_TIMESTAMPTZ] = DUCKDB_TYPE_TIMESTAMP_TZ,
+        [PGV_INTERVAL] = DUCKDB_TYPE_INTERVAL,   [PGV_UUID] = DUCKDB_TYPE_UUID,
+    };
+    if (c->kind == PGV_NUMERIC)
+        return duckdb_create_decimal_type((uint8_t)c->precision, (uint8_t)c->scale);
+    return duckdb_create_logical_type(ids[c->kind]);
+}
+
+/* What pg_type says about one column's type. */
+typedef struct pg_typeinfo {
+    char typtype;      /* 'b' base, 'e' enum, 'd' domain, 'c' composite, 'r' range, ... */
+    bool is_array;     /* typlen = -1 and typelem <> 0: a true array type */
+    unsigned elem_oid; /* the element's type (a domain resolved one level to its base) */
+    int elem_typmod;
+    char elem_typtype;
+    char *format; /* format_type(oid, typmod): "numeric(12,2)", "integer[]" */
+} pg_typeinfo;
+
+/* Looks up every column's type in one query (the RowDescription already resolved
+ * top-level domains to their base type; arrays' elements and enums need pg_type). */
+static int describe_types(pg_reader *p, const PGresult *desc, pg_typeinfo *ti, lh_error *err)
+{
+    int nf = PQnfields(desc);
+    lh_buf oids, mods;
+    lh_buf_init(&oids);
+    lh_buf_init(&mods);
+    lh_buf_putc(&oids, '{');
+    lh_buf_putc(&mods, '{');
+    for (int i = 0; i < nf; i++) {
+        lh_buf_printf(&oids, "%s%u", i ? "," : "", (unsigned)PQftype(desc, i));
+        lh_buf_printf(&mods, "%s%d", i ? "," : "", PQfmod(desc, i));
+    }
+    lh_buf_putc(&oids, '}');
+    lh_buf_putc(&mods, '}');
+    static const char sql[] =
+        "SELECT c.i, format_type(c.o, c.m), t.typtype, t.typlen = -1 AND t.typelem <> 0, "
+        "  CASE WHEN e.typtype = 'd' THEN e.typbasetype ELSE e.oid END, "
+        "  CASE WHEN e.typtype = 'd' THEN e.typtypmod ELSE c.m END, "
+        "  CASE WHEN e.typtype = 'd' THEN b.typtype ELSE e.typtype END "
+        "FROM unnest($1::pg_catalog.oid[], $2::pg_catalog.int4[]) WITH ORDINALITY AS c(o, m, i) "
+        "JOIN pg_catalog.pg_type t ON t.oid = c.o "
+        "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem "
+        "LEFT JOIN pg_catalog.pg_type b ON b.oid = e.typbasetype "
+        "ORDER BY c.i";
+    const char *params[2] = {oids.data, mods.data};
+    PGresult *res = PQexecParams(p->conn, sql, 2, NULL, params, NULL, NULL, 0);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = pg_result_error(p, res, &(lh_db_select){0}, err);
+        goto out;
+    }
+    if (PQntuples(res) != nf) {
+        rc = pg_error(p, err, LH_EUPSTREAM, NULL, NULL,
+                      "the server's catalog does not describe every column's type");
+        goto out;
+    }
+    for (int i = 0; i < nf; i++) {
+        ti[i].format = lh_xstrdup(PQgetvalue(res, i, 1));
+        ti[i].typtype = PQgetvalue(res, i, 2)[0];
+        ti[i].is_array = PQgetvalue(res, i, 3)[0] == 't';
+        ti[i].elem_oid = (unsigned)strtoul(PQgetvalue(res, i, 4), NULL, 10);
+        ti[i].elem_typmod = atoi(PQgetvalue(res, i, 5));
+        ti[i].elem_typtype = PQgetvalue(res, i, 6)[0];
+    }
+out:
+    PQclear(res);
+    lh_buf_free(&oids);
+    lh_buf_free(&mods);
+    return rc;
+}
+
+/* Chooses each column's decoder and DuckDB type; fills p->cols and the base's arrays. */
+static void map_columns(pg_reader *p, const PGresult *desc, const pg_typeinfo *ti)
+{
+    lh_db_reader *r = &p->base;
+    for (size_t i = 0; i < r->ncols; i++) {
+        pg_col *c = &p->cols[i];
+        unsigned oid = (unsigned)PQftype(desc, (int)i);
+        int typmod = PQfmod(desc, (int)i);
+        c->cast = "";
+        if (ti[i].is_array) {
+            c->is_array = true;
+            if (!scalar_kind(ti[i].elem_oid, ti[i].elem_typmod, ti[i].elem_typtype, c)) {
+                c->kind = PGV_TEXT;
+                c->cast = "::text[]";
+            }
+            c->vt = kind_type(c);
+            r->types[i] = duckdb_create_list_type(c->vt);
+        } else {
+            if (!scalar_kind(oid, typmod, ti[i].typtype, c)) {
+                c->kind = PGV_TEXT;
+                c->cast = "::text";
+            }
+            c->vt = kind_type(c);
+            r->types[i] = kind_type(c);
+        }
+        r->source_types[i] = lh_xstrdup(ti[i].format);
+    }
+}
+
+/* ---------------------------------------------------------------- binary decoding */
+
+static uint16_t rd16(const char *s)
+{
+    uint16_t v;
+    memcpy(&v, s, 2);
+    return be16toh(v);
+}
+
+static uint32_t rd32(const char *s)
+{
+    uint32_t v;
+    memcpy(&v, s, 4);
+    return be32toh(v);
+}
+
+static uint64_t rd64(const char *s)
+{
+    uint64_t v;
+    memcpy(&v, s, 8);
+    return be64toh(v);
+}
+
+/* What decoding one value found: written, a malformed message (a protocol error), or one of
+ * the reasons a value is unmappable (the message names the reason, never the value). */
+enum {
+    DEC_OK = 0,
+    DEC_MALFORMED,
+    DEC_NUMERIC_SPECIAL, /* NaN, ±Infinity in numeric(p,s) */
+    DEC_NUMERIC_RANGE,   /* more digits than DECIMAL(p,s) holds */
+    DEC_TIMESTAMP_RANGE, /* past DuckDB's timestamps */
+    DEC_NOT_UTF8,
+    DEC_ARRAY_DIMS, /* an array with more than one dimension */
+};
+
+static const char *const unmappable_why[] = {
+    [DEC_NUMERIC_SPECIAL] = "NaN and Infinity have no DECIMAL value: cast the column to "
+                            "text or double precision in a query",
+    [DEC_NUMERIC_RANGE] = "it has more digits than the column's DECIMAL holds",
+    [DEC_TIMESTAMP_RANGE] = "it is past DuckDB's last timestamp (294247-01-10)",
+    [DEC_NOT_UTF8] = "it is not valid UTF-8",
+    [DEC_ARRAY_DIMS] = "a LIST holds one-dimensional arrays only: select array_to_json(col) "
+                       "to keep it as JSON",
+};
+
+/* numeric's binary form (ndigits, weight, sign, dscale, then ndigits base-10000 digits,
+ * the first worth 10000^weight) as the value times 10^scale, exactly. NaN and ±Infinity
+ * (sign words 0xC000, 0xD000, 0xF000) and values that do not fit are unmappable. */
+static int decode_numeric(const char *s, int32_t len, int scale, __int128 *out)
+{
+    if (len < 8)
+        return DEC_MALFORMED;
+    int ndigits = (int16_t)rd16(s);
+    int weight = (int16_t)rd16(s + 2);
+    unsigned sign = rd16(s + 4);
+    if (ndigits < 0 || len != 8 + 2 * ndigits)
+        return DEC_MALFORMED;
+    if (sign != PG_NUMERIC_POS && sign != PG_NUMERIC_NEG)
+        return DEC_NUMERIC_SPECIAL;
+    __int128 acc = 0;
+    for (int i = 0; i < ndigits; i++) {
+        int d = rd16(s + 8 + 2 * i);
+        if (d > 9999)
+            return DEC_MALFORMED;
+        if (d == 0)
+            continue;
+        /* this digit's power of ten in the unscaled value */
+        int e = 4 * (weight - i) + scale;
+        __int128 term = d;
+        if (e >= 0) {
+            for (int k = 0; k < e; k++)
+                if (__builtin_mul_overflow(term, 10, &term))
+                    return DEC_NUMERIC_RANGE;
+        } else {
+            for (int k = 0; k < -e; k++) {
+                if (term % 10 != 0) /* a digit past the scale: not exact */
+                    return DEC_NUMERIC_RANGE;
+                term /= 10;
+            }
+        }
+        if (__builtin_add_overflow(acc, term, &acc))
+            return DEC_NUMERIC_RANGE;
+    }
+    *out = sign == PG_NUMERIC_NEG ? -acc : acc;
+    return DEC_OK;
+}
+
+static int put_text(duckdb_vector v, idx_t row, const char *s, int32_t len)
+{
+    /* client_encoding is UTF8, so the server converts; a SQL_ASCII database can still hold
+     * bytes that are not UTF-8, which a VARCHAR must not */
+    if (!lh_utf8_valid(s, (size_t)len))
+        return DEC_NOT_UTF8;
+    duckdb_vector_assign_string_element_len(v, row, s, (idx_t)len);
+    return DEC_OK;
+}
+
+/* Writes one non-NULL value of kind into row `row` of v (whose logical type is vt). */
+static int decode_value(const pg_col *c, duckdb_vector v, idx_t row, const char *s, int32_t len)
+{
+    void *data = duckdb_vector_get_data(v);
+    switch (c->kind) {
+    case PGV_BOOL:
+        if (len != 1)
+            return DEC_MALFORMED;
+        ((bool *)data)[row] = s[0] != 0;
+        return DEC_OK;
+    case PGV_INT2:
+        if (len != 2)
+            return DEC_MALFORMED;
+        ((int16_t *)data)[row] = (int16_t)rd16(s);
+        return DEC_OK;
+    case PGV_INT4:
+        if (len != 4)
+            return DEC_MALFORMED;
+        ((int32_t *)data)[row] = (int32_t)rd32(s);
+        return DEC_OK;
+    case PGV_INT8:
+        if (len != 8)
+            return DEC_MALFORMED;
+        ((int64_t *)data)[row] = (int64_t)rd64(s);
+        return DEC_OK;
+    case PGV_FLOAT4: {
+        if (len != 4)
+            return DEC_MALFORMED;
+        uint32_t bits = rd32(s);
+        memcpy((float *)data + row, &bits, 4); /* NaN and ±Infinity bit for bit */
+        return DEC_OK;
+    }
+    case PGV_FLOAT8: {
+        if (len != 8)
+            return DEC_MALFORMED;
+        uint64_t bits = rd64(s);
+        memcpy((double *)data + row, &bits, 8);
+        return DEC_OK;
+    }
+    case PGV_NUMERIC: {
+        __int128 u;
+        int rc = decode_numeric(s, len, c->scale, &u);
+        if (rc != DEC_OK)
+            return rc;
+        return lh_vec_put_decimal(v, c->vt, row, u) == 0 ? DEC_OK : DEC_NUMERIC_RANGE;
+    }
+    case PGV_JSONB: /* a version byte, then the JSON text */
+        if (len < 1 || s[0] != 1)
+            return DEC_MALFORMED;
+        return put_text(v, row, s + 1, len - 1);
+    case PGV_TEXT:
+        return put_text(v, row, s, len);
+    case PGV_BYTEA:
+        duckdb_vector_assign_string_element_len(v, row, s, (idx_t)len);
+        return DEC_OK;
+    case PGV_DATE: {
+        if (len != 4)
+            return DEC_MALFORMED;
+        int32_t d = (int32_t)rd32(s);
+        /* ±infinity onto DuckDB's; every finite PostgreSQL date (4713 BC .. 5874897 AD)
+         * fits after the shift */
+        if (d == INT32_MAX)
+            ((duckdb_date *)data)[row].days = INT32_MAX;
+        else if (d == INT32_MIN)
+            ((duckdb_date *)data)[row].days = -INT32_MAX;
+        else
+            ((duckdb_date *)data)[row].days = d + PG_EPOCH_DAYS;
+        return DEC_OK;
+    }
+    case PGV_TIME:
+        if (len != 8)
+            return DEC_MALFORMED;
+        ((duckdb_time *)data)[row].micros = (int64_t)rd64(s);
+        return DEC_OK;
+    case PGV_TIMETZ: {
+        if (len != 12)
+            return DEC_MALFORMED;
+        /* PostgreSQL stores the zone in seconds west of UTC, DuckDB the offset east */
+        int64_t micros = (int64_t)rd64(s);
+        int32_t zone = (int32_t)rd32(s + 8);
+        ((duckdb_time_tz *)data)[row] = duckdb_create_time_tz(micros, -zone);
+        return DEC_OK;
+    }
+    case PGV_TIMESTAMP:
+    case PGV_TIMESTAMPTZ: {
+        if (len != 8)
+            return DEC_MALFORMED;
+        int64_t t = (int64_t)rd64(s), out;
+        if (t == INT64_MAX)
+            out = INT64_MAX;
+        else if (t == INT64_MIN)
+            out = -INT64_MAX;
+        else if (__builtin_add_overflow(t, PG_EPOCH_MICROS, &out) || out == INT64_MAX ||
+                 out == -INT64_MAX)
+            return DEC_TIMESTAMP_RANGE;
+        ((duckdb_timestamp *)data)[row].micros = out;
+        return DEC_OK;
+    }
+    case PGV_INTERVAL: {
+        if (len != 16)
+            return DEC_MALFORMED;
+        duckdb_interval *iv = (duckdb_interval *)data + row;
+        iv->micros = (int64_t)rd64(s);
+        iv->days = (int32_t)rd32(s + 8);
+        iv->months = (int32_t)rd32(s + 12);
+        return DEC_OK;
+    }
+    case PGV_UUID: {
+        if (len != 16)
+            return DEC_MALFORMED;
+        /* DuckDB keeps a UUID as a hugeint with the top bit flipped, so that signed
+         * comparison orders UUIDs as their bytes do */
+        duckdb_hugeint *h = (duckdb_hugeint *)data + row;
+        h->upper = (int64_t)(rd64(s) ^ (UINT64_C(1) << 63));
+        h->lower = rd64(s + 8);
+        return DEC_OK;
+    }
+    }
+    return DEC_MALFORMED;
+}
+
+/* A one-dimensional array (ndim, has-null flag, element OID, [size, lower bound] per
+ * dimension, then length-prefixed elements) into a LIST row. Lower bounds are dropped. */
+static int decode_array(const pg_col *c, duckdb_vector v, idx_t row, const char *s, int32_t len)
+{
+    if (len < 12)
+        return DEC_MALFORMED;
+    int32_t ndim = (int32_t)rd32(s);
+    duckdb_list_entry *entries = duckdb_vector_get_data(v);
+    duckdb_vector child = duckdb_list_vector_get_child(v);
+    idx_t base = duckdb_list_vector_get_size(v);
+    if (ndim == 0) {
+        entries[row].offset = base;
+        entries[row].length = 0;
+        return len == 12 ? DEC_OK : DEC_MALFORMED;
+    }
+    if (ndim != 1)
+        return DEC_ARRAY_DIMS;
+    if (len < 20)
+        return DEC_MALFORMED;
+    int32_t n = (int32_t)rd32(s + 12);
+    if (n < 0)
+        return DEC_MALFORMED;
+    const char *p = s + 20, *end = s + len;
+    if (duckdb_list_vector_reserve(v, base + (idx_t)n) != DuckDBSuccess)
+        return DEC_MALFORMED;
+    for (int32_t k = 0; k < n; k++) {
+        if (end - p < 4)
+            return DEC_MALFORMED;
+        int32_t el = (int32_t)rd32(p);
+        p += 4;
+        if (el == -1) {
+            lh_vec_set_null(child, base + (idx_t)k);
+            continue;
+        }
+        if (el < 0 || end - p < el)
+            return DEC_MALFORMED;
+        int rc = decode_value(c, child, base + (idx_t)k, p, el);
+        if (rc != DEC_OK)
+            return rc;
+        p += el;
+    }
+    if (p != end)
+        return DEC_MALFORMED;
+    entries[row].offset = base;
+    entries[row].length = (idx_t)n;
+    duckdb_list_vector_set_size(v, base + (idx_t)n);
+    return DEC_OK;
+}
+
+/* ---------------------------------------------------------------- the stream */
+
+static void pg_interrupt(lh_db_reader *r)
+{
+    pg_reader *p = (pg_reader *)r;
+    atomic_store(&p->interrupted, true);
+    pthread_mutex_lock(&p->lock);
+    if (p->sock >= 0)
+        shutdown(p->sock, SHUT_RDWR); /* wakes a recv/poll blocked in libpq */
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The COPY's end when its result is not a success (res, which may be NULL, is that result;
+ * the caller clears it): cancelled, the server gone, or the query failed. `rows` rows were
+ * read before it. */
+static int stream_failed(pg_reader *p, const PGresult *res, int64_t rows, lh_error *err)
+{
+    if (atomic_load(&p->interrupted))
+        return lh_error_set(err, LH_ECANCELLED, "the read was cancelled after %lld rows",
+                            (long long)rows);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail = primary ? primary : PQerrorMessage(p->conn);
+    /* class 57P: operator intervention (pg_terminate_backend, shutdown); 08: connection */
+    bool gone = PQstatus(p->conn) == CONNECTION_BAD || !state || strncmp(state, "57P", 3) == 0 ||
+                strncmp(state, "08", 2) == 0;
+    if (gone)
+        return pg_error(p, err, LH_EUPSTREAM, NULL, detail,
+                        "the server closed the connection after %lld rows", (long long)rows);
+    /* a SQL_ASCII database holding bytes that are not UTF-8: the server's conversion to
+     * our client_encoding refuses the row */
+    if (state && strcmp(state, "22021") == 0)
+        return pg_error(p, err, LH_EINVAL, "unmappable_value", detail,
+                        "row %lld holds text that is not valid UTF-8", (long long)rows + 1);
+    return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "the query failed after %lld rows",
+                    (long long)rows);
+}
+
+/* After PQgetCopyData said the COPY is over (-1) or failed (-2): reads the command's
+ * result, which must be a success, and drains the connection. */
+static int stream_finish(pg_reader *p, int64_t rows, lh_error *err)
+{
+    PGresult *res = PQgetResult(p->conn);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = stream_failed(p, res, rows, err);
+    PQclear(res);
+    if (rc == 0)
+        while ((res = PQgetResult(p->conn)) != NULL)
+            PQclear(res);
+    return rc;
+}
+
+/* Decodes one CopyData message (the header may precede the first row) into row `row` of
+ * out. *is_row tells whether it held a row (else the header alone or the trailer, which
+ * sets at_end). */
+static int decode_message(pg_reader *p, duckdb_data_chunk out, idx_t row, const char *buf, int n,
+                          bool *is_row, lh_error *err)
+{
+    static const char sig[11] = "PGCOPY\n\377\r\n\0";
+    lh_db_reader *r = &p->base;
+    const char *s = buf, *end = buf + n;
+    int64_t rowno = r->rows + (int64_t)row + 1;
+    *is_row = false;
+    if (!p->header_seen) {
+        if (end - s < 19 || memcmp(s, sig, 11) != 0)
+            goto malformed;
+        uint32_t ext = rd32(s + 15);
+        s += 19;
+        if ((uint64_t)(end - s) < ext)
+            goto malformed;
+        s += ext;
+        p->header_seen = true;
+        if (s == end)
+            return 0;
+    }
+    if (end - s < 2)
+        goto malformed;
+    int16_t nf = (int16_t)rd16(s);
+    s += 2;
+    if (nf == -1) {
+        p->at_end = true;
+        return 0;
+    }
+    if (nf != (int16_t)r->ncols)
+        goto malformed;
+    for (size_t i = 0; i < r->ncols; i++) {
+        if (end - s < 4)
+            goto malformed;
+        int32_t len = (int32_t)rd32(s);
+        s += 4;
+        duckdb_vector v = duckdb_data_chunk_get_vector(out, i);
+        if (len == -1) {
+            lh_vec_set_null(v, row);
+            continue;
+        }
+        if (len < 0 || end - s < len)
+            goto malformed;
+        const pg_col *c = &p->cols[i];
+        int rc = c->is_array ? decode_array(c, v, row, s, len) : decode_value(c, v, row, s, len);
+        if (rc != DEC_OK && rc != DEC_MALFORMED)
+            return lh_error_setk(err, LH_EINVAL, "unmappable_value",
+                                 "column \"%s\" (%s) of row %lld holds a value that cannot be "
+                                 "loaded: %s",
+                                 r->names[i], r->source_types[i], (long long)rowno,
+                                 unmappable_why[rc]);
+        if (rc != DEC_OK)
+            goto malformed;
+        s += len;
+    }
+    if (s != end)
+        goto malformed;
+    *is_row = true;
+    return 0;
+malformed:
+    return pg_error(p, err, LH_EUPSTREAM, NULL, NULL,
+                    "the server sent a malformed binary COPY row (row %lld)", (long long)rowno);
+}
+
+static int pg_next(lh_db_reader *r, duckdb_data_chunk out, lh_error *err)
+{
+    pg_reader *p = (pg_reader *)r;
+    idx_t cap = duckdb_vector_size(), row = 0;
+    int rc = 0;
+    if (p->failed)
+        return lh_error_set(err, p->failed, "the read already failed: open a new one");
+    duckdb_data_chunk_reset(out);
+    while (row < cap && !p->finished) {
+        if (atomic_load(&p->interrupted)) {
+            rc = lh_error_set(err, LH_ECANCELLED, "the read was cancelled after %lld rows",
+                              (long long)(r->rows + (int64_t)row));
+            goto out;
+        }
+        char *buf = NULL;
+        int n = PQgetCopyData(p->conn, &buf, 0);
+        if (n < 0) {
+            /* -1: the COPY is over, -2: it failed; the result says which and why */
+            rc = stream_finish(p, r->rows + (int64_t)row, err);
+            if (rc == 0 && !p->at_end)
+                rc = pg_error(p, err, LH_EUPSTREAM, NULL, NULL,
+                              "the COPY ended without its trailer after %lld rows",
+                              (long long)(r->rows + (int64_t)row));
+            if (rc != 0)
+                goto out;
+            p->finished = true;
+            break;
+        }
+        if (p->at_end) {
+            PQfreemem(buf);
+            rc = pg_error(p, err, LH_EUPSTREAM, NULL, NULL,
+                          "the server sent data after the COPY's trailer");
+            goto out;
+        }
+        bool is_row;
+        rc = decode_message(p, out, row, buf, n, &is_row, err);
+        PQfreemem(buf);
+        if (rc != 0)
+            goto out;
+        if (is_row)
+            row++;
+    }
+    duckdb_data_chunk_set_size(out, row);
+    r->rows += (int64_t)row;
+out:
+    if (rc != 0) {
+        p->failed = rc;
+        duckdb_data_chunk_set_size(out, 0);
+    }
+    return rc;
+}
+
+static void pg_close(lh_db_reader *r)
+{
+    if (!r)
+        return;
+    pg_reader *p = (pg_reader *)r;
+    pthread_mutex_lock(&p->lock);
+    p->sock = -1;
+    pthread_mutex_unlock(&p->lock);
+    if (p->conn)
+        PQfinish(p->conn); /* the server rolls the read-only transaction back */
+    if (p->cols)
+        for (size_t i = 0; i < r->ncols; i++)
+            if (p->cols[i].vt)
+                duckdb_destroy_logical_type(&p->cols[i].vt);
+    free(p->cols);
+    lh_db_reader_free_columns(r);
+    free(p->location);
+    lh_secret_free(p->password);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* ---------------------------------------------------------------- open */
+
+/* The parsed DSN's password (a copy, or NULL), its host:port/db, and whether it sets a
+ * connect_timeout. LH_EINVAL when libpq cannot parse it; libpq's message is not passed on,
+ * since it quotes the part it could not parse, which may be the password. */
+static int parse_dsn(pg_reader *p, const char *dsn, bool *has_timeout, lh_error *err)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &perr);
+    if (!opts) {
+        if (perr)
+            PQfreemem(perr);
+        return lh_error_set(err, LH_EINVAL,
+                            "the PostgreSQL DSN does not parse: use "
+                            "postgresql://user:password@host:port/db or key=value pairs "
+                            "(host=... port=... dbname=... user=... password=...)");
+    }
+    const char *host = NULL, *hostaddr = NULL, *port = NULL, *db = NULL, *user = NULL;
+    *has_timeout = false;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val)
+            continue;
+        if (strcmp(o->keyword, "password") == 0)
+            p->password = lh_xstrdup(o->val);
+        else if (strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0)
+            hostaddr = o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            port = o->val;
+        else if (strcmp(o->keyword, "dbname") == 0)
+            db = o->val;
+        else if (strcmp(o->keyword, "user") == 0)
+            user = o->val;
+        else if (strcmp(o->keyword, "connect_timeout") == 0)
+            *has_timeout = true;
+    }
+    p->location = lh_xasprintf("%s:%s/%s",
+                               host       ? host
+                               : hostaddr ? hostaddr
+                                          : "localhost",
+                               port ? port : "5432",
+                               db     ? db
+                               : user ? user
+                                      : "(default)");
+    for (PQconninfoOption *o = opts; o->keyword; o++) /* libpq frees without wiping */
+        if (o->val && strcmp(o->keyword, "password") == 0)
+            sodium_memzero(o->val, strlen(o->val));
+    PQconninfoFree(opts);
+    return 0;
+}
+
+/* Runs a command that returns no rows. */
+static int pg_command(pg_reader *p, const char *sql, lh_error *err)
+{
+    PGresult *res = PQexec(p->conn, sql);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_result_error(p, res, &(lh_db_select){0}, err);
+    PQclear(res);
+    return rc;
+}
+
+/* Builds the inner statement: the table or the wrapped query, with the watermark filter.
+ * For a query, first prepares it alone: a multi-statement text or one that returns no
+ * rows is the caller's mistake (LH_EINVAL), said plainly. */
+static int build_select(pg_reader *p, const lh_db_select *sel, lh_buf *sql, lh_error *err)
+{
+    char *q = NULL;
+    PGresult *res = NULL;
+    int rc = 0;
+    if (sel->table) {
+        lh_buf_puts(sql, "SELECT * FROM ");
+        rc = put_table(sql, sel->table, err);
+        if (rc != 0)
+            goto out;
+    } else {
+        q = strip_query(sel->query);
+        res = PQprepare(p->conn, "", q, 0, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+            if (primary && strstr(primary, "multiple commands"))
+                rc = pg_error(p, err, LH_EINVAL, NULL, NULL,
+                              "the query must be one SELECT statement: the server refuses "
+                              "several statements in one query");
+            else
+                rc = pg_result_error(p, res, sel, err);
+            goto out;
+        }
+        PQclear(res);
+        res = PQdescribePrepared(p->conn, "");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = pg_result_error(p, res, sel, err);
+            goto out;
+        }
+        if (PQnfields(res) == 0) {
+            rc = pg_error(p, err, LH_EINVAL, NULL, NULL,
+                          "the query returns no rows: it must be one SELECT statement");
+            goto out;
+        }
+        /* the newline keeps a trailing -- comment from swallowing the parenthesis */
+        lh_buf_printf(sql, "SELECT * FROM (\n%s\n) q", q);
+    }
+    if (sel->incremental_column && sel->watermark) {
+        lh_buf_puts(sql, " WHERE ");
+        put_ident(sql, sel->incremental_column, strlen(sel->incremental_column));
+        {
+            char *lit = PQescapeLiteral(p->conn, sel->watermark, strlen(sel->watermark));
+            if (!lit) {
+                rc = pg_error(p, err, LH_EINVAL, NULL, PQerrorMessage(p->conn),
+                              "the watermark cannot be quoted");
+                goto out;
+            }
+            lh_buf_printf(sql, " > %s", lit); /* untyped: the server casts to the column's */
+            PQfreemem(lit);
+        }
+    }
+out:
+    PQclear(res);
+    free(q);
+    return rc;
+}
+
+lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_error *err)
+{
+    pg_reader *p = lh_xcalloc(1, sizeof *p);
+    lh_db_reader *r = &p->base;
+    pg_typeinfo *ti = NULL;
+    PGresult *desc = NULL, *res = NULL;
+    lh_buf sql, copy;
+    lh_buf_init(&sql);
+    lh_buf_init(&copy);
+    pthread_mutex_init(&p->lock, NULL);
+    p->sock = -1;
+    atomic_init(&p->interrupted, false);
+    r->next = pg_next;
+    r->interrupt = pg_interrupt;
+    r->close = pg_close;
+    int rc = 0, nf = 0;
+
+    if (!dsn) {
+        rc = lh_error_set(err, LH_EINVAL, "no PostgreSQL DSN given");
+        goto out;
+    }
+    if (!sel || (!sel->table) == (!sel->query)) {
+        rc = lh_error_set(err, LH_EINVAL, "give exactly one of a table and a query");
+        goto out;
+    }
+    if (sel->query) {
+        char *q = strip_query(sel->query);
+        if (!q) {
+            rc = lh_error_set(err, LH_EINVAL, "the query is empty");
+            goto out;
+        }
+        free(q);
+    } else {
+        lh_buf probe;
+        lh_buf_init(&probe);
+        rc = put_table(&probe, sel->table, err);
+        lh_buf_free(&probe);
+        if (rc != 0)
+            goto out;
+    }
+    if (sel->incremental_column && !*sel->incremental_column) {
+        rc = lh_error_set(err, LH_EINVAL, "the incremental column's name is empty");
+        goto out;
+    }
+    bool has_timeout;
+    rc = parse_dsn(p, dsn, &has_timeout, err);
+    if (rc != 0)
+        goto out;
+
+    /* Keywords before dbname are overridden by the expanded DSN, those after it win. */
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", "client_encoding", NULL};
+    const char *vals[] = {"10", "lakehouse", dsn, "UTF8", NULL};
+    p->conn = PQconnectdbParams(has_timeout ? keys + 1 : keys, has_timeout ? vals + 1 : vals, 1);
+    if (PQstatus(p->conn) != CONNECTION_OK) {
+        rc = pg_connect_error(p, err);
+        goto out;
+    }
+    const char *h = PQhost(p->conn), *pt = PQport(p->conn), *db = PQdb(p->conn);
+    if (h && *h && pt && *pt && db && *db) {
+        free(p->location);
+        p->location = lh_xasprintf("%s:%s/%s", h, pt, db);
+    }
+    p->sock = PQsocket(p->conn);
+
+    /* Session settings: instants in UTC for ::text forms, ISO dates, round-trip floats;
+     * then the one read-only snapshot. */
+    rc = pg_command(p,
+                    "SET TimeZone TO 'UTC'; SET DateStyle TO 'ISO, YMD'; "
+                    "SET IntervalStyle TO 'postgres'; SET extra_float_digits TO 3",
+                    err);
+    if (rc == 0 && PQserverVersion(p->conn) >= 140000)
+        rc = pg_command(p, "SET client_connection_check_interval TO 1000", err);
+    if (rc == 0)
+        rc = pg_command(p, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
+    if (rc != 0)
+        goto out;
+
+    rc = build_select(p, sel, &sql, err);
+    if (rc != 0)
+        goto out;
+    res = PQprepare(p->conn, "", sql.data, 0, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rc = pg_result_error(p, res, sel, err);
+        goto out;
+    }
+    desc = PQdescribePrepared(p->conn, "");
+    if (PQresultStatus(desc) != PGRES_COMMAND_OK) {
+        rc = pg_result_error(p, desc, sel, err);
+        goto out;
+    }
+    nf = PQnfields(desc);
+    if (nf == 0) {
+        rc = pg_error(p, err, LH_EINVAL, NULL, NULL, "the result has no columns");
+        goto out;
+    }
+    for (int i = 0; i < nf; i++)
+        for (int j = 0; j < i; j++)
+            if (strcmp(PQfname(desc, i), PQfname(desc, j)) == 0) {
+                rc = lh_error_set(err, LH_EINVAL,
+                                  "the result has two columns named \"%s\": give them "
+                                  "distinct aliases in the query (SELECT a.%s AS a_%s, ...)",
+                                  PQfname(desc, i), PQfname(desc, i), PQfname(desc, i));
+                goto out;
+            }
+    if (sel->incremental_column) {
+        int i = 0;
+        while (i < nf && strcmp(PQfname(desc, i), sel->incremental_column) != 0)
+            i++;
+        if (i == nf) {
+            rc = pg_error(p, err, LH_EUPSTREAM, NULL, NULL,
+                          "unknown column \"%s\": the incremental column must be one of the "
+                          "result's columns",
+                          sel->incremental_column);
+            goto out;
+        }
+    }
+    ti = lh_xcalloc((size_t)nf, sizeof *ti);
+    rc = describe_types(p, desc, ti, err);
+    if (rc != 0)
+        goto out;
+    r->ncols = (size_t)nf;
+    r->names = lh_xcalloc(r->ncols, sizeof *r->names);
+    r->types = lh_xcalloc(r->ncols, sizeof *r->types);
+    r->source_types = lh_xcalloc(r->ncols, sizeof *r->source_types);
+    p->cols = lh_xcalloc(r->ncols, sizeof *p->cols);
+    for (int i = 0; i < nf; i++)
+        r->names[i] = lh_xstrdup(PQfname(desc, i));
+    map_columns(p, desc, ti);
+
+    lh_buf_puts(&copy, "COPY (SELECT ");
+    for (size_t i = 0; i < r->ncols; i++) {
+        lh_buf_puts(&copy, i ? ", s." : "s.");
+        put_ident(&copy, r->names[i], strlen(r->names[i]));
+        lh_buf_puts(&copy, p->cols[i].cast);
+    }
+    lh_buf_printf(&copy, " FROM (\n%s\n) s) TO STDOUT (FORMAT binary)", sql.data);
+    PQclear(res);
+    res = PQexec(p->conn, copy.data);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        rc = pg_result_error(p, res, sel, err);
+        goto out;
+    }
+
+out:
+    PQclear(res);
+    PQclear(desc);
+    if (ti)
+        for (int i = 0; i < nf; i++)
+            free(ti[i].format);
+    free(ti);
+    lh_buf_free(&sql);
+    lh_buf_free(&copy);
+    if (rc != 0) {
+        pg_close(r);
+        return NULL;
+    }
+    return r;
+}

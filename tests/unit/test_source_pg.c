@@ -445,7 +445,7 @@ static const char *g_rows[] = {
     "'{\"b\": 1, \"a\": [1, 2.50, \"x\"]}', '\\xdeadbeef00', 'happy 😀', 5, "
     "'192.168.0.1/24', '08:00:2b:01:02:03', '12.34', '[1,10)', '(1.5,2.25)', B'1010', "
     "'<a>é</a>', 'a fat cat', '{1,NULL,3}', '{9223372036854775807,NULL}', "
-    "'{\"a\",NULL,\"\",\"é 😀\"}', '{1.50,NULL,-2.25}', '{1.5,NULL,3.25}', '{-0.5,NULL}', "
+    "'{\"a\",NULL,\"\",\"é 😀\"}', '{1.50,NULL,-2.25}', '{1.5,NULL,3.25}', '{-0.5,NULL,-0}', "
     "'{2024-01-01,NULL,infinity}', '{t,f,NULL}', '{\"2024-01-01 00:00:00+00\",NULL}', "
     "'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}', '{sad,NULL,ok}', '{1,NULL,2}', "
     "'{10.0.0.1,NULL}', '{\"\\\\x00ff\",NULL}')",
@@ -470,9 +470,10 @@ static const char *g_rows[] = {
     "'178000000 years 11 mons 2147483647 days 100000:59:59.999999', "
     "'ffffffff-ffff-ffff-ffff-ffffffffffff', ARRAY(SELECT generate_series(1, 3000)), "
     "'{infinity,-infinity}')",
-    "INSERT INTO lh_types (id, f4, f8, n18, n38, nfree, t, d, ts, tstz) VALUES (5, 'NaN', "
-    "'NaN', 0.000001, 0.0000000001, 'Infinity', E'tab\\there\\nnewline \"q\" \\\\ back', "
-    "'infinity', 'infinity', '-infinity')",
+    "INSERT INTO lh_types (id, f4, f8, n18, n38, nfree, t, d, ts, tstz, iv, ia) VALUES (5, "
+    "'NaN', '-0', 0.000001, 0.0000000001, 'Infinity', "
+    "E'tab\\there\\nnewline \"q\" \\\\ back', 'infinity', 'infinity', '-infinity', "
+    "'36:00:00', '[0:1]={7,8}')",
 };
 
 static int setup(void **state)

@@ -552,6 +552,12 @@ static int parse_dsn(pg_reader *p, const char *dsn, bool *has_timeout, lh_error 
     return 0;
 }
 
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 /* Runs a command that returns no rows. */
 static int pg_command(pg_reader *p, const char *sql, lh_error *err)
 {
@@ -686,6 +692,9 @@ lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_err
         p->location = lh_xasprintf("%s:%s/%s", h, pt, db);
     }
     p->sock = PQsocket(p->conn);
+    /* libpq prints NOTICEs (RAISE NOTICE in a function, ...) to stderr by default: they
+     * may carry data, and our logs are structured */
+    PQsetNoticeProcessor(p->conn, ignore_notice, NULL);
 
     /* Session settings: instants in UTC for ::text forms, ISO dates, round-trip floats;
      * then the one read-only snapshot. */

@@ -766,6 +766,7 @@ static void test_incremental_watermark(void **state)
         {"name", "Z\\", 1},     /* a backslash too */
         {"name", "'; DROP TABLE lh_inc; --", 3},
         {"id", "2", 1},
+        {"id", "99", 0}, /* an empty result: the header and the trailer only */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         for (int form = 0; form < 2; form++) {
@@ -883,6 +884,34 @@ static void test_one_snapshot(void **state)
     assert_int_equal(read_until_error(r, &err), 0);
     assert_int_equal(r->rows, 100);
     r->close(r);
+}
+
+/* A NOTICE raised while the query runs (it may carry data) is not printed by libpq. */
+static void test_notices_stay_off_stderr(void **state)
+{
+    (void)state;
+    sql("CREATE OR REPLACE FUNCTION lh_noisy() RETURNS int LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE NOTICE 'lh-notice-payload'; RETURN 1; END $$");
+    char path[] = "/tmp/lh-pg-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    lh_db_reader *r = open_ok(NULL, "SELECT lh_noisy() AS n");
+    lh_error err = {0};
+    int rc = read_until_error(r, &err);
+    r->close(r);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    assert_int_equal(rc, 0);
+    char buf[4096] = {0};
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    unlink(path);
+    assert_true(n >= 0);
+    assert_null(strstr(buf, "lh-notice-payload"));
 }
 
 static void *interrupt_later(void *arg)
@@ -1009,6 +1038,7 @@ int main(void)
         cmocka_unit_test(test_unmappable_values),
         cmocka_unit_test(test_query_error_mid_stream),
         cmocka_unit_test(test_one_snapshot),
+        cmocka_unit_test(test_notices_stay_off_stderr),
         cmocka_unit_test(test_interrupt_from_another_thread),
         cmocka_unit_test(test_server_gone_mid_stream),
         cmocka_unit_test(test_big_table_bounded_memory),

@@ -673,7 +673,7 @@ lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_err
         rc = lh_error_set(err, LH_EINVAL, "the incremental column's name is empty");
         goto out;
     }
-    bool has_timeout;
+    bool has_timeout = false;
     rc = parse_dsn(p, dsn, &has_timeout, err);
     if (rc != 0)
         goto out;

@@ -44,6 +44,7 @@ typedef struct pg_reader {
     lh_db_reader base; /* first: lh_db_reader * and pg_reader * are the same pointer */
     PGconn *conn;
     pg_col *cols;
+    duckdb_vector *vecs;  /* the current chunk's vectors, fetched once per next() */
     char *location;       /* host:port/db, for messages */
     char *password;       /* the scrub needle (a secret: wiped at close), or NULL */
     pthread_mutex_t lock; /* guards sock between interrupt() and close() */
@@ -360,10 +361,10 @@ static int stream_finish(pg_reader *p, int64_t rows, lh_error *err)
 }
 
 /* Decodes one CopyData message (the header may precede the first row) into row `row` of
- * out. *is_row tells whether it held a row (else the header alone or the trailer, which
+ * p->vecs. *is_row tells whether it held a row (else the header alone or the trailer, which
  * sets at_end). */
-static int decode_message(pg_reader *p, duckdb_data_chunk out, idx_t row, const char *buf, int n,
-                          bool *is_row, lh_error *err)
+static int decode_message(pg_reader *p, idx_t row, const char *buf, int n, bool *is_row,
+                          lh_error *err)
 {
     static const char sig[11] = "PGCOPY\n\377\r\n\0";
     lh_db_reader *r = &p->base;
@@ -397,7 +398,7 @@ static int decode_message(pg_reader *p, duckdb_data_chunk out, idx_t row, const 
             goto malformed;
         int32_t len = (int32_t)rd32(s);
         s += 4;
-        duckdb_vector v = duckdb_data_chunk_get_vector(out, i);
+        duckdb_vector v = p->vecs[i];
         if (len == -1) {
             lh_vec_set_null(v, row);
             continue;
@@ -434,6 +435,8 @@ static int pg_next(lh_db_reader *r, duckdb_data_chunk out, lh_error *err)
     if (p->failed)
         return lh_error_set(err, p->failed, "the read already failed: open a new one");
     duckdb_data_chunk_reset(out);
+    for (size_t i = 0; i < r->ncols; i++)
+        p->vecs[i] = duckdb_data_chunk_get_vector(out, i);
     while (row < cap && !p->finished) {
         if (atomic_load(&p->interrupted)) {
             rc = lh_error_set(err, LH_ECANCELLED, "the read was cancelled after %lld rows",
@@ -461,7 +464,7 @@ static int pg_next(lh_db_reader *r, duckdb_data_chunk out, lh_error *err)
             goto out;
         }
         bool is_row;
-        rc = decode_message(p, out, row, buf, n, &is_row, err);
+        rc = decode_message(p, row, buf, n, &is_row, err);
         PQfreemem(buf);
         if (rc != 0)
             goto out;
@@ -493,6 +496,7 @@ static void pg_close(lh_db_reader *r)
             if (p->cols[i].vt)
                 duckdb_destroy_logical_type(&p->cols[i].vt);
     free(p->cols);
+    free(p->vecs);
     lh_db_reader_free_columns(r);
     free(p->location);
     lh_secret_free(p->password);
@@ -757,6 +761,7 @@ lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_err
     r->types = lh_xcalloc(r->ncols, sizeof *r->types);
     r->source_types = lh_xcalloc(r->ncols, sizeof *r->source_types);
     p->cols = lh_xcalloc(r->ncols, sizeof *p->cols);
+    p->vecs = lh_xcalloc(r->ncols, sizeof *p->vecs);
     for (int i = 0; i < nf; i++)
         r->names[i] = lh_xstrdup(PQfname(desc, i));
     map_columns(p, desc, ti);

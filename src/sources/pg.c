@@ -506,10 +506,10 @@ static void pg_close(lh_db_reader *r)
 
 /* ---------------------------------------------------------------- open */
 
-/* The parsed DSN's password (a copy, or NULL), its host:port/db, and whether it sets a
- * connect_timeout. LH_EINVAL when libpq cannot parse it; libpq's message is not passed on,
- * since it quotes the part it could not parse, which may be the password. */
-static int parse_dsn(pg_reader *p, const char *dsn, bool *has_timeout, lh_error *err)
+/* The parsed DSN's password (a copy, or NULL) and its host:port/db. LH_EINVAL when libpq cannot
+ * parse it; libpq's message is not passed on, since it quotes the part it could not parse, which
+ * may be the password. */
+static int parse_dsn(pg_reader *p, const char *dsn, lh_error *err)
 {
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(dsn, &perr);
@@ -522,7 +522,6 @@ static int parse_dsn(pg_reader *p, const char *dsn, bool *has_timeout, lh_error 
                             "(host=... port=... dbname=... user=... password=...)");
     }
     const char *host = NULL, *hostaddr = NULL, *port = NULL, *db = NULL, *user = NULL;
-    *has_timeout = false;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (!o->val || !*o->val)
             continue;
@@ -538,8 +537,6 @@ static int parse_dsn(pg_reader *p, const char *dsn, bool *has_timeout, lh_error 
             db = o->val;
         else if (strcmp(o->keyword, "user") == 0)
             user = o->val;
-        else if (strcmp(o->keyword, "connect_timeout") == 0)
-            *has_timeout = true;
     }
     p->location = lh_xasprintf("%s:%s/%s",
                                host       ? host
@@ -677,15 +674,18 @@ lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_err
         rc = lh_error_set(err, LH_EINVAL, "the incremental column's name is empty");
         goto out;
     }
-    bool has_timeout = false;
-    rc = parse_dsn(p, dsn, &has_timeout, err);
+    rc = parse_dsn(p, dsn, err);
     if (rc != 0)
         goto out;
 
-    /* Keywords before dbname are overridden by the expanded DSN, those after it win. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", "client_encoding", NULL};
-    const char *vals[] = {"10", "lakehouse", dsn, "UTF8", NULL};
-    p->conn = PQconnectdbParams(has_timeout ? keys + 1 : keys, has_timeout ? vals + 1 : vals, 1);
+    /* Keywords before dbname are defaults the expanded DSN overrides; those after it win.
+     * The keepalives make a server that vanished without a FIN (power loss, a partition)
+     * fail the read in about two minutes instead of the kernel's two hours. */
+    const char *keys[] = {
+        "connect_timeout",  "application_name", "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "dbname",           "client_encoding", NULL};
+    const char *vals[] = {"10", "lakehouse", "60", "10", "6", dsn, "UTF8", NULL};
+    p->conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(p->conn) != CONNECTION_OK) {
         rc = pg_connect_error(p, err);
         goto out;

@@ -26,7 +26,6 @@ typedef enum {
     PGV_BYTEA,
     PGV_DATE,
     PGV_TIME,
-    PGV_TIMETZ,
     PGV_TIMESTAMP,
     PGV_TIMESTAMPTZ,
     PGV_INTERVAL,

@@ -29,7 +29,6 @@ enum {
     PG_OID_TIMESTAMP = 1114,
     PG_OID_TIMESTAMPTZ = 1184,
     PG_OID_INTERVAL = 1186,
-    PG_OID_TIMETZ = 1266,
     PG_OID_NUMERIC = 1700,
     PG_OID_UUID = 2950,
     PG_OID_JSONB = 3802,
@@ -97,9 +96,6 @@ bool lh_pg_scalar_kind(unsigned oid, int typmod, char typtype, pg_col *c)
     case PG_OID_TIME:
         c->kind = PGV_TIME;
         return true;
-    case PG_OID_TIMETZ:
-        c->kind = PGV_TIMETZ;
-        return true;
     case PG_OID_TIMESTAMP:
         c->kind = PGV_TIMESTAMP;
         return true;
@@ -135,14 +131,21 @@ bool lh_pg_scalar_kind(unsigned oid, int typmod, char typtype, pg_col *c)
 duckdb_logical_type lh_pg_kind_type(const pg_col *c)
 {
     static const duckdb_type ids[] = {
-        [PGV_BOOL] = DUCKDB_TYPE_BOOLEAN,        [PGV_INT2] = DUCKDB_TYPE_SMALLINT,
-        [PGV_INT4] = DUCKDB_TYPE_INTEGER,        [PGV_INT8] = DUCKDB_TYPE_BIGINT,
-        [PGV_FLOAT4] = DUCKDB_TYPE_FLOAT,        [PGV_FLOAT8] = DUCKDB_TYPE_DOUBLE,
-        [PGV_TEXT] = DUCKDB_TYPE_VARCHAR,        [PGV_JSONB] = DUCKDB_TYPE_VARCHAR,
-        [PGV_BYTEA] = DUCKDB_TYPE_BLOB,          [PGV_DATE] = DUCKDB_TYPE_DATE,
-        [PGV_TIME] = DUCKDB_TYPE_TIME,           [PGV_TIMETZ] = DUCKDB_TYPE_TIME_TZ,
-        [PGV_TIMESTAMP] = DUCKDB_TYPE_TIMESTAMP, [PGV_TIMESTAMPTZ] = DUCKDB_TYPE_TIMESTAMP_TZ,
-        [PGV_INTERVAL] = DUCKDB_TYPE_INTERVAL,   [PGV_UUID] = DUCKDB_TYPE_UUID,
+        [PGV_BOOL] = DUCKDB_TYPE_BOOLEAN,
+        [PGV_INT2] = DUCKDB_TYPE_SMALLINT,
+        [PGV_INT4] = DUCKDB_TYPE_INTEGER,
+        [PGV_INT8] = DUCKDB_TYPE_BIGINT,
+        [PGV_FLOAT4] = DUCKDB_TYPE_FLOAT,
+        [PGV_FLOAT8] = DUCKDB_TYPE_DOUBLE,
+        [PGV_TEXT] = DUCKDB_TYPE_VARCHAR,
+        [PGV_JSONB] = DUCKDB_TYPE_VARCHAR,
+        [PGV_BYTEA] = DUCKDB_TYPE_BLOB,
+        [PGV_DATE] = DUCKDB_TYPE_DATE,
+        [PGV_TIME] = DUCKDB_TYPE_TIME,
+        [PGV_TIMESTAMP] = DUCKDB_TYPE_TIMESTAMP,
+        [PGV_TIMESTAMPTZ] = DUCKDB_TYPE_TIMESTAMP_TZ,
+        [PGV_INTERVAL] = DUCKDB_TYPE_INTERVAL,
+        [PGV_UUID] = DUCKDB_TYPE_UUID,
     };
     if (c->kind == PGV_NUMERIC)
         return duckdb_create_decimal_type((uint8_t)c->precision, (uint8_t)c->scale);
@@ -287,15 +290,6 @@ int lh_pg_decode_value(const pg_col *c, duckdb_vector v, idx_t row, const char *
             return DEC_MALFORMED;
         ((duckdb_time *)data)[row].micros = (int64_t)rd64(s);
         return DEC_OK;
-    case PGV_TIMETZ: {
-        if (len != 12)
-            return DEC_MALFORMED;
-        /* PostgreSQL stores the zone in seconds west of UTC, DuckDB the offset east */
-        int64_t micros = (int64_t)rd64(s);
-        int32_t zone = (int32_t)rd32(s + 8);
-        ((duckdb_time_tz *)data)[row] = duckdb_create_time_tz(micros, -zone);
-        return DEC_OK;
-    }
     case PGV_TIMESTAMP:
     case PGV_TIMESTAMPTZ: {
         if (len != 8)

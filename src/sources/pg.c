@@ -113,6 +113,33 @@ static int pg_error(const pg_reader *p, lh_error *err, int code, const char *kin
     return code;
 }
 
+/* Causes a caller can act on, by SQLSTATE (statement errors) or by a fragment of libpq's
+ * message (connection failures, which carry no SQLSTATE). First match wins. */
+static const struct {
+    const char *sqlstate, *cause;
+} statement_causes[] = {
+    {"42P01", "unknown table"},
+    {"3F000", "unknown schema"},
+    {"42703", "unknown column"},
+    {"42501", "permission denied"},
+    {"42601", "the server rejected the query's syntax"},
+};
+
+static const struct {
+    const char *fragment, *cause;
+} connect_causes[] = {
+    {"Connection refused",
+     "connection refused (is the server running and accepting TCP connections?)"},
+    {"authentication", "authentication failed"}, /* "password authentication failed" */
+    {"no password supplied", "authentication failed"},
+    {"pg_hba.conf", "authentication failed"},   /* no entry for this host/user/TLS state */
+    {"SSL", "TLS is required but unavailable"}, /* "server does not support SSL, but ..." */
+    {"GSS", "TLS is required but unavailable"},
+    {"does not exist", "unknown database or user"},
+    {"timeout expired", "connection timed out"},
+    {"could not translate host name", "unknown host"},
+};
+
 /* An error result of a statement (open time): the cause from the SQLSTATE. */
 static int pg_result_error(const pg_reader *p, const PGresult *res, const lh_db_select *sel,
                            lh_error *err)
@@ -122,20 +149,15 @@ static int pg_result_error(const pg_reader *p, const PGresult *res, const lh_db_
     const char *detail = primary ? primary : PQerrorMessage(p->conn);
     if (PQstatus(p->conn) == CONNECTION_BAD)
         return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "the server closed the connection");
+    const char *cause = "the server rejected the query";
+    for (size_t i = 0; state && i < sizeof statement_causes / sizeof *statement_causes; i++)
+        if (strcmp(state, statement_causes[i].sqlstate) == 0) {
+            cause = statement_causes[i].cause;
+            break;
+        }
     if (state && strcmp(state, "42P01") == 0 && sel->table)
-        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "unknown table \"%s\"", sel->table);
-    if (state && strcmp(state, "42P01") == 0)
-        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "unknown table");
-    if (state && strcmp(state, "3F000") == 0)
-        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "unknown schema");
-    if (state && strcmp(state, "42703") == 0)
-        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "unknown column");
-    if (state && strcmp(state, "42501") == 0)
-        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "permission denied");
-    if (state && strcmp(state, "42601") == 0)
-        return pg_error(p, err, LH_EUPSTREAM, NULL, detail,
-                        "the server rejected the query's syntax");
-    return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "the server rejected the query");
+        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "%s \"%s\"", cause, sel->table);
+    return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "%s", cause);
 }
 
 /* A failed connection: which of the causes a caller can act on it was. */
@@ -143,19 +165,11 @@ static int pg_connect_error(const pg_reader *p, lh_error *err)
 {
     const char *msg = PQerrorMessage(p->conn);
     const char *cause = "cannot connect";
-    if (strstr(msg, "Connection refused"))
-        cause = "connection refused (is the server running and accepting TCP connections?)";
-    else if (strstr(msg, "password authentication failed") || strstr(msg, "authentication") ||
-             strstr(msg, "no password supplied") || strstr(msg, "pg_hba.conf"))
-        cause = "authentication failed";
-    else if (strstr(msg, "SSL") || strstr(msg, "TLS") || strstr(msg, "GSS"))
-        cause = "TLS is required but unavailable";
-    else if (strstr(msg, "does not exist"))
-        cause = "unknown database or user";
-    else if (strstr(msg, "timeout expired"))
-        cause = "connection timed out";
-    else if (strstr(msg, "could not translate host name"))
-        cause = "unknown host";
+    for (size_t i = 0; i < sizeof connect_causes / sizeof *connect_causes; i++)
+        if (strstr(msg, connect_causes[i].fragment)) {
+            cause = connect_causes[i].cause;
+            break;
+        }
     return pg_error(p, err, LH_EUPSTREAM, NULL, msg, "%s", cause);
 }
 

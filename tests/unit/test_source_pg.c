@@ -698,6 +698,12 @@ static void test_connection_failures(void **state)
     assert_contains(m, "TLS is required but unavailable");
     free(tls);
 
+    char *nodb = dsn_with_db("lh_nodb");
+    m = open_fails(nodb, &t, LH_EUPSTREAM);
+    assert_contains(m, "unknown database or user");
+    assert_contains(m, "/lh_nodb");
+    free(nodb);
+
     /* refused: a port nobody listens on */
     char *refused = lh_xasprintf("host=127.0.0.1 port=1 dbname=hr user=u password=%s", g_password);
     m = open_fails(refused, &t, LH_EUPSTREAM);

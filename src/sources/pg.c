@@ -113,6 +113,20 @@ static int pg_error(const pg_reader *p, lh_error *err, int code, const char *kin
     return code;
 }
 
+/* The server's message of an error result: its primary text and, when it has one, its hint
+ * ("Perhaps you meant to reference the column ..."), never its DETAIL, which can quote row
+ * values. libpq's own message when there is no result. Caller frees. */
+static char *server_message(const pg_reader *p, const PGresult *res)
+{
+    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+    if (!primary)
+        return lh_xstrdup(PQerrorMessage(p->conn));
+    if (hint)
+        return lh_xasprintf("%s (hint: %s)", primary, hint);
+    return lh_xstrdup(primary);
+}
+
 /* Causes a caller can act on, by SQLSTATE (statement errors) or by a fragment of libpq's
  * message (connection failures, which carry no SQLSTATE). First match wins. */
 static const struct {
@@ -145,19 +159,22 @@ static int pg_result_error(const pg_reader *p, const PGresult *res, const lh_db_
                            lh_error *err)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *detail = primary ? primary : PQerrorMessage(p->conn);
-    if (PQstatus(p->conn) == CONNECTION_BAD)
-        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "the server closed the connection");
+    char *detail = server_message(p, res);
     const char *cause = "the server rejected the query";
     for (size_t i = 0; state && i < sizeof statement_causes / sizeof *statement_causes; i++)
         if (strcmp(state, statement_causes[i].sqlstate) == 0) {
             cause = statement_causes[i].cause;
             break;
         }
-    if (state && strcmp(state, "42P01") == 0 && sel->table)
-        return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "%s \"%s\"", cause, sel->table);
-    return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "%s", cause);
+    int rc;
+    if (PQstatus(p->conn) == CONNECTION_BAD)
+        rc = pg_error(p, err, LH_EUPSTREAM, NULL, detail, "the server closed the connection");
+    else if (state && strcmp(state, "42P01") == 0 && sel->table)
+        rc = pg_error(p, err, LH_EUPSTREAM, NULL, detail, "%s \"%s\"", cause, sel->table);
+    else
+        rc = pg_error(p, err, LH_EUPSTREAM, NULL, detail, "%s", cause);
+    free(detail);
+    return rc;
 }
 
 /* A failed connection: which of the causes a caller can act on it was. */
@@ -342,21 +359,24 @@ static int stream_failed(pg_reader *p, const PGresult *res, int64_t rows, lh_err
         return lh_error_set(err, LH_ECANCELLED, "the read was cancelled after %lld rows",
                             (long long)rows);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    const char *detail = primary ? primary : PQerrorMessage(p->conn);
+    char *detail = server_message(p, res);
     /* class 57P: operator intervention (pg_terminate_backend, shutdown); 08: connection */
     bool gone = PQstatus(p->conn) == CONNECTION_BAD || !state || strncmp(state, "57P", 3) == 0 ||
                 strncmp(state, "08", 2) == 0;
+    int rc;
     if (gone)
-        return pg_error(p, err, LH_EUPSTREAM, NULL, detail,
-                        "the server closed the connection after %lld rows", (long long)rows);
-    /* a SQL_ASCII database holding bytes that are not UTF-8: the server's conversion to
-     * our client_encoding refuses the row */
-    if (state && strcmp(state, "22021") == 0)
-        return pg_error(p, err, LH_EINVAL, "unmappable_value", detail,
-                        "row %lld holds text that is not valid UTF-8", (long long)rows + 1);
-    return pg_error(p, err, LH_EUPSTREAM, NULL, detail, "the query failed after %lld rows",
-                    (long long)rows);
+        rc = pg_error(p, err, LH_EUPSTREAM, NULL, detail,
+                      "the server closed the connection after %lld rows", (long long)rows);
+    else if (strcmp(state, "22021") == 0)
+        /* a SQL_ASCII database holding bytes that are not UTF-8: the server's conversion to
+         * our client_encoding refuses the row */
+        rc = pg_error(p, err, LH_EINVAL, "unmappable_value", detail,
+                      "row %lld holds text that is not valid UTF-8", (long long)rows + 1);
+    else
+        rc = pg_error(p, err, LH_EUPSTREAM, NULL, detail, "the query failed after %lld rows",
+                      (long long)rows);
+    free(detail);
+    return rc;
 }
 
 /* After PQgetCopyData said the COPY is over (-1) or failed (-2): reads the command's

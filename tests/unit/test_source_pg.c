@@ -636,6 +636,9 @@ static void test_failures_name_the_cause(void **state)
     q.query = "SELECT no_such_column FROM pg_class";
     m = open_fails(g_dsn, &q, LH_EUPSTREAM);
     assert_contains(m, "unknown column");
+    q.query = "SELECT c.relnam FROM pg_class c"; /* the server's hint is passed on */
+    m = open_fails(g_dsn, &q, LH_EUPSTREAM);
+    assert_contains(m, "(hint: Perhaps you meant");
 
     /* a write hidden in a function: the read-only transaction refuses it, nothing changes */
     sql("DROP TABLE IF EXISTS lh_keep; CREATE TABLE lh_keep AS SELECT 1 AS a; "

@@ -343,12 +343,14 @@ int lh_pg_decode_array(const pg_col *c, duckdb_vector v, idx_t row, const char *
         entries[row].length = 0;
         return len == 12 ? DEC_OK : DEC_MALFORMED;
     }
+    if (ndim < 0)
+        return DEC_MALFORMED;
     if (ndim != 1)
         return DEC_ARRAY_DIMS;
     if (len < 20)
         return DEC_MALFORMED;
     int32_t n = (int32_t)rd32(s + 12);
-    if (n < 0)
+    if (n < 0 || n > (len - 20) / 4) /* each element takes at least its length word */
         return DEC_MALFORMED;
     const char *p = s + 20, *end = s + len;
     if (duckdb_list_vector_reserve(v, base + (idx_t)n) != DuckDBSuccess)

@@ -401,7 +401,7 @@ static void map_field(const MYSQL_FIELD *f, my_col *col, duckdb_logical_type *ty
         *type = duckdb_create_list_type(child);
         duckdb_destroy_logical_type(&child);
         *source_type = lh_xstrdup("set");
-    } else if (is_json || (f->flags & ENUM_FLAG) || type_name || !is_binary) {
+    } else if (is_json || (f->flags & ENUM_FLAG) || !is_binary) {
         col->kind = COL_TEXT;
         *type = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
         if (is_json)
@@ -421,10 +421,11 @@ static void map_field(const MYSQL_FIELD *f, my_col *col, duckdb_logical_type *ty
     } else {
         col->kind = COL_BLOB;
         *type = duckdb_create_logical_type(DUCKDB_TYPE_BLOB);
-        *source_type = lh_xstrdup(f->type == MYSQL_TYPE_STRING       ? "binary"
-                                  : f->type == MYSQL_TYPE_VAR_STRING ? "varbinary"
-                                  : f->type == MYSQL_TYPE_GEOMETRY   ? "geometry"
-                                                                     : "blob");
+        *source_type = type_name ? lh_xstrdup(type_name)
+                                 : lh_xstrdup(f->type == MYSQL_TYPE_STRING       ? "binary"
+                                              : f->type == MYSQL_TYPE_VAR_STRING ? "varbinary"
+                                              : f->type == MYSQL_TYPE_GEOMETRY   ? "geometry"
+                                                                                 : "blob");
     }
     free(type_name);
 }

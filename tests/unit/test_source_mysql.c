@@ -223,7 +223,7 @@ static const char fixture_sql[] =
     " f float, db double, dt date, dtt datetime(6), ts timestamp(3) NULL DEFAULT NULL,"
     " tm time(6), y year, j json, c char(5), vc varchar(100), tx text, bn binary(4),"
     " vb varbinary(10), bl blob, e enum('a','b','c'), st set('x','y','z'), bt bit(10),"
-    " bt64 bit(64)) CHARACTER SET utf8mb4;"
+    " bt64 bit(64), u uuid, g point) CHARACTER SET utf8mb4;"
     "INSERT INTO t_types VALUES"
     " (1, 1, true, 127, 255, 32767, 65535, 8388607, 16777215, 2147483647, 4294967295,"
     "  9223372036854775807, 18446744073709551615, 9999999999.99,"
@@ -232,22 +232,23 @@ static const char fixture_sql[] =
     "  1.5, 1.7976931348623157e308, '9999-12-31', '9999-12-31 23:59:59.999999',"
     "  '2038-01-19 03:14:07.999', '838:59:59', 2155, '{\"k\": [1, \"\xc3\xa9\"]}', 'ab',"
     "  'h\xc3\xa9llo \xf0\x9f\x98\x80 \xe4\xb8\xad\xe6\x96\x87', '', 0x00010200, 0x00ff00,"
-    "  0x000000, 'c', 'x,y,z', b'1111111111', 18446744073709551615),"
+    "  0x000000, 'c', 'x,y,z', b'1111111111', 18446744073709551615,"
+    "  '123e4567-e89b-12d3-a456-426614174000', ST_PointFromText('POINT(1 2)')),"
     " (2, 0, false, -128, 0, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0,"
     "  -9999999999.99, -0.0000000001, -0.000000000000000000000000000001, 0.00001, -0.25,"
     "  -2.2250738585072014e-308, '1000-01-01', '1000-01-01 00:00:00.000001',"
     "  '1970-01-01 00:00:01', '-838:59:59', 1901, '[]', '', '', '\xf0\x9d\x84\x9e', 0x00000000,"
-    "  '', '', 'a', '', b'0', 0),"
+    "  '', '', 'a', '', b'0', 0, NULL, NULL),"
     " (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
     "  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-    "  NULL, NULL, NULL, NULL, NULL, NULL),"
+    "  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),"
     " (4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.2345678, 0.1, '0000-00-00',"
     "  '0000-00-00 00:00:00', '0000-00-00 00:00:00', '25:30:00.5', 0, '{}', 'x', 'x', 'x',"
-    "  0x61, 0x61, 0x61, 'b', 'y', b'1', 1),"
+    "  0x61, 0x61, 0x61, 'b', 'y', b'1', 1, NULL, NULL),"
     " (5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9223372036854775807, 9223372036854775808, 1, 1, 1,"
     "  0, 3, 3, '2020-00-15', '2020-05-00 10:00:00', '1970-01-01 00:00:01',"
     "  '-00:00:00.250000', 1970, 'null', 'x', 'x', 'x', 0x61, 0x61, 0x61, 'b', 'z,x',"
-    "  b'1000000000', 9223372036854775808);"
+    "  b'1000000000', 9223372036854775808, NULL, NULL);"
     "DROP TABLE IF EXISTS t_big;"
     "CREATE TABLE t_big (id int PRIMARY KEY, pad varchar(1000)) CHARACTER SET utf8mb4;"
     "INSERT INTO t_big SELECT seq, REPEAT(CHAR(65 + seq % 26), 600) FROM seq_1_to_200000;"
@@ -344,6 +345,8 @@ static void test_types(void **state)
         {"st", "set", DUCKDB_TYPE_LIST},
         {"bt", "bit(10)", DUCKDB_TYPE_UBIGINT},
         {"bt64", "bit(64)", DUCKDB_TYPE_UBIGINT},
+        {"u", "uuid", DUCKDB_TYPE_VARCHAR},
+        {"g", "point", DUCKDB_TYPE_BLOB},
     };
     assert_int_equal(r->ncols, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < r->ncols; i++) {
@@ -438,6 +441,13 @@ static void test_values(void **state)
     }
     assert_true(AT(uint64_t, "bt", 0) == 1023);
     assert_true(AT(uint64_t, "bt64", 0) == UINT64_MAX);
+    assert_str(c, COL("u"), 0, "123e4567-e89b-12d3-a456-426614174000", 36);
+    /* geometry: MySQL's 4-byte SRID, then WKB (little-endian point 1 2) */
+    {
+        static const unsigned char wkb[] = {0, 0, 0,    0,    1, 1, 0, 0, 0, 0, 0, 0,   0,
+                                            0, 0, 0xf0, 0x3f, 0, 0, 0, 0, 0, 0, 0, 0x40};
+        assert_str(c, COL("g"), 0, (const char *)wkb, sizeof wkb);
+    }
 
     /* Row 1: the minima, empty strings and an empty set. */
     assert_false(AT(bool, "b", 1));
@@ -759,20 +769,22 @@ static void test_unmappable_value(void **state)
 /* ---------------------------------------------------------------- mid-stream */
 
 /* The id of the server connection running a statement that contains `marker`, found from
- * another connection. */
+ * another connection. SHOW FULL PROCESSLIST rather than information_schema.PROCESSLIST:
+ * the latter materializes an Aria temporary table, and one run of this suite saw MariaDB
+ * 10.11.19 crash freeing such a table while connections were being killed. */
 static unsigned long find_connection(MYSQL *admin, const char *marker)
 {
-    char q[256];
-    snprintf(q, sizeof q,
-             "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE '%%%s%%' AND "
-             "ID <> CONNECTION_ID()",
-             marker);
+    unsigned long self = mysql_thread_id(admin);
     for (int tries = 0; tries < 50; tries++) {
-        if (mysql_query(admin, q) != 0)
+        if (mysql_query(admin, "SHOW FULL PROCESSLIST") != 0)
             fail_msg("%s", mysql_error(admin));
         MYSQL_RES *res = mysql_store_result(admin);
-        MYSQL_ROW row = mysql_fetch_row(res);
-        unsigned long id = row ? strtoul(row[0], NULL, 10) : 0;
+        unsigned long id = 0;
+        MYSQL_ROW row;
+        /* columns: Id, User, Host, db, Command, Time, State, Info, ... */
+        while ((row = mysql_fetch_row(res)))
+            if (row[7] && strstr(row[7], marker) && strtoul(row[0], NULL, 10) != self)
+                id = strtoul(row[0], NULL, 10);
         mysql_free_result(res);
         if (id)
             return id;

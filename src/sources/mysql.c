@@ -24,6 +24,7 @@
  */
 #include "sources_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -207,22 +208,44 @@ static size_t query_len(const char *q)
     return n;
 }
 
-/* LH_EINVAL unless the query starts (after spaces and opening parentheses) with SELECT or
- * WITH. The READ ONLY transaction is what keeps the source unchanged; this check gives a
- * clear message for the common mistake. */
+/* The index of the first character of q[0..n) past spaces, opening parentheses and
+ * comments (-- and # to the end of the line, C-style blocks). */
+static size_t skip_preamble(const char *q, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (strchr(" \t\r\n(", q[i])) {
+            i++;
+        } else if (q[i] == '#' ||
+                   (q[i] == '-' && i + 2 < n && q[i + 1] == '-' && strchr(" \t\r\n", q[i + 2]))) {
+            while (i < n && q[i] != '\n')
+                i++;
+        } else if (q[i] == '/' && i + 1 < n && q[i + 1] == '*') {
+            const char *end = NULL;
+            for (size_t k = i + 2; k + 1 < n && !end; k++)
+                if (q[k] == '*' && q[k + 1] == '/')
+                    end = q + k + 2;
+            i = end ? (size_t)(end - q) : n;
+        } else {
+            break;
+        }
+    }
+    return i;
+}
+
+/* LH_EINVAL unless the query starts (past spaces, parentheses and comments) with the word
+ * SELECT or WITH. The READ ONLY transaction is what keeps the source unchanged; this check
+ * gives a clear message for the common mistake. */
 static int check_query(const char *q, lh_error *err)
 {
-    size_t n = query_len(q), i = 0;
-    while (i < n && (q[i] == ' ' || q[i] == '\t' || q[i] == '\n' || q[i] == '\r' || q[i] == '('))
-        i++;
+    size_t n = query_len(q), i = skip_preamble(q, n);
     if (i == n)
         return lh_error_set(err, LH_EINVAL, "the query is empty");
     static const char *const starts[] = {"select", "with"};
     for (size_t k = 0; k < sizeof starts / sizeof starts[0]; k++) {
         size_t l = strlen(starts[k]);
         if (n - i > l && strncasecmp(q + i, starts[k], l) == 0 &&
-            (q[i + l] == ' ' || q[i + l] == '\t' || q[i + l] == '\n' || q[i + l] == '\r' ||
-             q[i + l] == '(' || q[i + l] == '*' || q[i + l] == '`'))
+            !(isalnum((unsigned char)q[i + l]) || q[i + l] == '_' || q[i + l] == '$'))
             return 0;
     }
     return lh_error_set(err, LH_EINVAL, "the query must be one SELECT (or WITH ... SELECT)");

@@ -637,6 +637,14 @@ static void test_statement_forms(void **state)
     assert_int_equal(sum_column_int(r, 1, &rows), 4);
     r->close(r);
 
+    /* comments before the SELECT, and a line comment at its end */
+    r = open_query("-- the labels\n/* all of them */ # really\n(SELECT n FROM `we``ird`) -- end",
+                   &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(sum_column_int(r, 0, &rows), 10);
+    r->close(r);
+
     /* incremental over a query */
     sel = (lh_db_select){
         .query = "SELECT n AS k FROM `we``ird`", .incremental_column = "k", .watermark = "3"};
@@ -644,6 +652,32 @@ static void test_statement_forms(void **state)
     if (!r)
         fail_msg("open: %s", err.message);
     assert_int_equal(sum_column_int(r, 0, &rows), 4);
+    r->close(r);
+}
+
+/* The DSN's unix_socket: the server's own socket, found from a TCP connection. */
+static void test_unix_socket(void **state)
+{
+    (void)state;
+    MYSQL *admin = admin_connect();
+    if (mysql_query(admin, "SELECT @@socket") != 0)
+        fail_msg("%s", mysql_error(admin));
+    MYSQL_RES *res = mysql_store_result(admin);
+    MYSQL_ROW row = mysql_fetch_row(res);
+    assert_non_null(row);
+    assert_non_null(row[0]);
+    char *dsn = lh_xasprintf("unix_socket=%s user=%s password=%s dbname=%s", row[0], g_dsn.user,
+                             g_dsn.password, g_dsn.database);
+    mysql_free_result(res);
+    mysql_close(admin);
+    lh_db_select sel = {.table = "we`ird"};
+    lh_error err = {0};
+    lh_db_reader *r = lh_mysql_reader_open(dsn, &sel, &err);
+    lh_secret_free(dsn);
+    if (!r)
+        fail_msg("open over the socket: %s", err.message);
+    int64_t rows;
+    assert_int_equal(sum_column_int(r, 1, &rows), 10);
     r->close(r);
 }
 
@@ -729,14 +763,30 @@ static void test_open_errors(void **state)
         sel = (lh_db_select){.table = bad_tables[i]};
         expect_open_error(g_raw, &sel, LH_EINVAL, "table");
     }
-    static const char *bad_queries[] = {"", " ;; ", "DELETE FROM t_sleep",
-                                        "UPDATE t_sleep SET id = 0", "selectx 1"};
+    static const char *bad_queries[] = {"",
+                                        " ;; ",
+                                        "-- only a comment\n",
+                                        "/* a comment */ DELETE FROM t_sleep",
+                                        "DELETE FROM t_sleep",
+                                        "UPDATE t_sleep SET id = 0",
+                                        "selectx 1",
+                                        "select_all()"};
     for (size_t i = 0; i < sizeof bad_queries / sizeof bad_queries[0]; i++) {
         sel = (lh_db_select){.query = bad_queries[i]};
         expect_open_error(g_raw, &sel, LH_EINVAL, "query");
     }
     sel = (lh_db_select){.table = "t_sleep", .query = "SELECT 1"};
     expect_open_error(g_raw, &sel, LH_EINVAL, "exactly one");
+    /* one statement only: a second one is a syntax error inside the derived table */
+    sel = (lh_db_select){.query = "SELECT 1 AS x; DROP TABLE t_sleep"};
+    expect_open_error(g_raw, &sel, LH_EUPSTREAM, "does not parse");
+    lh_db_select count = {.table = "t_sleep"};
+    r = lh_mysql_reader_open(g_raw, &count, &err);
+    if (!r)
+        fail_msg("t_sleep is gone: %s", err.message);
+    r->close(r);
+    /* a DSN that does not parse */
+    expect_open_error("mysql://u:pw@host:notaport/db", &tsel, LH_EINVAL, "port");
     free(location);
 }
 
@@ -992,6 +1042,7 @@ int main(void)
         cmocka_unit_test(test_large_text_and_blob),
         cmocka_unit_test(test_timestamp_is_utc),
         cmocka_unit_test(test_statement_forms),
+        cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_unmappable_value),
         cmocka_unit_test(test_server_kills_connection),

@@ -26,6 +26,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -712,7 +713,8 @@ static int put_value(my_reader *m, size_t c, idx_t row, const char *s, size_t n)
         return 0;
     }
     case COL_FLOAT:
-        if (parse_double(s, n, &dbl) < 0 || fabs(dbl) > 3.4028235677973366e38)
+        /* the server prints a float with six digits, so its text never rounds past FLT_MAX */
+        if (parse_double(s, n, &dbl) < 0 || fabs(dbl) > FLT_MAX)
             return -1;
         ((float *)data)[row] = (float)dbl;
         return 0;
@@ -808,9 +810,8 @@ static int my_next(lh_db_reader *r, duckdb_data_chunk out, lh_error *err)
         goto out;
     if (atomic_load(&m->interrupted)) {
         rc = lh_error_set(err, LH_ECANCELLED,
-                          "MySQL source %s: the read was cancelled after "
-                          "%lld rows",
-                          m->location, (long long)r->rows);
+                          "MySQL source %s: the read was cancelled after %lld rows", m->location,
+                          (long long)r->rows);
         goto out;
     }
     if (m->failed) {

@@ -523,6 +523,46 @@ static void test_values(void **state)
     r->close(r);
 }
 
+/* Decimals computed by a query: precision from the display length, minding sign and point. */
+static void test_query_decimals(void **state)
+{
+    (void)state;
+    lh_error err = {0};
+    lh_db_reader *r =
+        open_query("SELECT CAST(-12.5 AS DECIMAL(5,1)) AS a, 1.50 AS lit, -0.5 AS neg,"
+                   " AVG(id) AS av, SUM(bu) AS sbu FROM t_types WHERE id = 1",
+                   &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    duckdb_data_chunk c = read_small(r);
+    static const struct {
+        int width, scale;
+        const char *source_type, *value;
+    } want[] = {
+        {5, 1, "decimal(5,1)", "-12.5"},
+        {3, 2, "decimal(3,2)", "1.50"},
+        {2, 1, "decimal(2,1)", "-0.5"},
+        {14, 4, "decimal(14,4)", "1.0000"},
+        {0, 0, "decimal(42,0)", "18446744073709551615"},
+    };
+    assert_int_equal(r->ncols, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(r->source_types[i], want[i].source_type);
+        if (want[i].width == 0) { /* past 38 digits: the exact text */
+            assert_int_equal(duckdb_get_type_id(r->types[i]), DUCKDB_TYPE_VARCHAR);
+            assert_str(c, i, 0, want[i].value, strlen(want[i].value));
+            continue;
+        }
+        assert_int_equal(duckdb_decimal_width(r->types[i]), want[i].width);
+        assert_int_equal(duckdb_decimal_scale(r->types[i]), want[i].scale);
+        char dec[64];
+        decimal_text(c, r->types[i], i, 0, dec, sizeof dec);
+        assert_string_equal(dec, want[i].value);
+    }
+    duckdb_destroy_data_chunk(&c);
+    r->close(r);
+}
+
 /* A 1 MB utf8mb4 text and a blob with NUL bytes arrive byte for byte. */
 static void test_large_text_and_blob(void **state)
 {
@@ -1039,6 +1079,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_types),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_query_decimals),
         cmocka_unit_test(test_large_text_and_blob),
         cmocka_unit_test(test_timestamp_is_utc),
         cmocka_unit_test(test_statement_forms),

@@ -15,7 +15,7 @@
 #include "testutil.h"
 
 #include "core/core.h"
-#include "sources/sources_internal.h"
+#include "sources/mysql_internal.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -28,8 +28,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-
-#include <mysql.h>
 
 #if defined(__has_include)
 #if __has_include(<sanitizer/allocator_interface.h>) && defined(__SANITIZE_ADDRESS__)
@@ -606,6 +604,86 @@ static void test_timestamp_is_utc(void **state)
     r->close(r);
 }
 
+/* Text the server would never send for a type is refused, never guessed at (table-driven,
+ * straight through the conversion; no server involved). */
+static void test_conversion_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        lh_mysql_col_kind kind;
+        duckdb_type type;
+        const char *text;
+        int want; /* 0 stored, 1 stored as NULL, -1 refused */
+    } cases[] = {
+        {LH_MYCOL_BOOL, DUCKDB_TYPE_BOOLEAN, "1", 0},
+        {LH_MYCOL_BOOL, DUCKDB_TYPE_BOOLEAN, "2", -1},
+        {LH_MYCOL_BOOL, DUCKDB_TYPE_BOOLEAN, "-1", -1},
+        {LH_MYCOL_BOOL, DUCKDB_TYPE_BOOLEAN, "", -1},
+        {LH_MYCOL_INT8, DUCKDB_TYPE_TINYINT, "-128", 0},
+        {LH_MYCOL_INT8, DUCKDB_TYPE_TINYINT, "128", -1},
+        {LH_MYCOL_INT8, DUCKDB_TYPE_TINYINT, "-129", -1},
+        {LH_MYCOL_INT8, DUCKDB_TYPE_TINYINT, "1a", -1},
+        {LH_MYCOL_INT8, DUCKDB_TYPE_TINYINT, "-", -1},
+        {LH_MYCOL_INT8, DUCKDB_TYPE_TINYINT, " 1", -1},
+        {LH_MYCOL_UINT8, DUCKDB_TYPE_UTINYINT, "256", -1},
+        {LH_MYCOL_UINT8, DUCKDB_TYPE_UTINYINT, "-1", -1},
+        {LH_MYCOL_INT64, DUCKDB_TYPE_BIGINT, "-9223372036854775808", 0},
+        {LH_MYCOL_INT64, DUCKDB_TYPE_BIGINT, "9223372036854775808", -1},
+        {LH_MYCOL_INT64, DUCKDB_TYPE_BIGINT, "-9223372036854775809", -1},
+        {LH_MYCOL_UINT64, DUCKDB_TYPE_UBIGINT, "18446744073709551615", 0},
+        {LH_MYCOL_UINT64, DUCKDB_TYPE_UBIGINT, "18446744073709551616", -1},
+        {LH_MYCOL_UINT64, DUCKDB_TYPE_UBIGINT, "99999999999999999999", -1},
+        {LH_MYCOL_DECIMAL, DUCKDB_TYPE_DECIMAL, "-123.45", 0},
+        {LH_MYCOL_DECIMAL, DUCKDB_TYPE_DECIMAL, "1234.5", -1},
+        {LH_MYCOL_DECIMAL, DUCKDB_TYPE_DECIMAL, "1.234", -1},
+        {LH_MYCOL_DECIMAL, DUCKDB_TYPE_DECIMAL, "1e2", -1},
+        {LH_MYCOL_FLOAT, DUCKDB_TYPE_FLOAT, "-3.40282e38", 0},
+        {LH_MYCOL_FLOAT, DUCKDB_TYPE_FLOAT, "3.5e38", -1},
+        {LH_MYCOL_FLOAT, DUCKDB_TYPE_FLOAT, "1.5x", -1},
+        {LH_MYCOL_DOUBLE, DUCKDB_TYPE_DOUBLE, "1e999", -1},
+        {LH_MYCOL_DOUBLE, DUCKDB_TYPE_DOUBLE, "", -1},
+        {LH_MYCOL_DATE, DUCKDB_TYPE_DATE, "2024-02-29", 0},
+        {LH_MYCOL_DATE, DUCKDB_TYPE_DATE, "0000-00-00", 1},
+        {LH_MYCOL_DATE, DUCKDB_TYPE_DATE, "2024-00-10", 1},
+        {LH_MYCOL_DATE, DUCKDB_TYPE_DATE, "2023-02-29", -1},
+        {LH_MYCOL_DATE, DUCKDB_TYPE_DATE, "2024-13-01", -1},
+        {LH_MYCOL_DATE, DUCKDB_TYPE_DATE, "2024-1-01", -1},
+        {LH_MYCOL_DATE, DUCKDB_TYPE_DATE, "2024-01-01x", -1},
+        {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "2024-01-01 23:59:59.5", 0},
+        {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "0000-00-00 00:00:00", 1},
+        {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "2024-01-01 24:00:00", -1},
+        {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "2024-01-01 00:00:00.1234567", -1},
+        {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "2024-01-01 00:00:00.", -1},
+        {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "2024-01-01T00:00:00", -1},
+        {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "2024-01-01", -1},
+        {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "-838:59:59.999999", 0},
+        {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "12:60:00", -1},
+        {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "12:00", -1},
+        {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "-", -1},
+        {LH_MYCOL_BIT, DUCKDB_TYPE_UBIGINT, "123456789", -1}, /* 9 bytes: past 64 bits */
+        {LH_MYCOL_TEXT, DUCKDB_TYPE_VARCHAR, "caf\xc3\xa9", 0},
+        {LH_MYCOL_TEXT, DUCKDB_TYPE_VARCHAR, "caf\xc3", -1},
+        {LH_MYCOL_TEXT, DUCKDB_TYPE_VARCHAR, "\xff", -1},
+        {LH_MYCOL_BLOB, DUCKDB_TYPE_BLOB, "\xff", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        duckdb_logical_type t = cases[i].type == DUCKDB_TYPE_DECIMAL
+                                    ? duckdb_create_decimal_type(5, 2)
+                                    : duckdb_create_logical_type(cases[i].type);
+        lh_mysql_col col = {.kind = cases[i].kind, .precision = 5, .scale = 2, .type = t};
+        duckdb_data_chunk c = duckdb_create_data_chunk(&t, 1);
+        duckdb_vector v = duckdb_data_chunk_get_vector(c, 0);
+        int rc = lh_mysql_put_value(&col, v, duckdb_vector_get_data(v), 0, cases[i].text,
+                                    strlen(cases[i].text));
+        int got = rc < 0 ? -1 : is_null(c, 0, 0) ? 1 : 0;
+        if (got != cases[i].want)
+            fail_msg("case %zu ('%s' as kind %d): %d, want %d", i, cases[i].text, cases[i].kind,
+                     got, cases[i].want);
+        duckdb_destroy_data_chunk(&c);
+        duckdb_destroy_logical_type(&t);
+    }
+}
+
 /* ---------------------------------------------------------------- statements */
 
 static int64_t sum_column_int(lh_db_reader *r, size_t col, int64_t *rows)
@@ -1082,6 +1160,7 @@ int main(void)
         cmocka_unit_test(test_query_decimals),
         cmocka_unit_test(test_large_text_and_blob),
         cmocka_unit_test(test_timestamp_is_utc),
+        cmocka_unit_test(test_conversion_refusals),
         cmocka_unit_test(test_statement_forms),
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_open_errors),

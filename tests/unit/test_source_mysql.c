@@ -5,8 +5,10 @@
  * Every mapped type is read value by value from a fixture of edge values (min/max of each
  * integer, an unsigned bigint above 2^63, decimals at full precision and past DuckDB's 38
  * digits, zero dates, TIMEs past 24 h and negative, utf8mb4 text, a 1 MB text, blobs with NUL
- * bytes, enum, set, bit, json, NULL in every column); then the statement forms (db.table,
- * a query with a trailing ';', a watermark that tries to break out of its quotes), every
+ * bytes, enum, set, bit, json, uuid, geometry, NULL in every column), both from the vectors
+ * and through a DuckDB table the chunks are appended to; text no type can hold refused
+ * (table-driven, no server); then the statement forms (db.table, a query with comments and
+ * a trailing ';', a watermark that tries to break out of its quotes, a unix socket), every
  * failure of the contract (refused, authentication, TLS, unknown database/table/column,
  * a rejected or non-SELECT query, an unmappable value, the server killing the connection or
  * the query mid-stream), interrupt from another thread, and a 200k-row table streamed in
@@ -517,6 +519,124 @@ static void test_values(void **state)
     }
 #undef AT
 #undef COL
+    duckdb_destroy_data_chunk(&c);
+    r->close(r);
+}
+
+/* The SQL name of a mapped type, for a DuckDB table that receives the reader's chunks. */
+static void type_sql(duckdb_logical_type t, char *out, size_t cap)
+{
+    static const struct {
+        duckdb_type id;
+        const char *name;
+    } names[] = {
+        {DUCKDB_TYPE_BOOLEAN, "BOOLEAN"},     {DUCKDB_TYPE_TINYINT, "TINYINT"},
+        {DUCKDB_TYPE_SMALLINT, "SMALLINT"},   {DUCKDB_TYPE_INTEGER, "INTEGER"},
+        {DUCKDB_TYPE_BIGINT, "BIGINT"},       {DUCKDB_TYPE_UTINYINT, "UTINYINT"},
+        {DUCKDB_TYPE_USMALLINT, "USMALLINT"}, {DUCKDB_TYPE_UINTEGER, "UINTEGER"},
+        {DUCKDB_TYPE_UBIGINT, "UBIGINT"},     {DUCKDB_TYPE_FLOAT, "FLOAT"},
+        {DUCKDB_TYPE_DOUBLE, "DOUBLE"},       {DUCKDB_TYPE_DATE, "DATE"},
+        {DUCKDB_TYPE_TIMESTAMP, "TIMESTAMP"}, {DUCKDB_TYPE_TIMESTAMP_TZ, "TIMESTAMPTZ"},
+        {DUCKDB_TYPE_INTERVAL, "INTERVAL"},   {DUCKDB_TYPE_VARCHAR, "VARCHAR"},
+        {DUCKDB_TYPE_BLOB, "BLOB"},
+    };
+    duckdb_type id = duckdb_get_type_id(t);
+    if (id == DUCKDB_TYPE_DECIMAL) {
+        snprintf(out, cap, "DECIMAL(%d,%d)", duckdb_decimal_width(t), duckdb_decimal_scale(t));
+        return;
+    }
+    if (id == DUCKDB_TYPE_LIST) {
+        duckdb_logical_type child = duckdb_list_type_child_type(t);
+        type_sql(child, out, cap);
+        duckdb_destroy_logical_type(&child);
+        strncat(out, "[]", cap - strlen(out) - 1);
+        return;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].id == id) {
+            snprintf(out, cap, "%s", names[i].name);
+            return;
+        }
+    fail_msg("no SQL name for type %d", id);
+}
+
+/* The chunks are well-formed DuckDB data: appended to a DuckDB table (as the sync's COPY
+ * consumes them) and read back as DuckDB's own text, every edge value is what the server
+ * holds. */
+static void test_duckdb_round_trip(void **state)
+{
+    (void)state;
+    lh_error err = {0};
+    lh_db_reader *r = open_query("SELECT * FROM t_types ORDER BY id", &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    duckdb_data_chunk c = read_small(r);
+    duckdb_database db;
+    duckdb_connection con;
+    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(db, &con), DuckDBSuccess);
+    lh_buf ddl;
+    lh_buf_init(&ddl);
+    lh_buf_puts(&ddl, "CREATE TABLE t (");
+    for (size_t i = 0; i < r->ncols; i++) {
+        char type[64];
+        type_sql(r->types[i], type, sizeof type);
+        lh_buf_printf(&ddl, "%s\"%s\" %s", i ? ", " : "", r->names[i], type);
+    }
+    lh_buf_puts(&ddl, ")");
+    if (duckdb_query(con, ddl.data, NULL) != DuckDBSuccess)
+        fail_msg("%s", ddl.data);
+    lh_buf_free(&ddl);
+    duckdb_appender app;
+    assert_int_equal(duckdb_appender_create(con, NULL, "t", &app), DuckDBSuccess);
+    assert_int_equal(duckdb_append_data_chunk(app, c), DuckDBSuccess);
+    assert_int_equal(duckdb_appender_destroy(&app), DuckDBSuccess);
+
+    static const char *cols[] = {"b",  "ti",  "bu",           "d1", "d2", "d3", "d4", "f",  "db",
+                                 "dt", "dtt", "epoch_us(ts)", "tm", "vc", "bl", "e",  "st", "bt64"};
+    /* DuckDB's own text; it prints a DECIMAL(p,p) without the leading zero (".99999") */
+    static const char *want[][18] = {
+        {"true", "127", "18446744073709551615", "9999999999.99",
+         "9999999999999999999999999999.9999999999",
+         "12345678901234567890123456789012345.123456789012345678901234567890", ".99999", "1.5",
+         "1.7976931348623157e+308", "9999-12-31", "9999-12-31 23:59:59.999999", "2147483647999000",
+         "838:59:59", "h\xc3\xa9llo \xf0\x9f\x98\x80 \xe4\xb8\xad\xe6\x96\x87", "\\x00\\x00\\x00",
+         "c", "[x, y, z]", "18446744073709551615"},
+        {"false", "-128", "0", "-9999999999.99", "-0.0000000001",
+         "-0.000000000000000000000000000001", ".00001", "-0.25", "-2.2250738585072014e-308",
+         "1000-01-01", "1000-01-01 00:00:00.000001", "1000000", "-838:59:59", "", "", "a", "[]",
+         "0"},
+        {"NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL",
+         "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL"},
+        {"false", "0", "0", "0.00", "0.0000000000", "0.000000000000000000000000000000", ".00000",
+         "1.23457", "0.1", "NULL", "NULL", "NULL", "25:30:00.5", "x", "a", "b", "[y]", "1"},
+        {"true", "1", "9223372036854775808", "1.00", "1.0000000000",
+         "1.000000000000000000000000000000", ".00000", "3.0", "3.0", "NULL", "NULL", "1000000",
+         "-00:00:00.25", "x", "a", "b", "[x, z]", "9223372036854775808"},
+    };
+    int mismatches = 0;
+    for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
+        char *q = lh_xasprintf("SELECT coalesce(CAST(%s AS VARCHAR), 'NULL') FROM t ORDER BY id",
+                               cols[k]);
+        duckdb_result res;
+        if (duckdb_query(con, q, &res) != DuckDBSuccess)
+            fail_msg("%s: %s", q, duckdb_result_error(&res));
+        assert_int_equal(duckdb_row_count(&res), 5);
+        for (idx_t row = 0; row < 5; row++) {
+            char *got = duckdb_value_varchar(&res, 0, row);
+            if (strcmp(got, want[row][k]) != 0) {
+                fprintf(stderr, "%s, row %llu: '%s', want '%s'\n", cols[k], (unsigned long long)row,
+                        got, want[row][k]);
+                mismatches++;
+            }
+            duckdb_free(got);
+        }
+        duckdb_destroy_result(&res);
+        free(q);
+    }
+    assert_int_equal(mismatches, 0);
+    duckdb_disconnect(&con);
+    duckdb_close(&db);
     duckdb_destroy_data_chunk(&c);
     r->close(r);
 }
@@ -1157,6 +1277,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_types),
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_duckdb_round_trip),
         cmocka_unit_test(test_query_decimals),
         cmocka_unit_test(test_large_text_and_blob),
         cmocka_unit_test(test_timestamp_is_utc),

@@ -859,6 +859,17 @@ static void test_statement_forms(void **state)
     assert_int_equal(rows, 2);
     r->close(r);
 
+    /* nothing above the watermark: the columns are still described, no row arrives */
+    sel.watermark = "99";
+    r = lh_mysql_reader_open(g_raw, &sel, &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(r->ncols, 2);
+    assert_int_equal(duckdb_get_type_id(r->types[1]), DUCKDB_TYPE_INTEGER);
+    assert_int_equal(sum_column_int(r, 1, &rows), 0);
+    assert_int_equal(rows, 0);
+    r->close(r);
+
     /* a watermark cannot leave its quotes: compared as the string it is */
     sel = (lh_db_select){
         .table = "we`ird", .incremental_column = "co`l", .watermark = "c' OR '1'='1"};

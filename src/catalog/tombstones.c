@@ -957,8 +957,8 @@ void lh_tombstones__load(lh_catalog *cat, const char *bucket, bool notify_each)
             /* Upserts that did not reach their manifest (a crash or failure between the two
              * writes): their entries hid nothing; write the set without them. A failed write
              * keeps them on disk, harmless, for the next open. */
-            lh_log(LH_LOG_INFO, "tombstones_rolled_back", "{s:s,s:I}", "dataset",
-                   lh_json_str(m, "name"), "entries", (json_int_t)rolled);
+            lh_log(LH_LOG_INFO, "tombstones_pruned", "{s:s,s:I}", "dataset", lh_json_str(m, "name"),
+                   "entries", (json_int_t)rolled);
             if (set_write(cat, bucket, lh_json_str(m, "name"), doc, &err) != 0)
                 lh_log(LH_LOG_WARN, "tombstones_rollback_failed", "{s:s,s:s}", "dataset",
                        lh_json_str(m, "name"), "error", err.message);

@@ -118,7 +118,12 @@ typedef struct lh_catalog_commit {
      * write and the new ones after it, never both and never neither. supersede_column
      * becomes the dataset's tombstone key column (LH_ECONFLICT naming the first, as for
      * lh_catalog_tombstone_add, when the set already has another). NULL / 0: a plain
-     * append. */
+     * append. How (tombstones below): the set is written first, its new entries inactive
+     * until a manifest lists part_key, then the manifest. A key with an erasure stays
+     * erased. Errors besides the append's: LH_EINVAL (not an append, a column that cannot
+     * be a key, a key not in canonical form), LH_EIO when the set's write may not be
+     * durable (the upsert is then not made). The append's event counts the keys
+     * (details.superseded), never lists them. */
     const char *supersede_column;
     char *const *supersede_keys;
     size_t n_supersede;

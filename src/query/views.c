@@ -296,11 +296,15 @@ static char *view_select(const view_def *d, lh_storage *st, lh_error *err)
 }
 
 /* ---------------------------------------------------------------- tombstone DDL
- * A dataset with tombstones gets a table "__tombstones__<name>"(k <key type>) holding the
- * keys as data, and its view filters on the deletion bitmaps computed from it (below) or,
- * when they cannot serve (use_bitmaps, virtual_shadowed), becomes
+ * A dataset with tombstones gets a table "__tombstones__<name>"(k <key type>, live
+ * INTEGER) holding the active entries' keys as data (live: the index in d->keys of a scoped
+ * entry's live part, resolved by tomb_plan_make at each apply; NULL for a plain entry;
+ * inactive entries are left out), and its view filters on the deletion bitmaps computed
+ * from it (below) or, when they cannot serve (use_bitmaps, virtual_shadowed), becomes
  *   SELECT * FROM read_parquet([...]) AS b
  *   WHERE b."<col>" IS NULL OR b."<col>" NOT IN (SELECT k FROM "__tombstones__<name>")
+ * (with an active scoped entry: one such scan per part i, the subquery restricted to
+ * `WHERE live IS DISTINCT FROM i`: scoped_antijoin_select)
  * which DuckDB runs as one hash (mark) join against the key table whatever the number of
  * keys; a row whose key is NULL stays (k is never NULL). NOT EXISTS was dropped: DuckDB
  * decorrelates it through a duplicate-eliminating join over all outer keys (1.7x a plain

@@ -282,33 +282,20 @@ static size_t prune(json_t *doc, const json_t *m)
     return changed;
 }
 
-/* A jansson object used as a hash set of doc's keys. Caller decrefs. */
+/* A jansson object mapping each key of doc to its entry (the same objects: a change made
+ * through the index changes doc). Caller decrefs. */
 static json_t *key_index(const json_t *doc)
 {
     json_t *idx = json_object();
-    size_t i;
-    const json_t *e;
-    json_array_foreach(json_object_get(doc, "tombstones"), i, e)
-    {
-        const char *k = lh_json_str(e, "key");
-        if (k)
-            json_object_set_new(idx, k, json_true());
-    }
-    return idx;
-}
-
-/* The entry of key in doc (borrowed), or NULL. */
-static json_t *entry_of(const json_t *doc, const char *key)
-{
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(doc, "tombstones"), i, e)
     {
         const char *k = lh_json_str(e, "key");
-        if (k && strcmp(k, key) == 0)
-            return e;
+        if (k)
+            json_object_set(idx, k, e);
     }
-    return NULL;
+    return idx;
 }
 
 /* Tells the listener that dataset's set is now doc (NULL or empty: none). */
@@ -501,7 +488,7 @@ int lh_catalog_tombstone_add(lh_catalog *cat, const lh_tombstone_req *req, const
         if (skip && skip[i])
             continue;
         if (json_object_get(idx, req->keys[i])) {
-            json_t *e = entry_of(doc, req->keys[i]);
+            json_t *e = json_object_get(idx, req->keys[i]);
             if (e && lh_json_str(e, "live_part")) {
                 /* superseded by an upsert: the erasure wins, in every part */
                 json_object_del(e, "live_part");
@@ -517,7 +504,7 @@ int lh_catalog_tombstone_add(lh_catalog *cat, const lh_tombstone_req *req, const
                                                       "already tombstoned"));
             continue;
         }
-        json_object_set_new(idx, req->keys[i], json_true());
+        json_object_set_new(idx, req->keys[i], json_true()); /* a key given twice */
         json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "key", req->keys[i], "actor",
                                              req->actor ? req->actor : "anonymous", "reason",
                                              req->reason ? req->reason : "", "deleted_at", now));
@@ -854,14 +841,16 @@ size_t lh_tombstones__clearable(lh_catalog *cat, const char *dataset, char *cons
                                 char *const *live, size_t n, char **out)
 {
     const json_t *doc = set_get(lh_catalog__tombstones(cat), dataset);
+    json_t *idx = doc ? key_index(doc) : NULL;
     size_t k = 0;
     for (size_t i = 0; doc && i < n; i++) {
-        const json_t *e = entry_of(doc, keys[i]);
+        const json_t *e = json_object_get(idx, keys[i]);
         const char *have = e ? lh_json_str(e, "live_part") : NULL;
         const char *want = live ? live[i] : NULL;
         if (e && (have && want ? strcmp(have, want) == 0 : !have && !want))
             out[k++] = keys[i];
     }
+    json_decref(idx);
     return k;
 }
 

@@ -147,33 +147,42 @@ static int merge_select(lh_engine *eng, const json_t *m, const lh_tombstone_entr
     }
     bool text = ttype && strcasecmp(ttype, "VARCHAR") == 0;
     lh_buf_puts(sql, "COPY (");
-    if (active) {
-        /* the keys once, as a CTE: (k, live part index or NULL) */
-        lh_buf_puts(sql, "WITH t(k, live) AS (VALUES ");
+    if (!active) {
+        lh_buf_printf(sql, "SELECT * FROM %s", rel);
+    } else if (!scoped) {
+        /* the form measured before scoped entries existed, unchanged */
+        lh_buf_printf(sql, "SELECT * FROM %s AS b ANTI JOIN (VALUES ", rel);
         size_t w = 0;
         for (size_t k = 0; k < ntomb; k++) {
             if (live[k] == -2)
                 continue;
             lh_buf_puts(sql, w++ ? ",(" : "(");
             key_value(sql, tomb[k].key, text);
-            if (live[k] < 0)
-                lh_buf_puts(sql, ", NULL::INTEGER)");
-            else
-                lh_buf_printf(sql, ", %lld)", (long long)live[k]);
+            lh_buf_puts(sql, ")");
+        }
+        lh_buf_printf(sql, ") AS t(k) ON b.%s = t.k", col);
+    } else {
+        /* The keys once, (k, live part index or -1), filtered per part in a subquery: a
+         * join condition beside the key equality (ON b.k = t.k AND t.live <> i) made
+         * DuckDB 1.4 run the anti-join ~50x slower (10,000 keys, 1M rows); the filtered subquery
+         * keeps it a plain hash anti-join. */
+        lh_buf_puts(sql, "WITH t(k, live) AS MATERIALIZED (VALUES ");
+        size_t w = 0;
+        for (size_t k = 0; k < ntomb; k++) {
+            if (live[k] == -2)
+                continue;
+            lh_buf_puts(sql, w++ ? ",(" : "(");
+            key_value(sql, tomb[k].key, text);
+            lh_buf_printf(sql, ", %lld)", (long long)live[k]);
         }
         lh_buf_puts(sql, ") ");
-    }
-    if (!active) {
-        lh_buf_printf(sql, "SELECT * FROM %s", rel);
-    } else if (!scoped) {
-        lh_buf_printf(sql, "SELECT * FROM %s AS b ANTI JOIN t ON b.%s = t.k", rel, col);
-    } else {
         for (size_t i = 0; i < nparts && rc == 0; i++) {
             lh_buf_puts(sql, i ? " UNION ALL SELECT * FROM " : "SELECT * FROM ");
             rc =
                 lh_duck_put_read_parquet(sql, eng->st, lh_json_str(m, "bucket"), &parts[i], 1, err);
-            lh_buf_printf(sql, " AS b ANTI JOIN t ON b.%s = t.k AND t.live IS DISTINCT FROM %zu",
-                          col, i);
+            lh_buf_printf(sql,
+                          " AS b ANTI JOIN (SELECT k FROM t WHERE live <> %zu) AS s ON b.%s = s.k",
+                          i, col);
         }
     }
     lh_buf_printf(sql, ") TO %s " LH_PARQUET_COPY_OPTIONS, staged_lit);

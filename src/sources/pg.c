@@ -638,7 +638,8 @@ static int build_select(pg_reader *p, const lh_db_select *sel, lh_buf *sql, lh_e
         }
         if (PQnfields(res) == 0) {
             rc = pg_error(p, err, LH_EINVAL, NULL, NULL,
-                          "the query returns no rows: it must be one SELECT statement");
+                          "the statement returns no columns: the query must be one SELECT of at "
+                          "least one column");
             goto out;
         }
         /* the newline keeps a trailing -- comment from swallowing the parenthesis */

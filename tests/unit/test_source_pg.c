@@ -624,7 +624,10 @@ static void test_failures_name_the_cause(void **state)
 
     q.query = "CREATE TABLE lh_never (a int)";
     m = open_fails(g_dsn, &q, LH_EINVAL);
-    assert_contains(m, "returns no rows");
+    assert_contains(m, "returns no columns");
+    q.query = "SELECT FROM pg_class";
+    m = open_fails(g_dsn, &q, LH_EINVAL);
+    assert_contains(m, "returns no columns");
 
     q.query = " ;; \n";
     m = open_fails(g_dsn, &q, LH_EINVAL);

@@ -629,6 +629,14 @@ static void test_failures_name_the_cause(void **state)
     m = open_fails(g_dsn, &q, LH_EINVAL);
     assert_contains(m, "returns no columns");
 
+    q.query = "SELECT 1; -- a trailing comment";
+    m = open_fails(g_dsn, &q, LH_EUPSTREAM);
+    assert_contains(m, "valid alone but not as a subquery");
+    q.query = "WITH d AS (DELETE FROM lh_nothing RETURNING 1) SELECT * FROM d";
+    sql("CREATE TABLE IF NOT EXISTS lh_nothing (a int)");
+    m = open_fails(g_dsn, &q, LH_EUPSTREAM);
+    assert_contains(m, "valid alone but not as a subquery");
+
     q.query = " ;; \n";
     m = open_fails(g_dsn, &q, LH_EINVAL);
     assert_contains(m, "empty");

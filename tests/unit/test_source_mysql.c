@@ -4,9 +4,10 @@
  *
  * Every mapped type is read value by value from a fixture of edge values (min/max of each
  * integer, an unsigned bigint above 2^63, decimals at full precision and past DuckDB's 38
- * digits, zero dates, TIMEs past 24 h and negative, utf8mb4 text, a 1 MB text, blobs with NUL
- * bytes, enum, set, bit, json, uuid, geometry, NULL in every column), both from the vectors
- * and through a DuckDB table the chunks are appended to; text no type can hold refused
+ * digits, zero dates, TIMEs past 24 h (a negative one refused: Parquet cannot keep it),
+ * utf8mb4 text, a 1 MB text, blobs with NUL bytes, enum, set, bit, json, uuid, geometry,
+ * NULL in every column), both from the vectors and through a DuckDB table the chunks are
+ * appended to (and written to Parquet from); text no type can hold refused
  * (table-driven, no server); then the statement forms (db.table, a query with comments and
  * a trailing ';', a watermark that tries to break out of its quotes, a unix socket), every
  * failure of the contract (refused, authentication, TLS, unknown database/table/column,

@@ -247,7 +247,7 @@ static const char fixture_sql[] =
     "  '0000-00-00 00:00:00', '0000-00-00 00:00:00', '25:30:00.5', 0, '{}', 'x', 'x', 'x',"
     "  0x61, 0x61, 0x61, 'b', 'y', b'1', 1, NULL, NULL),"
     " (5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9223372036854775807, 9223372036854775808, 1, 1, 1,"
-    "  0, 3, 3, '2020-00-15', '2020-05-00 10:00:00', '1970-01-01 00:00:01',"
+    "  0, 123456789, 3, '2020-00-15', '2020-05-00 10:00:00', '1970-01-01 00:00:01',"
     "  '00:00:00.000250', 1970, 'null', 'x', 'x', 'x', 0x61, 0x61, 0x61, 'b', 'z,x',"
     "  b'1000000000', 9223372036854775808, NULL, NULL);"
     "DROP TABLE IF EXISTS t_big;"
@@ -488,14 +488,14 @@ static void test_values(void **state)
         if (!is_null(c, k, 2))
             fail_msg("column %s of the NULL row is not NULL", r->names[k]);
 
-    /* Row 3: zero dates become NULL; a TIME past 24 h; FLOAT as the text protocol prints
-     * it (six significant digits, see docs/INGEST.md). */
+    /* Row 3: zero dates become NULL; a TIME past 24 h; a FLOAT exactly as stored, not as the
+     * text protocol prints it (six significant digits: "1.23457"). */
     assert_true(is_null(c, COL("dt"), 3));
     assert_true(is_null(c, COL("dtt"), 3));
     assert_true(is_null(c, COL("ts"), 3));
     assert_true(AT(duckdb_interval, "tm", 3).micros ==
                 (25LL * 3600 + 30 * 60) * 1000000LL + 500000);
-    assert_true(AT(float, "f", 3) == strtof("1.23457", NULL));
+    assert_true(AT(float, "f", 3) == 1.2345678f);
     assert_true(AT(double, "db", 3) == 0.1);
     assert_int_equal(AT(int16_t, "y", 3), 0);
     decimal_text(c, r->types[COL("d2")], COL("d2"), 3, dec, sizeof dec);
@@ -506,6 +506,7 @@ static void test_values(void **state)
     assert_true(is_null(c, COL("dt"), 4));
     assert_true(is_null(c, COL("dtt"), 4));
     assert_true(AT(uint64_t, "bu", 4) == 9223372036854775808ull);
+    assert_true(AT(float, "f", 4) == 123456789.0f); /* 123456792: the text says 123457000 */
     assert_true(AT(int64_t, "bi", 4) == INT64_MAX);
     assert_true(AT(duckdb_interval, "tm", 4).micros == 250);
     assert_true(AT(uint64_t, "bt", 4) == 512);
@@ -609,10 +610,10 @@ static void test_duckdb_round_trip(void **state)
         {"NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL",
          "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL"},
         {"false", "0", "0", "0.00", "0.0000000000", "0.000000000000000000000000000000", ".00000",
-         "1.23457", "0.1", "NULL", "NULL", "NULL", "25:30:00.5", "x", "a", "b", "[y]", "1"},
+         "1.2345678", "0.1", "NULL", "NULL", "NULL", "25:30:00.5", "x", "a", "b", "[y]", "1"},
         {"true", "1", "9223372036854775808", "1.00", "1.0000000000",
-         "1.000000000000000000000000000000", ".00000", "3.0", "3.0", "NULL", "NULL", "1000000",
-         "00:00:00.00025", "x", "a", "b", "[x, z]", "9223372036854775808"},
+         "1.000000000000000000000000000000", ".00000", "123456790.0", "3.0", "NULL", "NULL",
+         "1000000", "00:00:00.00025", "x", "a", "b", "[x, z]", "9223372036854775808"},
     };
     int mismatches = 0;
     for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {

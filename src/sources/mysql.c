@@ -234,9 +234,10 @@ static int put_source(lh_buf *b, const lh_db_select *sel, lh_error *err)
  * first by preparing the statement (the server plans it, never runs it), and when it has
  * FLOAT columns the select list names every column, casting those. On return *float_cols
  * (caller frees; NULL when there are none) marks them and `list` holds the select list
- * (left empty for "*"). */
+ * (left empty for "*"). A server that refuses to prepare it (a proxy without prepared
+ * statements, max_prepared_stmt_count = 0) leaves the reason in `unplanned`. */
 static int plan_floats(my_reader *m, const lh_db_select *sel, lh_buf *list, bool **float_cols,
-                       lh_error *err)
+                       lh_error *unplanned, lh_error *err)
 {
     int rc = 0;
     lh_buf probe;
@@ -253,10 +254,11 @@ static int plan_floats(my_reader *m, const lh_db_select *sel, lh_buf *list, bool
     if ((rc = put_source(&probe, sel, err)) < 0)
         goto out;
     if (mysql_stmt_prepare(st, probe.data, probe.len) != 0) {
-        unsigned no = mysql_stmt_errno(st);
-        rc = lh_error_set(err, LH_EUPSTREAM, "MySQL source %s: %s: %s (error %u)", m->location,
-                          query_cause(no), mysql_stmt_error(st), no);
-        lh_dsn_scrub(err, &m->dsn, m->raw_dsn);
+        /* Not an error yet: the statement itself reports a bad query with the server's
+         * own message, and without FLOAT columns nothing was needed (see describe). */
+        lh_error_set(unplanned, LH_EUPSTREAM, "%s (error %u)", mysql_stmt_error(st),
+                     mysql_stmt_errno(st));
+        lh_dsn_scrub(unplanned, &m->dsn, m->raw_dsn);
         goto out;
     }
     meta = mysql_stmt_result_metadata(st);
@@ -320,8 +322,10 @@ static int build_statement(my_reader *m, const lh_db_select *sel, const lh_buf *
 }
 
 /* Fills the reader's columns from the result's fields; LH_EINVAL on a duplicate name.
- * float_cols (or NULL) marks the FLOAT columns plan_floats read as DOUBLE. */
-static int describe(my_reader *m, const bool *float_cols, lh_error *err)
+ * float_cols (or NULL) marks the FLOAT columns plan_floats read as DOUBLE; when plan_floats
+ * could not look (`unplanned` set), a FLOAT column is refused rather than read with six
+ * digits. */
+static int describe(my_reader *m, const bool *float_cols, const lh_error *unplanned, lh_error *err)
 {
     lh_db_reader *r = &m->base;
     unsigned n = mysql_num_fields(m->res);
@@ -337,6 +341,13 @@ static int describe(my_reader *m, const bool *float_cols, lh_error *err)
         r->names[i] = lh_xmalloc(fields[i].name_length + 1);
         memcpy(r->names[i], fields[i].name, fields[i].name_length);
         r->names[i][fields[i].name_length] = '\0';
+        if (fields[i].type == MYSQL_TYPE_FLOAT && unplanned->code != 0)
+            return lh_error_set(err, LH_EUPSTREAM,
+                                "MySQL source %s: column '%s' is a FLOAT, which the text "
+                                "protocol prints with six digits; reading it exactly needs "
+                                "the statement prepared, which the server refused: %s. Read "
+                                "it as CAST(%s AS DOUBLE) in a query",
+                                m->location, r->names[i], unplanned->message, r->names[i]);
         if (float_cols && float_cols[i] && fields[i].type == MYSQL_TYPE_DOUBLE) {
             MYSQL_FIELD as_float = fields[i];
             as_float.type = MYSQL_TYPE_FLOAT;
@@ -517,6 +528,7 @@ lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_
 {
     my_reader *m = NULL;
     bool *float_cols = NULL;
+    lh_error unplanned = {0};
     lh_buf stmt, list;
     lh_buf_init(&stmt);
     lh_buf_init(&list);
@@ -557,7 +569,7 @@ lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_
             goto fail;
         }
     }
-    if (plan_floats(m, sel, &list, &float_cols, err) < 0 ||
+    if (plan_floats(m, sel, &list, &float_cols, &unplanned, err) < 0 ||
         build_statement(m, sel, &list, &stmt, err) < 0)
         goto fail;
     if (mysql_real_query(m->conn, stmt.data, stmt.len) != 0) {
@@ -575,7 +587,7 @@ lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_
             fail_conn(m, LH_EUPSTREAM, "the result could not be read", err);
         goto fail;
     }
-    if (describe(m, float_cols, err) < 0)
+    if (describe(m, float_cols, &unplanned, err) < 0)
         goto fail;
     lh_buf_free(&stmt);
     lh_buf_free(&list);

@@ -973,6 +973,41 @@ static void expect_open_error(const char *dsn, const lh_db_select *sel, int code
     assert_no_secret(&err);
 }
 
+static int restore_prepared_statements(void **state)
+{
+    (void)state;
+    admin_sql("SET GLOBAL max_prepared_stmt_count = 16382");
+    return 0;
+}
+
+/* A server that refuses prepared statements: reads without FLOAT columns go on; a FLOAT
+ * column is refused (it could only be read with six digits), naming the column and the
+ * query that reads it exactly. */
+static void test_server_without_prepare(void **state)
+{
+    (void)state;
+    admin_sql("SET GLOBAL max_prepared_stmt_count = 0");
+    lh_error err = {0};
+    int64_t rows;
+    lh_db_reader *r = open_table("we`ird", &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(sum_column_int(r, 1, &rows), 10);
+    r->close(r);
+    expect_open_error(g_raw, &(lh_db_select){.table = "t_types"}, LH_EUPSTREAM,
+                      "column 'f' is a FLOAT");
+    expect_open_error(g_raw, &(lh_db_select){.table = "t_types"}, LH_EUPSTREAM,
+                      "CAST(f AS DOUBLE)");
+    /* and the workaround it names works */
+    r = open_query("SELECT id, CAST(f AS DOUBLE) AS f FROM t_types WHERE id = 5", &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    duckdb_data_chunk c = read_small(r);
+    assert_true(((double *)cell(c, 1))[0] == 123456792.0);
+    duckdb_destroy_data_chunk(&c);
+    r->close(r);
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -1342,6 +1377,7 @@ int main(void)
         cmocka_unit_test(test_statement_forms),
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test_teardown(test_server_without_prepare, restore_prepared_statements),
         cmocka_unit_test(test_unmappable_value),
         cmocka_unit_test(test_negative_time_unmappable),
         cmocka_unit_test(test_server_kills_connection),

@@ -305,8 +305,9 @@ static int build_statement(my_reader *m, const lh_db_select *sel, const lh_buf *
     else
         lh_buf_putc(b, '*');
     lh_buf_puts(b, " FROM ");
-    if (put_source(b, sel, err) < 0)
-        return err->code;
+    int rc = put_source(b, sel, err);
+    if (rc < 0)
+        return rc;
     if (sel->incremental_column && sel->watermark) {
         lh_buf_puts(b, " WHERE ");
         put_ident(b, sel->incremental_column, strlen(sel->incremental_column));
@@ -341,13 +342,20 @@ static int describe(my_reader *m, const bool *float_cols, const lh_error *unplan
         r->names[i] = lh_xmalloc(fields[i].name_length + 1);
         memcpy(r->names[i], fields[i].name, fields[i].name_length);
         r->names[i][fields[i].name_length] = '\0';
-        if (fields[i].type == MYSQL_TYPE_FLOAT && unplanned->code != 0)
-            return lh_error_set(err, LH_EUPSTREAM,
-                                "MySQL source %s: column '%s' is a FLOAT, which the text "
-                                "protocol prints with six digits; reading it exactly needs "
-                                "the statement prepared, which the server refused: %s. Read "
-                                "it as CAST(%s AS DOUBLE) in a query",
-                                m->location, r->names[i], unplanned->message, r->names[i]);
+        if (fields[i].type == MYSQL_TYPE_FLOAT && unplanned->code != 0) {
+            lh_buf quoted;
+            lh_buf_init(&quoted);
+            put_ident(&quoted, fields[i].name, fields[i].name_length);
+            int rc = lh_error_set(
+                err, LH_EUPSTREAM,
+                "MySQL source %s: column '%s' is a FLOAT, which the text protocol "
+                "prints with six digits; reading it exactly needs the statement "
+                "prepared, which the server refused: %s. Read it as CAST(%.*s AS "
+                "DOUBLE) in a query",
+                m->location, r->names[i], unplanned->message, (int)quoted.len, quoted.data);
+            lh_buf_free(&quoted);
+            return rc;
+        }
         if (float_cols && float_cols[i] && fields[i].type == MYSQL_TYPE_DOUBLE) {
             MYSQL_FIELD as_float = fields[i];
             as_float.type = MYSQL_TYPE_FLOAT;

@@ -991,6 +991,52 @@ static void expect_open_error(const char *dsn, const lh_db_select *sel, int code
     assert_no_secret(&err);
 }
 
+static char g_sql_mode[512];
+
+static int save_sql_mode(void **state)
+{
+    (void)state;
+    MYSQL *admin = admin_connect();
+    if (mysql_query(admin, "SELECT @@GLOBAL.sql_mode") != 0)
+        fail_msg("%s", mysql_error(admin));
+    MYSQL_RES *res = mysql_store_result(admin);
+    MYSQL_ROW row = mysql_fetch_row(res);
+    snprintf(g_sql_mode, sizeof g_sql_mode, "%s", row && row[0] ? row[0] : "");
+    mysql_free_result(res);
+    mysql_close(admin);
+    return 0;
+}
+
+static int restore_sql_mode(void **state)
+{
+    (void)state;
+    char *q = lh_xasprintf("SET GLOBAL sql_mode = '%s'", g_sql_mode);
+    admin_sql(q);
+    free(q);
+    return 0;
+}
+
+/* With NO_BACKSLASH_ESCAPES (the server's mode, inherited by the session) a backslash is an
+ * ordinary character: the watermark's quote must be doubled, not backslashed, or it would
+ * end the literal. */
+static void test_watermark_without_backslash_escapes(void **state)
+{
+    (void)state;
+    admin_sql("SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',NO_BACKSLASH_ESCAPES')");
+    lh_error err = {0};
+    int64_t rows;
+    static const char *marks[] = {"c\\' OR 1=1 -- ", "c' OR '1'='1", "c\\"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        lh_db_select sel = {.table = "we`ird", .incremental_column = "co`l", .watermark = marks[i]};
+        lh_db_reader *r = lh_mysql_reader_open(g_raw, &sel, &err);
+        if (!r)
+            fail_msg("watermark %zu: %s", i, err.message);
+        assert_int_equal(sum_column_int(r, 1, &rows), 4); /* only 'd' */
+        assert_int_equal(rows, 1);
+        r->close(r);
+    }
+}
+
 static int restore_prepared_statements(void **state)
 {
     (void)state;
@@ -1396,6 +1442,8 @@ int main(void)
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_open_errors),
         cmocka_unit_test_teardown(test_server_without_prepare, restore_prepared_statements),
+        cmocka_unit_test_setup_teardown(test_watermark_without_backslash_escapes, save_sql_mode,
+                                        restore_sql_mode),
         cmocka_unit_test(test_unmappable_value),
         cmocka_unit_test(test_negative_time_unmappable),
         cmocka_unit_test(test_server_kills_connection),

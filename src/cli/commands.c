@@ -1362,6 +1362,44 @@ static int cmd_retention_sweep(cli_ctx *ctx)
     return lh_cli_retention_sweep(ctx->args);
 }
 
+/* ---------------------------------------------------------------- jobs (issue 13) */
+
+static void show_job(const json_t *doc)
+{
+    const json_t *j = json_object_get(doc, "job");
+    const json_t *p = json_object_get(j, "progress");
+    const char *by = lh_json_str(j, "cancelled_by");
+    const char *error = lh_json_str(j, "error");
+    printf("job %s (%s, started by %s): %s\n", lh_json_str(j, "id") ? lh_json_str(j, "id") : "?",
+           lh_json_str(j, "kind") ? lh_json_str(j, "kind") : "?",
+           lh_json_str(j, "actor") ? lh_json_str(j, "actor") : "?",
+           lh_json_str(j, "state") ? lh_json_str(j, "state") : "?");
+    printf("  progress: %lld", (long long)lh_json_int(p, "done", 0));
+    if (lh_json_int(p, "total", 0) > 0)
+        printf(" of %lld", (long long)lh_json_int(p, "total", 0));
+    printf("\n");
+    if (by)
+        printf("  cancel asked by %s\n", by);
+    if (error)
+        printf("  error: %s\n", error);
+}
+
+static int cmd_jobs(cli_ctx *ctx)
+{
+    const command *cmd = find_command("jobs");
+    const lh_cli_args *a = ctx->args;
+    const char *sub = a->pos[0];
+    bool cancel = strcmp(sub, "cancel") == 0;
+    if (!cancel && strcmp(sub, "show") != 0)
+        return usage_error(cmd, "unknown jobs command '%s' (show, cancel)", sub);
+    if (a->npos != 2 || !valid_segment(a->pos[1]))
+        return usage_error(cmd, "jobs %s needs a job ID", sub);
+    char *path = lh_xasprintf("/jobs/%s%s", a->pos[1], cancel ? "/cancel" : "");
+    int rc = send_json(ctx, cancel ? "POST" : "GET", path, NULL, show_job);
+    free(path);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static int cmd_help(cli_ctx *ctx);
@@ -1420,6 +1458,9 @@ static const command commands[] = {
      "offline: replay subjects' audit chains (key file LH_SUBJECT_AUDIT_KEY) naming the "
      "first bad row, check a signed legal response with the public key only, or print the "
      "known-answer row's canonical bytes and HMAC"},
+    {"jobs", cmd_jobs, no_flags, 2, 2, true, "jobs show ID | jobs cancel ID",
+     "show a background job's state and progress, or ask it to stop (admin: any job; other "
+     "keys: their own)"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

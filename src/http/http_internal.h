@@ -177,6 +177,7 @@ void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);
 void lh_h_keys_revoke(lh_req *r);
 void lh_h_job_get(lh_req *r);
+void lh_h_job_cancel(lh_req *r); /* issue 13 */
 /* AI-safe views and caller attributes */
 void lh_h_views_create(lh_req *r);
 void lh_h_views_list(lh_req *r);

@@ -28,6 +28,9 @@ const lh_route lh_routes[] = {
     {"POST", "/auth/keys", LH_BODY_JSON, lh_h_keys_create, NULL, ADMIN},
     {"DELETE", "/auth/keys/{name}", LH_BODY_NONE, lh_h_keys_revoke, NULL, ADMIN},
     {"GET", "/jobs/{id}", LH_BODY_NONE, lh_h_job_get, NULL, ADMIN},
+    /* issue 13: cancel a job (job_routes.c; the handler lets a non-admin stop only its own) */
+    {"POST", "/jobs/{id}/cancel", LH_BODY_NONE, lh_h_job_cancel, NULL,
+     ADMIN | ANALYST | AGENT | LEGAL},
     /* AI-safe views and caller attributes (view_routes.c, auth_routes.c) */
     {"POST", "/catalog/views", LH_BODY_JSON, lh_h_views_create, NULL, ADMIN},
     {"GET", "/catalog/views", LH_BODY_NONE, lh_h_views_list, NULL, ADMIN | ANALYST | AGENT | LEGAL},

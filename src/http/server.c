@@ -111,8 +111,8 @@ static const struct {
     {LH_OK, 200},         {LH_EINVAL, 400},       {LH_ENOTFOUND, 404},    {LH_EEXISTS, 409},
     {LH_EFORBIDDEN, 403}, {LH_EUNAUTH, 401},      {LH_ETOOLARGE, 413},    {LH_ECONFLICT, 409},
     {LH_EIO, 500},        {LH_EINTERNAL, 500},    {LH_EUNSUPPORTED, 415}, {LH_EBUSY, 429},
-    {LH_ETIMEOUT, 408},   {LH_EUNAVAILABLE, 503}, {LH_EMETHOD, 405},
-    {LH_EUPSTREAM, 502},  {LH_ECANCELLED, 409},
+    {LH_ETIMEOUT, 408},   {LH_EUNAVAILABLE, 503}, {LH_EMETHOD, 405},      {LH_EUPSTREAM, 502},
+    {LH_ECANCELLED, 409},
 };
 
 int lh_http_status(int code)
@@ -470,9 +470,16 @@ static int req_job_run(lh_job *job, void *ctx, lh_error *err)
  * may free it at any moment. */
 static void req_job_done(void *ctx, int rc)
 {
-    (void)rc;
     lh_req *r = ctx;
     struct MHD_Connection *conn = r->conn;
+    if (rc != 0 && !r->deferred) {
+        /* Cancelled while queued (POST /jobs/{id}/cancel): work never ran, so nothing
+         * replied; this runs on the cancelling thread. */
+        lh_error e;
+        lh_error_set(&e, rc, "the job was cancelled before it started");
+        r->deferring = true;
+        lh_reply_error(r, &e);
+    }
     r->job = NULL;
     r->deferring = false;
     r->job_done = true;

@@ -149,6 +149,60 @@ class AppendTests(Base):
                          [[total, total, total * (total - 1) // 2]])
 
 
+class JobCancelTests(Base):
+    # One job thread: a big ingest holds it, so a compaction submitted meanwhile stays queued.
+    server_env = {"LH_JOB_THREADS": "1"}
+
+    def test_cancel_a_queued_job(self):
+        s = self.server
+        self.assertEqual(s.ingest("small", self.people_csv)[0], 201)
+        st, key = s.json("POST", "/auth/keys", {"name": "cancel-analyst", "role": "analyst"})
+        self.assertEqual(st, 201, key)
+        big = {}
+        t = threading.Thread(
+            target=lambda: big.update(r=post_ingest(s.port, "cancel_big", big_csv(1000000))))
+        t.start()
+        try:
+            queued = None
+            deadline = time.monotonic() + 120
+            while queued is None and time.monotonic() < deadline and t.is_alive():
+                st, doc = s.json("POST", "/query/compact", {"dataset": "small", "wait": False})
+                self.assertEqual(st, 202, doc)
+                st, jd = s.json("GET", f"/jobs/{doc['job_id']}")
+                if jd["job"]["state"] == "queued":
+                    queued = doc["job_id"]
+                else:
+                    time.sleep(0.02)
+            self.assertIsNotNone(queued, "no compaction ever queued behind the big ingest")
+            # Another key may not stop an admin's job; the refusal changes nothing.
+            st, doc = s.json("POST", f"/jobs/{queued}/cancel", key=key["key"])
+            self.assertEqual(st, 403, doc)
+            st, doc = s.json("POST", f"/jobs/{queued}/cancel")
+            self.assertEqual(st, 202, doc)
+            job = doc["job"]
+            self.assertEqual(job["id"], queued)
+            self.assertEqual(job["state"], "cancelled")
+            self.assertEqual(job["cancelled_by"], "env-admin")
+            self.assertIsNone(job["started_at"])
+            self.assertIn("before it started", job["error"])
+            st, jd = s.json("GET", f"/jobs/{queued}")
+            self.assertEqual((st, jd["job"]["state"]), (200, "cancelled"))
+            st, doc = s.json("POST", f"/jobs/{queued}/cancel")
+            self.assertEqual((st, doc["error"]), (409, "job_finished"), doc)
+            st, doc = s.json("POST", "/jobs/0123456789abcdef/cancel")
+            self.assertEqual(st, 404, doc)
+            st, doc = s.json("POST", "/jobs/0123456789abcdef/cancel", key=key["key"])
+            self.assertEqual(st, 404, doc)
+        finally:
+            t.join()
+        # The ingest ahead of it was not disturbed, and the pool goes on taking jobs.
+        self.assertEqual(big["r"][0], 201, big["r"][2])
+        self.assertEqual(s.rows("SELECT count(*) FROM cancel_big"), [[1000000]])
+        st, doc = s.json("POST", "/query/compact", {"dataset": "small", "wait": True})
+        self.assertIn(st, (200, 201), doc)
+        self.assertIn('"state":"cancelled"', s.read_log().replace(" ", ""))
+
+
 class JobShutdownTests(unittest.TestCase):
     def test_sigterm_lets_a_running_job_finish(self):
         import shutil

@@ -235,5 +235,48 @@ class DamagedStoreTests(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class StoreFaultTests(unittest.TestCase):
+    """A write of the store that fails before its rename changes nothing (500, no file, no
+    temp file, no event); one whose folder fsync fails after the rename is kept (201)."""
+
+    def run_with_fault(self, spec):
+        tmp = tempfile.mkdtemp(prefix="lh-e2e-")
+        s = Server(os.path.join(tmp, "data"), env={"LH_FAULT": spec}).start()
+        try:
+            st, _, data = s.request("POST", "/sources", {"name": "hr", "kind": "postgres",
+                                                         "dsn": DSN_PG})
+            listed = json.loads(s.request("GET", "/sources")[2])["sources"]
+            events = json.loads(s.request("GET", "/catalog/events")[2])["events"]
+            secrets = sorted(os.listdir(os.path.join(tmp, "data", "_secrets")))
+            st2, _, _ = s.request("POST", "/sources", {"name": "hr2", "kind": "postgres",
+                                                       "dsn": DSN_PG})
+            log = s.read_log()
+            return st, data, listed, events, secrets, st2, log
+        finally:
+            s.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def test_failed_rename_changes_nothing(self):
+        st, data, listed, events, secrets, st2, log = self.run_with_fault("rename:1:EIO")
+        self.assertEqual(st, 500, data)
+        self.assertEqual(json.loads(data)["error"], "io_error")
+        self.assertNotIn(PW_PG.encode(), data)
+        self.assertEqual(listed, [])
+        self.assertEqual([e for e in events if e["action"].startswith("source.")], [])
+        self.assertNotIn("sources.json", secrets)
+        self.assertFalse([f for f in secrets if "sources" in f], secrets)  # no temp file
+        self.assertEqual(st2, 201)  # the next write goes through
+        self.assertNotIn(PW_PG, log)
+
+    def test_failed_folder_fsync_is_kept(self):
+        st, data, listed, events, secrets, st2, log = self.run_with_fault("fsync_dir:1:EIO")
+        self.assertEqual(st, 201, data)
+        self.assertEqual([x["name"] for x in listed], ["hr"])
+        self.assertEqual([e["action"] for e in events if e["action"].startswith("source.")],
+                         ["source.created"])
+        self.assertIn("sources.store_not_durable", log)
+        self.assertNotIn(PW_PG, log)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -420,6 +420,62 @@ static void test_cancelled_records_are_pruned(void **state)
     lh_jobs_close(jobs);
 }
 
+/* Cancels racing jobs that finish on their own, with the registry pruning meanwhile: every
+ * job's done() runs exactly once, every record ends finished, and (under ASan) no record
+ * is used after the pool freed it. */
+typedef struct race_probe {
+    atomic_int done_calls, hook_calls, runs;
+} race_probe;
+
+static void race_hook(void *ctx)
+{
+    race_probe *p = ctx;
+    atomic_fetch_add(&p->hook_calls, 1);
+}
+
+static int race_job(lh_job *job, void *ctx, lh_error *err)
+{
+    race_probe *p = ctx;
+    atomic_fetch_add(&p->runs, 1);
+    lh_job_set_cancel_hook(job, race_hook, p);
+    for (int i = 0; i < 50 && !lh_job_cancelled(job); i++)
+        usleep(20);
+    lh_job_set_cancel_hook(job, NULL, NULL);
+    return lh_job_cancelled(job) ? lh_error_setk(err, LH_ECANCELLED, "cancelled", "stopped") : 0;
+}
+
+static void race_done(void *ctx, int rc)
+{
+    (void)rc;
+    race_probe *p = ctx;
+    atomic_fetch_add(&p->done_calls, 1);
+}
+
+static void test_cancel_races_finishing_jobs(void **state)
+{
+    (void)state;
+    enum { N = LH_JOBS_KEEP + 64 };
+    lh_error err;
+    lh_jobs *jobs = lh_jobs_open(2, &err);
+    race_probe p = {0};
+    static char ids[N][LH_JOB_ID_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(lh_jobs_submit(jobs, "race", "a", race_job, race_done, &p, ids[i], &err),
+                         0);
+        if (i >= 2) {
+            usleep((useconds_t)(i % 7) * 150);
+            int rc = lh_jobs_cancel(jobs, ids[i - 2], "a", &err);
+            /* queued, running, finished or already forgotten: all fine, nothing else */
+            if (rc != 0 && rc != LH_ECONFLICT && rc != LH_ENOTFOUND)
+                fail_msg("cancel of job %d: %d (%s)", i - 2, rc, err.message);
+        }
+    }
+    lh_jobs_close(jobs);
+    assert_int_equal(atomic_load(&p.done_calls), N);
+    assert_true(atomic_load(&p.runs) <= N);
+    assert_true(atomic_load(&p.hook_calls) <= atomic_load(&p.runs));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -430,6 +486,7 @@ int main(void)
         cmocka_unit_test(test_clearing_waits_out_a_running_hook),
         cmocka_unit_test(test_cancel_own_only),
         cmocka_unit_test(test_cancelled_records_are_pruned),
+        cmocka_unit_test(test_cancel_races_finishing_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

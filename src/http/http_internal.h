@@ -16,6 +16,7 @@
 #include "compliance/compliance.h"
 #include "ingest/ingest.h"
 #include "query/query.h"
+#include "sources/sources.h"
 #include "storage/storage.h"
 
 #include <sys/types.h>
@@ -38,6 +39,8 @@ typedef struct lh_app {
     lh_biometric *biometric;
     lh_merkle *merkle; /* issue 12: the verifiable log of chain tips; NULL without audit */
     lh_signer *signer; /* issue 12: LH_AUDIT_SIGNING_KEY_FILE's key; NULL: unsigned */
+    /* issue 13: named database sources, their DSNs kept as secrets (sources/store.c) */
+    lh_sources *sources;
 } lh_app;
 
 typedef enum {
@@ -124,6 +127,8 @@ void *lh_req_state(lh_req *r);
 
 /* Sends `body` (stolen: the reply decrefs it) as JSON with `status`. */
 void lh_reply_json(lh_req *r, int status, json_t *body);
+/* Sends 204 No Content (a DELETE that has nothing to say). */
+void lh_reply_no_content(lh_req *r);
 /* Sends {"error": kind, "message": message} with the code's status. */
 void lh_reply_error(lh_req *r, const lh_error *err);
 /* Streams a body produced by `read` (same contract as lh_query_read: >0 bytes, 0 at
@@ -177,6 +182,12 @@ void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);
 void lh_h_keys_revoke(lh_req *r);
 void lh_h_job_get(lh_req *r);
+void lh_h_job_cancel(lh_req *r); /* issue 13 */
+/* issue 13: named database sources (source_routes.c) */
+void lh_h_sources_create(lh_req *r);
+void lh_h_sources_list(lh_req *r);
+void lh_h_source_get(lh_req *r);
+void lh_h_source_delete(lh_req *r);
 /* AI-safe views and caller attributes */
 void lh_h_views_create(lh_req *r);
 void lh_h_views_list(lh_req *r);

@@ -54,3 +54,90 @@ void lh_secret_free(char *secret)
     sodium_memzero(secret, strlen(secret));
     free(secret);
 }
+
+/* ---------------------------------------------------------------- vector writing */
+
+void lh_vec_set_null(duckdb_vector v, idx_t row)
+{
+    duckdb_vector_ensure_validity_writable(v);
+    duckdb_validity_set_row_invalid(duckdb_vector_get_validity(v), row);
+}
+
+/* 10^n for n <= 38. */
+static __int128 pow10_i128(int n)
+{
+    __int128 p = 1;
+    for (int i = 0; i < n; i++)
+        p *= 10;
+    return p;
+}
+
+int lh_vec_put_decimal(duckdb_vector v, duckdb_logical_type type, idx_t row, __int128 unscaled)
+{
+    int width = duckdb_decimal_width(type);
+    __int128 limit = pow10_i128(width > 38 ? 38 : width);
+    if (unscaled >= limit || unscaled <= -limit)
+        return -1;
+    void *data = duckdb_vector_get_data(v);
+    switch (duckdb_decimal_internal_type(type)) {
+    case DUCKDB_TYPE_SMALLINT:
+        ((int16_t *)data)[row] = (int16_t)unscaled;
+        break;
+    case DUCKDB_TYPE_INTEGER:
+        ((int32_t *)data)[row] = (int32_t)unscaled;
+        break;
+    case DUCKDB_TYPE_BIGINT:
+        ((int64_t *)data)[row] = (int64_t)unscaled;
+        break;
+    default: {
+        duckdb_hugeint h;
+        h.lower = (uint64_t)(unsigned __int128)unscaled;
+        h.upper = (int64_t)(unscaled >> 64);
+        ((duckdb_hugeint *)data)[row] = h;
+        break;
+    }
+    }
+    return 0;
+}
+
+int lh_decimal_parse(const char *s, size_t n, int precision, int scale, __int128 *out)
+{
+    if (precision < 1 || precision > 38 || scale < 0 || scale > precision)
+        return -1;
+    size_t i = 0;
+    bool neg = false;
+    if (i < n && (s[i] == '-' || s[i] == '+'))
+        neg = s[i++] == '-';
+    __int128 limit = pow10_i128(precision), u = 0;
+    int digits = 0, frac = 0;
+    bool point = false;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '.' && !point) {
+            point = true;
+            continue;
+        }
+        if (c < '0' || c > '9')
+            return -1;
+        digits++;
+        if (point && frac >= scale) {
+            if (c != '0') /* a digit past the scale: not exact */
+                return -1;
+            continue;
+        }
+        if (point)
+            frac++;
+        if (u > (limit - 1 - (c - '0')) / 10) /* u * 10 + digit would reach the limit */
+            return -1;
+        u = u * 10 + (c - '0');
+    }
+    if (digits == 0)
+        return -1;
+    for (; frac < scale; frac++) {
+        if (u > (limit - 1) / 10)
+            return -1;
+        u *= 10;
+    }
+    *out = neg ? -u : u;
+    return 0;
+}

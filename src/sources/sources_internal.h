@@ -58,6 +58,21 @@ struct lh_db_reader {
 lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_error *err);
 lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_error *err);
 
+/* ---------------------------------------------------------------- syncs (sync.c) */
+
+/* Opens the reader of a sync for sel (the watermark is known only once the dataset is
+ * locked, so the sync opens the reader itself). NULL + err as lh_pg_reader_open. */
+typedef lh_db_reader *(*lh_db_reader_open_fn)(void *ctx, const lh_db_select *sel, lh_error *err);
+
+/* lh_db_ingest_run with the reader opened by open(open_ctx, sel) instead of a server's:
+ * the whole pipeline (dataset lock, watermark, private DuckDB, COPY, upsert keys, commit)
+ * without a DSN. req->dsn and req->source are only checked for presence (one of them);
+ * source_label is lineage's "source". The unit tests drive it with scripted readers. The
+ * reader is closed before it returns. */
+int lh_db_ingest_run_with(lh_db_ingest *d, const lh_db_ingest_request *req,
+                          const char *source_label, lh_db_reader_open_fn open, void *open_ctx,
+                          lh_job *job, json_t **result, lh_error *err);
+
 /* Frees names, types and source_types of ncols columns (readers' close calls it). */
 void lh_db_reader_free_columns(lh_db_reader *r);
 

@@ -16,6 +16,7 @@
 #include "compliance/compliance.h"
 #include "ingest/ingest.h"
 #include "query/query.h"
+#include "sources/sources.h"
 #include "storage/storage.h"
 
 #include <sys/types.h>
@@ -27,6 +28,7 @@ typedef struct lh_app {
     lh_catalog *cat;
     lh_engine *eng;
     lh_ingest *ing;
+    lh_db_ingest *db_ingest; /* issue 13: database syncs (sources/sync.c) */
     lh_auth *auth;
     lh_jobs *jobs;    /* long work runs here, never on an HTTP worker */
     lh_jobs *queries; /* query starts and chunk fetches: one thread per query slot */
@@ -38,6 +40,8 @@ typedef struct lh_app {
     lh_biometric *biometric;
     lh_merkle *merkle; /* issue 12: the verifiable log of chain tips; NULL without audit */
     lh_signer *signer; /* issue 12: LH_AUDIT_SIGNING_KEY_FILE's key; NULL: unsigned */
+    /* issue 13: named database sources, their DSNs kept as secrets (sources/store.c) */
+    lh_sources *sources;
 } lh_app;
 
 typedef enum {
@@ -177,6 +181,9 @@ void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);
 void lh_h_keys_revoke(lh_req *r);
 void lh_h_job_get(lh_req *r);
+/* issue 13: database syncs (db_ingest_routes.c) */
+void lh_h_ingest_postgres(lh_req *r);
+void lh_h_ingest_mysql(lh_req *r);
 /* AI-safe views and caller attributes */
 void lh_h_views_create(lh_req *r);
 void lh_h_views_list(lh_req *r);

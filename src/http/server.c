@@ -111,8 +111,8 @@ static const struct {
     {LH_OK, 200},         {LH_EINVAL, 400},       {LH_ENOTFOUND, 404},    {LH_EEXISTS, 409},
     {LH_EFORBIDDEN, 403}, {LH_EUNAUTH, 401},      {LH_ETOOLARGE, 413},    {LH_ECONFLICT, 409},
     {LH_EIO, 500},        {LH_EINTERNAL, 500},    {LH_EUNSUPPORTED, 415}, {LH_EBUSY, 429},
-    {LH_ETIMEOUT, 408},   {LH_EUNAVAILABLE, 503}, {LH_EMETHOD, 405},
-    {LH_EUPSTREAM, 502},  {LH_ECANCELLED, 409},
+    {LH_ETIMEOUT, 408},   {LH_EUNAVAILABLE, 503}, {LH_EMETHOD, 405},      {LH_EUPSTREAM, 502},
+    {LH_ECANCELLED, 409},
 };
 
 int lh_http_status(int code)
@@ -951,6 +951,12 @@ int lh_serve(lh_config *cfg)
     }
     /* A profile that keys are bound to cannot be deleted (keys live in auth/). */
     lh_catalog_set_profile_guard(app.cat, lh_keys_bound_to_profile, app.auth);
+    /* issue 13: database syncs; named sources through app.sources (NULL: DSNs only) */
+    if (!(app.db_ingest = lh_db_ingest_open(app.ing, app.cat, app.eng, app.sources, &err))) {
+        lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
+               "message", err.message);
+        goto out;
+    }
     /* Subject auditing (issue 11): on when LH_SUBJECT_AUDIT_KEY names a key file. A key
      * file that is set but unusable stops the start (a deployment that asked for auditing
      * must not run without it); the message names the file, never its bytes. */
@@ -1070,6 +1076,7 @@ out:
     lh_audit_close(app.audit);
     lh_signer_free(app.signer);
     lh_subjects_close(app.subjects);
+    lh_db_ingest_close(app.db_ingest); /* issue 13: before the ingest it uses */
     lh_ingest_close(app.ing);
     lh_engine_close(app.eng);
     lh_catalog_close(app.cat);

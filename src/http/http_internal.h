@@ -176,14 +176,14 @@ void lh_h_dataset_delete(lh_req *r);
 void lh_h_dataset_patch(lh_req *r);
 int lh_pre_ingest_file(lh_req *r, lh_error *err);
 void lh_h_ingest_file(lh_req *r);
+/* issue 13: database syncs (db_ingest_routes.c) */
+void lh_h_ingest_postgres(lh_req *r);
+void lh_h_ingest_mysql(lh_req *r);
 void lh_h_query_sql(lh_req *r);
 void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);
 void lh_h_keys_revoke(lh_req *r);
 void lh_h_job_get(lh_req *r);
-/* issue 13: database syncs (db_ingest_routes.c) */
-void lh_h_ingest_postgres(lh_req *r);
-void lh_h_ingest_mysql(lh_req *r);
 /* AI-safe views and caller attributes */
 void lh_h_views_create(lh_req *r);
 void lh_h_views_list(lh_req *r);

@@ -26,6 +26,9 @@
  * plus the read-back, the part and manifest commits, the tombstone clear), each over the
  * same parts and keys (after each compaction TOMBSTONES new keys are added for the next).
  * MB/s = input Parquet bytes / wall seconds; medians compared.
+ *
+ * Upserts (issue 13): then TOMBSTONES ids come again in a part committed with supersede
+ * keys (scoped tombstones); the commit, the query ratio and one compaction are timed.
  */
 #include "catalog/catalog.h"
 #include "core/core.h"
@@ -244,6 +247,80 @@ static void earlier_forms(lh_catalog *cat, lh_storage *st, char **sub_out, char 
     json_decref(m);
 }
 
+/* Upserts (scoped tombstones, issue 13): TOMBSTONES ids not erased come again in a new part
+ * committed with supersede keys, as a database sync with a key does; then the query is
+ * compared with __raw__people (the view hides the erased rows and the superseded old
+ * versions, by the same bitmaps) and one compaction (each key's live rows kept) is timed. */
+static void upsert_phase(lh_engine *eng, lh_catalog *cat, lh_storage *st, const char *data,
+                         long rows, long n, int runs)
+{
+    lh_error err;
+    long step = rows / n;
+    char *src = lh_xasprintf("%s/_tmp/bench_upsert.parquet", data);
+    char *sql = lh_xasprintf(
+        "COPY (SELECT i AS candidate_id, 'Person ' || i AS name, 'p' || i || '@example.org' AS "
+        "email, '+1 555 ' || lpad(i::VARCHAR, 8, '0') AS phone, 'Oslo' AS city, 1.0::DOUBLE AS "
+        "salary, DATE '1950-01-01' AS birth_date FROM range(0, %ld) t(k), (SELECT 1 + k * %ld + "
+        "%ld AS i)) TO '%s' (FORMAT parquet, COMPRESSION zstd)",
+        n, step, step / 2, src);
+    if (lh_engine_exec(eng, sql, NULL, &err) != 0)
+        die("generate upsert", &err);
+    json_t *m = lh_catalog_get(cat, "people", &err);
+    char hex[17];
+    lh_random_hex(hex, 16);
+    char *key = lh_xasprintf("datasets/people/%s/part-%s.parquet", lh_json_str(m, "id"), hex);
+    char *staged = lh_storage_stage(st, "primary", key, &err);
+    char *copy = lh_xasprintf("COPY (SELECT * FROM read_parquet('%s')) TO '%s' (FORMAT parquet, "
+                              "COMPRESSION zstd)",
+                              src, staged);
+    if (!staged || lh_engine_exec(eng, copy, NULL, &err) != 0 ||
+        lh_storage_commit(st, "primary", staged, key, &err) != 0)
+        die("stage upsert", &err);
+    char **keys = lh_xcalloc((size_t)n, sizeof(char *));
+    for (long k = 0; k < n; k++)
+        keys[k] = lh_xasprintf("%ld", 1 + k * step + step / 2);
+    lh_catalog_commit c = {.name = "people",
+                           .bucket = "primary",
+                           .mode = LH_MODE_APPEND,
+                           .expected_id = lh_json_str(m, "id"),
+                           .part_key = key,
+                           .part_rows = n,
+                           .part_bytes = lh_storage_size(st, "primary", key),
+                           .schema = json_object_get(m, "schema"),
+                           .compression = "zstd",
+                           .actor = "bench",
+                           .supersede_column = "candidate_id",
+                           .supersede_keys = keys,
+                           .n_supersede = (size_t)n};
+    double t0 = now_ms();
+    if (lh_catalog_commit_ingest(cat, &c, NULL, &err) != 0)
+        die("upsert commit", &err);
+    printf("upsert commit: %ld keys superseded in %.1f ms (set + bitmaps + view, manifest; "
+           "durable)\n",
+           n, now_ms() - t0);
+    char label[96];
+    snprintf(label, sizeof(label), "with %ld tombstones + %ld superseded", n, n);
+    const char *const view[] = {"people"};
+    compare_queries(eng, runs * 10, label, view, view, 1);
+    lh_compact_result res;
+    t0 = now_ms();
+    if (lh_compact(eng, "people", "bench", NULL, &res, &err) != 0)
+        die("compact upserted", &err);
+    printf("compaction with superseded rows: input_mb=%.2f rows %lld -> %lld ours_ms=%.1f\n",
+           (double)res.bytes_before / 1e6, (long long)res.rows_before, (long long)res.rows_after,
+           now_ms() - t0);
+    for (long k = 0; k < n; k++)
+        free(keys[k]);
+    free(keys);
+    unlink(src);
+    free(src);
+    free(sql);
+    free(copy);
+    free(staged);
+    free(key);
+    json_decref(m);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 5) {
@@ -347,6 +424,7 @@ int main(int argc, char **argv)
     free(ours);
     free(direct);
     free(out_path);
+    upsert_phase(eng, cat, st, data, rows, ntomb, runs);
     lh_ingest_close(ing);
     lh_engine_close(eng);
     lh_catalog_close(cat);

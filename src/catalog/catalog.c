@@ -592,6 +592,10 @@ static int commit_validate(lh_catalog *cat, const lh_catalog_commit *c, lh_error
     if (lh_storage_size(cat->st, c->bucket, c->part_key) < 0)
         return lh_error_set(err, LH_EINVAL, "part '%s' does not exist in bucket '%s'", c->part_key,
                             c->bucket);
+    if (c->n_supersede && c->mode != LH_MODE_APPEND)
+        return lh_error_set(err, LH_EINVAL, "only an append can supersede rows by key");
+    if (c->n_supersede && (!c->supersede_column || !c->supersede_keys))
+        return lh_error_set(err, LH_EINVAL, "an upsert names its key column and its keys");
     return 0;
 }
 
@@ -723,7 +727,7 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     char now[LH_TS_MAX];
     lh_time_rfc3339(now);
     strlist old_keys = {0};
-    json_t *m = NULL;
+    json_t *m = NULL, *tomb_undo = NULL;
     bool durable = true, committed = false;
     pthread_mutex_lock(&cat->mu);
     const json_t *old = lookup(cat, c->name);
@@ -762,18 +766,35 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
     const char *action = !old                        ? "dataset.created"
                          : c->mode == LH_MODE_APPEND ? "dataset.appended"
                                                      : "dataset.replaced";
+    /* An upsert: the set first (its new entries hide nothing until a manifest lists
+     * part_key: lh_tombstone_scope), then the manifest, the linearization point of both. */
+    size_t superseded = 0, erased = 0;
+    if (c->n_supersede) {
+        rc = lh_tombstones__supersede(cat, old, c, &tomb_undo, &superseded, &erased, err);
+        if (rc)
+            goto out;
+    }
     json_t *details = json_pack("{s:s,s:s,s:I,s:s,s:I}", "bucket", c->bucket, "id",
                                 lh_json_str(m, "id"), "version", lh_json_int(m, "version", 0),
                                 "part", c->part_key, "rows", (json_int_t)c->part_rows);
+    if (c->n_supersede) /* counts only: keys can identify people */
+        json_object_set_new(details, "superseded",
+                            json_pack("{s:s,s:I,s:I}", "key_column", c->supersede_column, "count",
+                                      (json_int_t)superseded, "already_erased",
+                                      (json_int_t)erased));
     rc = publish(cat, m, manifest_out, &name, &durable, err);
     m = NULL;
     if (rc) {
         json_decref(details);
+        if (superseded) {
+            lh_tombstones__restore(cat, lh_json_str(old, "name"), c->bucket, tomb_undo);
+            tomb_undo = NULL;
+        }
         goto out;
     }
-    lh_log(LH_LOG_INFO, "dataset_committed", "{s:s,s:s,s:s,s:I}", "dataset", name, "mode",
+    lh_log(LH_LOG_INFO, "dataset_committed", "{s:s,s:s,s:s,s:I,s:I}", "dataset", name, "mode",
            modes[c->mode].name, "actor", c->actor ? c->actor : "anonymous", "rows",
-           (json_int_t)c->part_rows);
+           (json_int_t)c->part_rows, "superseded", (json_int_t)superseded);
     /* Committed: a failed event append is reported (the part must stay), not undone. */
     rc = lh_catalog_record(cat, c->actor, action, name, details, err);
     if (rc) {
@@ -787,6 +808,7 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
 out:
     pthread_mutex_unlock(&cat->mu);
     json_decref(m);
+    json_decref(tomb_undo);
     /* Old parts go only now: the new manifest is durable and the listener has moved the
      * query engine to the new files. A part kept by the new manifest is never deleted.
      * When durability is unknown the old manifest may come back after a crash: its parts
@@ -983,7 +1005,8 @@ int lh_catalog_commit_compaction(lh_catalog *cat, const lh_catalog_compaction *c
     strlist doomed = {0};
     json_t *m = NULL;
     bool durable = true;
-    char *bucket = NULL;
+    char *bucket = NULL, **clearable = NULL;
+    size_t n_clearable = 0;
     int rc = 0;
     bool committed = false;
     pthread_mutex_lock(&cat->mu);
@@ -1032,6 +1055,21 @@ int lh_catalog_commit_compaction(lh_catalog *cat, const lh_catalog_compaction *c
     lh_manifest__recount(m);
     bucket = lh_xstrdup(lh_json_str(old, "bucket"));
     json_int_t rows_before = lh_json_int(old, "row_count", 0);
+    /* What may be cleared is decided now, before the rebase below moves live parts: an
+     * entry changed since the compaction read the set (an erasure, an upsert) stays. */
+    clearable = lh_xcalloc(c->n_applied + 1, sizeof(char *));
+    n_clearable = lh_tombstones__clearable(cat, lh_json_str(old, "name"), c->applied,
+                                           c->applied_live, c->n_applied, clearable);
+    /* Superseded rows of parts appended meanwhile stay hidden: entries live in a replaced
+     * part now live in the merged one (the set first: while the old manifest is served they
+     * fall back on their previous part, lh_tombstone_scope). */
+    rc = lh_tombstones__rebase(cat, lh_json_str(old, "name"), bucket, c->replaced, c->n_replaced,
+                               c->part_key, err);
+    if (rc) {
+        json_decref(m);
+        m = NULL;
+        goto out;
+    }
     char *name = NULL;
     rc = publish(cat, m, NULL, &name, &durable, err);
     m = NULL;
@@ -1043,7 +1081,7 @@ int lh_catalog_commit_compaction(lh_catalog *cat, const lh_catalog_compaction *c
      * manifest, whose parts still hold the erased rows. */
     if (kept == 0 && durable) {
         lh_error terr;
-        if (lh_tombstones__clear(cat, name, c->applied, c->n_applied, &terr) == 0) {
+        if (lh_tombstones__clear(cat, name, clearable, n_clearable, &terr) == 0) {
             if (tombstones_cleared)
                 *tombstones_cleared = true;
         } else {
@@ -1070,6 +1108,7 @@ out:
         delete_objects(cat, bucket, &doomed, c->name);
     strlist_free(&doomed);
     free(bucket);
+    free(clearable);
     return rc;
 }
 

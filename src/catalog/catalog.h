@@ -118,7 +118,12 @@ typedef struct lh_catalog_commit {
      * write and the new ones after it, never both and never neither. supersede_column
      * becomes the dataset's tombstone key column (LH_ECONFLICT naming the first, as for
      * lh_catalog_tombstone_add, when the set already has another). NULL / 0: a plain
-     * append. */
+     * append. How (tombstones below): the set is written first, its new entries inactive
+     * until a manifest lists part_key, then the manifest. A key with an erasure stays
+     * erased. Errors besides the append's: LH_EINVAL (not an append, a column that cannot
+     * be a key, a key not in canonical form), LH_EIO when the set's write may not be
+     * durable (the upsert is then not made). The append's event counts the keys
+     * (details.superseded), never lists them. */
     const char *supersede_column;
     char *const *supersede_keys;
     size_t n_supersede;
@@ -264,10 +269,22 @@ void lh_sensitivity_list(lh_buf *out);
 
 /* ---------------------------------------------------------------- tombstones (tombstones.c)
  *
- * Row-level erasure before compaction. A dataset may have one tombstone set, stored at
- * `_catalog/tombstones/<name>.json` in the dataset's bucket (atomic write, durable before
- * the call returns; format "tombstones.v1":
- *   {format_version, dataset, key_column, tombstones: [{key, actor, reason, deleted_at}]}).
+ * Row-level erasure before compaction, and the superseded rows of upserts. A dataset may
+ * have one tombstone set, stored at `_catalog/tombstones/<name>.json` in the dataset's
+ * bucket (atomic write, durable before the call returns; format "tombstones.v1":
+ *   {format_version, dataset, key_column,
+ *    tombstones: [{key, actor, reason, deleted_at, live_part?, previous_part?}]}).
+ * One entry per key. A plain entry (no live_part: an erasure) hides every row with that key
+ * in every part, current and future. A scoped entry (reason "superseded", written by an
+ * upsert commit, lh_catalog_commit.supersede_*) hides the key's rows in every part except
+ * live_part, the part holding the current version. A scoped entry whose live_part is not
+ * a part of the dataset's manifest falls back on previous_part (the live part before the
+ * last upsert moved it) when that one is, and is otherwise inactive: it hides nothing
+ * (lh_tombstone_scope). So between an upsert's two writes (the set, then the manifest),
+ * and after a crash or failure between them, the set's change is invisible. Inactive
+ * entries are rolled back (previous_part restored, or the entry dropped) at the next write
+ * of the set and at open. An erasure wins: a plain add over a scoped entry makes it plain,
+ * an upsert of a key with a plain entry leaves it plain.
  * One key column per dataset: once a set holds a tombstone, another column is
  * LH_ECONFLICT naming the first; the column is forgotten when the set becomes empty. Keys
  * are kept as text: integer keys in canonical decimal form, string keys as given.
@@ -275,14 +292,38 @@ void lh_sensitivity_list(lh_buf *out);
  * stays erased if a re-ingest brings the row back), and loses the keys a compaction
  * applied physically. The query engine hears of every change through the tombstone
  * listener (before it is made durable, like the dataset listener) and filters the dataset's
- * view with an anti-join on the key column. */
+ * view (deletion bitmaps, or an anti-join on the key column). */
+
+/* One tombstone as the engine and compaction see it. In a listener call the strings are
+ * borrowed for the call; from lh_catalog_tombstone_entries they are owned (free with
+ * lh_tombstone_entries_free). */
+typedef struct lh_tombstone_entry {
+    char *key;           /* canonical text (lh_tombstone_key_text) */
+    char *live_part;     /* NULL: plain; else the part key whose rows of key stay visible */
+    char *previous_part; /* scoped: the live part before the last upsert, or NULL */
+} lh_tombstone_entry;
+
+typedef enum {
+    LH_TOMB_PLAIN,   /* hides every row of the key */
+    LH_TOMB_SCOPED,  /* hides the key's rows in every part but parts[*live] */
+    LH_TOMB_INACTIVE /* hides nothing (its live part is not, or not yet, in the manifest) */
+} lh_tombstone_scope_kind;
+/* What e does over a manifest listing parts[0..n) (part keys, in the manifest's order):
+ * scoped to live_part when it is listed, else to previous_part when that is, else
+ * inactive. *live gets the index of the live part for LH_TOMB_SCOPED. */
+lh_tombstone_scope_kind lh_tombstone_scope(const lh_tombstone_entry *e, const char *const *parts,
+                                           size_t n, size_t *live);
+void lh_tombstone_entries_free(lh_tombstone_entry *entries, size_t n);
 
 /* Called under the catalog's lock with the dataset's whole new set (n == 0: none), before
  * the change is durable; called again with the previous set if the write fails. key_type
- * is the key column's DuckDB type from the manifest's schema. Returns 0 or an LH_E* code
- * with err filled (the change is then not made). */
+ * is the key column's DuckDB type from the manifest's schema; entries are borrowed for the
+ * call. The listener resolves each entry against the manifest it serves
+ * (lh_tombstone_scope). Returns 0 or an LH_E* code with err filled (the change is then not
+ * made). */
 typedef int (*lh_catalog_tombstone_listener)(void *ctx, const char *dataset, const char *key_column,
-                                             const char *key_type, char *const *keys, size_t n,
+                                             const char *key_type,
+                                             const lh_tombstone_entry *entries, size_t n,
                                              lh_error *err);
 void lh_catalog_set_tombstone_listener(lh_catalog *cat, lh_catalog_tombstone_listener fn,
                                        void *ctx);
@@ -307,6 +348,7 @@ typedef struct lh_tombstone_req {
 /* Adds tombstones for the keys whose skip[i] is false (the caller sets skip[i] for values
  * it already failed, e.g. no matching row). Keys already tombstoned are appended to
  * failures ({value, reason}) and added[i] stays false; added[i] is set for each key added.
+ * A key with a scoped entry (superseded by an upsert) is added: its entry becomes plain.
  * LH_ENOTFOUND (no dataset), LH_EINVAL (no such column, or a column type that cannot be a
  * key), LH_ECONFLICT (the set uses another key column, named). Adding nothing is not an
  * error (nothing is written). */
@@ -316,14 +358,20 @@ int lh_catalog_tombstone_add(lh_catalog *cat, const lh_tombstone_req *req, const
  * removed them). Keys not tombstoned go to failures; *removed gets the count removed. */
 int lh_catalog_tombstone_remove(lh_catalog *cat, const lh_tombstone_req *req, size_t *removed,
                                 json_t *failures, lh_error *err);
-/* {dataset, key_column (null when none), tombstones: [{key, actor, reason, deleted_at}]};
- * NULL + LH_ENOTFOUND when there is no such dataset. Caller decrefs. */
+/* {dataset, key_column (null when none), tombstones: [{key, actor, reason, deleted_at,
+ * live_part?}]}: live_part (scoped entries) is the part resolved against the manifest
+ * (lh_tombstone_scope); inactive entries are left out. NULL + LH_ENOTFOUND when there is no
+ * such dataset. Caller decrefs. */
 json_t *lh_catalog_tombstones(lh_catalog *cat, const char *dataset, lh_error *err);
-/* The dataset's key column, its type and keys (all copied; *n = 0 and NULLs when none).
- * A reader: safe under the engine's locks. Caller frees with lh_strv_free-like loops
- * (each key, then the array) and free(). */
+/* The dataset's key column, its type and keys (all copied; *n = 0 and NULLs when none),
+ * plain and scoped alike. A reader: safe under the engine's locks. Caller frees with
+ * lh_strv_free-like loops (each key, then the array) and free(). */
 void lh_catalog_tombstone_keys(lh_catalog *cat, const char *dataset, char **key_column,
                                char **key_type, char ***keys, size_t *n);
+/* The same with each entry's scope (copied; *entries NULL and *n = 0 when none). Caller
+ * frees the entries with lh_tombstone_entries_free, the strings with free(). */
+void lh_catalog_tombstone_entries(lh_catalog *cat, const char *dataset, char **key_column,
+                                  char **key_type, lh_tombstone_entry **entries, size_t *n);
 
 /* ---------------------------------------------------------------- compaction commit */
 
@@ -332,7 +380,13 @@ void lh_catalog_tombstone_keys(lh_catalog *cat, const char *dataset, char **key_
  * manifest write, keeping parts appended meanwhile (rebased), then clears the tombstones
  * the compaction applied (`applied`) unless parts were appended meanwhile (their rows were
  * not filtered, so the tombstones still have work to do) or the manifest write's
- * durability is unknown (the old manifest, erased rows included, could come back). */
+ * durability is unknown (the old manifest, erased rows included, could come back).
+ * A tombstone is cleared only when it is still what the compaction applied: same key and
+ * same live_part (applied_live[i]; NULL array: every applied entry was plain), so an
+ * erasure or an upsert of the key meanwhile survives. Before the manifest write, scoped
+ * entries whose live part is one of `replaced` are moved to part_key (their old live part
+ * kept as previous_part), so they keep hiding the superseded rows of parts appended
+ * meanwhile. */
 typedef struct lh_catalog_compaction {
     const char *name;
     const char *expected_id; /* the generation compacted: a replace meanwhile → conflict */
@@ -340,7 +394,8 @@ typedef struct lh_catalog_compaction {
     size_t n_replaced;
     const char *part_key;
     int64_t part_rows, part_bytes;
-    char *const *applied; /* tombstone keys the merged part no longer holds */
+    char *const *applied;      /* tombstone keys the merged part no longer holds */
+    char *const *applied_live; /* NULL, or per applied key the entry's live_part (NULL: plain) */
     size_t n_applied;
     const char *actor;
 } lh_catalog_compaction;

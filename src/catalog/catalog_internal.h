@@ -95,6 +95,31 @@ void lh_tombstones__drop(lh_catalog *cat, const char *dataset, const char *bucke
 /* Removes keys from the set (after a compaction applied them). Caller holds mu. */
 int lh_tombstones__clear(lh_catalog *cat, const char *dataset, char *const *keys, size_t n,
                          lh_error *err);
+/* Upsert, step one of lh_catalog_commit_ingest (caller holds mu; m is the dataset's current
+ * manifest): publishes the set with c's keys scoped to c->part_key (reason "superseded"),
+ * before the manifest that lists the part. *count gets the entries added or moved,
+ * *erased the keys left plain (an erasure wins). On success *undo gets the previous set
+ * (NULL: none; caller passes it to lh_tombstones__restore if the manifest write fails, or
+ * decrefs it). LH_EINVAL (no such column, a type that cannot be a key, a key not in
+ * canonical form: named by position, never by value), LH_ECONFLICT (the set uses another
+ * column), a write failure, or LH_EIO when the set's write may not be durable (the
+ * manifest must not outlive it): nothing of the upsert is then served. */
+int lh_tombstones__supersede(lh_catalog *cat, const json_t *m, const lh_catalog_commit *c,
+                             json_t **undo, size_t *count, size_t *erased, lh_error *err);
+/* Puts back the set an upsert replaced (undo stolen; NULL: none). A failure is logged: the
+ * upsert's entries then hide nothing and are pruned later. Caller holds mu. */
+void lh_tombstones__restore(lh_catalog *cat, const char *dataset, const char *bucket, json_t *undo);
+/* Compaction: which of the applied keys (keys[i] with live part live[i], live NULL: all
+ * plain) are still in the set unchanged; their pointers (borrowed from keys) go to out
+ * (room for n). Returns how many. Caller holds mu. */
+size_t lh_tombstones__clearable(lh_catalog *cat, const char *dataset, char *const *keys,
+                                char *const *live, size_t n, char **out);
+/* Compaction, before its manifest write: scoped entries whose live part is one of
+ * replaced[0..n) move to part, their old live part kept as previous_part (the fallback
+ * while the old manifest is served). 0 when nothing moved or the set was published.
+ * Caller holds mu. */
+int lh_tombstones__rebase(lh_catalog *cat, const char *dataset, const char *bucket,
+                          char *const *replaced, size_t n, const char *part, lh_error *err);
 
 /* Accessors of catalog.c for tombstones.c. */
 void lh_catalog__lock(lh_catalog *cat);

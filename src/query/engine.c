@@ -676,9 +676,16 @@ out:
 /* The tombstone listener: name's view re-created over its new key set (views.c, "tombstone
  * DDL"), in one transaction on the current user database, then the registry, so a rebuild
  * (bucket change) re-applies the set. Refused (both as they were) when DuckDB refuses. A
- * dataset the engine does not serve has nothing to filter. */
+ * dataset the engine does not serve has nothing to filter.
+ * An upsert (catalog.c) calls this listener with the new set while the catalog still
+ * stores the previous manifest, then the dataset listener with the new manifest, which
+ * keeps the registry's set: the view is built from (old manifest, new set), then (new
+ * manifest, new set). The first is what the old pair served, because a scoped entry whose
+ * live part the manifest does not list falls back on its previous part or hides nothing
+ * (lh_tombstone_scope); so no view ever shows a key's old and new rows together or
+ * neither, and the order of the two calls is what makes it so, not a combined call. */
 static int on_tombstones(void *ctx, const char *name, const char *column, const char *type,
-                         char *const *keys, size_t n, lh_error *err)
+                         const lh_tombstone_entry *entries, size_t n, lh_error *err)
 {
     lh_engine *eng = ctx;
     lh_view_registry *one = NULL;
@@ -690,7 +697,7 @@ static int on_tombstones(void *ctx, const char *name, const char *column, const 
         /* Not served now (its view failed): the set is kept for when it is again (a
          * change of the dataset copies it from the registry, a rebuild applies it). */
         pthread_mutex_lock(&eng->gen_mu);
-        lh_view_registry_set_tombstones(eng->views, name, column, type, keys, n);
+        lh_view_registry_set_tombstones(eng->views, name, column, type, entries, n);
         pthread_mutex_unlock(&eng->gen_mu);
         goto out;
     }
@@ -700,7 +707,7 @@ static int on_tombstones(void *ctx, const char *name, const char *column, const 
         goto out;
     lh_view_registry_put(one, name, m);
     json_decref(m);
-    lh_view_registry_set_tombstones(one, name, column, type, keys, n);
+    lh_view_registry_set_tombstones(one, name, column, type, entries, n);
     lh_error why;
     if (lh_view_registry_apply_one(one, name, eng->cur->ddl, eng->st, &why) != 0) {
         rc = lh_error_setk(err, LH_EINTERNAL, "dataset_unqueryable",
@@ -711,7 +718,7 @@ static int on_tombstones(void *ctx, const char *name, const char *column, const 
         goto out;
     }
     pthread_mutex_lock(&eng->gen_mu);
-    lh_view_registry_set_tombstones(eng->views, name, column, type, keys, n);
+    lh_view_registry_set_tombstones(eng->views, name, column, type, entries, n);
     pthread_mutex_unlock(&eng->gen_mu);
     views_changed(eng);
 out:
@@ -770,13 +777,12 @@ static int views_seed(lh_engine *eng, lh_error *err)
         if (!name)
             continue;
         lh_view_registry_put(reg, name, m);
-        char *column, *type, **keys;
+        char *column, *type;
+        lh_tombstone_entry *entries;
         size_t n;
-        lh_catalog_tombstone_keys(eng->cat, name, &column, &type, &keys, &n);
-        lh_view_registry_set_tombstones(reg, name, column, type, keys, n);
-        for (size_t k = 0; k < n; k++)
-            free(keys[k]);
-        free(keys);
+        lh_catalog_tombstone_entries(eng->cat, name, &column, &type, &entries, &n);
+        lh_view_registry_set_tombstones(reg, name, column, type, entries, n);
+        lh_tombstone_entries_free(entries, n);
         free(column);
         free(type);
     }

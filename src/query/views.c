@@ -27,9 +27,11 @@ typedef struct view_def {
     int64_t *rows; /* rows of each part (the manifest's), for the deletion bitmaps */
     size_t nkeys;
     char *problem; /* why the last apply could not create the view, or NULL */
-    /* tombstones (the catalog's set): the view hides rows whose tomb_column is a key */
+    /* tombstones (the catalog's set): the view hides rows whose tomb_column is a key, in
+     * every part (plain entries) or in every part but the entry's live part (scoped:
+     * resolved against keys at each apply, lh_tombstone_scope) */
     char *tomb_column, *tomb_type;
-    char **tomb_keys;
+    lh_tombstone_entry *tomb;
     size_t ntomb;
     /* access auditing (lineage.c): the manifest's subject_key_column or NULL, and the
      * columns it flags is_pii (NULL-terminated) */
@@ -44,26 +46,33 @@ struct lh_view_registry {
 
 static void tomb_clear(view_def *d)
 {
-    for (size_t i = 0; i < d->ntomb; i++)
-        free(d->tomb_keys[i]);
-    free(d->tomb_keys);
+    lh_tombstone_entries_free(d->tomb, d->ntomb);
     free(d->tomb_column);
     free(d->tomb_type);
-    d->tomb_keys = NULL;
+    d->tomb = NULL;
     d->tomb_column = d->tomb_type = NULL;
     d->ntomb = 0;
 }
 
-static void tomb_set(view_def *d, const char *column, const char *type, char *const *keys, size_t n)
+static char *strdup_or_null(const char *s)
+{
+    return s ? lh_xstrdup(s) : NULL;
+}
+
+static void tomb_set(view_def *d, const char *column, const char *type,
+                     const lh_tombstone_entry *entries, size_t n)
 {
     tomb_clear(d);
     if (n == 0 || !column || !type)
         return;
     d->tomb_column = lh_xstrdup(column);
     d->tomb_type = lh_xstrdup(type);
-    d->tomb_keys = lh_xcalloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        d->tomb_keys[i] = lh_xstrdup(keys[i]);
+    d->tomb = lh_xcalloc(n + 1, sizeof(lh_tombstone_entry));
+    for (size_t i = 0; i < n; i++) {
+        d->tomb[i].key = lh_xstrdup(entries[i].key);
+        d->tomb[i].live_part = strdup_or_null(entries[i].live_part);
+        d->tomb[i].previous_part = strdup_or_null(entries[i].previous_part);
+    }
     d->ntomb = n;
 }
 
@@ -152,7 +161,7 @@ lh_view_registry *lh_view_registry_copy(const lh_view_registry *reg)
         d->problem = s->problem ? lh_xstrdup(s->problem) : NULL;
         d->subject_key = s->subject_key ? lh_xstrdup(s->subject_key) : NULL;
         d->pii = strv_copy(s->pii);
-        tomb_set(d, s->tomb_column, s->tomb_type, s->tomb_keys, s->ntomb);
+        tomb_set(d, s->tomb_column, s->tomb_type, s->tomb, s->ntomb);
     }
     return c;
 }
@@ -194,7 +203,7 @@ void lh_view_registry_put(lh_view_registry *reg, const char *name, const json_t 
     view_def kept = {0}; /* a manifest change keeps the dataset's tombstones */
     if (found) {
         kept = reg->v[pos];
-        reg->v[pos].tomb_keys = NULL;
+        reg->v[pos].tomb = NULL;
         reg->v[pos].tomb_column = reg->v[pos].tomb_type = NULL;
         reg->v[pos].ntomb = 0;
         def_clear(&reg->v[pos]);
@@ -209,17 +218,17 @@ void lh_view_registry_put(lh_view_registry *reg, const char *name, const json_t 
     def_from_manifest(&reg->v[pos], name, manifest);
     reg->v[pos].tomb_column = kept.tomb_column;
     reg->v[pos].tomb_type = kept.tomb_type;
-    reg->v[pos].tomb_keys = kept.tomb_keys;
+    reg->v[pos].tomb = kept.tomb;
     reg->v[pos].ntomb = kept.ntomb;
 }
 
 bool lh_view_registry_set_tombstones(lh_view_registry *reg, const char *name, const char *column,
-                                     const char *type, char *const *keys, size_t n)
+                                     const char *type, const lh_tombstone_entry *entries, size_t n)
 {
     bool found;
     size_t pos = find(reg, name, &found);
     if (found)
-        tomb_set(&reg->v[pos], column, type, keys, n);
+        tomb_set(&reg->v[pos], column, type, entries, n);
     return found;
 }
 
@@ -230,8 +239,7 @@ void lh_view_registry_copy_tombstones(lh_view_registry *dst, const lh_view_regis
     size_t pos = find(src, name, &found);
     if (found) {
         const view_def *s = &src->v[pos];
-        lh_view_registry_set_tombstones(dst, name, s->tomb_column, s->tomb_type, s->tomb_keys,
-                                        s->ntomb);
+        lh_view_registry_set_tombstones(dst, name, s->tomb_column, s->tomb_type, s->tomb, s->ntomb);
     }
 }
 
@@ -288,11 +296,15 @@ static char *view_select(const view_def *d, lh_storage *st, lh_error *err)
 }
 
 /* ---------------------------------------------------------------- tombstone DDL
- * A dataset with tombstones gets a table "__tombstones__<name>"(k <key type>) holding the
- * keys as data, and its view filters on the deletion bitmaps computed from it (below) or,
- * when they cannot serve (use_bitmaps, virtual_shadowed), becomes
+ * A dataset with tombstones gets a table "__tombstones__<name>"(k <key type>, live
+ * INTEGER) holding the active entries' keys as data (live: the index in d->keys of a scoped
+ * entry's live part, resolved by tomb_plan_make at each apply; NULL for a plain entry;
+ * inactive entries are left out), and its view filters on the deletion bitmaps computed
+ * from it (below) or, when they cannot serve (use_bitmaps, virtual_shadowed), becomes
  *   SELECT * FROM read_parquet([...]) AS b
  *   WHERE b."<col>" IS NULL OR b."<col>" NOT IN (SELECT k FROM "__tombstones__<name>")
+ * (with an active scoped entry: one such scan per part i, the subquery restricted to
+ * `WHERE live IS DISTINCT FROM i`: scoped_antijoin_select)
  * which DuckDB runs as one hash (mark) join against the key table whatever the number of
  * keys; a row whose key is NULL stays (k is never NULL). NOT EXISTS was dropped: DuckDB
  * decorrelates it through a duplicate-eliminating join over all outer keys (1.7x a plain
@@ -323,32 +335,113 @@ static int tomb_drop(duckdb_connection conn, const char *name, lh_error *err)
     return rc;
 }
 
-/* Creates the key table of d and fills it. Integer keys are canonical decimal text
- * (lh_tombstone_key_text), so they are written as numbers; strings as quoted literals. */
-static int tomb_create(duckdb_connection conn, const view_def *d, lh_error *err)
+/* The entries of d resolved against its parts (lh_tombstone_scope): live[i] is the index
+ * of entry i's live part (scoped), TOMB_LIVE_ALL (plain) or TOMB_LIVE_NONE (inactive:
+ * its part is not, or not yet, one of d's, so it hides nothing). */
+#define TOMB_LIVE_ALL (-1)
+#define TOMB_LIVE_NONE (-2)
+typedef struct tomb_plan {
+    int64_t *live;
+    size_t nactive; /* entries that hide something: 0 serves the plain view */
+    bool scoped;    /* some active entry is scoped: the filters honour live */
+} tomb_plan;
+
+static void tomb_plan_make(const view_def *d, tomb_plan *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->live = lh_xcalloc(d->ntomb + 1, sizeof(int64_t));
+    for (size_t i = 0; i < d->ntomb; i++) {
+        size_t at = 0;
+        switch (lh_tombstone_scope(&d->tomb[i], (const char *const *)d->keys, d->nkeys, &at)) {
+        case LH_TOMB_PLAIN:
+            p->live[i] = TOMB_LIVE_ALL;
+            p->nactive++;
+            break;
+        case LH_TOMB_SCOPED:
+            p->live[i] = (int64_t)at;
+            p->nactive++;
+            p->scoped = true;
+            break;
+        default:
+            p->live[i] = TOMB_LIVE_NONE;
+        }
+    }
+}
+
+/* " WHERE live IS DISTINCT FROM <part>" when scoped entries must spare their live part's
+ * rows in part, else "" (the plain set's subquery, as it always was). Caller frees. */
+static char *tomb_part_filter(const tomb_plan *p, size_t part)
+{
+    return p->scoped ? lh_xasprintf(" WHERE live IS DISTINCT FROM %zu", part) : lh_xstrdup("");
+}
+
+/* Creates the key table of d and fills it with the active entries. Integer keys are
+ * canonical decimal text (lh_tombstone_key_text), cast by DuckDB to the column's type;
+ * strings are quoted literals. */
+static int tomb_create(duckdb_connection conn, const view_def *d, const tomb_plan *p, lh_error *err)
 {
     char *table = lh_xasprintf(LH_TOMB_PREFIX "%s", d->name);
     char *ident = lh_sql_ident(table);
     bool text = strcasecmp(d->tomb_type, "VARCHAR") == 0;
-    char *sql =
-        lh_xasprintf("CREATE OR REPLACE TABLE %s (k %s)", ident, text ? "VARCHAR" : d->tomb_type);
+    char *sql = lh_xasprintf("CREATE OR REPLACE TABLE %s (k %s, live INTEGER)", ident,
+                             text ? "VARCHAR" : d->tomb_type);
     int rc = lh_duck_exec(conn, sql, err);
     free(sql);
-    for (size_t i = 0; rc == 0 && i < d->ntomb; i += TOMB_INSERT_BATCH) {
+    size_t i = 0;
+    while (rc == 0 && i < d->ntomb) {
         lh_buf b;
         lh_buf_init(&b);
         lh_buf_printf(&b, "INSERT INTO %s VALUES ", ident);
-        for (size_t j = i; j < d->ntomb && j < i + TOMB_INSERT_BATCH; j++) {
-            char *lit = lh_sql_literal(d->tomb_keys[j]);
-            lh_buf_printf(&b, "%s(%s)", j > i ? "," : "", lit);
+        size_t batch = 0;
+        for (; i < d->ntomb && batch < TOMB_INSERT_BATCH; i++) {
+            if (p->live[i] == TOMB_LIVE_NONE)
+                continue;
+            char *lit = lh_sql_literal(d->tomb[i].key);
+            if (p->live[i] == TOMB_LIVE_ALL)
+                lh_buf_printf(&b, "%s(%s, NULL)", batch ? "," : "", lit);
+            else
+                lh_buf_printf(&b, "%s(%s, %lld)", batch ? "," : "", lit, (long long)p->live[i]);
             free(lit);
+            batch++;
         }
-        rc = lh_duck_exec(conn, b.data, err);
+        if (batch)
+            rc = lh_duck_exec(conn, b.data, err);
         lh_buf_free(&b);
     }
     free(ident);
     free(table);
     return rc;
+}
+
+/* The anti-join fallback (no bitmaps) with scoped entries: one scan per part, each hiding
+ * the keys of the entries that do not spare it. Per-part relations rather than the scan's
+ * filename or file_index column, which a dataset column of that name would shadow. Caller
+ * frees; NULL + err when a path cannot be resolved. */
+static char *scoped_antijoin_select(const view_def *d, const tomb_plan *p, lh_storage *st,
+                                    lh_error *err)
+{
+    char *table = lh_xasprintf(LH_TOMB_PREFIX "%s", d->name);
+    char *tident = lh_sql_ident(table), *col = lh_sql_ident(d->tomb_column);
+    lh_buf b;
+    lh_buf_init(&b);
+    bool ok = true;
+    for (size_t i = 0; ok && i < d->nkeys; i++) {
+        lh_buf_puts(&b, i ? " UNION ALL SELECT * FROM " : "SELECT * FROM ");
+        ok = lh_duck_put_read_parquet(&b, st, d->bucket, (const char *const *)&d->keys[i], 1,
+                                      err) == 0;
+        char *filter = tomb_part_filter(p, i);
+        lh_buf_printf(&b, " AS b WHERE b.%s IS NULL OR b.%s NOT IN (SELECT k FROM %s%s)", col, col,
+                      tident, filter);
+        free(filter);
+    }
+    free(col);
+    free(tident);
+    free(table);
+    if (!ok) {
+        lh_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
 }
 
 /* ---------------------------------------------------------------- deletion bitmaps
@@ -509,8 +602,8 @@ static char *bitmaps_select(const view_def *d, char *const *lits, char *const *b
  * hidden row, returns the view's SELECT (above) in *select_out (caller frees); when no row
  * is hidden *select_out stays NULL and the view is the plain read_parquet of every part.
  * err on failure. */
-static int bitmaps_create(duckdb_connection conn, const view_def *d, lh_storage *st,
-                          char **select_out, lh_error *err)
+static int bitmaps_create(duckdb_connection conn, const view_def *d, const tomb_plan *plan,
+                          lh_storage *st, char **select_out, lh_error *err)
 {
     int rc = 0;
     char *tomb = lh_xasprintf(LH_TOMB_PREFIX "%s", d->name);
@@ -532,13 +625,16 @@ static int bitmaps_create(duckdb_connection conn, const view_def *d, lh_storage 
         lits[i] = lh_sql_literal(path);
         free(path);
         const char *sep = i ? " UNION ALL " : "";
+        char *filter = tomb_part_filter(plan, i);
         if (d->rows[i] > 0)
             lh_buf_printf(&ddl,
                           "%sSELECT %zu::INTEGER AS p, bitstring_agg(file_row_number, 0, %lld) "
                           "AS bm FROM read_parquet(%s, file_row_number=true) WHERE %s IN "
-                          "(SELECT k FROM %s)",
-                          sep, i, (long long)(bitmap_bits(d->rows[i]) - 1), lits[i], col, tident);
-        else
+                          "(SELECT k FROM %s%s)",
+                          sep, i, (long long)(bitmap_bits(d->rows[i]) - 1), lits[i], col, tident,
+                          filter);
+        free(filter);
+        if (d->rows[i] <= 0)
             lh_buf_printf(&ddl, "%sSELECT %zu::INTEGER AS p, NULL::BIT AS bm", sep, i);
     }
     rc = lh_duck_exec(conn, ddl.data, err);
@@ -638,6 +734,7 @@ static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storag
     int rc = 0;
     char *select = NULL, *raw = lh_xasprintf(LH_RAW_PREFIX "%s", d->name);
     const char *rels[] = {d->name, raw};
+    tomb_plan plan = {0};
     if (d->nkeys == 0) {
         rc = lh_error_set(err, LH_EINVAL, "the manifest lists no files");
         goto out;
@@ -647,23 +744,27 @@ static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storag
         rc = err->code;
         goto out;
     }
-    if (d->ntomb)
-        rc = tomb_create(conn, d, err);
+    tomb_plan_make(d, &plan);
+    if (plan.nactive)
+        rc = tomb_create(conn, d, &plan, err);
     /* the bitmap-filtered SELECT, when the parts allow it (NULL: no row hidden) */
     char *filtered = NULL;
-    bool bitmapped = rc == 0 && d->ntomb && use_bitmaps(d), shadowed = false;
+    bool bitmapped = rc == 0 && plan.nactive && use_bitmaps(d), shadowed = false;
     if (bitmapped) {
         rc = virtual_shadowed(conn, select, &shadowed, err);
         bitmapped = rc == 0 && !shadowed;
     }
     if (bitmapped)
-        rc = bitmaps_create(conn, d, st, &filtered, err);
+        rc = bitmaps_create(conn, d, &plan, st, &filtered, err);
+    else if (rc == 0 && plan.nactive && plan.scoped &&
+             !(filtered = scoped_antijoin_select(d, &plan, st, err)))
+        rc = err->code;
     for (size_t i = 0; i < 2 && rc == 0; i++) {
         char *ident = lh_sql_ident(rels[i]);
         char *sql;
         if (i == 0 && filtered) {
             sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s", ident, filtered);
-        } else if (i == 0 && d->ntomb && !bitmapped) {
+        } else if (i == 0 && plan.nactive && !bitmapped) {
             char *table = lh_xasprintf(LH_TOMB_PREFIX "%s", d->name);
             char *tident = lh_sql_ident(table), *col = lh_sql_ident(d->tomb_column);
             sql = lh_xasprintf("CREATE OR REPLACE VIEW %s AS %s AS b WHERE b.%s IS NULL OR b.%s "
@@ -680,11 +781,12 @@ static int view_create_pair(duckdb_connection conn, const view_def *d, lh_storag
         free(ident);
     }
     free(filtered);
-    if (rc == 0 && !d->ntomb)
+    if (rc == 0 && !plan.nactive)
         rc = tomb_drop(conn, d->name, err);
     if (rc == 0)
         rc = companion_create(conn, d, err);
 out:
+    free(plan.live);
     free(select);
     free(raw);
     return rc;

@@ -14,16 +14,19 @@
  *   CREATE OR REPLACE VIEW "__lhkey__people" AS SELECT *, [CAST(K AS VARCHAR)] AS __lh_key
  *   FROM "people"
  * and, when the dataset has tombstones on column c (views.c, "tombstone DDL"), a table
- * "__tombstones__people"(k) of the keys, a table "__deletes__people"(p, bm) of one bitmap
- * per part of the rows holding a key, and "people" reads the parts with a hidden row in one
+ * "__tombstones__people"(k, live) of the active keys (live: the index of a scoped entry's
+ * live part, NULL for a plain one), a table "__deletes__people"(p, bm) of one bitmap per
+ * part of the rows it hides, and "people" reads the parts with a hidden row in one
  * scan filtered on each row's bit in a constant made of their bitmaps, the other parts in
  * a second, unfiltered scan (views.c, "deletion bitmaps"); a part without a row count in
  * the manifest falls back to an anti-join:
  *   ... AS b WHERE b."c" IS NULL OR b."c" NOT IN (SELECT k FROM "__tombstones__people")
+ * (with scoped entries, one such filtered scan per part, each excluding its own live keys).
  */
 #ifndef LH_QUERY_VIEWS_H
 #define LH_QUERY_VIEWS_H
 
+#include "catalog/catalog.h"
 #include "duck.h"
 #include "storage/storage.h"
 
@@ -47,10 +50,11 @@ void lh_view_registry_put(lh_view_registry *reg, const char *name, const json_t 
 /* Drops name (no-op when absent). */
 void lh_view_registry_remove(lh_view_registry *reg, const char *name);
 size_t lh_view_registry_count(const lh_view_registry *reg);
-/* Sets name's tombstones (n == 0: none): key column, its DuckDB type and the keys (copied).
- * Kept across lh_view_registry_put of the same name. False when name is not registered. */
+/* Sets name's tombstones (n == 0: none): key column, its DuckDB type and the entries
+ * (copied; scoped ones are resolved against the registered parts at each apply). Kept
+ * across lh_view_registry_put of the same name. False when name is not registered. */
 bool lh_view_registry_set_tombstones(lh_view_registry *reg, const char *name, const char *column,
-                                     const char *type, char *const *keys, size_t n);
+                                     const char *type, const lh_tombstone_entry *entries, size_t n);
 /* Copies name's tombstones from src to dst (both must hold name; else no-op). */
 void lh_view_registry_copy_tombstones(lh_view_registry *dst, const lh_view_registry *src,
                                       const char *name);

@@ -27,12 +27,12 @@ static char heard_column[64];
 static int refuse_next; /* the listener refuses its next call */
 
 static int tomb_listener(void *ctx, const char *dataset, const char *column, const char *type,
-                         char *const *keys, size_t n, lh_error *err)
+                         const lh_tombstone_entry *entries, size_t n, lh_error *err)
 {
     (void)ctx;
     (void)dataset;
     (void)type;
-    (void)keys;
+    (void)entries;
     if (refuse_next) {
         refuse_next = 0;
         return lh_error_set(err, LH_EINTERNAL, "refused by the test");

@@ -1097,9 +1097,12 @@ static int cmd_compact(cli_ctx *ctx)
 /* ---------------------------------------------------------------- ingest-db (issue 13) */
 
 static const lh_cli_flag_spec ingest_db_flags[] = {
-    {"--source", true},  {"--dsn", true},      {"--table", true},  {"--query", true},
-    {"--dataset", true}, {"--mode", true},     {"--bucket", true}, {"--incremental-column", true},
-    {"--key", true},     {"--no-wait", false}, {NULL, false}};
+    {"--source", true},     {"--dsn", true},
+    {"--table", true},      {"--query", true},
+    {"--dataset", true},    {"--mode", true},
+    {"--bucket", true},     {"--incremental-column", true},
+    {"--key-column", true}, {"--no-wait", false},
+    {NULL, false}};
 
 static void show_synced(const json_t *doc)
 {
@@ -1142,7 +1145,7 @@ static char *read_stdin_line(void)
 }
 
 /* ingest-db postgres|mysql (--source NAME | --dsn DSN|-) (--table T | --query Q) --dataset D
- * [--mode M] [--bucket B] [--incremental-column C [--key K]] [--no-wait] */
+ * [--mode M] [--bucket B] [--incremental-column C [--key-column K]] [--no-wait] */
 static int cmd_ingest_db(cli_ctx *ctx)
 {
     const command *cmd = find_command("ingest-db");
@@ -1151,7 +1154,8 @@ static int cmd_ingest_db(cli_ctx *ctx)
     const char *dsn = lh_cli_flag(a, "--dsn"), *source = lh_cli_flag(a, "--source");
     const char *table = lh_cli_flag(a, "--table"), *query = lh_cli_flag(a, "--query");
     const char *dataset = lh_cli_flag(a, "--dataset"), *mode = lh_cli_flag(a, "--mode");
-    const char *column = lh_cli_flag(a, "--incremental-column"), *key = lh_cli_flag(a, "--key");
+    const char *column = lh_cli_flag(a, "--incremental-column"),
+               *key = lh_cli_flag(a, "--key-column");
     const char *bucket = lh_cli_flag(a, "--bucket");
     if (strcmp(kind, "postgres") != 0 && strcmp(kind, "mysql") != 0)
         return usage_error(cmd, "unknown source kind '%s' (postgres or mysql)", kind);
@@ -1164,7 +1168,7 @@ static int cmd_ingest_db(cli_ctx *ctx)
     if (mode && !one_of(mode, ingest_modes))
         return usage_error(cmd, "unknown mode '%s' (create, replace, append)", mode);
     if (key && !column)
-        return usage_error(cmd, "%s", "--key needs --incremental-column");
+        return usage_error(cmd, "%s", "--key-column needs --incremental-column");
     char *secret = NULL;
     if (dsn && strcmp(dsn, "-") == 0) {
         if (!(secret = read_stdin_line()))
@@ -1477,7 +1481,7 @@ static const command commands[] = {
     {"ingest-db", cmd_ingest_db, ingest_db_flags, 1, 1, true,
      "ingest-db postgres|mysql (--source NAME | --dsn DSN|-) (--table T | --query Q) "
      "--dataset D [--mode create|replace|append] [--bucket B] "
-     "[--incremental-column C [--key K]] [--no-wait]",
+     "[--incremental-column C [--key-column K]] [--no-wait]",
      "sync a database table or query into a dataset (\"--dsn -\" reads the DSN from stdin)"},
     {"sql", cmd_sql, sql_flags, 1, 1, true,
      "sql \"SELECT ...\" [--format json|csv|ndjson] "

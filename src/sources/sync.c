@@ -3,8 +3,8 @@
  * incrementally (append above a watermark, optionally replacing rows by key).
  *
  * The stream. A reader (pg.c, mysql.c) fills DuckDB data chunks from an unbuffered result.
- * A private in-memory DuckDB instance, opened per sync with its own memory limit and one
- * thread, exposes the reader as the table function lh_source_stream() and runs
+ * A private in-memory DuckDB instance (stream.c), opened per sync with its own memory limit
+ * and one thread, exposes the reader as the table function lh_source_stream() and runs
  *   COPY (SELECT <projection> FROM lh_source_stream()) TO '<staged part>' <Parquet options>
  * so rows flow from the socket to the Parquet writer a chunk at a time and memory is bounded
  * by a row group, not by the table. The instance is private so that nothing a user can
@@ -39,13 +39,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-/* The private instance's limits: the Parquet writer holds one row group (122,880 rows) per
- * column while it fills it, and nothing else is buffered; one thread, because the reader is
- * one stream. */
-#define SYNC_MEMORY_LIMIT "256MB"
-#define SYNC_THREADS "1"
-#define STREAM_FN "lh_source_stream"
 
 struct lh_db_ingest {
     lh_ingest *ing;
@@ -207,179 +200,11 @@ int lh_db_ingest_check(lh_db_ingest *d, const lh_db_ingest_request *req, lh_erro
     return lh_ingest_check(d->ing, &ir, err);
 }
 
-/* ---------------------------------------------------------------- the stream */
-
-/* What the table function reads from, and what it learnt. */
-typedef struct stream {
-    lh_db_reader *r;
-    lh_job *job;
-    bool done;
-    int rc;         /* the reader's (or the cancel's) error, 0 when none */
-    lh_error error; /* its lh_error, kept as the reader set it */
-} stream;
-
-static void stream_bind(duckdb_bind_info info)
-{
-    stream *s = duckdb_bind_get_extra_info(info);
-    for (size_t i = 0; i < s->r->ncols; i++)
-        duckdb_bind_add_result_column(info, s->r->names[i], s->r->types[i]);
-}
-
-static void stream_init(duckdb_init_info info)
-{
-    duckdb_init_set_max_threads(info, 1);
-}
-
-/* One chunk: the reader fills it; progress and the cancel are checked per chunk. */
-static void stream_next(duckdb_function_info info, duckdb_data_chunk out)
-{
-    stream *s = duckdb_function_get_extra_info(info);
-    if (s->done || s->rc) {
-        duckdb_data_chunk_set_size(out, 0);
-        return;
-    }
-    int rc = lh_job_cancelled(s->job)
-                 ? lh_error_setk(&s->error, LH_ECANCELLED, "cancelled", "the sync was cancelled")
-                 : s->r->next(s->r, out, &s->error);
-    if (rc == 0 && lh_job_cancelled(s->job))
-        rc = lh_error_setk(&s->error, LH_ECANCELLED, "cancelled", "the sync was cancelled");
-    if (rc) {
-        s->rc = rc;
-        duckdb_data_chunk_set_size(out, 0);
-        duckdb_function_set_error(info, "the source stream stopped");
-        return;
-    }
-    if (duckdb_data_chunk_get_size(out) == 0)
-        s->done = true;
-    lh_job_progress(s->job, s->r->rows, 0);
-}
-
+/* The job's cancel hook while the reader is open. */
 static void interrupt_hook(void *ctx)
 {
     lh_db_reader *r = ctx;
     r->interrupt(r);
-}
-
-/* The private instance, with the stream registered on conn. */
-static int private_open(stream *s, duckdb_database *db, duckdb_connection *conn, lh_error *err)
-{
-    duckdb_config cfg = NULL;
-    char *derr = NULL;
-    int rc = 0;
-    *db = NULL;
-    *conn = NULL;
-    if (duckdb_create_config(&cfg) == DuckDBError)
-        return lh_error_set(err, LH_EINTERNAL, "cannot configure DuckDB for the sync");
-    duckdb_set_config(cfg, "memory_limit", SYNC_MEMORY_LIMIT);
-    duckdb_set_config(cfg, "threads", SYNC_THREADS);
-    duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
-    /* Nothing spills: a COPY from a stream holds a row group, and a sync that needed more
-     * should fail rather than fill the disk. */
-    duckdb_set_config(cfg, "max_temp_directory_size", "0B");
-    if (duckdb_open_ext(NULL, db, cfg, &derr) == DuckDBError) {
-        rc = lh_error_set(err, LH_EINTERNAL, "cannot open the sync's DuckDB: %s",
-                          derr ? derr : "unknown error");
-        *db = NULL;
-        goto out;
-    }
-    if (duckdb_connect(*db, conn) == DuckDBError) {
-        *conn = NULL;
-        rc = lh_error_set(err, LH_EINTERNAL, "cannot connect to the sync's DuckDB");
-        goto out;
-    }
-    duckdb_result res;
-    if (duckdb_query(*conn, "SET TimeZone = 'UTC'", &res) == DuckDBError) {
-        /* Without ICU, TIMESTAMPTZ text is UTC already. */
-    }
-    duckdb_destroy_result(&res);
-    duckdb_table_function f = duckdb_create_table_function();
-    duckdb_table_function_set_name(f, STREAM_FN);
-    duckdb_table_function_set_extra_info(f, s, NULL);
-    duckdb_table_function_set_bind(f, stream_bind);
-    duckdb_table_function_set_init(f, stream_init);
-    duckdb_table_function_set_function(f, stream_next);
-    if (duckdb_register_table_function(*conn, f) == DuckDBError)
-        rc = lh_error_set(err, LH_EINTERNAL, "cannot register the sync's stream function");
-    duckdb_destroy_table_function(&f);
-out:
-    if (derr)
-        duckdb_free(derr);
-    duckdb_destroy_config(&cfg);
-    return rc;
-}
-
-static void private_close(duckdb_database *db, duckdb_connection *conn)
-{
-    if (*conn)
-        duckdb_disconnect(conn);
-    if (*db)
-        duckdb_close(db);
-}
-
-/* A VARCHAR cell of a result chunk, or NULL. Caller frees. */
-static char *cell_text(duckdb_data_chunk chunk, idx_t col, idx_t row)
-{
-    duckdb_vector v = duckdb_data_chunk_get_vector(chunk, col);
-    uint64_t *valid = duckdb_vector_get_validity(v);
-    if (valid && !duckdb_validity_row_is_valid(valid, row))
-        return NULL;
-    duckdb_string_t *s = (duckdb_string_t *)duckdb_vector_get_data(v) + row;
-    uint32_t len = duckdb_string_t_length(*s);
-    char *out = lh_xmalloc(len + 1);
-    memcpy(out, duckdb_string_t_data(s), len);
-    out[len] = '\0';
-    return out;
-}
-
-/* Runs sql (every column VARCHAR) on the private instance: [[text | null, ...]]. NULL +
- * err (LH_EINTERNAL with DuckDB's message) on failure. Caller decrefs. */
-static json_t *private_rows(duckdb_connection conn, const char *sql, lh_error *err)
-{
-    duckdb_result res;
-    if (duckdb_query(conn, sql, &res) == DuckDBError) {
-        lh_error_set(err, LH_EINTERNAL, "sync: %s", duckdb_result_error(&res));
-        duckdb_destroy_result(&res);
-        return NULL;
-    }
-    json_t *rows = json_array();
-    idx_t ncols = duckdb_column_count(&res);
-    duckdb_data_chunk chunk;
-    while ((chunk = duckdb_fetch_chunk(res)) != NULL) {
-        idx_t n = duckdb_data_chunk_get_size(chunk);
-        for (idx_t r = 0; r < n; r++) {
-            json_t *row = json_array();
-            for (idx_t c = 0; c < ncols; c++) {
-                char *t = cell_text(chunk, c, r);
-                json_array_append_new(row, t ? json_string(t) : json_null());
-                free(t);
-            }
-            json_array_append_new(rows, row);
-        }
-        duckdb_destroy_data_chunk(&chunk);
-    }
-    duckdb_destroy_result(&res);
-    return rows;
-}
-
-/* [{name, type}] of the stream, json/jsonb source columns typed JSON. Caller decrefs. */
-static json_t *stream_schema(duckdb_connection conn, const lh_db_reader *r, lh_error *err)
-{
-    json_t *rows = private_rows(conn, "DESCRIBE SELECT * FROM " STREAM_FN "()", err);
-    if (!rows)
-        return NULL;
-    json_t *schema = json_array();
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        const char *st = i < r->ncols && r->source_types ? r->source_types[i] : NULL;
-        bool is_json = st && (strcasecmp(st, "json") == 0 || strcasecmp(st, "jsonb") == 0);
-        json_array_append_new(
-            schema, json_pack("{s:O,s:s}", "name", json_array_get(row, 0), "type",
-                              is_json ? "JSON" : json_string_value(json_array_get(row, 1))));
-    }
-    json_decref(rows);
-    return schema;
 }
 
 /* The SELECT list of the COPY: create/replace keep the source's columns (json and jsonb
@@ -566,7 +391,8 @@ static int check_append(const lh_ingest_part *p, const lh_db_ingest_request *req
 /* Maps a failed COPY: the reader's own error when it stopped the stream, else DuckDB's
  * (a value that does not fit the dataset's type on append, a full disk), with the staged
  * path kept out. */
-static int copy_error(const stream *s, const char *duck_msg, const char *staged, lh_error *err)
+static int copy_error(const lh_sync_stream *s, const char *duck_msg, const char *staged,
+                      lh_error *err)
 {
     if (s->rc) {
         if (err)
@@ -590,9 +416,7 @@ int lh_db_ingest_run_with(lh_db_ingest *d, const lh_db_ingest_request *req,
 {
     lh_ingest_part p = {0};
     lh_db_reader *r = NULL;
-    stream s = {0};
-    duckdb_database db = NULL;
-    duckdb_connection conn = NULL;
+    lh_sync_stream s = {0};
     json_t *schema = NULL, *lineage = NULL, *manifest = NULL, *wrows = NULL;
     char *proj = NULL, *staged_lit = NULL, *sql = NULL;
     keylist keys = {0};
@@ -626,8 +450,6 @@ int lh_db_ingest_run_with(lh_db_ingest *d, const lh_db_ingest_request *req,
         rc = err->code ? err->code : LH_EUPSTREAM;
         goto out;
     }
-    s.r = r;
-    s.job = job;
     lh_job_set_cancel_hook(job, interrupt_hook, r);
     hooked = true;
     if (lh_job_cancelled(job)) {
@@ -645,9 +467,9 @@ int lh_db_ingest_run_with(lh_db_ingest *d, const lh_db_ingest_request *req,
         }
     }
 
-    if ((rc = private_open(&s, &db, &conn, err)) != 0)
+    if ((rc = lh_sync_stream_open(&s, r, job, err)) != 0)
         goto out;
-    if (!(schema = stream_schema(conn, r, err))) {
+    if (!(schema = lh_sync_stream_schema(&s, err))) {
         rc = err->code;
         goto out;
     }
@@ -661,11 +483,12 @@ int lh_db_ingest_run_with(lh_db_ingest *d, const lh_db_ingest_request *req,
         goto out;
     }
     staged_lit = lh_sql_literal(p.staged);
-    sql = lh_xasprintf("COPY (SELECT %s FROM " STREAM_FN "()) TO %s " LH_PARQUET_COPY_OPTIONS, proj,
-                       staged_lit);
+    sql =
+        lh_xasprintf("COPY (SELECT %s FROM " LH_SYNC_STREAM_FN "()) TO %s " LH_PARQUET_COPY_OPTIONS,
+                     proj, staged_lit);
     int64_t t_copy = lh_now_ms();
     duckdb_result res;
-    if (duckdb_query(conn, sql, &res) == DuckDBError) {
+    if (duckdb_query(s.conn, sql, &res) == DuckDBError) {
         rc = copy_error(&s, duckdb_result_error(&res), p.staged, err);
         duckdb_destroy_result(&res);
         goto out;
@@ -687,7 +510,7 @@ int lh_db_ingest_run_with(lh_db_ingest *d, const lh_db_ingest_request *req,
         free(sql);
         sql = lh_xasprintf("SELECT CAST(max(%s) AS VARCHAR) FROM read_parquet(%s)", id, staged_lit);
         free(id);
-        if (!(wrows = private_rows(conn, sql, err))) {
+        if (!(wrows = lh_sync_stream_rows(&s, sql, err))) {
             rc = err->code;
             goto out;
         }
@@ -772,7 +595,7 @@ out:
     if (hooked)
         lh_job_set_cancel_hook(job, NULL, NULL);
     /* The connection goes before the reader: DuckDB may still hold the stream's bind. */
-    private_close(&db, &conn);
+    lh_sync_stream_close(&s);
     if (r)
         r->close(r);
     lh_ingest_part_end(d->ing, &p);

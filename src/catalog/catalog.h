@@ -173,7 +173,8 @@ int lh_catalog_remove_bucket(lh_catalog *cat, const char *name, lh_error *err);
  * serialised the mutation, so seq order is commit order. Actions are dotted:
  * dataset.created|replaced|appended|deleted|metadata_edited, view.created|deleted,
  * tombstone.added|removed, dataset.compacted, profile.created|deleted,
- * key.created|revoked|attributes_set, buckets.migrated. Details never hold secrets
+ * key.created|revoked|attributes_set, buckets.migrated, source.created|deleted (issue 13,
+ * sources/store.c). Details never hold secrets
  * (keys, hashes, DSNs, file contents). */
 
 /* The kind of the error a mutation returns when it was made but its event could not be

@@ -1464,6 +1464,136 @@ static int cmd_retention_sweep(cli_ctx *ctx)
     return lh_cli_retention_sweep(ctx->args);
 }
 
+/* ---------------------------------------------------------------- jobs (issue 13) */
+
+static void show_job(const json_t *doc)
+{
+    const json_t *j = json_object_get(doc, "job");
+    const json_t *p = json_object_get(j, "progress");
+    const char *by = lh_json_str(j, "cancelled_by");
+    const char *error = lh_json_str(j, "error");
+    printf("job %s (%s, started by %s): %s\n", lh_json_str(j, "id") ? lh_json_str(j, "id") : "?",
+           lh_json_str(j, "kind") ? lh_json_str(j, "kind") : "?",
+           lh_json_str(j, "actor") ? lh_json_str(j, "actor") : "?",
+           lh_json_str(j, "state") ? lh_json_str(j, "state") : "?");
+    printf("  progress: %lld", (long long)lh_json_int(p, "done", 0));
+    if (lh_json_int(p, "total", 0) > 0)
+        printf(" of %lld", (long long)lh_json_int(p, "total", 0));
+    printf("\n");
+    if (by)
+        printf("  cancel asked by %s\n", by);
+    if (error)
+        printf("  error: %s\n", error);
+}
+
+static int cmd_jobs(cli_ctx *ctx)
+{
+    const command *cmd = find_command("jobs");
+    const lh_cli_args *a = ctx->args;
+    const char *sub = a->pos[0];
+    bool cancel = strcmp(sub, "cancel") == 0;
+    if (!cancel && strcmp(sub, "show") != 0)
+        return usage_error(cmd, "unknown jobs command '%s' (show, cancel)", sub);
+    if (a->npos != 2 || !valid_segment(a->pos[1]))
+        return usage_error(cmd, "jobs %s needs a job ID", sub);
+    char *path = lh_xasprintf("/jobs/%s%s", a->pos[1], cancel ? "/cancel" : "");
+    int rc = send_json(ctx, cancel ? "POST" : "GET", path, NULL, show_job);
+    free(path);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- sources (issue 13) */
+
+static const lh_cli_flag_spec sources_flags[] = {{"--kind", true}, {"--dsn", true}, {NULL, false}};
+
+static char *source_cell(const json_t *src, size_t col)
+{
+    static const char *const members[] = {"name",       "kind",       "location",
+                                          "created_at", "created_by", "dsn"};
+    return member_cell(src, members[col]);
+}
+
+static void show_source(const json_t *doc)
+{
+    const json_t *src = json_object_get(doc, "source");
+    const char *loc = lh_json_str(src, "location");
+    printf("source '%s' (%s) at %s\n", lh_json_str(src, "name") ? lh_json_str(src, "name") : "?",
+           lh_json_str(src, "kind") ? lh_json_str(src, "kind") : "?", loc ? loc : "?");
+    printf("  dsn: %s\n", lh_json_str(src, "dsn") ? lh_json_str(src, "dsn") : "?");
+    printf("  created %s by %s\n",
+           lh_json_str(src, "created_at") ? lh_json_str(src, "created_at") : "?",
+           lh_json_str(src, "created_by") ? lh_json_str(src, "created_by") : "?");
+}
+
+static void show_deleted_source(const json_t *doc)
+{
+    (void)doc; /* 204: no body */
+    printf("deleted the source\n");
+}
+
+/* The DSN of `sources add`: the flag's value, or with "--dsn -" the first line of stdin,
+ * so the password stays out of shell history and ps. NULL when stdin gives nothing.
+ * Caller frees (wiping it). */
+static char *source_dsn(const char *flag)
+{
+    if (strcmp(flag, "-") != 0)
+        return lh_xstrdup(flag);
+    char *text = read_stdin();
+    size_t n = strcspn(text, "\r\n");
+    text[n] = '\0';
+    if (n == 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static int sources_add(cli_ctx *ctx, const command *cmd)
+{
+    const lh_cli_args *a = ctx->args;
+    const char *kind = lh_cli_flag(a, "--kind"), *flag = lh_cli_flag(a, "--dsn");
+    if (a->npos != 2 || !kind || !flag)
+        return usage_error(cmd, "%s", "sources add needs a NAME, --kind and --dsn (\"-\": stdin)");
+    char *dsn = source_dsn(flag);
+    if (!dsn)
+        return usage_error(cmd, "%s", "--dsn - read no DSN from stdin");
+    json_t *body = json_pack("{s:s,s:s,s:s}", "name", a->pos[1], "kind", kind, "dsn", dsn);
+    lh_secret_free(dsn);
+    if (!body)
+        return usage_error(cmd, "%s", "the name, kind or DSN is not valid UTF-8");
+    int rc = send_json(ctx, "POST", "/sources", body, show_source);
+    json_t *v = json_object_get(body, "dsn"); /* wipe jansson's copy of the secret */
+    memset((char *)json_string_value(v), 0, json_string_length(v));
+    json_decref(body);
+    return rc;
+}
+
+static int cmd_sources(cli_ctx *ctx)
+{
+    const command *cmd = find_command("sources");
+    const lh_cli_args *a = ctx->args;
+    const char *sub = a->pos[0];
+    if (strcmp(sub, "list") == 0) {
+        static const char *const headers[] = {"name",       "kind",       "location",
+                                              "created_at", "created_by", "dsn"};
+        list_view v = {"/sources", "sources", headers, 6, NULL, source_cell};
+        return a->npos == 1 ? print_list(ctx, &v)
+                            : usage_error(cmd, "%s", "sources list takes no name");
+    }
+    if (strcmp(sub, "add") == 0)
+        return sources_add(ctx, cmd);
+    bool show = strcmp(sub, "show") == 0;
+    if (!show && strcmp(sub, "delete") != 0)
+        return usage_error(cmd, "unknown sources command '%s' (add, list, show, delete)", sub);
+    if (a->npos != 2 || !valid_segment(a->pos[1]))
+        return usage_error(cmd, "sources %s needs a NAME", sub);
+    char *path = lh_xasprintf("/sources/%s", a->pos[1]);
+    int rc = send_json(ctx, show ? "GET" : "DELETE", path, NULL,
+                       show ? show_source : show_deleted_source);
+    free(path);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static int cmd_help(cli_ctx *ctx);
@@ -1528,6 +1658,14 @@ static const command commands[] = {
      "offline: replay subjects' audit chains (key file LH_SUBJECT_AUDIT_KEY) naming the "
      "first bad row, check a signed legal response with the public key only, or print the "
      "known-answer row's canonical bytes and HMAC"},
+    {"sources", cmd_sources, sources_flags, 1, 2, true,
+     "sources add NAME --kind postgres|mysql --dsn DSN|- | sources list | sources show NAME | "
+     "sources delete NAME",
+     "manage named database sources (admin); \"--dsn -\" reads the DSN from stdin so the "
+     "password stays out of shell history; listings show it redacted"},
+    {"jobs", cmd_jobs, no_flags, 2, 2, true, "jobs show ID | jobs cancel ID",
+     "show a background job's state and progress, or ask it to stop (admin: any job; other "
+     "keys: their own)"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

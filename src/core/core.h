@@ -340,23 +340,30 @@ void lh_job_progress(lh_job *job, int64_t done, int64_t total);
  * a client that did not wait can read it. result is stolen (also for a NULL job). */
 void lh_job_set_result(lh_job *job, json_t *result);
 /* Cancellation. lh_jobs_cancel asks a queued or running job to stop: a queued job never
- * runs (its done is still called, with LH_ECANCELLED), a running one sees
- * lh_job_cancelled() turn true and its cancel hook, if set, is called once on the
- * cancelling thread; the job's run then returns LH_ECANCELLED and the job ends in state
- * "cancelled". LH_ENOTFOUND when unknown, LH_ECONFLICT when it has already finished.
- * actor (may be NULL) is recorded as who cancelled. */
+ * runs (its done is still called, with LH_ECANCELLED, on the cancelling thread before
+ * lh_jobs_cancel returns), a running one sees lh_job_cancelled() turn true and its cancel
+ * hook, if set, is called once on the cancelling thread; the job's run then returns
+ * LH_ECANCELLED and the job ends in state "cancelled" (a run that fails otherwise after
+ * the request also ends "cancelled"; one that succeeds anyway ends "succeeded"). Asking
+ * again while it runs is a no-op (0). LH_ENOTFOUND when unknown, LH_ECONFLICT kind
+ * "job_finished" when it has already finished. actor (may be NULL) is recorded as who
+ * cancelled ("cancelled_by"). */
 int lh_jobs_cancel(lh_jobs *jobs, const char *id, const char *actor, lh_error *err);
+/* lh_jobs_cancel for a caller who may stop only the jobs it started (the job's actor is
+ * `actor`): LH_EFORBIDDEN otherwise, checked under the same lock as the cancel. */
+int lh_jobs_cancel_own(lh_jobs *jobs, const char *id, const char *actor, lh_error *err);
 /* True once the job was asked to stop. A NULL job is never cancelled. */
 bool lh_job_cancelled(const lh_job *job);
 /* Sets (fn non-NULL) or clears (fn NULL) the hook that lh_jobs_cancel calls to interrupt
  * blocking work (a reader waiting on a socket). Set and cleared by the job's own thread;
- * the hook runs under the job's lock, so after clearing it returns, the hook is not
- * running and will not run. Called at once when the job is already cancelled. A NULL job
+ * the hook runs under the job's lock (never the pool's), so after clearing it returns, the
+ * hook is not running and will not run; the pool also clears it when run returns. Called
+ * at once when the job is already cancelled. Each hook set runs at most once. A NULL job
  * is ignored. */
 void lh_job_set_cancel_hook(lh_job *job, void (*fn)(void *ctx), void *ctx);
 /* {id, kind, actor, state: queued|running|succeeded|failed|cancelled, created_at, started_at,
- * finished_at, progress: {done, total}, error, result?} of a known job; NULL + LH_ENOTFOUND once it
- * is unknown or forgotten. Caller decrefs. */
+ * finished_at, progress: {done, total}, error, cancelled_by, result?} of a known job;
+ * NULL + LH_ENOTFOUND once it is unknown or forgotten. Caller decrefs. */
 json_t *lh_jobs_get(lh_jobs *jobs, const char *id, lh_error *err);
 
 /* ---------------------------------------------------------------- configuration */

@@ -18,16 +18,24 @@
  *     the worker frees them right after they run.
  *   - lh_jobs_close refuses new jobs, then lets every queued and running one finish before
  *     joining: graceful shutdown never abandons work it accepted.
+ *   - Cancellation (lh_jobs_cancel): a queued job leaves the queue at once and its done()
+ *     runs on the cancelling thread with LH_ECANCELLED; a running job's `cancelled` flag
+ *     turns true and its hook runs once, on the cancelling thread, under the job's own
+ *     `hook_mu` (never under `mu`: a hook may block, PQcancel does a round trip). The
+ *     worker takes `hook_mu` after run() returns and before done(), so a hook never runs
+ *     on a context done() may free; `pins` keeps a record alive while a canceller holds
+ *     it outside `mu`. Lock order: `mu` and `hook_mu` are never held together.
  */
 #include "core.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED } job_state;
+typedef enum { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED } job_state;
 
-static const char *const state_names[] = {"queued", "running", "succeeded", "failed"};
+static const char *const state_names[] = {"queued", "running", "succeeded", "failed", "cancelled"};
 
 struct lh_job {
     lh_jobs *pool;
@@ -44,6 +52,15 @@ struct lh_job {
     void (*task)(void *ctx); /* set for a task: run and done are unused */
     void *ctx;
     lh_job *qnext; /* queue link */
+    /* Cancellation. `cancelled` is set under mu and read without it (lh_job_cancelled runs
+     * per chunk); cancelled_by under mu; the hook under hook_mu. */
+    atomic_bool cancelled;
+    char *cancelled_by;
+    pthread_mutex_t hook_mu;
+    void (*hook)(void *ctx);
+    void *hook_ctx;
+    bool hook_called; /* this hook already ran: each installed hook runs at most once */
+    int pins;         /* cancellers using the record outside mu (under mu): prune skips it */
 };
 
 struct lh_jobs {
@@ -64,8 +81,16 @@ static void job_free(lh_job *j)
     free(j->kind);
     free(j->actor);
     free(j->error);
+    free(j->cancelled_by);
     json_decref(j->result);
+    if (!j->task)
+        pthread_mutex_destroy(&j->hook_mu);
     free(j);
+}
+
+static bool is_finished(job_state s)
+{
+    return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
 }
 
 /* Forgets the oldest finished jobs beyond LH_JOBS_KEEP. Under mu. */
@@ -74,7 +99,7 @@ static void prune(lh_jobs *p)
     size_t i = 0;
     while (p->n_finished > LH_JOBS_KEEP && i < p->n_all) {
         lh_job *j = p->all[i];
-        if (j->state == JOB_SUCCEEDED || j->state == JOB_FAILED) {
+        if (is_finished(j->state) && j->pins == 0) {
             memmove(&p->all[i], &p->all[i + 1], (p->n_all - i - 1) * sizeof(*p->all));
             p->n_all--;
             p->n_finished--;
@@ -113,9 +138,18 @@ static void *worker(void *arg)
         lh_error err;
         lh_error_clear(&err);
         int rc = j->run(j, j->ctx, &err);
+        /* Wait out a hook a canceller may be running on ctx, and let none start: done()
+         * below may free what the hook uses. */
+        pthread_mutex_lock(&j->hook_mu);
+        j->hook = NULL;
+        pthread_mutex_unlock(&j->hook_mu);
 
         pthread_mutex_lock(&p->mu);
-        j->state = rc == 0 ? JOB_SUCCEEDED : JOB_FAILED;
+        /* A job asked to stop that still failed (LH_ECANCELLED, or the error its interrupted
+         * work raised) was cancelled; one that finished anyway succeeded. */
+        j->state = rc == 0                                             ? JOB_SUCCEEDED
+                   : atomic_load(&j->cancelled) || rc == LH_ECANCELLED ? JOB_CANCELLED
+                                                                       : JOB_FAILED;
         lh_time_rfc3339(j->finished_at);
         if (rc != 0)
             j->error = lh_xstrdup(err.message[0] ? err.message : "the job failed");
@@ -199,6 +233,7 @@ int lh_jobs_submit(lh_jobs *p, const char *kind, const char *actor, lh_job_fn ru
     j->run = run;
     j->done = done;
     j->ctx = ctx;
+    pthread_mutex_init(&j->hook_mu, NULL);
     pthread_mutex_lock(&p->mu);
     if (p->closing || p->n_threads == 0) {
         pthread_mutex_unlock(&p->mu);
@@ -284,6 +319,9 @@ json_t *lh_jobs_get(lh_jobs *p, const char *id, lh_error *err)
                         (json_int_t)j->progress_done, "total", (json_int_t)j->progress_total,
                         "error", j->error ? json_string(j->error) : json_null());
     }
+    if (found)
+        json_object_set_new(out, "cancelled_by",
+                            found->cancelled_by ? json_string(found->cancelled_by) : json_null());
     if (found && found->result)
         json_object_set_new(out, "result", json_deep_copy(found->result));
     pthread_mutex_unlock(&p->mu);
@@ -292,4 +330,128 @@ json_t *lh_jobs_get(lh_jobs *p, const char *id, lh_error *err)
                      "no job with id '%s' (finished jobs are kept for the last %d jobs only)",
                      id ? id : "", LH_JOBS_KEEP);
     return out;
+}
+
+/* The record of job `id`, or NULL. Under mu. */
+static lh_job *find(lh_jobs *p, const char *id)
+{
+    for (size_t i = 0; id && i < p->n_all; i++)
+        if (strcmp(p->all[i]->id, id) == 0)
+            return p->all[i];
+    return NULL;
+}
+
+/* Takes a queued job out of the queue. Under mu. */
+static void dequeue(lh_jobs *p, lh_job *j)
+{
+    lh_job *prev = NULL;
+    for (lh_job *q = p->qhead; q; prev = q, q = q->qnext) {
+        if (q != j)
+            continue;
+        if (prev)
+            prev->qnext = q->qnext;
+        else
+            p->qhead = q->qnext;
+        if (p->qtail == q)
+            p->qtail = prev;
+        q->qnext = NULL;
+        return;
+    }
+}
+
+static int cancel(lh_jobs *p, const char *id, const char *actor, const char *only_of, lh_error *err)
+{
+    const char *who = actor ? actor : "anonymous";
+    pthread_mutex_lock(&p->mu);
+    lh_job *j = find(p, id);
+    if (!j) {
+        pthread_mutex_unlock(&p->mu);
+        return lh_error_set(
+            err, LH_ENOTFOUND,
+            "no job with id '%s' (finished jobs are kept for the last %d jobs only)", id ? id : "",
+            LH_JOBS_KEEP);
+    }
+    if (only_of && strcmp(j->actor, only_of) != 0) {
+        pthread_mutex_unlock(&p->mu);
+        return lh_error_set(err, LH_EFORBIDDEN,
+                            "job '%s' was started by another key: only its own key or an admin "
+                            "may cancel it",
+                            id);
+    }
+    if (is_finished(j->state)) {
+        const char *state = state_names[j->state];
+        pthread_mutex_unlock(&p->mu);
+        return lh_error_setk(err, LH_ECONFLICT, "job_finished",
+                             "job '%s' has already finished (%s): there is nothing to cancel", id,
+                             state);
+    }
+    if (atomic_load(&j->cancelled)) { /* asked before: the first request does the work */
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    atomic_store(&j->cancelled, true);
+    j->cancelled_by = lh_xstrdup(who);
+    if (j->state == JOB_QUEUED) {
+        dequeue(p, j);
+        j->state = JOB_CANCELLED;
+        lh_time_rfc3339(j->finished_at);
+        j->error = lh_xasprintf("cancelled by '%s' before it started", who);
+        lh_log(LH_LOG_INFO, "job.finished", "{s:s,s:s,s:s,s:s}", "job", j->id, "kind", j->kind,
+               "state", state_names[j->state], "cancelled_by", who);
+        lh_job_done_fn done = j->done;
+        void *ctx = j->ctx;
+        p->n_finished++;
+        prune(p); /* may free j */
+        pthread_mutex_unlock(&p->mu);
+        if (done)
+            done(ctx, LH_ECANCELLED);
+        return 0;
+    }
+    /* Running: interrupt its blocking work through the hook, outside mu. */
+    lh_log(LH_LOG_INFO, "job.cancel", "{s:s,s:s,s:s}", "job", j->id, "kind", j->kind,
+           "cancelled_by", who);
+    j->pins++;
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&j->hook_mu);
+    if (j->hook && !j->hook_called) {
+        j->hook_called = true;
+        j->hook(j->hook_ctx);
+    }
+    pthread_mutex_unlock(&j->hook_mu);
+    pthread_mutex_lock(&p->mu);
+    j->pins--;
+    prune(p);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int lh_jobs_cancel(lh_jobs *p, const char *id, const char *actor, lh_error *err)
+{
+    return cancel(p, id, actor, NULL, err);
+}
+
+int lh_jobs_cancel_own(lh_jobs *p, const char *id, const char *actor, lh_error *err)
+{
+    return cancel(p, id, actor, actor ? actor : "anonymous", err);
+}
+
+bool lh_job_cancelled(const lh_job *j)
+{
+    return j && atomic_load(&j->cancelled);
+}
+
+void lh_job_set_cancel_hook(lh_job *j, void (*fn)(void *ctx), void *ctx)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->hook_mu);
+    j->hook = fn;
+    j->hook_ctx = fn ? ctx : NULL;
+    j->hook_called = false;
+    /* Cancelled before this hook existed: a canceller that comes later finds it called. */
+    if (fn && atomic_load(&j->cancelled)) {
+        j->hook_called = true;
+        fn(ctx);
+    }
+    pthread_mutex_unlock(&j->hook_mu);
 }

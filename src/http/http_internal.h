@@ -128,6 +128,8 @@ void *lh_req_state(lh_req *r);
 
 /* Sends `body` (stolen: the reply decrefs it) as JSON with `status`. */
 void lh_reply_json(lh_req *r, int status, json_t *body);
+/* Sends 204 No Content (a DELETE that has nothing to say). */
+void lh_reply_no_content(lh_req *r);
 /* Sends {"error": kind, "message": message} with the code's status. */
 void lh_reply_error(lh_req *r, const lh_error *err);
 /* Streams a body produced by `read` (same contract as lh_query_read: >0 bytes, 0 at
@@ -184,6 +186,12 @@ void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);
 void lh_h_keys_revoke(lh_req *r);
 void lh_h_job_get(lh_req *r);
+void lh_h_job_cancel(lh_req *r); /* issue 13 */
+/* issue 13: named database sources (source_routes.c) */
+void lh_h_sources_create(lh_req *r);
+void lh_h_sources_list(lh_req *r);
+void lh_h_source_get(lh_req *r);
+void lh_h_source_delete(lh_req *r);
 /* AI-safe views and caller attributes */
 void lh_h_views_create(lh_req *r);
 void lh_h_views_list(lh_req *r);

@@ -31,6 +31,15 @@ const lh_route lh_routes[] = {
     {"POST", "/auth/keys", LH_BODY_JSON, lh_h_keys_create, NULL, ADMIN},
     {"DELETE", "/auth/keys/{name}", LH_BODY_NONE, lh_h_keys_revoke, NULL, ADMIN},
     {"GET", "/jobs/{id}", LH_BODY_NONE, lh_h_job_get, NULL, ADMIN},
+    /* issue 13: cancel a job (job_routes.c; the handler lets a non-admin stop only its own) */
+    {"POST", "/jobs/{id}/cancel", LH_BODY_NONE, lh_h_job_cancel, NULL,
+     ADMIN | ANALYST | AGENT | LEGAL},
+    /* issue 13: named database sources (source_routes.c); admin only, even to read: the
+     * locations are infrastructure (docs/SECURITY.md "Database sources") */
+    {"POST", "/sources", LH_BODY_JSON, lh_h_sources_create, NULL, ADMIN},
+    {"GET", "/sources", LH_BODY_NONE, lh_h_sources_list, NULL, ADMIN},
+    {"GET", "/sources/{name}", LH_BODY_NONE, lh_h_source_get, NULL, ADMIN},
+    {"DELETE", "/sources/{name}", LH_BODY_NONE, lh_h_source_delete, NULL, ADMIN},
     /* AI-safe views and caller attributes (view_routes.c, auth_routes.c) */
     {"POST", "/catalog/views", LH_BODY_JSON, lh_h_views_create, NULL, ADMIN},
     {"GET", "/catalog/views", LH_BODY_NONE, lh_h_views_list, NULL, ADMIN | ANALYST | AGENT | LEGAL},

@@ -299,6 +299,12 @@ void lh_reply_json(lh_req *r, int status, json_t *body)
     queue(r, status, resp, "application/json");
 }
 
+void lh_reply_no_content(lh_req *r)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    queue(r, 204, resp, "application/json");
+}
+
 json_t *lh_http_error_body(const lh_error *err)
 {
     /* Messages are valid UTF-8 by construction (error.c); escaping again here means a
@@ -470,9 +476,16 @@ static int req_job_run(lh_job *job, void *ctx, lh_error *err)
  * may free it at any moment. */
 static void req_job_done(void *ctx, int rc)
 {
-    (void)rc;
     lh_req *r = ctx;
     struct MHD_Connection *conn = r->conn;
+    if (rc != 0 && !r->deferred) {
+        /* Cancelled while queued (POST /jobs/{id}/cancel): work never ran, so nothing
+         * replied; this runs on the cancelling thread. */
+        lh_error e;
+        lh_error_set(&e, rc, "the job was cancelled before it started");
+        r->deferring = true;
+        lh_reply_error(r, &e);
+    }
     r->job = NULL;
     r->deferring = false;
     r->job_done = true;
@@ -944,11 +957,13 @@ int lh_serve(lh_config *cfg)
         !(app.cat = lh_catalog_open(app.st, &err)) ||
         !(app.eng = lh_engine_open(cfg, app.st, app.cat, &err)) ||
         !(app.ing = lh_ingest_open(app.st, app.cat, app.eng, &err)) ||
-        !(app.subjects = lh_subjects_open(app.st, app.cat, &err))) {
+        !(app.subjects = lh_subjects_open(app.st, app.cat, &err)) ||
+        !(app.sources = lh_sources_open(cfg->data_dir, &err))) {
         lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
                "message", err.message);
         goto out;
     }
+    lh_sources_set_journal(app.sources, app.cat); /* issue 13: source.created|deleted */
     /* A profile that keys are bound to cannot be deleted (keys live in auth/). */
     lh_catalog_set_profile_guard(app.cat, lh_keys_bound_to_profile, app.auth);
     /* issue 13: database syncs; named sources through app.sources (NULL: DSNs only) */
@@ -1075,6 +1090,7 @@ out:
     lh_merkle_close(app.merkle); /* before the audit it is attached to */
     lh_audit_close(app.audit);
     lh_signer_free(app.signer);
+    lh_sources_close(app.sources); /* issue 13 */
     lh_subjects_close(app.subjects);
     lh_db_ingest_close(app.db_ingest); /* issue 13: before the ingest it uses */
     lh_ingest_close(app.ing);

@@ -352,6 +352,17 @@ char *lh_dsn_redact(const char *dsn)
     const char *sep = strstr(dsn, "://");
     const char *first_eq = strchr(dsn, '=');
     if (sep && (!first_eq || sep < first_eq)) {
+        /* Only a URI that parses is redacted piecewise: in one that does not (a raw '?' in
+         * the password ends the authority early), the password is not where the cuts
+         * below look for it, and would be copied out whole. */
+        lh_source_kind kind = scheme_ok(LH_SOURCE_POSTGRES, dsn, (size_t)(sep - dsn))
+                                  ? LH_SOURCE_POSTGRES
+                                  : LH_SOURCE_MYSQL;
+        lh_dsn parsed;
+        lh_error ignored;
+        if (lh_dsn_parse(kind, dsn, &parsed, &ignored) != 0)
+            return lh_xstrdup(UNPARSABLE);
+        lh_dsn_free(&parsed);
         const char *rest = sep + 3;
         const char *q = strchr(rest, '?');
         const char *end = q ? q : rest + strlen(rest);

@@ -217,18 +217,97 @@ static int check_query(const char *q, lh_error *err)
     return lh_error_set(err, LH_EINVAL, "the query must be one SELECT (or WITH ... SELECT)");
 }
 
-/* Builds the statement of sel into b (the connection escapes the watermark). */
-static int build_statement(my_reader *m, const lh_db_select *sel, lh_buf *b, lh_error *err)
+/* Appends what sel reads from: the quoted table, or the query as a derived table. */
+static int put_source(lh_buf *b, const lh_db_select *sel, lh_error *err)
 {
-    lh_buf_puts(b, "SELECT * FROM ");
-    if (sel->table) {
-        if (put_table(b, sel->table, err) < 0)
-            return err->code;
-    } else {
-        lh_buf_putc(b, '(');
-        lh_buf_append(b, sel->query, query_len(sel->query));
-        lh_buf_puts(b, "\n) AS lh_query");
+    if (sel->table)
+        return put_table(b, sel->table, err);
+    lh_buf_putc(b, '(');
+    lh_buf_append(b, sel->query, query_len(sel->query));
+    lh_buf_puts(b, "\n) AS lh_query");
+    return 0;
+}
+
+/* FLOAT columns: the text protocol prints a FLOAT with six significant digits (MariaDB's
+ * %g: 123456789 as "123457000"), but CAST(f AS DOUBLE) prints the float's exact value and
+ * (float)strtod() of that text is the stored float bit for bit. So the source is described
+ * first by preparing the statement (the server plans it, never runs it), and when it has
+ * FLOAT columns the select list names every column, casting those. On return *float_cols
+ * (caller frees; NULL when there are none) marks them and `list` holds the select list
+ * (left empty for "*"). A server that refuses to prepare it (a proxy without prepared
+ * statements, max_prepared_stmt_count = 0) leaves the reason in `unplanned`. */
+static int plan_floats(my_reader *m, const lh_db_select *sel, lh_buf *list, bool **float_cols,
+                       lh_error *unplanned, lh_error *err)
+{
+    int rc = 0;
+    lh_buf probe;
+    lh_buf_init(&probe);
+    *float_cols = NULL;
+    MYSQL_STMT *st = mysql_stmt_init(m->conn);
+    MYSQL_RES *meta = NULL;
+    if (!st) {
+        rc =
+            lh_error_set(err, LH_EINTERNAL, "MySQL source %s: mysql_stmt_init failed", m->location);
+        goto out;
     }
+    lh_buf_puts(&probe, "SELECT * FROM ");
+    if ((rc = put_source(&probe, sel, err)) < 0)
+        goto out;
+    if (mysql_stmt_prepare(st, probe.data, probe.len) != 0) {
+        /* Not an error yet: the statement itself reports a bad query with the server's
+         * own message, and without FLOAT columns nothing was needed (see describe). */
+        lh_error_set(unplanned, LH_EUPSTREAM, "%s (error %u)", mysql_stmt_error(st),
+                     mysql_stmt_errno(st));
+        lh_dsn_scrub(unplanned, &m->dsn, m->raw_dsn);
+        goto out;
+    }
+    meta = mysql_stmt_result_metadata(st);
+    if (!meta) /* not a result set: the real statement reports it */
+        goto out;
+    unsigned n = mysql_num_fields(meta);
+    MYSQL_FIELD *fields = mysql_fetch_fields(meta);
+    bool any = false;
+    for (unsigned i = 0; i < n; i++)
+        any |= fields[i].type == MYSQL_TYPE_FLOAT;
+    if (!any)
+        goto out;
+    *float_cols = lh_xcalloc(n, sizeof **float_cols);
+    for (unsigned i = 0; i < n; i++) {
+        bool is_float = fields[i].type == MYSQL_TYPE_FLOAT;
+        (*float_cols)[i] = is_float;
+        if (i)
+            lh_buf_puts(list, ", ");
+        if (is_float)
+            lh_buf_puts(list, "CAST(");
+        put_ident(list, fields[i].name, fields[i].name_length);
+        if (is_float) {
+            lh_buf_puts(list, " AS DOUBLE) AS ");
+            put_ident(list, fields[i].name, fields[i].name_length);
+        }
+    }
+out:
+    if (meta)
+        mysql_free_result(meta);
+    if (st)
+        mysql_stmt_close(st);
+    lh_buf_free(&probe);
+    return rc;
+}
+
+/* Builds the statement of sel into b: `list` (or *), the source, and the watermark's
+ * condition (escaped by the connection). */
+static int build_statement(my_reader *m, const lh_db_select *sel, const lh_buf *list, lh_buf *b,
+                           lh_error *err)
+{
+    lh_buf_puts(b, "SELECT ");
+    if (list->len)
+        lh_buf_append(b, list->data, list->len);
+    else
+        lh_buf_putc(b, '*');
+    lh_buf_puts(b, " FROM ");
+    int rc = put_source(b, sel, err);
+    if (rc < 0)
+        return rc;
     if (sel->incremental_column && sel->watermark) {
         lh_buf_puts(b, " WHERE ");
         put_ident(b, sel->incremental_column, strlen(sel->incremental_column));
@@ -243,8 +322,11 @@ static int build_statement(my_reader *m, const lh_db_select *sel, lh_buf *b, lh_
     return 0;
 }
 
-/* Fills the reader's columns from the result's fields; LH_EINVAL on a duplicate name. */
-static int describe(my_reader *m, lh_error *err)
+/* Fills the reader's columns from the result's fields; LH_EINVAL on a duplicate name.
+ * float_cols (or NULL) marks the FLOAT columns plan_floats read as DOUBLE; when plan_floats
+ * could not look (`unplanned` set), a FLOAT column is refused rather than read with six
+ * digits. */
+static int describe(my_reader *m, const bool *float_cols, const lh_error *unplanned, lh_error *err)
 {
     lh_db_reader *r = &m->base;
     unsigned n = mysql_num_fields(m->res);
@@ -260,7 +342,27 @@ static int describe(my_reader *m, lh_error *err)
         r->names[i] = lh_xmalloc(fields[i].name_length + 1);
         memcpy(r->names[i], fields[i].name, fields[i].name_length);
         r->names[i][fields[i].name_length] = '\0';
-        lh_mysql_map_field(&fields[i], &m->cols[i], &r->types[i], &r->source_types[i]);
+        if (fields[i].type == MYSQL_TYPE_FLOAT && unplanned->code != 0) {
+            lh_buf quoted;
+            lh_buf_init(&quoted);
+            put_ident(&quoted, fields[i].name, fields[i].name_length);
+            int rc = lh_error_set(
+                err, LH_EUPSTREAM,
+                "MySQL source %s: column '%s' is a FLOAT, which the text protocol "
+                "prints with six digits; reading it exactly needs the statement "
+                "prepared, which the server refused: %s. Read it as CAST(%.*s AS "
+                "DOUBLE) in a query",
+                m->location, r->names[i], unplanned->message, (int)quoted.len, quoted.data);
+            lh_buf_free(&quoted);
+            return rc;
+        }
+        if (float_cols && float_cols[i] && fields[i].type == MYSQL_TYPE_DOUBLE) {
+            MYSQL_FIELD as_float = fields[i];
+            as_float.type = MYSQL_TYPE_FLOAT;
+            lh_mysql_map_field(&as_float, &m->cols[i], &r->types[i], &r->source_types[i]);
+        } else {
+            lh_mysql_map_field(&fields[i], &m->cols[i], &r->types[i], &r->source_types[i]);
+        }
         m->cols[i].type = r->types[i];
         for (unsigned j = 0; j < i; j++)
             if (strcmp(r->names[i], r->names[j]) == 0)
@@ -433,8 +535,11 @@ static const char *const session_statements[] = {
 lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_error *err)
 {
     my_reader *m = NULL;
-    lh_buf stmt;
+    bool *float_cols = NULL;
+    lh_error unplanned = {0};
+    lh_buf stmt, list;
     lh_buf_init(&stmt);
+    lh_buf_init(&list);
     if (!sel || !!sel->table == !!sel->query) {
         lh_error_set(err, LH_EINVAL, "name exactly one of a table and a query");
         goto fail;
@@ -472,7 +577,8 @@ lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_
             goto fail;
         }
     }
-    if (build_statement(m, sel, &stmt, err) < 0)
+    if (plan_floats(m, sel, &list, &float_cols, &unplanned, err) < 0 ||
+        build_statement(m, sel, &list, &stmt, err) < 0)
         goto fail;
     if (mysql_real_query(m->conn, stmt.data, stmt.len) != 0) {
         fail_conn(m, LH_EUPSTREAM, query_cause(mysql_errno(m->conn)), err);
@@ -489,12 +595,16 @@ lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_
             fail_conn(m, LH_EUPSTREAM, "the result could not be read", err);
         goto fail;
     }
-    if (describe(m, err) < 0)
+    if (describe(m, float_cols, &unplanned, err) < 0)
         goto fail;
     lh_buf_free(&stmt);
+    lh_buf_free(&list);
+    free(float_cols);
     return &m->base;
 fail:
     lh_buf_free(&stmt);
+    lh_buf_free(&list);
+    free(float_cols);
     if (m)
         my_close(&m->base);
     return NULL;

@@ -447,7 +447,10 @@ int lh_mysql_put_value(lh_mysql_col *col, duckdb_vector v, void *data, idx_t row
             ((duckdb_timestamp *)data)[row].micros = i64;
         return 0;
     case LH_MYCOL_TIME:
-        if (parse_time(s, n, &i64) < 0)
+        /* A negative duration parses, but the lake cannot keep it: Parquet's INTERVAL is
+         * unsigned (DuckDB refuses to write a negative one), so it is refused here, naming
+         * its row, rather than failing the whole Parquet write later. */
+        if (parse_time(s, n, &i64) < 0 || i64 < 0)
             return -1;
         ((duckdb_interval *)data)[row] = (duckdb_interval){.months = 0, .days = 0, .micros = i64};
         return 0;

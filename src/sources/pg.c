@@ -638,7 +638,8 @@ static int build_select(pg_reader *p, const lh_db_select *sel, lh_buf *sql, lh_e
         }
         if (PQnfields(res) == 0) {
             rc = pg_error(p, err, LH_EINVAL, NULL, NULL,
-                          "the query returns no rows: it must be one SELECT statement");
+                          "the statement returns no columns: the query must be one SELECT of at "
+                          "least one column");
             goto out;
         }
         /* the newline keeps a trailing -- comment from swallowing the parenthesis */
@@ -752,7 +753,18 @@ lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_err
         goto out;
     res = PQprepare(p->conn, "", sql.data, 0, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        rc = pg_result_error(p, res, sel, err);
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        /* the query parsed alone (build_select prepared it), so it is the wrapping the server
+         * refuses: say what cannot be wrapped */
+        if (sel->query && state && (strcmp(state, "42601") == 0 || strcmp(state, "0A000") == 0)) {
+            char *detail = server_message(p, res);
+            rc = pg_error(p, err, LH_EUPSTREAM, NULL, detail,
+                          "the query is valid alone but not as a subquery (a ';' followed by "
+                          "a comment, or a WITH that modifies data, cannot be wrapped)");
+            free(detail);
+        } else {
+            rc = pg_result_error(p, res, sel, err);
+        }
         goto out;
     }
     desc = PQdescribePrepared(p->conn, "");

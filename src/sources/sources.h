@@ -65,20 +65,30 @@ void lh_dsn_scrub(lh_error *err, const lh_dsn *dsn, const char *raw_dsn);
 
 /* ---------------------------------------------------------------- named sources (store.c)
  * <data>/_secrets/sources.json (folder 0700, file 0600 from creation, atomic writes):
- * {format_version, sources: [{name, kind, dsn, created_at, created_by}]}. The DSN leaves
- * this module only through lh_sources_dsn (to connect); listings carry it redacted. */
+ * {format_version: "sources.v1", sources: [{name, kind, dsn, created_at, created_by}]}.
+ * The DSN leaves this module only through lh_sources_dsn (to connect); listings carry it
+ * redacted. Thread-safe (one mutex). */
 
 typedef struct lh_sources lh_sources;
 
-/* Loads (or creates) the store under data_dir. Caller frees with lh_sources_close. */
+/* Loads the store under data_dir (creating <data>/_secrets 0700; the file appears with the
+ * first source). A file that cannot be read or parsed, or holds an entry that does not
+ * validate, is LH_EIO (never silently emptied; the message never quotes a DSN). Caller
+ * frees with lh_sources_close. */
 lh_sources *lh_sources_open(const char *data_dir, lh_error *err);
 void lh_sources_close(lh_sources *s);
-/* Adds a source: name is a slug (lh_name_validate), the DSN must parse for kind.
- * LH_EEXISTS when the name is taken, LH_EINVAL, LH_EIO. Durable before it returns. */
+/* From then on every add and delete appends source.created / source.deleted (target: the
+ * name; details: {kind, location}, never the DSN) to cat's event journal, under the store's
+ * lock so the journal's order is the order of changes. cat must outlive s; NULL: none. */
+void lh_sources_set_journal(lh_sources *s, lh_catalog *cat);
+/* Adds a source: name is a slug (lh_name_validate), the DSN must parse for kind (and be
+ * UTF-8). LH_EEXISTS when the name is taken, LH_EINVAL, LH_EIO. Durable before it returns;
+ * LH_EIO kind event_not_recorded when it was made but its journal event is still pending. */
 int lh_sources_add(lh_sources *s, const char *name, lh_source_kind kind, const char *dsn,
                    const char *actor, lh_error *err);
-/* LH_ENOTFOUND when unknown. Durable before it returns. */
-int lh_sources_delete(lh_sources *s, const char *name, lh_error *err);
+/* LH_ENOTFOUND when unknown. Durable before it returns; event_not_recorded as for add.
+ * actor (may be NULL) is the journal event's. */
+int lh_sources_delete(lh_sources *s, const char *name, const char *actor, lh_error *err);
 /* [{name, kind, dsn (redacted), location, created_at, created_by}]. Caller decrefs. */
 json_t *lh_sources_list(lh_sources *s);
 /* One source as lh_sources_list shows it, or NULL + LH_ENOTFOUND. Caller decrefs. */

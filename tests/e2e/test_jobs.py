@@ -5,11 +5,13 @@ import http.client
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 import unittest
 import urllib.parse
 
+import harness
 from harness import ADMIN_KEY, SANITIZER_MARKERS, Base, Server, while_probing
 
 def big_csv(rows):
@@ -147,6 +149,72 @@ class AppendTests(Base):
         self.assertEqual(len(m["files"]), 1 + n_clients)
         self.assertEqual(s.rows("SELECT count(*), count(DISTINCT id), sum(id) FROM racy"),
                          [[total, total, total * (total - 1) // 2]])
+
+
+class JobCancelTests(Base):
+    # One job thread: a big ingest holds it, so a compaction submitted meanwhile stays queued.
+    server_env = {"LH_JOB_THREADS": "1"}
+
+    def test_cancel_a_queued_job(self):
+        s = self.server
+        self.assertEqual(s.ingest("small", self.people_csv)[0], 201)
+        st, key = s.json("POST", "/auth/keys", {"name": "cancel-analyst", "role": "analyst"})
+        self.assertEqual(st, 201, key)
+        big = {}
+        t = threading.Thread(
+            target=lambda: big.update(r=post_ingest(s.port, "cancel_big", big_csv(1000000))))
+        t.start()
+        try:
+            # Find a compaction queued behind the ingest and cancel it while it still is
+            # (the ingest may end between the two requests: then try again).
+            queued = job = None
+            deadline = time.monotonic() + 120
+            while job is None and time.monotonic() < deadline and t.is_alive():
+                st, doc = s.json("POST", "/query/compact", {"dataset": "small", "wait": False})
+                self.assertEqual(st, 202, doc)
+                jid = doc["job_id"]
+                st, jd = s.json("GET", f"/jobs/{jid}")
+                if jd["job"]["state"] != "queued":
+                    time.sleep(0.02)
+                    continue
+                # Another key may not stop an admin's job; the refusal changes nothing.
+                st, doc = s.json("POST", f"/jobs/{jid}/cancel", key=key["key"])
+                self.assertEqual(st, 403, doc)
+                st, doc = s.json("POST", f"/jobs/{jid}/cancel")
+                self.assertIn(st, (202, 409), doc)
+                if st == 202 and doc["job"]["state"] == "cancelled":
+                    queued, job = jid, doc["job"]
+            self.assertIsNotNone(job, "no compaction was ever cancelled while queued")
+            self.assertEqual(job["id"], queued)
+            self.assertEqual(job["cancelled_by"], "env-admin")
+            self.assertIsNone(job["started_at"])
+            self.assertIn("before it started", job["error"])
+            st, jd = s.json("GET", f"/jobs/{queued}")
+            self.assertEqual((st, jd["job"]["state"]), (200, "cancelled"))
+            st, doc = s.json("POST", f"/jobs/{queued}/cancel")
+            self.assertEqual((st, doc["error"]), (409, "job_finished"), doc)
+            # The CLI shows it and refuses a second cancel the same way.
+            cli = [harness.BIN, "--server", s.url, "--key", ADMIN_KEY, "jobs"]
+            p = subprocess.run(cli + ["show", queued], capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn(f"job {queued} (compact, started by env-admin): cancelled", p.stdout)
+            self.assertIn("cancel asked by env-admin", p.stdout)
+            p = subprocess.run(cli + ["cancel", queued], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("job_finished", p.stderr)
+            st, doc = s.json("POST", "/jobs/0123456789abcdef/cancel")
+            self.assertEqual(st, 404, doc)
+            st, doc = s.json("POST", "/jobs/0123456789abcdef/cancel", key=key["key"])
+            self.assertEqual(st, 404, doc)
+        finally:
+            t.join()
+        # The ingest ahead of it was not disturbed, and the pool goes on taking jobs.
+        self.assertEqual(big["r"][0], 201, big["r"][2])
+        self.assertEqual(s.rows("SELECT count(*) FROM cancel_big"), [[1000000]])
+        st, doc = s.json("POST", "/query/compact", {"dataset": "small", "wait": True})
+        self.assertIn(st, (200, 201), doc)
+        self.assertIn('"state":"cancelled"', s.read_log().replace(" ", ""))
 
 
 class JobShutdownTests(unittest.TestCase):

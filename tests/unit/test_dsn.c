@@ -121,6 +121,12 @@ static void test_redact(void **state)
          "host='db' user='hr' password=*** dbname='people'"},
         {"host=db password = 'SECRET PW' dbname=people", "host='db' password=*** dbname='people'"},
         {"host=db password='SECRETPW", "<unparsable DSN>"},
+        /* URIs that do not parse show nothing of themselves: a raw '?' in the password ends
+         * the authority early, and the whole DSN was copied out unredacted */
+        {"postgresql://u:SECRET?PW@h/db", "<unparsable DSN>"},
+        {"mysql://u:SECRET?PW@h/db", "<unparsable DSN>"},
+        {"postgresql://u:SECRETPW@h:notaport/db", "<unparsable DSN>"},
+        {"oracle://u:SECRETPW@h/db", "<unparsable DSN>"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *r = lh_dsn_redact(cases[i].in);

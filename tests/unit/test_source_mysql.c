@@ -4,9 +4,10 @@
  *
  * Every mapped type is read value by value from a fixture of edge values (min/max of each
  * integer, an unsigned bigint above 2^63, decimals at full precision and past DuckDB's 38
- * digits, zero dates, TIMEs past 24 h and negative, utf8mb4 text, a 1 MB text, blobs with NUL
- * bytes, enum, set, bit, json, uuid, geometry, NULL in every column), both from the vectors
- * and through a DuckDB table the chunks are appended to; text no type can hold refused
+ * digits, zero dates, TIMEs past 24 h (a negative one refused: Parquet cannot keep it),
+ * utf8mb4 text, a 1 MB text, blobs with NUL bytes, enum, set, bit, json, uuid, geometry,
+ * NULL in every column), both from the vectors and through a DuckDB table the chunks are
+ * appended to (and written to Parquet from); text no type can hold refused
  * (table-driven, no server); then the statement forms (db.table, a query with comments and
  * a trailing ';', a watermark that tries to break out of its quotes, a unix socket), every
  * failure of the contract (refused, authentication, TLS, unknown database/table/column,
@@ -237,7 +238,7 @@ static const char fixture_sql[] =
     " (2, 0, false, -128, 0, -32768, 0, -8388608, 0, -2147483648, 0, -9223372036854775808, 0,"
     "  -9999999999.99, -0.0000000001, -0.000000000000000000000000000001, 0.00001, -0.25,"
     "  -2.2250738585072014e-308, '1000-01-01', '1000-01-01 00:00:00.000001',"
-    "  '1970-01-01 00:00:01', '-838:59:59', 1901, '[]', '', '', '\xf0\x9d\x84\x9e', 0x00000000,"
+    "  '1970-01-01 00:00:01', '00:00:00', 1901, '[]', '', '', '\xf0\x9d\x84\x9e', 0x00000000,"
     "  '', '', 'a', '', b'0', 0, NULL, NULL),"
     " (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
     "  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
@@ -246,8 +247,8 @@ static const char fixture_sql[] =
     "  '0000-00-00 00:00:00', '0000-00-00 00:00:00', '25:30:00.5', 0, '{}', 'x', 'x', 'x',"
     "  0x61, 0x61, 0x61, 'b', 'y', b'1', 1, NULL, NULL),"
     " (5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 9223372036854775807, 9223372036854775808, 1, 1, 1,"
-    "  0, 3, 3, '2020-00-15', '2020-05-00 10:00:00', '1970-01-01 00:00:01',"
-    "  '-00:00:00.250000', 1970, 'null', 'x', 'x', 'x', 0x61, 0x61, 0x61, 'b', 'z,x',"
+    "  0, 123456789, 3, '2020-00-15', '2020-05-00 10:00:00', '1970-01-01 00:00:01',"
+    "  '00:00:00.000250', 1970, 'null', 'x', 'x', 'x', 0x61, 0x61, 0x61, 'b', 'z,x',"
     "  b'1000000000', 9223372036854775808, NULL, NULL);"
     "DROP TABLE IF EXISTS t_big;"
     "CREATE TABLE t_big (id int PRIMARY KEY, pad varchar(1000)) CHARACTER SET utf8mb4;"
@@ -260,8 +261,9 @@ static const char fixture_sql[] =
     "CREATE TABLE t_sleep (id int);"
     "INSERT INTO t_sleep VALUES (1), (2), (3), (4), (5);"
     "DROP TABLE IF EXISTS `we``ird`;"
-    "CREATE TABLE `we``ird` (`co``l` varchar(20), n int);"
-    "INSERT INTO `we``ird` VALUES ('a', 1), ('b', 2), ('c''', 3), ('d', 4);";
+    "CREATE TABLE `we``ird` (`co``l` varchar(20), n int, `f``l` float);"
+    "INSERT INTO `we``ird` VALUES ('a', 1, 16777217), ('b', 2, 0.1), ('c''', 3, -1.2345678),"
+    " ('d', 4, NULL);";
 
 static int group_setup(void **state)
 {
@@ -469,7 +471,7 @@ static void test_values(void **state)
     assert_int_equal(AT(duckdb_date, "dt", 1).days, date_days(1000, 1, 1));
     assert_true(AT(duckdb_timestamp, "dtt", 1).micros == ts_micros(1000, 1, 1, 0, 0, 0, 1));
     assert_true(AT(duckdb_timestamp, "ts", 1).micros == 1000000);
-    assert_true(AT(duckdb_interval, "tm", 1).micros == -(838LL * 3600 + 59 * 60 + 59) * 1000000LL);
+    assert_true(AT(duckdb_interval, "tm", 1).micros == 0);
     assert_int_equal(AT(int16_t, "y", 1), 1901);
     assert_str(c, COL("c"), 1, "", 0);
     assert_str(c, COL("vc"), 1, "", 0);
@@ -487,26 +489,27 @@ static void test_values(void **state)
         if (!is_null(c, k, 2))
             fail_msg("column %s of the NULL row is not NULL", r->names[k]);
 
-    /* Row 3: zero dates become NULL; a TIME past 24 h; FLOAT as the text protocol prints
-     * it (six significant digits, see docs/INGEST.md). */
+    /* Row 3: zero dates become NULL; a TIME past 24 h; a FLOAT exactly as stored, not as the
+     * text protocol prints it (six significant digits: "1.23457"). */
     assert_true(is_null(c, COL("dt"), 3));
     assert_true(is_null(c, COL("dtt"), 3));
     assert_true(is_null(c, COL("ts"), 3));
     assert_true(AT(duckdb_interval, "tm", 3).micros ==
                 (25LL * 3600 + 30 * 60) * 1000000LL + 500000);
-    assert_true(AT(float, "f", 3) == strtof("1.23457", NULL));
+    assert_true(AT(float, "f", 3) == 1.2345678f);
     assert_true(AT(double, "db", 3) == 0.1);
     assert_int_equal(AT(int16_t, "y", 3), 0);
     decimal_text(c, r->types[COL("d2")], COL("d2"), 3, dec, sizeof dec);
     assert_string_equal(dec, "0.0000000000");
 
-    /* Row 4: zero month / zero day dates are NULL; 2^63 in an unsigned bigint; a negative
-     * fraction of a second; a set in declaration order. */
+    /* Row 4: zero month / zero day dates are NULL; 2^63 in an unsigned bigint; microseconds
+     * of a TIME; a set in declaration order. */
     assert_true(is_null(c, COL("dt"), 4));
     assert_true(is_null(c, COL("dtt"), 4));
     assert_true(AT(uint64_t, "bu", 4) == 9223372036854775808ull);
+    assert_true(AT(float, "f", 4) == 123456789.0f); /* 123456792: the text says 123457000 */
     assert_true(AT(int64_t, "bi", 4) == INT64_MAX);
-    assert_true(AT(duckdb_interval, "tm", 4).micros == -250000);
+    assert_true(AT(duckdb_interval, "tm", 4).micros == 250);
     assert_true(AT(uint64_t, "bt", 4) == 512);
     assert_true(AT(uint64_t, "bt64", 4) == 9223372036854775808ull);
     {
@@ -604,15 +607,14 @@ static void test_duckdb_round_trip(void **state)
          "c", "[x, y, z]", "18446744073709551615"},
         {"false", "-128", "0", "-9999999999.99", "-0.0000000001",
          "-0.000000000000000000000000000001", ".00001", "-0.25", "-2.2250738585072014e-308",
-         "1000-01-01", "1000-01-01 00:00:00.000001", "1000000", "-838:59:59", "", "", "a", "[]",
-         "0"},
+         "1000-01-01", "1000-01-01 00:00:00.000001", "1000000", "00:00:00", "", "", "a", "[]", "0"},
         {"NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL",
          "NULL", "NULL", "NULL", "NULL", "NULL", "NULL", "NULL"},
         {"false", "0", "0", "0.00", "0.0000000000", "0.000000000000000000000000000000", ".00000",
-         "1.23457", "0.1", "NULL", "NULL", "NULL", "25:30:00.5", "x", "a", "b", "[y]", "1"},
+         "1.2345678", "0.1", "NULL", "NULL", "NULL", "25:30:00.5", "x", "a", "b", "[y]", "1"},
         {"true", "1", "9223372036854775808", "1.00", "1.0000000000",
-         "1.000000000000000000000000000000", ".00000", "3.0", "3.0", "NULL", "NULL", "1000000",
-         "-00:00:00.25", "x", "a", "b", "[x, z]", "9223372036854775808"},
+         "1.000000000000000000000000000000", ".00000", "123456790.0", "3.0", "NULL", "NULL",
+         "1000000", "00:00:00.00025", "x", "a", "b", "[x, z]", "9223372036854775808"},
     };
     int mismatches = 0;
     for (size_t k = 0; k < sizeof cols / sizeof cols[0]; k++) {
@@ -635,6 +637,27 @@ static void test_duckdb_round_trip(void **state)
         free(q);
     }
     assert_int_equal(mismatches, 0);
+    /* and the lake can keep them: the table writes to Parquet and reads back whole */
+    char *dir = lh_test_tmpdir("mysql_parquet");
+    char *copy = lh_xasprintf("COPY t TO '%s/t.parquet' (FORMAT parquet)", dir);
+    duckdb_result res;
+    if (duckdb_query(con, copy, &res) != DuckDBSuccess)
+        fail_msg("%s: %s", copy, duckdb_result_error(&res));
+    duckdb_destroy_result(&res);
+    free(copy);
+    char *back = lh_xasprintf("SELECT count(*), count(st), sum(len(st)), max(bu)::VARCHAR FROM "
+                              "'%s/t.parquet'",
+                              dir);
+    assert_int_equal(duckdb_query(con, back, &res), DuckDBSuccess);
+    assert_int_equal(duckdb_value_int64(&res, 0, 0), 5);
+    assert_int_equal(duckdb_value_int64(&res, 1, 0), 4);
+    assert_int_equal(duckdb_value_int64(&res, 2, 0), 6);
+    char *max_bu = duckdb_value_varchar(&res, 3, 0);
+    assert_string_equal(max_bu, "18446744073709551615");
+    duckdb_free(max_bu);
+    duckdb_destroy_result(&res);
+    free(back);
+    lh_test_rmdir(dir);
     duckdb_disconnect(&con);
     duckdb_close(&db);
     duckdb_destroy_data_chunk(&c);
@@ -776,7 +799,10 @@ static void test_conversion_refusals(void **state)
         {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "2024-01-01 00:00:00.", -1},
         {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "2024-01-01T00:00:00", -1},
         {LH_MYCOL_TIMESTAMP, DUCKDB_TYPE_TIMESTAMP, "2024-01-01", -1},
-        {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "-838:59:59.999999", 0},
+        {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "838:59:59.999999", 0},
+        {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "-00:00:00", 0},
+        {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "-838:59:59.999999", -1}, /* Parquet: unsigned */
+        {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "-00:00:00.000001", -1},
         {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "12:60:00", -1},
         {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "12:00", -1},
         {LH_MYCOL_TIME, DUCKDB_TYPE_INTERVAL, "-", -1},
@@ -850,13 +876,30 @@ static void test_statement_forms(void **state)
     assert_int_equal(rows, 3);
     r->close(r);
 
-    /* incremental: only rows above the watermark */
+    /* incremental: only rows above the watermark; the FLOAT column (read through its
+     * DOUBLE cast, under a name with a backtick) exact */
     lh_db_select sel = {.table = "we`ird", .incremental_column = "n", .watermark = "2"};
     r = lh_mysql_reader_open(g_raw, &sel, &err);
     if (!r)
         fail_msg("open: %s", err.message);
-    assert_int_equal(sum_column_int(r, 1, &rows), 7);
-    assert_int_equal(rows, 2);
+    assert_string_equal(r->names[2], "f`l");
+    assert_string_equal(r->source_types[2], "float");
+    assert_int_equal(duckdb_get_type_id(r->types[2]), DUCKDB_TYPE_FLOAT);
+    duckdb_data_chunk fc = read_small(r);
+    assert_int_equal(duckdb_data_chunk_get_size(fc), 2);
+    assert_int_equal(((int32_t *)cell(fc, 1))[0] + ((int32_t *)cell(fc, 1))[1], 7);
+    assert_true(((float *)cell(fc, 2))[0] == -1.2345678f);
+    assert_true(is_null(fc, 2, 1));
+    duckdb_destroy_data_chunk(&fc);
+    r->close(r);
+    sel.watermark = "0";
+    r = lh_mysql_reader_open(g_raw, &sel, &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    fc = read_small(r);
+    assert_true(((float *)cell(fc, 2))[0] == 16777216.0f); /* 16777217 rounds in a float */
+    assert_true(((float *)cell(fc, 2))[1] == 0.1f);
+    duckdb_destroy_data_chunk(&fc);
     r->close(r);
 
     /* nothing above the watermark: the columns are still described, no row arrives */
@@ -864,7 +907,7 @@ static void test_statement_forms(void **state)
     r = lh_mysql_reader_open(g_raw, &sel, &err);
     if (!r)
         fail_msg("open: %s", err.message);
-    assert_int_equal(r->ncols, 2);
+    assert_int_equal(r->ncols, 3);
     assert_int_equal(duckdb_get_type_id(r->types[1]), DUCKDB_TYPE_INTEGER);
     assert_int_equal(sum_column_int(r, 1, &rows), 0);
     assert_int_equal(rows, 0);
@@ -946,6 +989,87 @@ static void expect_open_error(const char *dsn, const lh_db_select *sel, int code
     if (!strstr(err.message, needle))
         fail_msg("'%s' not in: %s", needle, err.message);
     assert_no_secret(&err);
+}
+
+static char g_sql_mode[512];
+
+static int save_sql_mode(void **state)
+{
+    (void)state;
+    MYSQL *admin = admin_connect();
+    if (mysql_query(admin, "SELECT @@GLOBAL.sql_mode") != 0)
+        fail_msg("%s", mysql_error(admin));
+    MYSQL_RES *res = mysql_store_result(admin);
+    MYSQL_ROW row = mysql_fetch_row(res);
+    snprintf(g_sql_mode, sizeof g_sql_mode, "%s", row && row[0] ? row[0] : "");
+    mysql_free_result(res);
+    mysql_close(admin);
+    return 0;
+}
+
+static int restore_sql_mode(void **state)
+{
+    (void)state;
+    char *q = lh_xasprintf("SET GLOBAL sql_mode = '%s'", g_sql_mode);
+    admin_sql(q);
+    free(q);
+    return 0;
+}
+
+/* With NO_BACKSLASH_ESCAPES (the server's mode, inherited by the session) a backslash is an
+ * ordinary character: the watermark's quote must be doubled, not backslashed, or it would
+ * end the literal. */
+static void test_watermark_without_backslash_escapes(void **state)
+{
+    (void)state;
+    admin_sql("SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',NO_BACKSLASH_ESCAPES')");
+    lh_error err = {0};
+    int64_t rows;
+    static const char *marks[] = {"c\\' OR 1=1 -- ", "c' OR '1'='1", "c\\"};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        lh_db_select sel = {.table = "we`ird", .incremental_column = "co`l", .watermark = marks[i]};
+        lh_db_reader *r = lh_mysql_reader_open(g_raw, &sel, &err);
+        if (!r)
+            fail_msg("watermark %zu: %s", i, err.message);
+        assert_int_equal(sum_column_int(r, 1, &rows), 4); /* only 'd' */
+        assert_int_equal(rows, 1);
+        r->close(r);
+    }
+}
+
+static int restore_prepared_statements(void **state)
+{
+    (void)state;
+    admin_sql("SET GLOBAL max_prepared_stmt_count = 16382");
+    return 0;
+}
+
+/* A server that refuses prepared statements: reads without FLOAT columns go on; a FLOAT
+ * column is refused (it could only be read with six digits), naming the column and the
+ * query that reads it exactly. */
+static void test_server_without_prepare(void **state)
+{
+    (void)state;
+    admin_sql("SET GLOBAL max_prepared_stmt_count = 0");
+    lh_error err = {0};
+    int64_t rows;
+    lh_db_reader *r = open_table("t_sleep", &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    assert_int_equal(sum_column_int(r, 0, &rows), 15);
+    r->close(r);
+    expect_open_error(g_raw, &(lh_db_select){.table = "t_types"}, LH_EUPSTREAM,
+                      "column 'f' is a FLOAT");
+    expect_open_error(g_raw, &(lh_db_select){.table = "t_types"}, LH_EUPSTREAM,
+                      "CAST(`f` AS DOUBLE)");
+    /* and the workaround it names works */
+    r = open_query("SELECT id, CAST(f AS DOUBLE) AS f FROM t_types WHERE id = 5", &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    duckdb_data_chunk c = read_small(r);
+    assert_true(((double *)cell(c, 1))[0] == 123456792.0);
+    duckdb_destroy_data_chunk(&c);
+    r->close(r);
 }
 
 static void test_open_errors(void **state)
@@ -1061,6 +1185,27 @@ static void test_unmappable_value(void **state)
     assert_int_equal(duckdb_data_chunk_get_size(c), 0);
     /* the stream is over: a further next() fails too, and close does not drain */
     assert_int_not_equal(r->next(r, c, &err), 0);
+    duckdb_destroy_data_chunk(&c);
+    r->close(r);
+}
+
+/* A negative TIME is a duration DuckDB holds but Parquet's unsigned INTERVAL cannot: refused
+ * at its row, before it could fail the whole Parquet write. */
+static void test_negative_time_unmappable(void **state)
+{
+    (void)state;
+    admin_sql("DROP TABLE IF EXISTS t_negtime;"
+              "CREATE TABLE t_negtime (id int, d time(6));"
+              "INSERT INTO t_negtime VALUES (1, '01:00:00'), (2, '-00:00:01.5');");
+    lh_error err = {0};
+    lh_db_reader *r = open_query("SELECT * FROM t_negtime ORDER BY id", &err);
+    if (!r)
+        fail_msg("open: %s", err.message);
+    duckdb_data_chunk c = duckdb_create_data_chunk(r->types, r->ncols);
+    assert_int_equal(r->next(r, c, &err), LH_EINVAL);
+    assert_string_equal(lh_error_kind(&err), "unmappable_value");
+    assert_non_null(strstr(err.message, "row 2"));
+    assert_non_null(strstr(err.message, "'d' (time(6))"));
     duckdb_destroy_data_chunk(&c);
     r->close(r);
 }
@@ -1296,7 +1441,11 @@ int main(void)
         cmocka_unit_test(test_statement_forms),
         cmocka_unit_test(test_unix_socket),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test_teardown(test_server_without_prepare, restore_prepared_statements),
+        cmocka_unit_test_setup_teardown(test_watermark_without_backslash_escapes, save_sql_mode,
+                                        restore_sql_mode),
         cmocka_unit_test(test_unmappable_value),
+        cmocka_unit_test(test_negative_time_unmappable),
         cmocka_unit_test(test_server_kills_connection),
         cmocka_unit_test(test_server_kills_query),
         cmocka_unit_test(test_interrupt),

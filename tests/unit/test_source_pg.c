@@ -12,6 +12,7 @@
  */
 #include "testutil.h"
 
+#include "sources/pg_internal.h"
 #include "sources/sources_internal.h"
 
 #include <libpq-fe.h>
@@ -623,7 +624,18 @@ static void test_failures_name_the_cause(void **state)
 
     q.query = "CREATE TABLE lh_never (a int)";
     m = open_fails(g_dsn, &q, LH_EINVAL);
-    assert_contains(m, "returns no rows");
+    assert_contains(m, "returns no columns");
+    q.query = "SELECT FROM pg_class";
+    m = open_fails(g_dsn, &q, LH_EINVAL);
+    assert_contains(m, "returns no columns");
+
+    q.query = "SELECT 1; -- a trailing comment";
+    m = open_fails(g_dsn, &q, LH_EUPSTREAM);
+    assert_contains(m, "valid alone but not as a subquery");
+    q.query = "WITH d AS (DELETE FROM lh_nothing RETURNING 1) SELECT * FROM d";
+    sql("CREATE TABLE IF NOT EXISTS lh_nothing (a int)");
+    m = open_fails(g_dsn, &q, LH_EUPSTREAM);
+    assert_contains(m, "valid alone but not as a subquery");
 
     q.query = " ;; \n";
     m = open_fails(g_dsn, &q, LH_EINVAL);
@@ -901,6 +913,67 @@ static void test_session_settings(void **state)
     }
 }
 
+/* The decoders against bytes no honest server sends: refused, never read past, never a
+ * huge allocation. No server needed. */
+static void test_decoders_refuse_malformed_values(void **state)
+{
+    (void)state;
+    pg_col i4 = {.kind = PGV_INT4}, arr = {.kind = PGV_INT4, .is_array = true},
+           num = {.kind = PGV_NUMERIC, .precision = 10, .scale = 2}, jb = {.kind = PGV_JSONB},
+           ts = {.kind = PGV_TIMESTAMP};
+    num.vt = lh_pg_kind_type(&num);
+    duckdb_logical_type int_type = duckdb_create_logical_type(DUCKDB_TYPE_INTEGER);
+    duckdb_logical_type types[5] = {duckdb_create_logical_type(DUCKDB_TYPE_INTEGER),
+                                    duckdb_create_list_type(int_type), lh_pg_kind_type(&num),
+                                    duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR),
+                                    duckdb_create_logical_type(DUCKDB_TYPE_TIMESTAMP)};
+    duckdb_destroy_logical_type(&int_type);
+    duckdb_data_chunk chunk = duckdb_create_data_chunk(types, 5);
+    duckdb_vector v[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = duckdb_data_chunk_get_vector(chunk, (idx_t)i);
+
+    static const char four[4] = {0, 0, 0, 7};
+    assert_int_equal(lh_pg_decode_value(&i4, v[0], 0, four, 3), DEC_MALFORMED);
+    assert_int_equal(lh_pg_decode_value(&i4, v[0], 0, four, 4), DEC_OK);
+    assert_int_equal(((int32_t *)duckdb_vector_get_data(v[0]))[0], 7);
+
+    /* one dimension claiming 2^30 elements in a 24-byte message */
+    static const char big[24] = {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 23, 0x40, 0, 0, 0, 0, 0, 0, 1};
+    assert_int_equal(lh_pg_decode_array(&arr, v[1], 0, big, 24), DEC_MALFORMED);
+    /* two dimensions: unmappable, not malformed */
+    static const char two[12] = {0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 23};
+    assert_int_equal(lh_pg_decode_array(&arr, v[1], 0, two, 12), DEC_ARRAY_DIMS);
+
+    /* numeric: five digits announced, none sent; NaN; 1.5 */
+    static const char short_num[8] = {0, 5, 0, 0, 0, 0, 0, 2};
+    assert_int_equal(lh_pg_decode_value(&num, v[2], 0, short_num, 8), DEC_MALFORMED);
+    static const char nan[8] = {0, 0, 0, 0, (char)0xC0, 0, 0, 0};
+    assert_int_equal(lh_pg_decode_value(&num, v[2], 0, nan, 8), DEC_NUMERIC_SPECIAL);
+    static const char one_five[12] = {0, 2, 0, 0, 0, 0, 0, 1, 0, 1, 0x13, (char)0x88};
+    assert_int_equal(lh_pg_decode_value(&num, v[2], 0, one_five, 12), DEC_OK);
+    /* 1.5 as numeric(10,0) would need a digit past the scale */
+    pg_col num0 = {.kind = PGV_NUMERIC, .precision = 10, .scale = 0};
+    num0.vt = lh_pg_kind_type(&num0);
+    assert_int_equal(lh_pg_decode_value(&num0, v[2], 0, one_five, 12), DEC_NUMERIC_RANGE);
+    duckdb_destroy_logical_type(&num0.vt);
+
+    /* jsonb: an unknown version; text that is not UTF-8 */
+    static const char jb2[3] = {2, '{', '}'};
+    assert_int_equal(lh_pg_decode_value(&jb, v[3], 0, jb2, 3), DEC_MALFORMED);
+    static const char bad_utf8[3] = {1, (char)0xC3, '('};
+    assert_int_equal(lh_pg_decode_value(&jb, v[3], 0, bad_utf8, 3), DEC_NOT_UTF8);
+
+    /* a timestamp PostgreSQL holds and DuckDB does not (294270 AD) */
+    int64_t far = htobe64((uint64_t)INT64_C(9223000000000000000));
+    assert_int_equal(lh_pg_decode_value(&ts, v[4], 0, (const char *)&far, 8), DEC_TIMESTAMP_RANGE);
+
+    duckdb_destroy_data_chunk(&chunk);
+    for (int i = 0; i < 5; i++)
+        duckdb_destroy_logical_type(&types[i]);
+    duckdb_destroy_logical_type(&num.vt);
+}
+
 /* A NOTICE raised while the query runs (it may carry data) is not printed by libpq. */
 static void test_notices_stay_off_stderr(void **state)
 {
@@ -1053,6 +1126,7 @@ int main(void)
         cmocka_unit_test(test_unmappable_values),
         cmocka_unit_test(test_query_error_mid_stream),
         cmocka_unit_test(test_one_snapshot),
+        cmocka_unit_test(test_decoders_refuse_malformed_values),
         cmocka_unit_test(test_session_settings),
         cmocka_unit_test(test_notices_stay_off_stderr),
         cmocka_unit_test(test_interrupt_from_another_thread),

@@ -966,7 +966,7 @@ int lh_serve(lh_config *cfg)
     lh_sources_set_journal(app.sources, app.cat); /* issue 13: source.created|deleted */
     /* A profile that keys are bound to cannot be deleted (keys live in auth/). */
     lh_catalog_set_profile_guard(app.cat, lh_keys_bound_to_profile, app.auth);
-    /* issue 13: database syncs; named sources through app.sources (NULL: DSNs only) */
+    /* issue 13: database syncs; named sources resolved through app.sources */
     if (!(app.db_ingest = lh_db_ingest_open(app.ing, app.cat, app.eng, app.sources, &err))) {
         lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
                "message", err.message);

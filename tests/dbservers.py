@@ -198,9 +198,14 @@ class MariaServer:
         self.log = os.path.join(self.tmp, "server.log")
         user = "mysql" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
         _chown(self.tmp, user)
+        # Each instance has its own tmpdir: servers bootstrapping at once (ctest -j) must
+        # not share /tmp's temporary tables.
+        tmpdir = os.path.join(self.tmp, "tmp")
+        os.mkdir(tmpdir)
+        _chown(self.tmp, user)
         r = subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}",
                             f"--user={user}", "--auth-root-authentication-method=normal",
-                            "--skip-test-db"],
+                            "--skip-test-db", f"--tmpdir={tmpdir}"],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"mariadb-install-db failed:\n{r.stdout}\n{r.stderr}")
@@ -208,6 +213,7 @@ class MariaServer:
         self.proc = subprocess.Popen(
             [server, "--no-defaults", f"--datadir={data}", f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={self.sock}", f"--user={user}",
+             f"--tmpdir={tmpdir}",
              f"--pid-file={os.path.join(self.tmp, 'mysqld.pid')}",
              "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin",
              "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"],

@@ -753,6 +753,13 @@ int lh_catalog_commit_ingest(lh_catalog *cat, const lh_catalog_commit *c, json_t
         json_object_set_new(m, "updated_at", json_string(now));
     }
     json_object_set_new(m, "lineage", lineage_of(c, now));
+    /* issue 13 (database syncs): an append that brings no watermark of its own (a file
+     * append between two incremental syncs) keeps the dataset's, so the next sync does not
+     * read every row again. create/replace start over. */
+    const json_t *mark = old ? json_object_get(json_object_get(old, "lineage"), "watermark") : NULL;
+    if (c->mode == LH_MODE_APPEND && json_is_object(mark) &&
+        !json_object_get(json_object_get(m, "lineage"), "watermark"))
+        json_object_set_new(json_object_get(m, "lineage"), "watermark", json_deep_copy(mark));
     lh_manifest__recount(m);
     lh_manifest__apply_human_edits(m);
     char *name = NULL;

@@ -1094,6 +1094,107 @@ static int cmd_compact(cli_ctx *ctx)
     return rc;
 }
 
+/* ---------------------------------------------------------------- ingest-db (issue 13) */
+
+static const lh_cli_flag_spec ingest_db_flags[] = {
+    {"--source", true},     {"--dsn", true},
+    {"--table", true},      {"--query", true},
+    {"--dataset", true},    {"--mode", true},
+    {"--bucket", true},     {"--incremental-column", true},
+    {"--key-column", true}, {"--no-wait", false},
+    {NULL, false}};
+
+static void show_synced(const json_t *doc)
+{
+    const json_t *job = json_object_get(doc, "job");
+    if (json_is_object(job)) {
+        printf("sync queued as job %s (lakehouse --json: GET /jobs/%s)\n", lh_json_str(job, "id"),
+               lh_json_str(job, "id"));
+        return;
+    }
+    long long rows = (long long)lh_json_int(doc, "rows", 0);
+    printf("%s '%s': %lld %s", lh_json_str(doc, "mode") ? lh_json_str(doc, "mode") : "synced",
+           lh_json_str(doc, "dataset") ? lh_json_str(doc, "dataset") : "?", rows,
+           lh_cli_plural(rows, "row", "rows"));
+    long long sup = (long long)lh_json_int(doc, "rows_superseded", 0);
+    if (sup)
+        printf(", %lld replaced by key", sup);
+    const json_t *w = json_object_get(doc, "watermark");
+    if (json_is_object(w))
+        printf(", watermark %s = %s", lh_json_str(w, "column"),
+               lh_json_str(w, "current") ? lh_json_str(w, "current") : "(none)");
+    printf(" (job %s)\n", lh_json_str(doc, "job") ? lh_json_str(doc, "job") : "?");
+}
+
+/* The first line of stdin (a DSN given as "-", so it stays out of the process list and the
+ * shell's history). Caller frees; NULL when stdin is empty. */
+static char *read_stdin_line(void)
+{
+    lh_buf b;
+    lh_buf_init(&b);
+    int c;
+    while ((c = getchar()) != EOF && c != '\n')
+        lh_buf_putc(&b, (char)c);
+    while (b.len && (b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' '))
+        b.data[--b.len] = '\0';
+    if (!b.len) {
+        lh_buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* ingest-db postgres|mysql (--source NAME | --dsn DSN|-) (--table T | --query Q) --dataset D
+ * [--mode M] [--bucket B] [--incremental-column C [--key-column K]] [--no-wait] */
+static int cmd_ingest_db(cli_ctx *ctx)
+{
+    const command *cmd = find_command("ingest-db");
+    const lh_cli_args *a = ctx->args;
+    const char *kind = a->pos[0];
+    const char *dsn = lh_cli_flag(a, "--dsn"), *source = lh_cli_flag(a, "--source");
+    const char *table = lh_cli_flag(a, "--table"), *query = lh_cli_flag(a, "--query");
+    const char *dataset = lh_cli_flag(a, "--dataset"), *mode = lh_cli_flag(a, "--mode");
+    const char *column = lh_cli_flag(a, "--incremental-column"),
+               *key = lh_cli_flag(a, "--key-column");
+    const char *bucket = lh_cli_flag(a, "--bucket");
+    if (strcmp(kind, "postgres") != 0 && strcmp(kind, "mysql") != 0)
+        return usage_error(cmd, "unknown source kind '%s' (postgres or mysql)", kind);
+    if (!dsn == !source)
+        return usage_error(cmd, "%s", "give exactly one of --source NAME and --dsn DSN");
+    if (!table == !query)
+        return usage_error(cmd, "%s", "give exactly one of --table T and --query Q");
+    if (!dataset || !*dataset)
+        return usage_error(cmd, "%s", "ingest-db needs --dataset (the dataset name)");
+    if (mode && !one_of(mode, ingest_modes))
+        return usage_error(cmd, "unknown mode '%s' (create, replace, append)", mode);
+    if (key && !column)
+        return usage_error(cmd, "%s", "--key-column needs --incremental-column");
+    char *secret = NULL;
+    if (dsn && strcmp(dsn, "-") == 0) {
+        if (!(secret = read_stdin_line()))
+            return usage_error(cmd, "%s", "--dsn - reads the DSN from stdin, which was empty");
+        dsn = secret;
+    }
+    json_t *body = json_pack("{s:s,s:s,s:b}", "dataset", dataset, "mode", mode ? mode : "create",
+                             "wait", !lh_cli_has_flag(a, "--no-wait"));
+    json_object_set_new(body, dsn ? "dsn" : "source", json_string(dsn ? dsn : source));
+    json_object_set_new(body, table ? "table" : "query", json_string(table ? table : query));
+    if (bucket)
+        json_object_set_new(body, "bucket", json_string(bucket));
+    if (column) {
+        json_t *inc = json_pack("{s:s}", "column", column);
+        if (key)
+            json_object_set_new(inc, "key", json_string(key));
+        json_object_set_new(body, "incremental", inc);
+    }
+    char *path = lh_xasprintf("/ingest/%s", kind);
+    int rc = send_json(ctx, "POST", path, body, show_synced);
+    free(path);
+    json_decref(body);
+    lh_secret_free(secret);
+    return rc;
+}
+
 static const lh_cli_flag_spec tombstones_flags[] = {
     {"--column", true}, {"--reason", true}, {NULL, false}};
 
@@ -1506,6 +1607,12 @@ static const command commands[] = {
      "ingest FILE --name NAME [--format csv|json|ndjson|parquet] "
      "[--mode create|replace|append] [--bucket BUCKET] [--encoding utf-8|utf-16|latin-1]",
      "load a file into a dataset (format from the extension unless given)"},
+    /* issue 13: database syncs */
+    {"ingest-db", cmd_ingest_db, ingest_db_flags, 1, 1, true,
+     "ingest-db postgres|mysql (--source NAME | --dsn DSN|-) (--table T | --query Q) "
+     "--dataset D [--mode create|replace|append] [--bucket B] "
+     "[--incremental-column C [--key-column K]] [--no-wait]",
+     "sync a database table or query into a dataset (\"--dsn -\" reads the DSN from stdin)"},
     {"sql", cmd_sql, sql_flags, 1, 1, true,
      "sql \"SELECT ...\" [--format json|csv|ndjson] "
      "[--limit N] [--purpose TEXT] [--trace-id ID]",

@@ -28,6 +28,7 @@ typedef struct lh_app {
     lh_catalog *cat;
     lh_engine *eng;
     lh_ingest *ing;
+    lh_db_ingest *db_ingest; /* issue 13: database syncs (sources/sync.c) */
     lh_auth *auth;
     lh_jobs *jobs;    /* long work runs here, never on an HTTP worker */
     lh_jobs *queries; /* query starts and chunk fetches: one thread per query slot */
@@ -177,6 +178,9 @@ void lh_h_dataset_delete(lh_req *r);
 void lh_h_dataset_patch(lh_req *r);
 int lh_pre_ingest_file(lh_req *r, lh_error *err);
 void lh_h_ingest_file(lh_req *r);
+/* issue 13: database syncs (db_ingest_routes.c) */
+void lh_h_ingest_postgres(lh_req *r);
+void lh_h_ingest_mysql(lh_req *r);
 void lh_h_query_sql(lh_req *r);
 void lh_h_keys_list(lh_req *r);
 void lh_h_keys_create(lh_req *r);

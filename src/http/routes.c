@@ -23,6 +23,9 @@ const lh_route lh_routes[] = {
     {"PATCH", "/catalog/datasets/by-name/{name}/metadata", LH_BODY_JSON, lh_h_dataset_patch, NULL,
      ADMIN},
     {"POST", "/ingest/file", LH_BODY_UPLOAD, lh_h_ingest_file, lh_pre_ingest_file, ADMIN},
+    /* database syncs (issue 13; docs/INGEST.md "Syncs"): the roles of file ingest */
+    {"POST", "/ingest/postgres", LH_BODY_JSON, lh_h_ingest_postgres, NULL, ADMIN},
+    {"POST", "/ingest/mysql", LH_BODY_JSON, lh_h_ingest_mysql, NULL, ADMIN},
     {"POST", "/query/sql", LH_BODY_JSON, lh_h_query_sql, NULL, ADMIN | ANALYST | AGENT},
     {"GET", "/auth/keys", LH_BODY_NONE, lh_h_keys_list, NULL, ADMIN},
     {"POST", "/auth/keys", LH_BODY_JSON, lh_h_keys_create, NULL, ADMIN},

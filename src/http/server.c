@@ -966,6 +966,12 @@ int lh_serve(lh_config *cfg)
     lh_sources_set_journal(app.sources, app.cat); /* issue 13: source.created|deleted */
     /* A profile that keys are bound to cannot be deleted (keys live in auth/). */
     lh_catalog_set_profile_guard(app.cat, lh_keys_bound_to_profile, app.auth);
+    /* issue 13: database syncs; named sources resolved through app.sources */
+    if (!(app.db_ingest = lh_db_ingest_open(app.ing, app.cat, app.eng, app.sources, &err))) {
+        lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
+               "message", err.message);
+        goto out;
+    }
     /* Subject auditing (issue 11): on when LH_SUBJECT_AUDIT_KEY names a key file. A key
      * file that is set but unusable stops the start (a deployment that asked for auditing
      * must not run without it); the message names the file, never its bytes. */
@@ -1086,6 +1092,7 @@ out:
     lh_signer_free(app.signer);
     lh_sources_close(app.sources); /* issue 13 */
     lh_subjects_close(app.subjects);
+    lh_db_ingest_close(app.db_ingest); /* issue 13: before the ingest it uses */
     lh_ingest_close(app.ing);
     lh_engine_close(app.eng);
     lh_catalog_close(app.cat);

@@ -123,6 +123,11 @@ void lh_ingest_close(lh_ingest *ing)
     free(ing);
 }
 
+lh_storage *lh_ingest_storage(lh_ingest *ing)
+{
+    return ing->st;
+}
+
 /* ---------------------------------------------------------------- uploads */
 
 lh_upload *lh_upload_open(lh_ingest *ing, lh_file_format format, lh_error *err)
@@ -601,10 +606,8 @@ static json_t *content_pii(lh_ingest *ing, const char *part_lit, const json_t *s
     return out;
 }
 
-/* The SELECT list for an append: the dataset's columns, in its order, cast to its types,
- * matched by name (case-insensitively, as SQL does). Caller frees. */
-static char *append_projection(const json_t *dataset_schema, const json_t *source_schema,
-                               const char *name, lh_error *err)
+char *lh_ingest_append_projection(const json_t *dataset_schema, const json_t *source_schema,
+                                  const char *name, const char *what, lh_error *err)
 {
     lh_buf b, missing, extra;
     lh_buf_init(&b);
@@ -648,9 +651,9 @@ static char *append_projection(const json_t *dataset_schema, const json_t *sourc
     char *out = NULL;
     if (missing.len || extra.len) {
         lh_error_setk(err, LH_EINVAL, "schema_mismatch",
-                      "the upload's columns differ from dataset '%s': missing [%s], "
-                      "unexpected [%s]",
-                      name, missing.len ? missing.data : "", extra.len ? extra.data : "");
+                      "%s's columns differ from dataset '%s': missing [%s], unexpected [%s]",
+                      what ? what : "the upload", name, missing.len ? missing.data : "",
+                      extra.len ? extra.data : "");
         lh_buf_free(&b);
     } else {
         out = b.data;
@@ -660,15 +663,139 @@ static char *append_projection(const json_t *dataset_schema, const json_t *sourc
     return out;
 }
 
+/* ---------------------------------------------------------------- staged parts */
+
+int lh_ingest_part_begin(lh_ingest *ing, const char *name, lh_ingest_mode mode, const char *bucket,
+                         lh_ingest_part *p, lh_error *err)
+{
+    memset(p, 0, sizeof(*p));
+    lh_ingest_request req = {
+        .name = name, .format = LH_FILE_PARQUET, .mode = mode, .bucket = bucket, .header = -1};
+    int rc = lh_ingest_check(ing, &req, err);
+    if (rc)
+        return rc;
+    p->existing = lh_catalog_get(ing->cat, name, NULL);
+    p->bucket = target_bucket(ing, &req, p->existing, err);
+    if (!p->bucket) {
+        rc = err ? err->code : LH_EINVAL;
+        goto out;
+    }
+    p->name = lh_xstrdup(name);
+    p->mode = mode;
+    /* Append parts join the dataset's folder; create/replace start a fresh one, so the
+     * old generation's files are untouched until the new manifest is durable. */
+    const char *id = p->existing && mode == LH_MODE_APPEND ? lh_json_str(p->existing, "id") : NULL;
+    if (!id) {
+        lh_random_hex(p->new_id, 32);
+        id = p->new_id;
+    }
+    char part[17];
+    lh_random_hex(part, 16);
+    p->key = lh_xasprintf("datasets/%s/%s/part-%s.parquet", name, id, part);
+    p->staged = lh_storage_stage(ing->st, p->bucket, p->key, err);
+    if (!p->staged)
+        rc = err ? err->code : LH_EIO;
+out:
+    if (rc)
+        lh_ingest_part_end(ing, p);
+    return rc;
+}
+
+void lh_ingest_part_end(lh_ingest *ing, lh_ingest_part *p)
+{
+    if (!p)
+        return;
+    if (p->staged)
+        lh_storage_discard(p->staged);
+    /* Unless committed: the part if it reached its final name, and in any case the folders
+     * made for it (datasets/<name>/<id>/). */
+    if (!p->kept && p->bucket && p->key)
+        lh_storage_delete(ing->st, p->bucket, p->key, NULL);
+    free(p->name);
+    free(p->bucket);
+    free(p->key);
+    free(p->staged);
+    json_decref(p->existing);
+    memset(p, 0, sizeof(*p));
+}
+
+int lh_ingest_commit_part(lh_ingest *ing, lh_ingest_part *p, const lh_ingest_commit_opts *o,
+                          json_t **manifest_out, lh_error *err)
+{
+    json_t *schema = NULL, *pii = NULL;
+    char *sql = NULL, *staged_lit = lh_sql_literal(p->staged);
+    lh_error local;
+    int rc;
+    if (!err)
+        err = &local; /* a commit whose event was not recorded keeps its part */
+    sql = lh_xasprintf("read_parquet(%s)", staged_lit);
+    schema = describe(ing, sql, err);
+    if (!schema) {
+        rc = err->code;
+        goto out;
+    }
+    /* PII by content, from the converted part (typed and cast as the dataset will be). */
+    int64_t t_pii = lh_now_ms();
+    pii = content_pii(ing, staged_lit, schema, o->rows, err);
+    if (!pii) {
+        rc = err->code;
+        goto out;
+    }
+    int64_t t_commit = lh_now_ms();
+    if ((rc = lh_storage_commit(ing->st, p->bucket, p->staged, p->key, err)) != 0)
+        goto out;
+    const char *actor = o->actor ? o->actor : "anonymous";
+    lh_catalog_commit c = {
+        .name = p->name,
+        .bucket = p->bucket,
+        .mode = p->mode,
+        .expected_version = p->existing ? lh_json_int(p->existing, "version", 0) : 0,
+        .expected_id = p->existing ? lh_json_str(p->existing, "id") : NULL,
+        .new_id = p->new_id[0] ? p->new_id : NULL,
+        .part_key = p->key,
+        .part_rows = o->rows,
+        .part_bytes = lh_storage_size(ing->st, p->bucket, p->key),
+        .schema = schema,
+        .lineage = o->lineage,
+        .compression = COMPRESSION,
+        .actor = actor,
+        .content_pii = pii,
+        .supersede_column = o->supersede_column,
+        .supersede_keys = o->supersede_keys,
+        .n_supersede = o->n_supersede,
+    };
+    rc = lh_catalog_commit_ingest(ing->cat, &c, manifest_out, err);
+    /* A commit whose journal event could not be written did happen: its part stays. */
+    p->kept = rc == 0 || lh_error_event_not_recorded(err);
+    if (rc == 0) {
+        int64_t t_end = lh_now_ms();
+        lh_log(LH_LOG_INFO, "ingest.done", "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "dataset", p->name,
+               "format", o->format ? o->format : "", "rows", (json_int_t)o->rows, "bytes",
+               (json_int_t)c.part_bytes, "prepare_ms",
+               (json_int_t)(o->copy_started_ms - o->started_ms), "copy_ms",
+               (json_int_t)(t_pii - o->copy_started_ms), "pii_ms", (json_int_t)(t_commit - t_pii),
+               "commit_ms", (json_int_t)(t_end - t_commit));
+    } else {
+        lh_log(LH_LOG_WARN, "ingest.commit_failed", "{s:s,s:s}", "dataset", p->name, "error",
+               err->message);
+    }
+out:
+    json_decref(schema);
+    json_decref(pii);
+    free(sql);
+    free(staged_lit);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- files */
+
 int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *req,
                    json_t **manifest_out, lh_error *err)
 {
-    json_t *existing = NULL, *source_schema = NULL, *schema = NULL, *lineage = NULL, *pii = NULL;
-    char *bucket = NULL, *relation = NULL, *select = NULL, *key = NULL, *staged = NULL;
-    char *sql = NULL, *staged_lit = NULL;
-    lh_error duck, local;
-    if (!err)
-        err = &local; /* a commit whose event was not recorded keeps its part (see out:) */
+    json_t *source_schema = NULL;
+    char *relation = NULL, *select = NULL, *sql = NULL, *staged_lit = NULL;
+    lh_ingest_part p = {0};
+    lh_error duck;
     int rc = lh_ingest_check(ing, req, err);
     if (rc)
         return rc;
@@ -679,15 +806,9 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
     if ((rc = check_declared_encoding(req, path, err)) != 0)
         return rc;
 
-    int64_t t_start = lh_now_ms(), t_copy = 0, t_pii = 0, t_commit = 0;
-    existing = lh_catalog_get(ing->cat, req->name, NULL);
-    json_int_t expected_version = existing ? lh_json_int(existing, "version", 0) : 0;
-    bucket = target_bucket(ing, req, existing, err);
-    if (!bucket) {
-        rc = err ? err->code : LH_EINVAL;
-        goto out;
-    }
-
+    int64_t t_start = lh_now_ms();
+    if ((rc = lh_ingest_part_begin(ing, req->name, req->mode, req->bucket, &p, err)) != 0)
+        return rc;
     relation = source_relation(req, path);
     if (req->mode == LH_MODE_APPEND) {
         /* Only an append needs the upload's columns up front (to cast them to the
@@ -698,8 +819,8 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
             rc = source_error(ing, err, req, path, &duck);
             goto out;
         }
-        char *proj =
-            append_projection(json_object_get(existing, "schema"), source_schema, req->name, err);
+        char *proj = lh_ingest_append_projection(json_object_get(p.existing, "schema"),
+                                                 source_schema, req->name, "the upload", err);
         if (!proj) {
             rc = err ? err->code : LH_EINVAL;
             goto out;
@@ -710,99 +831,33 @@ int lh_ingest_path(lh_ingest *ing, const char *path, const lh_ingest_request *re
         select = lh_xasprintf("SELECT * FROM %s", relation);
     }
 
-    /* Append parts join the dataset's folder; create/replace start a fresh one, so the
-     * old generation's files are untouched until the new manifest is durable. */
-    const char *id = existing && req->mode == LH_MODE_APPEND ? lh_json_str(existing, "id") : NULL;
-    char fresh_id[33], part[17];
-    if (!id) {
-        lh_random_hex(fresh_id, 32);
-        id = fresh_id;
-    }
-    lh_random_hex(part, 16);
-    key = lh_xasprintf("datasets/%s/%s/part-%s.parquet", req->name, id, part);
-    staged = lh_storage_stage(ing->st, bucket, key, err);
-    if (!staged) {
-        rc = err ? err->code : LH_EIO;
-        goto out;
-    }
-    staged_lit = lh_sql_literal(staged);
-    t_copy = lh_now_ms();
+    staged_lit = lh_sql_literal(p.staged);
+    int64_t t_copy = lh_now_ms();
     sql = lh_xasprintf("COPY (%s) TO %s " LH_PARQUET_COPY_OPTIONS, select, staged_lit);
     int64_t rows = 0;
     if (lh_engine_exec(ing->eng, sql, &rows, &duck) != 0) {
         rc = source_error(ing, err, req, path, &duck);
         goto out;
     }
-    free(sql);
-    sql = lh_xasprintf("read_parquet(%s)", staged_lit);
-    schema = describe(ing, sql, err);
-    if (!schema) {
-        rc = err ? err->code : LH_EINTERNAL;
-        goto out;
-    }
-    /* PII by content, from the converted part (typed and cast as the dataset will be). */
-    t_pii = lh_now_ms();
-    pii = content_pii(ing, staged_lit, schema, rows, err);
-    if (!pii) {
-        rc = err ? err->code : LH_EINTERNAL;
-        goto out;
-    }
-    t_commit = lh_now_ms();
-    if ((rc = lh_storage_commit(ing->st, bucket, staged, key, err)) != 0)
-        goto out;
-
-    char ts[LH_TS_MAX], job[17];
+    char job[17];
     lh_random_hex(job, 16);
-    lineage = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "source_system", "file", "source",
-                        req->source && *req->source ? req->source : "upload", "format",
-                        format_name(req->format), "job", job, "ingested_at", lh_time_rfc3339(ts),
-                        "actor", req->actor ? req->actor : "anonymous");
-    lh_catalog_commit c = {
-        .name = req->name,
-        .bucket = bucket,
-        .mode = req->mode,
-        .expected_version = expected_version,
-        .expected_id = existing ? lh_json_str(existing, "id") : NULL,
-        .new_id = id == fresh_id ? fresh_id : NULL,
-        .part_key = key,
-        .part_rows = rows,
-        .part_bytes = lh_storage_size(ing->st, bucket, key),
-        .schema = schema,
-        .lineage = lineage,
-        .compression = COMPRESSION,
-        .actor = req->actor ? req->actor : "anonymous",
-        .content_pii = pii,
-    };
-    rc = lh_catalog_commit_ingest(ing->cat, &c, manifest_out, err);
-    if (rc == 0) {
-        int64_t t_end = lh_now_ms();
-        lh_log(LH_LOG_INFO, "ingest.done", "{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "dataset",
-               req->name, "format", format_name(req->format), "rows", (json_int_t)rows, "bytes",
-               (json_int_t)c.part_bytes, "prepare_ms", (json_int_t)(t_copy - t_start), "copy_ms",
-               (json_int_t)(t_pii - t_copy), "pii_ms", (json_int_t)(t_commit - t_pii), "commit_ms",
-               (json_int_t)(t_end - t_commit));
-    } else
-        lh_log(LH_LOG_WARN, "ingest.commit_failed", "{s:s,s:s}", "dataset", req->name, "error",
-               err ? err->message : "");
+    json_t *lineage = json_pack("{s:s,s:s,s:s,s:s}", "source_system", "file", "source",
+                                req->source && *req->source ? req->source : "upload", "format",
+                                format_name(req->format), "job", job);
+    lh_ingest_commit_opts o = {.rows = rows,
+                               .lineage = lineage,
+                               .actor = req->actor,
+                               .format = format_name(req->format),
+                               .started_ms = t_start,
+                               .copy_started_ms = t_copy};
+    rc = lh_ingest_commit_part(ing, &p, &o, manifest_out, err);
+    json_decref(lineage);
 
 out:
-    if (staged)
-        lh_storage_discard(staged);
-    /* A failure removes the part if it was committed, and in any case the folders this
-     * ingest created for it (datasets/<name>/<id>/): a failed ingest leaves nothing. A
-     * commit whose journal event could not be written did happen: its part stays. */
-    if (rc != 0 && bucket && key && !lh_error_event_not_recorded(err))
-        lh_storage_delete(ing->st, bucket, key, NULL);
-    json_decref(existing);
+    lh_ingest_part_end(ing, &p);
     json_decref(source_schema);
-    json_decref(schema);
-    json_decref(lineage);
-    json_decref(pii);
-    free(bucket);
     free(relation);
     free(select);
-    free(key);
-    free(staged);
     free(staged_lit);
     free(sql);
     return rc;

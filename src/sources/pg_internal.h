@@ -72,7 +72,8 @@ enum {
     DEC_NUMERIC_RANGE,   /* more digits than DECIMAL(p,s) holds */
     DEC_TIMESTAMP_RANGE, /* past DuckDB's timestamps */
     DEC_NOT_UTF8,
-    DEC_ARRAY_DIMS, /* an array with more than one dimension */
+    DEC_ARRAY_DIMS,        /* an array with more than one dimension */
+    DEC_INTERVAL_NEGATIVE, /* an interval with a negative part (Parquet cannot hold it) */
 };
 
 /* Why a value was unmappable, indexed by the DEC_* code (for the error message). */

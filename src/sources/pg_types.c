@@ -162,6 +162,8 @@ const char *const lh_pg_unmappable_why[] = {
     [DEC_NOT_UTF8] = "it is not valid UTF-8",
     [DEC_ARRAY_DIMS] = "a LIST holds one-dimensional arrays only: select array_to_json(col) "
                        "to keep it as JSON",
+    [DEC_INTERVAL_NEGATIVE] = "it has a negative part, which Parquet's INTERVAL cannot hold: "
+                              "select extract(epoch from col) for seconds, or col::text",
 };
 
 /* numeric's binary form (ndigits, weight, sign, dscale, then ndigits base-10000 digits,
@@ -312,6 +314,10 @@ int lh_pg_decode_value(const pg_col *c, duckdb_vector v, idx_t row, const char *
         iv->micros = (int64_t)rd64(s);
         iv->days = (int32_t)rd32(s + 8);
         iv->months = (int32_t)rd32(s + 12);
+        /* DuckDB refuses to write a negative interval to Parquet: stop at this row, naming
+         * it, rather than failing the part's write later with a message that names nothing */
+        if (iv->micros < 0 || iv->days < 0 || iv->months < 0)
+            return DEC_INTERVAL_NEGATIVE;
         return DEC_OK;
     }
     case PGV_UUID: {

@@ -111,8 +111,10 @@ typedef struct lh_db_ingest_request {
     const char *dataset;
     lh_ingest_mode mode;
     const char *bucket;             /* or NULL, as for a file ingest */
-    const char *incremental_column; /* append only: read rows above the watermark */
-    const char *key_column;         /* with incremental_column: upsert by this key */
+    const char *incremental_column; /* or NULL: create/replace record the watermark (every
+                                       row is read), append reads rows above it */
+    const char *key_column;         /* or NULL; with incremental_column: an append upserts
+                                       by this key (create/replace only record it) */
     const char *actor;
 } lh_db_ingest_request;
 
@@ -122,20 +124,25 @@ typedef struct lh_db_ingest lh_db_ingest;
 lh_db_ingest *lh_db_ingest_open(lh_ingest *ing, lh_catalog *cat, lh_engine *eng, lh_sources *src,
                                 lh_error *err);
 void lh_db_ingest_close(lh_db_ingest *d);
-/* Validates a request before it is queued: names, mode, table xor query, incremental and
- * key only with append, the source exists and has the right kind or the DSN parses,
- * the dataset exists for append / not for create, the bucket. LH_EINVAL, LH_ENOTFOUND,
+/* Validates a request before it is queued: names, mode, table xor query, dsn xor source,
+ * key only with an incremental column, the source exists and has the right kind or the
+ * DSN parses, the dataset exists for append / not for create, the bucket. LH_EINVAL, LH_ENOTFOUND,
  * LH_EEXISTS. Never connects. */
 int lh_db_ingest_check(lh_db_ingest *d, const lh_db_ingest_request *req, lh_error *err);
 /* Runs a sync (on a job thread: job gets progress in rows and may cancel it; NULL runs it
  * inline). On success *result (if not NULL) gets
  *   {dataset, mode, rows, rows_superseded, watermark: {column, previous, current} | null,
- *    manifest}
+ *    job (the job's id, or a random one inline), manifest}
+ * (the API's reply; h5 added "job" to match it). An append that reads no row commits
+ * nothing and returns the unchanged manifest with rows 0.
  * Errors: those of lh_db_ingest_check, LH_EUPSTREAM (connection refused, authentication,
  * TLS, unknown table, a query error or the server gone mid-stream), LH_EINVAL kind
- * "unmappable_value" (a value the mapping cannot hold, naming column and row),
- * LH_ECANCELLED, LH_ECONFLICT, LH_EIO. On any error nothing is left behind and an existing
- * dataset is as it was. No message ever carries the DSN's password. */
+ * "unmappable_value" (a value the mapping cannot hold, naming column and row; also a
+ * value an append cannot cast to the dataset's type), LH_EINVAL kind "schema_mismatch"
+ * (append: other columns), "key_not_unique" (append with a key the new rows repeat), an
+ * incremental column other than the dataset's watermark's, LH_ECANCELLED, LH_ECONFLICT, LH_EIO. On
+ * any error nothing is left behind and an existing dataset is as it was. No message ever carries
+ * the DSN's password. */
 int lh_db_ingest_run(lh_db_ingest *d, const lh_db_ingest_request *req, lh_job *job, json_t **result,
                      lh_error *err);
 

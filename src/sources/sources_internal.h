@@ -58,6 +58,49 @@ struct lh_db_reader {
 lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_error *err);
 lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_error *err);
 
+/* ---------------------------------------------------------------- syncs (sync.c) */
+
+/* Opens the reader of a sync for sel (the watermark is known only once the dataset is
+ * locked, so the sync opens the reader itself). NULL + err as lh_pg_reader_open. */
+typedef lh_db_reader *(*lh_db_reader_open_fn)(void *ctx, const lh_db_select *sel, lh_error *err);
+
+/* lh_db_ingest_run with the reader opened by open(open_ctx, sel) instead of a server's:
+ * the whole pipeline (dataset lock, watermark, private DuckDB, COPY, upsert keys, commit)
+ * without a DSN. req->dsn and req->source are only checked for presence (one of them);
+ * source_label is lineage's "source". The unit tests drive it with scripted readers. The
+ * reader is closed before it returns. */
+int lh_db_ingest_run_with(lh_db_ingest *d, const lh_db_ingest_request *req,
+                          const char *source_label, lh_db_reader_open_fn open, void *open_ctx,
+                          lh_job *job, json_t **result, lh_error *err);
+
+/* ---------------------------------------------------------------- a sync's private DuckDB
+ * (stream.c) */
+
+#define LH_SYNC_STREAM_FN "lh_source_stream"
+
+/* The private instance of one sync and what its table function learnt. */
+typedef struct lh_sync_stream {
+    lh_db_reader *r; /* borrowed */
+    lh_job *job;     /* borrowed, or NULL */
+    bool done;
+    int rc;         /* the reader's (or the cancel's) error, 0 when none */
+    lh_error error; /* its lh_error, as the reader set it */
+    duckdb_database db;
+    duckdb_connection conn;
+} lh_sync_stream;
+
+/* Opens the in-memory instance (its own memory limit, one thread, no spilling) with
+ * LH_SYNC_STREAM_FN() reading r. s must be zeroed; r and job must outlive it. The caller
+ * closes it with lh_sync_stream_close (also after a failure), before closing r. */
+int lh_sync_stream_open(lh_sync_stream *s, lh_db_reader *r, lh_job *job, lh_error *err);
+void lh_sync_stream_close(lh_sync_stream *s);
+/* Runs sql (every column VARCHAR) on the instance: [[text | null, ...]]. NULL + err
+ * (LH_EINTERNAL with DuckDB's message) on failure. Caller decrefs. */
+json_t *lh_sync_stream_rows(lh_sync_stream *s, const char *sql, lh_error *err);
+/* [{name, type}] of the stream (binding only: no row is read), json/jsonb source columns
+ * typed JSON. Caller decrefs. */
+json_t *lh_sync_stream_schema(lh_sync_stream *s, lh_error *err);
+
 /* Frees names, types and source_types of ncols columns (readers' close calls it). */
 void lh_db_reader_free_columns(lh_db_reader *r);
 

@@ -426,7 +426,7 @@ static const char *g_rows[] = {
     "'-9999999999999999999999999999.9999999999', '-99999999999999999999999999999999999999', "
     "'-0.000000000000000000000000000000000000000001', '-1', -99900, 0.00001, false, '', '', "
     "'', '', '', '4713-11-24 BC', '4713-11-24 00:00:00 BC', '4713-11-24 00:00:00+00 BC', "
-    "'00:00:00', '00:00:00-15:59', '-1000 years -3 mons -400 days -12:34:56.789012', "
+    "'00:00:00', '00:00:00-15:59', '00:00:00', "
     "'00000000-0000-0000-0000-000000000000', '\"\"', '[]', '\\x', 'sad', 1, '::1', "
     "'00:00:00:00:00:00', '-0.01', 'empty', '(0,0)', B'0000', '', '', '{}', '{}', '{}', "
     "'{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
@@ -795,9 +795,10 @@ static void test_unmappable_values(void **state)
 {
     (void)state;
     sql("DROP TABLE IF EXISTS lh_bad; CREATE TABLE lh_bad (id int, n numeric(10,2), "
-        "a int[], ts timestamp); INSERT INTO lh_bad VALUES (1, 1.5, '{1}', '2024-01-01'), "
-        "(2, 'NaN', NULL, NULL), (3, NULL, '{{1,2},{3,4}}', NULL), "
-        "(4, NULL, NULL, '294270-01-01 00:00:00')");
+        "a int[], ts timestamp, iv interval); INSERT INTO lh_bad VALUES (1, 1.5, '{1}', "
+        "'2024-01-01', '1 day'), (2, 'NaN', NULL, NULL, NULL), (3, NULL, '{{1,2},{3,4}}', NULL, "
+        "NULL), (4, NULL, NULL, '294270-01-01 00:00:00', NULL), (5, NULL, NULL, NULL, "
+        "'1 day -00:00:01')");
     struct {
         const char *query, *column, *type, *row;
     } cases[] = {
@@ -805,6 +806,7 @@ static void test_unmappable_values(void **state)
         {"SELECT id, a FROM lh_bad ORDER BY id", "\"a\" (integer[])", "array_to_json", "row 3"},
         {"SELECT id, ts FROM lh_bad ORDER BY id", "\"ts\" (timestamp without time zone)", "294247",
          "row 4"},
+        {"SELECT id, iv FROM lh_bad ORDER BY id", "\"iv\" (interval)", "negative", "row 5"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         lh_db_reader *r = open_ok(NULL, cases[i].query);

@@ -166,6 +166,19 @@ def n_interval(v):
     return (months, days, us)
 
 
+def n_interval_ms(v):
+    """A source interval as the lake keeps it: microseconds cut to milliseconds."""
+    if v is None:
+        return None
+    months, days, us = n_interval(v)
+    return (months, days, us - us % 1000)
+
+
+def n_duration_ms(v):
+    us = n_duration(v)
+    return None if us is None else us - us % 1000
+
+
 def n_duration(v):
     """MariaDB's TIME (a duration up to ±838:59:59) as micros; a lake INTERVAL likewise (no
     months; days folded in, as a reader may split hours into days)."""
@@ -335,27 +348,32 @@ MY_COLUMNS = [
 ]
 # What the mariadb client is asked for each column (its text form, hex-encoded so no
 # escaping can bend it). Blobs: their bytes; bit: its number.
-# Durations (INGEST.md: PG intervals as "months, days and microseconds as the server keeps
-# them"; MariaDB's TIME is a signed duration up to ±838:59:59 with microseconds). Kept in
-# their own tables, the non-negative millisecond ones apart from those with a negative
-# part or a microsecond, which Parquet's INTERVAL (unsigned months, days, milliseconds)
-# cannot hold as such.
+# Durations (INGEST.md: PG intervals keep months, days and microseconds; MariaDB's TIME is
+# a duration up to ±838:59:59). Parquet's INTERVAL is unsigned months, days, milliseconds:
+# the documented mapping keeps milliseconds (sub-millisecond digits are lost) and refuses an
+# interval with a negative part as an unmappable value. Each case has its own table.
 PG_INTERVAL_COLUMNS = [
     ("c_interval", "interval", ["INTERVAL"], n_interval, "{c}",
      ["'1 year 2 mons 3 days 04:05:06.789'", "'0'", "'100 hours'", "'178000000 years'"]),
 ]
-PG_SIGNED_INTERVAL_COLUMNS = [
+PG_USEC_INTERVAL_COLUMNS = [
+    ("c_interval", "interval", ["INTERVAL"], n_interval_ms, "{c}",
+     ["'00:00:00.000001'", "'1 day 00:00:01.123456'", "'00:00:00.999999'"]),
+]
+PG_NEGATIVE_INTERVAL_COLUMNS = [
     ("c_interval", "interval", ["INTERVAL"], n_interval, "{c}",
-     ["'00:00:00.000001'", "'1 year 2 mons -3 days 04:05:06.789'",
-      "'-1 day -00:00:00.000001'", "'-178000000 years'"]),
+     ["'1 day'", "'1 year 2 mons -3 days 04:05:06.789'"]),
 ]
 MY_TIME_COLUMNS = [
     ("c_time", "time(6)", ["INTERVAL"], n_duration, "{c}",
      ["'838:59:59'", "'25:00:00.5'", "'00:00:00'", "'12:34:56.789'"]),
 ]
-MY_SIGNED_TIME_COLUMNS = [
-    ("c_time", "time(6)", ["INTERVAL"], n_duration, "{c}",
-     ["'12:34:56.000001'", "'-838:59:59'", "'-00:00:01'"]),
+MY_USEC_TIME_COLUMNS = [
+    ("c_time", "time(6)", ["INTERVAL"], n_duration_ms, "{c}",
+     ["'12:34:56.000001'", "'00:00:00.999999'"]),
+]
+MY_NEGATIVE_TIME_COLUMNS = [
+    ("c_time", "time(6)", ["INTERVAL"], n_duration, "{c}", ["'00:00:01'", "'-00:00:01'"]),
 ]
 
 MY_SOURCE_EXPR = {
@@ -509,16 +527,18 @@ class DbBase:
 
 class TypeMappingTests(DbBase, Base):
     """A table of every mapped type with edge values, per server, synced and read back.
-    Durations (PG interval, MariaDB TIME → INTERVAL) have their own tables: they include
-    negative and sub-millisecond values, which Parquet's INTERVAL cannot hold."""
+    Durations (PG interval, MariaDB TIME → INTERVAL) have their own tables: negative and
+    sub-millisecond values, which Parquet's INTERVAL cannot hold, each as documented."""
 
     TABLES = {  # source table → (kind, columns)
         "types_pg": ("postgres", PG_COLUMNS),
         "intervals_pg": ("postgres", PG_INTERVAL_COLUMNS),
-        "signed_intervals_pg": ("postgres", PG_SIGNED_INTERVAL_COLUMNS),
+        "usec_intervals_pg": ("postgres", PG_USEC_INTERVAL_COLUMNS),
+        "negative_intervals_pg": ("postgres", PG_NEGATIVE_INTERVAL_COLUMNS),
         "types_my": ("mysql", MY_COLUMNS),
         "times_my": ("mysql", MY_TIME_COLUMNS),
-        "signed_times_my": ("mysql", MY_SIGNED_TIME_COLUMNS),
+        "usec_times_my": ("mysql", MY_USEC_TIME_COLUMNS),
+        "negative_times_my": ("mysql", MY_NEGATIVE_TIME_COLUMNS),
     }
 
     @classmethod
@@ -604,8 +624,22 @@ class TypeMappingTests(DbBase, Base):
     def test_postgres_intervals(self):
         self.sync_and_check("intervals_pg")
 
-    def test_postgres_signed_and_microsecond_intervals(self):
-        self.sync_and_check("signed_intervals_pg")
+    def test_postgres_submillisecond_intervals_keep_milliseconds(self):
+        self.sync_and_check("usec_intervals_pg", {"c_interval": n_interval})
+
+    def test_postgres_negative_interval_is_unmappable(self):
+        self.check_unmappable("negative_intervals_pg")
+
+    def check_unmappable(self, table):
+        """400 unmappable_value naming the column (and never the value); nothing left."""
+        kind, columns = self.TABLES[table]
+        before = snapshot(self.data)
+        status, doc = self.sync(kind, {"dsn": self.dsn(kind), "table": table, "dataset": table})
+        self.assertError(status, doc, 400, "unmappable_value")
+        self.assertIn(columns[0][0], doc["message"])
+        self.assertEqual(before, snapshot(self.data), "files changed after a failed sync")
+        st, _ = self.server.json("GET", f"/catalog/datasets/by-name/{table}")
+        self.assertEqual(st, 404)
 
     def test_mysql_every_type(self):
         self.sync_and_check("types_my")
@@ -615,8 +649,11 @@ class TypeMappingTests(DbBase, Base):
     def test_mysql_time_as_interval(self):
         self.sync_and_check("times_my")
 
-    def test_mysql_signed_and_microsecond_times(self):
-        self.sync_and_check("signed_times_my")
+    def test_mysql_submillisecond_times_keep_milliseconds(self):
+        self.sync_and_check("usec_times_my", {"c_time": n_duration})
+
+    def test_mysql_negative_time_is_unmappable(self):
+        self.check_unmappable("negative_times_my")
 
     def test_postgres_query_and_replace(self):
         q = "SELECT id, c_int4, c_text FROM types_pg WHERE id > 1"

@@ -352,6 +352,10 @@ int lh_jobs_cancel(lh_jobs *jobs, const char *id, const char *actor, lh_error *e
 /* lh_jobs_cancel for a caller who may stop only the jobs it started (the job's actor is
  * `actor`): LH_EFORBIDDEN otherwise, checked under the same lock as the cancel. */
 int lh_jobs_cancel_own(lh_jobs *jobs, const char *id, const char *actor, lh_error *err);
+/* Cancels every unfinished job of `kind` (as lh_jobs_cancel, by actor): what a shutdown
+ * does to work that can stop cleanly (syncs) before lh_jobs_close waits for the rest.
+ * Returns how many it asked. */
+int lh_jobs_cancel_kind(lh_jobs *jobs, const char *kind, const char *actor);
 /* True once the job was asked to stop. A NULL job is never cancelled. */
 bool lh_job_cancelled(const lh_job *job);
 /* Sets (fn non-NULL) or clears (fn NULL) the hook that lh_jobs_cancel calls to interrupt

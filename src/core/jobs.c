@@ -435,6 +435,27 @@ int lh_jobs_cancel_own(lh_jobs *p, const char *id, const char *actor, lh_error *
     return cancel(p, id, actor, actor ? actor : "anonymous", err);
 }
 
+int lh_jobs_cancel_kind(lh_jobs *p, const char *kind, const char *actor)
+{
+    if (!p || !kind)
+        return 0;
+    /* Ids first, under mu; then each cancel takes mu itself (a hook may block). A job that
+     * finishes in between answers LH_ECONFLICT, which is fine here. */
+    pthread_mutex_lock(&p->mu);
+    char(*ids)[LH_JOB_ID_LEN + 1] = lh_xcalloc(p->n_all + 1, sizeof(*ids));
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_all; i++)
+        if (!is_finished(p->all[i]->state) && strcmp(p->all[i]->kind, kind) == 0)
+            memcpy(ids[n++], p->all[i]->id, LH_JOB_ID_LEN + 1);
+    pthread_mutex_unlock(&p->mu);
+    int asked = 0;
+    for (size_t i = 0; i < n; i++)
+        if (cancel(p, ids[i], actor, NULL, NULL) == 0)
+            asked++;
+    free(ids);
+    return asked;
+}
+
 bool lh_job_cancelled(const lh_job *j)
 {
     return j && atomic_load(&j->cancelled);

@@ -1080,7 +1080,14 @@ int lh_serve(lh_config *cfg)
     status = 0;
 out:
     /* Jobs first: each one finishes and resumes its connection, and MHD must not be
-     * stopped while a connection is suspended. */
+     * stopped while a connection is suspended. A database sync can wait on its source for
+     * as long as the source takes: it is cancelled (it leaves nothing behind), the rest
+     * (ingests, compactions) run to their end. */
+    if (app.jobs) {
+        int n = lh_jobs_cancel_kind(app.jobs, "sync", "shutdown");
+        if (n > 0)
+            lh_log(LH_LOG_INFO, "server.syncs_cancelled", "{s:i}", "syncs", n);
+    }
     lh_jobs_close(app.jobs);
     lh_jobs_close(app.queries);
     if (d)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/socket.h>
+
 #include <sodium.h>
 
 const char *lh_source_kind_name(lh_source_kind kind)
@@ -53,6 +55,56 @@ void lh_secret_free(char *secret)
         return;
     sodium_memzero(secret, strlen(secret));
     free(secret);
+}
+
+/* ---------------------------------------------------------------- cancellation */
+
+void lh_db_cancel_init(lh_db_cancel *c)
+{
+    pthread_mutex_init(&c->mu, NULL);
+    c->fd = -1;
+    atomic_init(&c->fired, false);
+}
+
+void lh_db_cancel_destroy(lh_db_cancel *c)
+{
+    pthread_mutex_destroy(&c->mu);
+}
+
+void lh_db_cancel_fire(void *ctx)
+{
+    lh_db_cancel *c = ctx;
+    pthread_mutex_lock(&c->mu);
+    atomic_store(&c->fired, true);
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&c->mu);
+}
+
+int lh_db_cancel_attach(lh_db_cancel *c, int fd)
+{
+    if (!c)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    bool fired = atomic_load(&c->fired);
+    if (!fired)
+        c->fd = fd;
+    pthread_mutex_unlock(&c->mu);
+    return fired ? -1 : 0;
+}
+
+void lh_db_cancel_detach(lh_db_cancel *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->fd = -1;
+    pthread_mutex_unlock(&c->mu);
+}
+
+bool lh_db_cancel_fired(lh_db_cancel *c)
+{
+    return c && atomic_load(&c->fired);
 }
 
 /* ---------------------------------------------------------------- vector writing */

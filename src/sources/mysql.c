@@ -69,9 +69,16 @@ typedef struct my_reader {
     bool done;   /* the result was read to its end */
     bool failed; /* an error ended the stream: the result is unfinished */
     atomic_bool interrupted;
+    lh_db_cancel *cancel; /* the sync's cancellation point (sel->cancel), or NULL */
     pthread_mutex_t lock; /* guards fd against close while interrupt shuts it down */
     int fd;               /* the connection's socket, -1 once closed */
 } my_reader;
+
+/* Asked to stop: by interrupt() or through the sync's cancellation point. */
+static bool my_stopped(my_reader *m)
+{
+    return atomic_load(&m->interrupted) || lh_db_cancel_fired(m->cancel);
+}
 
 /* ---------------------------------------------------------------- errors */
 
@@ -387,7 +394,7 @@ static int my_next(lh_db_reader *r, duckdb_data_chunk out, lh_error *err)
     duckdb_data_chunk_reset(out);
     if (m->done)
         goto out;
-    if (atomic_load(&m->interrupted)) {
+    if (my_stopped(m)) {
         rc = lh_error_set(err, LH_ECANCELLED,
                           "MySQL source %s: the read was cancelled after %lld rows", m->location,
                           (long long)r->rows);
@@ -407,7 +414,7 @@ static int my_next(lh_db_reader *r, duckdb_data_chunk out, lh_error *err)
     for (; row < cap; row++) {
         MYSQL_ROW values = mysql_fetch_row(m->res);
         if (!values) {
-            if (atomic_load(&m->interrupted)) {
+            if (my_stopped(m)) {
                 rc = lh_error_set(err, LH_ECANCELLED,
                                   "MySQL source %s: the read was cancelled after %lld rows",
                                   m->location, (long long)(r->rows + (int64_t)row));
@@ -471,6 +478,7 @@ static void my_close(lh_db_reader *r)
         shutdown(m->fd, SHUT_RDWR);
     m->fd = -1;
     pthread_mutex_unlock(&m->lock);
+    lh_db_cancel_detach(m->cancel); /* before the socket closes and its number is reused */
     if (m->res)
         mysql_free_result(m->res);
     if (m->conn)
@@ -517,6 +525,8 @@ static int connect_server(my_reader *m, lh_error *err)
                             d->socket, 0))
         return fail_conn(m, LH_EUPSTREAM, connect_cause(mysql_errno(m->conn)), err);
     m->fd = (int)mysql_get_socket(m->conn);
+    if (lh_db_cancel_attach(m->cancel, m->fd) != 0)
+        return lh_error_set(err, LH_ECANCELLED, "the read was cancelled while connecting");
     if (tls_required && !mysql_get_ssl_cipher(m->conn))
         return lh_error_set(err, LH_EUPSTREAM,
                             "MySQL source %s: TLS was required (sslmode=%s) but the server "
@@ -554,6 +564,7 @@ lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_
     m->fd = -1;
     pthread_mutex_init(&m->lock, NULL);
     atomic_init(&m->interrupted, false);
+    m->cancel = sel->cancel;
     m->base.next = my_next;
     m->base.interrupt = my_interrupt;
     m->base.close = my_close;
@@ -605,6 +616,11 @@ fail:
     lh_buf_free(&stmt);
     lh_buf_free(&list);
     free(float_cols);
+    /* A statement that failed because the sync was cancelled (its socket shut down under
+     * it) reports the cancel, not a broken connection. */
+    if (m && my_stopped(m) && (!err || err->code != LH_ECANCELLED))
+        lh_error_set(err, LH_ECANCELLED,
+                     "the read was cancelled while the source prepared its first rows");
     if (m)
         my_close(&m->base);
     return NULL;

@@ -50,10 +50,11 @@ typedef struct pg_reader {
     pthread_mutex_t lock; /* guards sock between interrupt() and close() */
     int sock;             /* the connection's socket, -1 once close() began */
     atomic_bool interrupted;
-    bool header_seen; /* the COPY's binary header has been read */
-    bool at_end;      /* the COPY's trailer has been read */
-    bool finished;    /* the COPY's result was a success: next() returns empty chunks */
-    int failed;       /* the code of an error next() returned; it is returned again */
+    lh_db_cancel *cancel; /* the sync's cancellation point (sel->cancel), or NULL */
+    bool header_seen;     /* the COPY's binary header has been read */
+    bool at_end;          /* the COPY's trailer has been read */
+    bool finished;        /* the COPY's result was a success: next() returns empty chunks */
+    int failed;           /* the code of an error next() returned; it is returned again */
 } pg_reader;
 
 /* ---------------------------------------------------------------- messages */
@@ -340,6 +341,12 @@ static void map_columns(pg_reader *p, const PGresult *desc, const pg_typeinfo *t
 
 /* ---------------------------------------------------------------- the stream */
 
+/* Asked to stop: by interrupt() or through the sync's cancellation point. */
+static bool pg_stopped(pg_reader *p)
+{
+    return atomic_load(&p->interrupted) || lh_db_cancel_fired(p->cancel);
+}
+
 static void pg_interrupt(lh_db_reader *r)
 {
     pg_reader *p = (pg_reader *)r;
@@ -355,7 +362,7 @@ static void pg_interrupt(lh_db_reader *r)
  * read before it. */
 static int stream_failed(pg_reader *p, const PGresult *res, int64_t rows, lh_error *err)
 {
-    if (atomic_load(&p->interrupted))
+    if (pg_stopped(p))
         return lh_error_set(err, LH_ECANCELLED, "the read was cancelled after %lld rows",
                             (long long)rows);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -472,7 +479,7 @@ static int pg_next(lh_db_reader *r, duckdb_data_chunk out, lh_error *err)
     for (size_t i = 0; i < r->ncols; i++)
         p->vecs[i] = duckdb_data_chunk_get_vector(out, i);
     while (row < cap && !p->finished) {
-        if (atomic_load(&p->interrupted)) {
+        if (pg_stopped(p)) {
             rc = lh_error_set(err, LH_ECANCELLED, "the read was cancelled after %lld rows",
                               (long long)(r->rows + (int64_t)row));
             goto out;
@@ -523,6 +530,7 @@ static void pg_close(lh_db_reader *r)
     pthread_mutex_lock(&p->lock);
     p->sock = -1;
     pthread_mutex_unlock(&p->lock);
+    lh_db_cancel_detach(p->cancel); /* before the socket closes and its number is reused */
     if (p->conn)
         PQfinish(p->conn); /* the server rolls the read-only transaction back */
     if (p->cols)
@@ -677,6 +685,7 @@ lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_err
     pthread_mutex_init(&p->lock, NULL);
     p->sock = -1;
     atomic_init(&p->interrupted, false);
+    p->cancel = sel ? sel->cancel : NULL;
     r->next = pg_next;
     r->interrupt = pg_interrupt;
     r->close = pg_close;
@@ -731,6 +740,10 @@ lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_err
         p->location = lh_xasprintf("%s:%s/%s", h, pt, db);
     }
     p->sock = PQsocket(p->conn);
+    if (lh_db_cancel_attach(p->cancel, p->sock) != 0) {
+        rc = lh_error_set(err, LH_ECANCELLED, "the read was cancelled while connecting");
+        goto out;
+    }
     /* libpq prints NOTICEs (RAISE NOTICE in a function, ...) to stderr by default: they
      * may carry data, and our logs are structured */
     PQsetNoticeProcessor(p->conn, ignore_notice, NULL);
@@ -835,6 +848,11 @@ out:
     free(ti);
     lh_buf_free(&sql);
     lh_buf_free(&copy);
+    /* A statement that failed because the sync was cancelled (its socket shut down under
+     * it) reports the cancel, not a broken connection. */
+    if (rc != 0 && rc != LH_ECANCELLED && pg_stopped(p))
+        rc = lh_error_set(err, LH_ECANCELLED,
+                          "the read was cancelled while the source prepared its first rows");
     if (rc != 0) {
         pg_close(r);
         return NULL;

@@ -7,11 +7,35 @@
 
 #include "sources.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 /* duckdb.h declares a few `f()` functions; keep -Wstrict-prototypes for our own code. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstrict-prototypes"
 #include <duckdb.h>
 #pragma GCC diagnostic pop
+
+/* A cancellation point a sync shares with its reader before the reader exists: the reader
+ * attaches its socket as soon as it has connected, so a cancel while it opens (a server
+ * that computes for a long time before its first row: PostgreSQL sends nothing, not even
+ * COPY's start, until its output buffer fills) shuts that socket down too. Thread-safe. */
+typedef struct lh_db_cancel {
+    pthread_mutex_t mu;
+    int fd; /* the attached socket, or -1 */
+    atomic_bool fired;
+} lh_db_cancel;
+
+void lh_db_cancel_init(lh_db_cancel *c);
+void lh_db_cancel_destroy(lh_db_cancel *c);
+/* From any thread: marks c fired and shuts the attached socket down (recv and poll in the
+ * reader's library return at once). Idempotent. The signature is a job cancel hook's. */
+void lh_db_cancel_fire(void *c);
+/* Reader side (c may be NULL): attach the connected socket, -1 when c has already fired
+ * (the reader stops: LH_ECANCELLED); detach it before closing the socket. */
+int lh_db_cancel_attach(lh_db_cancel *c, int fd);
+void lh_db_cancel_detach(lh_db_cancel *c);
+bool lh_db_cancel_fired(lh_db_cancel *c);
 
 /* What to read: a table or a query, optionally only the rows whose incremental column is
  * above a watermark. The reader builds the statement in its server's dialect, quoting the
@@ -22,6 +46,7 @@ typedef struct lh_db_select {
     const char *query;              /* or NULL: exactly one of the two */
     const char *incremental_column; /* or NULL */
     const char *watermark;          /* rows with column > this text; NULL: every row */
+    lh_db_cancel *cancel;           /* or NULL: the reader attaches its socket to it */
 } lh_db_select;
 
 /* An open, streaming read. Created by lh_pg_reader_open / lh_mysql_reader_open, which

@@ -200,11 +200,24 @@ int lh_db_ingest_check(lh_db_ingest *d, const lh_db_ingest_request *req, lh_erro
     return lh_ingest_check(d->ing, &ir, err);
 }
 
-/* The job's cancel hook while the reader is open. */
-static void interrupt_hook(void *ctx)
+/* A sync's cancellation: the point its reader attaches its socket to while it opens, and
+ * the reader once open (under point.mu), whose own interrupt the hook calls too (a reader
+ * may wait on something other than its socket: the unit tests' scripted readers do). The
+ * hook is cleared before the reader closes, and clearing waits out a running hook. */
+typedef struct sync_cancel {
+    lh_db_cancel point;
+    lh_db_reader *reader;
+} sync_cancel;
+
+static void sync_cancel_hook(void *ctx)
 {
-    lh_db_reader *r = ctx;
-    r->interrupt(r);
+    sync_cancel *sc = ctx;
+    lh_db_cancel_fire(&sc->point);
+    pthread_mutex_lock(&sc->point.mu);
+    lh_db_reader *r = sc->reader;
+    pthread_mutex_unlock(&sc->point.mu);
+    if (r)
+        r->interrupt(r);
 }
 
 /* The SELECT list of the COPY: create/replace keep the source's columns (json and jsonb
@@ -433,6 +446,13 @@ int lh_db_ingest_run_with(lh_db_ingest *d, const lh_db_ingest_request *req,
     if ((rc = dataset_lock(d, req->dataset, job, err)) != 0)
         return rc;
     locked = true;
+    /* The job's cancel hook fires the cancellation point from here on: the reader attaches
+     * its socket to it as soon as it has connected, so a cancel reaches a source that is
+     * still computing its first rows (open), then the stream. */
+    sync_cancel cancel = {.reader = NULL};
+    lh_db_cancel_init(&cancel.point);
+    lh_job_set_cancel_hook(job, sync_cancel_hook, &cancel);
+    hooked = true;
     if ((rc = lh_ingest_part_begin(d->ing, req->dataset, req->mode, req->bucket, &p, err)) != 0)
         goto out;
     if (req->mode == LH_MODE_APPEND && (rc = check_append(&p, req, err)) != 0)
@@ -445,13 +465,15 @@ int lh_db_ingest_run_with(lh_db_ingest *d, const lh_db_ingest_request *req,
     lh_db_select sel = {.table = is_blank(req->table) ? NULL : req->table,
                         .query = is_blank(req->query) ? NULL : req->query,
                         .incremental_column = req->incremental_column,
-                        .watermark = previous};
+                        .watermark = previous,
+                        .cancel = &cancel.point};
     if (!(r = open(open_ctx, &sel, err))) {
         rc = err->code ? err->code : LH_EUPSTREAM;
         goto out;
     }
-    lh_job_set_cancel_hook(job, interrupt_hook, r);
-    hooked = true;
+    pthread_mutex_lock(&cancel.point.mu);
+    cancel.reader = r;
+    pthread_mutex_unlock(&cancel.point.mu);
     if (lh_job_cancelled(job)) {
         rc = lh_error_setk(err, LH_ECANCELLED, "cancelled", "the sync was cancelled");
         goto out;
@@ -598,6 +620,7 @@ out:
     lh_sync_stream_close(&s);
     if (r)
         r->close(r);
+    lh_db_cancel_destroy(&cancel.point);
     lh_ingest_part_end(d->ing, &p);
     if (locked)
         dataset_unlock(d, req->dataset);

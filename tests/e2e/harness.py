@@ -50,6 +50,7 @@ class Server:
         self.proc = None
         self.port = None
         self.log_path = None
+        self.last_log = ""
 
     def start(self):
         self.port = free_port()
@@ -98,6 +99,7 @@ class Server:
                 raise AssertionError(f"sanitizer report in server log:\n{log[-6000:]}")
         if code != expect_code:
             raise AssertionError(f"server exited {code}, expected {expect_code}:\n{log[-3000:]}")
+        self.last_log = log  # what the stopped process wrote (its file is removed)
         os.unlink(self.log_path)
 
     @property

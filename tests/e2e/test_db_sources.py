@@ -518,7 +518,8 @@ class DbBase:
                 with open(p, "rb") as f:
                     blob = f.read()
                 found += [(rel, pw) for pw in self.secrets if pw.encode() in blob]
-        log = self.server.read_log()
+        # the running server's log, and the one of a process a test stopped and restarted
+        log = self.server.read_log() + self.server.last_log
         found += [("server log", pw) for pw in self.secrets if pw in log]
         self.assertEqual(found, [], "passwords found")
 
@@ -1192,6 +1193,29 @@ class BackgroundSyncTests(DbBase, Base):
 
     def test_mysql_long_sync_progress_and_cancel(self):
         self.run_cancel("mysql")
+
+    def test_shutdown_cancels_a_running_sync(self):
+        """SIGTERM while a sync waits on its source: the server cancels the sync instead of
+        waiting for the source, stops promptly, and after a restart nothing of it is
+        left."""
+        st, doc = self.sync("postgres", {"dsn": self.pg.dsn, "query": "SELECT pg_sleep(600) AS s",
+                                         "dataset": "asleep", "wait": False})
+        self.assertEqual(st, 202, doc)
+        job_id = doc["job"]["id"]
+        deadline = time.time() + 60
+        while self.job(job_id)["state"] == "queued" and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # into the read that waits on the server
+        t0 = time.monotonic()
+        self.server.stop()
+        self.assertLess(time.monotonic() - t0, 30.0, "shutdown waited for the sync")
+        self.assertIn("server.syncs_cancelled", self.server.last_log)
+        self.server.start()
+        st, _ = self.server.json("GET", "/catalog/datasets/by-name/asleep")
+        self.assertEqual(st, 404)
+        left = [os.path.join(d, f) for d, _, fs in os.walk(self.data) for f in fs
+                if "asleep" in os.path.join(d, f)]
+        self.assertEqual(left, [])
 
     def test_background_sync_result(self):
         st, doc = self.sync("postgres", {"dsn": self.pg.dsn, "table": "small",

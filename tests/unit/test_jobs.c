@@ -226,6 +226,44 @@ static void test_cancel_running_calls_hook_once(void **state)
     lh_jobs_close(jobs);
 }
 
+/* What a shutdown does: every unfinished job of one kind is cancelled (the running one
+ * through its hook, the queued one before it starts); jobs of other kinds are untouched. */
+static void test_cancel_kind(void **state)
+{
+    (void)state;
+    lh_error err;
+    lh_jobs *jobs = lh_jobs_open(2, &err);
+    probe sync_running = PROBE_INIT, other = PROBE_INIT, sync_queued = PROBE_INIT;
+    char id1[LH_JOB_ID_LEN + 1], id2[LH_JOB_ID_LEN + 1], id3[LH_JOB_ID_LEN + 1];
+    assert_int_equal(
+        lh_jobs_submit(jobs, "sync", "alice", job_blocking, on_done, &sync_running, id1, &err), 0);
+    assert_int_equal(
+        lh_jobs_submit(jobs, "compaction", "bob", job_plain, on_done, &other, id2, &err), 0);
+    wait_for(&sync_running, &sync_running.started);
+    wait_for(&other, &other.started);
+    /* both threads busy: this one waits in the queue */
+    assert_int_equal(
+        lh_jobs_submit(jobs, "sync", "carol", job_count, on_done, &sync_queued, id3, &err), 0);
+
+    assert_int_equal(lh_jobs_cancel_kind(jobs, "sync", "shutdown"), 2);
+    wait_done(&sync_running);
+    wait_done(&sync_queued);
+    assert_int_equal(sync_running.done_rc, LH_ECANCELLED);
+    assert_int_equal(sync_queued.done_rc, LH_ECANCELLED);
+    assert_int_equal(sync_queued.ran, 0);
+    json_t *j = get_job(jobs, id1);
+    assert_string_equal(lh_json_str(j, "cancelled_by"), "shutdown");
+    json_decref(j);
+    j = get_job(jobs, id2);
+    assert_string_equal(lh_json_str(j, "state"), "running");
+    json_decref(j);
+    assert_int_equal(lh_jobs_cancel_kind(jobs, "sync", "shutdown"), 0);
+    set_flag(&other, &other.release);
+    wait_done(&other);
+    assert_int_equal(other.done_rc, 0);
+    lh_jobs_close(jobs);
+}
+
 /* A job that cleared its hook never has it called; asking twice is a no-op; the job sees
  * lh_job_cancelled() and stops by itself. */
 static int job_clears_hook(lh_job *job, void *ctx, lh_error *err)
@@ -481,6 +519,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cancel_queued),
         cmocka_unit_test(test_cancel_running_calls_hook_once),
+        cmocka_unit_test(test_cancel_kind),
         cmocka_unit_test(test_cleared_hook_never_runs),
         cmocka_unit_test(test_hook_set_after_cancel_runs_at_once),
         cmocka_unit_test(test_clearing_waits_out_a_running_hook),

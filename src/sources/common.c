@@ -57,6 +57,37 @@ void lh_secret_free(char *secret)
     free(secret);
 }
 
+/* ---------------------------------------------------------------- SQL text */
+
+void lh_db_put_ident(lh_buf *b, char quote, const char *s, size_t n)
+{
+    lh_buf_putc(b, quote);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == quote)
+            lh_buf_putc(b, quote);
+        lh_buf_putc(b, s[i]);
+    }
+    lh_buf_putc(b, quote);
+}
+
+int lh_db_put_table(lh_buf *b, char quote, const char *container, const char *table, lh_error *err)
+{
+    const char *dot = strchr(table, '.');
+    if (!*table || (dot && (dot == table || !dot[1] || strchr(dot + 1, '.'))))
+        return lh_error_set(err, LH_EINVAL,
+                            "table \"%s\" is not a name: use table or %s.table (one dot, no "
+                            "empty part)",
+                            table, container);
+    if (dot) {
+        lh_db_put_ident(b, quote, table, (size_t)(dot - table));
+        lh_buf_putc(b, '.');
+        lh_db_put_ident(b, quote, dot + 1, strlen(dot + 1));
+    } else {
+        lh_db_put_ident(b, quote, table, strlen(table));
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- cancellation */
 
 void lh_db_cancel_init(lh_db_cancel *c)

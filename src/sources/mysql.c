@@ -138,38 +138,6 @@ static const char *query_cause(unsigned no)
 /* ---------------------------------------------------------------- the statement */
 
 /* Appends `name` quoted as a MySQL identifier (backticks doubled). */
-static void put_ident(lh_buf *b, const char *name, size_t n)
-{
-    lh_buf_putc(b, '`');
-    for (size_t i = 0; i < n; i++) {
-        if (name[i] == '`')
-            lh_buf_putc(b, '`');
-        lh_buf_putc(b, name[i]);
-    }
-    lh_buf_putc(b, '`');
-}
-
-/* Appends the quoted table name: "table" or "db.table"; LH_EINVAL for an empty part or more
- * than two. */
-static int put_table(lh_buf *b, const char *table, lh_error *err)
-{
-    const char *dot = strchr(table, '.');
-    if (dot && strchr(dot + 1, '.'))
-        return lh_error_set(err, LH_EINVAL,
-                            "table '%s' has more than two parts: use table or database.table",
-                            table);
-    if (!*table || dot == table || (dot && !dot[1]))
-        return lh_error_set(err, LH_EINVAL,
-                            "table '%s' has an empty part: use table or database.table", table);
-    if (dot) {
-        put_ident(b, table, (size_t)(dot - table));
-        lh_buf_putc(b, '.');
-        put_ident(b, dot + 1, strlen(dot + 1));
-    } else {
-        put_ident(b, table, strlen(table));
-    }
-    return 0;
-}
 
 /* The query's length once trailing semicolons and spaces are stripped. */
 static size_t query_len(const char *q)
@@ -228,7 +196,7 @@ static int check_query(const char *q, lh_error *err)
 static int put_source(lh_buf *b, const lh_db_select *sel, lh_error *err)
 {
     if (sel->table)
-        return put_table(b, sel->table, err);
+        return lh_db_put_table(b, '`', "database", sel->table, err);
     lh_buf_putc(b, '(');
     lh_buf_append(b, sel->query, query_len(sel->query));
     lh_buf_puts(b, "\n) AS lh_query");
@@ -286,10 +254,10 @@ static int plan_floats(my_reader *m, const lh_db_select *sel, lh_buf *list, bool
             lh_buf_puts(list, ", ");
         if (is_float)
             lh_buf_puts(list, "CAST(");
-        put_ident(list, fields[i].name, fields[i].name_length);
+        lh_db_put_ident(list, '`', fields[i].name, fields[i].name_length);
         if (is_float) {
             lh_buf_puts(list, " AS DOUBLE) AS ");
-            put_ident(list, fields[i].name, fields[i].name_length);
+            lh_db_put_ident(list, '`', fields[i].name, fields[i].name_length);
         }
     }
 out:
@@ -317,7 +285,7 @@ static int build_statement(my_reader *m, const lh_db_select *sel, const lh_buf *
         return rc;
     if (sel->incremental_column && sel->watermark) {
         lh_buf_puts(b, " WHERE ");
-        put_ident(b, sel->incremental_column, strlen(sel->incremental_column));
+        lh_db_put_ident(b, '`', sel->incremental_column, strlen(sel->incremental_column));
         lh_buf_puts(b, " > '");
         size_t wn = strlen(sel->watermark);
         char *esc = lh_xmalloc(wn * 2 + 1);
@@ -352,7 +320,7 @@ static int describe(my_reader *m, const bool *float_cols, const lh_error *unplan
         if (fields[i].type == MYSQL_TYPE_FLOAT && unplanned->code != 0) {
             lh_buf quoted;
             lh_buf_init(&quoted);
-            put_ident(&quoted, fields[i].name, fields[i].name_length);
+            lh_db_put_ident(&quoted, '`', fields[i].name, fields[i].name_length);
             int rc = lh_error_set(
                 err, LH_EUPSTREAM,
                 "MySQL source %s: column '%s' is a FLOAT, which the text protocol "
@@ -575,7 +543,7 @@ lh_db_reader *lh_mysql_reader_open(const char *dsn, const lh_db_select *sel, lh_
     if (sel->table) {
         lh_buf probe; /* the table's name is checked before connecting */
         lh_buf_init(&probe);
-        int rc = put_table(&probe, sel->table, err);
+        int rc = lh_db_put_table(&probe, '`', "database", sel->table, err);
         lh_buf_free(&probe);
         if (rc < 0)
             goto fail;

@@ -194,38 +194,6 @@ static int pg_connect_error(const pg_reader *p, lh_error *err)
 /* ---------------------------------------------------------------- statement text */
 
 /* Appends "ident" with embedded double quotes doubled. */
-static void put_ident(lh_buf *b, const char *s, size_t n)
-{
-    lh_buf_putc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            lh_buf_putc(b, '"');
-        lh_buf_putc(b, s[i]);
-    }
-    lh_buf_putc(b, '"');
-}
-
-/* "table" or "schema.table" → "schema"."table". LH_EINVAL for an empty part or more than
- * two. */
-static int put_table(lh_buf *b, const char *table, lh_error *err)
-{
-    const char *dot = strchr(table, '.');
-    if (dot && strchr(dot + 1, '.'))
-        return lh_error_set(err, LH_EINVAL,
-                            "table \"%s\" is not a name: use table or schema.table (one dot)",
-                            table);
-    if (!*table || (dot && (dot == table || !dot[1])))
-        return lh_error_set(err, LH_EINVAL, "table \"%s\" is not a name: use table or schema.table",
-                            table);
-    if (dot) {
-        put_ident(b, table, (size_t)(dot - table));
-        lh_buf_putc(b, '.');
-        put_ident(b, dot + 1, strlen(dot + 1));
-    } else {
-        put_ident(b, table, strlen(table));
-    }
-    return 0;
-}
 
 /* The query without trailing semicolons and white space, or NULL when nothing is left.
  * Caller frees. */
@@ -622,7 +590,7 @@ static int build_select(pg_reader *p, const lh_db_select *sel, lh_buf *sql, lh_e
     int rc = 0;
     if (sel->table) {
         lh_buf_puts(sql, "SELECT * FROM ");
-        rc = put_table(sql, sel->table, err);
+        rc = lh_db_put_table(sql, '"', "schema", sel->table, err);
         if (rc != 0)
             goto out;
     } else {
@@ -655,7 +623,7 @@ static int build_select(pg_reader *p, const lh_db_select *sel, lh_buf *sql, lh_e
     }
     if (sel->incremental_column && sel->watermark) {
         lh_buf_puts(sql, " WHERE ");
-        put_ident(sql, sel->incremental_column, strlen(sel->incremental_column));
+        lh_db_put_ident(sql, '"', sel->incremental_column, strlen(sel->incremental_column));
         {
             char *lit = PQescapeLiteral(p->conn, sel->watermark, strlen(sel->watermark));
             if (!lit) {
@@ -709,7 +677,7 @@ lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_err
     } else {
         lh_buf probe;
         lh_buf_init(&probe);
-        rc = put_table(&probe, sel->table, err);
+        rc = lh_db_put_table(&probe, '"', "schema", sel->table, err);
         lh_buf_free(&probe);
         if (rc != 0)
             goto out;
@@ -828,7 +796,7 @@ lh_db_reader *lh_pg_reader_open(const char *dsn, const lh_db_select *sel, lh_err
     lh_buf_puts(&copy, "COPY (SELECT ");
     for (size_t i = 0; i < r->ncols; i++) {
         lh_buf_puts(&copy, i ? ", s." : "s.");
-        put_ident(&copy, r->names[i], strlen(r->names[i]));
+        lh_db_put_ident(&copy, '"', r->names[i], strlen(r->names[i]));
         lh_buf_puts(&copy, p->cols[i].cast);
     }
     lh_buf_printf(&copy, " FROM (\n%s\n) s) TO STDOUT (FORMAT binary)", sql.data);

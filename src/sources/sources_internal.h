@@ -129,6 +129,16 @@ json_t *lh_sync_stream_schema(lh_sync_stream *s, lh_error *err);
 /* Frees names, types and source_types of ncols columns (readers' close calls it). */
 void lh_db_reader_free_columns(lh_db_reader *r);
 
+/* ---------------------------------------------------------------- SQL text (common.c) */
+
+/* Appends s[0..n) as an identifier quoted with `quote` (" for PostgreSQL, ` for MySQL),
+ * the quote doubled inside. */
+void lh_db_put_ident(lh_buf *b, char quote, const char *s, size_t n);
+/* Appends "table" or "container.table" quoted part by part; LH_EINVAL for an empty part or
+ * more than one dot. container names the first part in the message ("schema",
+ * "database"). */
+int lh_db_put_table(lh_buf *b, char quote, const char *container, const char *table, lh_error *err);
+
 /* ---------------------------------------------------------------- vector writing (common.c)
  * For readers filling a chunk's vectors. */
 

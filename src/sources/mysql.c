@@ -505,7 +505,7 @@ static int connect_server(my_reader *m, lh_error *err)
 
 /* The session every read runs in (see the file comment). */
 static const char *const session_statements[] = {
-    "SET time_zone = '+00:00', SESSION net_write_timeout = " NET_WRITE_TIMEOUT_S,
+    ("SET time_zone = '+00:00', SESSION net_write_timeout = " NET_WRITE_TIMEOUT_S),
     "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
     "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
 };

@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,25 @@ def _as_user(user):
     if os.geteuid() != 0:
         return []
     return ["runuser", "-u", user, "--"]
+
+
+def _traversable(path):
+    """Lets other users search every folder above path (o+x), as root only. The servers
+    run as `postgres` / `mysql`, which must reach their binaries and our temp folder: a
+    chroot or container whose root folder was made with mode 0700 (mktemp -d) would refuse
+    them ("Permission denied" at exec). On an ordinary system every such folder already
+    has o+x and nothing changes."""
+    if os.geteuid() != 0:
+        return
+    d = os.path.dirname(os.path.abspath(path))
+    while True:
+        mode = os.stat(d).st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(d, stat.S_IMODE(mode) | stat.S_IXOTH)
+        parent = os.path.dirname(d)
+        if parent == d:
+            return
+        d = parent
 
 
 def _chown(path, user):
@@ -99,6 +119,8 @@ class PgServer:
             raise RuntimeError("PostgreSQL is not installed (run scripts/setup.sh)")
         self.tmp = tempfile.mkdtemp(prefix="lh-pg-")
         os.chmod(self.tmp, 0o755)
+        _traversable(os.path.join(PG_BIN, "postgres"))
+        _traversable(os.path.join(self.tmp, "data"))
         data, sock = os.path.join(self.tmp, "data"), os.path.join(self.tmp, "sock")
         os.mkdir(sock)
         pwfile = os.path.join(self.tmp, "pw")
@@ -193,6 +215,8 @@ class MariaServer:
             raise RuntimeError("MariaDB is not installed (run scripts/setup.sh)")
         self.tmp = tempfile.mkdtemp(prefix="lh-my-")
         os.chmod(self.tmp, 0o755)
+        _traversable(server)
+        _traversable(os.path.join(self.tmp, "data"))
         data = os.path.join(self.tmp, "data")
         self.sock = os.path.join(self.tmp, "mysqld.sock")
         self.log = os.path.join(self.tmp, "server.log")

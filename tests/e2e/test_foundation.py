@@ -291,8 +291,12 @@ class IngestAndQuery(Base):
         old_keys = [f["key"] for f in doc["dataset"]["files"]]
         self.assertEqual(len(old_keys), 5)
         conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=120)
-        conn.request("POST", "/query/sql", json.dumps({"sql": "SELECT id, txt FROM busy",
-                                                       "limit": 100000}),
+        # ~25 MB of JSON: far more than the query's 1 MiB output budget and the loopback
+        # socket buffers, so the query is still streaming (its reader epoch held) when the
+        # replace commits; a ~5 MB result could be sent whole before it, once.
+        conn.request("POST", "/query/sql",
+                     json.dumps({"sql": "SELECT id, txt, txt || txt AS t2, txt || txt || txt AS t3 "
+                                        "FROM busy", "limit": 100000}),
                      {"Authorization": f"Bearer {ADMIN_KEY}"})
         resp = conn.getresponse()
         self.assertEqual(resp.status, 200)

@@ -13,21 +13,13 @@
 
 #define UNPARSABLE "<unparsable DSN>"
 
-static void wipe_free(char *s)
-{
-    if (s) {
-        sodium_memzero(s, strlen(s));
-        free(s);
-    }
-}
-
 void lh_dsn_free(lh_dsn *d)
 {
     if (!d)
         return;
     free(d->host);
     free(d->user);
-    wipe_free(d->password);
+    lh_secret_free(d->password);
     free(d->database);
     free(d->sslmode);
     free(d->socket);
@@ -115,7 +107,7 @@ static int set_param(lh_dsn *d, const char *key, char *value, lh_error *err)
         slot = &d->socket;
     if (slot) {
         if (slot == &d->password)
-            wipe_free(*slot);
+            lh_secret_free(*slot);
         else
             free(*slot);
         *slot = value;
@@ -289,7 +281,7 @@ static int parse_uri(lh_dsn *d, const char *dsn, const char *sep, lh_error *err)
                                              "the DSN's query string has a bad "
                                              "%% escape");
         if (!(key && value))
-            wipe_free(value);
+            lh_secret_free(value);
         free(key);
         if (rc)
             return rc;
@@ -419,7 +411,7 @@ char *lh_dsn_redact(const char *dsn)
             lh_buf_putc(&b, '\'');
         }
         free(key);
-        wipe_free(value);
+        lh_secret_free(value);
     }
     return b.data ? b.data : lh_xstrdup(UNPARSABLE);
 }

@@ -67,14 +67,6 @@ static void wipe_json_string(json_t *s)
         sodium_memzero((char *)json_string_value(s), json_string_length(s));
 }
 
-static void wipe_free_text(char *text)
-{
-    if (text) {
-        sodium_memzero(text, strlen(text));
-        free(text);
-    }
-}
-
 /* Index of name, or -(insertion point) - 1 when absent. Under mu. */
 static ssize_t find(const lh_sources *s, const char *name)
 {
@@ -135,7 +127,7 @@ static int persist(lh_sources *s, lh_error *err)
     if (!text) /* never write a file that lacks a source */
         return lh_error_set(err, LH_EINTERNAL, "cannot render the sources store");
     int rc = lh_fs_write_atomic_mode(s->path, text, strlen(text), 0600, err);
-    wipe_free_text(text);
+    lh_secret_free(text);
     if (rc && lh_error_not_durable(err)) {
         lh_log(LH_LOG_WARN, "sources.store_not_durable", "{s:s}", "error", err->message);
         lh_error_clear(err);

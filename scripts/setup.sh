@@ -20,6 +20,7 @@ PACKAGES=(
     ca-certificates curl python3 python3-nacl
     libmicrohttpd-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev
     libpcre2-dev libpq-dev libmariadb-dev
+    libutf8proc-dev libfaiss-dev libopenblas-dev
     postgresql postgresql-client mariadb-server mariadb-client
     wrk
 )

@@ -97,6 +97,19 @@ int lh_config_load(lh_config *cfg, lh_error *err)
         return rc;
     if (cfg->query_default_rows > cfg->query_max_rows)
         cfg->query_default_rows = cfg->query_max_rows;
+    /* issue 15: agents over MCP */
+    cfg->mcp_calls_per_minute = 120;
+    cfg->mcp_session_idle_s = 1800;
+    cfg->mcp_max_sessions = 1024;
+    cfg->mcp_max_rows = 500;
+    if ((rc = env_int("LH_MCP_CALLS_PER_MINUTE", 1, 1000000, &cfg->mcp_calls_per_minute, err)) ||
+        (rc = env_int("LH_MCP_SESSION_IDLE_S", 1, 86400 * 30, &cfg->mcp_session_idle_s, err)) ||
+        (rc = env_int("LH_MCP_MAX_SESSIONS", 1, 1000000, &cfg->mcp_max_sessions, err)) ||
+        (rc = env_int64("LH_MCP_MAX_ROWS", 1, 1LL << 40, &cfg->mcp_max_rows, err)))
+        return rc;
+    const char *origins = getenv("LH_MCP_ALLOWED_ORIGINS");
+    if (origins && *origins)
+        cfg->mcp_allowed_origins = lh_xstrdup(origins);
     const char *key = getenv("LH_ADMIN_KEY");
     if (key && *key)
         cfg->admin_key = lh_xstrdup(key);
@@ -134,6 +147,7 @@ void lh_config_free(lh_config *cfg)
     free(cfg->biometric_root);
     free(cfg->audit_signing_key);
     free(cfg->audit_origin);
+    free(cfg->mcp_allowed_origins); /* issue 15 */
     if (cfg->admin_key) {
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));
         free(cfg->admin_key);

@@ -83,5 +83,9 @@ const lh_route lh_routes[] = {
     {"GET", "/audit/checkpoint", LH_BODY_NONE, lh_h_audit_checkpoint, NULL, PUBLIC},
     {"GET", "/audit/consistency", LH_BODY_NONE, lh_h_audit_consistency, NULL, PUBLIC},
     {"GET", "/audit/pubkey", LH_BODY_NONE, lh_h_audit_pubkey, NULL, PUBLIC},
+    /* agents over MCP (issue 15; docs/AGENTS.md): agent and analyst keys only; GET answers
+     * 405 (no SSE stream), as the Streamable HTTP transport allows */
+    {"POST", "/mcp", LH_BODY_JSON, lh_h_mcp_post, NULL, ANALYST | AGENT},
+    {"DELETE", "/mcp", LH_BODY_NONE, lh_h_mcp_delete, NULL, ANALYST | AGENT},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -395,6 +395,36 @@ class Mcp(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("--key", p.stderr)
 
+    def test_08_failed_audit_fails_the_call(self):
+        """A read whose audit row cannot be written returns nothing: a JSON-RPC internal
+        error, not a result (LH_FAULT: the first fsync after start is the audit journal's
+        fdatasync of this read). The next call recovers and is audited. No key or secret
+        reaches the log."""
+        type(self).server.stop()
+        s = Server(self.data, {**self.env, "LH_FAULT": "fsync:1:EIO"}).start()
+        try:
+            sql = "SELECT candidate_id, email FROM people_safe ORDER BY 1 LIMIT 3"
+            r = run_client(s.url, self.keys["bot"], [
+                {"op": "call", "name": "query_sql",
+                 "arguments": {"sql": sql, "purpose": PURPOSE},
+                 "meta": {"lakehouse/trace_id": "t-08-a"}},
+                {"op": "call", "name": "query_sql",
+                 "arguments": {"sql": sql, "purpose": PURPOSE},
+                 "meta": {"lakehouse/trace_id": "t-08-b"}}])
+            failed, ok = r["steps"]
+            self.assertFalse(failed["ok"], failed)
+            self.assertEqual(failed["code"], -32603)
+            self.assertIn("audit", failed["error"])
+            self.assertNotIn("p*", failed["error"])
+            self.assertFalse(tool_value(ok)["isError"])
+            self.assertEqual(len(audit_rows(self.data, "t-08-b")), 3)
+            log = s.read_log()
+            for secret in (self.keys["bot"], AUDIT_KEY, TOKEN):
+                self.assertNotIn(secret, log)
+        finally:
+            s.stop()
+            type(self).server = Server(self.data, self.env).start()
+
 
 class McpRateLimit(unittest.TestCase):
     def test_rate_limit_is_429_with_a_jsonrpc_error(self):

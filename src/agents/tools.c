@@ -228,7 +228,7 @@ static json_t *describe(lh_mcp *m, const lh_principal *who, const char *name, bo
 {
     lh_error ignored;
     lh_catalog *cat = m->mc.cat;
-    json_t *out = NULL, *base = NULL, *view = NULL;
+    json_t *out = NULL, *base = NULL, *view = NULL, *tombs = NULL;
     lh_relation_kind kind = lh_catalog_relation_kind(cat, name);
     if (kind == LH_RELATION_DATASET) {
         base = lh_catalog_get(cat, name, &ignored);
@@ -244,7 +244,13 @@ static json_t *describe(lh_mcp *m, const lh_principal *who, const char *name, bo
         desc = lh_json_str(base, "description");
     out = json_pack("{s:s,s:s,s:s}", "name", lh_json_str(src, "name"), "kind",
                     view ? "view" : "dataset", "description", desc ? desc : "");
-    const char *key = lh_json_str(base, "subject_key_column");
+    /* The key: the subject key column, else the column the dataset's tombstones (and a
+     * keyed sync's upserts) use. */
+    const char *subject_key = lh_json_str(base, "subject_key_column"), *key = subject_key;
+    if (!key) {
+        tombs = lh_catalog_tombstones(cat, lh_json_str(base, "name"), &ignored);
+        key = lh_json_str(tombs, "key_column");
+    }
     const char *key_out = NULL;
     json_t *cols = json_array();
     if (view) {
@@ -271,7 +277,7 @@ static json_t *describe(lh_mcp *m, const lh_principal *who, const char *name, bo
         key_out = key;
     }
     json_object_set_new(out, "key_column", key_out ? json_string(key_out) : json_null());
-    json_object_set_new(out, "holds_personal_data", json_boolean(key != NULL));
+    json_object_set_new(out, "holds_personal_data", json_boolean(subject_key != NULL));
     json_object_set_new(out, "columns", cols);
     if (detailed) {
         const char *sens = lh_json_str(base, "sensitivity");
@@ -285,6 +291,7 @@ static json_t *describe(lh_mcp *m, const lh_principal *who, const char *name, bo
 out:
     json_decref(base);
     json_decref(view);
+    json_decref(tombs);
     return out;
 }
 

@@ -274,6 +274,19 @@ class Mcp(unittest.TestCase):
              "arguments": {"dataset": "people", "key": cid, "purpose": PURPOSE}}])
         rec = tool_value(r["steps"][0])["structuredContent"]["record"]
         self.assertEqual(rec["full_name"], "Person 7")
+        # a dataset with no key column: a tool error pointing to query_sql; once its
+        # tombstones name a key column, that column is its key
+        get = {"op": "call", "name": "get_record",
+               "arguments": {"dataset": "salaries", "key": "C-1", "purpose": PURPOSE}}
+        res = tool_value(run_client(self.server.url, self.keys["ana"], [get])["steps"][0])
+        self.assertTrue(res["isError"])
+        self.assertIn("query_sql", res["content"][0]["text"])
+        st, doc = self.server.json("POST", "/catalog/datasets/by-name/salaries/tombstone",
+                                   {"row_key_column": "candidate_id", "row_key_values": ["C-2"]})
+        self.assertEqual(st, 200, doc)
+        res = tool_value(run_client(self.server.url, self.keys["ana"], [get])["steps"][0])
+        self.assertEqual(res["structuredContent"]["record"], {"candidate_id": "C-1",
+                                                              "salary": 100})
 
     def test_04_denials_are_tool_errors_and_journaled(self):
         before = len(events(self.server, "query.denied"))

@@ -16,9 +16,9 @@
  * fails. Each key has a token bucket of LH_MCP_CALLS_PER_MINUTE requests (ratelimit.c).
  *
  * Threads: lh_mcp_begin runs on the HTTP worker and answers everything that needs no
- * DuckDB at once; a tool that reads data (query_sql, get_record, search) takes a query
- * slot there (so a busy server answers at once) and lh_mcp_finish runs it on a thread
- * that may block (the HTTP layer's query pool). Sessions and buckets are guarded by their
+ * DuckDB at once; query_sql and get_record take a query slot there (so a busy server
+ * answers at once) and lh_mcp_finish runs them on the HTTP layer's query pool; a search
+ * runs on the job pool (lh_mcp_pending says which). Sessions and buckets are guarded by their
  * own mutexes; nothing here holds one while calling another module.
  *
  * Files: mcp.c (transport rules, JSON-RPC, sessions, initialize, resources), tools.c (the
@@ -67,11 +67,15 @@ typedef struct lh_mcp_request {
 /* What one request becomes: a status, an optional JSON body and headers. */
 typedef struct lh_mcp_exchange lh_mcp_exchange;
 
-/* Handles req as far as it can without blocking. Never NULL. When lh_mcp_pending is then
- * true the exchange holds a query slot and lh_mcp_finish must run (on a thread that may
- * block) before the reply is read. Caller frees with lh_mcp_exchange_free. */
+/* Handles req as far as it can without blocking. Never NULL. Then lh_mcp_pending says
+ * whether the reply is ready (LH_MCP_READY) or lh_mcp_finish must first run on a thread
+ * that may block: LH_MCP_QUERY_POOL when the exchange holds a query slot (query_sql,
+ * get_record: run it on the query pool, one thread per slot), LH_MCP_JOB_POOL for a
+ * search (it may wait on an embedding server and runs engine queries of its own, as
+ * POST /vectors/search does on the job pool). Caller frees with lh_mcp_exchange_free. */
+typedef enum { LH_MCP_READY, LH_MCP_QUERY_POOL, LH_MCP_JOB_POOL } lh_mcp_next;
 lh_mcp_exchange *lh_mcp_begin(lh_mcp *m, const lh_mcp_request *req);
-bool lh_mcp_pending(const lh_mcp_exchange *x);
+lh_mcp_next lh_mcp_pending(const lh_mcp_exchange *x);
 void lh_mcp_finish(lh_mcp_exchange *x);
 /* The reply: HTTP status; the JSON body (NULL for 202 and 204; the caller takes it and
  * decrefs); the Mcp-Session-Id to send (initialize) or NULL; Retry-After seconds (429) or

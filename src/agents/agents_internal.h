@@ -58,15 +58,17 @@ typedef struct mcp_tool_call mcp_tool_call;
  * Caller decrefs. */
 json_t *mcp_tools_list(const lh_mcp *m);
 /* Starts tools/call with params {name, arguments?, _meta?}. Returns 0 with either *result
- * (a CallToolResult, isError true for the model's mistakes and denials) or *pending (holds
- * a query slot: run mcp_tool_finish); or a JSON-RPC error code (unknown tool, params that
- * are not an object) with err's message. Caller decrefs *result / frees *pending. */
+ * (a CallToolResult, isError true for the model's mistakes and denials) or *pending (a
+ * read: run mcp_tool_finish on a thread that may block); or a JSON-RPC error code (unknown tool,
+ * params that are not an object) with err's message. Caller decrefs *result / frees *pending. */
 int mcp_tool_begin(lh_mcp *m, const lh_principal *who, const json_t *params, json_t **result,
                    mcp_tool_call **pending, lh_error *err);
 /* Runs a pending call: 0 with *result, or MCP_INTERNAL_ERROR with err (the read's audit
  * could not be written: the call fails, nothing of its data is returned). */
 int mcp_tool_finish(mcp_tool_call *c, json_t **result, lh_error *err);
 void mcp_tool_call_free(mcp_tool_call *c);
+/* True when the call holds a query slot (query_sql, get_record); false for a search. */
+bool mcp_tool_call_holds_slot(const mcp_tool_call *c);
 
 /* The relations who may read, each described as list_datasets shows it, sorted by name.
  * Caller decrefs. */

@@ -421,9 +421,11 @@ lh_mcp_exchange *lh_mcp_begin(lh_mcp *m, const lh_mcp_request *req)
     return x;
 }
 
-bool lh_mcp_pending(const lh_mcp_exchange *x)
+lh_mcp_next lh_mcp_pending(const lh_mcp_exchange *x)
 {
-    return x->pending != NULL;
+    if (!x->pending)
+        return LH_MCP_READY;
+    return mcp_tool_call_holds_slot(x->pending) ? LH_MCP_QUERY_POOL : LH_MCP_JOB_POOL;
 }
 
 void lh_mcp_finish(lh_mcp_exchange *x)

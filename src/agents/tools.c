@@ -422,6 +422,11 @@ struct mcp_tool_call {
     size_t k;
 };
 
+bool mcp_tool_call_holds_slot(const mcp_tool_call *c)
+{
+    return c->q != NULL;
+}
+
 void mcp_tool_call_free(mcp_tool_call *c)
 {
     if (!c)
@@ -615,9 +620,6 @@ static int begin_search(mcp_tool_call *c, const json_t *args, lh_error *err)
         goto out;
     }
     c->index = lh_xstrdup(ix);
-    /* The search scans through DuckDB and FAISS: it holds a query slot like a query, so
-     * searches and queries share one bound on concurrent reads. */
-    rc = open_read(c, (int64_t)c->k, err);
 out:
     json_decref(mine);
     return rc;

@@ -1,7 +1,8 @@
 /*
  * mcp_routes.c: HTTP glue for /mcp (issue 15; agents/mcp.c decides everything). The
- * worker hands the request to lh_mcp_begin; a tool that reads data holds a query slot
- * and finishes on the query pool (lh_req_run_query), like POST /query/sql's slow path.
+ * worker hands the request to lh_mcp_begin; query_sql and get_record hold a query slot
+ * and finish on the query pool (lh_req_run_query), like POST /query/sql's slow path; a
+ * search finishes on the job pool (lh_req_run_job), like POST /vectors/search.
  */
 #include "http_internal.h"
 
@@ -51,9 +52,13 @@ static void mcp_handle(lh_req *r, const char *method)
                           .body = body,
                           .body_len = len};
     lh_mcp_exchange *x = lh_mcp_begin(app->mcp, &req);
-    if (lh_mcp_pending(x)) {
+    lh_mcp_next next = lh_mcp_pending(x);
+    if (next != LH_MCP_READY) {
         lh_req_set_state(r, x, exchange_free);
-        lh_req_run_query(r, mcp_work);
+        if (next == LH_MCP_QUERY_POOL)
+            lh_req_run_query(r, mcp_work);
+        else
+            lh_req_run_job(r, "mcp_search", mcp_work);
         return;
     }
     mcp_reply(r, x);

@@ -1,6 +1,6 @@
 /*
- * vector_internal.h: what the files of src/vector/ share. Only src/vector/*.c (and unit
- * tests) include it. The FAISS shim's C face is ann.h.
+ * vector_internal.h: what the files of src/vector/ share. Only the .c files of src/vector/
+ * (and unit tests) include it. The FAISS shim's C face is ann.h.
  *
  * Files (who owns what):
  *   normalize.c, chunk.c   text normalisation (utf8proc NFKC + casefold), chunking
@@ -84,6 +84,23 @@ int lh_embedder_load(lh_embedder *e, bool load, lh_error *err);
  * out[dim]. */
 void lh_hash_embed(const char *text, size_t len, int dim, float *out);
 
+/* embed_http.c's face for embed.c: one `ollama` or `openai` server (its base URL, key,
+ * timeouts, batch size and retries from cfg). Immutable once open; thread-safe. */
+#define LH_EMBED_DIM_MAX 16384
+typedef struct lh_embed_http lh_embed_http;
+/* kind "ollama" | "openai"; model required. No network traffic. Caller frees with
+ * lh_embed_http_free (which wipes the key). */
+lh_embed_http *lh_embed_http_open(const lh_config *cfg, const char *kind, const char *model,
+                                  lh_error *err);
+void lh_embed_http_free(lh_embed_http *h);
+/* Embeds "dimension probe" once; *dim gets the length of the vector returned. */
+int lh_embed_http_probe_dim(lh_embed_http *h, int *dim, lh_error *err);
+/* As lh_embedder_embed, every row checked to have exactly dim values. */
+int lh_embed_http_embed(lh_embed_http *h, const char *const *texts, size_t n, int dim, float *out,
+                        lh_job *job, lh_error *err);
+/* As lh_embedder_load (0 and nothing sent for openai). */
+int lh_embed_http_load(lh_embed_http *h, bool load, lh_error *err);
+
 /* ---------------------------------------------------------------- storage layout
  *
  * Definition: `_catalog/vectors/<index>.json` in the primary bucket (atomic writes):
@@ -108,14 +125,14 @@ void lh_hash_embed(const char *text, size_t len, int dim, float *out);
  * the old one). */
 typedef struct lh_vwarm {
     atomic_int refs;
-    size_t n;   /* chunks */
+    size_t n; /* chunks */
     int dim;
-    int64_t *labels;  /* n, ascending */
-    char **doc_ids;   /* n */
-    int32_t *chunks;  /* n */
-    char **texts;     /* n */
-    float *vecs;      /* n × dim, L2-normalised */
-    lh_ann *ann;      /* NULL: exact search only */
+    int64_t *labels; /* n, ascending */
+    char **doc_ids;  /* n */
+    int32_t *chunks; /* n */
+    char **texts;    /* n */
+    float *vecs;     /* n × dim, L2-normalised */
+    lh_ann *ann;     /* NULL: exact search only */
     lh_ann_kind kind;
     lh_ann_params params;
 } lh_vwarm;

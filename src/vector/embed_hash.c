@@ -35,7 +35,7 @@ static inline uint64_t fnv1a(uint64_t h, const char *p, size_t n)
 }
 
 typedef struct {
-    size_t off, len;
+    size_t off, len, n_cp; /* bytes into the normalised text; code points */
 } span;
 
 /* Feature counts: open addressing over 64-bit hashes (count 0 = empty slot). */
@@ -43,6 +43,8 @@ typedef struct {
     uint64_t *keys;
     uint32_t *counts;
     size_t mask;
+    uint32_t *used; /* slots in use, in insertion order: the sum visits only these */
+    size_t n_used;
 } ftable;
 
 static void ftable_add(ftable *t, uint64_t h)
@@ -50,7 +52,10 @@ static void ftable_add(ftable *t, uint64_t h)
     size_t i = (size_t)(h ^ (h >> 29)) & t->mask;
     while (t->counts[i] && t->keys[i] != h)
         i = (i + 1) & t->mask;
-    t->keys[i] = h;
+    if (!t->counts[i]) {
+        t->keys[i] = h;
+        t->used[t->n_used++] = (uint32_t)i;
+    }
     t->counts[i]++;
 }
 
@@ -129,7 +134,7 @@ void lh_hash_embed(const char *text, size_t len, int dim, float *out)
             cap_tok *= 2;
             toks = lh_xrealloc(toks, cap_tok * sizeof(*toks));
         }
-        toks[n_tok++] = (span){start, at - start};
+        toks[n_tok++] = (span){start, at - start, cp_in};
         n_cp += cp_in;
         if (cp_in > max_tok)
             max_tok = cp_in;
@@ -143,6 +148,7 @@ void lh_hash_embed(const char *text, size_t len, int dim, float *out)
     t.keys = lh_xmalloc(cap * sizeof(*t.keys));
     t.counts = lh_xcalloc(cap, sizeof(*t.counts));
     t.mask = cap - 1;
+    t.used = lh_xmalloc(n_feat * sizeof(*t.used));
     cps = lh_xmalloc((max_tok + 1) * sizeof(*cps));
     for (size_t i = 0; i < n_tok; i++) {
         const char *w = norm + toks[i].off;
@@ -155,14 +161,19 @@ void lh_hash_embed(const char *text, size_t len, int dim, float *out)
         }
         /* "<" + token + ">" has m + 2 code points, so m trigrams; cps[j] is the byte
            offset of the token's code point j (cps[m] = its length) */
-        size_t m = 0;
-        for (size_t at = 0; at < wl; m++) {
-            size_t k;
-            cps[m] = at;
-            word_char(w + at, wl - at, &k);
-            at += k;
+        size_t m = toks[i].n_cp;
+        if (m == wl) { /* ASCII: one byte per code point */
+            for (size_t j = 0; j <= m; j++)
+                cps[j] = j;
+        } else {
+            for (size_t at = 0, j = 0; at < wl; j++) {
+                size_t k;
+                cps[j] = at;
+                word_char(w + at, wl - at, &k);
+                at += k;
+            }
+            cps[m] = wl;
         }
-        cps[m] = wl;
         for (size_t j = 0; j < m; j++) {
             /* code points j, j+1, j+2 of "<token>": 0 is "<", m+1 is ">" */
             uint64_t h = fnv1a(FNV64_OFFSET, "c:", 2);
@@ -179,11 +190,10 @@ void lh_hash_embed(const char *text, size_t len, int dim, float *out)
     }
 
     acc = lh_xcalloc((size_t)dim, sizeof(*acc));
-    for (size_t i = 0; i <= t.mask; i++) {
-        if (!t.counts[i])
-            continue;
+    for (size_t u = 0; u < t.n_used; u++) {
+        size_t i = t.used[u];
         uint64_t h = t.keys[i];
-        double wgt = 1.0 + log((double)t.counts[i]);
+        double wgt = t.counts[i] == 1 ? 1.0 : 1.0 + log((double)t.counts[i]);
         acc[(h >> 1) % (uint64_t)dim] += (h & 1) ? -wgt : wgt;
     }
     double norm2 = 0;
@@ -199,6 +209,7 @@ out:
     free(cps);
     free(t.keys);
     free(t.counts);
+    free(t.used);
     free(toks);
     free(norm);
     free(clean);

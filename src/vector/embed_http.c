@@ -185,12 +185,13 @@ typedef struct {
 static size_t on_body(char *p, size_t size, size_t n, void *ctx)
 {
     xfer *x = ctx;
-    if (x->body.len + n > LH_EMBED_MAX_RESPONSE) {
+    size_t len = n * size;
+    if (len > LH_EMBED_MAX_RESPONSE - x->body.len) {
         x->too_large = true;
         return 0;
     }
-    lh_buf_append(&x->body, p, n * size);
-    return n * size;
+    lh_buf_append(&x->body, p, len);
+    return len;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ctx)
@@ -253,6 +254,27 @@ static int sleep_ms(double ms, lh_job *job, lh_error *err)
             return 0;
         struct timespec ts = {0, (left > 50 ? 50 : left) * 1000000L};
         nanosleep(&ts, NULL);
+    }
+}
+
+/* Transport failures worth another attempt: the server was not there or went away. Bad
+ * URLs, TLS verification failures and the like fail at once. */
+static bool transient(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -329,10 +351,11 @@ static int post(lh_embed_http *h, const char *body, size_t body_len, lh_job *job
             goto out;
         }
         if (cc != CURLE_OK) {
-            if (last) {
+            if (last || !transient(cc)) {
                 rc = lh_error_setk(err, LH_EUPSTREAM, "embedder_error",
-                                   "embedder %s at %s cannot be reached: %s (%d attempts)", h->kind,
-                                   h->endpoint, curl_easy_strerror(cc), attempt + 1);
+                                   "embedder %s at %s cannot be reached: %s (%d attempt%s)",
+                                   h->kind, h->endpoint, curl_easy_strerror(cc), attempt + 1,
+                                   attempt ? "s" : "");
                 goto out;
             }
         } else if (status >= 200 && status < 300) {

@@ -18,14 +18,16 @@ of the text, with the dimension taken from the model name's "-<digits>" suffix (
 Test control (not part of either API):
 
     POST /_control {reset?, fail_status?, fail_count?, retry_after?, delay_ms?,
-                    require_key?, shuffle?, wrong_count?, wrong_dim?}
+                    require_key?, shuffle?, wrong_count?, wrong_dim?, models?}
         fail_status/fail_count: the next fail_count API requests answer fail_status (429
         with `Retry-After: retry_after` when given); delay_ms: every API request waits that
         long first (0 to stop); require_key: answer 401 unless `Authorization: Bearer
         <key>` (null to stop; the 401 body echoes the presented token, as some servers do,
         so tests prove the client scrubs it); shuffle: the OpenAI data array comes back in
         reverse order; wrong_count / wrong_dim: the next N answers drop one embedding / cut
-        the first vector short. reset: all of that off and the request log emptied.
+        the first vector short; models: a list of the only model names served (others
+        answer 404 as Ollama does for a model not pulled; null: every name). reset: all of
+        that off and the request log emptied.
     GET /_requests → [{path, model, inputs, keep_alive (absent: no key), auth: bool,
                        status, at}] — whether an Authorization header came, never its value.
 
@@ -121,6 +123,7 @@ class _State:
         self.shuffle = False
         self.wrong_count = 0
         self.wrong_dim = 0
+        self.models = None
         self.log = []
 
 
@@ -173,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if body.get("reset"):
                     st.reset()
                 for k in ("fail_status", "fail_count", "retry_after", "delay_ms",
-                          "require_key", "shuffle", "wrong_count", "wrong_dim"):
+                          "require_key", "shuffle", "wrong_count", "wrong_dim", "models"):
                     if k in body:
                         setattr(st, k, body[k])
             self._send(200, {"ok": True})
@@ -203,6 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
             wrong_dim = st.wrong_dim > 0
             st.wrong_dim = max(0, st.wrong_dim - 1)
             shuffle = st.shuffle
+            models = st.models
         if delay:
             time.sleep(delay / 1000.0)
 
@@ -230,6 +234,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             answer(400, {"error": "input must be a string or an array of strings"})
+            return
+        if models is not None and model not in models:
+            if self.path == "/api/embed":
+                answer(404, {"error": f'model "{model}" not found, try pulling it first'})
+            else:
+                answer(404, {"error": {"message": f"The model `{model}` does not exist.",
+                                       "type": "invalid_request_error",
+                                       "code": "model_not_found"}})
             return
         dim = dim_of(model)
         vecs = [hash_embed(t, dim) for t in texts]

@@ -27,48 +27,39 @@ static size_t char_len(const char *s, size_t len)
 int lh_chunk_text(const char *text, size_t len, size_t size, size_t overlap, lh_chunk_span **out,
                   size_t *n_out, lh_error *err)
 {
-    int rc = 0;
-    size_t *starts = NULL; /* byte offset of every character, plus len at the end */
     *out = NULL;
     *n_out = 0;
-    if (size < 1) {
-        rc = lh_error_set(err, LH_EINVAL, "chunk_size must be at least 1 character");
-        goto out;
-    }
-    if (overlap >= size) {
-        rc = lh_error_set(err, LH_EINVAL,
-                          "overlap (%zu) must be smaller than chunk_size (%zu) characters", overlap,
-                          size);
-        goto out;
-    }
+    if (size < 1)
+        return lh_error_set(err, LH_EINVAL, "chunk_size must be at least 1 character");
+    if (overlap >= size)
+        return lh_error_set(err, LH_EINVAL,
+                            "overlap (%zu) must be smaller than chunk_size (%zu) characters",
+                            overlap, size);
     if (len == 0)
-        goto out;
-    size_t n_chars = 0, cap = len / 2 + 2;
-    starts = lh_xmalloc(cap * sizeof(*starts));
-    for (size_t at = 0; at < len; at += char_len(text + at, len - at)) {
-        if (n_chars + 2 > cap) {
-            cap *= 2;
-            starts = lh_xrealloc(starts, cap * sizeof(*starts));
+        return 0;
+    /* Two cursors, both only moving forward: the window's start (advanced by step
+       characters per window) and its end (size characters past the start, or the text's
+       end), so the text is decoded twice whatever the overlap, with no per-character
+       table. */
+    size_t step = size - overlap, n = 0, cap = 8;
+    size_t s_char = 0, s_byte = 0, e_char = 0, e_byte = 0;
+    lh_chunk_span *spans = lh_xmalloc(cap * sizeof(*spans));
+    for (;;) {
+        while (e_char < s_char + size && e_byte < len) {
+            e_byte += char_len(text + e_byte, len - e_byte);
+            e_char++;
         }
-        starts[n_chars++] = at;
-    }
-    starts[n_chars] = len;
-
-    size_t step = size - overlap, n = 0;
-    /* windows: starts 0, step, 2·step, ... until one reaches the end */
-    size_t n_win = n_chars <= size ? 1 : 1 + (n_chars - size + step - 1) / step;
-    lh_chunk_span *spans = lh_xmalloc(n_win * sizeof(*spans));
-    for (size_t first = 0;; first += step) {
-        size_t last = first + size < n_chars ? first + size : n_chars;
-        spans[n].offset = starts[first];
-        spans[n].len = starts[last] - starts[first];
-        n++;
-        if (last == n_chars)
+        if (n == cap) {
+            cap *= 2;
+            spans = lh_xrealloc(spans, cap * sizeof(*spans));
+        }
+        spans[n++] = (lh_chunk_span){s_byte, e_byte - s_byte};
+        if (e_byte == len)
             break;
+        for (size_t k = 0; k < step; k++, s_char++)
+            s_byte += char_len(text + s_byte, len - s_byte);
     }
     *out = spans;
     *n_out = n;
-out:
-    free(starts);
-    return rc;
+    return 0;
 }

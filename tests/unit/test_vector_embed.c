@@ -161,6 +161,55 @@ static void test_hash_embedder_open_and_dim(void **state)
     assert_non_null(strstr(err.message, "model"));
 }
 
+/* ---------------------------------------------------------------- configuration */
+
+static void test_config_embed_settings(void **state)
+{
+    (void)state;
+    static const char *vars[] = {"LH_EMBED_OLLAMA_URL",      "LH_EMBED_OPENAI_URL",
+                                 "LH_EMBED_OPENAI_KEY_FILE", "LH_EMBED_KEEP_ALIVE",
+                                 "LH_EMBED_TIMEOUT_MS",      "LH_EMBED_CONNECT_TIMEOUT_MS",
+                                 "LH_EMBED_BATCH",           "LH_EMBED_RETRIES"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++)
+        unsetenv(vars[i]);
+    lh_config cfg;
+    lh_error err;
+    assert_int_equal(lh_config_load(&cfg, &err), 0);
+    assert_string_equal(cfg.embed_ollama_url, "http://127.0.0.1:11434");
+    assert_string_equal(cfg.embed_openai_url, "http://127.0.0.1:8000");
+    assert_null(cfg.embed_openai_key_file);
+    assert_null(cfg.embed_keep_alive);
+    assert_int_equal(cfg.embed_timeout_ms, 30000);
+    assert_int_equal(cfg.embed_connect_timeout_ms, 5000);
+    assert_int_equal(cfg.embed_batch, 64);
+    assert_int_equal(cfg.embed_retries, 3);
+    lh_config_free(&cfg);
+
+    setenv("LH_EMBED_OLLAMA_URL", "http://gpu-box:11434", 1);
+    setenv("LH_EMBED_OPENAI_URL", "https://vllm.internal", 1);
+    setenv("LH_EMBED_OPENAI_KEY_FILE", "/run/secrets/openai", 1);
+    setenv("LH_EMBED_KEEP_ALIVE", "30m", 1);
+    setenv("LH_EMBED_TIMEOUT_MS", "1500", 1);
+    setenv("LH_EMBED_BATCH", "16", 1);
+    setenv("LH_EMBED_RETRIES", "0", 1);
+    assert_int_equal(lh_config_load(&cfg, &err), 0);
+    assert_string_equal(cfg.embed_ollama_url, "http://gpu-box:11434");
+    assert_string_equal(cfg.embed_openai_url, "https://vllm.internal");
+    assert_string_equal(cfg.embed_openai_key_file, "/run/secrets/openai");
+    assert_string_equal(cfg.embed_keep_alive, "30m");
+    assert_int_equal(cfg.embed_timeout_ms, 1500);
+    assert_int_equal(cfg.embed_batch, 16);
+    assert_int_equal(cfg.embed_retries, 0);
+    lh_config_free(&cfg);
+
+    setenv("LH_EMBED_BATCH", "0", 1);
+    assert_int_equal(lh_config_load(&cfg, &err), LH_EINVAL);
+    assert_non_null(strstr(err.message, "LH_EMBED_BATCH"));
+    lh_config_free(&cfg);
+    for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++)
+        unsetenv(vars[i]);
+}
+
 /* ---------------------------------------------------------------- the stand-in server */
 
 static const char *standin_url(void)
@@ -506,6 +555,26 @@ static void test_http_malformed_answers(void **state)
     cfg_free(&cfg);
 }
 
+/* A 4xx other than 429 (here Ollama's 404 for a model not pulled) fails at once, with
+ * the server's words. */
+static void test_http_unknown_model_not_retried(void **state)
+{
+    (void)state;
+    lh_config cfg;
+    cfg_init(&cfg);
+    control("{\"models\":[\"known-8\"]}");
+    lh_embedder *e = open_http(&cfg, "ollama", "absent-8", 8);
+    const char *t = "x";
+    float out[8];
+    lh_error err;
+    assert_int_equal(lh_embedder_embed(e, &t, 1, out, NULL, &err), LH_EUPSTREAM);
+    if (!strstr(err.message, "answered 404") || !strstr(err.message, "not found, try pulling"))
+        fail_msg("message: %s", err.message);
+    assert_int_equal(n_requests(), 1);
+    lh_embedder_free(e);
+    cfg_free(&cfg);
+}
+
 typedef struct {
     lh_embedder *e;
     int rc;
@@ -612,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_hash_deterministic_unit_norm_and_zero_row),
         cmocka_unit_test(test_hash_paraphrase_beats_unrelated),
         cmocka_unit_test(test_hash_embedder_open_and_dim),
+        cmocka_unit_test(test_config_embed_settings),
         cmocka_unit_test_setup(test_http_batching, setup),
         cmocka_unit_test_setup(test_http_dimension_learned, setup),
         cmocka_unit_test_setup(test_http_retry_429_then_success, setup),
@@ -619,6 +689,7 @@ int main(void)
         cmocka_unit_test_setup(test_http_timeout, setup),
         cmocka_unit_test_setup(test_http_key_never_in_errors, setup),
         cmocka_unit_test_setup(test_http_malformed_answers, setup),
+        cmocka_unit_test_setup(test_http_unknown_model_not_retried, setup),
         cmocka_unit_test_setup(test_http_cancellation, setup),
         cmocka_unit_test_setup(test_http_load_unload, setup),
     };

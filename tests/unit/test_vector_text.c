@@ -195,6 +195,56 @@ static void test_chunk_invalid_bytes(void **state)
     free(s);
 }
 
+/* The definition, spelled out naively (every character's offset in a table, then the
+ * windows), against lh_chunk_text on random mixes of ASCII, multi-byte characters and
+ * invalid bytes, for every size 1..7 and overlap. */
+static void test_chunk_matches_reference(void **state)
+{
+    (void)state;
+    static const char *pieces[] = {
+        "a",        " ",    "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80",
+        "\xcc\x81", "\xff", "\xe2\x82", "\xed\xa0\x80", "\xc0"};
+    uint32_t seed = 12345;
+    for (int round = 0; round < 300; round++) {
+        char text[256];
+        size_t len = 0;
+        seed = seed * 1103515245u + 12345u;
+        int n_pieces = (int)(seed >> 16) % 40;
+        for (int p = 0; p < n_pieces; p++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *pc = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(*pieces))];
+            memcpy(text + len, pc, strlen(pc));
+            len += strlen(pc);
+        }
+        /* reference: character offsets */
+        size_t offs[257], n_chars = 0;
+        for (size_t at = 0; at < len;) {
+            offs[n_chars++] = at;
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)text + at,
+                                                  (utf8proc_ssize_t)(len - at), &cp);
+            at += k > 0 ? (size_t)k : 1;
+        }
+        offs[n_chars] = len;
+        for (size_t size = 1; size <= 7; size++)
+            for (size_t ov = 0; ov < size; ov++) {
+                size_t n = 0;
+                lh_chunk_span *s = chunks(text, len, size, ov, &n);
+                size_t i = 0;
+                for (size_t first = 0; n_chars > 0; first += size - ov, i++) {
+                    size_t last = first + size < n_chars ? first + size : n_chars;
+                    assert_true(i < n);
+                    assert_int_equal(s[i].offset, offs[first]);
+                    assert_int_equal(s[i].len, offs[last] - offs[first]);
+                    if (last == n_chars)
+                        break;
+                }
+                assert_int_equal(n, n_chars ? i + 1 : 0);
+                free(s);
+            }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_chunk_multibyte_emoji_and_marks),
         cmocka_unit_test(test_chunk_refusals_and_empty),
         cmocka_unit_test(test_chunk_invalid_bytes),
+        cmocka_unit_test(test_chunk_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * vector_internal.h: what the files of src/vector/ share. Only the .c files of src/vector/
+ * vector_internal.h: what the files of src/vector/ share. Only the C files of src/vector/
  * (and unit tests) include it. The FAISS shim's C face is ann.h.
  *
  * Files (who owns what):

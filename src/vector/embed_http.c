@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <utf8proc.h>
 
 #define LH_EMBED_BACKOFF_BASE_MS 250
 #define LH_EMBED_BACKOFF_MAX_MS 10000
@@ -401,12 +402,39 @@ out:
 
 /* ---------------------------------------------------------------- the wire formats */
 
+/* A JSON string of text; bytes that are not valid UTF-8 (JSON cannot carry them) become
+ * U+FFFD, as lh_buf_json_string does. */
+static json_t *json_text(const char *text)
+{
+    size_t len = strlen(text);
+    json_t *j = json_stringn(text, len);
+    if (j)
+        return j;
+    lh_buf b;
+    lh_buf_init(&b);
+    for (size_t at = 0; at < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)text + at,
+                                              len - at > 4 ? 4 : (utf8proc_ssize_t)(len - at), &cp);
+        if (k > 0) {
+            lh_buf_append(&b, text + at, (size_t)k);
+            at += (size_t)k;
+        } else {
+            lh_buf_append(&b, "\xef\xbf\xbd", 3);
+            at++;
+        }
+    }
+    j = json_stringn(b.data ? b.data : "", b.len);
+    lh_buf_free(&b);
+    return j;
+}
+
 static char *request_body(const lh_embed_http *h, const char *const *texts, size_t n,
                           bool with_keep_alive, const char *keep_alive)
 {
     json_t *input = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(input, json_stringn(texts[i], strlen(texts[i])));
+        json_array_append_new(input, json_text(texts[i]));
     json_t *req = json_pack("{s:s,s:o}", "model", h->model, "input", input);
     if (with_keep_alive && keep_alive) {
         char *end;

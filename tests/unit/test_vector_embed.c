@@ -307,9 +307,20 @@ static void batching_case(const char *kind)
     control("{\"reset\":true,\"shuffle\":true}"); /* openai: data comes back reversed */
     lh_embedder *e = open_http(&cfg, kind, "mini-16", 16);
     assert_int_equal(n_requests(), 0); /* a known dim: no probe */
-    const char *texts[10] = {
-        "nurse",  "ICU nurse in Denver", "data engineer", "Straße",      "",
-        "welder", "chef de partie",      "a b c",         "pilot, A320", "teacher of maths"};
+    /* an empty text, non-ASCII, and invalid UTF-8 (sent as U+FFFD, a separator for the
+       stand-in as an invalid byte is for lh_hash_embed) */
+    const char *texts[10] = {"nurse",
+                             "ICU nurse in Denver",
+                             "data engineer",
+                             "Stra\xc3\x9f"
+                             "e",
+                             "",
+                             "welder\xff"
+                             "fitter",
+                             "chef de partie",
+                             "a b c",
+                             "pilot, A320",
+                             "teacher of maths"};
     float out[10 * 16], want[16];
     lh_error err;
     if (lh_embedder_embed(e, texts, 10, out, NULL, &err) != 0)

@@ -7,8 +7,8 @@
  * (tests/embedserver.py, which CMake starts around this binary and whose URL arrives in
  * LH_TEST_EMBED_URL): batching, ordering by index, retries with backoff on 429 and 500,
  * exhausted retries naming the endpoint, timeouts, a wrong key that never shows in the
- * error, the learned dimension, malformed answers, cancellation during a transfer and
- * the load / unload bodies. The stand-in's vectors are the hash embedder's, computed by
+ * error, the learned dimension, malformed answers, a 404 not retried, four threads on one
+ * embedder, cancellation during a transfer and the load / unload bodies. The stand-in's vectors are the hash embedder's, computed by
  * its Python reference implementation, so every HTTP result is checked value by value
  * against lh_hash_embed — which also cross-checks the documented algorithm.
  */
@@ -18,6 +18,8 @@
 
 #include <curl/curl.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -566,6 +568,63 @@ static void test_http_malformed_answers(void **state)
     cfg_free(&cfg);
 }
 
+/* One embedder, four threads at once (the interface says thread-safe): every row is the
+ * right one. */
+typedef struct {
+    lh_embedder *e;
+    int id, rc;
+    float out[12 * 8];
+} par_ctx;
+
+static void par_text(int id, int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "thread %d text %d welder nurse", id, i);
+}
+
+static void *par_run(void *p)
+{
+    par_ctx *c = p;
+    char bufs[12][64];
+    const char *texts[12];
+    for (int i = 0; i < 12; i++) {
+        par_text(c->id, i, bufs[i], sizeof(bufs[i]));
+        texts[i] = bufs[i];
+    }
+    lh_error err;
+    c->rc = lh_embedder_embed(c->e, texts, 12, c->out, NULL, &err);
+    return NULL;
+}
+
+static void test_http_concurrent_callers(void **state)
+{
+    (void)state;
+    lh_config cfg;
+    cfg_init(&cfg);
+    lh_embedder *e = open_http(&cfg, "openai", "m-8", 8);
+    par_ctx ctx[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        ctx[t] = (par_ctx){.e = e, .id = t};
+        assert_int_equal(pthread_create(&th[t], NULL, par_run, &ctx[t]), 0);
+    }
+    for (int t = 0; t < 4; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < 4; t++) {
+        assert_int_equal(ctx[t].rc, 0);
+        for (int i = 0; i < 12; i++) {
+            char buf[64];
+            float want[8];
+            par_text(t, i, buf, sizeof(buf));
+            lh_hash_embed(buf, strlen(buf), 8, want);
+            for (int d = 0; d < 8; d++)
+                assert_true(fabsf(ctx[t].out[i * 8 + d] - want[d]) < 1e-6f);
+        }
+    }
+    assert_int_equal(n_requests(), 4 * 3); /* batches of 4 */
+    lh_embedder_free(e);
+    cfg_free(&cfg);
+}
+
 /* A 4xx other than 429 (here Ollama's 404 for a model not pulled) fails at once, with
  * the server's words. */
 static void test_http_unknown_model_not_retried(void **state)
@@ -701,6 +760,7 @@ int main(void)
         cmocka_unit_test_setup(test_http_key_never_in_errors, setup),
         cmocka_unit_test_setup(test_http_malformed_answers, setup),
         cmocka_unit_test_setup(test_http_unknown_model_not_retried, setup),
+        cmocka_unit_test_setup(test_http_concurrent_callers, setup),
         cmocka_unit_test_setup(test_http_cancellation, setup),
         cmocka_unit_test_setup(test_http_load_unload, setup),
     };

@@ -8,9 +8,10 @@
  * LH_TEST_EMBED_URL): batching, ordering by index, retries with backoff on 429 and 500,
  * exhausted retries naming the endpoint, timeouts, a wrong key that never shows in the
  * error, the learned dimension, malformed answers, a 404 not retried, four threads on one
- * embedder, cancellation during a transfer and the load / unload bodies. The stand-in's vectors are the hash embedder's, computed by
- * its Python reference implementation, so every HTTP result is checked value by value
- * against lh_hash_embed — which also cross-checks the documented algorithm.
+ * embedder, cancellation during a transfer and the load / unload bodies. The stand-in's
+ * vectors are the hash embedder's, computed by its Python reference implementation, so
+ * every HTTP result is checked value by value against lh_hash_embed — which also
+ * cross-checks the documented algorithm.
  */
 #include "testutil.h"
 

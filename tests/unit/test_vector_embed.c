@@ -569,6 +569,43 @@ static void test_http_malformed_answers(void **state)
     cfg_free(&cfg);
 }
 
+/* The documented algorithm, two implementations: lh_hash_embed (C, utf8proc) and the
+ * stand-in's Python reference (unicodedata), on text in many scripts — case folding
+ * (Turkish dotted I, Greek final sigma, German sharp s), compatibility forms, combining
+ * marks (Devanagari, decomposed Latin), CJK, Arabic, digits of other scripts, emoji. */
+static void test_http_multilingual_matches_reference(void **state)
+{
+    (void)state;
+    static const char *texts[] = {
+        "İstanbul'da yaşayan hemşire, İYİ ıı",
+        "Νοσηλευτής ΟΣΣΟΣ",
+        "Krankenpfleger in München, STRASSE und Straße, ẞ",
+        "नर्स दिल्ली",
+        "看護師 東京都 ＩＣＵ ｶﾞ",
+        "ممرضة ١٢ سنة",
+        "Café naïve ﬁﬂ ①½ x²",
+        "nurse 👩‍⚕️ ICU ÅΩ",
+        "Cafe\u0301 e\u0301le\u0300ve",
+    };
+    enum { N = sizeof(texts) / sizeof(*texts), D = 64 };
+    lh_config cfg;
+    cfg_init(&cfg);
+    lh_embedder *e = open_http(&cfg, "openai", "ref-64", D);
+    float out[N * D], want[D];
+    lh_error err;
+    if (lh_embedder_embed(e, texts, N, out, NULL, &err) != 0)
+        fail_msg("%s", err.message);
+    for (size_t i = 0; i < N; i++) {
+        lh_hash_embed(texts[i], strlen(texts[i]), D, want);
+        for (int d = 0; d < D; d++)
+            if (fabsf(out[i * D + d] - want[d]) > 1e-6f)
+                fail_msg("text %zu (%s) value %d: python %.7f, C %.7f", i, texts[i], d,
+                         out[i * D + d], want[d]);
+    }
+    lh_embedder_free(e);
+    cfg_free(&cfg);
+}
+
 /* One embedder, four threads at once (the interface says thread-safe): every row is the
  * right one. */
 typedef struct {
@@ -762,6 +799,7 @@ int main(void)
         cmocka_unit_test_setup(test_http_malformed_answers, setup),
         cmocka_unit_test_setup(test_http_unknown_model_not_retried, setup),
         cmocka_unit_test_setup(test_http_concurrent_callers, setup),
+        cmocka_unit_test_setup(test_http_multilingual_matches_reference, setup),
         cmocka_unit_test_setup(test_http_cancellation, setup),
         cmocka_unit_test_setup(test_http_load_unload, setup),
     };

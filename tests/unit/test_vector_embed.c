@@ -490,6 +490,12 @@ static void test_http_timeout(void **state)
     cfg_free(&cfg);
 }
 
+static void capture_log(const char *line, size_t len, void *ctx)
+{
+    lh_buf_append(ctx, line, len);
+    lh_buf_putc(ctx, '\n');
+}
+
 static void test_http_key_never_in_errors(void **state)
 {
     (void)state;
@@ -507,16 +513,29 @@ static void test_http_key_never_in_errors(void **state)
     float out[8];
     lh_error err;
 
-    /* the right key: accepted, and the request log shows an Authorization header */
-    json_t *ctl = json_pack("{s:s}", "require_key", key);
+    /* the right key: accepted after a 429 (the retry is logged), and the request log
+       shows an Authorization header; no log line holds the key */
+    json_t *ctl = json_pack("{s:s,s:i,s:i,s:i}", "require_key", key, "fail_status", 429,
+                            "fail_count", 1, "retry_after", 0);
     char *body = lh_json_dumps(ctl);
     control(body);
     free(body);
     json_decref(ctl);
-    if (lh_embedder_embed(e, &t, 1, out, NULL, &err) != 0)
+    lh_buf logs;
+    lh_buf_init(&logs);
+    lh_log_set_sink(capture_log, &logs);
+    int rc = lh_embedder_embed(e, &t, 1, out, NULL, &err);
+    lh_log_set_sink(NULL, NULL);
+    if (rc != 0)
         fail_msg("%s", err.message);
+    lh_buf_putc(&logs, '\0');
+    assert_non_null(strstr(logs.data, "embedder_retry"));
+    assert_null(strstr(logs.data, "correct-horse"));
+    lh_buf_free(&logs);
     json_t *r = standin("/_requests", NULL);
-    assert_true(json_is_true(json_object_get(json_array_get(r, 0), "auth")));
+    assert_int_equal(json_array_size(r), 2);
+    assert_true(json_is_true(json_object_get(json_array_get(r, 1), "auth")));
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(r, 1), "status")), 200);
     json_decref(r);
 
     /* a server wanting another key answers 401 and echoes ours: the error names the
@@ -528,7 +547,7 @@ static void test_http_key_never_in_errors(void **state)
         fail_msg("message: %s", err.message);
     assert_null(strstr(err.message, key));
     assert_null(strstr(err.message, "correct-horse"));
-    assert_int_equal(n_requests(), 2); /* a 401 is not retried */
+    assert_int_equal(n_requests(), 3); /* a 401 is not retried */
     lh_embedder_free(e);
 
     /* an empty or missing key file is refused at open, without its content */

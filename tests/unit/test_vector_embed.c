@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -505,6 +506,7 @@ static void test_http_key_never_in_errors(void **state)
     char *text = lh_xasprintf("%s\n", key);
     lh_test_write_file(path, text);
     free(text);
+    chmod(path, 0600);
     lh_config cfg;
     cfg_init(&cfg);
     cfg.embed_openai_key_file = lh_xstrdup(path);
@@ -550,9 +552,16 @@ static void test_http_key_never_in_errors(void **state)
     assert_int_equal(n_requests(), 3); /* a 401 is not retried */
     lh_embedder_free(e);
 
+    /* a key file others may read is refused */
+    lh_embedder_spec spec = {.kind = "openai", .model = "m-8", .dim = 8};
+    chmod(path, 0640);
+    assert_null(lh_embedder_open(&cfg, &spec, &err));
+    assert_non_null(strstr(err.message, "chmod 600"));
+    assert_null(strstr(err.message, "correct-horse"));
+    chmod(path, 0600);
+
     /* an empty or missing key file is refused at open, without its content */
     lh_test_write_file(path, "  \n");
-    lh_embedder_spec spec = {.kind = "openai", .model = "m-8", .dim = 8};
     assert_null(lh_embedder_open(&cfg, &spec, &err));
     assert_non_null(strstr(err.message, "LH_EMBED_OPENAI_KEY_FILE is empty"));
     lh_test_write_file(path, "sk-with\ra-cr");

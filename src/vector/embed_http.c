@@ -384,8 +384,8 @@ static int post(lh_embed_http *h, const char *body, size_t body_len, lh_job *job
         } else if (last) {
             char *ex = excerpt(&x.body);
             rc = lh_error_setk(err, LH_EUPSTREAM, "embedder_error",
-                               "embedder %s at %s answered %ld after %d attempts: %s", h->kind,
-                               h->endpoint, status, attempt + 1, ex);
+                               "embedder %s at %s answered %ld after %d attempt%s: %s", h->kind,
+                               h->endpoint, status, attempt + 1, attempt ? "s" : "", ex);
             free(ex);
             goto out;
         }

@@ -704,7 +704,7 @@ static void test_http_unknown_model_not_retried(void **state)
     float out[8];
     lh_error err;
     assert_int_equal(lh_embedder_embed(e, &t, 1, out, NULL, &err), LH_EUPSTREAM);
-    if (!strstr(err.message, "answered 404") || !strstr(err.message, "not found, try pulling"))
+    if (!strstr(err.message, "answered 404") || !strstr(err.message, "model 'absent-8' not found"))
         fail_msg("message: %s", err.message);
     assert_int_equal(n_requests(), 1);
     lh_embedder_free(e);

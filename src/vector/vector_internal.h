@@ -1,6 +1,6 @@
 /*
- * vector_internal.h: what the files of src/vector/ share. Only src/vector/*.c (and unit
- * tests) include it. The FAISS shim's C face is ann.h.
+ * vector_internal.h: what the files of src/vector/ share. Only the C files of src/vector/
+ * (and unit tests) include it. The FAISS shim's C face is ann.h.
  *
  * Files (who owns what):
  *   normalize.c, chunk.c   text normalisation (utf8proc NFKC + casefold), chunking

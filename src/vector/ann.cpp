@@ -176,17 +176,64 @@ struct fast_flat_ip : faiss::IndexFlat {
     {
         return new fast_ip_dis(get_xb(), (size_t)d);
     }
+    /* Few queries: one pass with our dot and a k-heap (FAISS's path for fewer than 20
+       queries is the scalar loop); many: FAISS's BLAS path. */
+    void search(idx_t n, const float *x, idx_t k, float *distances, idx_t *labels,
+                const faiss::SearchParameters *params = nullptr) const override
+    {
+        const faiss::IDSelector *sel = params ? params->sel : nullptr;
+        if (n >= 20 && sel == nullptr) {
+            faiss::IndexFlat::search(n, x, k, distances, labels, params);
+            return;
+        }
+        using hit = std::pair<float, idx_t>;
+        /* heap order: the worst hit (lowest score, then highest id) on top */
+        auto worse = [](const hit &p, const hit &q) {
+            return p.first > q.first || (p.first == q.first && p.second < q.second);
+        };
+        std::vector<hit> heap;
+        const float *xb = get_xb();
+        for (idx_t i = 0; i < n; i++) {
+            heap.clear();
+            const float *q = x + i * d;
+            for (idx_t j = 0; j < ntotal; j++) {
+                if (sel && !sel->is_member(j))
+                    continue;
+                hit h(dot(q, xb + j * d, (size_t)d), j);
+                if ((idx_t)heap.size() < k) {
+                    heap.push_back(h);
+                    std::push_heap(heap.begin(), heap.end(), worse);
+                } else if (worse(h, heap.front())) {
+                    std::pop_heap(heap.begin(), heap.end(), worse);
+                    heap.back() = h;
+                    std::push_heap(heap.begin(), heap.end(), worse);
+                }
+            }
+            std::sort_heap(heap.begin(), heap.end(), worse);
+            for (idx_t j = 0; j < k; j++) {
+                distances[i * k + j] = j < (idx_t)heap.size() ? heap[j].first : -INFINITY;
+                labels[i * k + j] = j < (idx_t)heap.size() ? heap[j].second : -1;
+            }
+        }
+    }
 };
 
-/* Gives an HNSW structure our flat storage, moving the vectors over. */
-void adopt_storage(faiss::IndexHNSWFlat *h)
+/* Swaps a plain IndexFlat (as read from a file) for ours, moving the vectors over. Caller
+ * deletes the old one when it owned it. */
+fast_flat_ip *adopt_flat(faiss::IndexFlat *old, idx_t d)
 {
-    auto *old = dynamic_cast<faiss::IndexFlat *>(h->storage);
-    auto *mine = new fast_flat_ip(h->d);
+    auto *mine = new fast_flat_ip(d);
     if (old) {
         mine->codes.swap(old->codes);
         mine->ntotal = old->ntotal;
     }
+    return mine;
+}
+
+/* Gives an HNSW structure our flat storage, moving the vectors over. */
+void adopt_storage(faiss::IndexHNSWFlat *h)
+{
+    fast_flat_ip *mine = adopt_flat(dynamic_cast<faiss::IndexFlat *>(h->storage), h->d);
     if (h->own_fields)
         delete h->storage;
     h->storage = mine;
@@ -361,7 +408,12 @@ int classify(lh_ann *a, faiss::Index *idx, lh_error *err)
             a->kind = LH_ANN_HNSW;
             return 0;
         }
-        if ((a->flat = dynamic_cast<faiss::IndexFlat *>(m->index)) != nullptr) {
+        if (auto *plain = dynamic_cast<faiss::IndexFlat *>(m->index)) {
+            a->flat = adopt_flat(plain, plain->d);
+            if (m->own_fields)
+                delete plain;
+            m->index = a->flat;
+            m->own_fields = true;
             a->kind = LH_ANN_FLAT;
             return 0;
         }
@@ -614,7 +666,7 @@ lh_ann *lh_ann_new(lh_ann_kind kind, int dim, const lh_ann_params *p, const floa
                 a->hnsw->hnsw.efSearch = p->hnsw_ef_search;
                 inner = a->hnsw;
             } else {
-                a->flat = new faiss::IndexFlatIP(dim);
+                a->flat = new fast_flat_ip(dim);
                 inner = a->flat;
             }
             a->idx = a->idmap = new faiss::IndexIDMap2(inner);

@@ -655,6 +655,15 @@ lh_ann *lh_ann_new(lh_ann_kind kind, int dim, const lh_ann_params *p, const floa
                                               faiss::METRIC_INNER_PRODUCT);
             ivf->own_fields = true;
             ivf->nprobe = (size_t)p->ivf_nprobe;
+            /* Training budget (docs/VECTORS.md §ANN): FAISS's defaults (25 k-means
+               iterations, up to 256 points per centroid, for the coarse quantizer and for
+               each of the m sub-quantizers) made a 100k x 768 build take minutes on two
+               cores; 10 iterations, 40 points per coarse centroid (FAISS warns below 39) and 64 per
+               sub-quantizer centroid cut it by an order of magnitude. */
+            ivf->cp.niter = 10;
+            ivf->cp.max_points_per_centroid = 40;
+            ivf->pq.cp.niter = 10;
+            ivf->pq.cp.max_points_per_centroid = 64;
             a->idx = a->ivf = ivf;
             ivf->train((idx_t)n_train, train);
         } else {

@@ -66,8 +66,8 @@ void lh_vectors_close(lh_vectors *v);
  * a conflict) and *out gets an opaque build handle for lh_vectors_build. Caller-side glue:
  * validate on the worker (fast), then run lh_vectors_build on the job pool. */
 typedef struct lh_vector_build lh_vector_build;
-int lh_vectors_prepare(lh_vectors *v, const json_t *spec, const char *actor, lh_vector_build **out,
-                       lh_error *err);
+int lh_vectors_prepare(lh_vectors *v, const json_t *spec, const char *actor,
+                       lh_vector_build **out, lh_error *err);
 /* Builds a prepared index: reads the documents, embeds, writes the Parquet parts and the
  * ANN structure, commits the definition (state "ready"). job (may be NULL) gets progress
  * (documents embedded of total, then vectors added) and may cancel. On success *index_out
@@ -106,17 +106,17 @@ typedef struct lh_vector_query {
     const char *text;    /* the query text (embedded with the index's embedder), or NULL */
     const float *vector; /* or a vector of the index's dimension (n_vector floats) */
     size_t n_vector;
-    size_t k;           /* hits wanted, 1..LH_VECTOR_MAX_K */
-    const char *filter; /* SQL boolean expression over the dataset's columns, or NULL */
-    bool exact;         /* force the exact DuckDB scan (ground truth) */
+    size_t k;            /* hits wanted, 1..LH_VECTOR_MAX_K */
+    const char *filter;  /* SQL boolean expression over the dataset's columns, or NULL */
+    bool exact;          /* force the exact DuckDB scan (ground truth) */
 } lh_vector_query;
 #define LH_VECTOR_MAX_K 1000
 
 typedef struct lh_vector_caller {
-    const lh_principal *who;     /* borrowed */
-    const lh_sql_policy *policy; /* the caller's SQL policy (filters are checked with it) */
-    lh_subject_sink sink;        /* audits the subjects of hits, as for SQL; may be NULL
-                                    only for callers whose policy is not audited */
+    const lh_principal *who;       /* borrowed */
+    const lh_sql_policy *policy;   /* the caller's SQL policy (filters are checked with it) */
+    lh_subject_sink sink;          /* audits the subjects of hits, as for SQL; may be NULL
+                                      only for callers whose policy is not audited */
     void *sink_ctx;
 } lh_vector_caller;
 
@@ -143,7 +143,8 @@ json_t *lh_vectors_searchable(lh_vectors *v, const lh_principal *who);
  * unloaded (keep_alive 0) and the new one preloaded, unless both are the same model. */
 int lh_vectors_profile_activate(lh_vectors *v, const char *profile, lh_job *job, json_t **out,
                                 lh_error *err);
-int lh_vectors_profile_deactivate(lh_vectors *v, const char *profile, json_t **out, lh_error *err);
+int lh_vectors_profile_deactivate(lh_vectors *v, const char *profile, json_t **out,
+                                  lh_error *err);
 /* {profile, activated_at, indexes} or {profile: null}. Caller decrefs. */
 json_t *lh_vectors_profile_active(lh_vectors *v);
 /* Search restricted to the profile's indexes (body's "index"): LH_EFORBIDDEN naming the

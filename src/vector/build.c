@@ -687,7 +687,11 @@ int lh_vectors_build(lh_vectors *v, lh_vector_build *b, lh_job *job, json_t **in
 {
     vindex *ix = b->ix;
     json_t *def = b->def, *parts = json_array(), *params = NULL, *page = NULL;
-    rowbuf all = {0}, part = {0};
+    rowbuf part = {0};
+    /* the ANN structure needs every vector (and label); the current part its own rows */
+    float *all_vecs = NULL;
+    int64_t *all_labels = NULL;
+    size_t all_n = 0, all_cap = 0;
     strv written = {0};
     char *dir = NULL, *after = NULL, *ann_file = NULL;
     lh_ann *ann = NULL;
@@ -706,7 +710,7 @@ int lh_vectors_build(lh_vectors *v, lh_vector_build *b, lh_job *job, json_t **in
     int dim = lh_embedder_dim(emb);
     json_object_set_new(def, "dim", json_integer(dim));
     json_object_set_new(def, "model", json_string(lh_embedder_model(emb)));
-    all.dim = part.dim = dim;
+    part.dim = dim;
     if (!(dir = data_dir(v, def, err))) {
         rc = err ? err->code : LH_EIO;
         goto out;
@@ -732,11 +736,15 @@ int lh_vectors_build(lh_vectors *v, lh_vector_build *b, lh_job *job, json_t **in
         if ((rc = embed_docs(v, ix, def, rows, &part, &next_label, job, err)) != 0)
             goto out;
         /* the ANN structure needs every vector; the part only its own rows */
-        rowbuf_reserve(&all, part.n - before);
-        memcpy(all.vecs + all.n * (size_t)dim, part.vecs + before * (size_t)dim,
+        if (all_n + (part.n - before) > all_cap) {
+            all_cap = (all_n + (part.n - before)) * 2;
+            all_vecs = lh_xrealloc(all_vecs, all_cap * (size_t)dim * sizeof(float));
+            all_labels = lh_xrealloc(all_labels, all_cap * sizeof(int64_t));
+        }
+        memcpy(all_vecs + all_n * (size_t)dim, part.vecs + before * (size_t)dim,
                (part.n - before) * (size_t)dim * sizeof(float));
-        memcpy(all.labels + all.n, part.labels + before, (part.n - before) * sizeof(int64_t));
-        all.n += part.n - before;
+        memcpy(all_labels + all_n, part.labels + before, (part.n - before) * sizeof(int64_t));
+        all_n += part.n - before;
         n_docs += (int64_t)n;
         done += (int64_t)n;
         lh_job_progress(job, done, docs > done ? docs : done);
@@ -754,8 +762,8 @@ int lh_vectors_build(lh_vectors *v, lh_vector_build *b, lh_job *job, json_t **in
     if (part.n > 0 && (rc = write_part(v, def, dir, &part, 0, part.n, parts, &written, err)) != 0)
         goto out;
     rowbuf_clear(&part);
-    if (all.n > 0) {
-        if (!(ann = build_ann(v, def, all.vecs, all.labels, all.n, job, &params, err))) {
+    if (all_n > 0) {
+        if (!(ann = build_ann(v, def, all_vecs, all_labels, all_n, job, &params, err))) {
             rc = err ? err->code : LH_EINTERNAL;
             goto out;
         }
@@ -771,7 +779,7 @@ int lh_vectors_build(lh_vectors *v, lh_vector_build *b, lh_job *job, json_t **in
     char now[LH_TS_MAX];
     lh_time_rfc3339(now);
     json_object_set_new(def, "docs", json_integer(n_docs));
-    json_object_set_new(def, "chunks", json_integer((json_int_t)all.n));
+    json_object_set_new(def, "chunks", json_integer((json_int_t)all_n));
     json_object_set_new(def, "next_label", json_integer(next_label));
     json_object_set(def, "parts", parts);
     json_object_set_new(def, "ann", ann_file ? json_string(ann_file) : json_null());
@@ -794,12 +802,12 @@ int lh_vectors_build(lh_vectors *v, lh_vector_build *b, lh_job *job, json_t **in
         goto out;
     lh_log(LH_LOG_INFO, "vector_index_built", "{s:s,s:s,s:I,s:I,s:I,s:I}", "index", ix->name,
            "dataset", lh_json_str(def, "dataset"), "docs", (json_int_t)n_docs, "chunks",
-           (json_int_t)all.n, "skipped", (json_int_t)skipped, "ms", (json_int_t)(lh_now_ms() - t0));
+           (json_int_t)all_n, "skipped", (json_int_t)skipped, "ms", (json_int_t)(lh_now_ms() - t0));
     lh_error jerr;
     if (lh_catalog_record(v->vc.cat, lh_json_str(def, "created_by"), "vector_index.created",
                           ix->name,
                           json_pack("{s:s,s:I,s:I}", "dataset", lh_json_str(def, "dataset"), "docs",
-                                    (json_int_t)n_docs, "chunks", (json_int_t)all.n),
+                                    (json_int_t)n_docs, "chunks", (json_int_t)all_n),
                           &jerr) != 0)
         lh_log(LH_LOG_WARN, "vector_event_not_recorded", "{s:s}", "index", ix->name);
     if (index_out) {
@@ -821,7 +829,8 @@ out:
     json_decref(params);
     json_decref(page);
     lh_ann_free(ann);
-    rowbuf_free(&all);
+    free(all_vecs);
+    free(all_labels);
     rowbuf_free(&part);
     strv_free(&written);
     free(dir);

@@ -8,8 +8,10 @@ Every index here uses the built-in `hash` embedder (no server) and the `flat` ki
 counts are exact; a refresh's report says how many embedder calls it made.
 """
 import csv
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import unittest
@@ -181,6 +183,37 @@ class Indexes(unittest.TestCase):
         status, _, body = s.request("POST", "/vectors/indexes", index_spec("rx_an"),
                                     key=key["key"])
         self.assertEqual(status, 403, body)
+
+    def cli(self, *args):
+        p = subprocess.run([harness.BIN, "--server", self.server.url, "--key", harness.ADMIN_KEY,
+                            *args], capture_output=True, text=True, timeout=300)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_cli(self):
+        rc, out, err = self.cli("vectors", "create", "rx_cli", "--dataset", "resumes",
+                                "--id-column", "candidate_id", "--text-column", "resume",
+                                "--kind", "flat", "--chunk-size", "300", "--overlap", "30")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("index 'rx_cli' over resumes(candidate_id, resume): flat", out)
+        self.assertIn("120 docs", out)
+        rc, out, err = self.cli("vectors", "list")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("rx_cli", out)
+        rc, out, err = self.cli("--json", "vectors", "show", "rx_cli")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["index"]["docs"], 120)
+        rc, out, err = self.cli("vectors", "refresh", "resumes")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("rx_cli: 0 docs embedded", out)
+        rc, out, err = self.cli("vectors", "stale")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.cli("vectors", "create", "rx_cli2", "--dataset", "resumes")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("--id-column", err)
+        rc, out, err = self.cli("vectors", "delete", "rx_cli")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.cli("vectors", "show", "rx_cli")
+        self.assertNotEqual(rc, 0)
 
     def test_duplicate_ids_are_refused_and_leave_nothing(self):
         s = self.server

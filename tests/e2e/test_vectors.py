@@ -139,6 +139,28 @@ class Indexes(unittest.TestCase):
         self.assertEqual(got["index"]["state"], "ready")
         self.delete("rx_nowait")
 
+    def test_cancelled_build_leaves_nothing(self):
+        s = self.server
+        doc = self.create(index_spec("rx_cancel", wait=False, chunk_size=16, overlap=0),
+                          expect=202)
+        status, c = s.json("POST", f"/jobs/{doc['job']}/cancel")
+        self.assertIn(status, (202, 409), c)
+
+        def finished():
+            st, j = s.json("GET", f"/jobs/{doc['job']}")
+            j = j["job"]
+            return j if j["state"] in ("succeeded", "failed", "cancelled") else None
+        j = wait_for(finished)
+        if j["state"] == "succeeded":  # it finished before the request: delete it
+            self.delete("rx_cancel")
+        else:
+            self.assertEqual(j["state"], "cancelled", j)
+        self.assertEqual(vector_files(self.data, "resumes", "rx_cancel"), [])
+        status, _ = s.json("GET", "/vectors/indexes/rx_cancel")
+        self.assertEqual(status, 404)
+        self.create(index_spec("rx_cancel"))  # the name is free
+        self.delete("rx_cancel")
+
     def test_refusals(self):
         s = self.server
         cases = [

@@ -1,6 +1,6 @@
 /*
- * vector_internal.h: what the files of src/vector/ share. Only src/vector/*.c (and unit
- * tests) include it. The FAISS shim's C face is ann.h.
+ * vector_internal.h: what the files of src/vector/ share. Only the C files of src/vector/
+ * (and unit tests) include it. The FAISS shim's C face is ann.h.
  *
  * Files (who owns what):
  *   normalize.c, chunk.c   text normalisation (utf8proc NFKC + casefold), chunking
@@ -170,6 +170,24 @@ int lh_vindex_set_ann(lh_vectors *v, const char *name, lh_ann_kind kind, const l
                       json_t *champion, const char *actor, lh_job *job, lh_error *err);
 /* The module's borrowed handles. */
 const lh_vectors_config *lh_vectors_handles(lh_vectors *v);
+
+/* ---------------------------------------------------------------- search (search.c)
+ * Hit assembly, pure, exposed for unit tests. */
+typedef struct lh_vhit {
+    char *doc_id; /* owned */
+    int32_t chunk;
+    char *text; /* owned */
+    float score;
+    int64_t label;
+} lh_vhit;
+
+/* Compacts hits[0..n) (in rank order, best first) in place into the final hits: drops
+ * those whose doc_id is not in live (sorted by strcmp, n_live of them; live NULL: all are
+ * live), keeps only the first hit of each document unless chunks, stops at k. Frees what
+ * it drops. Returns the count kept. */
+size_t lh_vhits_assemble(lh_vhit *hits, size_t n, const char *const *live, size_t n_live,
+                         bool chunks, size_t k);
+void lh_vhits_free(lh_vhit *hits, size_t n);
 
 /* ---------------------------------------------------------------- tuning (tune.c, pure) */
 

@@ -217,8 +217,8 @@ static int run_filter(search *s, const char *filter, lh_error *err)
     fp.identity = fp.p.identity ? lh_xasprintf("%s vector-filter", fp.p.identity) : NULL;
     fp.p.identity = fp.identity;
     char *rel = lh_sql_ident(s->dataset), *id = lh_sql_ident(s->id_col);
-    char *sql = lh_xasprintf("SELECT DISTINCT CAST(%s AS VARCHAR) FROM %s WHERE (\n%s\n)", id, rel,
-                             filter);
+    char *sql =
+        lh_xasprintf("SELECT DISTINCT CAST(%s AS VARCHAR) FROM %s WHERE (\n%s\n)", id, rel, filter);
     json_t *rows = engine_rows(s, sql, &fp.p, FILTER_MAX_DOCS, "the filter", err);
     if (!rows) {
         rc = err->code;
@@ -310,8 +310,8 @@ static float finite_or_zero(double x)
 
 /* ANN: up to `want` chunks of the allowed labels, best first. *exhausted when fewer came
  * back (nothing more to find). */
-static int rank_ann(search *s, const int64_t *allowed, size_t n_allowed, size_t want,
-                    lh_vhit **out, size_t *n_out, bool *exhausted, lh_error *err)
+static int rank_ann(search *s, const int64_t *allowed, size_t n_allowed, size_t want, lh_vhit **out,
+                    size_t *n_out, bool *exhausted, lh_error *err)
 {
     const lh_vwarm *w = s->w;
     size_t pool = s->has_filter ? n_allowed : w->n;
@@ -725,11 +725,11 @@ int lh_vectors_search(lh_vectors *v, const char *index, const lh_vector_query *q
     json_t *jh = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(jh, json_pack("{s:s,s:i,s:f,s:s}", "doc_id", hits[i].doc_id, "chunk",
-                                            (int)hits[i].chunk, "score",
-                                            (double)hits[i].score, "text", hits[i].text));
+                                            (int)hits[i].chunk, "score", (double)hits[i].score,
+                                            "text", hits[i].text));
     *out = json_pack("{s:s,s:I,s:b,s:b,s:b,s:o,s:I}", "index", index, "k", (json_int_t)q->k,
-                     "exact", s.w == NULL, "ann", s.w != NULL, "chunks", s.chunks, "hits", jh,
-                     "ms", (json_int_t)(lh_now_ms() - t0));
+                     "exact", s.w == NULL, "ann", s.w != NULL, "chunks", s.chunks, "hits", jh, "ms",
+                     (json_int_t)(lh_now_ms() - t0));
     if (access_out)
         *access_out = json_pack("{s:s,s:s,s:I}", "dataset", s.dataset, "kind",
                                 audited ? "rows" : "none", "subjects", (json_int_t)n_keys);

@@ -189,6 +189,15 @@ size_t lh_vhits_assemble(lh_vhit *hits, size_t n, const char *const *live, size_
                          bool chunks, size_t k);
 void lh_vhits_free(lh_vhit *hits, size_t n);
 
+/* ---------------------------------------------------------------- profiles (activate.c) */
+
+/* The active profile's state (activate.c owns its content). The registry keeps one slot
+ * per lh_vectors, NULL until the first activation, and frees it at close with
+ * lh_vactive_free. */
+typedef struct lh_vactive lh_vactive;
+lh_vactive **lh_vectors_active_slot(lh_vectors *v);
+void lh_vactive_free(lh_vactive *a);
+
 /* ---------------------------------------------------------------- tuning (tune.c, pure) */
 
 typedef struct lh_tune_matrix {

@@ -137,9 +137,13 @@ static int model_load(lh_vectors *v, const char *model, int dim, bool load, lh_e
     return rc;
 }
 
-static void add_failure(json_t *failures, const char *index, const char *message)
+/* One failure {index, error}; paths inside the data folder are shown as "<lake>". */
+static void add_failure(lh_vectors *v, json_t *failures, const char *index, const char *message)
 {
-    json_array_append_new(failures, json_pack("{s:s,s:s}", "index", index, "error", message));
+    lh_error e;
+    lh_error_set(&e, LH_EINTERNAL, "%s", message);
+    lh_error_scrub(&e, lh_vectors_handles(v)->cfg->data_dir, "<lake>");
+    json_array_append_new(failures, json_pack("{s:s,s:s}", "index", index, "error", e.message));
 }
 
 /* ---------------------------------------------------------------- activate, deactivate */
@@ -209,7 +213,7 @@ int lh_vectors_profile_activate(lh_vectors *v, const char *profile, lh_job *job,
         }
         const char *name = lh_json_str(ix, "name");
         if (load_error && is_ollama(ix)) { /* its queries cannot be embedded */
-            add_failure(failures, name, load_error);
+            add_failure(v, failures, name, load_error);
             continue;
         }
         lh_vwarm *w = NULL;
@@ -217,7 +221,7 @@ int lh_vectors_profile_activate(lh_vectors *v, const char *profile, lh_job *job,
             lh_vwarm_release(w);
             json_array_append_new(warmed, json_string(name));
         } else {
-            add_failure(failures, name, e.message);
+            add_failure(v, failures, name, e.message);
         }
         if (job)
             lh_job_progress(job, (int64_t)i + 1, (int64_t)total);

@@ -17,7 +17,8 @@
  *      suffix so its verdicts never mix with the caller's audited SQL in the verdict cache;
  *   4. ranking, restricted to the allowed ids BEFORE it ranks (so "nurses in Denver" gives k
  *      Denver nurses when k exist): the warm ANN structure (lh_ann_search with the allowed
- *      labels) unless the caller asked for `exact` or none is warm; otherwise the exact
+ *      labels; a selective filter scans its rows' vectors in memory instead, rank_warm)
+ *      unless the caller asked for `exact` or none is warm; otherwise the exact
  *      scan on the module's private DuckDB, array_cosine_distance over the index's parts
  *      (the ground truth), restricted through a temporary table of the allowed ids;
  *   5. liveness: one engine query over the candidates' ids against the dataset's view
@@ -39,6 +40,9 @@
 #include <strings.h>
 #include <time.h>
 
+/* A filter that leaves at most this many chunks of a warm index is ranked by scanning their
+ * vectors (rank_warm). */
+#define LH_VECTOR_SCAN_MAX 50000
 /* A filter may allow at most this many documents (the ids travel as one JSON result). */
 #define FILTER_MAX_DOCS 1000000
 /* lh_query_start answered LH_EBUSY (every query slot taken): retry this often, 50 ms
@@ -308,13 +312,43 @@ static float finite_or_zero(double x)
     return isfinite(x) ? (float)x : 0.0f;
 }
 
-/* ANN: up to `want` chunks of the allowed labels, best first. *exhausted when fewer came
- * back (nothing more to find). */
-static int rank_ann(search *s, const int64_t *allowed, size_t n_allowed, size_t want, lh_vhit **out,
-                    size_t *n_out, bool *exhausted, lh_error *err)
+static lh_vhit hit_at(const lh_vwarm *w, size_t r, float score)
+{
+    return (lh_vhit){.doc_id = lh_xstrdup(w->doc_ids[r]),
+                     .chunk = w->chunks[r],
+                     .text = lh_xstrdup(w->texts[r] ? w->texts[r] : ""),
+                     .score = finite_or_zero(score),
+                     .label = w->labels[r]};
+}
+
+typedef struct scored {
+    float score;
+    size_t row;
+} scored;
+
+/* Best first; equal scores by label (rows are in label order). */
+static int cmp_scored(const void *a, const void *b)
+{
+    const scored *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* The warm structure: up to `want` chunks among rows (the filter's, ascending; NULL: all),
+ * best first. *exhausted when fewer came back (nothing more to find).
+ *
+ * A selective filter (at most LH_VECTOR_SCAN_MAX rows) is ranked by scanning those rows'
+ * vectors in memory: exact, and a few milliseconds. FAISS's filtered search would visit
+ * the graph (HNSW) or the lists (IVF) for ids it then drops, and can run out of candidates
+ * before it has found k allowed ones; past that size the allowed ids are dense enough for
+ * it (lh_ann_search_params.allowed). */
+static int rank_warm(search *s, const size_t *rows, size_t n_rows, size_t want, lh_vhit **out,
+                     size_t *n_out, bool *exhausted, lh_error *err)
 {
     const lh_vwarm *w = s->w;
-    size_t pool = s->has_filter ? n_allowed : w->n;
+    size_t pool = rows ? n_rows : w->n;
+    int rc = 0;
     if (want > pool)
         want = pool;
     *out = NULL;
@@ -322,20 +356,39 @@ static int rank_ann(search *s, const int64_t *allowed, size_t n_allowed, size_t 
     *exhausted = true;
     if (want == 0)
         return 0;
-    float *scores = lh_xcalloc(want, sizeof(float));
-    int64_t *ids = lh_xcalloc(want, sizeof(int64_t));
-    lh_ann_search_params sp = {.allowed = s->has_filter ? allowed : NULL,
-                               .n_allowed = s->has_filter ? n_allowed : 0};
-    int rc = lh_ann_search(w->ann, s->qv, 1, want, &sp, scores, ids, err);
-    if (rc != 0)
-        goto out;
     lh_vhit *hits = lh_xcalloc(want, sizeof(lh_vhit));
     size_t n = 0;
-    for (size_t j = 0; j < want; j++) {
-        if (ids[j] < 0)
-            break;
-        /* labels ascending: the chunk's row in the warm structure */
-        const int64_t *at = NULL;
+    if (rows && n_rows <= LH_VECTOR_SCAN_MAX) {
+        scored *sc = lh_xcalloc(n_rows, sizeof(scored));
+        for (size_t i = 0; i < n_rows; i++) {
+            const float *x = w->vecs + rows[i] * (size_t)w->dim;
+            double dot = 0;
+            for (int d = 0; d < w->dim; d++)
+                dot += (double)x[d] * s->qv[d];
+            sc[i] = (scored){.score = (float)dot, .row = rows[i]};
+        }
+        qsort(sc, n_rows, sizeof(scored), cmp_scored);
+        for (; n < want; n++)
+            hits[n] = hit_at(w, sc[n].row, sc[n].score);
+        free(sc);
+        *out = hits;
+        *n_out = n;
+        *exhausted = want >= pool;
+        return 0;
+    }
+    float *scores = lh_xcalloc(want, sizeof(float));
+    int64_t *ids = lh_xcalloc(want, sizeof(int64_t));
+    int64_t *labels = NULL;
+    if (rows) {
+        labels = lh_xcalloc(n_rows, sizeof(int64_t));
+        for (size_t i = 0; i < n_rows; i++)
+            labels[i] = w->labels[rows[i]]; /* ascending, as rows are */
+    }
+    lh_ann_search_params sp = {.allowed = labels, .n_allowed = rows ? n_rows : 0};
+    if ((rc = lh_ann_search(w->ann, s->qv, 1, want, &sp, scores, ids, err)) != 0)
+        goto out;
+    for (size_t j = 0; j < want && ids[j] >= 0; j++) {
+        /* labels ascending: binary search for the chunk's row */
         size_t lo = 0, hi = w->n;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
@@ -344,21 +397,19 @@ static int rank_ann(search *s, const int64_t *allowed, size_t n_allowed, size_t 
             else
                 hi = mid;
         }
-        if (lo < w->n && w->labels[lo] == ids[j])
-            at = &w->labels[lo];
-        if (!at)
-            continue; /* cannot happen: the ANN holds the warm labels */
-        size_t r = (size_t)(at - w->labels);
-        hits[n++] = (lh_vhit){.doc_id = lh_xstrdup(w->doc_ids[r]),
-                              .chunk = w->chunks[r],
-                              .text = lh_xstrdup(w->texts[r] ? w->texts[r] : ""),
-                              .score = finite_or_zero(scores[j]),
-                              .label = ids[j]};
+        if (lo < w->n && w->labels[lo] == ids[j]) /* always: the ANN holds the warm labels */
+            hits[n++] = hit_at(w, lo, scores[j]);
     }
     *exhausted = want >= pool || n < want;
+out:
+    if (rc != 0) {
+        lh_vhits_free(hits, n);
+        hits = NULL;
+        n = 0;
+    }
     *out = hits;
     *n_out = n;
-out:
+    free(labels);
     free(scores);
     free(ids);
     return rc;
@@ -578,8 +629,8 @@ static int rank_live(search *s, size_t k, lh_vhit **out, size_t *n_out, lh_error
     int rc = 0;
     duckdb_connection conn = NULL;
     char **parts = NULL;
-    int64_t *labels = NULL; /* ANN + filter: the allowed labels, ascending */
-    size_t n_labels = 0;
+    size_t *rows = NULL; /* warm + filter: the allowed rows of the warm structure, ascending */
+    size_t n_rows = 0;
     lh_vhit *hits = NULL;
     size_t n = 0;
     size_t docs = (size_t)lh_json_int(s->info, "docs", 0);
@@ -588,10 +639,10 @@ static int rank_live(search *s, size_t k, lh_vhit **out, size_t *n_out, lh_error
     size_t want;
     if (s->w) {
         if (s->has_filter) {
-            labels = lh_xcalloc(s->w->n + 1, sizeof(int64_t));
+            rows = lh_xcalloc(s->w->n + 1, sizeof(size_t));
             for (size_t i = 0; i < s->w->n; i++)
                 if (in_sorted((const char *const *)s->allowed, s->n_allowed, s->w->doc_ids[i]))
-                    labels[n_labels++] = s->w->labels[i];
+                    rows[n_rows++] = i;
         }
         /* ANN counts chunks: ask for enough to hold k documents twice over */
         want = s->chunks ? 2 * k : 2 * k * (per_doc ? per_doc : 1);
@@ -614,7 +665,7 @@ static int rank_live(search *s, size_t k, lh_vhit **out, size_t *n_out, lh_error
         goto out;
     for (;;) {
         bool exhausted;
-        rc = s->w ? rank_ann(s, labels, n_labels, want, &hits, &n, &exhausted, err)
+        rc = s->w ? rank_warm(s, rows, n_rows, want, &hits, &n, &exhausted, err)
                   : rank_exact(s, conn, parts, want, &hits, &n, &exhausted, err);
         if (rc != 0)
             goto out;
@@ -641,7 +692,7 @@ out:
     for (size_t i = 0; parts && parts[i]; i++)
         free(parts[i]);
     free(parts);
-    free(labels);
+    free(rows);
     return rc;
 }
 

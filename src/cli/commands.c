@@ -1594,6 +1594,155 @@ static int cmd_sources(cli_ctx *ctx)
     return rc;
 }
 
+/* ---------------------------------------------------------------- vectors (issue 14) */
+
+static const lh_cli_flag_spec vectors_flags[] = {
+    {"--dataset", true},  {"--id-column", true}, {"--text-column", true}, {"--kind", true},
+    {"--embedder", true}, {"--model", true},     {"--dim", true},         {"--chunk-size", true},
+    {"--overlap", true},  {"--refresh", true},   {"--params", true},      {"--no-wait", false},
+    {NULL, false}};
+
+static char *vector_cell(const json_t *ix, size_t col)
+{
+    static const char *const members[] = {"name",   "dataset", "kind",  "embedder",
+                                          "docs",   "chunks",  "state", "embedding_stale_since",
+                                          "problem"};
+    return member_cell(ix, members[col]);
+}
+
+static void show_vector_index(const json_t *doc)
+{
+    if (lh_json_str(doc, "job")) {
+        printf("queued as job %s (lakehouse jobs show %s)\n", lh_json_str(doc, "job"),
+               lh_json_str(doc, "job"));
+        return;
+    }
+    const json_t *ix = json_object_get(doc, "index");
+    printf("index '%s' over %s(%s, %s): %s, %s embedder (dim %lld), %lld docs, %lld chunks\n",
+           lh_json_str(ix, "name") ? lh_json_str(ix, "name") : "?",
+           lh_json_str(ix, "dataset") ? lh_json_str(ix, "dataset") : "?",
+           lh_json_str(ix, "id_column") ? lh_json_str(ix, "id_column") : "?",
+           lh_json_str(ix, "text_column") ? lh_json_str(ix, "text_column") : "?",
+           lh_json_str(ix, "kind") ? lh_json_str(ix, "kind") : "?",
+           lh_json_str(ix, "embedder") ? lh_json_str(ix, "embedder") : "?",
+           (long long)lh_json_int(ix, "dim", 0), (long long)lh_json_int(ix, "docs", 0),
+           (long long)lh_json_int(ix, "chunks", 0));
+    if (lh_json_str(ix, "embedding_stale_since"))
+        printf("  stale since %s (refresh: %s)\n", lh_json_str(ix, "embedding_stale_since"),
+               lh_json_str(ix, "refresh") ? lh_json_str(ix, "refresh") : "?");
+    if (lh_json_str(ix, "problem"))
+        printf("  problem: %s\n", lh_json_str(ix, "problem"));
+}
+
+static void show_vector_refresh(const json_t *doc)
+{
+    if (lh_json_str(doc, "job")) {
+        printf("queued as job %s (lakehouse jobs show %s)\n", lh_json_str(doc, "job"),
+               lh_json_str(doc, "job"));
+        return;
+    }
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(doc, "indexes"), i, e) printf(
+        "%s: %lld docs embedded, %lld removed; %lld chunks added, %lld removed\n",
+        lh_json_str(e, "name") ? lh_json_str(e, "name") : "?",
+        (long long)lh_json_int(e, "docs_embedded", 0), (long long)lh_json_int(e, "docs_removed", 0),
+        (long long)lh_json_int(e, "chunks_added", 0),
+        (long long)lh_json_int(e, "chunks_removed", 0));
+}
+
+static void show_deleted_vector_index(const json_t *doc)
+{
+    (void)doc; /* 204: no body */
+    printf("deleted the index\n");
+}
+
+static int vectors_create(cli_ctx *ctx, const command *cmd)
+{
+    const lh_cli_args *a = ctx->args;
+    const char *ds = lh_cli_flag(a, "--dataset"), *idc = lh_cli_flag(a, "--id-column"),
+               *txt = lh_cli_flag(a, "--text-column");
+    if (a->npos != 2 || !ds || !idc || !txt)
+        return usage_error(cmd, "%s",
+                           "vectors create needs a NAME, --dataset, --id-column and --text-column");
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:b}", "name", a->pos[1], "dataset", ds, "id_column",
+                             idc, "text_column", txt, "wait", !lh_cli_has_flag(a, "--no-wait"));
+    static const char *const strs[][2] = {{"--kind", "kind"},
+                                          {"--embedder", "embedder"},
+                                          {"--model", "model"},
+                                          {"--refresh", "refresh"}};
+    static const char *const ints[][2] = {
+        {"--dim", "dim"}, {"--chunk-size", "chunk_size"}, {"--overlap", "overlap"}};
+    for (size_t i = 0; body && i < sizeof(strs) / sizeof(strs[0]); i++)
+        if (lh_cli_flag(a, strs[i][0]))
+            json_object_set_new(body, strs[i][1], json_string(lh_cli_flag(a, strs[i][0])));
+    for (size_t i = 0; body && i < sizeof(ints) / sizeof(ints[0]); i++) {
+        const char *f = lh_cli_flag(a, ints[i][0]);
+        char *end = NULL;
+        long long n = f ? strtoll(f, &end, 10) : 0;
+        if (f && (!*f || *end)) {
+            json_decref(body);
+            return usage_error(cmd, "%s must be an integer", ints[i][0]);
+        }
+        if (f)
+            json_object_set_new(body, ints[i][1], json_integer(n));
+    }
+    if (body && lh_cli_flag(a, "--params")) {
+        json_error_t jerr;
+        json_t *p = json_loads(lh_cli_flag(a, "--params"), 0, &jerr);
+        if (!json_is_object(p)) {
+            json_decref(p);
+            json_decref(body);
+            return usage_error(cmd, "%s", "--params must be a JSON object");
+        }
+        json_object_set_new(body, "params", p);
+    }
+    if (!body)
+        return usage_error(cmd, "%s", "the arguments are not valid UTF-8");
+    int rc = send_json(ctx, "POST", "/vectors/indexes", body, show_vector_index);
+    json_decref(body);
+    return rc;
+}
+
+static int cmd_vectors(cli_ctx *ctx)
+{
+    const command *cmd = find_command("vectors");
+    const lh_cli_args *a = ctx->args;
+    const char *sub = a->pos[0];
+    if (strcmp(sub, "list") == 0 || strcmp(sub, "stale") == 0) {
+        if (a->npos != 1)
+            return usage_error(cmd, "vectors %s takes no name", sub);
+        if (strcmp(sub, "stale") == 0) /* no show function: prints the JSON */
+            return send_json(ctx, "GET", "/vectors/stale", NULL, NULL);
+        static const char *const headers[] = {"name",     "dataset",     "kind",
+                                              "embedder", "docs",        "chunks",
+                                              "state",    "stale_since", "problem"};
+        list_view v = {"/vectors/indexes", "indexes", headers, 9, NULL, vector_cell};
+        return print_list(ctx, &v);
+    }
+    if (strcmp(sub, "create") == 0)
+        return vectors_create(ctx, cmd);
+    if (a->npos != 2 || !valid_segment(a->pos[1]))
+        return usage_error(cmd, "vectors %s needs a NAME", sub);
+    if (strcmp(sub, "refresh") == 0) {
+        char *path = lh_xasprintf("/vectors/refresh/%s", a->pos[1]);
+        json_t *body = json_pack("{s:b}", "wait", !lh_cli_has_flag(a, "--no-wait"));
+        int rc = send_json(ctx, "POST", path, body, show_vector_refresh);
+        json_decref(body);
+        free(path);
+        return rc;
+    }
+    bool show = strcmp(sub, "show") == 0;
+    if (!show && strcmp(sub, "delete") != 0)
+        return usage_error(
+            cmd, "unknown vectors command '%s' (create, list, show, delete, refresh, stale)", sub);
+    char *path = lh_xasprintf("/vectors/indexes/%s", a->pos[1]);
+    int rc = send_json(ctx, show ? "GET" : "DELETE", path, NULL,
+                       show ? show_vector_index : show_deleted_vector_index);
+    free(path);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static int cmd_help(cli_ctx *ctx);
@@ -1666,6 +1815,14 @@ static const command commands[] = {
     {"jobs", cmd_jobs, no_flags, 2, 2, true, "jobs show ID | jobs cancel ID",
      "show a background job's state and progress, or ask it to stop (admin: any job; other "
      "keys: their own)"},
+    /* issue 14: vector indexes */
+    {"vectors", cmd_vectors, vectors_flags, 1, 2, true,
+     "vectors list | vectors show NAME | vectors delete NAME | vectors stale | "
+     "vectors refresh DATASET [--no-wait] | vectors create NAME --dataset D --id-column C "
+     "--text-column T [--kind hnsw|ivfpq|flat] [--embedder hash|ollama|openai] [--model M] "
+     "[--dim N] [--chunk-size N] [--overlap N] [--refresh manual|on_append] [--params JSON] "
+     "[--no-wait]",
+     "manage vector indexes over a dataset's text column (create, delete, refresh: admin)"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

@@ -247,6 +247,9 @@ void *lh_xrealloc(void *p, size_t n);
 char *lh_xstrdup(const char *s);
 /* printf into a fresh string. Caller frees. */
 char *lh_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Wipes (sodium_memzero) and frees a secret string: DSN passwords, API keys. Accepts NULL.
+ * Shared by sources/ and vector/, which are peers. */
+void lh_secret_free(char *secret);
 
 /* A growable byte buffer (for rendering). */
 typedef struct lh_buf {
@@ -402,6 +405,17 @@ typedef struct lh_config {
     char *audit_signing_key;
     /* LH_AUDIT_LOG_ORIGIN (issue 12): signer name and log origin, NULL: lakehouse/<host> */
     char *audit_origin;
+    /* LH_EMBED_* (issue 14, docs/VECTORS.md §Embedders): the ollama / openai embedders */
+    char *embed_ollama_url;       /* LH_EMBED_OLLAMA_URL, default http://127.0.0.1:11434 */
+    char *embed_openai_url;       /* LH_EMBED_OPENAI_URL, default http://127.0.0.1:8000 */
+    char *embed_openai_key_file;  /* LH_EMBED_OPENAI_KEY_FILE: the API key's file, may be NULL;
+                                     read when an openai embedder opens, never logged */
+    char *embed_keep_alive;       /* LH_EMBED_KEEP_ALIVE: ollama keep_alive sent when a model is
+                                     loaded ("30m", "-1"), NULL: the server's default */
+    int embed_timeout_ms;         /* LH_EMBED_TIMEOUT_MS, default 30000 (one request) */
+    int embed_connect_timeout_ms; /* LH_EMBED_CONNECT_TIMEOUT_MS, default 5000 */
+    int embed_batch;              /* LH_EMBED_BATCH, default 64 texts per request */
+    int embed_retries;            /* LH_EMBED_RETRIES, default 3 (429, 5xx, connection errors) */
 } lh_config;
 
 /* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are

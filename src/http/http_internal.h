@@ -18,6 +18,7 @@
 #include "query/query.h"
 #include "sources/sources.h"
 #include "storage/storage.h"
+#include "vector/vector.h"
 
 #include <sys/types.h>
 
@@ -42,6 +43,8 @@ typedef struct lh_app {
     lh_signer *signer; /* issue 12: LH_AUDIT_SIGNING_KEY_FILE's key; NULL: unsigned */
     /* issue 13: named database sources, their DSNs kept as secrets (sources/store.c) */
     lh_sources *sources;
+    /* issue 14: vector indexes (src/vector/) */
+    lh_vectors *vectors;
 } lh_app;
 
 typedef enum {
@@ -229,5 +232,12 @@ void lh_h_biometric_health(lh_req *r);
 void lh_h_audit_checkpoint(lh_req *r);
 void lh_h_audit_consistency(lh_req *r);
 void lh_h_audit_pubkey(lh_req *r);
+/* vector_routes.c (issue 14): indexes, refresh, stale */
+void lh_h_vector_index_create(lh_req *r);
+void lh_h_vector_indexes_list(lh_req *r);
+void lh_h_vector_index_get(lh_req *r);
+void lh_h_vector_index_delete(lh_req *r);
+void lh_h_vectors_refresh(lh_req *r);
+void lh_h_vectors_stale(lh_req *r);
 
 #endif

@@ -1025,6 +1025,14 @@ int lh_serve(lh_config *cfg)
         lh_log(LH_LOG_INFO, "biometric.disabled", "{s:s}", "reason",
                "LH_BIOMETRIC_STORAGE_ROOT is not set; the biometric endpoints answer 503");
     lh_legal_attach_log(app.legal, app.merkle, app.signer);
+    /* issue 14: vector indexes (definitions loaded, files swept, the event tap set) */
+    lh_vectors_config vc = {
+        .cfg = cfg, .st = app.st, .cat = app.cat, .eng = app.eng, .jobs = app.jobs};
+    if (!(app.vectors = lh_vectors_open(&vc, &err))) {
+        lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
+               "message", err.message);
+        goto out;
+    }
 
     struct sockaddr_storage ss;
     if (resolve_listen(cfg, &ss, &err) != 0) {
@@ -1088,10 +1096,12 @@ out:
         if (n > 0)
             lh_log(LH_LOG_INFO, "server.syncs_cancelled", "{s:i}", "syncs", n);
     }
+    lh_vectors_stop(app.vectors); /* issue 14: no refresh is submitted past this point */
     lh_jobs_close(app.jobs);
     lh_jobs_close(app.queries);
     if (d)
         MHD_stop_daemon(d);
+    lh_vectors_close(app.vectors); /* issue 14: after its jobs, before the engine */
     lh_biometric_close(app.biometric);
     lh_legal_close(app.legal);
     lh_merkle_close(app.merkle); /* before the audit it is attached to */

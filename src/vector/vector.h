@@ -46,8 +46,13 @@ typedef struct lh_vectors_config {
  * tap that marks indexes stale on ingest and purges erased documents after compaction.
  * A definition that cannot be read is logged and skipped (never deleted). Nothing is
  * loaded into memory until a search or activation needs it. Caller frees with
- * lh_vectors_close (before the catalog, engine and job pool it borrows). */
+ * lh_vectors_stop, then (after the job pool is closed) lh_vectors_close. */
 lh_vectors *lh_vectors_open(const lh_vectors_config *vc, lh_error *err);
+/* Ends the event tap and the background thread that submits refresh and purge jobs, so
+ * nothing is submitted to the job pool afterwards. A server calls it before closing the
+ * job pool (whose close lets the module's running jobs finish), then lh_vectors_close
+ * (before the catalog and engine). Idempotent; lh_vectors_close calls it too. */
+void lh_vectors_stop(lh_vectors *v);
 void lh_vectors_close(lh_vectors *v);
 
 /* ---------------------------------------------------------------- indexes */

@@ -84,6 +84,23 @@ int lh_embedder_load(lh_embedder *e, bool load, lh_error *err);
  * out[dim]. */
 void lh_hash_embed(const char *text, size_t len, int dim, float *out);
 
+/* embed_http.c's face for embed.c: one `ollama` or `openai` server (its base URL, key,
+ * timeouts, batch size and retries from cfg). Immutable once open; thread-safe. */
+#define LH_EMBED_DIM_MAX 16384
+typedef struct lh_embed_http lh_embed_http;
+/* kind "ollama" | "openai"; model required. No network traffic. Caller frees with
+ * lh_embed_http_free (which wipes the key). */
+lh_embed_http *lh_embed_http_open(const lh_config *cfg, const char *kind, const char *model,
+                                  lh_error *err);
+void lh_embed_http_free(lh_embed_http *h);
+/* Embeds "dimension probe" once; *dim gets the length of the vector returned. */
+int lh_embed_http_probe_dim(lh_embed_http *h, int *dim, lh_error *err);
+/* As lh_embedder_embed, every row checked to have exactly dim values. */
+int lh_embed_http_embed(lh_embed_http *h, const char *const *texts, size_t n, int dim, float *out,
+                        lh_job *job, lh_error *err);
+/* As lh_embedder_load (0 and nothing sent for openai). */
+int lh_embed_http_load(lh_embed_http *h, bool load, lh_error *err);
+
 /* ---------------------------------------------------------------- storage layout
  *
  * Definition: `_catalog/vectors/<index>.json` in the primary bucket (atomic writes):

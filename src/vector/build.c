@@ -118,15 +118,12 @@ static char *new_file_name(const char *prefix, const char *ext)
 /* The index's data folder (absolute), created when missing. Caller frees. */
 static char *data_dir(lh_vectors *v, const json_t *def, lh_error *err)
 {
-    char *probe = lh_vreg_path(v, def, "x", err);
-    if (!probe)
-        return NULL;
-    probe[strlen(probe) - 2] = 0; /* strip "/x" */
-    if (lh_fs_mkdirs(probe, LH_DIR_MODE, err) != 0) {
-        free(probe);
+    char *dir = lh_vreg_dir(v, def, err);
+    if (dir && lh_fs_mkdirs(dir, LH_DIR_MODE, err) != 0) {
+        free(dir);
         return NULL;
     }
-    return probe;
+    return dir;
 }
 
 static void remove_written(lh_vectors *v, const json_t *def, const strv *files)

@@ -100,6 +100,8 @@ char *lh_vreg_prefix(const char *dataset, const char *index);
 /* The absolute path of a file of an index's data folder (def holds bucket, dataset and
  * name). Caller frees; NULL + err for an unknown bucket. */
 char *lh_vreg_path(lh_vectors *v, const json_t *def, const char *file, lh_error *err);
+/* The absolute path of the index's data folder (not created). Caller frees; NULL + err. */
+char *lh_vreg_dir(lh_vectors *v, const json_t *def, lh_error *err);
 /* Publishes w (stolen; NULL cools) as ix's warm structure. */
 void lh_vreg_set_warm(lh_vectors *v, vindex *ix, lh_vwarm *w);
 /* ix's embedder, opened on first use from its definition. Borrowed until close. */

@@ -242,4 +242,18 @@ const json_t *lh_tune_champion(const json_t *trials, double recall_target);
 int lh_tune_propose(const json_t *trials, lh_ann_kind kind, int dim, size_t n, lh_ann_params *out,
                     lh_error *err);
 
+/* ---------------------------------------------------------------- the tuning agent (autotune.c) */
+
+/* The opt-in background agent (LH_VECTOR_TUNE_AGENT=1): one trial at a time on the job
+ * pool (kind "vector_tune"), at most max_per_hour trial starts in any hour and cooldown_s
+ * after the previous trial ended; indexes in name order. Started by lh_vectors_open;
+ * stopped by lh_vectors_stop before the job pool closes (a queued or running trial is
+ * cancelled and waited for). Caller stops with lh_vtune_agent_stop (accepts NULL). */
+typedef struct lh_vtune_agent lh_vtune_agent;
+lh_vtune_agent *lh_vtune_agent_start(lh_vectors *v, int max_per_hour, int cooldown_s,
+                                     lh_error *err);
+void lh_vtune_agent_stop(lh_vtune_agent *a);
+/* Trials the agent has finished (tests). */
+long lh_vtune_agent_trials(lh_vtune_agent *a);
+
 #endif

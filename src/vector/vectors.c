@@ -175,6 +175,14 @@ char *lh_vreg_path(lh_vectors *v, const json_t *def, const char *file, lh_error 
     return path;
 }
 
+char *lh_vreg_dir(lh_vectors *v, const json_t *def, lh_error *err)
+{
+    char *probe = lh_vreg_path(v, def, "x", err); /* a folder is not an object key */
+    if (probe)
+        probe[strlen(probe) - 2] = 0; /* strip "/x" */
+    return probe;
+}
+
 static char *def_key(const char *name)
 {
     return lh_xasprintf(LH_VECTOR_DEF_DIR "/%s.json", name);
@@ -426,7 +434,7 @@ json_t *lh_vindex_def(lh_vectors *v, const char *name, lh_error *err)
         return NULL;
     json_t *def = lh_vreg_def_copy(v, ix);
     lh_vreg_put(v, ix);
-    char *dir = lh_vreg_path(v, def, "", err);
+    char *dir = lh_vreg_dir(v, def, err);
     if (!dir) {
         json_decref(def);
         return NULL;

@@ -7,10 +7,11 @@
  * (tests/embedserver.py, which CMake starts around this binary and whose URL arrives in
  * LH_TEST_EMBED_URL): batching, ordering by index, retries with backoff on 429 and 500,
  * exhausted retries naming the endpoint, timeouts, a wrong key that never shows in the
- * error, the learned dimension, malformed answers, cancellation during a transfer and
- * the load / unload bodies. The stand-in's vectors are the hash embedder's, computed by
- * its Python reference implementation, so every HTTP result is checked value by value
- * against lh_hash_embed — which also cross-checks the documented algorithm.
+ * error, the learned dimension, malformed answers, a 404 not retried, four threads on one
+ * embedder, cancellation during a transfer and the load / unload bodies. The stand-in's
+ * vectors are the hash embedder's, computed by its Python reference implementation, so
+ * every HTTP result is checked value by value against lh_hash_embed — which also
+ * cross-checks the documented algorithm.
  */
 #include "testutil.h"
 
@@ -18,6 +19,8 @@
 
 #include <curl/curl.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -487,6 +490,12 @@ static void test_http_timeout(void **state)
     cfg_free(&cfg);
 }
 
+static void capture_log(const char *line, size_t len, void *ctx)
+{
+    lh_buf_append(ctx, line, len);
+    lh_buf_putc(ctx, '\n');
+}
+
 static void test_http_key_never_in_errors(void **state)
 {
     (void)state;
@@ -504,16 +513,29 @@ static void test_http_key_never_in_errors(void **state)
     float out[8];
     lh_error err;
 
-    /* the right key: accepted, and the request log shows an Authorization header */
-    json_t *ctl = json_pack("{s:s}", "require_key", key);
+    /* the right key: accepted after a 429 (the retry is logged), and the request log
+       shows an Authorization header; no log line holds the key */
+    json_t *ctl = json_pack("{s:s,s:i,s:i,s:i}", "require_key", key, "fail_status", 429,
+                            "fail_count", 1, "retry_after", 0);
     char *body = lh_json_dumps(ctl);
     control(body);
     free(body);
     json_decref(ctl);
-    if (lh_embedder_embed(e, &t, 1, out, NULL, &err) != 0)
+    lh_buf logs;
+    lh_buf_init(&logs);
+    lh_log_set_sink(capture_log, &logs);
+    int rc = lh_embedder_embed(e, &t, 1, out, NULL, &err);
+    lh_log_set_sink(NULL, NULL);
+    if (rc != 0)
         fail_msg("%s", err.message);
+    lh_buf_putc(&logs, '\0');
+    assert_non_null(strstr(logs.data, "embedder_retry"));
+    assert_null(strstr(logs.data, "correct-horse"));
+    lh_buf_free(&logs);
     json_t *r = standin("/_requests", NULL);
-    assert_true(json_is_true(json_object_get(json_array_get(r, 0), "auth")));
+    assert_int_equal(json_array_size(r), 2);
+    assert_true(json_is_true(json_object_get(json_array_get(r, 1), "auth")));
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(r, 1), "status")), 200);
     json_decref(r);
 
     /* a server wanting another key answers 401 and echoes ours: the error names the
@@ -525,7 +547,7 @@ static void test_http_key_never_in_errors(void **state)
         fail_msg("message: %s", err.message);
     assert_null(strstr(err.message, key));
     assert_null(strstr(err.message, "correct-horse"));
-    assert_int_equal(n_requests(), 2); /* a 401 is not retried */
+    assert_int_equal(n_requests(), 3); /* a 401 is not retried */
     lh_embedder_free(e);
 
     /* an empty or missing key file is refused at open, without its content */
@@ -563,6 +585,100 @@ static void test_http_malformed_answers(void **state)
         assert_non_null(strstr(err.message, "7 values, expected 8"));
         lh_embedder_free(e);
     }
+    cfg_free(&cfg);
+}
+
+/* The documented algorithm, two implementations: lh_hash_embed (C, utf8proc) and the
+ * stand-in's Python reference (unicodedata), on text in many scripts — case folding
+ * (Turkish dotted I, Greek final sigma, German sharp s), compatibility forms, combining
+ * marks (Devanagari, decomposed Latin), CJK, Arabic, digits of other scripts, emoji. */
+static void test_http_multilingual_matches_reference(void **state)
+{
+    (void)state;
+    static const char *texts[] = {
+        "İstanbul'da yaşayan hemşire, İYİ ıı",
+        "Νοσηλευτής ΟΣΣΟΣ",
+        "Krankenpfleger in München, STRASSE und Straße, ẞ",
+        "नर्स दिल्ली",
+        "看護師 東京都 ＩＣＵ ｶﾞ",
+        "ممرضة ١٢ سنة",
+        "Café naïve ﬁﬂ ①½ x²",
+        "nurse 👩‍⚕️ ICU ÅΩ",
+        "Cafe\u0301 e\u0301le\u0300ve",
+    };
+    enum { N = sizeof(texts) / sizeof(*texts), D = 64 };
+    lh_config cfg;
+    cfg_init(&cfg);
+    lh_embedder *e = open_http(&cfg, "openai", "ref-64", D);
+    float out[N * D], want[D];
+    lh_error err;
+    if (lh_embedder_embed(e, texts, N, out, NULL, &err) != 0)
+        fail_msg("%s", err.message);
+    for (size_t i = 0; i < N; i++) {
+        lh_hash_embed(texts[i], strlen(texts[i]), D, want);
+        for (int d = 0; d < D; d++)
+            if (fabsf(out[i * D + d] - want[d]) > 1e-6f)
+                fail_msg("text %zu (%s) value %d: python %.7f, C %.7f", i, texts[i], d,
+                         out[i * D + d], want[d]);
+    }
+    lh_embedder_free(e);
+    cfg_free(&cfg);
+}
+
+/* One embedder, four threads at once (the interface says thread-safe): every row is the
+ * right one. */
+typedef struct {
+    lh_embedder *e;
+    int id, rc;
+    float out[12 * 8];
+} par_ctx;
+
+static void par_text(int id, int i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "thread %d text %d welder nurse", id, i);
+}
+
+static void *par_run(void *p)
+{
+    par_ctx *c = p;
+    char bufs[12][64];
+    const char *texts[12];
+    for (int i = 0; i < 12; i++) {
+        par_text(c->id, i, bufs[i], sizeof(bufs[i]));
+        texts[i] = bufs[i];
+    }
+    lh_error err;
+    c->rc = lh_embedder_embed(c->e, texts, 12, c->out, NULL, &err);
+    return NULL;
+}
+
+static void test_http_concurrent_callers(void **state)
+{
+    (void)state;
+    lh_config cfg;
+    cfg_init(&cfg);
+    lh_embedder *e = open_http(&cfg, "openai", "m-8", 8);
+    par_ctx ctx[4];
+    pthread_t th[4];
+    for (int t = 0; t < 4; t++) {
+        ctx[t] = (par_ctx){.e = e, .id = t};
+        assert_int_equal(pthread_create(&th[t], NULL, par_run, &ctx[t]), 0);
+    }
+    for (int t = 0; t < 4; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < 4; t++) {
+        assert_int_equal(ctx[t].rc, 0);
+        for (int i = 0; i < 12; i++) {
+            char buf[64];
+            float want[8];
+            par_text(t, i, buf, sizeof(buf));
+            lh_hash_embed(buf, strlen(buf), 8, want);
+            for (int d = 0; d < 8; d++)
+                assert_true(fabsf(ctx[t].out[i * 8 + d] - want[d]) < 1e-6f);
+        }
+    }
+    assert_int_equal(n_requests(), 4 * 3); /* batches of 4 */
+    lh_embedder_free(e);
     cfg_free(&cfg);
 }
 
@@ -701,6 +817,8 @@ int main(void)
         cmocka_unit_test_setup(test_http_key_never_in_errors, setup),
         cmocka_unit_test_setup(test_http_malformed_answers, setup),
         cmocka_unit_test_setup(test_http_unknown_model_not_retried, setup),
+        cmocka_unit_test_setup(test_http_concurrent_callers, setup),
+        cmocka_unit_test_setup(test_http_multilingual_matches_reference, setup),
         cmocka_unit_test_setup(test_http_cancellation, setup),
         cmocka_unit_test_setup(test_http_load_unload, setup),
     };

@@ -80,6 +80,73 @@ static void test_normalize_ascii_fast_path_matches_utf8proc(void **state)
     free(fast);
 }
 
+/* The fast path cuts text into ASCII stretches and non-ASCII runs: on random mixes of
+ * ASCII (upper case included), combining marks, precomposed and compatibility characters,
+ * Hangul jamo and case-folding specials, it must give exactly utf8proc_map of the whole. */
+static void test_normalize_segments_match_utf8proc(void **state)
+{
+    (void)state;
+    static const char *pieces[] = {
+        "a",
+        "E",
+        "i",
+        "Z",
+        " ",
+        "1",
+        ".",
+        "<",
+        "\xcc\x81", /* U+0301 combining acute */
+        "\xcc\xa3", /* U+0323 combining dot below (reorders with U+0301) */
+        "\xcc\xb8", /* U+0338 combining long solidus: < + U+0338 = U+226E */
+        "\xc3\xa9",
+        "\xc3\x89",
+        "\xc3\x9f",
+        "\xe1\xba\x9e", /* é É ß ẞ */
+        "\xef\xac\x81", /* ﬁ */
+        "\xef\xbc\xa1", /* fullwidth A */
+        "\xc2\xbd",     /* ½ */
+        "\xe1\x84\x80",
+        "\xe1\x85\xa1",
+        "\xe1\x86\xa8", /* Hangul L, V, T jamo */
+        "\xc4\xb0",
+        "\xce\xa3",
+        "\xcf\x82",         /* İ Σ ς */
+        "\xe2\x84\xab",     /* Angstrom sign */
+        "\xf0\x9f\x98\x80", /* emoji */
+        "\xe3\x82\xab",
+        "\xe3\x82\x99", /* カ + combining voiced mark */
+    };
+    uint32_t seed = 777;
+    for (int round = 0; round < 3000; round++) {
+        char text[512];
+        size_t len = 0;
+        seed = seed * 1103515245u + 12345u;
+        int n_pieces = (int)(seed >> 16) % 60;
+        for (int p = 0; p < n_pieces; p++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *pc = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(*pieces))];
+            memcpy(text + len, pc, strlen(pc));
+            len += strlen(pc);
+        }
+        char *fast = NULL;
+        size_t fl = 0;
+        lh_error err;
+        if (lh_text_normalize(text, len, &fast, &fl, &err) != 0)
+            fail_msg("round %d: %s", round, err.message);
+        utf8proc_uint8_t *ref = NULL;
+        utf8proc_ssize_t rl =
+            utf8proc_map((const utf8proc_uint8_t *)text, (utf8proc_ssize_t)len, &ref,
+                         UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD);
+        assert_true(rl >= 0);
+        if ((size_t)rl != fl || memcmp(fast, ref, fl) != 0)
+            fail_msg("round %d: '%.*s' → '%s', utf8proc: '%s'", round, (int)len, text, fast,
+                     (char *)ref);
+        assert_int_equal(fast[fl], '\0');
+        free(ref);
+        free(fast);
+    }
+}
+
 /* ---------------------------------------------------------------- chunking */
 
 static lh_chunk_span *chunks(const char *text, size_t len, size_t size, size_t overlap, size_t *n)
@@ -251,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_normalize_compat_and_casefold),
         cmocka_unit_test(test_normalize_refuses_invalid_utf8),
         cmocka_unit_test(test_normalize_ascii_fast_path_matches_utf8proc),
+        cmocka_unit_test(test_normalize_segments_match_utf8proc),
         cmocka_unit_test(test_chunk_ascii_and_overlap),
         cmocka_unit_test(test_chunk_size_one),
         cmocka_unit_test(test_chunk_multibyte_emoji_and_marks),

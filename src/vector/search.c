@@ -465,10 +465,11 @@ static int rank_exact(search *s, duckdb_connection conn, char *const *parts, siz
     lh_buf b;
     lh_buf_init(&b);
     char *qlit = vector_literal(s->qv, s->dim);
-    lh_buf_printf(&b,
-                  "SELECT doc_id, chunk, text, label, "
-                  "array_cosine_distance(embedding, %s) AS d FROM read_parquet([",
-                  qlit);
+    lh_buf_printf(
+        &b,
+        "SELECT doc_id, chunk, text, label, "
+        "array_cosine_distance(CAST(embedding AS FLOAT[%d]), %s) AS d FROM read_parquet([",
+        s->dim, qlit);
     for (size_t i = 0; parts[i]; i++) {
         char *lit = lh_sql_literal(parts[i]);
         lh_buf_printf(&b, "%s%s", i ? ", " : "", lit);

@@ -84,7 +84,8 @@ def cosine(a, b):
 
 
 def search(s, index, body, key=None, purpose=PURPOSE, trace=None, route=None):
-    h = {"X-Lakehouse-Purpose": purpose, "X-Lakehouse-Trace-Id": trace}
+    enc = (lambda v: v.encode("utf-8") if isinstance(v, str) else v)  # noqa: E731
+    h = {"X-Lakehouse-Purpose": enc(purpose), "X-Lakehouse-Trace-Id": enc(trace)}
     path = route or f"/vectors/search/{index}"
     kw = {"key": key} if key else {}
     return s.json("POST", path, body, h, **kw)
@@ -273,6 +274,8 @@ class VectorSearch(unittest.TestCase):
     def legal_rows(self, cid, trace):
         st, doc = self.server.json("GET", "/audit/subject/" + urllib.parse.quote(cid, safe=""),
                                    headers={"X-Lakehouse-Legal-Token": TOKEN}, key=None)
+        if st == 404 and doc["error"] == "subject_not_found":  # never audited at all
+            return []
         self.assertEqual(st, 200, doc)
         self.assertTrue(doc["response"]["chain_verified"])
         return [r for r in doc["response"]["rows"] if r["accessor"].get("trace_id") == trace]
@@ -473,7 +476,7 @@ class OllamaSwap(unittest.TestCase):
         self.assertEqual(sorted(doc["warmed"]), ["notes_a_idx", "plain_idx"])
         self.assertEqual([(r["model"], r.get("keep_alive", "absent")) for r in reqs],
                          [("alpha-32", "absent")])
-        self.assertEqual(reqs[0]["inputs"], [])
+        self.assertEqual(reqs[0]["inputs"], 0)  # the stand-in logs how many
         # another model: the previous one is unloaded first, then the new one loaded
         doc, reqs = self.activate("pb")
         self.assertEqual(doc["model_swap"], {"skipped": False, "unloaded": "alpha-32",

@@ -17,7 +17,10 @@ docs/VECTORS.md "Search" and "Profiles"), against the real server:
 - bad vectors, k bounds and unknown fields are 400;
 - activation warms a profile's indexes and reports a damaged one without aborting the rest;
 - with the ollama embedder (the stand-in server), activation unloads the previous model
-  (keep_alive 0) and preloads the next, and sends nothing when both use the same model.
+  (keep_alive 0) and preloads the next, and sends nothing when both use the same model;
+- a failed audit write (LH_FAULT on the journal's fsync) fails the search with 500 and no
+  hit; the next search is served and audited;
+- `lakehouse vectors search` prints the filtered hits and fails with the server's refusal.
 """
 import csv
 import glob
@@ -25,6 +28,7 @@ import io
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -425,6 +429,48 @@ class VectorSearch(unittest.TestCase):
         self.assertTrue(doc["exact"], doc)
         st, doc = s.json("POST", "/vectors/profile/ghost/activate")
         self.assertEqual(st, 404, doc)
+
+
+    def test_09_failed_audit_write_fails_the_search(self):
+        s = self.server
+        s.stop()
+        s.extra_env = {**self.env, "LH_FAULT": "fsync:1:EIO"}
+        s.start()
+        try:
+            # the first fsync after the start is the audit journal's, for this search's hits
+            st, doc = search(s, "resumes_hnsw", {"query": "payroll", "k": 4},
+                             key=self.keys["ana"], trace="vec-fault-1")
+            self.assertEqual(st, 500, doc)
+            self.assertEqual(doc["error"], "audit_write_failed")
+            self.assertNotIn("hits", doc)
+            st, doc = search(s, "resumes_hnsw", {"query": "payroll", "k": 4},
+                             key=self.keys["ana"], trace="vec-fault-2")
+            self.assertEqual(st, 200, doc)
+            for cid in ids(doc):
+                self.assertEqual(len(self.legal_rows(cid, "vec-fault-2")), 1)
+        finally:
+            s.stop()
+            s.extra_env = dict(self.env)
+            s.start()
+
+    def test_10_cli(self):
+        s = self.server
+        base = [harness.BIN, "vectors", "search", "resumes_hnsw", "--server", s.url]
+        r = subprocess.run(base + ["--query", "tax accountant payroll", "--k", "3", "--key",
+                                   self.keys["ana"], "--purpose", "cli check",
+                                   "--filter", "city = 'Austin'"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        want = [i for _, i in self.truth("tax accountant payroll", 3,
+                                         lambda p: p["city"] == "Austin")]
+        for i in want:
+            self.assertIn(i, r.stdout)
+        r = subprocess.run(base + ["--query", "nurse", "--json", "--key", self.keys["jobbot"],
+                                   "--purpose", "p"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("jobs_idx", r.stderr)
+        r = subprocess.run(base + ["--k", "3"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 2, r.stderr)
 
 
 class OllamaSwap(unittest.TestCase):

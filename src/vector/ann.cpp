@@ -615,6 +615,17 @@ int lh_ann_search(const lh_ann *a, const float *queries, size_t nq, size_t k,
     });
 }
 
+int lh_ann_set_search_defaults(lh_ann *a, int ef_search, int nprobe, lh_error *err)
+{
+    if (ef_search < 0 || ef_search > 4096 || nprobe < 0 || nprobe > 65536)
+        return lh_error_set(err, LH_EINVAL, "efSearch must be in [1, 4096], nprobe in [1, 65536]");
+    if (a->hnsw && ef_search > 0)
+        a->hnsw->hnsw.efSearch = ef_search;
+    if (a->ivf && nprobe > 0)
+        a->ivf->nprobe = (size_t)nprobe;
+    return 0;
+}
+
 size_t lh_ann_count(const lh_ann *a)
 {
     return (size_t)a->idx->ntotal;

@@ -71,6 +71,11 @@ typedef struct lh_ann_search_params {
 int lh_ann_search(const lh_ann *a, const float *queries, size_t nq, size_t k,
                   const lh_ann_search_params *sp, float *scores, int64_t *ids, lh_error *err);
 
+/* Changes the structure's own efSearch (HNSW) / nprobe (IVF-PQ), the values a search
+ * without per-call parameters uses and that are written to its file; 0 leaves one as it
+ * is; ignored for the kinds without it. Not while searches run (the bench's curve, a
+ * trial). LH_EINVAL when out of range. */
+int lh_ann_set_search_defaults(lh_ann *a, int ef_search, int nprobe, lh_error *err);
 size_t lh_ann_count(const lh_ann *a);
 /* The parameters in effect (IVF-PQ's nlist and nbits after the training clamps of
  * docs/VECTORS.md §ANN; a read structure's from its file). */

@@ -398,9 +398,9 @@ int lh_vectors_autotune(lh_vectors *v, const char *index, const json_t *spec, co
     int rc = tune_ctx_open(v, index, &c, err);
     if (rc != 0)
         goto out;
-    lh_ann_kind kind;
-    double target;
-    int max_trials;
+    lh_ann_kind kind = LH_ANN_FLAT;
+    double target = 0.95;
+    int max_trials = 12;
     lh_ann_params base;
     if ((rc = parse_spec(spec, c.def, c.m.dim, c.m.n, &kind, &target, &max_trials, &g, &base,
                          err)) != 0)

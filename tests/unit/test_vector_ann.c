@@ -287,6 +287,14 @@ static void test_hnsw_recall_and_no_remove(void **state)
     double r10 = recall_of(a, v, l, n, dim, 100, k, &sp);
     assert_true(r10 > 0.3 && r10 <= r + 1e-9);
 
+    /* The structure's own efSearch can be lowered (between searches), and back. */
+    lh_error err;
+    assert_int_equal(lh_ann_set_search_defaults(a, 10, 0, &err), 0);
+    double own10 = recall_of(a, v, l, n, dim, 100, k, NULL);
+    assert_true(own10 > 0.2 && own10 < r);
+    assert_int_equal(lh_ann_set_search_defaults(a, 5000, 0, &err), LH_EINVAL);
+    assert_int_equal(lh_ann_set_search_defaults(a, 128, 0, &err), 0);
+
     lh_ann_params got;
     lh_ann_get_params(a, &got);
     assert_int_equal(got.hnsw_m, 16);
@@ -294,7 +302,6 @@ static void test_hnsw_recall_and_no_remove(void **state)
     assert_int_equal(got.hnsw_ef_search, 128);
 
     size_t removed = 99;
-    lh_error err;
     assert_int_equal(lh_ann_remove(a, l, 3, &removed, &err), LH_EUNSUPPORTED);
     assert_int_equal(removed, 0);
     assert_int_equal(lh_ann_count(a), n);

@@ -17,8 +17,7 @@
  *      suffix so its verdicts never mix with the caller's audited SQL in the verdict cache;
  *   4. ranking, restricted to the allowed ids BEFORE it ranks (so "nurses in Denver" gives k
  *      Denver nurses when k exist): the warm ANN structure (lh_ann_search with the allowed
- *      labels; a selective filter scans its rows' vectors in memory instead, rank_warm)
- *      unless the caller asked for `exact` or none is warm; otherwise the exact
+ *      labels) unless the caller asked for `exact` or none is warm; otherwise the exact
  *      scan on the module's private DuckDB, array_cosine_distance over the index's parts
  *      (the ground truth), restricted through a temporary table of the allowed ids;
  *   5. liveness: one engine query over the candidates' ids against the dataset's view
@@ -40,9 +39,6 @@
 #include <strings.h>
 #include <time.h>
 
-/* A filter that leaves at most this many chunks of a warm index is ranked by scanning their
- * vectors (rank_warm). */
-#define LH_VECTOR_SCAN_MAX 50000
 /* A filter may allow at most this many documents (the ids travel as one JSON result). */
 #define FILTER_MAX_DOCS 1000000
 /* lh_query_start answered LH_EBUSY (every query slot taken): retry this often, 50 ms
@@ -321,28 +317,10 @@ static lh_vhit hit_at(const lh_vwarm *w, size_t r, float score)
                      .label = w->labels[r]};
 }
 
-typedef struct scored {
-    float score;
-    size_t row;
-} scored;
-
-/* Best first; equal scores by label (rows are in label order). */
-static int cmp_scored(const void *a, const void *b)
-{
-    const scored *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score > y->score ? -1 : 1;
-    return x->row < y->row ? -1 : x->row > y->row;
-}
-
 /* The warm structure: up to `want` chunks among rows (the filter's, ascending; NULL: all),
- * best first. *exhausted when fewer came back (nothing more to find).
- *
- * A selective filter (at most LH_VECTOR_SCAN_MAX rows) is ranked by scanning those rows'
- * vectors in memory: exact, and a few milliseconds. FAISS's filtered search would visit
- * the graph (HNSW) or the lists (IVF) for ids it then drops, and can run out of candidates
- * before it has found k allowed ones; past that size the allowed ids are dense enough for
- * it (lh_ann_search_params.allowed). */
+ * best first. *exhausted when fewer came back (nothing more to find). The ANN shim makes a
+ * filtered search return k allowed hits when k exist (ann.cpp: a small allowed set is
+ * scored exactly, a larger one searched wider), so a short answer means exhaustion. */
 static int rank_warm(search *s, const size_t *rows, size_t n_rows, size_t want, lh_vhit **out,
                      size_t *n_out, bool *exhausted, lh_error *err)
 {
@@ -358,24 +336,6 @@ static int rank_warm(search *s, const size_t *rows, size_t n_rows, size_t want, 
         return 0;
     lh_vhit *hits = lh_xcalloc(want, sizeof(lh_vhit));
     size_t n = 0;
-    if (rows && n_rows <= LH_VECTOR_SCAN_MAX) {
-        scored *sc = lh_xcalloc(n_rows, sizeof(scored));
-        for (size_t i = 0; i < n_rows; i++) {
-            const float *x = w->vecs + rows[i] * (size_t)w->dim;
-            double dot = 0;
-            for (int d = 0; d < w->dim; d++)
-                dot += (double)x[d] * s->qv[d];
-            sc[i] = (scored){.score = (float)dot, .row = rows[i]};
-        }
-        qsort(sc, n_rows, sizeof(scored), cmp_scored);
-        for (; n < want; n++)
-            hits[n] = hit_at(w, sc[n].row, sc[n].score);
-        free(sc);
-        *out = hits;
-        *n_out = n;
-        *exhausted = want >= pool;
-        return 0;
-    }
     float *scores = lh_xcalloc(want, sizeof(float));
     int64_t *ids = lh_xcalloc(want, sizeof(int64_t));
     int64_t *labels = NULL;

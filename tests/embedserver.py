@@ -237,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if models is not None and model not in models:
             if self.path == "/api/embed":
-                answer(404, {"error": f'model "{model}" not found, try pulling it first'})
+                answer(404, {"error": f"model '{model}' not found"})
             else:
                 answer(404, {"error": {"message": f"The model `{model}` does not exist.",
                                        "type": "invalid_request_error",

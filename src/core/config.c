@@ -106,6 +106,14 @@ int lh_config_load(lh_config *cfg, lh_error *err)
         return rc;
     if (cfg->query_default_rows > cfg->query_max_rows)
         cfg->query_default_rows = cfg->query_max_rows;
+    /* issue 14: the background tuning agent of vector indexes (docs/VECTORS.md §Tuning) */
+    cfg->vector_tune_max_per_hour = 6;
+    cfg->vector_tune_cooldown_s = 300;
+    if ((rc = env_int("LH_VECTOR_TUNE_AGENT", 0, 1, &cfg->vector_tune_agent, err)) ||
+        (rc = env_int("LH_VECTOR_TUNE_MAX_PER_HOUR", 1, 3600, &cfg->vector_tune_max_per_hour,
+                      err)) ||
+        (rc = env_int("LH_VECTOR_TUNE_COOLDOWN_S", 0, 86400, &cfg->vector_tune_cooldown_s, err)))
+        return rc;
     const char *key = getenv("LH_ADMIN_KEY");
     if (key && *key)
         cfg->admin_key = lh_xstrdup(key);

@@ -403,6 +403,10 @@ typedef struct lh_config {
     /* LH_AUDIT_SIGNING_KEY_FILE (issue 12): the Ed25519 key of the audit log's checkpoints
      * and legal responses, may be NULL (unsigned); never logged */
     char *audit_signing_key;
+    /* LH_VECTOR_TUNE_* (issue 14, docs/VECTORS.md §Tuning): the background tuning agent:
+     * LH_VECTOR_TUNE_AGENT (1 starts it; default 0), LH_VECTOR_TUNE_MAX_PER_HOUR (default 6),
+     * LH_VECTOR_TUNE_COOLDOWN_S (default 300) */
+    int vector_tune_agent, vector_tune_max_per_hour, vector_tune_cooldown_s;
     /* LH_AUDIT_LOG_ORIGIN (issue 12): signer name and log origin, NULL: lakehouse/<host> */
     char *audit_origin;
     /* LH_EMBED_* (issue 14, docs/VECTORS.md §Embedders): the ollama / openai embedders */

@@ -47,6 +47,7 @@ extern "C" {
 #include <new>
 #include <vector>
 
+#include <immintrin.h>
 #include <omp.h>
 #include <sodium.h>
 
@@ -54,6 +55,7 @@ extern "C" {
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVFPQ.h>
+#include <faiss/impl/DistanceComputer.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
@@ -93,6 +95,150 @@ struct omp_scope {
         omp_set_num_threads(saved);
     }
 };
+
+/* Inner products for HNSW's graph walks. Debian's libfaiss.a is built for baseline x86-64
+ * and its fvec_inner_product is the scalar reference loop (96% of an HNSW build's time in
+ * a profile), so HNSW's flat storage computes distances here instead: AVX2+FMA when the
+ * CPU has them (chosen once at run time), else eight independent partial sums that the
+ * compiler vectorises with SSE without -ffast-math. */
+__attribute__((target("avx2,fma"))) float dot_avx2(const float *a, const float *b, size_t d)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    size_t j = 0;
+    for (; j + 16 <= d; j += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(b + j + 8), s1);
+    }
+    for (; j + 8 <= d; j += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    float s = _mm_cvtss_f32(h);
+    for (; j < d; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+float dot_generic(const float *a, const float *b, size_t d)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t j = 0;
+    for (; j + 8 <= d; j += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += a[j + l] * b[j + l];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; j < d; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+using dot_fn = float (*)(const float *, const float *, size_t);
+
+dot_fn pick_dot()
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? dot_avx2 : dot_generic;
+}
+
+const dot_fn dot = pick_dot();
+
+struct fast_ip_dis : faiss::FlatCodesDistanceComputer {
+    const float *xb;
+    size_t d;
+    const float *q = nullptr;
+    fast_ip_dis(const float *xb_, size_t d_)
+        : faiss::FlatCodesDistanceComputer(reinterpret_cast<const uint8_t *>(xb_),
+                                           d_ * sizeof(float)),
+          xb(xb_), d(d_)
+    {
+    }
+    void set_query(const float *x) override
+    {
+        q = x;
+    }
+    float distance_to_code(const uint8_t *code) override
+    {
+        return dot(q, reinterpret_cast<const float *>(code), d);
+    }
+    float symmetric_dis(idx_t i, idx_t j) override
+    {
+        return dot(xb + i * d, xb + j * d, d);
+    }
+};
+
+/* IndexFlatIP with our distance computer; FAISS writes it as a plain IndexFlatIP (it is
+ * one), and reading turns the plain one back into this (adopt_storage). */
+struct fast_flat_ip : faiss::IndexFlat {
+    explicit fast_flat_ip(idx_t d_) : faiss::IndexFlat(d_, faiss::METRIC_INNER_PRODUCT) {}
+    faiss::FlatCodesDistanceComputer *get_FlatCodesDistanceComputer() const override
+    {
+        return new fast_ip_dis(get_xb(), (size_t)d);
+    }
+    /* Few queries: one pass with our dot and a k-heap (FAISS's path for fewer than 20
+       queries is the scalar loop); many: FAISS's BLAS path. */
+    void search(idx_t n, const float *x, idx_t k, float *distances, idx_t *labels,
+                const faiss::SearchParameters *params = nullptr) const override
+    {
+        const faiss::IDSelector *sel = params ? params->sel : nullptr;
+        if (n >= 20 && sel == nullptr) {
+            faiss::IndexFlat::search(n, x, k, distances, labels, params);
+            return;
+        }
+        using hit = std::pair<float, idx_t>;
+        /* heap order: the worst hit (lowest score, then highest id) on top */
+        auto worse = [](const hit &p, const hit &q) {
+            return p.first > q.first || (p.first == q.first && p.second < q.second);
+        };
+        std::vector<hit> heap;
+        const float *xb = get_xb();
+        for (idx_t i = 0; i < n; i++) {
+            heap.clear();
+            const float *q = x + i * d;
+            for (idx_t j = 0; j < ntotal; j++) {
+                if (sel && !sel->is_member(j))
+                    continue;
+                hit h(dot(q, xb + j * d, (size_t)d), j);
+                if ((idx_t)heap.size() < k) {
+                    heap.push_back(h);
+                    std::push_heap(heap.begin(), heap.end(), worse);
+                } else if (worse(h, heap.front())) {
+                    std::pop_heap(heap.begin(), heap.end(), worse);
+                    heap.back() = h;
+                    std::push_heap(heap.begin(), heap.end(), worse);
+                }
+            }
+            std::sort_heap(heap.begin(), heap.end(), worse);
+            for (idx_t j = 0; j < k; j++) {
+                distances[i * k + j] = j < (idx_t)heap.size() ? heap[j].first : -INFINITY;
+                labels[i * k + j] = j < (idx_t)heap.size() ? heap[j].second : -1;
+            }
+        }
+    }
+};
+
+/* Swaps a plain IndexFlat (as read from a file) for ours, moving the vectors over. Caller
+ * deletes the old one when it owned it. */
+fast_flat_ip *adopt_flat(faiss::IndexFlat *old, idx_t d)
+{
+    auto *mine = new fast_flat_ip(d);
+    if (old) {
+        mine->codes.swap(old->codes);
+        mine->ntotal = old->ntotal;
+    }
+    return mine;
+}
+
+/* Gives an HNSW structure our flat storage, moving the vectors over. */
+void adopt_storage(faiss::IndexHNSWFlat *h)
+{
+    fast_flat_ip *mine = adopt_flat(dynamic_cast<faiss::IndexFlat *>(h->storage), h->d);
+    if (h->own_fields)
+        delete h->storage;
+    h->storage = mine;
+    h->own_fields = true;
+}
 
 /* Counts what write_index would write: lh_ann_memory. */
 struct counting_writer : faiss::IOWriter {
@@ -258,10 +404,16 @@ int classify(lh_ann *a, faiss::Index *idx, lh_error *err)
     if (auto *m = dynamic_cast<faiss::IndexIDMap2 *>(idx)) {
         a->idmap = m;
         if ((a->hnsw = dynamic_cast<faiss::IndexHNSWFlat *>(m->index)) != nullptr) {
+            adopt_storage(a->hnsw);
             a->kind = LH_ANN_HNSW;
             return 0;
         }
-        if ((a->flat = dynamic_cast<faiss::IndexFlat *>(m->index)) != nullptr) {
+        if (auto *plain = dynamic_cast<faiss::IndexFlat *>(m->index)) {
+            a->flat = adopt_flat(plain, plain->d);
+            if (m->own_fields)
+                delete plain;
+            m->index = a->flat;
+            m->own_fields = true;
             a->kind = LH_ANN_FLAT;
             return 0;
         }
@@ -283,11 +435,7 @@ void exact_topk(const lh_ann *a, const float *q,
     std::vector<std::pair<float, int64_t>> best;
     best.reserve(cand.size());
     for (const auto &c : cand) {
-        const float *v = xb + (size_t)c.second * a->dim;
-        float s = 0;
-        for (int j = 0; j < a->dim; j++)
-            s += q[j] * v[j];
-        best.emplace_back(s, c.first);
+        best.emplace_back(dot(q, xb + (size_t)c.second * a->dim, (size_t)a->dim), c.first);
     }
     size_t take = std::min(k, best.size());
     std::partial_sort(best.begin(), best.begin() + take, best.end(),
@@ -507,17 +655,27 @@ lh_ann *lh_ann_new(lh_ann_kind kind, int dim, const lh_ann_params *p, const floa
                                               faiss::METRIC_INNER_PRODUCT);
             ivf->own_fields = true;
             ivf->nprobe = (size_t)p->ivf_nprobe;
+            /* Training budget (docs/VECTORS.md §ANN): FAISS's defaults (25 k-means
+               iterations, up to 256 points per centroid, for the coarse quantizer and for
+               each of the m sub-quantizers) made a 100k x 768 build take minutes on two
+               cores; 10 iterations, 40 points per coarse centroid (FAISS warns below 39) and 64 per
+               sub-quantizer centroid cut it by an order of magnitude. */
+            ivf->cp.niter = 10;
+            ivf->cp.max_points_per_centroid = 40;
+            ivf->pq.cp.niter = 10;
+            ivf->pq.cp.max_points_per_centroid = 64;
             a->idx = a->ivf = ivf;
             ivf->train((idx_t)n_train, train);
         } else {
             faiss::Index *inner;
             if (kind == LH_ANN_HNSW) {
                 a->hnsw = new faiss::IndexHNSWFlat(dim, p->hnsw_m, faiss::METRIC_INNER_PRODUCT);
+                adopt_storage(a->hnsw);
                 a->hnsw->hnsw.efConstruction = p->hnsw_ef_construction;
                 a->hnsw->hnsw.efSearch = p->hnsw_ef_search;
                 inner = a->hnsw;
             } else {
-                a->flat = new faiss::IndexFlatIP(dim);
+                a->flat = new fast_flat_ip(dim);
                 inner = a->flat;
             }
             a->idx = a->idmap = new faiss::IndexIDMap2(inner);

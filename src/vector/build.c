@@ -370,8 +370,8 @@ static int embed_docs(lh_vectors *v, vindex *ix, const json_t *def, const json_t
 }
 
 /* Writes rows [from, to) of r as a new part; its file name goes to names (and written). */
-static int write_part(lh_vectors *v, const json_t *def, const char *dir, const rowbuf *r,
-                      size_t from, size_t to, json_t *names, strv *written, lh_error *err)
+static int write_part(lh_vectors *v, const char *dir, const rowbuf *r, size_t from, size_t to,
+                      json_t *names, strv *written, lh_error *err)
 {
     char *file = new_file_name("part", "parquet");
     char *path = lh_path_join(dir, file);
@@ -383,7 +383,6 @@ static int write_part(lh_vectors *v, const json_t *def, const char *dir, const r
                      .vecs = r->vecs + from * (size_t)r->dim,
                      .labels = r->labels + from,
                      .doc_hashes = (const char *const *)r->hashes + from};
-    (void)def;
     int rc = lh_vstore_write_part(v, path, &rows, err);
     if (rc == 0 || lh_error_not_durable(err)) {
         strv_push(written, lh_xstrdup(file));
@@ -693,7 +692,6 @@ int lh_vectors_build(lh_vectors *v, lh_vector_build *b, lh_job *job, json_t **in
     char *dir = NULL, *after = NULL, *ann_file = NULL;
     lh_ann *ann = NULL;
     int64_t next_label = 0, docs = 0, skipped = 0, done = 0, n_docs = 0;
-    size_t part_from = 0;
     int rc = 0;
     int64_t t0 = lh_now_ms();
     pthread_mutex_lock(&ix->work_mu);
@@ -748,15 +746,14 @@ int lh_vectors_build(lh_vectors *v, lh_vector_build *b, lh_job *job, json_t **in
         free(after);
         after = lh_xstrdup(json_string_value(json_array_get(json_array_get(rows, n - 1), 0)));
         if (part.n >= LH_VECTOR_PART_ROWS) {
-            if ((rc = write_part(v, def, dir, &part, 0, part.n, parts, &written, err)) != 0)
+            if ((rc = write_part(v, dir, &part, 0, part.n, parts, &written, err)) != 0)
                 goto out;
             rowbuf_clear(&part);
         }
         if (n < LH_VECTOR_PAGE)
             break;
     }
-    (void)part_from;
-    if (part.n > 0 && (rc = write_part(v, def, dir, &part, 0, part.n, parts, &written, err)) != 0)
+    if (part.n > 0 && (rc = write_part(v, dir, &part, 0, part.n, parts, &written, err)) != 0)
         goto out;
     rowbuf_clear(&part);
     if (all_n > 0) {
@@ -1036,14 +1033,13 @@ static int refresh_one(lh_vectors *v, vindex *ix, bool purge_only, lh_job *job, 
     }
     for (size_t at = 0; at < fresh.n; at += LH_VECTOR_PART_ROWS) {
         size_t to = fresh.n - at < LH_VECTOR_PART_ROWS ? fresh.n : at + LH_VECTOR_PART_ROWS;
-        if ((rc = write_part(v, def, dir, &fresh, at, to, new_parts, &written, err)) != 0)
+        if ((rc = write_part(v, dir, &fresh, at, to, new_parts, &written, err)) != 0)
             goto out;
     }
     /* ANN: remove and add in place when the kind can, else rebuild from the kept vectors. */
     int64_t total = chunks_kept + (int64_t)fresh.n;
     const char *old_ann = lh_json_str(def, "ann");
     if (total > 0) {
-        bool rebuilt = false;
         if (old_ann) {
             char *path = lh_path_join(dir, old_ann);
             FILE *f = fopen(path, "rb");
@@ -1091,9 +1087,7 @@ static int refresh_one(lh_vectors *v, vindex *ix, bool purge_only, lh_job *job, 
                 rc = err ? err->code : LH_EINTERNAL;
                 goto out;
             }
-            rebuilt = true;
         }
-        (void)rebuilt;
         if ((rc = write_ann(ann, dir, &ann_file, &written, err)) != 0)
             goto out;
     }

@@ -109,6 +109,8 @@ void lh_hash_embed(const char *text, size_t len, int dim, float *out)
     size_t *cps = NULL;
     ftable t = {0};
     double *acc = NULL;
+    if (dim <= 0)
+        return; /* nothing to fill; lh_embedder_open only opens 8..4096 */
     memset(out, 0, (size_t)dim * sizeof(*out));
     if (lh_text_normalize(text, len, &norm, &nlen, NULL) != 0) {
         clean = scrub_invalid(text, len);

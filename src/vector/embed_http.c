@@ -28,6 +28,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <utf8proc.h>
 
@@ -85,7 +86,17 @@ static int read_key(const char *path, char **header, lh_error *err)
     char *data = NULL;
     size_t len = 0;
     lh_error e2;
-    int rc = lh_fs_read_all(path, LH_EMBED_KEY_MAX, &data, &len, &e2);
+    struct stat st;
+    int rc = 0;
+    /* as for the audit signing key: a key others can read is refused, not used */
+    if (stat(path, &st) == 0 && (st.st_mode & 077)) {
+        rc = lh_error_set(err, LH_EINVAL,
+                          "LH_EMBED_OPENAI_KEY_FILE is accessible to group or others (mode "
+                          "%04o): chmod 600 it",
+                          (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    rc = lh_fs_read_all(path, LH_EMBED_KEY_MAX, &data, &len, &e2);
     if (rc) {
         /* e2 names the path, which is configuration, not a secret */
         rc = lh_error_set(err, rc == LH_ENOTFOUND ? LH_EINVAL : rc,
@@ -373,8 +384,8 @@ static int post(lh_embed_http *h, const char *body, size_t body_len, lh_job *job
         } else if (last) {
             char *ex = excerpt(&x.body);
             rc = lh_error_setk(err, LH_EUPSTREAM, "embedder_error",
-                               "embedder %s at %s answered %ld after %d attempts: %s", h->kind,
-                               h->endpoint, status, attempt + 1, ex);
+                               "embedder %s at %s answered %ld after %d attempt%s: %s", h->kind,
+                               h->endpoint, status, attempt + 1, attempt ? "s" : "", ex);
             free(ex);
             goto out;
         }

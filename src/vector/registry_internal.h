@@ -40,6 +40,7 @@ typedef struct vindex {
     char *problem;       /* v->mu; "dataset gone" and the like, or NULL */
     char *stale_pending; /* v->mu; a stale mark that arrived while building */
     bool refresh_queued; /* v->mu; an on_append refresh job is queued */
+    int64_t since_seq;   /* journal events up to this seq predate the index: ignored */
     lh_vwarm *warm;      /* v->mu; the published warm structure (one reference), or NULL */
     lh_embedder *emb;    /* emb_mu; opened on first use */
     pthread_mutex_t emb_mu;
@@ -67,7 +68,8 @@ struct lh_vectors {
 
     pthread_mutex_t ev_mu;
     pthread_cond_t ev_cv;
-    json_t *events; /* [{action, target, at}] from the tap, oldest first */
+    json_t *events;   /* [{seq, action, target, at}] from the tap, oldest first */
+    int64_t last_seq; /* ev_mu; the seq of the last event the tap heard */
     bool stopping;
     bool bg_started;
     pthread_t bg;

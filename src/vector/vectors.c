@@ -137,6 +137,10 @@ vindex *lh_vreg_add_building(lh_vectors *v, const char *name, lh_error *err)
     }
     ix = vindex_new(name);
     ix->building = true;
+    /* Events already heard describe data the build will read: they mark nothing. */
+    pthread_mutex_lock(&v->ev_mu);
+    ix->since_seq = v->last_seq;
+    pthread_mutex_unlock(&v->ev_mu);
     ix->refs = 2; /* the registry's and the caller's */
     insert(v, ix);
 out:
@@ -641,15 +645,16 @@ json_t *lh_vectors_stale(lh_vectors *v)
 static void tap(void *ctx, const json_t *event)
 {
     lh_vectors *v = ctx;
-    const char *action = lh_json_str(event, "action");
-    if (!action || strncmp(action, "dataset.", 8) != 0)
-        return;
+    const char *action = lh_json_str(event, "action"), *target = lh_json_str(event, "target"),
+               *at = lh_json_str(event, "at");
     pthread_mutex_lock(&v->ev_mu);
-    json_array_append_new(
-        v->events, json_pack("{s:s,s:s,s:s}", "action", action, "target",
-                             lh_json_str(event, "target") ? lh_json_str(event, "target") : "", "at",
-                             lh_json_str(event, "at") ? lh_json_str(event, "at") : ""));
-    pthread_cond_signal(&v->ev_cv);
+    v->last_seq = lh_json_int(event, "seq", v->last_seq);
+    if (action && strncmp(action, "dataset.", 8) == 0) {
+        json_array_append_new(
+            v->events, json_pack("{s:I,s:s,s:s,s:s}", "seq", (json_int_t)v->last_seq, "action",
+                                 action, "target", target ? target : "", "at", at ? at : ""));
+        pthread_cond_signal(&v->ev_cv);
+    }
     pthread_mutex_unlock(&v->ev_mu);
 }
 
@@ -774,9 +779,12 @@ static void handle_event(lh_vectors *v, const json_t *e)
     size_t n;
     vindex **ixs = of_dataset(v, ds, &n);
     bool refresh = false, purge = false;
+    int64_t seq = lh_json_int(e, "seq", 0);
     for (size_t i = 0; i < n; i++) {
         vindex *ix = ixs[i];
-        if (strcmp(action, "dataset.deleted") == 0) {
+        if (seq <= ix->since_seq) {
+            /* heard before the index was prepared: its build reads the data after it */
+        } else if (strcmp(action, "dataset.deleted") == 0) {
             char *p = lh_xasprintf("dataset '%s' was deleted: the index serves its last state; "
                                    "re-create the dataset and refresh, or delete the index",
                                    ds);

@@ -8,8 +8,10 @@ Every index here uses the built-in `hash` embedder (no server) and the `flat` ki
 counts are exact; a refresh's report says how many embedder calls it made.
 """
 import csv
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 import unittest
@@ -137,6 +139,28 @@ class Indexes(unittest.TestCase):
         self.assertEqual(got["index"]["state"], "ready")
         self.delete("rx_nowait")
 
+    def test_cancelled_build_leaves_nothing(self):
+        s = self.server
+        doc = self.create(index_spec("rx_cancel", wait=False, chunk_size=16, overlap=0),
+                          expect=202)
+        status, c = s.json("POST", f"/jobs/{doc['job']}/cancel")
+        self.assertIn(status, (202, 409), c)
+
+        def finished():
+            st, j = s.json("GET", f"/jobs/{doc['job']}")
+            j = j["job"]
+            return j if j["state"] in ("succeeded", "failed", "cancelled") else None
+        j = wait_for(finished)
+        if j["state"] == "succeeded":  # it finished before the request: delete it
+            self.delete("rx_cancel")
+        else:
+            self.assertEqual(j["state"], "cancelled", j)
+        self.assertEqual(vector_files(self.data, "resumes", "rx_cancel"), [])
+        status, _ = s.json("GET", "/vectors/indexes/rx_cancel")
+        self.assertEqual(status, 404)
+        self.create(index_spec("rx_cancel"))  # the name is free
+        self.delete("rx_cancel")
+
     def test_refusals(self):
         s = self.server
         cases = [
@@ -181,6 +205,37 @@ class Indexes(unittest.TestCase):
         status, _, body = s.request("POST", "/vectors/indexes", index_spec("rx_an"),
                                     key=key["key"])
         self.assertEqual(status, 403, body)
+
+    def cli(self, *args):
+        p = subprocess.run([harness.BIN, "--server", self.server.url, "--key", harness.ADMIN_KEY,
+                            *args], capture_output=True, text=True, timeout=300)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_cli(self):
+        rc, out, err = self.cli("vectors", "create", "rx_cli", "--dataset", "resumes",
+                                "--id-column", "candidate_id", "--text-column", "resume",
+                                "--kind", "flat", "--chunk-size", "300", "--overlap", "30")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("index 'rx_cli' over resumes(candidate_id, resume): flat", out)
+        self.assertIn("120 docs", out)
+        rc, out, err = self.cli("vectors", "list")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("rx_cli", out)
+        rc, out, err = self.cli("--json", "vectors", "show", "rx_cli")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["index"]["docs"], 120)
+        rc, out, err = self.cli("vectors", "refresh", "resumes")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("rx_cli: 0 docs embedded", out)
+        rc, out, err = self.cli("vectors", "stale")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.cli("vectors", "create", "rx_cli2", "--dataset", "resumes")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("--id-column", err)
+        rc, out, err = self.cli("vectors", "delete", "rx_cli")
+        self.assertEqual(rc, 0, err)
+        rc, out, err = self.cli("vectors", "show", "rx_cli")
+        self.assertNotEqual(rc, 0)
 
     def test_duplicate_ids_are_refused_and_leave_nothing(self):
         s = self.server

@@ -320,6 +320,54 @@ static void test_stale_refresh_and_purge(void **state)
     fx_free(f);
 }
 
+/* Promotion (autotune's lh_vindex_set_ann): a new structure of another kind is written,
+ * committed with the champion, swapped into the warm slot, and the old file deleted. */
+static void test_set_ann_promotes(void **state)
+{
+    (void)state;
+    fx *f = fx_new();
+    ingest(f, 1, 30, "v1", LH_MODE_CREATE);
+    lh_error err;
+    if (build(f, "idx", NULL, &err) != 0)
+        fail_msg("build: %s", err.message);
+    json_t *def = lh_vindex_def(f->v, "idx", &err);
+    char *old_ann = lh_xstrdup(lh_json_str(def, "ann"));
+    json_decref(def);
+    lh_vwarm *w = NULL;
+    assert_int_equal(lh_vindex_warm(f->v, "idx", &w, &err), 0);
+    lh_ann_params p;
+    lh_ann_params_default(LH_ANN_HNSW, w->dim, w->n, &p);
+    p.hnsw_ef_search = 99;
+    if (lh_vindex_set_ann(f->v, "idx", LH_ANN_HNSW, &p, json_pack("{s:f}", "recall_at_10", 0.99),
+                          "tuner", NULL, &err) != 0)
+        fail_msg("set_ann: %s", err.message);
+    /* the caller's old reference still works; the registry holds the new one */
+    assert_int_equal(w->kind, LH_ANN_FLAT);
+    lh_vwarm *nw = lh_vindex_peek(f->v, "idx");
+    assert_non_null(nw);
+    assert_int_equal(nw->kind, LH_ANN_HNSW);
+    assert_int_equal(nw->n, w->n);
+    assert_int_equal(lh_ann_count(nw->ann), nw->n);
+    lh_vwarm_release(nw);
+    lh_vwarm_release(w);
+    def = lh_vindex_def(f->v, "idx", &err);
+    assert_string_equal(lh_json_str(def, "kind"), "hnsw");
+    assert_int_equal(lh_json_int(json_object_get(def, "params"), "efSearch", 0), 99);
+    assert_non_null(json_object_get(json_object_get(def, "champion"), "recall_at_10"));
+    assert_string_not_equal(lh_json_str(def, "ann"), old_ann);
+    char names[16][256];
+    assert_int_equal(folder_files(f, "idx", names, 16), 2); /* the old ANN file is gone */
+    json_decref(def);
+    free(old_ann);
+    /* A reopen loads the promoted structure from its file. */
+    fx_close(f);
+    fx_open(f);
+    assert_int_equal(lh_vindex_warm(f->v, "idx", &w, &err), 0);
+    assert_int_equal(lh_ann_get_kind(w->ann), LH_ANN_HNSW);
+    lh_vwarm_release(w);
+    fx_free(f);
+}
+
 /* Every file-system step of a build fails once: the build fails and leaves no file and
  * the name free, or (a folder fsync after a rename) succeeds; either way what is answered
  * is what a reopen shows. */
@@ -430,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_prepare_refusals),
         cmocka_unit_test(test_build_files_and_round_trip),
         cmocka_unit_test(test_stale_refresh_and_purge),
+        cmocka_unit_test(test_set_ann_promotes),
         cmocka_unit_test(test_failed_build_leaves_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1596,11 +1596,29 @@ static int cmd_sources(cli_ctx *ctx)
 
 /* ---------------------------------------------------------------- vectors (issue 14) */
 
-static const lh_cli_flag_spec vectors_flags[] = {
-    {"--dataset", true},  {"--id-column", true}, {"--text-column", true}, {"--kind", true},
-    {"--embedder", true}, {"--model", true},     {"--dim", true},         {"--chunk-size", true},
-    {"--overlap", true},  {"--refresh", true},   {"--params", true},      {"--no-wait", false},
-    {NULL, false}};
+static const lh_cli_flag_spec vectors_flags[] = {{"--dataset", true},
+                                                 {"--id-column", true},
+                                                 {"--text-column", true},
+                                                 {"--kind", true},
+                                                 {"--embedder", true},
+                                                 {"--model", true},
+                                                 {"--dim", true},
+                                                 {"--chunk-size", true},
+                                                 {"--overlap", true},
+                                                 {"--refresh", true},
+                                                 {"--params", true},
+                                                 {"--no-wait", false},
+                                                 /* vectors search (vectors_search below) */
+                                                 {"--query", true},
+                                                 {"--vector", true},
+                                                 {"--k", true},
+                                                 {"--filter", true},
+                                                 {"--exact", false},
+                                                 {"--chunks", false},
+                                                 {"--profile", true},
+                                                 {"--purpose", true},
+                                                 {"--trace-id", true},
+                                                 {NULL, false}};
 
 static char *vector_cell(const json_t *ix, size_t col)
 {
@@ -1704,6 +1722,128 @@ static int vectors_create(cli_ctx *ctx, const command *cmd)
     return rc;
 }
 
+/* `vectors search INDEX (--query TEXT | --vector JSON) [--k N] [--filter SQL] [--exact]
+ * [--chunks] [--profile ID] [--purpose P] [--trace-id T]`: POST /vectors/search/{index} (or
+ * /vectors/profile/{id}/search), hits as a table (--json: the server's JSON). */
+static int vectors_search(cli_ctx *ctx, const command *cmd)
+{
+    const lh_cli_args *a = ctx->args;
+    const char *query = lh_cli_flag(a, "--query"), *vector = lh_cli_flag(a, "--vector");
+    const char *k = lh_cli_flag(a, "--k"), *filter = lh_cli_flag(a, "--filter");
+    const char *profile = lh_cli_flag(a, "--profile");
+    const char *purpose = lh_cli_flag(a, "--purpose"), *trace = lh_cli_flag(a, "--trace-id");
+    char *headers[3] = {NULL, NULL, NULL}, *text = NULL, *path = NULL;
+    json_t *body = NULL, *doc = NULL;
+    lh_response resp;
+    lh_error err;
+    int rc = LH_CLI_EXIT_OK;
+    lh_response_init(&resp);
+    if (a->npos != 2 || !valid_segment(a->pos[1]) || !query == !vector) {
+        rc = usage_error(cmd, "%s", "vectors search needs an INDEX and one of --query, --vector");
+        goto out;
+    }
+    if ((profile && !valid_segment(profile)) || (purpose && strpbrk(purpose, "\r\n")) ||
+        (trace && strpbrk(trace, "\r\n"))) {
+        rc = usage_error(cmd, "%s", "--profile is an id; --purpose and --trace-id one line each");
+        goto out;
+    }
+    body = json_pack("{s:b,s:b}", "exact", lh_cli_has_flag(a, "--exact"), "chunks",
+                     lh_cli_has_flag(a, "--chunks"));
+    if (query && json_object_set_new(body, "query", json_string(query)) != 0) {
+        rc = usage_error(cmd, "%s", "--query is not valid UTF-8");
+        goto out;
+    }
+    if (vector) {
+        json_error_t jerr;
+        json_t *vec = json_loads(vector, 0, &jerr);
+        if (!json_is_array(vec)) {
+            json_decref(vec);
+            rc = usage_error(cmd, "%s", "--vector must be a JSON array of numbers");
+            goto out;
+        }
+        json_object_set_new(body, "vector", vec);
+    }
+    if (k) {
+        char *end = NULL;
+        long long n = strtoll(k, &end, 10);
+        if (!*k || *end) {
+            rc = usage_error(cmd, "%s", "--k must be an integer");
+            goto out;
+        }
+        json_object_set_new(body, "k", json_integer(n));
+    }
+    if (filter && json_object_set_new(body, "filter", json_string(filter)) != 0) {
+        rc = usage_error(cmd, "%s", "--filter is not valid UTF-8");
+        goto out;
+    }
+    if (profile)
+        json_object_set_new(body, "index", json_string(a->pos[1]));
+    path = profile ? lh_xasprintf("/vectors/profile/%s/search", profile)
+                   : lh_xasprintf("/vectors/search/%s", a->pos[1]);
+    size_t nh = 0;
+    if (purpose)
+        headers[nh++] = lh_xasprintf("X-Lakehouse-Purpose: %s", purpose);
+    if (trace)
+        headers[nh++] = lh_xasprintf("X-Lakehouse-Trace-Id: %s", trace);
+    text = lh_json_dumps(body);
+    lh_request req = {.method = "POST",
+                      .path = path,
+                      .json_body = text,
+                      .extra_headers = (const char *const *)headers};
+    if (lh_client_send(ctx->client, &req, &resp, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    if (!lh_response_ok(&resp)) {
+        rc = fail_response(ctx, &resp);
+        goto out;
+    }
+    if (a->json) {
+        print_json_pretty(&resp);
+        goto out;
+    }
+    if (!(doc = lh_json_parse_object(resp.body.data ? resp.body.data : "", resp.body.len, &err))) {
+        rc = fail(&err);
+        goto out;
+    }
+    static const char *const cols[] = {"#", "doc_id", "chunk", "score", "text"};
+    lh_table t;
+    lh_table_init(&t, 5, cols);
+    lh_table_set_align(&t, 0, LH_ALIGN_RIGHT);
+    lh_table_set_align(&t, 2, LH_ALIGN_RIGHT);
+    lh_table_set_align(&t, 3, LH_ALIGN_RIGHT);
+    size_t i;
+    const json_t *h;
+    json_array_foreach(json_object_get(doc, "hits"), i, h)
+    {
+        char rank[24], chunk[24], score[32];
+        snprintf(rank, sizeof(rank), "%zu", i + 1);
+        snprintf(chunk, sizeof(chunk), "%lld", (long long)lh_json_int(h, "chunk", 0));
+        snprintf(score, sizeof(score), "%.4f", json_number_value(json_object_get(h, "score")));
+        const char *cells[] = {rank, lh_json_str(h, "doc_id"), chunk, score,
+                               lh_json_str(h, "text")};
+        lh_table_add_row(&t, cells);
+    }
+    lh_buf out;
+    lh_buf_init(&out);
+    lh_table_render(&t, NULL, &out);
+    print_buf(&out);
+    printf("(%s, %lld ms)\n",
+           json_is_true(json_object_get(doc, "exact")) ? "exact scan" : "ANN structure",
+           (long long)lh_json_int(doc, "ms", 0));
+    lh_buf_free(&out);
+    lh_table_free(&t);
+out:
+    free(headers[0]);
+    free(headers[1]);
+    free(text);
+    free(path);
+    json_decref(body);
+    json_decref(doc);
+    lh_response_free(&resp);
+    return rc;
+}
+
 static int cmd_vectors(cli_ctx *ctx)
 {
     const command *cmd = find_command("vectors");
@@ -1722,6 +1862,8 @@ static int cmd_vectors(cli_ctx *ctx)
     }
     if (strcmp(sub, "create") == 0)
         return vectors_create(ctx, cmd);
+    if (strcmp(sub, "search") == 0) /* issue 14 item 4 */
+        return vectors_search(ctx, cmd);
     if (a->npos != 2 || !valid_segment(a->pos[1]))
         return usage_error(cmd, "vectors %s needs a NAME", sub);
     if (strcmp(sub, "refresh") == 0) {
@@ -1735,7 +1877,9 @@ static int cmd_vectors(cli_ctx *ctx)
     bool show = strcmp(sub, "show") == 0;
     if (!show && strcmp(sub, "delete") != 0)
         return usage_error(
-            cmd, "unknown vectors command '%s' (create, list, show, delete, refresh, stale)", sub);
+            cmd,
+            "unknown vectors command '%s' (create, list, show, delete, refresh, stale, search)",
+            sub);
     char *path = lh_xasprintf("/vectors/indexes/%s", a->pos[1]);
     int rc = send_json(ctx, show ? "GET" : "DELETE", path, NULL,
                        show ? show_vector_index : show_deleted_vector_index);
@@ -1821,8 +1965,10 @@ static const command commands[] = {
      "vectors refresh DATASET [--no-wait] | vectors create NAME --dataset D --id-column C "
      "--text-column T [--kind hnsw|ivfpq|flat] [--embedder hash|ollama|openai] [--model M] "
      "[--dim N] [--chunk-size N] [--overlap N] [--refresh manual|on_append] [--params JSON] "
-     "[--no-wait]",
-     "manage vector indexes over a dataset's text column (create, delete, refresh: admin)"},
+     "[--no-wait] | vectors search INDEX (--query TEXT | --vector JSON) [--k N] "
+     "[--filter SQL] [--exact] [--chunks] [--profile ID] [--purpose P] [--trace-id T]",
+     "manage vector indexes over a dataset's text column (create, delete, refresh: admin) "
+     "and search them"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

@@ -239,5 +239,11 @@ void lh_h_vector_index_get(lh_req *r);
 void lh_h_vector_index_delete(lh_req *r);
 void lh_h_vectors_refresh(lh_req *r);
 void lh_h_vectors_stale(lh_req *r);
+/* vector_search_routes.c (issue 14: search and model profiles) */
+void lh_h_vector_search(lh_req *r);
+void lh_h_vector_profile_search(lh_req *r);
+void lh_h_vector_profile_activate(lh_req *r);
+void lh_h_vector_profile_deactivate(lh_req *r);
+void lh_h_vector_profile_active(lh_req *r);
 
 #endif

@@ -90,5 +90,17 @@ const lh_route lh_routes[] = {
     {"DELETE", "/vectors/indexes/{name}", LH_BODY_NONE, lh_h_vector_index_delete, NULL, ADMIN},
     {"POST", "/vectors/refresh/{dataset}", LH_BODY_JSON, lh_h_vectors_refresh, NULL, ADMIN},
     {"GET", "/vectors/stale", LH_BODY_NONE, lh_h_vectors_stale, NULL, ADMIN | ANALYST},
+    /* vector search and model-profile activation (issue 14; vector_search_routes.c):
+     * the module decides which indexes a caller may search */
+    {"POST", "/vectors/search/{index}", LH_BODY_JSON, lh_h_vector_search, NULL,
+     ADMIN | ANALYST | AGENT},
+    {"POST", "/vectors/profile/{id}/search", LH_BODY_JSON, lh_h_vector_profile_search, NULL,
+     ADMIN | ANALYST | AGENT},
+    {"POST", "/vectors/profile/{id}/activate", LH_BODY_NONE, lh_h_vector_profile_activate, NULL,
+     ADMIN},
+    {"POST", "/vectors/profile/{id}/deactivate", LH_BODY_NONE, lh_h_vector_profile_deactivate, NULL,
+     ADMIN},
+    {"GET", "/vectors/profile/active", LH_BODY_NONE, lh_h_vector_profile_active, NULL,
+     ADMIN | ANALYST},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

@@ -74,6 +74,9 @@ struct lh_vectors {
     bool bg_started;
     pthread_t bg;
 
+    /* the active model profile (activate.c owns it; lh_vectors_active_slot) */
+    lh_vactive *active;
+
     /* counters for tests (and GET /vectors/indexes/{name} does not show them) */
     atomic_long embed_calls; /* lh_embedder_embed calls made by build and refresh */
 };

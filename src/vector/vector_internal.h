@@ -188,6 +188,33 @@ int lh_vindex_set_ann(lh_vectors *v, const char *name, lh_ann_kind kind, const l
 /* The module's borrowed handles. */
 const lh_vectors_config *lh_vectors_handles(lh_vectors *v);
 
+/* ---------------------------------------------------------------- search (search.c)
+ * Hit assembly, pure, exposed for unit tests. */
+typedef struct lh_vhit {
+    char *doc_id; /* owned */
+    int32_t chunk;
+    char *text; /* owned */
+    float score;
+    int64_t label;
+} lh_vhit;
+
+/* Compacts hits[0..n) (in rank order, best first) in place into the final hits: drops
+ * those whose doc_id is not in live (sorted by strcmp, n_live of them; live NULL: all are
+ * live), keeps only the first hit of each document unless chunks, stops at k. Frees what
+ * it drops. Returns the count kept. */
+size_t lh_vhits_assemble(lh_vhit *hits, size_t n, const char *const *live, size_t n_live,
+                         bool chunks, size_t k);
+void lh_vhits_free(lh_vhit *hits, size_t n);
+
+/* ---------------------------------------------------------------- profiles (activate.c) */
+
+/* The active profile's state (activate.c owns its content). The registry keeps one slot
+ * per lh_vectors, NULL until the first activation, and frees it at close with
+ * lh_vactive_free. */
+typedef struct lh_vactive lh_vactive;
+lh_vactive **lh_vectors_active_slot(lh_vectors *v);
+void lh_vactive_free(lh_vactive *a);
+
 /* ---------------------------------------------------------------- tuning (tune.c, pure) */
 
 typedef struct lh_tune_matrix {

@@ -1006,6 +1006,11 @@ void lh_vectors_stop(lh_vectors *v)
     v->bg_started = false;
 }
 
+lh_vactive **lh_vectors_active_slot(lh_vectors *v)
+{
+    return &v->active;
+}
+
 void lh_vectors_close(lh_vectors *v)
 {
     if (!v)
@@ -1018,6 +1023,7 @@ void lh_vectors_close(lh_vectors *v)
         lh_embedder_free(v->dead_emb[i]);
     free(v->dead_emb);
     lh_vstore_close(v);
+    lh_vactive_free(v->active);
     lh_fs_remove_tree(v->tmp_dir, NULL);
     free(v->tmp_dir);
     json_decref(v->events);

@@ -380,6 +380,10 @@ static void sweep_bucket(lh_catalog *cat, const char *bucket, const strlist *ski
         const char *slash = strchr(rest, '/');
         if (!slash)
             continue; /* not under datasets/<name>/: not ours to judge */
+        /* datasets/<name>/_vectors/ holds the dataset's vector indexes (issue 14): no
+         * manifest names them; the vector module sweeps them against its definitions. */
+        if (strncmp(slash + 1, "_vectors/", 9) == 0)
+            continue;
         char *name = lh_xasprintf("%.*s", (int)(slash - rest), rest);
         bool spared = strlist_has_case(skipped, name) ||
                       (refs.n && bsearch(&keys[i], refs.v, refs.n, sizeof(*refs.v), cmp_str));

@@ -196,6 +196,14 @@ int lh_catalog_record(lh_catalog *cat, const char *actor, const char *action, co
  * next call's since. Caller decrefs. */
 json_t *lh_catalog_events(lh_catalog *cat, int64_t since, size_t limit, int64_t *next_since);
 
+/* The event tap (issue 14: the vector module's stale marks): fn hears every event once it
+ * is durable, in seq order, with the event borrowed for the call. It runs under the
+ * journal's lock, inside the mutation that recorded the event (often under the catalog's
+ * lock too), so it must neither call the catalog nor block: record and signal. One tap;
+ * fn NULL clears it, and once that call returns no tap call is running. */
+typedef void (*lh_catalog_event_tap)(void *ctx, const json_t *event);
+void lh_catalog_set_event_tap(lh_catalog *cat, lh_catalog_event_tap fn, void *ctx);
+
 /* ---------------------------------------------------------------- model profiles
  * (profiles.c; docs/GOVERNANCE.md "Model profiles")
  *

@@ -47,6 +47,9 @@ struct lh_journal {
     json_t *pending;  /* recorded, not yet durable, seq ascending */
     int64_t next_seq; /* seq of the next event */
     int64_t size;     /* bytes of the journal known to be good (the end of the last line) */
+    /* issue 14: the event tap (lh_catalog_set_event_tap), called under mu */
+    lh_catalog_event_tap tap;
+    void *tap_ctx;
 };
 
 /* Parses the journal's text: complete lines into j->events; returns the length of the
@@ -130,6 +133,9 @@ static int flush_pending(lh_journal *j, lh_error *err)
     int rc =
         lh_storage_append(j->st, LH_BUCKET_PRIMARY, JOURNAL_KEY, j->size, buf.data, buf.len, err);
     if (rc == 0) {
+        /* Durable now: the tap (issue 14) hears each event in seq order, still under mu. */
+        if (j->tap)
+            json_array_foreach(j->pending, i, e) j->tap(j->tap_ctx, e);
         json_array_extend(j->events, j->pending);
         json_array_clear(j->pending);
         j->size += (int64_t)buf.len;
@@ -231,6 +237,15 @@ int lh_catalog_record(lh_catalog *cat, const char *actor, const char *action, co
 json_t *lh_catalog_events(lh_catalog *cat, int64_t since, size_t limit, int64_t *next_since)
 {
     return lh_journal__events(lh_catalog__journal(cat), since, limit, next_since);
+}
+
+void lh_catalog_set_event_tap(lh_catalog *cat, lh_catalog_event_tap fn, void *ctx)
+{
+    lh_journal *j = lh_catalog__journal(cat);
+    pthread_mutex_lock(&j->mu); /* so after a clear returns, no tap call is running */
+    j->tap = fn;
+    j->tap_ctx = ctx;
+    pthread_mutex_unlock(&j->mu);
 }
 
 bool lh_error_event_not_recorded(const lh_error *err)

@@ -1595,6 +1595,299 @@ static int cmd_sources(cli_ctx *ctx)
     return rc;
 }
 
+/* ---------------------------------------------------------------- vectors (issue 14) */
+
+static const lh_cli_flag_spec vectors_flags[] = {{"--dataset", true},
+                                                 {"--id-column", true},
+                                                 {"--text-column", true},
+                                                 {"--kind", true},
+                                                 {"--embedder", true},
+                                                 {"--model", true},
+                                                 {"--dim", true},
+                                                 {"--chunk-size", true},
+                                                 {"--overlap", true},
+                                                 {"--refresh", true},
+                                                 {"--params", true},
+                                                 {"--no-wait", false},
+                                                 /* vectors search (vectors_search below) */
+                                                 {"--query", true},
+                                                 {"--vector", true},
+                                                 {"--k", true},
+                                                 {"--filter", true},
+                                                 {"--exact", false},
+                                                 {"--chunks", false},
+                                                 {"--profile", true},
+                                                 {"--purpose", true},
+                                                 {"--trace-id", true},
+                                                 {NULL, false}};
+
+static char *vector_cell(const json_t *ix, size_t col)
+{
+    static const char *const members[] = {"name",   "dataset", "kind",  "embedder",
+                                          "docs",   "chunks",  "state", "embedding_stale_since",
+                                          "problem"};
+    return member_cell(ix, members[col]);
+}
+
+static void show_vector_index(const json_t *doc)
+{
+    if (lh_json_str(doc, "job")) {
+        printf("queued as job %s (lakehouse jobs show %s)\n", lh_json_str(doc, "job"),
+               lh_json_str(doc, "job"));
+        return;
+    }
+    const json_t *ix = json_object_get(doc, "index");
+    printf("index '%s' over %s(%s, %s): %s, %s embedder (dim %lld), %lld docs, %lld chunks\n",
+           lh_json_str(ix, "name") ? lh_json_str(ix, "name") : "?",
+           lh_json_str(ix, "dataset") ? lh_json_str(ix, "dataset") : "?",
+           lh_json_str(ix, "id_column") ? lh_json_str(ix, "id_column") : "?",
+           lh_json_str(ix, "text_column") ? lh_json_str(ix, "text_column") : "?",
+           lh_json_str(ix, "kind") ? lh_json_str(ix, "kind") : "?",
+           lh_json_str(ix, "embedder") ? lh_json_str(ix, "embedder") : "?",
+           (long long)lh_json_int(ix, "dim", 0), (long long)lh_json_int(ix, "docs", 0),
+           (long long)lh_json_int(ix, "chunks", 0));
+    if (lh_json_str(ix, "embedding_stale_since"))
+        printf("  stale since %s (refresh: %s)\n", lh_json_str(ix, "embedding_stale_since"),
+               lh_json_str(ix, "refresh") ? lh_json_str(ix, "refresh") : "?");
+    if (lh_json_str(ix, "problem"))
+        printf("  problem: %s\n", lh_json_str(ix, "problem"));
+}
+
+static void show_vector_refresh(const json_t *doc)
+{
+    if (lh_json_str(doc, "job")) {
+        printf("queued as job %s (lakehouse jobs show %s)\n", lh_json_str(doc, "job"),
+               lh_json_str(doc, "job"));
+        return;
+    }
+    size_t i;
+    const json_t *e;
+    json_array_foreach(json_object_get(doc, "indexes"), i, e) printf(
+        "%s: %lld docs embedded, %lld removed; %lld chunks added, %lld removed\n",
+        lh_json_str(e, "name") ? lh_json_str(e, "name") : "?",
+        (long long)lh_json_int(e, "docs_embedded", 0), (long long)lh_json_int(e, "docs_removed", 0),
+        (long long)lh_json_int(e, "chunks_added", 0),
+        (long long)lh_json_int(e, "chunks_removed", 0));
+}
+
+static void show_deleted_vector_index(const json_t *doc)
+{
+    (void)doc; /* 204: no body */
+    printf("deleted the index\n");
+}
+
+static int vectors_create(cli_ctx *ctx, const command *cmd)
+{
+    const lh_cli_args *a = ctx->args;
+    const char *ds = lh_cli_flag(a, "--dataset"), *idc = lh_cli_flag(a, "--id-column"),
+               *txt = lh_cli_flag(a, "--text-column");
+    if (a->npos != 2 || !ds || !idc || !txt)
+        return usage_error(cmd, "%s",
+                           "vectors create needs a NAME, --dataset, --id-column and --text-column");
+    json_t *body = json_pack("{s:s,s:s,s:s,s:s,s:b}", "name", a->pos[1], "dataset", ds, "id_column",
+                             idc, "text_column", txt, "wait", !lh_cli_has_flag(a, "--no-wait"));
+    static const char *const strs[][2] = {{"--kind", "kind"},
+                                          {"--embedder", "embedder"},
+                                          {"--model", "model"},
+                                          {"--refresh", "refresh"}};
+    static const char *const ints[][2] = {
+        {"--dim", "dim"}, {"--chunk-size", "chunk_size"}, {"--overlap", "overlap"}};
+    for (size_t i = 0; body && i < sizeof(strs) / sizeof(strs[0]); i++)
+        if (lh_cli_flag(a, strs[i][0]))
+            json_object_set_new(body, strs[i][1], json_string(lh_cli_flag(a, strs[i][0])));
+    for (size_t i = 0; body && i < sizeof(ints) / sizeof(ints[0]); i++) {
+        const char *f = lh_cli_flag(a, ints[i][0]);
+        char *end = NULL;
+        long long n = f ? strtoll(f, &end, 10) : 0;
+        if (f && (!*f || *end)) {
+            json_decref(body);
+            return usage_error(cmd, "%s must be an integer", ints[i][0]);
+        }
+        if (f)
+            json_object_set_new(body, ints[i][1], json_integer(n));
+    }
+    if (body && lh_cli_flag(a, "--params")) {
+        json_error_t jerr;
+        json_t *p = json_loads(lh_cli_flag(a, "--params"), 0, &jerr);
+        if (!json_is_object(p)) {
+            json_decref(p);
+            json_decref(body);
+            return usage_error(cmd, "%s", "--params must be a JSON object");
+        }
+        json_object_set_new(body, "params", p);
+    }
+    if (!body)
+        return usage_error(cmd, "%s", "the arguments are not valid UTF-8");
+    int rc = send_json(ctx, "POST", "/vectors/indexes", body, show_vector_index);
+    json_decref(body);
+    return rc;
+}
+
+/* `vectors search INDEX (--query TEXT | --vector JSON) [--k N] [--filter SQL] [--exact]
+ * [--chunks] [--profile ID] [--purpose P] [--trace-id T]`: POST /vectors/search/{index} (or
+ * /vectors/profile/{id}/search), hits as a table (--json: the server's JSON). */
+static int vectors_search(cli_ctx *ctx, const command *cmd)
+{
+    const lh_cli_args *a = ctx->args;
+    const char *query = lh_cli_flag(a, "--query"), *vector = lh_cli_flag(a, "--vector");
+    const char *k = lh_cli_flag(a, "--k"), *filter = lh_cli_flag(a, "--filter");
+    const char *profile = lh_cli_flag(a, "--profile");
+    const char *purpose = lh_cli_flag(a, "--purpose"), *trace = lh_cli_flag(a, "--trace-id");
+    char *headers[3] = {NULL, NULL, NULL}, *text = NULL, *path = NULL;
+    json_t *body = NULL, *doc = NULL;
+    lh_response resp;
+    lh_error err;
+    int rc = LH_CLI_EXIT_OK;
+    lh_response_init(&resp);
+    if (a->npos != 2 || !valid_segment(a->pos[1]) || !query == !vector) {
+        rc = usage_error(cmd, "%s", "vectors search needs an INDEX and one of --query, --vector");
+        goto out;
+    }
+    if ((profile && !valid_segment(profile)) || (purpose && strpbrk(purpose, "\r\n")) ||
+        (trace && strpbrk(trace, "\r\n"))) {
+        rc = usage_error(cmd, "%s", "--profile is an id; --purpose and --trace-id one line each");
+        goto out;
+    }
+    body = json_pack("{s:b,s:b}", "exact", lh_cli_has_flag(a, "--exact"), "chunks",
+                     lh_cli_has_flag(a, "--chunks"));
+    if (query && json_object_set_new(body, "query", json_string(query)) != 0) {
+        rc = usage_error(cmd, "%s", "--query is not valid UTF-8");
+        goto out;
+    }
+    if (vector) {
+        json_error_t jerr;
+        json_t *vec = json_loads(vector, 0, &jerr);
+        if (!json_is_array(vec)) {
+            json_decref(vec);
+            rc = usage_error(cmd, "%s", "--vector must be a JSON array of numbers");
+            goto out;
+        }
+        json_object_set_new(body, "vector", vec);
+    }
+    if (k) {
+        char *end = NULL;
+        long long n = strtoll(k, &end, 10);
+        if (!*k || *end) {
+            rc = usage_error(cmd, "%s", "--k must be an integer");
+            goto out;
+        }
+        json_object_set_new(body, "k", json_integer(n));
+    }
+    if (filter && json_object_set_new(body, "filter", json_string(filter)) != 0) {
+        rc = usage_error(cmd, "%s", "--filter is not valid UTF-8");
+        goto out;
+    }
+    if (profile)
+        json_object_set_new(body, "index", json_string(a->pos[1]));
+    path = profile ? lh_xasprintf("/vectors/profile/%s/search", profile)
+                   : lh_xasprintf("/vectors/search/%s", a->pos[1]);
+    size_t nh = 0;
+    if (purpose)
+        headers[nh++] = lh_xasprintf("X-Lakehouse-Purpose: %s", purpose);
+    if (trace)
+        headers[nh++] = lh_xasprintf("X-Lakehouse-Trace-Id: %s", trace);
+    text = lh_json_dumps(body);
+    lh_request req = {.method = "POST",
+                      .path = path,
+                      .json_body = text,
+                      .extra_headers = (const char *const *)headers};
+    if (lh_client_send(ctx->client, &req, &resp, &err) != 0) {
+        rc = fail(&err);
+        goto out;
+    }
+    if (!lh_response_ok(&resp)) {
+        rc = fail_response(ctx, &resp);
+        goto out;
+    }
+    if (a->json) {
+        print_json_pretty(&resp);
+        goto out;
+    }
+    if (!(doc = lh_json_parse_object(resp.body.data ? resp.body.data : "", resp.body.len, &err))) {
+        rc = fail(&err);
+        goto out;
+    }
+    static const char *const cols[] = {"#", "doc_id", "chunk", "score", "text"};
+    lh_table t;
+    lh_table_init(&t, 5, cols);
+    lh_table_set_align(&t, 0, LH_ALIGN_RIGHT);
+    lh_table_set_align(&t, 2, LH_ALIGN_RIGHT);
+    lh_table_set_align(&t, 3, LH_ALIGN_RIGHT);
+    size_t i;
+    const json_t *h;
+    json_array_foreach(json_object_get(doc, "hits"), i, h)
+    {
+        char rank[24], chunk[24], score[32];
+        snprintf(rank, sizeof(rank), "%zu", i + 1);
+        snprintf(chunk, sizeof(chunk), "%lld", (long long)lh_json_int(h, "chunk", 0));
+        snprintf(score, sizeof(score), "%.4f", json_number_value(json_object_get(h, "score")));
+        const char *cells[] = {rank, lh_json_str(h, "doc_id"), chunk, score,
+                               lh_json_str(h, "text")};
+        lh_table_add_row(&t, cells);
+    }
+    lh_buf out;
+    lh_buf_init(&out);
+    lh_table_render(&t, NULL, &out);
+    print_buf(&out);
+    printf("(%s, %lld ms)\n",
+           json_is_true(json_object_get(doc, "exact")) ? "exact scan" : "ANN structure",
+           (long long)lh_json_int(doc, "ms", 0));
+    lh_buf_free(&out);
+    lh_table_free(&t);
+out:
+    free(headers[0]);
+    free(headers[1]);
+    free(text);
+    free(path);
+    json_decref(body);
+    json_decref(doc);
+    lh_response_free(&resp);
+    return rc;
+}
+
+static int cmd_vectors(cli_ctx *ctx)
+{
+    const command *cmd = find_command("vectors");
+    const lh_cli_args *a = ctx->args;
+    const char *sub = a->pos[0];
+    if (strcmp(sub, "list") == 0 || strcmp(sub, "stale") == 0) {
+        if (a->npos != 1)
+            return usage_error(cmd, "vectors %s takes no name", sub);
+        if (strcmp(sub, "stale") == 0) /* no show function: prints the JSON */
+            return send_json(ctx, "GET", "/vectors/stale", NULL, NULL);
+        static const char *const headers[] = {"name",     "dataset",     "kind",
+                                              "embedder", "docs",        "chunks",
+                                              "state",    "stale_since", "problem"};
+        list_view v = {"/vectors/indexes", "indexes", headers, 9, NULL, vector_cell};
+        return print_list(ctx, &v);
+    }
+    if (strcmp(sub, "create") == 0)
+        return vectors_create(ctx, cmd);
+    if (strcmp(sub, "search") == 0) /* issue 14 item 4 */
+        return vectors_search(ctx, cmd);
+    if (a->npos != 2 || !valid_segment(a->pos[1]))
+        return usage_error(cmd, "vectors %s needs a NAME", sub);
+    if (strcmp(sub, "refresh") == 0) {
+        char *path = lh_xasprintf("/vectors/refresh/%s", a->pos[1]);
+        json_t *body = json_pack("{s:b}", "wait", !lh_cli_has_flag(a, "--no-wait"));
+        int rc = send_json(ctx, "POST", path, body, show_vector_refresh);
+        json_decref(body);
+        free(path);
+        return rc;
+    }
+    bool show = strcmp(sub, "show") == 0;
+    if (!show && strcmp(sub, "delete") != 0)
+        return usage_error(
+            cmd,
+            "unknown vectors command '%s' (create, list, show, delete, refresh, stale, search)",
+            sub);
+    char *path = lh_xasprintf("/vectors/indexes/%s", a->pos[1]);
+    int rc = send_json(ctx, show ? "GET" : "DELETE", path, NULL,
+                       show ? show_vector_index : show_deleted_vector_index);
+    free(path);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- mcp-config (issue 15) */
 
 static const lh_cli_flag_spec mcp_config_flags[] = {{"--url", true}, {NULL, false}};
@@ -1706,6 +1999,16 @@ static const command commands[] = {
     {"jobs", cmd_jobs, no_flags, 2, 2, true, "jobs show ID | jobs cancel ID",
      "show a background job's state and progress, or ask it to stop (admin: any job; other "
      "keys: their own)"},
+    /* issue 14: vector indexes */
+    {"vectors", cmd_vectors, vectors_flags, 1, 2, true,
+     "vectors list | vectors show NAME | vectors delete NAME | vectors stale | "
+     "vectors refresh DATASET [--no-wait] | vectors create NAME --dataset D --id-column C "
+     "--text-column T [--kind hnsw|ivfpq|flat] [--embedder hash|ollama|openai] [--model M] "
+     "[--dim N] [--chunk-size N] [--overlap N] [--refresh manual|on_append] [--params JSON] "
+     "[--no-wait] | vectors search INDEX (--query TEXT | --vector JSON) [--k N] "
+     "[--filter SQL] [--exact] [--chunks] [--profile ID] [--purpose P] [--trace-id T]",
+     "manage vector indexes over a dataset's text column (create, delete, refresh: admin) "
+     "and search them"},
     /* issue 15: agents over MCP */
     {"mcp-config", cmd_mcp_config, mcp_config_flags, 0, 0, false,
      "mcp-config [--key KEY] [--url URL]",

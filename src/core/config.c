@@ -74,6 +74,10 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     cfg->query_default_rows = 1000;
     cfg->query_timeout_ms = 30000;
     cfg->max_concurrent_queries = 8;
+    cfg->embed_timeout_ms = 30000;
+    cfg->embed_connect_timeout_ms = 5000;
+    cfg->embed_batch = 64;
+    cfg->embed_retries = 3;
     int rc = lh_config_set_data_dir(
         cfg, getenv("LH_DATA") && *getenv("LH_DATA") ? getenv("LH_DATA") : "./data", err);
     if (rc)
@@ -93,10 +97,23 @@ int lh_config_load(lh_config *cfg, lh_error *err)
         (rc = env_int("LH_QUERY_TIMEOUT_MS", 1, 86400000, &cfg->query_timeout_ms, err)) ||
         (rc = env_int("LH_MAX_CONCURRENT_QUERIES", 1, 1024, &cfg->max_concurrent_queries, err)) ||
         (rc = env_int64("LH_DUCKDB_MEMORY_MB", 0, 1LL << 30, &cfg->duckdb_memory_mb, err)) ||
-        (rc = env_int("LH_DUCKDB_THREADS", 0, 1024, &cfg->duckdb_threads, err)))
+        (rc = env_int("LH_DUCKDB_THREADS", 0, 1024, &cfg->duckdb_threads, err)) ||
+        (rc = env_int("LH_EMBED_TIMEOUT_MS", 1, 3600000, &cfg->embed_timeout_ms, err)) ||
+        (rc = env_int("LH_EMBED_CONNECT_TIMEOUT_MS", 1, 600000, &cfg->embed_connect_timeout_ms,
+                      err)) ||
+        (rc = env_int("LH_EMBED_BATCH", 1, 4096, &cfg->embed_batch, err)) ||
+        (rc = env_int("LH_EMBED_RETRIES", 0, 20, &cfg->embed_retries, err)))
         return rc;
     if (cfg->query_default_rows > cfg->query_max_rows)
         cfg->query_default_rows = cfg->query_max_rows;
+    /* issue 14: the background tuning agent of vector indexes (docs/VECTORS.md §Tuning) */
+    cfg->vector_tune_max_per_hour = 6;
+    cfg->vector_tune_cooldown_s = 300;
+    if ((rc = env_int("LH_VECTOR_TUNE_AGENT", 0, 1, &cfg->vector_tune_agent, err)) ||
+        (rc = env_int("LH_VECTOR_TUNE_MAX_PER_HOUR", 1, 3600, &cfg->vector_tune_max_per_hour,
+                      err)) ||
+        (rc = env_int("LH_VECTOR_TUNE_COOLDOWN_S", 0, 86400, &cfg->vector_tune_cooldown_s, err)))
+        return rc;
     /* issue 15: agents over MCP */
     cfg->mcp_calls_per_minute = 120;
     cfg->mcp_session_idle_s = 1800;
@@ -128,6 +145,16 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     const char *origin = getenv("LH_AUDIT_LOG_ORIGIN");
     if (origin && *origin)
         cfg->audit_origin = lh_xstrdup(origin);
+    const char *ollama = getenv("LH_EMBED_OLLAMA_URL");
+    cfg->embed_ollama_url = lh_xstrdup(ollama && *ollama ? ollama : "http://127.0.0.1:11434");
+    const char *openai = getenv("LH_EMBED_OPENAI_URL");
+    cfg->embed_openai_url = lh_xstrdup(openai && *openai ? openai : "http://127.0.0.1:8000");
+    const char *openai_key = getenv("LH_EMBED_OPENAI_KEY_FILE");
+    if (openai_key && *openai_key)
+        cfg->embed_openai_key_file = lh_xstrdup(openai_key);
+    const char *keep_alive = getenv("LH_EMBED_KEEP_ALIVE");
+    if (keep_alive && *keep_alive)
+        cfg->embed_keep_alive = lh_xstrdup(keep_alive);
     const char *lvl = getenv("LH_LOG_LEVEL");
     if (lvl) {
         static const char *names[] = {"debug", "info", "warn", "error"};
@@ -147,6 +174,10 @@ void lh_config_free(lh_config *cfg)
     free(cfg->biometric_root);
     free(cfg->audit_signing_key);
     free(cfg->audit_origin);
+    free(cfg->embed_ollama_url);
+    free(cfg->embed_openai_url);
+    free(cfg->embed_openai_key_file);
+    free(cfg->embed_keep_alive);
     free(cfg->mcp_allowed_origins); /* issue 15 */
     if (cfg->admin_key) {
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));

@@ -247,6 +247,9 @@ void *lh_xrealloc(void *p, size_t n);
 char *lh_xstrdup(const char *s);
 /* printf into a fresh string. Caller frees. */
 char *lh_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Wipes (sodium_memzero) and frees a secret string: DSN passwords, API keys. Accepts NULL.
+ * Shared by sources/ and vector/, which are peers. */
+void lh_secret_free(char *secret);
 
 /* A growable byte buffer (for rendering). */
 typedef struct lh_buf {
@@ -400,8 +403,23 @@ typedef struct lh_config {
     /* LH_AUDIT_SIGNING_KEY_FILE (issue 12): the Ed25519 key of the audit log's checkpoints
      * and legal responses, may be NULL (unsigned); never logged */
     char *audit_signing_key;
+    /* LH_VECTOR_TUNE_* (issue 14, docs/VECTORS.md §Tuning): the background tuning agent:
+     * LH_VECTOR_TUNE_AGENT (1 starts it; default 0), LH_VECTOR_TUNE_MAX_PER_HOUR (default 6),
+     * LH_VECTOR_TUNE_COOLDOWN_S (default 300) */
+    int vector_tune_agent, vector_tune_max_per_hour, vector_tune_cooldown_s;
     /* LH_AUDIT_LOG_ORIGIN (issue 12): signer name and log origin, NULL: lakehouse/<host> */
     char *audit_origin;
+    /* LH_EMBED_* (issue 14, docs/VECTORS.md §Embedders): the ollama / openai embedders */
+    char *embed_ollama_url;       /* LH_EMBED_OLLAMA_URL, default http://127.0.0.1:11434 */
+    char *embed_openai_url;       /* LH_EMBED_OPENAI_URL, default http://127.0.0.1:8000 */
+    char *embed_openai_key_file;  /* LH_EMBED_OPENAI_KEY_FILE: the API key's file, may be NULL;
+                                     read when an openai embedder opens, never logged */
+    char *embed_keep_alive;       /* LH_EMBED_KEEP_ALIVE: ollama keep_alive sent when a model is
+                                     loaded ("30m", "-1"), NULL: the server's default */
+    int embed_timeout_ms;         /* LH_EMBED_TIMEOUT_MS, default 30000 (one request) */
+    int embed_connect_timeout_ms; /* LH_EMBED_CONNECT_TIMEOUT_MS, default 5000 */
+    int embed_batch;              /* LH_EMBED_BATCH, default 64 texts per request */
+    int embed_retries;            /* LH_EMBED_RETRIES, default 3 (429, 5xx, connection errors) */
     /* issue 15: agents over MCP (src/agents/, docs/AGENTS.md) */
     int mcp_calls_per_minute;  /* LH_MCP_CALLS_PER_MINUTE, default 120 (per key) */
     int mcp_session_idle_s;    /* LH_MCP_SESSION_IDLE_S, default 1800 */

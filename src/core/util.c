@@ -4,6 +4,7 @@
 #include "core.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,14 @@ char *lh_xasprintf(const char *fmt, ...)
     vsnprintf(s, (size_t)n + 1, fmt, ap2);
     va_end(ap2);
     return s;
+}
+
+void lh_secret_free(char *secret)
+{
+    if (!secret)
+        return;
+    sodium_memzero(secret, strlen(secret));
+    free(secret);
 }
 
 /* ---------------------------------------------------------------- buffer */

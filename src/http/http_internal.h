@@ -19,6 +19,7 @@
 #include "query/query.h"
 #include "sources/sources.h"
 #include "storage/storage.h"
+#include "vector/vector.h"
 
 #include <sys/types.h>
 
@@ -43,6 +44,8 @@ typedef struct lh_app {
     lh_signer *signer; /* issue 12: LH_AUDIT_SIGNING_KEY_FILE's key; NULL: unsigned */
     /* issue 13: named database sources, their DSNs kept as secrets (sources/store.c) */
     lh_sources *sources;
+    /* issue 14: vector indexes (src/vector/) */
+    lh_vectors *vectors;
     /* issue 15: agents over MCP (agents/mcp.c): sessions, rate buckets */
     lh_mcp *mcp;
 } lh_app;
@@ -237,6 +240,19 @@ void lh_h_biometric_health(lh_req *r);
 void lh_h_audit_checkpoint(lh_req *r);
 void lh_h_audit_consistency(lh_req *r);
 void lh_h_audit_pubkey(lh_req *r);
+/* vector_routes.c (issue 14): indexes, refresh, stale */
+void lh_h_vector_index_create(lh_req *r);
+void lh_h_vector_indexes_list(lh_req *r);
+void lh_h_vector_index_get(lh_req *r);
+void lh_h_vector_index_delete(lh_req *r);
+void lh_h_vectors_refresh(lh_req *r);
+void lh_h_vectors_stale(lh_req *r);
+/* vector_search_routes.c (issue 14: search and model profiles) */
+void lh_h_vector_search(lh_req *r);
+void lh_h_vector_profile_search(lh_req *r);
+void lh_h_vector_profile_activate(lh_req *r);
+void lh_h_vector_profile_deactivate(lh_req *r);
+void lh_h_vector_profile_active(lh_req *r);
 /* mcp_routes.c (issue 15) */
 void lh_h_mcp_post(lh_req *r);
 void lh_h_mcp_delete(lh_req *r);

@@ -83,6 +83,25 @@ const lh_route lh_routes[] = {
     {"GET", "/audit/checkpoint", LH_BODY_NONE, lh_h_audit_checkpoint, NULL, PUBLIC},
     {"GET", "/audit/consistency", LH_BODY_NONE, lh_h_audit_consistency, NULL, PUBLIC},
     {"GET", "/audit/pubkey", LH_BODY_NONE, lh_h_audit_pubkey, NULL, PUBLIC},
+    /* issue 14: vector indexes (vector_routes.c; docs/API.md "Vectors") */
+    {"POST", "/vectors/indexes", LH_BODY_JSON, lh_h_vector_index_create, NULL, ADMIN},
+    {"GET", "/vectors/indexes", LH_BODY_NONE, lh_h_vector_indexes_list, NULL, ADMIN | ANALYST},
+    {"GET", "/vectors/indexes/{name}", LH_BODY_NONE, lh_h_vector_index_get, NULL, ADMIN | ANALYST},
+    {"DELETE", "/vectors/indexes/{name}", LH_BODY_NONE, lh_h_vector_index_delete, NULL, ADMIN},
+    {"POST", "/vectors/refresh/{dataset}", LH_BODY_JSON, lh_h_vectors_refresh, NULL, ADMIN},
+    {"GET", "/vectors/stale", LH_BODY_NONE, lh_h_vectors_stale, NULL, ADMIN | ANALYST},
+    /* vector search and model-profile activation (issue 14; vector_search_routes.c):
+     * the module decides which indexes a caller may search */
+    {"POST", "/vectors/search/{index}", LH_BODY_JSON, lh_h_vector_search, NULL,
+     ADMIN | ANALYST | AGENT},
+    {"POST", "/vectors/profile/{id}/search", LH_BODY_JSON, lh_h_vector_profile_search, NULL,
+     ADMIN | ANALYST | AGENT},
+    {"POST", "/vectors/profile/{id}/activate", LH_BODY_NONE, lh_h_vector_profile_activate, NULL,
+     ADMIN},
+    {"POST", "/vectors/profile/{id}/deactivate", LH_BODY_NONE, lh_h_vector_profile_deactivate, NULL,
+     ADMIN},
+    {"GET", "/vectors/profile/active", LH_BODY_NONE, lh_h_vector_profile_active, NULL,
+     ADMIN | ANALYST},
     /* agents over MCP (issue 15; docs/AGENTS.md): agent and analyst keys only; GET answers
      * 405 (no SSE stream), as the Streamable HTTP transport allows */
     {"POST", "/mcp", LH_BODY_JSON, lh_h_mcp_post, NULL, ANALYST | AGENT},

@@ -1039,8 +1039,17 @@ int lh_serve(lh_config *cfg)
         lh_log(LH_LOG_INFO, "biometric.disabled", "{s:s}", "reason",
                "LH_BIOMETRIC_STORAGE_ROOT is not set; the biometric endpoints answer 503");
     lh_legal_attach_log(app.legal, app.merkle, app.signer);
-    /* issue 15: agents over MCP (src/agents/); vectors: the search tool, when present */
-    lh_mcp_config mcp_cfg = {.cfg = cfg, .cat = app.cat, .eng = app.eng, .audit = app.audit};
+    /* issue 14: vector indexes (definitions loaded, files swept, the event tap set) */
+    lh_vectors_config vc = {
+        .cfg = cfg, .st = app.st, .cat = app.cat, .eng = app.eng, .jobs = app.jobs};
+    if (!(app.vectors = lh_vectors_open(&vc, &err))) {
+        lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s,s:s}", "error", lh_error_kind(&err),
+               "message", err.message);
+        goto out;
+    }
+    /* issue 15: agents over MCP (src/agents/); after the vectors its search tool uses */
+    lh_mcp_config mcp_cfg = {
+        .cfg = cfg, .cat = app.cat, .eng = app.eng, .audit = app.audit, .vectors = app.vectors};
     if (!(app.mcp = lh_mcp_open(&mcp_cfg, &err))) {
         lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s}", "message", err.message);
         goto out;
@@ -1108,11 +1117,13 @@ out:
         if (n > 0)
             lh_log(LH_LOG_INFO, "server.syncs_cancelled", "{s:i}", "syncs", n);
     }
+    lh_vectors_stop(app.vectors); /* issue 14: no refresh is submitted past this point */
     lh_jobs_close(app.jobs);
     lh_jobs_close(app.queries);
     if (d)
         MHD_stop_daemon(d);
-    lh_mcp_close(app.mcp); /* issue 15 */
+    lh_mcp_close(app.mcp);         /* issue 15: before the vectors it borrows */
+    lh_vectors_close(app.vectors); /* issue 14: after its jobs, before the engine */
     lh_biometric_close(app.biometric);
     lh_legal_close(app.legal);
     lh_merkle_close(app.merkle); /* before the audit it is attached to */

@@ -276,6 +276,17 @@ int lh_sql_firewall(lh_engine *eng, const char *sql, const lh_sql_policy *policy
  * the fuzzer. */
 int lh_sql_firewall_tree(const char *serialized, const lh_sql_policy *policy, lh_error *err);
 
+/* Vector search filters (issue 14; safe_views.c): `filter` is one SQL boolean expression
+ * over the columns of `dataset`, checked like an AI-safe view's row filter: the statement
+ * SELECT * FROM "<dataset>" WHERE (\n<filter>\n) must parse to exactly that shape (the
+ * filter cannot close the parenthesis and add a clause) and pass the firewall with a
+ * policy that allows `dataset` alone, so it names no other relation, no table function,
+ * no subquery over anything else and only allowed functions (caller_attribute included:
+ * refused). At most LH_SQL_FILTER_MAX bytes. 0, or LH_EINVAL kind "bad_filter" saying
+ * why. The caller then runs its statement with the caller's own policy. */
+#define LH_SQL_FILTER_MAX 4096
+int lh_sql_check_filter(lh_engine *eng, const char *dataset, const char *filter, lh_error *err);
+
 /* ---------------------------------------------------------------- erasure (erasure.c) */
 
 /* For each of the n keys (canonical text, lh_tombstone_key_text) of `column` (of DuckDB

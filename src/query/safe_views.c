@@ -157,14 +157,17 @@ static bool plain_filter_shape(const json_t *doc, const char *base)
            null_field(n, "having") && null_field(n, "sample") && null_field(n, "qualify");
 }
 
-int lh_safe_view_filter_check(lh_engine *eng, const json_t *def, lh_error *err)
+/* The check of one filter over base: the statement SELECT * FROM "<base>" WHERE (\n<filter>\n)
+ * must pass the firewall with a policy that allows base alone (and caller_attribute when
+ * allowed) and have the plain shape. Refusals are LH_EINVAL kind `kind`, their messages
+ * starting with `what` ("row_filter", "filter"). */
+static int filter_check(lh_engine *eng, const char *base, const char *filter,
+                        bool allow_caller_attribute, const char *kind, const char *what,
+                        lh_error *err)
 {
-    const char *filter = lh_json_str(def, "row_filter");
-    const char *base = lh_json_str(def, "base_dataset");
-    if (!filter)
-        return 0;
     int rc = 0;
-    char *stmt = lh_safe_view_filter_statement(def);
+    char *rel = lh_sql_ident(base);
+    char *stmt = lh_xasprintf("SELECT * FROM %s WHERE (\n%s\n)", rel, filter);
     char *lit = lh_sql_literal(stmt);
     char *probe = lh_xasprintf("SELECT json_serialize_sql(%s)", lit);
     json_t *res = lh_engine_query_json(eng, probe, err);
@@ -178,29 +181,52 @@ int lh_safe_view_filter_check(lh_engine *eng, const json_t *def, lh_error *err)
     lh_sql_policy policy = {.allow_raw = false,
                             .may_read = base_only,
                             .ctx = (void *)base,
-                            .allowed_hint = "a row filter reads its base dataset only",
-                            .allow_caller_attribute = true};
+                            .allowed_hint = "a filter reads its base dataset only",
+                            .allow_caller_attribute = allow_caller_attribute};
     lh_error why;
     if (!text || lh_sql_firewall_tree(text, &policy, &why) != 0) {
-        rc = lh_error_setk(err, LH_EINVAL, "bad_row_filter",
-                           "row_filter refused: %s (it must be one SQL boolean expression over "
+        rc = lh_error_setk(err, LH_EINVAL, kind,
+                           "%s refused: %s (it must be one SQL boolean expression over "
                            "the columns of '%s')",
-                           text ? why.message : "the parser returned nothing", base);
+                           what, text ? why.message : "the parser returned nothing", base);
         goto out;
     }
     doc = json_loads(text, JSON_DECODE_INT_AS_REAL, NULL);
     if (!plain_filter_shape(doc, base))
-        rc = lh_error_setk(err, LH_EINVAL, "bad_row_filter",
-                           "row_filter refused: it must be one boolean expression, with no "
+        rc = lh_error_setk(err, LH_EINVAL, kind,
+                           "%s refused: it must be one boolean expression, with no "
                            "clause of its own (no closing parenthesis followed by UNION, "
-                           "GROUP BY, LIMIT, ...)");
+                           "GROUP BY, LIMIT, ...)",
+                           what);
 out:
     json_decref(doc);
     json_decref(res);
     free(probe);
     free(lit);
     free(stmt);
+    free(rel);
     return rc;
+}
+
+int lh_safe_view_filter_check(lh_engine *eng, const json_t *def, lh_error *err)
+{
+    const char *filter = lh_json_str(def, "row_filter");
+    if (!filter)
+        return 0;
+    return filter_check(eng, lh_json_str(def, "base_dataset"), filter, true, "bad_row_filter",
+                        "row_filter", err);
+}
+
+int lh_sql_check_filter(lh_engine *eng, const char *dataset, const char *filter, lh_error *err)
+{
+    if (!filter || !*filter)
+        return lh_error_setk(err, LH_EINVAL, "bad_filter",
+                             "filter must be a non-empty SQL boolean expression");
+    if (strlen(filter) > LH_SQL_FILTER_MAX)
+        return lh_error_setk(err, LH_EINVAL, "bad_filter",
+                             "filter is %zu bytes; the limit is %d bytes", strlen(filter),
+                             LH_SQL_FILTER_MAX);
+    return filter_check(eng, dataset, filter, false, "bad_filter", "filter", err);
 }
 
 /* ---------------------------------------------------------------- DDL */

@@ -1,6 +1,6 @@
 /*
  * common.c: the small things every file of src/sources/ shares: source kinds, the
- * reader's column arrays, secret strings.
+ * reader's column arrays (secret strings are wiped by core's lh_secret_free).
  */
 #include "sources_internal.h"
 
@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include <sys/socket.h>
-
-#include <sodium.h>
 
 const char *lh_source_kind_name(lh_source_kind kind)
 {
@@ -47,14 +45,6 @@ void lh_db_reader_free_columns(lh_db_reader *r)
     r->types = NULL;
     r->source_types = NULL;
     r->ncols = 0;
-}
-
-void lh_secret_free(char *secret)
-{
-    if (!secret)
-        return;
-    sodium_memzero(secret, strlen(secret));
-    free(secret);
 }
 
 /* ---------------------------------------------------------------- SQL text */

@@ -96,8 +96,7 @@ json_t *lh_sources_get(lh_sources *s, const char *name, lh_error *err);
 /* The secret DSN of a named source and its kind, or NULL + LH_ENOTFOUND. Caller frees
  * with lh_secret_free. */
 char *lh_sources_dsn(lh_sources *s, const char *name, lh_source_kind *kind, lh_error *err);
-/* Wipes and frees a secret string. Accepts NULL. */
-void lh_secret_free(char *secret);
+/* lh_secret_free (core.h) wipes and frees it. */
 
 /* ---------------------------------------------------------------- syncs (sync.c) */
 

@@ -2,11 +2,12 @@
  * ann: the C face of the FAISS shim (ann.cpp, the only C++ file in the tree). Internal to
  * src/vector/ (and its unit tests and bench/vectors).
  *
- * Vectors are L2-normalised by the caller, so inner product = cosine similarity; every
- * index is an IndexIDMap2 over FAISS's HNSW, IVF-PQ or Flat with METRIC_INNER_PRODUCT, and
- * labels are the caller's int64 ids. No C++ exception crosses this header: each is caught
- * and turned into an lh_error (LH_EINTERNAL kind "ann_error" with FAISS's message, or
- * LH_EINVAL for bad parameters).
+ * Vectors are L2-normalised by the caller, so inner product = cosine similarity; flat and
+ * HNSW are an IndexIDMap2 over FAISS's IndexFlatIP / IndexHNSWFlat, IVF-PQ an IndexIVFPQ
+ * that stores the ids itself (IndexIDMap2 over IVF breaks on remove), all with
+ * METRIC_INNER_PRODUCT; labels are the caller's int64 ids, unique per structure. No C++ exception
+ * crosses this header: each is caught and turned into an lh_error (LH_EINTERNAL kind "ann_error"
+ * with FAISS's message, or LH_EINVAL for bad parameters).
  */
 #ifndef LH_VECTOR_ANN_H
 #define LH_VECTOR_ANN_H
@@ -70,14 +71,25 @@ typedef struct lh_ann_search_params {
 int lh_ann_search(const lh_ann *a, const float *queries, size_t nq, size_t k,
                   const lh_ann_search_params *sp, float *scores, int64_t *ids, lh_error *err);
 
+/* Changes the structure's own efSearch (HNSW) / nprobe (IVF-PQ), the values a search
+ * without per-call parameters uses and that are written to its file; 0 leaves one as it
+ * is; ignored for the kinds without it. Not while searches run (the bench's curve, a
+ * trial). LH_EINVAL when out of range. */
+int lh_ann_set_search_defaults(lh_ann *a, int ef_search, int nprobe, lh_error *err);
 size_t lh_ann_count(const lh_ann *a);
+/* The parameters in effect (IVF-PQ's nlist and nbits after the training clamps of
+ * docs/VECTORS.md §ANN; a read structure's from its file). */
+void lh_ann_get_params(const lh_ann *a, lh_ann_params *p);
 int lh_ann_dim(const lh_ann *a);
 lh_ann_kind lh_ann_get_kind(const lh_ann *a);
-/* Bytes the structure holds (its serialised size: codes, graph, id map). */
+/* Bytes the structure holds: its file's size (codes, graph, id map, footer). */
 size_t lh_ann_memory(const lh_ann *a);
 
 /* Serialises into f (the caller opened it, fsyncs and renames it: crash safety stays in
- * C). Loads from f; the kind and dimension come from the file. */
+ * C): FAISS's format followed by a 32-byte footer (magic, length, BLAKE2b). Loads from f,
+ * a seekable file holding only the structure: the footer is checked before FAISS reads
+ * (a truncated or corrupt file is LH_EIO kind "ann_error"); the kind and dimension come
+ * from the file. */
 int lh_ann_write(const lh_ann *a, FILE *f, lh_error *err);
 lh_ann *lh_ann_read(FILE *f, lh_error *err);
 void lh_ann_free(lh_ann *a);

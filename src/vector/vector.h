@@ -46,8 +46,13 @@ typedef struct lh_vectors_config {
  * tap that marks indexes stale on ingest and purges erased documents after compaction.
  * A definition that cannot be read is logged and skipped (never deleted). Nothing is
  * loaded into memory until a search or activation needs it. Caller frees with
- * lh_vectors_close (before the catalog, engine and job pool it borrows). */
+ * lh_vectors_stop, then (after the job pool is closed) lh_vectors_close. */
 lh_vectors *lh_vectors_open(const lh_vectors_config *vc, lh_error *err);
+/* Ends the event tap and the background thread that submits refresh and purge jobs, so
+ * nothing is submitted to the job pool afterwards. A server calls it before closing the
+ * job pool (whose close lets the module's running jobs finish), then lh_vectors_close
+ * (before the catalog and engine). Idempotent; lh_vectors_close calls it too. */
+void lh_vectors_stop(lh_vectors *v);
 void lh_vectors_close(lh_vectors *v);
 
 /* ---------------------------------------------------------------- indexes */
@@ -104,6 +109,8 @@ typedef struct lh_vector_query {
     size_t k;            /* hits wanted, 1..LH_VECTOR_MAX_K */
     const char *filter;  /* SQL boolean expression over the dataset's columns, or NULL */
     bool exact;          /* force the exact DuckDB scan (ground truth) */
+    bool chunks;         /* chunk-level hits; false (default): the best chunk per document,
+                            so k hits are k distinct documents */
 } lh_vector_query;
 #define LH_VECTOR_MAX_K 1000
 
@@ -115,8 +122,10 @@ typedef struct lh_vector_caller {
     void *sink_ctx;
 } lh_vector_caller;
 
-/* Searches an index: {index, k, exact, ann: bool, hits: [{doc_id, chunk, score, text}],
- * ms}. The filter applies before ranking (k hits that match it, when k exist);
+/* Searches an index: {index, k, exact, ann: bool, chunks: bool, hits: [{doc_id, chunk,
+ * score, text}], ms}; exact: the ranking was DuckDB's exact scan (asked for, or no ANN
+ * structure warm), ann: the warm FAISS structure ranked. caller->policy may be NULL (the
+ * policy of caller->who is then made here). The filter applies before ranking (k hits that match it, when k exist);
  * tombstoned or no longer present documents never come back. Agents may search only
  * indexes over their profile's bindings (LH_EFORBIDDEN naming the allowed indexes).
  * Before *out is returned the sink has been called with the hits' subject keys (datasets

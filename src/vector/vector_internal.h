@@ -84,6 +84,23 @@ int lh_embedder_load(lh_embedder *e, bool load, lh_error *err);
  * out[dim]. */
 void lh_hash_embed(const char *text, size_t len, int dim, float *out);
 
+/* embed_http.c's face for embed.c: one `ollama` or `openai` server (its base URL, key,
+ * timeouts, batch size and retries from cfg). Immutable once open; thread-safe. */
+#define LH_EMBED_DIM_MAX 16384
+typedef struct lh_embed_http lh_embed_http;
+/* kind "ollama" | "openai"; model required. No network traffic. Caller frees with
+ * lh_embed_http_free (which wipes the key). */
+lh_embed_http *lh_embed_http_open(const lh_config *cfg, const char *kind, const char *model,
+                                  lh_error *err);
+void lh_embed_http_free(lh_embed_http *h);
+/* Embeds "dimension probe" once; *dim gets the length of the vector returned. */
+int lh_embed_http_probe_dim(lh_embed_http *h, int *dim, lh_error *err);
+/* As lh_embedder_embed, every row checked to have exactly dim values. */
+int lh_embed_http_embed(lh_embed_http *h, const char *const *texts, size_t n, int dim, float *out,
+                        lh_job *job, lh_error *err);
+/* As lh_embedder_load (0 and nothing sent for openai). */
+int lh_embed_http_load(lh_embed_http *h, bool load, lh_error *err);
+
 /* ---------------------------------------------------------------- storage layout
  *
  * Definition: `_catalog/vectors/<index>.json` in the primary bucket (atomic writes):
@@ -171,6 +188,33 @@ int lh_vindex_set_ann(lh_vectors *v, const char *name, lh_ann_kind kind, const l
 /* The module's borrowed handles. */
 const lh_vectors_config *lh_vectors_handles(lh_vectors *v);
 
+/* ---------------------------------------------------------------- search (search.c)
+ * Hit assembly, pure, exposed for unit tests. */
+typedef struct lh_vhit {
+    char *doc_id; /* owned */
+    int32_t chunk;
+    char *text; /* owned */
+    float score;
+    int64_t label;
+} lh_vhit;
+
+/* Compacts hits[0..n) (in rank order, best first) in place into the final hits: drops
+ * those whose doc_id is not in live (sorted by strcmp, n_live of them; live NULL: all are
+ * live), keeps only the first hit of each document unless chunks, stops at k. Frees what
+ * it drops. Returns the count kept. */
+size_t lh_vhits_assemble(lh_vhit *hits, size_t n, const char *const *live, size_t n_live,
+                         bool chunks, size_t k);
+void lh_vhits_free(lh_vhit *hits, size_t n);
+
+/* ---------------------------------------------------------------- profiles (activate.c) */
+
+/* The active profile's state (activate.c owns its content). The registry keeps one slot
+ * per lh_vectors, NULL until the first activation, and frees it at close with
+ * lh_vactive_free. */
+typedef struct lh_vactive lh_vactive;
+lh_vactive **lh_vectors_active_slot(lh_vectors *v);
+void lh_vactive_free(lh_vactive *a);
+
 /* ---------------------------------------------------------------- tuning (tune.c, pure) */
 
 typedef struct lh_tune_matrix {
@@ -197,5 +241,19 @@ const json_t *lh_tune_champion(const json_t *trials, double recall_target);
  * when the neighbourhood is exhausted. */
 int lh_tune_propose(const json_t *trials, lh_ann_kind kind, int dim, size_t n, lh_ann_params *out,
                     lh_error *err);
+
+/* ---------------------------------------------------------------- the tuning agent (autotune.c) */
+
+/* The opt-in background agent (LH_VECTOR_TUNE_AGENT=1): one trial at a time on the job
+ * pool (kind "vector_tune"), at most max_per_hour trial starts in any hour and cooldown_s
+ * after the previous trial ended; indexes in name order. Started by lh_vectors_open;
+ * stopped by lh_vectors_stop before the job pool closes (a queued or running trial is
+ * cancelled and waited for). Caller stops with lh_vtune_agent_stop (accepts NULL). */
+typedef struct lh_vtune_agent lh_vtune_agent;
+lh_vtune_agent *lh_vtune_agent_start(lh_vectors *v, int max_per_hour, int cooldown_s,
+                                     lh_error *err);
+void lh_vtune_agent_stop(lh_vtune_agent *a);
+/* Trials the agent has finished (tests). */
+long lh_vtune_agent_trials(lh_vtune_agent *a);
 
 #endif

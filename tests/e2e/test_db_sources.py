@@ -936,6 +936,43 @@ class IncrementalTests(DbBase, Base):
         self.assertIsNone(doc["watermark"])
         self.assertEqual(self.lake("SELECT count(*) FROM plain_append")["rows"], [[20]])
 
+    def test_sync_marks_vector_index_stale(self):
+        """Issue 14: a sync commits through the same catalog path as a file ingest, so an
+        incremental append marks the dataset's vector indexes stale, and a refresh embeds
+        only the new and the changed (upserted) rows."""
+        self.pg.sql("CREATE TABLE vec_emp (employee_id integer PRIMARY KEY, bio text, "
+                    "updated_at timestamp(6) NOT NULL);"
+                    "INSERT INTO vec_emp SELECT i, 'nurse number ' || i || ' in Denver', "
+                    "TIMESTAMP '2024-01-01' + i * INTERVAL '1 second' "
+                    "FROM generate_series(1, 40) i;")
+        body = {"dsn": self.pg.dsn, "table": "vec_emp", "dataset": "vec_sync",
+                "incremental": {"column": "updated_at", "key": "employee_id"}}
+        self.sync_ok("postgres", dict(body, mode="create"))
+        status, doc = self.server.json("POST", "/vectors/indexes", {
+            "name": "vec_sync_idx", "dataset": "vec_sync", "id_column": "employee_id",
+            "text_column": "bio", "kind": "flat"})
+        self.assertEqual(status, 201, doc)
+        self.assertEqual(doc["index"]["docs"], 40)
+        self.pg.sql("UPDATE vec_emp SET bio = 'welder ' || employee_id, updated_at = "
+                    "TIMESTAMP '2024-02-01' WHERE employee_id IN (4, 5);"
+                    "INSERT INTO vec_emp SELECT i, 'pilot ' || i, TIMESTAMP '2024-02-02' "
+                    "FROM generate_series(41, 43) i;")
+        doc = self.sync_ok("postgres", dict(body, mode="append"))
+        self.assertEqual((doc["rows"], doc["rows_superseded"]), (5, 2), doc)
+        for _ in range(200):
+            status, stale = self.server.json("GET", "/vectors/stale")
+            if stale["stale"]:
+                break
+            time.sleep(0.05)
+        self.assertEqual([e["index"] for e in stale["stale"]], ["vec_sync_idx"], stale)
+        status, doc = self.server.json("POST", "/vectors/refresh/vec_sync", {})
+        self.assertEqual(status, 200, doc)
+        r = doc["indexes"][0]
+        self.assertEqual((r["docs_embedded"], r["docs_changed"], r["docs_removed"]), (5, 2, 0), r)
+        status, doc = self.server.json("GET", "/vectors/indexes/vec_sync_idx")
+        self.assertEqual((doc["index"]["docs"], doc["index"]["embedding_stale_since"]),
+                         (43, None), doc)
+
     def test_append_to_missing_dataset_is_404(self):
         status, doc = self.sync("postgres", {"dsn": self.pg.dsn, "table": "emp",
                                              "dataset": "never_made", "mode": "append"})

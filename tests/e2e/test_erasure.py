@@ -321,6 +321,71 @@ class ErasureProof(unittest.TestCase):
         for p in survivors[::37]:
             self.assertIn(p["email"].encode(), text)
 
+    def test_erased_people_leave_no_vector_byte(self):
+        """Issue 14 item 6: a vector index over the erased people's text column. After the
+        compaction its purge removes their chunks and embeddings: the scan covers the
+        index's Parquet parts and ANN file too and finds nothing, and the chunk count
+        dropped."""
+        base_csv = os.path.join(self.tmp, "base.csv")
+        people = make_subjects(base_csv, n=200)
+        bio_csv = os.path.join(self.tmp, "bio.csv")
+        with open(bio_csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["person_id", "city", "bio"])
+            w.writeheader()
+            for p in people:
+                w.writerow({"person_id": p["person_id"], "city": p["city"],
+                            "bio": f"{p['name']} lives in {p['city']}; write to {p['email']} "
+                                   f"or call {p['phone']}. SSN {p['ssn']}."})
+        victims = [people[3], people[77], people[150]]
+        s = Server(self.data).start()
+        try:
+            self.assertEqual(s.ingest("people", bio_csv)[0], 201)
+            status, doc = s.json("POST", "/vectors/indexes", {
+                "name": "bios", "dataset": "people", "id_column": "person_id",
+                "text_column": "bio", "kind": "flat", "chunk_size": 400, "overlap": 8})
+            self.assertEqual(status, 201, doc)
+            chunks_before = doc["index"]["chunks"]
+            self.assertEqual(doc["index"]["docs"], 200)
+            vdir = os.path.join(self.data, "datasets", "people", "_vectors", "bios")
+            # The scanner finds a victim's values in the index's own files before the erasure.
+            before = scan(vdir, [victims[0]["email"], victims[1]["ssn"]], self.scratch)
+            self.assertEqual(len(before), 2, before)
+            status, doc = s.json("POST", TOMB, {
+                "row_key_column": "person_id",
+                "row_key_values": [v["person_id"] for v in victims],
+                "actor": "dpo@example", "reason": "erasure request"})
+            self.assertEqual((status, doc["rows_tombstoned"]), (200, 3), doc)
+            status, doc = s.json("POST", "/query/compact", {"dataset": "people"})
+            self.assertEqual(status, 200, doc)
+            # The purge runs as a job after the compaction's event.
+            for _ in range(600):
+                status, doc = s.json("GET", "/vectors/indexes/bios")
+                if doc["index"]["docs"] == 197:
+                    break
+                time.sleep(0.05)
+            ix = doc["index"]
+            self.assertEqual(ix["docs"], 197, ix)
+            self.assertLess(ix["chunks"], chunks_before, ix)
+            # A purge never embeds, and leaves the index fresh.
+            self.assertIsNone(ix["embedding_stale_since"], ix)
+            status, doc = s.json("GET", "/catalog/events?since=0&limit=1000")
+            self.assertIn("dataset.compacted", [e["action"] for e in doc["events"]])
+            # The retirer and the purge delete the old files once nothing reads them.
+            for _ in range(200):
+                found = scan(self.data, [victims[0]["email"]], self.scratch)
+                if not found:
+                    break
+                time.sleep(0.05)
+        finally:
+            s.stop()
+        values = [v[c] for v in victims for c in ("email", "phone", "ssn", "name")]
+        found = scan(self.data, values, self.scratch)
+        self.assertEqual(found, {}, "erased values remain")
+        survivors = [p for p in people if p not in victims]
+        found = scan(os.path.join(self.data, "datasets", "people", "_vectors"),
+                     [p["email"] for p in survivors[::40]], self.scratch)
+        self.assertEqual(len(found), len(survivors[::40]), "the index lost survivors")
+
 
 class TombstoneFaults(unittest.TestCase):
     """An add whose durable write fails is not made (rows still visible, also after a

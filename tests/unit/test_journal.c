@@ -223,6 +223,42 @@ static void test_pending_written_at_close(void **state)
 }
 
 /* The catalog's own mutations record their events, with the actor and no file contents. */
+/* The event tap (issue 14): hears each event once it is durable, in seq order; a pending
+ * event (its append failed) is heard when a later append writes it; a cleared tap hears
+ * nothing more. */
+typedef struct {
+    json_t *heard; /* seqs */
+} tap_log;
+
+static void tap_fn(void *ctx, const json_t *event)
+{
+    tap_log *t = ctx;
+    json_array_append_new(t->heard, json_integer(lh_json_int(event, "seq", -1)));
+}
+
+static void test_event_tap(void **state)
+{
+    (void)state;
+    lh_test_cat *e = lh_test_cat_new("journal_tap");
+    tap_log t = {json_array()};
+    lh_error err;
+    lh_catalog_set_event_tap(e->cat, tap_fn, &t);
+    assert_int_equal(lh_catalog_record(e->cat, "a", "x.one", "t", NULL, &err), 0);
+    lh_fault_arm(LH_FAULT_FSYNC, 1, 1, EIO);
+    assert_int_not_equal(lh_catalog_record(e->cat, "a", "x.two", "t", NULL, &err), 0);
+    lh_fault_reset();
+    assert_int_equal(json_array_size(t.heard), 1); /* not durable: not heard */
+    assert_int_equal(lh_catalog_record(e->cat, "a", "x.three", "t", NULL, &err), 0);
+    assert_int_equal(json_array_size(t.heard), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(json_integer_value(json_array_get(t.heard, i)), (json_int_t)i + 1);
+    lh_catalog_set_event_tap(e->cat, NULL, NULL);
+    assert_int_equal(lh_catalog_record(e->cat, "a", "x.four", "t", NULL, &err), 0);
+    assert_int_equal(json_array_size(t.heard), 3);
+    json_decref(t.heard);
+    lh_test_cat_free(e);
+}
+
 static void test_catalog_mutations_recorded(void **state)
 {
     (void)state;
@@ -312,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_fault_at_each_step),
         cmocka_unit_test(test_pending_written_at_close),
         cmocka_unit_test(test_catalog_mutations_recorded),
+        cmocka_unit_test(test_event_tap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

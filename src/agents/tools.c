@@ -630,9 +630,10 @@ int mcp_tool_begin(lh_mcp *m, const lh_principal *who, const json_t *params, jso
     const char *name = lh_json_str(params, "name");
     const json_t *args = json_object_get(params, "arguments");
     const json_t *meta = json_object_get(params, "_meta");
-    if (!name)
-        return lh_error_set(err, MCP_INVALID_PARAMS, "tools/call needs params.name: a tool name"),
-               MCP_INVALID_PARAMS;
+    if (!name) {
+        lh_error_set(err, MCP_INVALID_PARAMS, "tools/call needs params.name: a tool name");
+        return MCP_INVALID_PARAMS;
+    }
     const tool_def *t = NULL;
     for (size_t i = 0; i < N_TOOLS && !t; i++)
         if (strcmp(tools[i].name, name) == 0 && (tools[i].id != T_SEARCH || m->mc.vectors))

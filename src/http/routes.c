@@ -102,5 +102,8 @@ const lh_route lh_routes[] = {
      ADMIN},
     {"GET", "/vectors/profile/active", LH_BODY_NONE, lh_h_vector_profile_active, NULL,
      ADMIN | ANALYST},
+    /* issue 14: tuning (vector_tune_routes.c; docs/VECTORS.md "Tuning") */
+    {"POST", "/vectors/autotune/{index}", LH_BODY_JSON, lh_h_vector_autotune, NULL, ADMIN},
+    {"GET", "/vectors/trials/{index}", LH_BODY_NONE, lh_h_vector_trials, NULL, ADMIN | ANALYST},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

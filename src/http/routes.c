@@ -102,6 +102,9 @@ const lh_route lh_routes[] = {
      ADMIN},
     {"GET", "/vectors/profile/active", LH_BODY_NONE, lh_h_vector_profile_active, NULL,
      ADMIN | ANALYST},
+    /* issue 14: tuning (vector_tune_routes.c; docs/VECTORS.md "Tuning") */
+    {"POST", "/vectors/autotune/{index}", LH_BODY_JSON, lh_h_vector_autotune, NULL, ADMIN},
+    {"GET", "/vectors/trials/{index}", LH_BODY_NONE, lh_h_vector_trials, NULL, ADMIN | ANALYST},
     /* agents over MCP (issue 15; docs/AGENTS.md): agent and analyst keys only; GET answers
      * 405 (no SSE stream), as the Streamable HTTP transport allows */
     {"POST", "/mcp", LH_BODY_JSON, lh_h_mcp_post, NULL, ANALYST | AGENT},

@@ -8,6 +8,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 "$ROOT/scripts/setup.sh" || exit 1
 "$ROOT/scripts/build.sh" san || exit 1
+# issue 15: the official MCP TypeScript SDK for tests/e2e/test_mcp.py, pinned by
+# tests/mcp/package-lock.json; installed once (npm ci only when the lock changed).
+if [ ! -f tests/mcp/node_modules/.lakehouse-lock ] ||
+    ! cmp -s tests/mcp/package-lock.json tests/mcp/node_modules/.lakehouse-lock; then
+    (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error &&
+        cp package-lock.json node_modules/.lakehouse-lock) || exit 1
+fi
 
 # Sanitizers: any report fails the run (halt_on_error), leaks included.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=0}

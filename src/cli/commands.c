@@ -8,6 +8,7 @@
  * byte-for-byte otherwise; query results asked as CSV or NDJSON stream to stdout as they
  * arrive. Errors go to stderr as "error: <code>: <message>".
  */
+#include "agents/agents.h"
 #include "cli/cli.h"
 #include "compliance/compliance.h"
 #include "http/http.h"
@@ -1887,6 +1888,45 @@ static int cmd_vectors(cli_ctx *ctx)
     return rc;
 }
 
+/* ---------------------------------------------------------------- mcp-config (issue 15) */
+
+static const lh_cli_flag_spec mcp_config_flags[] = {{"--url", true}, {NULL, false}};
+
+/* Prints the JSON MCP hosts take (docs/AGENTS.md "Connecting an agent"). The key comes
+ * from --key, else LH_API_KEY, else LH_KEY; never from the admin key file (admin keys
+ * cannot use /mcp). Nothing is sent to the server. */
+static int cmd_mcp_config(cli_ctx *ctx)
+{
+    const char *key = ctx->args->key;
+    if (!key || !*key)
+        key = getenv("LH_API_KEY");
+    if (!key || !*key)
+        key = getenv("LH_KEY");
+    if (!key || !*key) {
+        fprintf(stderr,
+                "error: no API key: pass --key KEY or set LH_API_KEY (an agent or "
+                "analyst key)\nusage: lakehouse %s\n",
+                find_command("mcp-config")->usage);
+        return LH_CLI_EXIT_USAGE;
+    }
+    const char *flag = lh_cli_flag(ctx->args, "--url");
+    char *base = lh_client_resolve_server(flag ? flag : ctx->args->server);
+    size_t n = strlen(base);
+    while (n && base[n - 1] == '/')
+        base[--n] = '\0';
+    /* --url may name the endpoint itself or the server */
+    bool has_path = n >= 4 && strcmp(base + n - 4, "/mcp") == 0;
+    char *url = lh_xasprintf("%s%s", base, has_path ? "" : "/mcp");
+    json_t *doc = lh_mcp_host_config(url, key);
+    char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    printf("%s\n", text);
+    free(text);
+    json_decref(doc);
+    free(url);
+    free(base);
+    return LH_CLI_EXIT_OK;
+}
+
 /* ---------------------------------------------------------------- help */
 
 static int cmd_help(cli_ctx *ctx);
@@ -1969,6 +2009,11 @@ static const command commands[] = {
      "[--filter SQL] [--exact] [--chunks] [--profile ID] [--purpose P] [--trace-id T]",
      "manage vector indexes over a dataset's text column (create, delete, refresh: admin) "
      "and search them"},
+    /* issue 15: agents over MCP */
+    {"mcp-config", cmd_mcp_config, mcp_config_flags, 0, 0, false,
+     "mcp-config [--key KEY] [--url URL]",
+     "print the JSON an MCP host (Claude Code, Cursor, VS Code, ...) takes to connect an "
+     "agent to this server's /mcp (key: --key, else LH_API_KEY)"},
     {"help", cmd_help, no_flags, 0, 1, false, "help [COMMAND]", "show this help"},
 };
 

@@ -114,6 +114,19 @@ int lh_config_load(lh_config *cfg, lh_error *err)
                       err)) ||
         (rc = env_int("LH_VECTOR_TUNE_COOLDOWN_S", 0, 86400, &cfg->vector_tune_cooldown_s, err)))
         return rc;
+    /* issue 15: agents over MCP */
+    cfg->mcp_calls_per_minute = 120;
+    cfg->mcp_session_idle_s = 1800;
+    cfg->mcp_max_sessions = 1024;
+    cfg->mcp_max_rows = 500;
+    if ((rc = env_int("LH_MCP_CALLS_PER_MINUTE", 1, 1000000, &cfg->mcp_calls_per_minute, err)) ||
+        (rc = env_int("LH_MCP_SESSION_IDLE_S", 1, 86400 * 30, &cfg->mcp_session_idle_s, err)) ||
+        (rc = env_int("LH_MCP_MAX_SESSIONS", 1, 1000000, &cfg->mcp_max_sessions, err)) ||
+        (rc = env_int64("LH_MCP_MAX_ROWS", 1, 1LL << 40, &cfg->mcp_max_rows, err)))
+        return rc;
+    const char *origins = getenv("LH_MCP_ALLOWED_ORIGINS");
+    if (origins && *origins)
+        cfg->mcp_allowed_origins = lh_xstrdup(origins);
     const char *key = getenv("LH_ADMIN_KEY");
     if (key && *key)
         cfg->admin_key = lh_xstrdup(key);
@@ -165,6 +178,7 @@ void lh_config_free(lh_config *cfg)
     free(cfg->embed_openai_url);
     free(cfg->embed_openai_key_file);
     free(cfg->embed_keep_alive);
+    free(cfg->mcp_allowed_origins); /* issue 15 */
     if (cfg->admin_key) {
         memset(cfg->admin_key, 0, strlen(cfg->admin_key));
         free(cfg->admin_key);

@@ -420,6 +420,13 @@ typedef struct lh_config {
     int embed_connect_timeout_ms; /* LH_EMBED_CONNECT_TIMEOUT_MS, default 5000 */
     int embed_batch;              /* LH_EMBED_BATCH, default 64 texts per request */
     int embed_retries;            /* LH_EMBED_RETRIES, default 3 (429, 5xx, connection errors) */
+    /* issue 15: agents over MCP (src/agents/, docs/AGENTS.md) */
+    int mcp_calls_per_minute;  /* LH_MCP_CALLS_PER_MINUTE, default 120 (per key) */
+    int mcp_session_idle_s;    /* LH_MCP_SESSION_IDLE_S, default 1800 */
+    int mcp_max_sessions;      /* LH_MCP_MAX_SESSIONS, default 1024 (503 beyond) */
+    int64_t mcp_max_rows;      /* LH_MCP_MAX_ROWS, default 500 (query_sql's cap) */
+    char *mcp_allowed_origins; /* LH_MCP_ALLOWED_ORIGINS: comma-separated Origin values a
+                                  browser-borne request may carry; NULL: none */
 } lh_config;
 
 /* Fills cfg with defaults, then applies LH_* environment variables. Invalid values are

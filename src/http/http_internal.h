@@ -9,6 +9,7 @@
 #ifndef LH_HTTP_INTERNAL_H
 #define LH_HTTP_INTERNAL_H
 
+#include "agents/agents.h"
 #include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "compliance/compliance.h"
@@ -45,6 +46,8 @@ typedef struct lh_app {
     lh_sources *sources;
     /* issue 14: vector indexes (src/vector/) */
     lh_vectors *vectors;
+    /* issue 15: agents over MCP (agents/mcp.c): sessions, rate buckets */
+    lh_mcp *mcp;
 } lh_app;
 
 typedef enum {
@@ -115,6 +118,9 @@ int lh_req_begin_upload(lh_req *r, lh_file_format format, lh_error *err);
 typedef int (*lh_sink_write)(void *ctx, const void *data, size_t len, lh_error *err);
 int lh_req_begin_sink(lh_req *r, lh_sink_write write, void (*discard)(void *ctx), void *ctx,
                       int64_t max_bytes, lh_error *err);
+/* The raw body bytes of an LH_BODY_JSON route (not parsed; may be NULL when empty).
+ * Borrowed: freed with the request. */
+const char *lh_req_body(lh_req *r, size_t *len);
 /* The finished upload (LH_BODY_UPLOAD routes). Borrowed. */
 lh_upload *lh_req_upload(lh_req *r);
 /* Who is calling (key name; "anonymous" on public routes), for lineage and journals.
@@ -131,6 +137,8 @@ void *lh_req_state(lh_req *r);
 
 /* Sends `body` (stolen: the reply decrefs it) as JSON with `status`. */
 void lh_reply_json(lh_req *r, int status, json_t *body);
+/* Sends status with an empty body (202 Accepted of a notification). */
+void lh_reply_empty(lh_req *r, int status);
 /* Sends 204 No Content (a DELETE that has nothing to say). */
 void lh_reply_no_content(lh_req *r);
 /* Sends {"error": kind, "message": message} with the code's status. */
@@ -245,5 +253,8 @@ void lh_h_vector_profile_search(lh_req *r);
 void lh_h_vector_profile_activate(lh_req *r);
 void lh_h_vector_profile_deactivate(lh_req *r);
 void lh_h_vector_profile_active(lh_req *r);
+/* mcp_routes.c (issue 15) */
+void lh_h_mcp_post(lh_req *r);
+void lh_h_mcp_delete(lh_req *r);
 
 #endif

@@ -104,5 +104,9 @@ const lh_route lh_routes[] = {
      ADMIN},
     {"GET", "/vectors/profile/active", LH_BODY_NONE, lh_h_vector_profile_active, NULL,
      ADMIN | ANALYST},
+    /* agents over MCP (issue 15; docs/AGENTS.md): agent and analyst keys only; GET answers
+     * 405 (no SSE stream), as the Streamable HTTP transport allows */
+    {"POST", "/mcp", LH_BODY_JSON, lh_h_mcp_post, NULL, ANALYST | AGENT},
+    {"DELETE", "/mcp", LH_BODY_NONE, lh_h_mcp_delete, NULL, ANALYST | AGENT},
 };
 const size_t lh_routes_count = sizeof(lh_routes) / sizeof(lh_routes[0]);

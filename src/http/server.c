@@ -197,6 +197,14 @@ json_t *lh_req_json(lh_req *r, lh_error *err)
     return r->json;
 }
 
+/* issue 15: /mcp parses its own body (a JSON-RPC parse error is an answer, not a 400 of
+ * ours). */
+const char *lh_req_body(lh_req *r, size_t *len)
+{
+    *len = r->body.len;
+    return r->body.data;
+}
+
 lh_upload *lh_req_upload(lh_req *r)
 {
     return r->upload;
@@ -303,6 +311,12 @@ void lh_reply_no_content(lh_req *r)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
     queue(r, 204, resp, "application/json");
+}
+
+void lh_reply_empty(lh_req *r, int status)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    queue(r, status, resp, "application/json");
 }
 
 json_t *lh_http_error_body(const lh_error *err)
@@ -1033,6 +1047,13 @@ int lh_serve(lh_config *cfg)
                "message", err.message);
         goto out;
     }
+    /* issue 15: agents over MCP (src/agents/); vectors: the search tool, when present */
+    lh_mcp_config mcp_cfg = {
+        .cfg = cfg, .cat = app.cat, .eng = app.eng, .audit = app.audit, .vectors = app.vectors};
+    if (!(app.mcp = lh_mcp_open(&mcp_cfg, &err))) {
+        lh_log(LH_LOG_ERROR, "server.start_failed", "{s:s}", "message", err.message);
+        goto out;
+    }
 
     struct sockaddr_storage ss;
     if (resolve_listen(cfg, &ss, &err) != 0) {
@@ -1101,6 +1122,7 @@ out:
     lh_jobs_close(app.queries);
     if (d)
         MHD_stop_daemon(d);
+    lh_mcp_close(app.mcp);         /* issue 15: before the vectors it borrows */
     lh_vectors_close(app.vectors); /* issue 14: after its jobs, before the engine */
     lh_biometric_close(app.biometric);
     lh_legal_close(app.legal);

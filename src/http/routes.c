@@ -85,8 +85,10 @@ const lh_route lh_routes[] = {
     {"GET", "/audit/pubkey", LH_BODY_NONE, lh_h_audit_pubkey, NULL, PUBLIC},
     /* issue 14: vector indexes (vector_routes.c; docs/API.md "Vectors") */
     {"POST", "/vectors/indexes", LH_BODY_JSON, lh_h_vector_index_create, NULL, ADMIN},
-    {"GET", "/vectors/indexes", LH_BODY_NONE, lh_h_vector_indexes_list, NULL, ADMIN | ANALYST},
-    {"GET", "/vectors/indexes/{name}", LH_BODY_NONE, lh_h_vector_index_get, NULL, ADMIN | ANALYST},
+    {"GET", "/vectors/indexes", LH_BODY_NONE, lh_h_vector_indexes_list, NULL,
+     ADMIN | ANALYST | AGENT},
+    {"GET", "/vectors/indexes/{name}", LH_BODY_NONE, lh_h_vector_index_get, NULL,
+     ADMIN | ANALYST | AGENT},
     {"DELETE", "/vectors/indexes/{name}", LH_BODY_NONE, lh_h_vector_index_delete, NULL, ADMIN},
     {"POST", "/vectors/refresh/{dataset}", LH_BODY_JSON, lh_h_vectors_refresh, NULL, ADMIN},
     {"GET", "/vectors/stale", LH_BODY_NONE, lh_h_vectors_stale, NULL, ADMIN | ANALYST},

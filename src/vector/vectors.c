@@ -325,6 +325,8 @@ lh_vwarm *lh_vreg_load_warm(lh_vectors *v, const json_t *def, lh_error *err)
             rc = err ? err->code : LH_EINTERNAL;
             goto out;
         }
+        w->kind = lh_ann_get_kind(w->ann); /* the file's, with the parameters it holds */
+        lh_ann_get_params(w->ann, &w->params);
     } else if (w->n > 0) { /* the file is missing: build it in memory */
         if (!(w->ann = lh_ann_new(w->kind, dim, &w->params, w->vecs, w->n, ann_threads(v), err)) ||
             lh_ann_add(w->ann, w->vecs, w->labels, w->n, err) != 0) {

@@ -258,6 +258,9 @@ void lh_h_vector_profile_search(lh_req *r);
 void lh_h_vector_profile_activate(lh_req *r);
 void lh_h_vector_profile_deactivate(lh_req *r);
 void lh_h_vector_profile_active(lh_req *r);
+/* vector_tune_routes.c (issue 14): autotune, the trial journal */
+void lh_h_vector_autotune(lh_req *r);
+void lh_h_vector_trials(lh_req *r);
 /* mcp_routes.c (issue 15) */
 void lh_h_mcp_post(lh_req *r);
 void lh_h_mcp_delete(lh_req *r);

@@ -174,6 +174,11 @@ void lh_req_run_job(lh_req *r, const char *kind, lh_handler work);
  * one hand-off each way. The caller takes the query's slot first, so a busy server still
  * answers 429 at once and the pool (one thread per slot) never queues a query. */
 void lh_req_run_query(lh_req *r, lh_handler work);
+/* lh_req_run_job for short work that must not block a worker but is too frequent to keep
+ * a record of (a vector search: an embedding server, engine queries, an audit write): a
+ * task on the job pool, with no job record (so a burst of them never pushes the records of
+ * builds and ingests out of GET /jobs) and no X-Lakehouse-Job header. */
+void lh_req_run_task(lh_req *r, lh_handler work);
 /* Inside work: its job, for lh_job_progress (NULL in lh_req_run_query's work). */
 lh_job *lh_req_job(lh_req *r);
 
@@ -253,6 +258,9 @@ void lh_h_vector_profile_search(lh_req *r);
 void lh_h_vector_profile_activate(lh_req *r);
 void lh_h_vector_profile_deactivate(lh_req *r);
 void lh_h_vector_profile_active(lh_req *r);
+/* vector_tune_routes.c (issue 14): autotune, the trial journal */
+void lh_h_vector_autotune(lh_req *r);
+void lh_h_vector_trials(lh_req *r);
 /* mcp_routes.c (issue 15) */
 void lh_h_mcp_post(lh_req *r);
 void lh_h_mcp_delete(lh_req *r);

@@ -85,8 +85,10 @@ const lh_route lh_routes[] = {
     {"GET", "/audit/pubkey", LH_BODY_NONE, lh_h_audit_pubkey, NULL, PUBLIC},
     /* issue 14: vector indexes (vector_routes.c; docs/API.md "Vectors") */
     {"POST", "/vectors/indexes", LH_BODY_JSON, lh_h_vector_index_create, NULL, ADMIN},
-    {"GET", "/vectors/indexes", LH_BODY_NONE, lh_h_vector_indexes_list, NULL, ADMIN | ANALYST},
-    {"GET", "/vectors/indexes/{name}", LH_BODY_NONE, lh_h_vector_index_get, NULL, ADMIN | ANALYST},
+    {"GET", "/vectors/indexes", LH_BODY_NONE, lh_h_vector_indexes_list, NULL,
+     ADMIN | ANALYST | AGENT},
+    {"GET", "/vectors/indexes/{name}", LH_BODY_NONE, lh_h_vector_index_get, NULL,
+     ADMIN | ANALYST | AGENT},
     {"DELETE", "/vectors/indexes/{name}", LH_BODY_NONE, lh_h_vector_index_delete, NULL, ADMIN},
     {"POST", "/vectors/refresh/{dataset}", LH_BODY_JSON, lh_h_vectors_refresh, NULL, ADMIN},
     {"GET", "/vectors/stale", LH_BODY_NONE, lh_h_vectors_stale, NULL, ADMIN | ANALYST},
@@ -102,6 +104,9 @@ const lh_route lh_routes[] = {
      ADMIN},
     {"GET", "/vectors/profile/active", LH_BODY_NONE, lh_h_vector_profile_active, NULL,
      ADMIN | ANALYST},
+    /* issue 14: tuning (vector_tune_routes.c; docs/VECTORS.md "Tuning") */
+    {"POST", "/vectors/autotune/{index}", LH_BODY_JSON, lh_h_vector_autotune, NULL, ADMIN},
+    {"GET", "/vectors/trials/{index}", LH_BODY_NONE, lh_h_vector_trials, NULL, ADMIN | ANALYST},
     /* agents over MCP (issue 15; docs/AGENTS.md): agent and analyst keys only; GET answers
      * 405 (no SSE stream), as the Streamable HTTP transport allows */
     {"POST", "/mcp", LH_BODY_JSON, lh_h_mcp_post, NULL, ANALYST | AGENT},

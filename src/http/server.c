@@ -506,7 +506,7 @@ static void req_job_done(void *ctx, int rc)
     MHD_resume_connection(conn);
 }
 
-/* A task on the query pool: like a job, without a record. */
+/* A task on a pool (queries, or jobs for lh_req_run_task): like a job, without a record. */
 static void req_task_run(void *ctx)
 {
     lh_req *r = ctx;
@@ -546,6 +546,17 @@ void lh_req_run_query(lh_req *r, lh_handler work)
     r->job_work = work;
     MHD_suspend_connection(r->conn);
     if (lh_jobs_post(r->app->queries, req_task_run, r, &e) == 0)
+        return;
+    req_work_refused(r, &e);
+}
+
+void lh_req_run_task(lh_req *r, lh_handler work)
+{
+    lh_error e;
+    lh_error_clear(&r->err);
+    r->job_work = work;
+    MHD_suspend_connection(r->conn);
+    if (lh_jobs_post(r->app->jobs, req_task_run, r, &e) == 0)
         return;
     req_work_refused(r, &e);
 }

@@ -108,15 +108,59 @@ void lh_h_vector_index_create(lh_req *r)
 
 /* ---------------------------------------------------------------- read, delete */
 
+/* An agent sees only the indexes it may search (lh_vectors_searchable: those over what its
+ * profile binds), so listings and searches agree; everyone else who reaches these routes
+ * sees every index. */
+static bool is_agent(lh_req *r)
+{
+    const lh_principal *p = lh_req_principal(r);
+    return p && p->role == LH_ROLE_AGENT;
+}
+
+static bool in_names(const json_t *names, const char *name)
+{
+    size_t i;
+    const json_t *n;
+    json_array_foreach(names, i, n) if (strcasecmp(json_string_value(n), name) == 0) return true;
+    return false;
+}
+
 void lh_h_vector_indexes_list(lh_req *r)
 {
-    lh_reply_json(r, 200, json_pack("{s:o}", "indexes", lh_vectors_list(lh_req_app(r)->vectors)));
+    lh_app *app = lh_req_app(r);
+    json_t *all = lh_vectors_list(app->vectors);
+    if (is_agent(r)) {
+        json_t *names = lh_vectors_searchable(app->vectors, lh_req_principal(r));
+        json_t *mine = json_array(), *ix;
+        size_t i;
+        json_array_foreach(all, i, ix) if (in_names(names, lh_json_str(ix, "name")))
+            json_array_append(mine, ix);
+        json_decref(names);
+        json_decref(all);
+        all = mine;
+    }
+    lh_reply_json(r, 200, json_pack("{s:o}", "indexes", all));
 }
 
 void lh_h_vector_index_get(lh_req *r)
 {
     lh_error err;
-    json_t *index = lh_vectors_get(lh_req_app(r)->vectors, lh_req_param(r, 0), &err);
+    lh_app *app = lh_req_app(r);
+    json_t *index = lh_vectors_get(app->vectors, lh_req_param(r, 0), &err);
+    if (index && is_agent(r)) {
+        json_t *names = lh_vectors_searchable(app->vectors, lh_req_principal(r));
+        if (!in_names(names, lh_json_str(index, "name"))) {
+            char *allowed = lh_json_dumps(names);
+            lh_error_set(&err, LH_EFORBIDDEN,
+                         "vector index '%s' is not over a relation this key may read "
+                         "(allowed indexes: %s)",
+                         lh_json_str(index, "name"), allowed);
+            free(allowed);
+            json_decref(index);
+            index = NULL;
+        }
+        json_decref(names);
+    }
     if (!index) {
         lh_reply_error(r, &err);
         return;

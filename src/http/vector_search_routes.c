@@ -11,12 +11,14 @@
  * Who may search what is the vector module's decision (lh_vectors_search,
  * lh_vectors_profile_search); this file parses, audits as query_routes.c does and replies.
  * A search may embed its query on an embedding server, wait for its hits' audit rows to be
- * durable and run queries on the engine, so it runs on the job pool (lh_req_run_job), as
- * activation does (it loads models and files); the worker only validates the body and the
- * auditing headers. Access auditing: one lh_access_audit per search (the caller, the
- * X-Lakehouse-Purpose / X-Lakehouse-Trace-Id headers); the module calls its sink with the
- * hits' subjects before it returns them, and an agent's refusal is journaled like a
- * refused SQL read (lh_access_record_denied).
+ * durable and run queries on the engine, so it runs on the job pool as a task without a
+ * job record (lh_req_run_task: searches are many, and would push builds' records out of
+ * GET /jobs); activation, rare and long (it loads models and files), is a job with a
+ * record (lh_req_run_job). The worker only validates the body and the auditing headers. Access
+ * auditing: one lh_access_audit per search (the caller, the X-Lakehouse-Purpose /
+ * X-Lakehouse-Trace-Id headers); the module calls its sink with the hits' subjects before it
+ * returns them, and an agent's refusal is journaled like a refused SQL read
+ * (lh_access_record_denied).
  */
 #include "http_internal.h"
 #include "vector/vector.h"
@@ -184,7 +186,7 @@ static void search_start(lh_req *r, const char *index, const char *profile)
     char *dump = lh_json_dumps(body);
     c->fingerprint_text = lh_xasprintf("vector search %s: %s", c->index, dump);
     free(dump);
-    lh_req_run_job(r, "vector_search", search_work);
+    lh_req_run_task(r, search_work);
 }
 
 void lh_h_vector_search(lh_req *r)

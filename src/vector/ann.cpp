@@ -103,15 +103,19 @@ struct omp_scope {
  * compiler vectorises with SSE without -ffast-math. */
 __attribute__((target("avx2,fma"))) float dot_avx2(const float *a, const float *b, size_t d)
 {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    /* four independent chains: FMA's latency, not its throughput, bounds one chain */
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
+           s3 = _mm256_setzero_ps();
     size_t j = 0;
-    for (; j + 16 <= d; j += 16) {
+    for (; j + 32 <= d; j += 32) {
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
         s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(b + j + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 16), _mm256_loadu_ps(b + j + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 24), _mm256_loadu_ps(b + j + 24), s3);
     }
     for (; j + 8 <= d; j += 8)
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
-    s0 = _mm256_add_ps(s0, s1);
+    s0 = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
@@ -418,6 +422,13 @@ int classify(lh_ann *a, faiss::Index *idx, lh_error *err)
             return 0;
         }
     } else if ((a->ivf = dynamic_cast<faiss::IndexIVFPQ *>(idx)) != nullptr) {
+        if (auto *plain = dynamic_cast<faiss::IndexFlat *>(a->ivf->quantizer)) {
+            fast_flat_ip *mine = adopt_flat(plain, plain->d);
+            if (a->ivf->own_fields)
+                delete plain;
+            a->ivf->quantizer = mine;
+            a->ivf->own_fields = true;
+        }
         a->kind = LH_ANN_IVFPQ;
         return 0;
     }
@@ -650,7 +661,7 @@ lh_ann *lh_ann_new(lh_ann_kind kind, int dim, const lh_ann_params *p, const floa
             int nbits = p->pq_nbits;
             while (nbits > 1 && ((size_t)39 << nbits) > n_train)
                 nbits--;
-            auto *q = new faiss::IndexFlatIP(dim);
+            auto *q = new fast_flat_ip(dim); /* a search's nprobe lists, found fast */
             auto *ivf = new faiss::IndexIVFPQ(q, dim, (size_t)nlist, (size_t)p->pq_m, (size_t)nbits,
                                               faiss::METRIC_INNER_PRODUCT);
             ivf->own_fields = true;

@@ -339,7 +339,9 @@ static int parse_spec(const json_t *spec, const json_t *def, int dim, size_t n, 
         g->vals[0] = json_pack("[i,i]", 16, 32);
         g->key[1] = "efSearch";
         g->vals[1] = json_pack("[i,i,i,i,i,i]", 16, 32, 64, 128, 256, 512);
-        base->hnsw_ef_construction = 200;
+        if (!json_object_get(spec, "grid"))
+            base->hnsw_ef_construction = 200; /* the default grid's; a given grid keeps
+                                                 the index's own */
     } else if (*kind == LH_ANN_IVFPQ) {
         int c = base->ivf_nlist;
         g->n_axes = 2;

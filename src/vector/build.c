@@ -474,6 +474,7 @@ static lh_ann *build_ann(lh_vectors *v, const json_t *def, const float *vecs, co
             goto fail;
         lh_job_progress(job, (int64_t)(at + m), (int64_t)n);
     }
+    lh_ann_get_params(a, &p); /* what FAISS used (IVF-PQ's training clamps) */
     if (params_out)
         *params_out = lh_ann_params_json(kind, &p);
     return a;

@@ -76,6 +76,7 @@ struct lh_vectors {
 
     /* the active model profile (activate.c owns it; lh_vectors_active_slot) */
     lh_vactive *active;
+    lh_vtune_agent *tune_agent; /* autotune.c's background agent, or NULL (not enabled) */
 
     /* counters for tests (and GET /vectors/indexes/{name} does not show them) */
     atomic_long embed_calls; /* lh_embedder_embed calls made by build and refresh */

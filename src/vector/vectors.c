@@ -325,6 +325,8 @@ lh_vwarm *lh_vreg_load_warm(lh_vectors *v, const json_t *def, lh_error *err)
             rc = err ? err->code : LH_EINTERNAL;
             goto out;
         }
+        w->kind = lh_ann_get_kind(w->ann); /* the file's, with the parameters it holds */
+        lh_ann_get_params(w->ann, &w->params);
     } else if (w->n > 0) { /* the file is missing: build it in memory */
         if (!(w->ann = lh_ann_new(w->kind, dim, &w->params, w->vecs, w->n, ann_threads(v), err)) ||
             lh_ann_add(w->ann, w->vecs, w->labels, w->n, err) != 0) {
@@ -987,6 +989,13 @@ lh_vectors *lh_vectors_open(const lh_vectors_config *vc, lh_error *err)
         return NULL;
     }
     v->bg_started = true;
+    /* issue 14 item 8: the opt-in tuning agent (autotune.c), stopped by lh_vectors_stop */
+    if (vc->cfg->vector_tune_agent &&
+        !(v->tune_agent = lh_vtune_agent_start(v, vc->cfg->vector_tune_max_per_hour,
+                                               vc->cfg->vector_tune_cooldown_s, err))) {
+        lh_vectors_close(v);
+        return NULL;
+    }
     lh_log(LH_LOG_INFO, "vectors_opened", "{s:I}", "indexes", (json_int_t)v->n);
     return v;
 }
@@ -995,6 +1004,9 @@ void lh_vectors_stop(lh_vectors *v)
 {
     if (!v)
         return;
+    /* The tuning agent first: it submits jobs and its trial may be running. */
+    lh_vtune_agent_stop(v->tune_agent);
+    v->tune_agent = NULL;
     /* After this returns the tap is not running and will not run again. */
     lh_catalog_set_event_tap(v->vc.cat, NULL, NULL);
     pthread_mutex_lock(&v->ev_mu);

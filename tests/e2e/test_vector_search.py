@@ -383,6 +383,10 @@ class VectorSearch(unittest.TestCase):
         self.assertEqual(len(doc["hits"]), len(self.rows))
         st, doc = search(s, "no_such_index", {"query": "nurse"})
         self.assertEqual(st, 404, doc)
+        # a search is a task without a job record: no X-Lakehouse-Job, nothing in GET /jobs
+        st, hdrs, _ = s.request("POST", "/vectors/search/resumes_hnsw", {"query": "nurse"})
+        self.assertEqual(st, 200)
+        self.assertNotIn("x-lakehouse-job", {k.lower() for k in hdrs})
 
     def test_08_activation_reports_a_damaged_index(self):
         s = self.server

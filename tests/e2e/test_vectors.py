@@ -237,6 +237,35 @@ class Indexes(unittest.TestCase):
         rc, out, err = self.cli("vectors", "show", "rx_cli")
         self.assertNotEqual(rc, 0)
 
+    def test_agent_sees_only_its_indexes(self):
+        s = self.server
+        path = os.path.join(self.tmp, "other.csv")
+        make_resumes(path, range(1, 6))
+        status, doc = s.ingest("other_resumes", path)
+        self.assertEqual(status, 201, doc)
+        self.create(index_spec("rx_mine"))
+        self.create(index_spec("rx_theirs", dataset="other_resumes"))
+        status, key = s.json("POST", "/auth/keys", {"name": "vec-agent", "role": "agent",
+                                                     "datasets": ["resumes"]})
+        self.assertEqual(status, 201, key)
+        status, doc = s.json("GET", "/vectors/indexes", key=key["key"])
+        self.assertEqual(status, 200, doc)
+        names = [i["name"] for i in doc["indexes"]]
+        self.assertIn("rx_mine", names)
+        self.assertNotIn("rx_theirs", names)
+        status, doc = s.json("GET", "/vectors/indexes/rx_mine", key=key["key"])
+        self.assertEqual(status, 200, doc)
+        status, doc = s.json("GET", "/vectors/indexes/rx_theirs", key=key["key"])
+        self.assertEqual(status, 403, doc)
+        self.assertIn("rx_mine", doc["message"])
+        for method, path in (("POST", "/vectors/refresh/resumes"), ("DELETE",
+                                                                    "/vectors/indexes/rx_mine")):
+            status, _, body = s.request(method, path, {} if method == "POST" else None,
+                                        key=key["key"])
+            self.assertEqual(status, 403, body)
+        self.delete("rx_mine")
+        self.delete("rx_theirs")
+
     def test_duplicate_ids_are_refused_and_leave_nothing(self):
         s = self.server
         path = os.path.join(self.tmp, "dups.csv")

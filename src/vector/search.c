@@ -624,10 +624,29 @@ static int rank_live(search *s, size_t k, lh_vhit **out, size_t *n_out, lh_error
     }
     if (s->has_filter && s->n_allowed == 0)
         goto out;
+    bool reread = false;
     for (;;) {
         bool exhausted;
         rc = s->w ? rank_warm(s, rows, n_rows, want, &hits, &n, &exhausted, err)
                   : rank_exact(s, conn, parts, want, &hits, &n, &exhausted, err);
+        if (rc != 0 && !s->w && !reread) {
+            /* A refresh or purge that committed after we read the part list deletes the
+             * parts it replaced at once (vector parts have no retirer): read the list
+             * again, once, and rank over the parts that replaced them. */
+            reread = true;
+            for (size_t i = 0; parts[i]; i++)
+                free(parts[i]);
+            free(parts);
+            if (!(parts = lh_vindex_part_paths(s->v, s->index, err))) {
+                rc = err->code;
+                goto out;
+            }
+            if (!parts[0]) {
+                rc = 0;
+                goto out;
+            }
+            continue;
+        }
         if (rc != 0)
             goto out;
         if ((rc = check_live(s, hits, n, err)) != 0)

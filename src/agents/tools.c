@@ -363,7 +363,6 @@ json_t *mcp_relation_describe(lh_mcp *m, const lh_principal *who, const char *na
                       "no dataset named '%s'; call list_datasets for the names", name);
         return NULL;
     }
-#if LH_MCP_HAVE_VECTORS /* TEMPORARY until the vector module is merged */
     if (m->mc.vectors) {
         json_t *searchable = lh_vectors_searchable(m->mc.vectors, who), *mine = json_array();
         size_t i;
@@ -384,7 +383,6 @@ json_t *mcp_relation_describe(lh_mcp *m, const lh_principal *who, const char *na
         json_decref(searchable);
         json_object_set_new(d, "search_indexes", mine);
     }
-#endif
     return d;
 }
 
@@ -593,7 +591,6 @@ static int begin_record(mcp_tool_call *c, const json_t *args, lh_error *err)
     return open_read(c, 1, err);
 }
 
-#if LH_MCP_HAVE_VECTORS /* TEMPORARY until the vector module is merged */
 static int begin_search(mcp_tool_call *c, const json_t *args, lh_error *err)
 {
     int64_t k = lh_json_int(args, "k", 10);
@@ -624,14 +621,6 @@ out:
     json_decref(mine);
     return rc;
 }
-#else
-static int begin_search(mcp_tool_call *c, const json_t *args, lh_error *err)
-{
-    (void)c;
-    (void)args;
-    return lh_error_setk(err, LH_EUNAVAILABLE, "no_search", "search is not available");
-}
-#endif
 
 int mcp_tool_begin(lh_mcp *m, const lh_principal *who, const json_t *params, json_t **result,
                    mcp_tool_call **pending, lh_error *err)
@@ -641,9 +630,10 @@ int mcp_tool_begin(lh_mcp *m, const lh_principal *who, const json_t *params, jso
     const char *name = lh_json_str(params, "name");
     const json_t *args = json_object_get(params, "arguments");
     const json_t *meta = json_object_get(params, "_meta");
-    if (!name)
-        return lh_error_set(err, MCP_INVALID_PARAMS, "tools/call needs params.name: a tool name"),
-               MCP_INVALID_PARAMS;
+    if (!name) {
+        lh_error_set(err, MCP_INVALID_PARAMS, "tools/call needs params.name: a tool name");
+        return MCP_INVALID_PARAMS;
+    }
     const tool_def *t = NULL;
     for (size_t i = 0; i < N_TOOLS && !t; i++)
         if (strcmp(tools[i].name, name) == 0 && (tools[i].id != T_SEARCH || m->mc.vectors))
@@ -778,7 +768,6 @@ static json_t *compact_table(json_t *doc)
                      json_is_true(json_object_get(doc, "truncated")));
 }
 
-#if LH_MCP_HAVE_VECTORS /* TEMPORARY until the vector module is merged */
 static int finish_search(mcp_tool_call *c, json_t **out, lh_error *err)
 {
     lh_sql_policy *policy = lh_sql_policy_for(c->m->mc.cat, c->who);
@@ -801,14 +790,6 @@ static int finish_search(mcp_tool_call *c, json_t **out, lh_error *err)
     }
     return rc;
 }
-#else
-static int finish_search(mcp_tool_call *c, json_t **out, lh_error *err)
-{
-    (void)c;
-    *out = NULL;
-    return lh_error_setk(err, LH_EUNAVAILABLE, "no_search", "search is not available");
-}
-#endif
 
 int mcp_tool_finish(mcp_tool_call *c, json_t **result, lh_error *err)
 {

@@ -1058,7 +1058,7 @@ int lh_serve(lh_config *cfg)
                "message", err.message);
         goto out;
     }
-    /* issue 15: agents over MCP (src/agents/); vectors: the search tool, when present */
+    /* issue 15: agents over MCP (src/agents/); after the vectors its search tool uses */
     lh_mcp_config mcp_cfg = {
         .cfg = cfg, .cat = app.cat, .eng = app.eng, .audit = app.audit, .vectors = app.vectors};
     if (!(app.mcp = lh_mcp_open(&mcp_cfg, &err))) {

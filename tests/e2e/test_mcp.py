@@ -3,8 +3,8 @@
 The official MCP TypeScript SDK client (tests/mcp/client.mjs: Client +
 StreamableHTTPClientTransport, @modelcontextprotocol/sdk pinned in tests/mcp) connects with
 an agent key bound to a profile: it negotiates the protocol and a session, lists only the
-profile's dataset (a safe view), queries it and gets one record of it, and every person it
-received has an audit row (profile, model, purpose, trace id) that the legal endpoint
+profile's datasets (a safe view and a notes dataset), queries, searches and gets one record,
+and every person it received has an audit row (profile, model, purpose, trace id) that the legal endpoint
 shows; it is refused elsewhere with a tool error naming what it may read, and the refusal
 is journaled. Raw HTTP checks the transport's rules (405 for GET, 400/404 for sessions,
 JSON-RPC error codes, 202 for notifications, 403 for admin/legal keys, Origin), the rate
@@ -57,6 +57,13 @@ def make_people(n):
     text = "candidate_id,full_name,email,city\n" + "".join(
         f"{r['candidate_id']},{r['full_name']},{r['email']},{r['city']}\n" for r in rows)
     return rows, text.encode()
+
+
+CITIES = ["Denver", "Oslo", "Lyon"]
+JOBS = ["nurse working night shifts", "software engineer building compilers",
+        "truck driver on long routes", "pastry chef baking bread"]
+NOTES = [{"candidate_id": f"C-{i}", "city": CITIES[i % 3],
+          "note": f"{JOBS[i % 4]} in {CITIES[i % 3]}"} for i in range(1, 41)]
 
 
 def audit_rows(data, trace):
@@ -114,8 +121,23 @@ class Mcp(unittest.TestCase):
                                   "email": {"kind": "mask", "keep_prefix": 1}},
             "description": "candidates for the screening agent"})
         assert st == 201, doc
+        # notes: a subject dataset with a text column, bound directly, searchable
+        notes = "candidate_id,city,note\n" + "".join(
+            f"{n['candidate_id']},{n['city']},{n['note']}\n" for n in NOTES)
+        st, doc = s.ingest("notes", notes.encode())
+        assert st == 201, doc
+        st, doc = s.json("PATCH", "/catalog/datasets/by-name/notes/metadata",
+                         {"subject_key_column": "candidate_id"})
+        assert st == 200, doc
+        for name, ds, col in (("notes_ix", "notes", "note"), ("secret_ix", "people",
+                                                               "full_name")):
+            st, doc = s.json("POST", "/vectors/indexes", {
+                "name": name, "dataset": ds, "id_column": "candidate_id", "text_column": col,
+                "kind": "flat"})
+            assert st == 201, doc
         st, doc = s.json("POST", "/catalog/profiles", {
-            "id": "screening", "model_name": MODEL, "bound_datasets": ["people_safe"]})
+            "id": "screening", "model_name": MODEL,
+            "bound_datasets": ["people_safe", "notes"]})
         assert st == 201, doc
         cls.keys = {}
         for body in ({"name": "bot", "role": "agent", "profile": "screening"},
@@ -172,7 +194,8 @@ class Mcp(unittest.TestCase):
         self.assertIn("list_datasets", r["instructions"])
         tools, ds, res, read_ok, read_denied, desc, ping = r["steps"]
         names = {t["name"] for t in tool_value(tools)["tools"]}
-        self.assertTrue({"list_datasets", "describe_dataset", "query_sql", "get_record"} <= names)
+        self.assertEqual(names, {"list_datasets", "describe_dataset", "query_sql", "get_record",
+                                 "search"})
         for t in tool_value(tools)["tools"]:
             self.assertEqual(t["inputSchema"]["type"], "object", t)
             self.assertFalse(t["inputSchema"]["additionalProperties"], t)
@@ -183,9 +206,10 @@ class Mcp(unittest.TestCase):
         d = tool_value(ds)
         self.assertFalse(d["isError"])
         listed = d["structuredContent"]["datasets"]
-        self.assertEqual([x["name"] for x in listed], ["people_safe"])
+        self.assertEqual([x["name"] for x in listed], ["notes", "people_safe"])
         self.assertEqual(json.loads(d["content"][0]["text"]), d["structuredContent"])
-        v = listed[0]
+        self.assertEqual(listed[0]["kind"], "dataset")
+        v = listed[1]
         self.assertEqual(v["kind"], "view")
         self.assertNotIn("base_dataset", v)
         self.assertEqual(v["key_column"], "candidate_id")
@@ -196,7 +220,7 @@ class Mcp(unittest.TestCase):
         self.assertEqual(cols["candidate_id"]["redaction"], "hash")
         self.assertNotIn("redaction", cols["city"])
         self.assertEqual([x["uri"] for x in tool_value(res)["resources"]],
-                         ["lakehouse://datasets/people_safe"])
+                         ["lakehouse://datasets/notes", "lakehouse://datasets/people_safe"])
         body = json.loads(tool_value(read_ok)["contents"][0]["text"])
         self.assertEqual(body["name"], "people_safe")
         self.assertFalse(read_denied["ok"])
@@ -327,6 +351,47 @@ class Mcp(unittest.TestCase):
             self.assertIn(want, res["content"][0]["text"], args)
         self.assertFalse(r["steps"][-1]["ok"])  # an unknown tool is a protocol error
         self.assertEqual(r["steps"][-1]["code"], -32602)
+
+    def test_05b_search_is_audited_and_scoped(self):
+        """search over the profile's notes dataset: hits come back best first, each person
+        among them gets an audit row with the call's trace id; a filter narrows; an index
+        the key may not search is a tool error naming the allowed ones."""
+        trace = "trace-mcp-09"
+        r = run_client(self.server.url, self.keys["bot"], [
+            {"op": "listTools"},
+            {"op": "call", "name": "describe_dataset", "arguments": {"name": "notes"}},
+            {"op": "call", "name": "search",
+             "arguments": {"query": "nurse Denver night shifts", "purpose": PURPOSE, "k": 3},
+             "meta": {"lakehouse/trace_id": trace}},
+            {"op": "call", "name": "search",
+             "arguments": {"query": "nurse", "purpose": PURPOSE, "k": 5,
+                           "filter": "city = 'Oslo'"}},
+            {"op": "call", "name": "search",
+             "arguments": {"query": "x", "purpose": PURPOSE, "index": "secret_ix"}},
+            {"op": "call", "name": "search", "arguments": {"query": "nurse"}},
+        ])
+        tools, desc, hits, filtered, denied, no_purpose = r["steps"]
+        self.assertIn("search", {t["name"] for t in tool_value(tools)["tools"]})
+        self.assertEqual([x["index"] for x in
+                          tool_value(desc)["structuredContent"]["dataset"]["search_indexes"]],
+                         ["notes_ix"])
+        res = tool_value(hits)
+        self.assertFalse(res["isError"], res)
+        got = res["structuredContent"]["hits"]
+        self.assertEqual(len(got), 3)
+        self.assertIn("Denver", got[0]["text"])
+        scores = [h["score"] for h in got]
+        self.assertEqual(scores, sorted(scores, reverse=True))
+        self.assertEqual(sorted(audit_rows(self.data, trace)), sorted({h["doc_id"] for h in got}))
+        res = tool_value(filtered)
+        self.assertFalse(res["isError"], res)
+        oslo = {n["candidate_id"] for n in NOTES if n["city"] == "Oslo"}
+        self.assertTrue(res["structuredContent"]["hits"])
+        self.assertTrue({h["doc_id"] for h in res["structuredContent"]["hits"]} <= oslo)
+        res = tool_value(denied)
+        self.assertTrue(res["isError"])
+        self.assertIn("notes_ix", res["content"][0]["text"])
+        self.assertTrue(tool_value(no_purpose)["isError"])
 
     # -------------------------------------------------------------- the transport's rules
 

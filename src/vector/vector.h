@@ -66,8 +66,8 @@ void lh_vectors_close(lh_vectors *v);
  * a conflict) and *out gets an opaque build handle for lh_vectors_build. Caller-side glue:
  * validate on the worker (fast), then run lh_vectors_build on the job pool. */
 typedef struct lh_vector_build lh_vector_build;
-int lh_vectors_prepare(lh_vectors *v, const json_t *spec, const char *actor,
-                       lh_vector_build **out, lh_error *err);
+int lh_vectors_prepare(lh_vectors *v, const json_t *spec, const char *actor, lh_vector_build **out,
+                       lh_error *err);
 /* Builds a prepared index: reads the documents, embeds, writes the Parquet parts and the
  * ANN structure, commits the definition (state "ready"). job (may be NULL) gets progress
  * (documents embedded of total, then vectors added) and may cancel. On success *index_out
@@ -106,32 +106,32 @@ typedef struct lh_vector_query {
     const char *text;    /* the query text (embedded with the index's embedder), or NULL */
     const float *vector; /* or a vector of the index's dimension (n_vector floats) */
     size_t n_vector;
-    size_t k;            /* hits wanted, 1..LH_VECTOR_MAX_K */
-    const char *filter;  /* SQL boolean expression over the dataset's columns, or NULL */
-    bool exact;          /* force the exact DuckDB scan (ground truth) */
-    bool chunks;         /* chunk-level hits; false (default): the best chunk per document,
-                            so k hits are k distinct documents */
+    size_t k;           /* hits wanted, 1..LH_VECTOR_MAX_K */
+    const char *filter; /* SQL boolean expression over the dataset's columns, or NULL */
+    bool exact;         /* force the exact DuckDB scan (ground truth) */
+    bool chunks;        /* chunk-level hits; false (default): the best chunk per document,
+                           so k hits are k distinct documents */
 } lh_vector_query;
 #define LH_VECTOR_MAX_K 1000
 
 typedef struct lh_vector_caller {
-    const lh_principal *who;       /* borrowed */
-    const lh_sql_policy *policy;   /* the caller's SQL policy (filters are checked with it) */
-    lh_subject_sink sink;          /* audits the subjects of hits, as for SQL; may be NULL
-                                      only for callers whose policy is not audited */
+    const lh_principal *who;     /* borrowed */
+    const lh_sql_policy *policy; /* the caller's SQL policy (filters are checked with it) */
+    lh_subject_sink sink;        /* audits the subjects of hits, as for SQL; may be NULL
+                                    only for callers whose policy is not audited */
     void *sink_ctx;
 } lh_vector_caller;
 
 /* Searches an index: {index, k, exact, ann: bool, chunks: bool, hits: [{doc_id, chunk,
  * score, text}], ms}; exact: the ranking was DuckDB's exact scan (asked for, or no ANN
  * structure warm), ann: the warm FAISS structure ranked. caller->policy may be NULL (the
- * policy of caller->who is then made here). The filter applies before ranking (k hits that match it, when k exist);
- * tombstoned or no longer present documents never come back. Agents may search only
- * indexes over their profile's bindings (LH_EFORBIDDEN naming the allowed indexes).
- * Before *out is returned the sink has been called with the hits' subject keys (datasets
- * with a subject_key_column); a sink error fails the search. *access_out (if not NULL)
- * gets what the search read, for the caller's dataset-level record: {dataset, kind:
- * "rows"|"none", subjects: n}. Caller decrefs both. */
+ * policy of caller->who is then made here). The filter applies before ranking (k hits that match
+ * it, when k exist); tombstoned or no longer present documents never come back. Agents may search
+ * only indexes over their profile's bindings (LH_EFORBIDDEN naming the allowed indexes). Before
+ * *out is returned the sink has been called with the hits' subject keys (datasets with a
+ * subject_key_column); a sink error fails the search. *access_out (if not NULL) gets what the
+ * search read, for the caller's dataset-level record: {dataset, kind: "rows"|"none", subjects: n}.
+ * Caller decrefs both. */
 int lh_vectors_search(lh_vectors *v, const char *index, const lh_vector_query *q,
                       const lh_vector_caller *caller, json_t **out, json_t **access_out,
                       lh_error *err);
@@ -147,8 +147,7 @@ json_t *lh_vectors_searchable(lh_vectors *v, const lh_principal *who);
  * unloaded (keep_alive 0) and the new one preloaded, unless both are the same model. */
 int lh_vectors_profile_activate(lh_vectors *v, const char *profile, lh_job *job, json_t **out,
                                 lh_error *err);
-int lh_vectors_profile_deactivate(lh_vectors *v, const char *profile, json_t **out,
-                                  lh_error *err);
+int lh_vectors_profile_deactivate(lh_vectors *v, const char *profile, json_t **out, lh_error *err);
 /* {profile, activated_at, indexes} or {profile: null}. Caller decrefs. */
 json_t *lh_vectors_profile_active(lh_vectors *v);
 /* Search restricted to the profile's indexes (body's "index"): LH_EFORBIDDEN naming the

@@ -125,14 +125,14 @@ int lh_embed_http_load(lh_embed_http *h, bool load, lh_error *err);
  * the old one). */
 typedef struct lh_vwarm {
     atomic_int refs;
-    size_t n;   /* chunks */
+    size_t n; /* chunks */
     int dim;
-    int64_t *labels;  /* n, ascending */
-    char **doc_ids;   /* n */
-    int32_t *chunks;  /* n */
-    char **texts;     /* n */
-    float *vecs;      /* n × dim, L2-normalised */
-    lh_ann *ann;      /* NULL: exact search only */
+    int64_t *labels; /* n, ascending */
+    char **doc_ids;  /* n */
+    int32_t *chunks; /* n */
+    char **texts;    /* n */
+    float *vecs;     /* n × dim, L2-normalised */
+    lh_ann *ann;     /* NULL: exact search only */
     lh_ann_kind kind;
     lh_ann_params params;
 } lh_vwarm;

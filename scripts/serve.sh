@@ -5,4 +5,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$ROOT/scripts/setup.sh"
 "$ROOT/scripts/build.sh" release
+# FAISS's OpenMP threads spin while they wait unless told otherwise; beside DuckDB and the
+# HTTP workers that slows index builds several times (docs/VECTORS.md). Keep a caller's
+# own choice.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 exec "$ROOT/build/lakehouse" serve "$@"

@@ -2,7 +2,8 @@
  * mcp_routes.c: HTTP glue for /mcp (issue 15; agents/mcp.c decides everything). The
  * worker hands the request to lh_mcp_begin; query_sql and get_record hold a query slot
  * and finish on the query pool (lh_req_run_query), like POST /query/sql's slow path; a
- * search finishes on the job pool (lh_req_run_job), like POST /vectors/search.
+ * search finishes on the job pool without a job record (lh_req_run_task), like POST
+ * /vectors/search: searches are many and would push builds' records out of GET /jobs.
  */
 #include "http_internal.h"
 
@@ -31,7 +32,7 @@ static void mcp_reply(lh_req *r, lh_mcp_exchange *x)
         lh_reply_empty(r, lh_mcp_status(x));
 }
 
-/* On the query pool: the read of a data tool. */
+/* On the query pool or the job pool: the read of a data tool. */
 static void mcp_work(lh_req *r)
 {
     lh_mcp_exchange *x = lh_req_state(r);
@@ -58,7 +59,7 @@ static void mcp_handle(lh_req *r, const char *method)
         if (next == LH_MCP_QUERY_POOL)
             lh_req_run_query(r, mcp_work);
         else
-            lh_req_run_job(r, "mcp_search", mcp_work);
+            lh_req_run_task(r, mcp_work);
         return;
     }
     mcp_reply(r, x);

@@ -56,6 +56,7 @@ class Server:
         self.port = free_port()
         env = dict(os.environ)
         env.update({"LH_ADMIN_KEY": ADMIN_KEY, "LH_LOG_LEVEL": "info"})
+        env.setdefault("OMP_WAIT_POLICY", "passive")  # as scripts/serve.sh does
         env.update(self.extra_env)
         fd, self.log_path = tempfile.mkstemp(prefix="lh-e2e-", suffix=".log")
         self.log = os.fdopen(fd, "w")

@@ -21,6 +21,9 @@ PACKAGES=(
     libmicrohttpd-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev
     libpcre2-dev libpq-dev libmariadb-dev
     libutf8proc-dev libfaiss-dev libopenblas-dev
+    # the fuzzers build with clang, whose OpenMP is LLVM's libomp (FAISS's GOMP calls
+    # resolve through its compatibility layer)
+    libomp-dev
     postgresql postgresql-client mariadb-server mariadb-client
     wrk
 )

@@ -1,5 +1,7 @@
 /*
- * ann.cpp: the FAISS shim, the only C++ file in the tree (its C face is ann.h).
+ * ann.cpp: the FAISS shim (its C face is ann.h). HNSW graphs are linked by our own
+ * hnsw_insert.cpp and 8-bit IVF-PQ codes trained and computed by pq8.cpp
+ * (ann_internal.hpp): with this file, the tree's only C++.
  *
  * FAISS 1.7.3 (Debian's static libfaiss.a) has no C API, so this file wraps the few calls
  * we need. Every entry point catches every exception: none crosses the C boundary.
@@ -38,8 +40,10 @@ extern "C" {
 #include "core/core.h"
 }
 #include "vector/ann.h"
+#include "vector/ann_internal.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -62,6 +66,8 @@ extern "C" {
 #include <faiss/index_io.h>
 
 #define LH_ANN_EXACT_MAX 4096
+/* lh_ann_faiss_construction (bench and unit tests only) */
+static std::atomic<bool> faiss_construction{false};
 #define LH_ANN_MAGIC "LHANNv1\n"
 #define LH_ANN_FOOTER 32
 
@@ -77,6 +83,145 @@ struct lh_ann {
     faiss::IndexHNSWFlat *hnsw;
     faiss::IndexIVFPQ *ivf;
 };
+
+namespace lh_faiss
+{
+
+/* Inner products for HNSW's graph walks. Debian's libfaiss.a is built for baseline x86-64
+ * and its fvec_inner_product is the scalar reference loop (96% of an HNSW build's time in
+ * a profile), so HNSW's flat storage computes distances here instead: AVX2+FMA when the
+ * CPU has them (chosen once at run time), else eight independent partial sums that the
+ * compiler vectorises with SSE without -ffast-math. */
+__attribute__((target("avx2,fma"))) static float hsum_avx2(__m256 s)
+{
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h);
+}
+
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, size_t d)
+{
+    /* four independent chains: FMA's latency, not its throughput, bounds one chain */
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
+           s3 = _mm256_setzero_ps();
+    size_t j = 0;
+    for (; j + 32 <= d; j += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(b + j + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 16), _mm256_loadu_ps(b + j + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 24), _mm256_loadu_ps(b + j + 24), s3);
+    }
+    for (; j + 8 <= d; j += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
+    float s = hsum_avx2(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; j < d; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+/* One query against four vectors: the query's loads are shared, and the four vectors'
+   misses are in flight together. */
+__attribute__((target("avx2,fma"))) static void dot4_avx2(const float *q, const float *const v[4],
+                                                          size_t d, float out[4])
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
+           s3 = _mm256_setzero_ps();
+    const float *a = v[0], *b = v[1], *c = v[2], *e = v[3];
+    size_t j = 0;
+    for (; j + 8 <= d; j += 8) {
+        __m256 x = _mm256_loadu_ps(q + j);
+        s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(a + j), s0);
+        s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(b + j), s1);
+        s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(c + j), s2);
+        s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(e + j), s3);
+    }
+    out[0] = hsum_avx2(s0);
+    out[1] = hsum_avx2(s1);
+    out[2] = hsum_avx2(s2);
+    out[3] = hsum_avx2(s3);
+    for (; j < d; j++) {
+        out[0] += q[j] * a[j];
+        out[1] += q[j] * b[j];
+        out[2] += q[j] * c[j];
+        out[3] += q[j] * e[j];
+    }
+}
+
+/* Four int8 dot products: sixteen bytes at a time widened to int16 and multiplied in
+   pairs into int32 (vpmaddwd: no saturation; |sum| <= d * 127 * 127 fits for any d we
+   allow). */
+__attribute__((target("avx2,fma"))) static void
+dot4_i8_avx2(const int8_t *q, const int8_t *const v[4], size_t d, int32_t out[4])
+{
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(),
+            s3 = _mm256_setzero_si256();
+    size_t j = 0;
+    for (; j + 16 <= d; j += 16) {
+        __m256i x = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i *>(q + j)));
+#define LH_MADD(acc, p)                                                                            \
+    acc = _mm256_add_epi32(                                                                        \
+        acc, _mm256_madd_epi16(x, _mm256_cvtepi8_epi16(                                            \
+                                      _mm_loadu_si128(reinterpret_cast<const __m128i *>(p + j)))))
+        LH_MADD(s0, v[0]);
+        LH_MADD(s1, v[1]);
+        LH_MADD(s2, v[2]);
+        LH_MADD(s3, v[3]);
+#undef LH_MADD
+    }
+    __m256i acc[4] = {s0, s1, s2, s3};
+    for (int i = 0; i < 4; i++) {
+        __m128i h =
+            _mm_add_epi32(_mm256_castsi256_si128(acc[i]), _mm256_extracti128_si256(acc[i], 1));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+        int32_t t = _mm_cvtsi128_si32(h);
+        for (size_t r = j; r < d; r++)
+            t += (int32_t)q[r] * (int32_t)v[i][r];
+        out[i] = t;
+    }
+}
+
+static void dot4_i8_generic(const int8_t *q, const int8_t *const v[4], size_t d, int32_t out[4])
+{
+    for (int i = 0; i < 4; i++) {
+        int32_t t = 0;
+        for (size_t j = 0; j < d; j++)
+            t += (int32_t)q[j] * (int32_t)v[i][j];
+        out[i] = t;
+    }
+}
+
+static float dot_generic(const float *a, const float *b, size_t d)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t j = 0;
+    for (; j + 8 <= d; j += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += a[j + l] * b[j + l];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; j < d; j++)
+        s += a[j] * b[j];
+    return s;
+}
+
+static void dot4_generic(const float *q, const float *const v[4], size_t d, float out[4])
+{
+    for (int i = 0; i < 4; i++)
+        out[i] = dot_generic(q, v[i], d);
+}
+
+static bool have_avx2()
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+const dot_fn dot = have_avx2() ? dot_avx2 : dot_generic;
+const dot4_fn dot4 = have_avx2() ? dot4_avx2 : dot4_generic;
+const dot4_i8_fn dot4_i8 = have_avx2() ? dot4_i8_avx2 : dot4_i8_generic;
+
+} // namespace lh_faiss
 
 namespace
 {
@@ -96,57 +241,7 @@ struct omp_scope {
     }
 };
 
-/* Inner products for HNSW's graph walks. Debian's libfaiss.a is built for baseline x86-64
- * and its fvec_inner_product is the scalar reference loop (96% of an HNSW build's time in
- * a profile), so HNSW's flat storage computes distances here instead: AVX2+FMA when the
- * CPU has them (chosen once at run time), else eight independent partial sums that the
- * compiler vectorises with SSE without -ffast-math. */
-__attribute__((target("avx2,fma"))) float dot_avx2(const float *a, const float *b, size_t d)
-{
-    /* four independent chains: FMA's latency, not its throughput, bounds one chain */
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(),
-           s3 = _mm256_setzero_ps();
-    size_t j = 0;
-    for (; j + 32 <= d; j += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(b + j + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 16), _mm256_loadu_ps(b + j + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 24), _mm256_loadu_ps(b + j + 24), s3);
-    }
-    for (; j + 8 <= d; j += 8)
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), s0);
-    s0 = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    float s = _mm_cvtss_f32(h);
-    for (; j < d; j++)
-        s += a[j] * b[j];
-    return s;
-}
-
-float dot_generic(const float *a, const float *b, size_t d)
-{
-    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t j = 0;
-    for (; j + 8 <= d; j += 8)
-        for (int l = 0; l < 8; l++)
-            acc[l] += a[j + l] * b[j + l];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; j < d; j++)
-        s += a[j] * b[j];
-    return s;
-}
-
-using dot_fn = float (*)(const float *, const float *, size_t);
-
-dot_fn pick_dot()
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? dot_avx2 : dot_generic;
-}
-
-const dot_fn dot = pick_dot();
+using lh_faiss::dot;
 
 struct fast_ip_dis : faiss::FlatCodesDistanceComputer {
     const float *xb;
@@ -676,7 +771,10 @@ lh_ann *lh_ann_new(lh_ann_kind kind, int dim, const lh_ann_params *p, const floa
             ivf->pq.cp.niter = 10;
             ivf->pq.cp.max_points_per_centroid = 64;
             a->idx = a->ivf = ivf;
-            ivf->train((idx_t)n_train, train);
+            if (nbits == 8 && !faiss_construction.load(std::memory_order_relaxed))
+                lh_faiss::pq8_train(*ivf, (idx_t)n_train, train);
+            else
+                ivf->train((idx_t)n_train, train);
         } else {
             faiss::Index *inner;
             if (kind == LH_ANN_HNSW) {
@@ -714,9 +812,30 @@ int lh_ann_add(lh_ann *a, const float *vecs, const int64_t *ids, size_t n, lh_er
     }
     return guarded(err, "adding to the ANN structure", [&]() -> int {
         omp_scope omp(a->threads);
+        bool ours = !faiss_construction.load(std::memory_order_relaxed);
+        if (a->kind == LH_ANN_HNSW && ours) {
+            /* our graph construction (hnsw_insert.cpp), then IndexIDMap2's bookkeeping */
+            idx_t base = a->idmap->ntotal;
+            lh_faiss::hnsw_insert(*a->hnsw, (idx_t)n, vecs);
+            for (size_t i = 0; i < n; i++) {
+                a->idmap->id_map.push_back(ids[i]);
+                a->idmap->rev_map[ids[i]] = base + (idx_t)i;
+            }
+            a->idmap->ntotal = a->hnsw->ntotal;
+            return 0;
+        }
+        if (a->kind == LH_ANN_IVFPQ && ours && a->ivf->pq.nbits == 8 && a->ivf->by_residual) {
+            lh_faiss::pq8_add(*a->ivf, (idx_t)n, vecs, ids);
+            return 0;
+        }
         a->idx->add_with_ids((idx_t)n, vecs, ids);
         return 0;
     });
+}
+
+void lh_ann_faiss_construction(int on)
+{
+    faiss_construction.store(on != 0, std::memory_order_relaxed);
 }
 
 int lh_ann_remove(lh_ann *a, const int64_t *ids, size_t n, size_t *removed, lh_error *err)

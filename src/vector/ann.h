@@ -53,6 +53,12 @@ typedef struct lh_ann lh_ann;
 lh_ann *lh_ann_new(lh_ann_kind kind, int dim, const lh_ann_params *p, const float *train,
                    size_t n_train, int threads, lh_error *err);
 int lh_ann_add(lh_ann *a, const float *vecs, const int64_t *ids, size_t n, lh_error *err);
+/* HNSW graphs are linked, and 8-bit IVF-PQ codes trained and computed, by our own code
+ * (docs/VECTORS.md §ANN). On, structures created and added to afterwards (process-wide)
+ * use FAISS's own IndexHNSW::add, IndexIVFPQ::train and add_with_ids instead. For
+ * bench/vectors, which measures the two in one run, and the unit tests, which compare
+ * them; the server never turns it on. */
+void lh_ann_faiss_construction(int on);
 /* Removes ids (those absent are ignored); *removed gets the count. HNSW cannot remove in
  * FAISS: LH_EUNSUPPORTED, and the caller rebuilds. */
 int lh_ann_remove(lh_ann *a, const int64_t *ids, size_t n, size_t *removed, lh_error *err);

@@ -7,7 +7,9 @@
  *   embed.c                the embedder interface and registry
  *   embed_hash.c           the built-in `hash` embedder
  *   embed_http.c           `ollama` and `openai` over libcurl (batching, retries, timeouts)
- *   ann.cpp                FAISS (ann.h)
+ *   ann.cpp                FAISS (ann.h) and the distance kernels
+ *   hnsw_insert.cpp        our HNSW graph construction (ann_internal.hpp)
+ *   pq8.cpp                our 8-bit product quantizer for IVF-PQ (ann_internal.hpp)
  *   tune.c                 eval sets, trials, the proposer (pure: matrices and journals)
  *   vectors.c              the registry: definitions, open/close, sweep, event tap, list/get/delete
  *   store.c                the private DuckDB: Parquet parts of chunks, scans, exact search

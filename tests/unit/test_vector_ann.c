@@ -310,6 +310,67 @@ static void test_hnsw_recall_and_no_remove(void **state)
     free(l);
 }
 
+/* Our HNSW construction (hnsw_insert.cpp) links batches into one graph, including a batch
+ * added to a structure read back from its file and a small append that takes the
+ * float-vector path: every stored vector is found as its own nearest neighbour under its
+ * own label, and recall over the whole set holds. */
+static void test_hnsw_batches_and_append_after_read(void **state)
+{
+    (void)state;
+    size_t n = 4000, batch = 1000, k = 10;
+    int dim = 24;
+    float *v = random_vecs(n, dim, 7, 2);
+    int64_t *l = labels_for(n);
+    lh_ann_params p;
+    lh_ann_params_default(LH_ANN_HNSW, dim, n, &p);
+    p.hnsw_m = 16;
+    p.hnsw_ef_search = 128;
+    lh_error err;
+    lh_ann *a = lh_ann_new(LH_ANN_HNSW, dim, &p, NULL, 0, 2, &err);
+    assert_non_null(a);
+    for (size_t b = 0; b < n / batch; b++) {
+        if (b == 2) { /* half way: through the file format and back */
+            FILE *f = tmpfile();
+            assert_int_equal(lh_ann_write(a, f, &err), 0);
+            rewind(f);
+            lh_ann_free(a);
+            a = lh_ann_read(f, &err);
+            assert_non_null(a);
+            fclose(f);
+        }
+        assert_int_equal(lh_ann_add(a, v + b * batch * dim, l + b * batch, batch, &err), 0);
+        assert_int_equal(lh_ann_count(a), (b + 1) * batch);
+    }
+    /* A small append (under an eighth of the graph) walks the float vectors rather than
+       int8 codes: the other path of the construction. */
+    size_t extra = 100;
+    float *w = random_vecs(extra, dim, 8, 2);
+    int64_t *lw = malloc(extra * sizeof *lw);
+    for (size_t i = 0; i < extra; i++)
+        lw[i] = 5 + 7 * (int64_t)i; /* below labels_for's */
+    assert_int_equal(lh_ann_add(a, w, lw, extra, &err), 0);
+    assert_int_equal(lh_ann_count(a), n + extra);
+    size_t self = 0, self_w = 0;
+    float s1;
+    int64_t i1;
+    for (size_t i = 0; i < extra; i++) {
+        assert_int_equal(lh_ann_search(a, w + i * dim, 1, 1, NULL, &s1, &i1, &err), 0);
+        self_w += i1 == lw[i];
+    }
+    assert_true(self_w >= extra - 1);
+    free(w);
+    free(lw);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(lh_ann_search(a, v + i * dim, 1, 1, NULL, &s1, &i1, &err), 0);
+        self += i1 == l[i];
+    }
+    assert_true((double)self / (double)n >= 0.995);
+    assert_true(recall_of(a, v, l, n, dim, 200, k, NULL) >= 0.95);
+    lh_ann_free(a);
+    free(v);
+    free(l);
+}
+
 static void test_ivfpq_recall_remove_and_clamps(void **state)
 {
     (void)state;
@@ -443,6 +504,82 @@ static void check_filter(lh_ann_kind kind, size_t n_half, size_t n_allowed_from_
 
     free(allowed);
     lh_ann_free(a);
+    free(v);
+    free(l);
+}
+
+/* 8-bit IVF-PQ structures are trained and filled by our product quantizer (pq8.cpp).
+ * Two checks against FAISS's own construction (lh_ann_faiss_construction): one trained
+ * structure, copied through its file, filled by ours and by FAISS's add, answers the same
+ * searches with the same scores (the same codes up to a rare rounding tie); and a
+ * structure trained by ours finds what exact search finds as well as FAISS's training. */
+static void test_pq8_matches_faiss(void **state)
+{
+    (void)state;
+    size_t n = 12000, nq = 200, k = 10;
+    int dim = 48;
+    float *v = random_vecs(n, dim, 11, 2);
+    int64_t *l = labels_for(n);
+    lh_ann_params p;
+    lh_ann_params_default(LH_ANN_IVFPQ, dim, n, &p);
+    p.pq_m = 6; /* 8-dim sub-vectors, as the default gives 768-dim vectors */
+    lh_error err;
+    lh_ann *t = lh_ann_new(LH_ANN_IVFPQ, dim, &p, v, n, 2, &err);
+    assert_non_null(t);
+    lh_ann_params got;
+    lh_ann_get_params(t, &got);
+    assert_int_equal(got.pq_nbits, 8); /* 39·256 <= 12000: our quantizer's case */
+    FILE *f = tmpfile();
+    assert_int_equal(lh_ann_write(t, f, &err), 0);
+    lh_ann_free(t);
+    rewind(f);
+    lh_ann *ours = lh_ann_read(f, &err);
+    rewind(f);
+    lh_ann *theirs = lh_ann_read(f, &err);
+    fclose(f);
+    assert_non_null(ours);
+    assert_non_null(theirs);
+    /* two adds each, so the bookkeeping of a second add is covered */
+    for (size_t half = 0; half < 2; half++) {
+        size_t at = half * (n / 2);
+        assert_int_equal(lh_ann_add(ours, v + at * dim, l + at, n / 2, &err), 0);
+        lh_ann_faiss_construction(1);
+        assert_int_equal(lh_ann_add(theirs, v + at * dim, l + at, n / 2, &err), 0);
+        lh_ann_faiss_construction(0);
+    }
+    assert_int_equal(lh_ann_count(ours), n);
+    assert_int_equal(lh_ann_count(theirs), n);
+    float *q = random_vecs(nq, dim, 12, 2);
+    float *so = malloc(nq * k * sizeof *so), *st = malloc(nq * k * sizeof *st);
+    int64_t *io = malloc(nq * k * sizeof *io), *it = malloc(nq * k * sizeof *it);
+    lh_ann_search_params all = {.nprobe = got.ivf_nlist};
+    assert_int_equal(lh_ann_search(ours, q, nq, k, &all, so, io, &err), 0);
+    assert_int_equal(lh_ann_search(theirs, q, nq, k, &all, st, it, &err), 0);
+    size_t same = 0;
+    for (size_t i = 0; i < nq * k; i++) {
+        same += io[i] == it[i];
+        assert_true(fabsf(so[i] - st[i]) < 1e-3f);
+    }
+    assert_true((double)same / (double)(nq * k) >= 0.99);
+    lh_ann_free(ours);
+    lh_ann_free(theirs);
+
+    /* Training: ours against FAISS's, each structure trained and filled by its own. */
+    lh_ann *mine = build(LH_ANN_IVFPQ, dim, &p, v, l, n);
+    lh_ann_faiss_construction(1);
+    lh_ann *faiss = build(LH_ANN_IVFPQ, dim, &p, v, l, n);
+    lh_ann_faiss_construction(0);
+    double r_mine = recall_of(mine, v, l, n, dim, 100, k, &all);
+    double r_faiss = recall_of(faiss, v, l, n, dim, 100, k, &all);
+    print_message("pq8 recall@10: ours %.3f, FAISS's %.3f\n", r_mine, r_faiss);
+    assert_true(r_mine >= r_faiss - 0.03);
+    lh_ann_free(mine);
+    lh_ann_free(faiss);
+    free(q);
+    free(so);
+    free(st);
+    free(io);
+    free(it);
     free(v);
     free(l);
 }
@@ -628,7 +765,9 @@ int main(void)
         cmocka_unit_test(test_kind_names_and_params_json),
         cmocka_unit_test(test_flat_is_exact_with_our_labels),
         cmocka_unit_test(test_hnsw_recall_and_no_remove),
+        cmocka_unit_test(test_hnsw_batches_and_append_after_read),
         cmocka_unit_test(test_ivfpq_recall_remove_and_clamps),
+        cmocka_unit_test(test_pq8_matches_faiss),
         cmocka_unit_test(test_filter_flat),
         cmocka_unit_test(test_filter_hnsw_small_set_is_exact),
         cmocka_unit_test(test_filter_hnsw_large_set_oversamples),

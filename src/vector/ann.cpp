@@ -211,7 +211,7 @@ static void dot4_generic(const float *q, const float *const v[4], size_t d, floa
         out[i] = dot_generic(q, v[i], d);
 }
 
-static bool have_avx2()
+bool have_avx2()
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

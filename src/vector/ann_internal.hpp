@@ -15,6 +15,9 @@
 namespace lh_faiss
 {
 
+/* Whether the CPU has AVX2 and FMA: the kernels' choice, made once at load. */
+bool have_avx2();
+
 /* Inner product of two d-float vectors: AVX2+FMA when the CPU has them (chosen once at
    load), else a loop the compiler vectorises with SSE. */
 using dot_fn = float (*)(const float *a, const float *b, size_t d);

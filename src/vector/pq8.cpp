@@ -90,12 +90,6 @@ uint8_t nearest_generic(const codebook &b, const float *r)
     return (uint8_t)best_c;
 }
 
-bool have_avx2()
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
 uint8_t (*const nearest)(const codebook &, const float *) = have_avx2() ? nearest_avx2
                                                                         : nearest_generic;
 

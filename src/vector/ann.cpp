@@ -66,10 +66,11 @@ extern "C" {
 #include <faiss/index_io.h>
 
 #define LH_ANN_EXACT_MAX 4096
-/* lh_ann_faiss_construction (bench and unit tests only) */
-static std::atomic<bool> faiss_construction{false};
 #define LH_ANN_MAGIC "LHANNv1\n"
 #define LH_ANN_FOOTER 32
+
+/* lh_ann_faiss_construction (bench and unit tests only) */
+static std::atomic<bool> faiss_construction{false};
 
 using idx_t = faiss::Index::idx_t; /* int64_t in FAISS 1.7.3 */
 
@@ -217,7 +218,9 @@ bool have_avx2()
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-const dot_fn dot = have_avx2() ? dot_avx2 : dot_generic;
+/* Inner product of two d-float vectors (HNSW's distance computer, the flat search). */
+using dot_fn = float (*)(const float *a, const float *b, size_t d);
+static const dot_fn dot = have_avx2() ? dot_avx2 : dot_generic;
 const dot4_fn dot4 = have_avx2() ? dot4_avx2 : dot4_generic;
 const dot4_i8_fn dot4_i8 = have_avx2() ? dot4_i8_avx2 : dot4_i8_generic;
 

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVFPQ.h>
@@ -18,13 +19,8 @@ namespace lh_faiss
 /* Whether the CPU has AVX2 and FMA: the kernels' choice, made once at load. */
 bool have_avx2();
 
-/* Inner product of two d-float vectors: AVX2+FMA when the CPU has them (chosen once at
-   load), else a loop the compiler vectorises with SSE. */
-using dot_fn = float (*)(const float *a, const float *b, size_t d);
-extern const dot_fn dot;
-
-/* out[i] = dot(q, v[i]) for four vectors at once: four independent memory streams, so
-   the loads of one vector's cache misses overlap the others'. */
+/* out[i] = the inner product of q and v[i] (d floats each) for four vectors at once: four
+   independent memory streams, so the loads of one vector's cache misses overlap the others'. */
 using dot4_fn = void (*)(const float *q, const float *const v[4], size_t d, float out[4]);
 extern const dot4_fn dot4;
 
@@ -32,6 +28,17 @@ extern const dot4_fn dot4;
    bring from memory, and twice the products per instruction. */
 using dot4_i8_fn = void (*)(const int8_t *q, const int8_t *const v[4], size_t d, int32_t out[4]);
 extern const dot4_i8_fn dot4_i8;
+
+/* Moves a uniform sample of k of a[0..n) to a[0..k), in random order: a partial
+   Fisher-Yates over xorshift64, so the same seed gives the same sample. k = n shuffles. */
+template <class T> void partial_shuffle(T *a, size_t n, size_t k, uint64_t seed)
+{
+    uint64_t s = seed | 1;
+    for (size_t i = 0; i < k && i + 1 < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        std::swap(a[i], a[i + s % (n - i)]);
+    }
+}
 
 /* Appends n vectors (x, n x h.d floats) to h's storage and links them into its graph on
    the calling thread's OpenMP thread count. Replaces IndexHNSW::add: the same levels

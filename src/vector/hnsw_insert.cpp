@@ -157,13 +157,6 @@ struct builder {
             _mm_prefetch(p + off, _MM_HINT_T0);
     }
 
-    void prefetch_list(node_t i, int level) const
-    {
-        size_t begin, end;
-        g.neighbor_range(i, level, &begin, &end);
-        _mm_prefetch(reinterpret_cast<const char *>(&g.neighbors[begin]), _MM_HINT_T0);
-    }
-
     /* out[k] = the score of stored vector q against stored vector ids[k], k < 4. */
     void score4(node_t q, const node_t *ids, float *out) const
     {
@@ -257,8 +250,6 @@ struct builder {
             if (c.s < results.top().s)
                 break;
             frontier.pop();
-            if (!frontier.empty()) /* likely the next to expand: its list's miss overlaps */
-                prefetch_list(frontier.top().id, level);
             size_t n = neighbours(c.id, level, ids.data()), m = 0;
             for (size_t i = 0; i < n; i++) {
                 if (vt.first_visit(ids[i]))
@@ -419,16 +410,11 @@ void hnsw_insert(faiss::IndexHNSWFlat &h, idx_t n, const float *x)
                      [](const std::pair<int, node_t> &a, const std::pair<int, node_t> &b) {
                          return a.first > b.first;
                      });
-    uint64_t rs = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n0;
     for (size_t i = 0; i < order.size();) {
         size_t j = i;
         while (j < order.size() && order[j].first == order[i].first)
             j++;
-        std::pair<int, node_t> *run = order.data() + i;
-        for (size_t m = j - i; m > 1; m--) { /* Fisher-Yates */
-            rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
-            std::swap(run[m - 1], run[rs % m]);
-        }
+        partial_shuffle(order.data() + i, j - i, j - i, 0x9e3779b97f4a7c15ULL ^ (n0 + i));
         i = j;
     }
 

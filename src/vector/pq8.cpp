@@ -24,10 +24,10 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <numeric>
 #include <vector>
 
 #include <immintrin.h>
-#include <omp.h>
 
 #include <faiss/invlists/InvertedLists.h>
 
@@ -107,25 +107,16 @@ void set_codebook(codebook &b, const float *cent, size_t dsub)
     }
 }
 
-uint64_t next_rand(uint64_t &s)
-{
-    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-    return s;
-}
-
 /* k-means of n sub-vectors (stride apart in x, dsub floats each) into KSUB centroids
    (cent, KSUB x dsub), seeded from KSUB distinct sampled points; n >= KSUB. */
 void kmeans(const float *x, size_t stride, size_t n, size_t dsub, int niter, uint64_t seed,
             float *cent)
 {
     std::vector<size_t> perm(n);
-    for (size_t i = 0; i < n; i++)
-        perm[i] = i;
-    uint64_t s = seed | 1;
-    for (size_t i = 0; i < KSUB; i++) { /* partial Fisher-Yates: KSUB distinct points */
-        std::swap(perm[i], perm[i + next_rand(s) % (n - i)]);
+    std::iota(perm.begin(), perm.end(), (size_t)0);
+    partial_shuffle(perm.data(), n, KSUB, seed); /* KSUB distinct points */
+    for (size_t i = 0; i < KSUB; i++)
         std::memcpy(cent + i * dsub, x + perm[i] * stride, dsub * sizeof(float));
-    }
     codebook b;
     std::vector<uint8_t> assign(n);
     std::vector<double> sum(KSUB * dsub);
@@ -175,11 +166,8 @@ void pq8_train(faiss::IndexIVFPQ &ivf, idx_t n, const float *x)
     /* FAISS's budget: max_points_per_centroid x 256 residuals, sampled without repeats. */
     size_t ns = std::min((size_t)n, (size_t)pq.cp.max_points_per_centroid * KSUB);
     std::vector<size_t> pick((size_t)n);
-    for (size_t i = 0; i < (size_t)n; i++)
-        pick[i] = i;
-    uint64_t s = 0x51ed270b27a3c5f1ULL;
-    for (size_t i = 0; i < ns; i++)
-        std::swap(pick[i], pick[i + next_rand(s) % ((size_t)n - i)]);
+    std::iota(pick.begin(), pick.end(), (size_t)0);
+    partial_shuffle(pick.data(), (size_t)n, ns, 0x51ed270b27a3c5f1ULL);
     std::sort(pick.begin(), pick.begin() + (long)ns); /* reads in memory order */
     std::vector<float> xs(ns * d), res(ns * d);
     for (size_t i = 0; i < ns; i++)

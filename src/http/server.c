@@ -1074,7 +1074,12 @@ int lh_serve(lh_config *cfg)
 #ifdef LH_FAULT_INJECTION
     lh_fault_arm_from_env(); /* test builds: LH_FAULT counts from here (see core.h) */
 #endif
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+    /* poll(), not epoll: MHD 0.9.75's MHD_quiesce_daemon removes the listen socket from
+     * each worker's epoll set while the worker may be removing it too, and the loser of
+     * that race aborts the process ("Failed to remove listen FD from epoll set"; seen once
+     * in six test runs at SIGTERM). With poll() quiescing is a flag and a wake-up. Each
+     * worker polls only its own connections, so poll's O(n) per wake-up stays small. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;

@@ -841,6 +841,11 @@ void lh_ann_faiss_construction(int on)
     faiss_construction.store(on != 0, std::memory_order_relaxed);
 }
 
+void lh_ann_hnsw_reselect_all(int on)
+{
+    lh_faiss::hnsw_reselect_all(on != 0);
+}
+
 int lh_ann_remove(lh_ann *a, const int64_t *ids, size_t n, size_t *removed, lh_error *err)
 {
     *removed = 0;

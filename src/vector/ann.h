@@ -59,6 +59,10 @@ int lh_ann_add(lh_ann *a, const float *vecs, const int64_t *ids, size_t n, lh_er
  * bench/vectors, which measures the two in one run, and the unit tests, which compare
  * them; the server never turns it on. */
 void lh_ann_faiss_construction(int on);
+/* Unit tests only: on, our HNSW construction reruns the neighbour heuristic over the whole
+ * list at every back link into a full list, as FAISS does, instead of its shortcut for
+ * lists the heuristic itself produced; the test checks both build the same graph. */
+void lh_ann_hnsw_reselect_all(int on);
 /* Removes ids (those absent are ignored); *removed gets the count. HNSW cannot remove in
  * FAISS: LH_EUNSUPPORTED, and the caller rebuilds. */
 int lh_ann_remove(lh_ann *a, const int64_t *ids, size_t n, size_t *removed, lh_error *err);

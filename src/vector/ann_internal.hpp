@@ -45,6 +45,10 @@ template <class T> void partial_shuffle(T *a, size_t n, size_t k, uint64_t seed)
    (h.hnsw.rng), the same neighbour-selection heuristic, but neighbours' vectors are
    prefetched and scored four at a time (hnsw_insert.cpp). May throw std::bad_alloc. */
 void hnsw_insert(faiss::IndexHNSWFlat &h, faiss::Index::idx_t n, const float *x);
+/* On: a back link into a full level-0 list always reruns the heuristic over the whole list,
+   as FAISS does, instead of hnsw_insert's shortcut for lists the heuristic left closed
+   (the same graph, which the unit test checks; lh_ann_hnsw_reselect_all). */
+void hnsw_reselect_all(bool on);
 
 /* For an IVF-PQ structure with 8-bit codes of residuals (pq.nbits == 8, by_residual), in
    place of FAISS's train and add_with_ids (pq8.cpp). pq8_train: n >= 256 training

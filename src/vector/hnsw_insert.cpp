@@ -16,7 +16,11 @@
  * efConstruction candidates per level; the same neighbour-selection heuristic (a candidate
  * is kept only if no kept neighbour is closer to it than the new point is) both for the
  * new point's list and when a full list must make room for a back link; per-node locks
- * around list updates. What differs: each level's beam starts from the best point the
+ * around list updates. Making room is where most of a build's scores went (the heuristic
+ * over a full list is a list's worth of scores squared, and each new point makes up to 32
+ * full lists choose again): for a level-0 list the heuristic itself produced, the same
+ * choice is made from the newcomer's scores alone (link_closed; the unit test builds a
+ * graph both ways and compares them byte for byte). What differs: each level's beam starts from the best point the
  * level above found (the HNSW paper's rule; FAISS restarts every level from the greedy
  * descent's result), and neighbour ids are read and written with relaxed atomics (FAISS
  * reads lists other threads are rewriting with plain loads).
@@ -26,6 +30,7 @@
 #include "vector/ann_internal.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -40,6 +45,8 @@ namespace lh_faiss
 {
 namespace
 {
+
+std::atomic<bool> reselect_all{false};
 
 using idx_t = faiss::Index::idx_t;
 using node_t = faiss::HNSW::storage_idx_t; /* int32_t */
@@ -104,9 +111,19 @@ struct builder {
     std::vector<float> scale;
     std::vector<omp_lock_t> locks;
     std::mutex top_lock; /* entry_point and max_level */
+    /* Level 0, where nearly all the linking happens: closed[i] says node i's list is the
+       heuristic's own output (each member kept against the members before it), ordered
+       most similar first, with each member's score against i in sims[i * cap0 + k]. A back
+       link into such a list when it is full needs the newcomer's scores alone (link0).
+       Both are guarded by the node's lock. */
+    size_t cap0;
+    std::vector<uint8_t> closed;
+    std::vector<float> sims;
+    bool incremental; /* off: every full list reruns the heuristic (hnsw_reselect_all) */
 
-    builder(faiss::HNSW &g_, const float *xb_, size_t d_, size_t ntotal)
-        : g(g_), xb(xb_), d(d_), locks(ntotal)
+    builder(faiss::HNSW &g_, const float *xb_, size_t d_, size_t ntotal, bool incremental_)
+        : g(g_), xb(xb_), d(d_), locks(ntotal), cap0((size_t)g_.nb_neighbors(0)),
+          closed(ntotal, 0), sims(ntotal * cap0), incremental(incremental_)
     {
         for (omp_lock_t &l : locks)
             omp_init_lock(&l);
@@ -169,8 +186,8 @@ struct builder {
         int32_t raw[4];
         dot4_i8(code(q), v, d, raw);
         float sq = scale[(size_t)q];
-        for (int k = 0; k < 4; k++)
-            out[k] = (float)raw[k] * sq * scale[(size_t)ids[k]];
+        for (int k = 0; k < 4; k++) /* scales multiplied first: score(a, b) == score(b, a) */
+            out[k] = (float)raw[k] * (sq * scale[(size_t)ids[k]]);
     }
 
     /* s[i] = the score of stored vector q against ids[i], i < n: all prefetched first (a
@@ -283,7 +300,7 @@ struct builder {
             return cand;
         std::vector<scored> kept;
         for (const scored &c : cand) {
-            if (!dominated(c, kept)) {
+            if (!dominated(c, kept.data(), kept.size())) {
                 kept.push_back(c);
                 if (kept.size() >= max_size)
                     break;
@@ -294,13 +311,13 @@ struct builder {
 
     /* Whether a kept neighbour is more similar to c than the point is; stops at the
        first group of four that has one (the kept vectors were just scored: cached). */
-    bool dominated(const scored &c, const std::vector<scored> &kept) const
+    bool dominated(const scored &c, const scored *kept, size_t n) const
     {
-        for (size_t i = 0; i < kept.size(); i += 4) {
+        for (size_t i = 0; i < n; i += 4) {
             node_t group[4];
             float s[4];
             for (size_t k = 0; k < 4; k++)
-                group[k] = kept[std::min(i + k, kept.size() - 1)].id;
+                group[k] = kept[std::min(i + k, n - 1)].id;
             score4(c.id, group, s);
             if (s[0] > c.s || s[1] > c.s || s[2] > c.s || s[3] > c.s)
                 return true;
@@ -310,7 +327,7 @@ struct builder {
 
     /* Adds dest to src's list at level; a full list keeps the heuristic's choice among
        its members and dest. Caller holds src's lock. */
-    void link(node_t src, node_t dest, int level) const
+    void link(node_t src, node_t dest, int level)
     {
         size_t begin, end;
         g.neighbor_range(src, level, &begin, &end);
@@ -321,6 +338,12 @@ struct builder {
             while (i > 0 && load_id(&list[i - 1]) < 0)
                 i--;
             store_id(&list[i], dest);
+            if (level == 0)
+                closed[(size_t)src] = 0; /* appended where it falls, as FAISS does */
+            return;
+        }
+        if (level == 0 && incremental && closed[(size_t)src]) {
+            link_closed(src, dest, list);
             return;
         }
         std::vector<node_t> ids(cap + 1);
@@ -335,11 +358,63 @@ struct builder {
         std::stable_sort(cand.begin(), cand.end(),
                          [](const scored &a, const scored &b) { return a.s > b.s; });
         std::vector<scored> kept = select(cand, cap);
+        store_list(src, level, list, cap, kept.data(), kept.size());
+    }
+
+    /* Writes kept (most similar first) as src's list at level, the rest empty; at level 0
+       the list is then the heuristic's output: closed, its scores kept. */
+    void store_list(node_t src, int level, node_t *list, size_t cap, const scored *kept,
+                    size_t n)
+    {
         size_t i = 0;
-        for (; i < kept.size(); i++)
+        for (; i < n; i++)
             store_id(&list[i], kept[i].id);
         for (; i < cap; i++)
             store_id(&list[i], -1);
+        if (level == 0) {
+            float *sim = &sims[(size_t)src * cap0];
+            for (i = 0; i < n; i++)
+                sim[i] = kept[i].s;
+            closed[(size_t)src] = 1;
+        }
+    }
+
+    /* link's full-list case at level 0 for a closed list, with the result the heuristic
+       over all members and dest would give, at a list's worth of scores instead of a
+       list's worth squared. Sorted most similar first, dest falls at position j (after
+       members that score the same, as the stable sort puts it). The members before j are
+       kept as before; dest is kept unless one of them dominates it; each member after j
+       was kept against all the others before it (closed), so it stays unless dest is kept
+       and dominates it; then the first cap of these are the list. When dest is not kept
+       (or falls past the end) the heuristic keeps every member: nothing changes. */
+    void link_closed(node_t src, node_t dest, node_t *list)
+    {
+        size_t cap = cap0;
+        const float *sim = &sims[(size_t)src * cap];
+        scored c;
+        c.id = dest;
+        score(src, &dest, 1, &c.s);
+        std::vector<scored> members(cap);
+        size_t j = cap;
+        for (size_t i = 0; i < cap; i++) {
+            members[i] = {sim[i], load_id(&list[i])};
+            if (j == cap && sim[i] < c.s)
+                j = i;
+        }
+        if (j == cap || dominated(c, members.data(), j))
+            return;
+        std::vector<node_t> after(cap - j);
+        std::vector<float> t(cap - j);
+        for (size_t i = j; i < cap; i++)
+            after[i - j] = members[i].id;
+        score(dest, after.data(), after.size(), t.data());
+        std::vector<scored> kept(members.begin(), members.begin() + (long)j);
+        kept.push_back(c);
+        for (size_t i = j; i < cap && kept.size() < cap; i++) {
+            if (!(t[i - j] > members[i].s))
+                kept.push_back(members[i]);
+        }
+        store_list(src, 0, list, cap, kept.data(), kept.size());
     }
 
     void insert(node_t pt, int pt_level, visited &vt)
@@ -366,8 +441,17 @@ struct builder {
             std::vector<scored> cand = beam(pt, level, best, vt);
             best = cand.front();
             std::vector<scored> kept = select(cand, (size_t)g.nb_neighbors(level));
-            for (const scored &k : kept)
-                link(pt, k.id, level);
+            size_t begin, end;
+            g.neighbor_range(pt, level, &begin, &end);
+            node_t *list = &g.neighbors[begin];
+            if (level == 0 && cand.size() >= cap0 && load_id(&list[0]) < 0) {
+                /* the heuristic's output into an empty list: closed from the start (a
+                   list another thread linked into already is appended to, as FAISS does) */
+                store_list(pt, 0, list, end - begin, kept.data(), kept.size());
+            } else {
+                for (const scored &k : kept)
+                    link(pt, k.id, level);
+            }
             /* Back links take the neighbours' locks; never hold two at once. */
             omp_unset_lock(&locks[(size_t)pt]);
             for (const scored &k : kept) {
@@ -389,6 +473,11 @@ struct builder {
 };
 
 } // namespace
+
+void hnsw_reselect_all(bool on)
+{
+    reselect_all.store(on, std::memory_order_relaxed);
+}
 
 void hnsw_insert(faiss::IndexHNSWFlat &h, idx_t n, const float *x)
 {
@@ -419,7 +508,8 @@ void hnsw_insert(faiss::IndexHNSWFlat &h, idx_t n, const float *x)
     }
 
     const float *xb = static_cast<const faiss::IndexFlat *>(h.storage)->get_xb();
-    builder b(g, xb, (size_t)h.d, (size_t)h.ntotal);
+    builder b(g, xb, (size_t)h.d, (size_t)h.ntotal,
+              !reselect_all.load(std::memory_order_relaxed));
     /* A batch that is a good part of the graph (a build) walks over int8 codes: a quarter
        of the memory traffic, and the graph comes out as good (bench/vectors compares it
        with FAISS's own). A small append scores the float vectors, as coding every stored

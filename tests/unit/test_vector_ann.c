@@ -371,6 +371,53 @@ static void test_hnsw_batches_and_append_after_read(void **state)
     free(l);
 }
 
+/* The serialised bytes of an HNSW structure over v built on one thread (deterministic):
+   `first` vectors in one batch (int8 walks), the rest appended (float walks). */
+static unsigned char *hnsw_bytes(const float *v, const int64_t *l, size_t n, size_t first,
+                                 int dim, int reselect_all, long *len)
+{
+    lh_ann_hnsw_reselect_all(reselect_all);
+    lh_ann_params p;
+    lh_ann_params_default(LH_ANN_HNSW, dim, n, &p);
+    p.hnsw_m = 8;
+    lh_error err;
+    lh_ann *a = lh_ann_new(LH_ANN_HNSW, dim, &p, NULL, 0, 1, &err);
+    assert_non_null(a);
+    assert_int_equal(lh_ann_add(a, v, l, first, &err), 0);
+    assert_int_equal(lh_ann_add(a, v + first * dim, l + first, n - first, &err), 0);
+    lh_ann_hnsw_reselect_all(0);
+    FILE *f = tmpfile();
+    assert_int_equal(lh_ann_write(a, f, &err), 0);
+    lh_ann_free(a);
+    *len = ftell(f);
+    rewind(f);
+    unsigned char *b = malloc((size_t)*len);
+    assert_int_equal(fread(b, 1, (size_t)*len, f), (size_t)*len);
+    fclose(f);
+    return b;
+}
+
+/* A back link into a full list that the heuristic itself produced takes a shortcut
+   (hnsw_insert.cpp, link_closed): it must give the very graph that rerunning the heuristic
+   over the whole list gives, on both walks (int8 codes, then float vectors). */
+static void test_hnsw_shortcut_builds_the_same_graph(void **state)
+{
+    (void)state;
+    size_t n = 3000, first = 2700;
+    int dim = 32;
+    float *v = random_vecs(n, dim, 11, 2);
+    int64_t *l = labels_for(n);
+    long len_a, len_b;
+    unsigned char *a = hnsw_bytes(v, l, n, first, dim, 0, &len_a);
+    unsigned char *b = hnsw_bytes(v, l, n, first, dim, 1, &len_b);
+    assert_int_equal(len_a, len_b);
+    assert_memory_equal(a, b, (size_t)len_a);
+    free(a);
+    free(b);
+    free(v);
+    free(l);
+}
+
 static void test_ivfpq_recall_remove_and_clamps(void **state)
 {
     (void)state;
@@ -766,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_flat_is_exact_with_our_labels),
         cmocka_unit_test(test_hnsw_recall_and_no_remove),
         cmocka_unit_test(test_hnsw_batches_and_append_after_read),
+        cmocka_unit_test(test_hnsw_shortcut_builds_the_same_graph),
         cmocka_unit_test(test_ivfpq_recall_remove_and_clamps),
         cmocka_unit_test(test_pq8_matches_faiss),
         cmocka_unit_test(test_filter_flat),

@@ -20,10 +20,11 @@
  * over a full list is a list's worth of scores squared, and each new point makes up to 32
  * full lists choose again): for a level-0 list the heuristic itself produced, the same
  * choice is made from the newcomer's scores alone (link_closed; the unit test builds a
- * graph both ways and compares them byte for byte). What differs: each level's beam starts from the best point the
- * level above found (the HNSW paper's rule; FAISS restarts every level from the greedy
- * descent's result), and neighbour ids are read and written with relaxed atomics (FAISS
- * reads lists other threads are rewriting with plain loads).
+ * graph both ways and compares them byte for byte). What differs: each level's beam
+ * starts from the best point the level above found (the HNSW paper's rule; FAISS
+ * restarts every level from the greedy descent's result), and neighbour ids are read and
+ * written with relaxed atomics (FAISS reads lists other threads are rewriting with plain
+ * loads).
  *
  * Scores are inner products (higher is closer): the structures are METRIC_INNER_PRODUCT.
  */
@@ -114,16 +115,17 @@ struct builder {
     /* Level 0, where nearly all the linking happens: closed[i] says node i's list is the
        heuristic's own output (each member kept against the members before it), ordered
        most similar first, with each member's score against i in sims[i * cap0 + k]. A back
-       link into such a list when it is full needs the newcomer's scores alone (link0).
-       Both are guarded by the node's lock. */
+       link into such a list when it is full needs the newcomer's scores alone
+       (link_closed). Both are guarded by the node's lock; sims costs 4 bytes per level-0
+       slot while a batch is linked (128 MB for a million vectors at M=16). */
     size_t cap0;
     std::vector<uint8_t> closed;
     std::vector<float> sims;
     bool incremental; /* off: every full list reruns the heuristic (hnsw_reselect_all) */
 
     builder(faiss::HNSW &g_, const float *xb_, size_t d_, size_t ntotal, bool incremental_)
-        : g(g_), xb(xb_), d(d_), locks(ntotal), cap0((size_t)g_.nb_neighbors(0)),
-          closed(ntotal, 0), sims(ntotal * cap0), incremental(incremental_)
+        : g(g_), xb(xb_), d(d_), locks(ntotal), cap0((size_t)g_.nb_neighbors(0)), closed(ntotal, 0),
+          sims(ntotal * cap0), incremental(incremental_)
     {
         for (omp_lock_t &l : locks)
             omp_init_lock(&l);
@@ -363,8 +365,7 @@ struct builder {
 
     /* Writes kept (most similar first) as src's list at level, the rest empty; at level 0
        the list is then the heuristic's output: closed, its scores kept. */
-    void store_list(node_t src, int level, node_t *list, size_t cap, const scored *kept,
-                    size_t n)
+    void store_list(node_t src, int level, node_t *list, size_t cap, const scored *kept, size_t n)
     {
         size_t i = 0;
         for (; i < n; i++)
@@ -508,8 +509,7 @@ void hnsw_insert(faiss::IndexHNSWFlat &h, idx_t n, const float *x)
     }
 
     const float *xb = static_cast<const faiss::IndexFlat *>(h.storage)->get_xb();
-    builder b(g, xb, (size_t)h.d, (size_t)h.ntotal,
-              !reselect_all.load(std::memory_order_relaxed));
+    builder b(g, xb, (size_t)h.d, (size_t)h.ntotal, !reselect_all.load(std::memory_order_relaxed));
     /* A batch that is a good part of the graph (a build) walks over int8 codes: a quarter
        of the memory traffic, and the graph comes out as good (bench/vectors compares it
        with FAISS's own). A small append scores the float vectors, as coding every stored

@@ -373,8 +373,8 @@ static void test_hnsw_batches_and_append_after_read(void **state)
 
 /* The serialised bytes of an HNSW structure over v built on one thread (deterministic):
    `first` vectors in one batch (int8 walks), the rest appended (float walks). */
-static unsigned char *hnsw_bytes(const float *v, const int64_t *l, size_t n, size_t first,
-                                 int dim, int reselect_all, long *len)
+static unsigned char *hnsw_bytes(const float *v, const int64_t *l, size_t n, size_t first, int dim,
+                                 int reselect_all, long *len)
 {
     lh_ann_hnsw_reselect_all(reselect_all);
     lh_ann_params p;

@@ -460,6 +460,67 @@ static audit_stripe *stripe_of(lh_audit *a, uint64_t h)
     return &a->stripes[h % AUDIT_STRIPES];
 }
 
+/* The "may have a log" set of a stripe (audit_stripe.logged). Hash 0 is stored as 1. */
+static bool logged_maybe(const audit_stripe *s, uint64_t h)
+{
+    h = h ? h : 1;
+    if (!s->logged_cap)
+        return false;
+    for (size_t i = (h / AUDIT_STRIPES) & (s->logged_cap - 1);; i = (i + 1) & (s->logged_cap - 1)) {
+        if (s->logged[i] == h)
+            return true;
+        if (!s->logged[i])
+            return false;
+    }
+}
+
+static void logged_add(audit_stripe *s, uint64_t h)
+{
+    h = h ? h : 1;
+    if (logged_maybe(s, h))
+        return;
+    if (2 * (s->logged_n + 1) > s->logged_cap) { /* at most half full */
+        size_t cap = s->logged_cap ? 2 * s->logged_cap : 64;
+        uint64_t *old = s->logged, *v = lh_xcalloc(cap, sizeof(*v));
+        size_t old_cap = s->logged_cap;
+        s->logged = v;
+        s->logged_cap = cap;
+        s->logged_n = 0;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i])
+                logged_add(s, old[i]);
+        free(old);
+    }
+    size_t i = (h / AUDIT_STRIPES) & (s->logged_cap - 1);
+    while (s->logged[i])
+        i = (i + 1) & (s->logged_cap - 1);
+    s->logged[i] = h;
+    s->logged_n++;
+}
+
+/* Fills the stripes' "may have a log" sets from the logs in the folder. At a writing
+ * open, after the journal's replay (which may create logs), before any append; only this
+ * process writes logs then (the journal's lock), so the sets stay complete. */
+static int logged_load(lh_audit *a, lh_error *err)
+{
+    DIR *d = opendir(a->subjects_dir);
+    if (!d)
+        return lh_error_set(err, LH_EIO, "cannot list the audit logs: %s", strerror(errno));
+    size_t sl = strlen(AUDIT_LOG_SUFFIX);
+    char key[LH_SUBJECT_KEY_MAX];
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t n = strlen(de->d_name);
+        if (n <= sl || n - sl >= sizeof(key) || strcmp(de->d_name + n - sl, AUDIT_LOG_SUFFIX))
+            continue;
+        memcpy(key, de->d_name, n - sl);
+        key[n - sl] = '\0';
+        uint64_t h = key_hash(key);
+        logged_add(stripe_of(a, h), h);
+    }
+    closedir(d);
+    return 0;
+}
+
 /* The cached tip of key, loaded from its log on first use. Caller holds the stripe. */
 static audit_tip *tip_get(lh_audit *a, audit_stripe *s, const char *key, uint64_t h, lh_error *err)
 {
@@ -469,11 +530,19 @@ static audit_tip *tip_get(lh_audit *a, audit_stripe *s, const char *key, uint64_
                 return t;
     }
     char hmac[LH_AUDIT_HMAC_HEX];
-    char *path = audit_log_path(a, key);
-    int rc = audit_log_last_hmac(path, hmac, err);
-    free(path);
-    if (rc)
-        return NULL;
+    if (a->readonly || logged_maybe(s, h)) { /* a read-only handle has no set: it reads */
+        char *path = audit_log_path(a, key);
+        int rc = audit_log_last_hmac(path, hmac, err);
+        free(path);
+        if (rc)
+            return NULL;
+    } else {
+        /* No log: a new subject. Skipping the open() matters when many are new at once
+         * (a query over people never read before): each open() of a missing name waited
+         * for the directory lock behind the log writer creating the logs of the last. */
+        snprintf(hmac, sizeof(hmac), "%s", LH_AUDIT_GENESIS);
+    }
+    logged_add(s, h); /* the log writer creates its log */
     if (s->count >= s->nbuckets) {
         size_t nb = s->nbuckets ? s->nbuckets * 2 : 16;
         audit_tip **b = lh_xcalloc(nb, sizeof(*b));
@@ -698,7 +767,7 @@ lh_audit *lh_audit_open(const char *data_dir, const char *key_file, lh_error *er
                      "running server?); read-only commands still work");
         goto fail;
     }
-    if (audit_wal_recover(a, err))
+    if (audit_wal_recover(a, err) || logged_load(a, err))
         goto fail;
     if (pthread_create(&a->lw_thread, NULL, log_writer, a) != 0) {
         lh_error_set(err, LH_EINTERNAL, "cannot start the audit log writer thread");
@@ -729,6 +798,7 @@ void lh_audit_close(lh_audit *a)
         close(a->lock_fd);
     for (int i = 0; i < AUDIT_STRIPES; i++) {
         stripe_clear(&a->stripes[i]);
+        free(a->stripes[i].logged);
         pthread_mutex_destroy(&a->stripes[i].mu);
     }
     pthread_mutex_destroy(&a->gate_mu);

@@ -44,6 +44,11 @@ typedef struct audit_stripe {
     pthread_mutex_t mu;
     audit_tip **buckets;
     size_t nbuckets, count;
+    /* Hashes of the subjects of this stripe that may have a log (open addressing, 0
+     * free): those listed at open and every one given a tip since. A subject not in it
+     * has no log, so its first append needs no open() to learn that (audit.c, tip_get). */
+    uint64_t *logged;
+    size_t logged_cap, logged_n;
 } audit_stripe;
 
 struct lh_audit {

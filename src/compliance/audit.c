@@ -498,27 +498,47 @@ static void logged_add(audit_stripe *s, uint64_t h)
     s->logged_n++;
 }
 
+/* Calls fn with the name of each log in the subjects folder and the length of its key
+ * (the name without AUDIT_LOG_SUFFIX) until fn returns non-zero, which it returns. */
+static int logs_each(lh_audit *a, int (*fn)(void *ctx, const char *name, size_t key_len), void *ctx,
+                     lh_error *err)
+{
+    DIR *d = opendir(a->subjects_dir);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        return lh_error_set(err, LH_EIO, "cannot list the audit logs: %s", strerror(errno));
+    }
+    int rc = 0;
+    size_t sl = strlen(AUDIT_LOG_SUFFIX);
+    for (struct dirent *de; rc == 0 && (de = readdir(d));) {
+        size_t n = strlen(de->d_name);
+        if (n > sl && strcmp(de->d_name + n - sl, AUDIT_LOG_SUFFIX) == 0)
+            rc = fn(ctx, de->d_name, n - sl);
+    }
+    closedir(d);
+    return rc;
+}
+
+static int logged_note(void *ctx, const char *name, size_t key_len)
+{
+    lh_audit *a = ctx;
+    char key[LH_SUBJECT_KEY_MAX];
+    if (key_len < sizeof(key)) {
+        memcpy(key, name, key_len);
+        key[key_len] = '\0';
+        uint64_t h = key_hash(key);
+        logged_add(stripe_of(a, h), h);
+    }
+    return 0;
+}
+
 /* Fills the stripes' "may have a log" sets from the logs in the folder. At a writing
  * open, after the journal's replay (which may create logs), before any append; only this
  * process writes logs then (the journal's lock), so the sets stay complete. */
 static int logged_load(lh_audit *a, lh_error *err)
 {
-    DIR *d = opendir(a->subjects_dir);
-    if (!d)
-        return lh_error_set(err, LH_EIO, "cannot list the audit logs: %s", strerror(errno));
-    size_t sl = strlen(AUDIT_LOG_SUFFIX);
-    char key[LH_SUBJECT_KEY_MAX];
-    for (struct dirent *de; (de = readdir(d));) {
-        size_t n = strlen(de->d_name);
-        if (n <= sl || n - sl >= sizeof(key) || strcmp(de->d_name + n - sl, AUDIT_LOG_SUFFIX))
-            continue;
-        memcpy(key, de->d_name, n - sl);
-        key[n - sl] = '\0';
-        uint64_t h = key_hash(key);
-        logged_add(stripe_of(a, h), h);
-    }
-    closedir(d);
-    return 0;
+    return logs_each(a, logged_note, a, err);
 }
 
 /* The cached tip of key, loaded from its log on first use. Caller holds the stripe. */
@@ -1281,30 +1301,29 @@ int lh_audit_tip(lh_audit *a, const char *id, char *root_out, lh_error *err)
     return t ? 0 : (err ? err->code : LH_EIO);
 }
 
+typedef struct list_ctx {
+    int (*fn)(void *ctx, const char *candidate_id);
+    void *ctx;
+} list_ctx;
+
+static int list_one(void *ctx, const char *name, size_t key_len)
+{
+    list_ctx *l = ctx;
+    int rc = 0;
+    char *id = subject_key_decode(name, key_len);
+    char check[LH_SUBJECT_KEY_MAX];
+    /* only names that are exactly the key of their id (no stray files) */
+    if (id && lh_subject_key(id, check, sizeof(check), NULL) == 0 && strlen(check) == key_len &&
+        memcmp(check, name, key_len) == 0)
+        rc = l->fn(l->ctx, id);
+    free(id);
+    return rc;
+}
+
 int lh_audit_list(lh_audit *a, int (*fn)(void *ctx, const char *candidate_id), void *ctx,
                   lh_error *err)
 {
     audit_logs_settle(a);
-    DIR *d = opendir(a->subjects_dir);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        return lh_error_set(err, LH_EIO, "cannot list the audit logs: %s", strerror(errno));
-    }
-    int rc = 0;
-    size_t sl = strlen(AUDIT_LOG_SUFFIX);
-    for (struct dirent *de; rc == 0 && (de = readdir(d));) {
-        size_t n = strlen(de->d_name);
-        if (n <= sl || strcmp(de->d_name + n - sl, AUDIT_LOG_SUFFIX) != 0)
-            continue;
-        char *id = subject_key_decode(de->d_name, n - sl);
-        char check[LH_SUBJECT_KEY_MAX];
-        /* only names that are exactly the key of their id (no stray files) */
-        if (id && lh_subject_key(id, check, sizeof(check), NULL) == 0 && strlen(check) == n - sl &&
-            memcmp(check, de->d_name, n - sl) == 0)
-            rc = fn(ctx, id);
-        free(id);
-    }
-    closedir(d);
-    return rc;
+    list_ctx l = {fn, ctx};
+    return logs_each(a, list_one, &l, err);
 }

@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <queue>
 #include <utility>
@@ -116,16 +117,18 @@ struct builder {
        heuristic's own output (each member kept against the members before it), ordered
        most similar first, with each member's score against i in sims[i * cap0 + k]. A back
        link into such a list when it is full needs the newcomer's scores alone
-       (link_closed). Both are guarded by the node's lock; sims costs 4 bytes per level-0
-       slot while a batch is linked (128 MB for a million vectors at M=16). */
+       (link_closed). Both are guarded by the node's lock. sims is 4 bytes per level-0
+       slot (128 MB for a million vectors at M=16), left uninitialised: it is read only
+       where closed says it was written, so a small append to a large graph touches the
+       pages of the lists it changes, not all of them. */
     size_t cap0;
     std::vector<uint8_t> closed;
-    std::vector<float> sims;
+    std::unique_ptr<float[]> sims;
     bool incremental; /* off: every full list reruns the heuristic (hnsw_reselect_all) */
 
     builder(faiss::HNSW &g_, const float *xb_, size_t d_, size_t ntotal, bool incremental_)
         : g(g_), xb(xb_), d(d_), locks(ntotal), cap0((size_t)g_.nb_neighbors(0)), closed(ntotal, 0),
-          sims(ntotal * cap0), incremental(incremental_)
+          sims(new float[ntotal * cap0]), incremental(incremental_)
     {
         for (omp_lock_t &l : locks)
             omp_init_lock(&l);

@@ -745,7 +745,11 @@ static lh_audit *audit_new(const char *data_dir, const char *key_file, bool read
     pthread_mutex_init(&a->gate_mu, NULL);
     pthread_cond_init(&a->gate_cv, NULL);
     pthread_mutex_init(&a->wal_mu, NULL);
-    pthread_cond_init(&a->wal_cv, NULL);
+    pthread_condattr_t mono; /* the leader's bounded wait is on the monotonic clock */
+    pthread_condattr_init(&mono);
+    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->wal_cv, &mono);
+    pthread_condattr_destroy(&mono);
     pthread_mutex_init(&a->lw_mu, NULL);
     pthread_cond_init(&a->lw_cv, NULL);
     pthread_cond_init(&a->lw_done_cv, NULL);
@@ -1027,7 +1031,7 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
     lh_buf_init(&canon);
     uint64_t end = 0;
     int rc = 0;
-    bool entered = false;
+    bool entered = false, announced = false;
     for (size_t i = 0; i < n; i++) {
         if ((rc = lh_subject_key(entries[i].candidate_id, p[i].key, sizeof(p[i].key), err)))
             goto out;
@@ -1048,6 +1052,8 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
     }
     gate_enter(a);
     entered = true;
+    audit_wal_announce(a);
+    announced = true;
     for (size_t i = 0; i < nstripes; i++)
         pthread_mutex_lock(&a->stripes[stripes[i]].mu);
 
@@ -1075,6 +1081,7 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
         memcpy(p[i].tip->hmac, p[i].hmac, sizeof(p[i].hmac));
         signed_n = i + 1;
     }
+    announced = false; /* the write ends the announcement, whatever its outcome */
     if ((rc = audit_wal_write(a, wal.data, wal.len, &end, err)))
         goto rollback;
     /* The rows are in the journal: queue their lines for the log writer, still under the
@@ -1086,6 +1093,8 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
     goto out;
 
 rollback:
+    if (announced)
+        audit_wal_withdraw(a);
     /* Nothing of this batch reached the journal: restore the tips, newest first, so
      * each subject's tip is what it was before the batch. */
     for (size_t i = signed_n; i-- > 0;)

@@ -75,6 +75,9 @@ struct lh_audit {
     uint64_t wal_seq; /* its number */
     uint64_t written; /* bytes written to it */
     uint64_t synced;  /* bytes known durable */
+    uint64_t zeroed;  /* the file holds written zeros from `written` up to here */
+    int writing;      /* appenders between the gate and their journal write */
+    bool zero_failed; /* the last zero-fill failed (logged once until one succeeds) */
     bool syncing;     /* a leader is in fdatasync */
     bool poisoned;    /* a sync failed: state unknown until a checkpoint replays */
     atomic_bool ckpt_running;
@@ -125,6 +128,11 @@ void audit_log_writer_hold(lh_audit *a, bool hold);
  * the rows' subjects. LH_EIO when the write failed (cut back off; nothing acknowledged)
  * or the journal is poisoned. */
 int audit_wal_write(lh_audit *a, const void *buf, size_t len, uint64_t *end, lh_error *err);
+/* An appender announces its coming audit_wal_write (it has entered the gate and is
+ * signing rows), so a group-commit leader may wait a moment for its rows; one that gives
+ * up before writing withdraws (audit_wal_write itself ends the announcement). */
+void audit_wal_announce(lh_audit *a);
+void audit_wal_withdraw(lh_audit *a);
 /* Frames one row line as a journal record into buf. */
 void audit_wal_frame(lh_buf *buf, const char *line, size_t len);
 /* Returns once offset end of the journal is durable: one fdatasync shared by every

@@ -114,9 +114,9 @@ bool lh_error_not_durable(const lh_error *err);
  * be told "make the Nth call of operation X fail with errno E": from a unit test with
  * lh_fault_arm, from a server with LH_FAULT="op:N:ERRNO[:COUNT]" (counted from the end of
  * start-up) (op is one of open,
- * write, fsync, rename, fsync_dir, mkdir, unlink; ERRNO a name such as EIO or ENOSPC or a
- * number; COUNT consecutive calls fail from the Nth on, 1 by default, 0 for all). In
- * release builds lh_sys_* are the plain system calls and the hook does not exist. */
+ * write, fsync, rename, fsync_dir, mkdir, unlink, zero_fill; ERRNO a name such as EIO or ENOSPC or
+ * a number; COUNT consecutive calls fail from the Nth on, 1 by default, 0 for all). In release
+ * builds lh_sys_* are the plain system calls and the hook does not exist. */
 typedef enum {
     LH_FAULT_OPEN,
     LH_FAULT_WRITE,
@@ -125,6 +125,7 @@ typedef enum {
     LH_FAULT_FSYNC_DIR,
     LH_FAULT_MKDIR,
     LH_FAULT_UNLINK,
+    LH_FAULT_ZERO_FILL,
     LH_FAULT_OP_COUNT
 } lh_fault_op;
 
@@ -198,6 +199,13 @@ char *lh_path_absolute(const char *path, lh_error *err);
  * write_in_full), so each caller words its own lh_error (it knows what the file is and
  * whether its path may appear in a message). Goes through the fault hook (write). */
 int lh_fs_write_all(int fd, const void *data, size_t len);
+/* Writes zeros over bytes [from, to) of fd with pwrite (the file offset does not move),
+ * extending the file when `to` is past its end: preallocation that, unlike fallocate's
+ * unwritten extents, needs no metadata change when the bytes are overwritten later, so
+ * an fdatasync after such an overwrite flushes data alone. Returns 0, or -1 with errno set
+ * and *done the end of the zeros known written (from <= *done < to). Goes through the
+ * fault hook once per call (zero_fill). */
+int lh_fs_zero_fill(int fd, uint64_t from, uint64_t to, uint64_t *done);
 
 /* ---------------------------------------------------------------- names */
 

@@ -39,7 +39,7 @@ bool lh_error_not_durable(const lh_error *err)
 static const char *const fault_op_names[LH_FAULT_OP_COUNT] = {
     [LH_FAULT_OPEN] = "open",     [LH_FAULT_WRITE] = "write",         [LH_FAULT_FSYNC] = "fsync",
     [LH_FAULT_RENAME] = "rename", [LH_FAULT_FSYNC_DIR] = "fsync_dir", [LH_FAULT_MKDIR] = "mkdir",
-    [LH_FAULT_UNLINK] = "unlink",
+    [LH_FAULT_UNLINK] = "unlink", [LH_FAULT_ZERO_FILL] = "zero_fill",
 };
 
 static const struct {
@@ -281,6 +281,27 @@ int lh_fs_write_all(int fd, const void *data, size_t len)
             return -1;
         p += w;
         len -= (size_t)w;
+    }
+    return 0;
+}
+
+int lh_fs_zero_fill(int fd, uint64_t from, uint64_t to, uint64_t *done)
+{
+    static const char zeros[1 << 16];
+    *done = from;
+    if (lh_fault__fail(LH_FAULT_ZERO_FILL))
+        return -1;
+    while (*done < to) {
+        size_t n = to - *done < sizeof(zeros) ? (size_t)(to - *done) : sizeof(zeros);
+        ssize_t w = pwrite(fd, zeros, n, (off_t)*done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            return -1;
+        }
+        *done += (uint64_t)w;
     }
     return 0;
 }

@@ -482,6 +482,7 @@ static void test_replay_after_crash(void **state)
     char root[LH_AUDIT_HMAC_HEX];
     lh_error err;
     assert_int_equal(lh_audit_tip(e->audit, "C", root, &err), 0);
+    off_t records_end = (off_t)audit_wal_size(e->audit);
     char *crash = snapshot(e, "crash");
     /* As if the page cache lost the logs' tails: C loses 3 rows and keeps half a line,
      * D loses its whole log. */
@@ -497,7 +498,8 @@ static void test_replay_after_crash(void **state)
     assert_int_equal(truncate(cp, (off_t)(cut + 20)), 0);
     free(data);
     assert_int_equal(unlink(dp), 0);
-    /* and the journal ends in half a record (a write the crash cut): dropped */
+    /* and the journal's records end in half a record (a write the crash cut), before
+     * the preallocated zeros: dropped */
     char *wd = lh_xasprintf("%s/_catalog/audit_wal", crash);
     DIR *d = opendir(wd);
     assert_non_null(d);
@@ -506,8 +508,11 @@ static void test_replay_after_crash(void **state)
         if (!strstr(de->d_name, ".log"))
             continue;
         char *wp = lh_xasprintf("%s/%s", wd, de->d_name);
-        int fd = open(wp, O_WRONLY | O_APPEND);
-        assert_int_equal(write(fd, "\x40\0\0\0garbage", 11), 11);
+        int fd = open(wp, O_WRONLY);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_true(st.st_size > records_end + 11); /* zeros follow the records */
+        assert_int_equal(pwrite(fd, "\x40\0\0\0garbage", 11, records_end), 11);
         close(fd);
         free(wp);
         journals++;
@@ -547,6 +552,93 @@ static void test_replay_after_crash(void **state)
     lh_audit_close(b);
     free(cp);
     free(dp);
+    free(crash);
+}
+
+/* The one journal file of a data folder (caller frees). */
+static char *journal_path(const char *data)
+{
+    char *wd = lh_xasprintf("%s/_catalog/audit_wal", data);
+    DIR *d = opendir(wd);
+    assert_non_null(d);
+    char *found = NULL;
+    for (struct dirent *de; (de = readdir(d));)
+        if (strstr(de->d_name, ".log")) {
+            assert_null(found);
+            found = lh_xasprintf("%s/%s", wd, de->d_name);
+        }
+    closedir(d);
+    free(wd);
+    assert_non_null(found);
+    return found;
+}
+
+static int64_t journal_size(const char *data)
+{
+    char *p = journal_path(data);
+    int64_t n = lh_fs_size(p);
+    free(p);
+    return n;
+}
+
+typedef struct warnings {
+    int torn, zero_fill;
+} warnings;
+
+static void count_warnings(const char *line, size_t len, void *ctx)
+{
+    (void)len;
+    warnings *w = ctx;
+    w->torn += strstr(line, "audit.journal_torn_tail") != NULL;
+    w->zero_fill += strstr(line, "audit.journal_zero_fill_failed") != NULL;
+}
+
+/* The journal is written with zeros ahead of its records (so an fdatasync after a record
+ * flushes data only): the zeros after the last record are not a torn tail, a crash
+ * replays every row, and a failed zero-fill costs only the preallocation. */
+static void test_journal_preallocated(void **state)
+{
+    env *e = *state;
+    warnings w = {0, 0};
+    lh_log_set_sink(count_warnings, &w);
+    append_n(e->audit, "P", 3);
+    int64_t size = journal_size(e->data);
+    assert_true(size >= (int64_t)1 << 20);
+    assert_true((uint64_t)size > audit_wal_size(e->audit));
+    char *crash = snapshot(e, "crash");
+    lh_error err;
+    lh_audit *b = lh_audit_open(crash, e->keyfile, &err);
+    assert_non_null(b);
+    lh_audit_verdict v = verify(b, "P", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 3);
+    lh_audit_close(b);
+    assert_int_equal(w.torn, 0);
+    /* the journal grows by whole chunks as records pass the zeros */
+    append_n(e->audit, "P", 3000); /* ~1.5 MB of records */
+    size = journal_size(e->data);
+    assert_true((uint64_t)size > audit_wal_size(e->audit));
+    assert_true(audit_wal_size(e->audit) > (uint64_t)1 << 20);
+#ifdef LH_FAULT_INJECTION
+    /* a zero-fill that fails (a full disk, say): the append still succeeds, written
+     * past the file's end; one warning; the next append preallocates again */
+    assert_int_equal(lh_audit_checkpoint(e->audit, &err), 0); /* a new, empty journal */
+    assert_int_equal(journal_size(e->data), 0);
+    lh_fault_arm(LH_FAULT_ZERO_FILL, 1, 2, ENOSPC);
+    append_n(e->audit, "P", 2);
+    assert_int_equal(lh_fault_fired(), 2);
+    lh_fault_reset();
+    assert_int_equal((uint64_t)journal_size(e->data), audit_wal_size(e->audit));
+    assert_int_equal(w.zero_fill, 1);
+    append_n(e->audit, "P", 1);
+    assert_true((uint64_t)journal_size(e->data) > audit_wal_size(e->audit));
+    reopen(e);
+    v = verify(e->audit, "P", NULL);
+    assert_true(v.verified);
+    assert_int_equal(v.rows_total, 3006);
+#endif
+    lh_log_set_sink(NULL, NULL);
+    assert_int_equal(w.torn, 0);
     free(crash);
 }
 
@@ -877,6 +969,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_mid_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_preallocated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_cases, setup, teardown),
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test_setup_teardown(test_fault_each_step, setup, teardown),

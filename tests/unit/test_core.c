@@ -7,6 +7,8 @@
 #include "core/core.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -386,6 +388,47 @@ static void test_fs_write_atomic(void **state)
     lh_test_rmdir(dir);
 }
 
+/* lh_fs_zero_fill: zeros over a range (extending the file), the file offset unmoved, and
+ * its fault hook. */
+static void test_fs_zero_fill(void **state)
+{
+    (void)state;
+    char *dir = lh_test_tmpdir("core-zero");
+    char *path = lh_path_join(dir, "j.log");
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(lh_fs_write_all(fd, "abcdef", 6), 0);
+    uint64_t done = 0;
+    assert_int_equal(lh_fs_zero_fill(fd, 3, 200000, &done), 0); /* over data and past the end */
+    assert_int_equal(done, 200000);
+    assert_int_equal(lh_fs_size(path), 200000);
+    assert_int_equal(lseek(fd, 0, SEEK_CUR), 6); /* the next write still lands at 6 */
+    assert_int_equal(lh_fs_write_all(fd, "XY", 2), 0);
+    char *data = NULL;
+    size_t len = 0;
+    lh_error err;
+    assert_int_equal(lh_fs_read_all(path, 1 << 20, &data, &len, &err), 0);
+    assert_int_equal(len, 200000);
+    assert_memory_equal(data, "abc\0\0\0XY\0", 9);
+    for (size_t i = 8; i < len; i++)
+        if (data[i] != 0)
+            fail_msg("byte %zu is %d", i, data[i]);
+    free(data);
+#ifdef LH_FAULT_INJECTION
+    lh_fault_arm(LH_FAULT_ZERO_FILL, 1, 1, ENOSPC);
+    assert_int_equal(lh_fs_zero_fill(fd, 200000, 300000, &done), -1);
+    assert_int_equal(errno, ENOSPC);
+    assert_int_equal(done, 200000);
+    assert_int_equal(lh_fs_size(path), 200000); /* nothing written */
+    lh_fault_reset();
+    assert_int_equal(lh_fault_arm_spec("zero_fill:1:EIO", &err), 0); /* named in LH_FAULT */
+    lh_fault_reset();
+#endif
+    close(fd);
+    free(path);
+    lh_test_rmdir(dir);
+}
+
 static void test_fs_mkdirs_and_remove_tree(void **state)
 {
     (void)state;
@@ -725,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_name_validate_messages),
         cmocka_unit_test(test_bucket_name_validate_table),
         cmocka_unit_test(test_fs_write_atomic),
+        cmocka_unit_test(test_fs_zero_fill),
         cmocka_unit_test(test_fs_mkdirs_and_remove_tree),
         cmocka_unit_test(test_path_join),
         cmocka_unit_test(test_path_absolute),

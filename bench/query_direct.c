@@ -19,9 +19,12 @@
  * LH_DIRECT_QUERIES=N makes each client run exactly N queries instead (SECONDS ignored):
  * under valgrind two values of N give instructions per query.
  *
- * LH_DIRECT_STREAMING=1 runs each query as the server does (prepare, pending streaming
- * execution, fetch chunk by chunk) instead of duckdb_query's materialized result, so a
- * reader can tell what HTTP costs from what DuckDB's streaming path costs.
+ * LH_DIRECT_STREAMING=1 runs each query as the server does for a text it has run before:
+ * the statement prepared once per client and kept (the server's statement cache), then a
+ * pending streaming execution fetched chunk by chunk, instead of duckdb_query's
+ * materialized result; so a reader can tell what HTTP costs from what DuckDB's streaming
+ * path costs. (Preparing at every query, as this mode once did, adds a second bind of the
+ * Parquet view: ~0.5 ms of the aggregate's ~1.3 ms, which is not streaming's cost.)
  */
 #include "duckdb.h"
 
@@ -38,6 +41,7 @@
 typedef struct client {
     duckdb_connection con;
     int streaming;
+    duckdb_prepared_statement stmt; /* streaming: prepared once, kept */
     const char *sql;
     double deadline;
     size_t limit;    /* LH_DIRECT_QUERIES: exactly this many queries, whatever the time */
@@ -53,19 +57,19 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* One query the server's way: prepare, pending streaming execution, every chunk fetched
- * and every value of it read. Returns 0, or -1 after printing DuckDB's error. */
+/* One query the server's way: the kept statement (prepared at the client's first query),
+ * pending streaming execution, every chunk fetched and every value of it read. Returns 0,
+ * or -1 after printing DuckDB's error. */
 static int run_streaming(client *c)
 {
-    duckdb_prepared_statement stmt = NULL;
     duckdb_pending_result pending = NULL;
     duckdb_result res;
     int rc = -1;
-    if (duckdb_prepare(c->con, c->sql, &stmt) == DuckDBError) {
-        fprintf(stderr, "query_direct: %s\n", duckdb_prepare_error(stmt));
+    if (!c->stmt && duckdb_prepare(c->con, c->sql, &c->stmt) == DuckDBError) {
+        fprintf(stderr, "query_direct: %s\n", duckdb_prepare_error(c->stmt));
         goto out;
     }
-    if (duckdb_pending_prepared_streaming(stmt, &pending) == DuckDBError ||
+    if (duckdb_pending_prepared_streaming(c->stmt, &pending) == DuckDBError ||
         duckdb_execute_pending(pending, &res) == DuckDBError) {
         fprintf(stderr, "query_direct: %s\n", duckdb_pending_error(pending));
         goto out;
@@ -81,7 +85,6 @@ static int run_streaming(client *c)
     rc = 0;
 out:
     duckdb_destroy_pending(&pending);
-    duckdb_destroy_prepare(&stmt);
     return rc;
 }
 
@@ -258,6 +261,7 @@ out:
     for (int i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
     for (int i = 0; i < n_clients && i < MAX_CLIENTS; i++) {
+        duckdb_destroy_prepare(&clients[i].stmt);
         if (clients[i].con)
             duckdb_disconnect(&clients[i].con);
         free(clients[i].samples);

@@ -146,6 +146,8 @@ int lh_fault_arm_spec(const char *spec, lh_error *err);
 void lh_fault_arm_from_env(void);
 /* Counts a call of op; true (errno set) when it must fail. */
 bool lh_fault__fail(lh_fault_op op);
+/* The op's name in LH_FAULT specs ("open", "fsync_dir", ...), or "?" out of range. */
+const char *lh_fault_op_name(lh_fault_op op);
 #else
 #define lh_fault__fail(op) false
 #endif

@@ -78,6 +78,11 @@ void lh_fault_arm(lh_fault_op op, unsigned nth, unsigned count, int errnum)
     atomic_store(&fault.op, (int)op);
 }
 
+const char *lh_fault_op_name(lh_fault_op op)
+{
+    return (unsigned)op < LH_FAULT_OP_COUNT ? fault_op_names[op] : "?";
+}
+
 unsigned lh_fault_calls(lh_fault_op op)
 {
     return (unsigned)op < LH_FAULT_OP_COUNT ? atomic_load(&fault.calls[op]) : 0;

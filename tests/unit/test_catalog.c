@@ -1249,8 +1249,6 @@ typedef enum {
 
 static const char *const path_names[] = {"replace", "append",     "delete",
                                          "patch",   "bucket add", "bucket remove"};
-static const char *const op_names[] = {"open",      "write", "fsync", "rename",
-                                       "fsync_dir", "mkdir", "unlink"};
 
 #define OLD_ROWS 10
 #define NEW_ROWS 20
@@ -1360,7 +1358,7 @@ static bool fail_one_step(commit_path path, lh_fault_op op, unsigned nth)
         assert_int_equal(lh_catalog_add_bucket(e->cat, "b2", root, NULL), 0);
     bool is_bucket = path == PATH_BUCKET || path == PATH_BUCKET_REMOVE;
     char when[96];
-    snprintf(when, sizeof(when), "%s #%u failed", op_names[op], nth);
+    snprintf(when, sizeof(when), "%s #%u failed", lh_fault_op_name(op), nth);
 
     lh_error err;
     lh_fault_arm(op, nth, 1, EIO);

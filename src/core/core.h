@@ -113,10 +113,10 @@ bool lh_error_not_durable(const lh_error *err);
  * build-san/) route the file-system calls of the commit paths through lh_sys_*, which can
  * be told "make the Nth call of operation X fail with errno E": from a unit test with
  * lh_fault_arm, from a server with LH_FAULT="op:N:ERRNO[:COUNT]" (counted from the end of
- * start-up) (op is one of open,
- * write, fsync, rename, fsync_dir, mkdir, unlink, zero_fill; ERRNO a name such as EIO or ENOSPC or
- * a number; COUNT consecutive calls fail from the Nth on, 1 by default, 0 for all). In release
- * builds lh_sys_* are the plain system calls and the hook does not exist. */
+ * start-up) (op is one of open, write, fsync, rename, fsync_dir, mkdir, unlink, zero_fill;
+ * ERRNO a name such as EIO or ENOSPC or a number; COUNT consecutive calls fail from the Nth
+ * on, 1 by default, 0 for all). In release builds lh_sys_* are the plain system calls and the
+ * hook does not exist. */
 typedef enum {
     LH_FAULT_OPEN,
     LH_FAULT_WRITE,

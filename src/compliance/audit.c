@@ -745,10 +745,11 @@ static lh_audit *audit_new(const char *data_dir, const char *key_file, bool read
     pthread_mutex_init(&a->gate_mu, NULL);
     pthread_cond_init(&a->gate_cv, NULL);
     pthread_mutex_init(&a->wal_mu, NULL);
+    pthread_cond_init(&a->wal_cv, NULL);
     pthread_condattr_t mono; /* the leader's bounded wait is on the monotonic clock */
     pthread_condattr_init(&mono);
     pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->wal_cv, &mono);
+    pthread_cond_init(&a->gather_cv, &mono);
     pthread_condattr_destroy(&mono);
     pthread_mutex_init(&a->lw_mu, NULL);
     pthread_cond_init(&a->lw_cv, NULL);
@@ -829,6 +830,7 @@ void lh_audit_close(lh_audit *a)
     pthread_cond_destroy(&a->gate_cv);
     pthread_mutex_destroy(&a->wal_mu);
     pthread_cond_destroy(&a->wal_cv);
+    pthread_cond_destroy(&a->gather_cv);
     pthread_mutex_destroy(&a->lw_mu);
     pthread_cond_destroy(&a->lw_cv);
     pthread_cond_destroy(&a->lw_done_cv);

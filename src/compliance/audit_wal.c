@@ -94,8 +94,8 @@ void audit_wal_announce(lh_audit *a)
 /* Ends an announcement. Under wal_mu. */
 static void writing_done(lh_audit *a)
 {
-    if (--a->writing == 0 && a->syncing)
-        pthread_cond_broadcast(&a->wal_cv); /* a leader may be gathering */
+    if (--a->writing == 0 && a->gathering)
+        pthread_cond_signal(&a->gather_cv); /* only the leader: followers sleep on */
 }
 
 void audit_wal_withdraw(lh_audit *a)
@@ -154,6 +154,25 @@ out:
     return rc;
 }
 
+/* The leader's wait, at most WAL_GATHER_US, for the announced appenders to write their
+ * records (writing_done wakes it). Under wal_mu, which the wait releases. */
+static void gather(lh_audit *a)
+{
+    if (a->writing == 0)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += WAL_GATHER_US * 1000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    a->gathering = true;
+    while (a->writing > 0 && pthread_cond_timedwait(&a->gather_cv, &a->wal_mu, &until) == 0)
+        ;
+    a->gathering = false;
+}
+
 int audit_wal_wait_durable(lh_audit *a, uint64_t end, lh_error *err)
 {
     pthread_mutex_lock(&a->wal_mu);
@@ -166,22 +185,11 @@ int audit_wal_wait_durable(lh_audit *a, uint64_t end, lh_error *err)
         /* Leader: sync everything written so far, for every waiter; first let the
          * appenders already signing their rows write them (bounded). */
         a->syncing = true;
-        if (a->writing > 0) {
-            struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_nsec += WAL_GATHER_US * 1000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
-            while (a->writing > 0 && a->wal_seq == seq && !a->poisoned &&
-                   pthread_cond_timedwait(&a->wal_cv, &a->wal_mu, &until) == 0)
-                ;
-            if (a->wal_seq != seq || a->poisoned) {
-                a->syncing = false;
-                pthread_cond_broadcast(&a->wal_cv);
-                continue;
-            }
+        gather(a);
+        if (a->wal_seq != seq || a->poisoned) {
+            a->syncing = false;
+            pthread_cond_broadcast(&a->wal_cv);
+            continue;
         }
         uint64_t target = a->written;
         int fd = a->wal_fd;

@@ -70,16 +70,18 @@ struct lh_audit {
 
     /* The journal (audit_wal.c). */
     pthread_mutex_t wal_mu;
-    pthread_cond_t wal_cv;
-    int wal_fd;       /* current journal file, -1 when none (poisoned at open) */
-    uint64_t wal_seq; /* its number */
-    uint64_t written; /* bytes written to it */
-    uint64_t synced;  /* bytes known durable */
-    uint64_t zeroed;  /* the file holds written zeros from `written` up to here */
-    int writing;      /* appenders between the gate and their journal write */
-    bool zero_failed; /* the last zero-fill failed (logged once until one succeeds) */
-    bool syncing;     /* a leader is in fdatasync */
-    bool poisoned;    /* a sync failed: state unknown until a checkpoint replays */
+    pthread_cond_t wal_cv;    /* a sync ended (or the journal changed) */
+    pthread_cond_t gather_cv; /* the announced appenders have all written (monotonic) */
+    int wal_fd;               /* current journal file, -1 when none (poisoned at open) */
+    uint64_t wal_seq;         /* its number */
+    uint64_t written;         /* bytes written to it */
+    uint64_t synced;          /* bytes known durable */
+    uint64_t zeroed;          /* the file holds written zeros from `written` up to here */
+    int writing;              /* appenders between the gate and their journal write */
+    bool zero_failed;         /* the last zero-fill failed (logged once until one succeeds) */
+    bool syncing;             /* a leader is in fdatasync */
+    bool gathering;           /* the leader waits on gather_cv for announced appenders */
+    bool poisoned;            /* a sync failed: state unknown until a checkpoint replays */
     atomic_bool ckpt_running;
     _Atomic uint64_t wal_max; /* checkpoint past this many journal bytes */
 

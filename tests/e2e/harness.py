@@ -357,3 +357,35 @@ def wait_audit_logs(data, timeout=20.0):
         if time.time() > deadline:
             raise AssertionError("%d journal rows never reached their logs" % len(want - have))
         time.sleep(0.02)
+
+
+def wait_chain_roots(data, timeout=20.0):
+    """Waits until every subject manifest names its audit log's last row as its chain root.
+
+    The server mirrors a chain's new tip into the subject's manifest from a background
+    thread (the chain-root flusher), after the audited call has answered, so a test that
+    compares manifest bytes before and after something first waits for that mirror."""
+    import glob as _glob
+    subjects = os.path.join(data, "_catalog", "subjects")
+    wait_audit_logs(data, timeout)
+    deadline = time.time() + timeout
+    while True:
+        behind = []
+        for p in _glob.glob(os.path.join(subjects, "*.audit.jsonl")):
+            last = None
+            with open(p, "rb") as f:
+                for line in f:
+                    if line.endswith(b"\n"):
+                        last = line
+            manifest = p[:-len(".audit.jsonl")] + ".json"
+            if last is None or not os.path.exists(manifest):
+                continue
+            with open(manifest, "rb") as f:
+                root = json.loads(f.read()).get("audit_log_chain_root")
+            if root != json.loads(last)["row_hmac"]:
+                behind.append(os.path.basename(manifest))
+        if not behind:
+            return
+        if time.time() > deadline:
+            raise AssertionError("chain roots never mirrored into %s" % ", ".join(behind))
+        time.sleep(0.02)

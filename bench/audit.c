@@ -2,7 +2,8 @@
  * audit: what a durable audit append costs, against what the disk can do (issue 11
  * item 8). All figures come from one run on one disk (DIR), wall clock:
  *
- *   audit DIR [SECONDS]
+ *   audit DIR [SECONDS]        (LH_AUDIT_BENCH_ONLY=LINE runs only that rate line, e.g. for
+ *                               a profile of 64_subjects_8t_batch8)
  *
  *   F            raw write(2) of a 256-byte record + fdatasync, one file, one thread:
  *                the disk's durable-append rate, the yardstick of every other line
@@ -441,8 +442,11 @@ int main(int argc, char **argv)
                "%.0f us, alternating)  (target >= 0.8 F)\n",
                1e6 / app_us, ratio, raw_us, app_us);
     }
+    const char *only = getenv("LH_AUDIT_BENCH_ONLY");
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
         uint64_t syncs;
+        if (only && strcmp(only, lines[i].name) != 0)
+            continue;
         double f = local_F(root);
         double r = run_rate(a, lines[i].threads, lines[i].subjects, lines[i].batch, &syncs);
         printf("%-23s %9.0f appends/s  %5.2f F (F=%.0f just before)  %s  rows/sync %.1f\n",

@@ -16,9 +16,10 @@
  *   - Acknowledged = durable: a row is acknowledged only after the journal holding it is
  *     fdatasync-ed (group commit, audit_wal.c). The subject's log line is written by the
  *     log writer thread, off the append's path, in batches (one write per subject per
- *     batch, queue order), without a sync; the journal replay at open/checkpoint
- *     completes the logs and a checkpoint drains the writer and fsyncs the logs before
- *     the journal is dropped.
+ *     batch, queue order), without a sync, through descriptors it keeps until the next
+ *     checkpoint. A checkpoint drains the writer, then fsyncs the logs it wrote (clean:
+ *     nothing failed since the last one) or replays the journal into the logs (after a
+ *     failure; also at open), before the journal is dropped.
  *   - Whatever reads a log (lh_audit_read/verify, lh_audit_list, the Merkle log's scan)
  *     first waits until the writer has written every line queued before the call
  *     (audit_logs_settle), so no lag is visible. tip_get reads the log only for a subject
@@ -52,6 +53,8 @@
 #define AUDIT_LOG_SUFFIX ".audit.jsonl"
 /* The largest log lh_audit_read loads (a subject with ~10 million rows). */
 #define AUDIT_LOG_READ_MAX ((size_t)4 << 30)
+/* The log writer keeps at most this many logs open between checkpoints. */
+#define AUDIT_LOG_FDS 128
 
 /* ---------------------------------------------------------------- subject keys */
 
@@ -603,6 +606,109 @@ static void stripe_clear(audit_stripe *s)
 
 /* ---------------------------------------------------------------- the log writer */
 
+/* The writer's logs (lh_audit.lw_logs): the entry of key, added (fd -1) when missing. */
+static audit_wlog *wlog_entry(lh_audit *a, const char *key)
+{
+    if (2 * (a->lw_logs_n + 1) > a->lw_logs_cap) { /* at most half full */
+        size_t old_cap = a->lw_logs_cap, cap = old_cap ? 2 * old_cap : 64;
+        audit_wlog *old = a->lw_logs;
+        a->lw_logs = lh_xcalloc(cap, sizeof(*a->lw_logs));
+        a->lw_logs_cap = cap;
+        for (size_t i = 0; i < old_cap; i++) {
+            if (!old[i].key)
+                continue;
+            size_t j = key_hash(old[i].key) & (cap - 1);
+            while (a->lw_logs[j].key)
+                j = (j + 1) & (cap - 1);
+            a->lw_logs[j] = old[i];
+        }
+        free(old);
+    }
+    size_t j = key_hash(key) & (a->lw_logs_cap - 1);
+    for (; a->lw_logs[j].key; j = (j + 1) & (a->lw_logs_cap - 1))
+        if (strcmp(a->lw_logs[j].key, key) == 0)
+            return &a->lw_logs[j];
+    a->lw_logs[j] = (audit_wlog){.key = lh_xstrdup(key), .fd = -1};
+    a->lw_logs_n++;
+    return &a->lw_logs[j];
+}
+
+static void wlog_close(lh_audit *a, audit_wlog *w)
+{
+    if (w->key && w->fd >= 0) { /* a free slot is all zeros */
+        close(w->fd);
+        w->fd = -1;
+        a->lw_fds--;
+    }
+}
+
+/* An open descriptor of key's log (created 0600 when missing), and its entry. When
+ * AUDIT_LOG_FDS are open, they are all closed first. */
+static audit_wlog *wlog_open(lh_audit *a, const char *key, lh_error *err)
+{
+    audit_wlog *w = wlog_entry(a, key);
+    if (w->fd >= 0)
+        return w;
+    if (a->lw_fds >= AUDIT_LOG_FDS)
+        for (size_t i = 0; i < a->lw_logs_cap; i++)
+            wlog_close(a, &a->lw_logs[i]);
+    char *path = audit_log_path(a, key);
+    int fd = lh_sys_open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, LH_FILE_MODE);
+    free(path);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot open an audit log: %s",
+                      strerror(e));
+        return NULL;
+    }
+    w->fd = fd;
+    w->size = st.st_size;
+    a->lw_fds++;
+    return w;
+}
+
+/* Forgets the writer's logs, closing their descriptors. */
+static void wlog_clear(lh_audit *a)
+{
+    for (size_t i = 0; i < a->lw_logs_cap; i++) {
+        wlog_close(a, &a->lw_logs[i]);
+        free(a->lw_logs[i].key);
+    }
+    free(a->lw_logs);
+    a->lw_logs = NULL;
+    a->lw_logs_cap = a->lw_logs_n = 0;
+}
+
+/* A clean checkpoint's sync: every log the writer appended to since the last one, then
+ * the subjects folder (which may have new logs). Caller has the gate closed and the
+ * writer settled. */
+static int wlog_sync(lh_audit *a, lh_error *err)
+{
+    for (size_t i = 0; i < a->lw_logs_cap; i++) {
+        audit_wlog *w = &a->lw_logs[i];
+        if (!w->key)
+            continue;
+        int fd = w->fd;
+        if (fd < 0) {
+            char *path = audit_log_path(a, w->key);
+            fd = lh_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
+            free(path);
+        }
+        if (fd < 0 || lh_sys_fsync(fd) != 0) {
+            int e = errno;
+            if (fd >= 0 && fd != w->fd)
+                close(fd);
+            return lh_error_set(err, LH_EIO, "cannot sync an audit log: %s", strerror(e));
+        }
+        if (fd != w->fd)
+            close(fd);
+    }
+    return a->lw_logs_n ? lh_fs_fsync_dir(a->subjects_dir, err) : 0;
+}
+
 typedef struct line_ref {
     audit_line *l;
     size_t order;
@@ -616,8 +722,8 @@ static int cmp_line_ref(const void *x, const void *y)
 }
 
 /* Appends a batch of queued lines (queue order) to their logs: the lines of each subject
- * gathered in order into one write. Stops at the first failure, which audit_log_append
- * has cut back off the log. Borrows v. */
+ * gathered in order into one write, through the writer's descriptors. Stops at the first
+ * failure, whose write is cut back off the log. Borrows v. */
 static int lines_write(lh_audit *a, audit_line *const *v, size_t n, lh_error *err)
 {
     line_ref *r = lh_xmalloc(n * sizeof(*r));
@@ -631,12 +737,20 @@ static int lines_write(lh_audit *a, audit_line *const *v, size_t n, lh_error *er
         buf.len = 0;
         for (j = i; j < n && strcmp(r[j].l->data, r[i].l->data) == 0; j++)
             lh_buf_append(&buf, r[j].l->data + r[j].l->key_len + 1, r[j].l->len);
-        char *path = audit_log_path(a, r[i].l->data);
-        bool torn;
-        rc = audit_log_append(path, buf.data, buf.len, &torn, err);
-        if (rc && torn)
-            lh_log(LH_LOG_ERROR, "audit.log_not_cut", "{s:s}", "message", strerror(errno));
-        free(path);
+        audit_wlog *w = wlog_open(a, r[i].l->data, err);
+        if (!w) {
+            rc = LH_EIO;
+            break;
+        }
+        if (lh_fs_write_all(w->fd, buf.data, buf.len) != 0) {
+            rc = lh_error_setk(err, LH_EIO, "audit_write_failed", "cannot write an audit log: %s",
+                               strerror(errno));
+            if (ftruncate(w->fd, w->size) != 0)
+                lh_log(LH_LOG_ERROR, "audit.log_not_cut", "{s:s}", "message", strerror(errno));
+            wlog_close(a, w);
+            break;
+        }
+        w->size += (off_t)buf.len;
     }
     lh_buf_free(&buf);
     free(r);
@@ -817,6 +931,7 @@ void lh_audit_close(lh_audit *a)
     /* Lines still queued (no checkpoint ran, or it failed) are written now; the journal
      * holds them anyway for the next open's replay. */
     log_writer_stop(a);
+    wlog_clear(a);
     if (a->wal_fd >= 0)
         close(a->wal_fd);
     if (a->lock_fd >= 0)
@@ -890,13 +1005,27 @@ int lh_audit_checkpoint(lh_audit *a, lh_error *err)
     pthread_mutex_unlock(&a->gate_mu);
 
     /* No appender is inside: once the writer has drained, every journal record's line
-     * has been written (or a log write failed and poisoned the journal), so the replay
-     * appends nothing unless a failure left a log behind, and the tips are reloaded from
-     * the logs afterwards. */
+     * has been written, or a log write failed and poisoned the journal. Clean (nothing
+     * failed): syncing the logs the writer touched makes the journal redundant, and a new
+     * one starts. Otherwise, or when that fails, the journal is replayed: that appends
+     * what a failure left out of a log (nothing else), syncs, and starts a new journal.
+     * Either way the tips are reloaded from the logs afterwards. */
     audit_logs_settle(a);
-    int rc = audit_wal_recover(a, err);
+    pthread_mutex_lock(&a->lw_mu);
+    bool clean = !a->lw_failed && !audit_wal_poisoned(a);
+    pthread_mutex_unlock(&a->lw_mu);
+    lh_error ce;
+    int rc = clean ? wlog_sync(a, &ce) : LH_EIO;
+    if (rc == 0)
+        rc = audit_wal_rotate(a, &ce);
+    if (rc != 0) {
+        if (clean)
+            lh_log(LH_LOG_WARN, "audit.checkpoint_replays", "{s:s}", "message", ce.message);
+        rc = audit_wal_recover(a, err);
+    }
     pthread_mutex_lock(&a->lw_mu);
     a->lw_failed = false; /* the replay wrote what the writer dropped */
+    wlog_clear(a);        /* every log written before the checkpoint is synced */
     pthread_mutex_unlock(&a->lw_mu);
     for (int i = 0; i < AUDIT_STRIPES; i++)
         stripe_clear(&a->stripes[i]);

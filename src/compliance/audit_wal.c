@@ -385,20 +385,11 @@ out:
     return rc;
 }
 
-int audit_wal_recover(lh_audit *a, lh_error *err)
+/* The numbers of the journal files in wal_dir, ascending. */
+static int journal_list(lh_audit *a, uint64_t **seqs_out, size_t *n_out, lh_error *err)
 {
     uint64_t *seqs = NULL;
     size_t nseq = 0, cap = 0;
-    wal_rows rows = {0};
-    size_t added = 0, subjects = 0;
-    int rc = 0;
-    pthread_mutex_lock(&a->wal_mu);
-    if (a->wal_fd >= 0) {
-        close(a->wal_fd);
-        a->wal_fd = -1;
-    }
-    pthread_mutex_unlock(&a->wal_mu);
-
     DIR *d = opendir(a->wal_dir);
     if (!d)
         return lh_error_set(err, LH_EIO, "cannot list the audit journal: %s", strerror(errno));
@@ -417,6 +408,78 @@ int audit_wal_recover(lh_audit *a, lh_error *err)
     closedir(d);
     if (nseq)
         qsort(seqs, nseq, sizeof(*seqs), cmp_u64);
+    *seqs_out = seqs;
+    *n_out = nseq;
+    return 0;
+}
+
+/* The logs hold every row of the journal files seqs[0..nseq) durably: starts a new
+ * journal after them, then drops them (a failure there leaves them for the next replay,
+ * which adds nothing). The current journal file, if any, must be among them. */
+static int journal_rotate(lh_audit *a, const uint64_t *seqs, size_t nseq, lh_error *err)
+{
+    uint64_t next = (nseq ? seqs[nseq - 1] : 0) + 1;
+    char *np = lh_xasprintf("%s/%016llx.log", a->wal_dir, (unsigned long long)next);
+    int fd = lh_sys_open(np, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, LH_FILE_MODE);
+    free(np);
+    if (fd < 0)
+        return lh_error_set(err, LH_EIO, "cannot create the audit journal: %s", strerror(errno));
+    int rc = lh_fs_fsync_dir(a->wal_dir, err);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    pthread_mutex_lock(&a->wal_mu);
+    if (a->wal_fd >= 0)
+        close(a->wal_fd);
+    a->wal_fd = fd;
+    a->wal_seq = next;
+    a->written = a->synced = a->zeroed = 0;
+    a->zero_failed = false;
+    a->poisoned = false;
+    pthread_cond_broadcast(&a->wal_cv);
+    pthread_mutex_unlock(&a->wal_mu);
+    for (size_t i = 0; i < nseq; i++) {
+        char *p = lh_xasprintf("%s/%016llx.log", a->wal_dir, (unsigned long long)seqs[i]);
+        if (lh_sys_unlink(p) != 0)
+            lh_log(LH_LOG_WARN, "audit.journal_not_removed", "{s:s}", "message", strerror(errno));
+        free(p);
+    }
+    if (nseq) {
+        lh_error e2;
+        if (lh_fs_fsync_dir(a->wal_dir, &e2) != 0)
+            lh_log(LH_LOG_WARN, "audit.journal_not_removed", "{s:s}", "message", e2.message);
+    }
+    return 0;
+}
+
+int audit_wal_rotate(lh_audit *a, lh_error *err)
+{
+    uint64_t *seqs = NULL;
+    size_t nseq = 0;
+    int rc = journal_list(a, &seqs, &nseq, err);
+    if (rc == 0)
+        rc = journal_rotate(a, seqs, nseq, err);
+    free(seqs);
+    return rc;
+}
+
+int audit_wal_recover(lh_audit *a, lh_error *err)
+{
+    uint64_t *seqs = NULL;
+    size_t nseq = 0;
+    wal_rows rows = {0};
+    size_t added = 0, subjects = 0;
+    int rc = 0;
+    pthread_mutex_lock(&a->wal_mu);
+    if (a->wal_fd >= 0) {
+        close(a->wal_fd);
+        a->wal_fd = -1;
+    }
+    pthread_mutex_unlock(&a->wal_mu);
+
+    if ((rc = journal_list(a, &seqs, &nseq, err)))
+        return rc;
     for (size_t i = 0; i < nseq; i++) {
         char *p = lh_xasprintf("%s/%016llx.log", a->wal_dir, (unsigned long long)seqs[i]);
         rc = read_journal(p, &rows, err);
@@ -441,40 +504,7 @@ int audit_wal_recover(lh_audit *a, lh_error *err)
     if (added)
         lh_log(LH_LOG_WARN, "audit.replayed", "{s:I,s:I,s:I}", "journal_rows", (json_int_t)rows.n,
                "subjects", (json_int_t)subjects, "rows_added", (json_int_t)added);
-
-    /* The logs hold every journal row durably: start a new journal, then drop the old
-     * ones (a failure here leaves them for the next replay, which adds nothing). */
-    uint64_t next = (nseq ? seqs[nseq - 1] : 0) + 1;
-    char *np = lh_xasprintf("%s/%016llx.log", a->wal_dir, (unsigned long long)next);
-    int fd = lh_sys_open(np, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, LH_FILE_MODE);
-    free(np);
-    if (fd < 0) {
-        rc = lh_error_set(err, LH_EIO, "cannot create the audit journal: %s", strerror(errno));
-        goto out;
-    }
-    if ((rc = lh_fs_fsync_dir(a->wal_dir, err))) {
-        close(fd);
-        goto out;
-    }
-    pthread_mutex_lock(&a->wal_mu);
-    a->wal_fd = fd;
-    a->wal_seq = next;
-    a->written = a->synced = a->zeroed = 0;
-    a->zero_failed = false;
-    a->poisoned = false;
-    pthread_cond_broadcast(&a->wal_cv);
-    pthread_mutex_unlock(&a->wal_mu);
-    for (size_t i = 0; i < nseq; i++) {
-        char *p = lh_xasprintf("%s/%016llx.log", a->wal_dir, (unsigned long long)seqs[i]);
-        if (lh_sys_unlink(p) != 0)
-            lh_log(LH_LOG_WARN, "audit.journal_not_removed", "{s:s}", "message", strerror(errno));
-        free(p);
-    }
-    if (nseq) {
-        lh_error e2;
-        if (lh_fs_fsync_dir(a->wal_dir, &e2) != 0)
-            lh_log(LH_LOG_WARN, "audit.journal_not_removed", "{s:s}", "message", e2.message);
-    }
+    rc = journal_rotate(a, seqs, nseq, err);
 out:
     for (size_t i = 0; i < rows.n; i++) {
         free(rows.v[i].key);

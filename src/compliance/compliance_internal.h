@@ -38,6 +38,13 @@ typedef struct audit_line {
     char data[];
 } audit_line;
 
+/* A log the writer appended to since the last checkpoint. */
+typedef struct audit_wlog {
+    char *key;  /* sanitised subject key; NULL: a free slot */
+    int fd;     /* an O_APPEND descriptor of the log, or -1 */
+    off_t size; /* the log's size after the writer's last append (while fd >= 0) */
+} audit_wlog;
+
 /* Appends to the subjects of one stripe are serialised by its mutex, which also guards
  * its part of the tip cache. */
 typedef struct audit_stripe {
@@ -95,6 +102,13 @@ struct lh_audit {
     audit_line *lw_head, **lw_tail;
     uint64_t lw_queued, lw_done;
     bool lw_failed; /* a log write failed: lines are dropped until a checkpoint replays */
+    /* The logs the writer appended to since the last checkpoint (open addressing on the
+     * key's hash), at most AUDIT_LOG_FDS of them with an open descriptor: a clean
+     * checkpoint syncs exactly these. Only the writer thread touches them while the gate
+     * is open; a checkpoint or a close, once the writer has settled with the gate closed
+     * (or has stopped). */
+    audit_wlog *lw_logs;
+    size_t lw_logs_cap, lw_logs_n, lw_fds;
     bool lw_stop;
     bool lw_hold; /* tests: the writer takes no batch (audit_log_writer_hold) */
     bool lw_running;
@@ -144,6 +158,10 @@ int audit_wal_wait_durable(lh_audit *a, uint64_t end, lh_error *err);
  * it touched and the folder, starts a new journal and removes the old ones. Caller has
  * the gate closed (or is lh_audit_open). */
 int audit_wal_recover(lh_audit *a, lh_error *err);
+/* A clean checkpoint's end (every journal row's line is in its log, and the logs are
+ * synced): starts a new journal and removes the old ones. Caller has the gate closed.
+ * On an error the current journal stays in use. */
+int audit_wal_rotate(lh_audit *a, lh_error *err);
 /* One subject whose tip a durable batch moved (merkle.c's hook): the tip before the
  * batch, the tip after it, and the batch's rows for that subject. Strings borrowed. */
 typedef struct audit_moved {

@@ -582,7 +582,7 @@ static int64_t journal_size(const char *data)
 }
 
 typedef struct warnings {
-    int torn, zero_fill;
+    int torn, zero_fill, checkpoint_replays;
 } warnings;
 
 static void count_warnings(const char *line, size_t len, void *ctx)
@@ -591,6 +591,7 @@ static void count_warnings(const char *line, size_t len, void *ctx)
     warnings *w = ctx;
     w->torn += strstr(line, "audit.journal_torn_tail") != NULL;
     w->zero_fill += strstr(line, "audit.journal_zero_fill_failed") != NULL;
+    w->checkpoint_replays += strstr(line, "audit.checkpoint_replays") != NULL;
 }
 
 /* The journal is written with zeros ahead of its records (so an fdatasync after a record
@@ -599,7 +600,7 @@ static void count_warnings(const char *line, size_t len, void *ctx)
 static void test_journal_preallocated(void **state)
 {
     env *e = *state;
-    warnings w = {0, 0};
+    warnings w = {0, 0, 0};
     lh_log_set_sink(count_warnings, &w);
     append_n(e->audit, "P", 3);
     int64_t size = journal_size(e->data);
@@ -790,19 +791,28 @@ static void test_fault_each_step(void **state)
     assert_true(v.verified);
     assert_int_equal(v.rows_total, acked);
 
-    /* a failed checkpoint (new journal file cannot be created) leaves the old journal;
+    /* a clean checkpoint whose new journal file cannot be created falls back to the
+     * replay, which succeeds; one where every open fails leaves the old journal, and
      * appends recover at the next attempt */
-    append_n(e->audit, "F", 1);
-    audit_logs_settle(e->audit); /* the writer's open is not the one that fails */
-    lh_error err;
-    lh_fault_arm(LH_FAULT_OPEN, 1, 1, ENOSPC);
-    assert_int_not_equal(lh_audit_checkpoint(e->audit, &err), 0);
-    lh_fault_reset();
-    append_n(e->audit, "F", 1);
+    for (unsigned times = 1; times <= 1000; times += 999) {
+        append_n(e->audit, "F", 1);
+        audit_logs_settle(e->audit); /* the writer's open is not the one that fails */
+        lh_error err;
+        lh_fault_arm(LH_FAULT_OPEN, 1, times, ENOSPC);
+        int rc = lh_audit_checkpoint(e->audit, &err);
+        assert_true(lh_fault_fired() >= 1);
+        lh_fault_reset();
+        if (times == 1)
+            assert_int_equal(rc, 0);
+        else
+            assert_int_not_equal(rc, 0);
+        append_n(e->audit, "F", 1);
+        acked += 2;
+    }
     reopen(e);
     v = verify(e->audit, "F", NULL);
     assert_true(v.verified);
-    assert_int_equal(v.rows_total, acked + 2);
+    assert_int_equal(v.rows_total, acked);
 }
 /* A log write that fails in the background writer (its open, then its write): the rows
  * were acknowledged and stay durable in the journal, the journal is poisoned (so no later
@@ -816,10 +826,12 @@ static void test_log_write_fails_in_background(void **state)
     for (size_t c = 0; c < 2; c++) {
         append_n(e->audit, "B", 2);
         rows += 2;
+        lh_error err;
+        /* a checkpoint closes the writer's descriptors: its next line opens the log */
+        assert_int_equal(lh_audit_checkpoint(e->audit, &err), 0);
         audit_log_writer_hold(e->audit, true);
         lh_audit_entry x = entry("B");
         char acked[LH_AUDIT_HMAC_HEX];
-        lh_error err;
         assert_int_equal(lh_audit_append(e->audit, &x, NULL, &err), 0); /* acknowledged */
         x.result = "denied";
         assert_int_equal(lh_audit_append(e->audit, &x, acked, &err), 0);
@@ -849,6 +861,52 @@ static void test_log_write_fails_in_background(void **state)
         v = verify(e->audit, "B", NULL);
         assert_true(v.verified);
         assert_int_equal(v.rows_total, rows);
+    }
+}
+
+/* A clean checkpoint (nothing failed) does not replay the journal: it syncs every log the
+ * writer appended to since the last one, including those whose descriptor the writer
+ * closed again (more subjects than it keeps open), and starts a new journal. A failed
+ * log sync makes it fall back to the replay. Either way every row verifies after a
+ * reopen, and the next open replays nothing. */
+static void test_clean_checkpoint_syncs_every_log(void **state)
+{
+    env *e = *state;
+    enum { SUBJECTS = 300 };
+    char id[32];
+    warnings w = {0, 0, 0};
+    lh_log_set_sink(count_warnings, &w);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < SUBJECTS; i++) {
+            snprintf(id, sizeof(id), "C-%d", i);
+            append_n(e->audit, id, round + 1);
+        }
+        audit_logs_settle(e->audit);
+        lh_error err;
+        lh_audit_stats s0, s1;
+        lh_audit_get_stats(e->audit, &s0);
+        if (round == 0) {
+            lh_fault_reset(); /* counts the checkpoint's syncs */
+            assert_int_equal(lh_audit_checkpoint(e->audit, &err), 0);
+            assert_true(lh_fault_calls(LH_FAULT_FSYNC) >= SUBJECTS);
+        } else {
+            lh_fault_arm(LH_FAULT_FSYNC, SUBJECTS / 2, 1, EIO); /* one log's sync */
+            assert_int_equal(lh_audit_checkpoint(e->audit, &err), 0);
+            assert_int_equal(lh_fault_fired(), 1);
+        }
+        lh_fault_reset();
+        lh_audit_get_stats(e->audit, &s1);
+        assert_int_equal(s1.checkpoints, s0.checkpoints + 1);
+        /* only the failed sync's fallback replays (and says so) */
+        assert_int_equal(w.checkpoint_replays, round);
+    }
+    lh_log_set_sink(NULL, NULL);
+    reopen(e);
+    for (int i = 0; i < SUBJECTS; i++) {
+        snprintf(id, sizeof(id), "C-%d", i);
+        lh_audit_verdict v = verify(e->audit, id, NULL);
+        assert_true(v.verified);
+        assert_int_equal(v.rows_total, 3);
     }
 }
 #endif
@@ -974,6 +1032,7 @@ int main(void)
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test_setup_teardown(test_fault_each_step, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_write_fails_in_background, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clean_checkpoint_syncs_every_log, setup, teardown),
 #endif
         cmocka_unit_test_setup_teardown(test_read_after_append_sees_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_writes_pending, setup, teardown),

@@ -1011,8 +1011,9 @@ int lh_audit_checkpoint(lh_audit *a, lh_error *err)
      * what a failure left out of a log (nothing else), syncs, and starts a new journal.
      * Either way the tips are reloaded from the logs afterwards. */
     audit_logs_settle(a);
+    bool clean = !audit_wal_poisoned(a); /* wal_mu and lw_mu are never nested */
     pthread_mutex_lock(&a->lw_mu);
-    bool clean = !a->lw_failed && !audit_wal_poisoned(a);
+    clean = clean && !a->lw_failed;
     pthread_mutex_unlock(&a->lw_mu);
     lh_error ce;
     int rc = clean ? wlog_sync(a, &ce) : LH_EIO;

@@ -2,8 +2,8 @@
  * audit: what a durable audit append costs, against what the disk can do (issue 11
  * item 8). All figures come from one run on one disk (DIR), wall clock:
  *
- *   audit DIR [SECONDS]        (LH_AUDIT_BENCH_ONLY=LINE runs only that rate line, e.g. for
- *                               a profile of 64_subjects_8t_batch8)
+ *   audit DIR [SECONDS]        (LH_AUDIT_BENCH_ONLY=NAME runs one part, for a profile:
+ *                               a line's name, batch_1000, tail or query; F always runs)
  *
  *   F            raw write(2) of a 256-byte record + fdatasync, one file, one thread:
  *                the disk's durable-append rate, the yardstick of every other line
@@ -27,6 +27,9 @@
  *                run (every row creates its subject's log); seen: the same people each run;
  *                "engine side alone": the audited policy with a sink that writes nothing
  *                (the classification and hidden key columns without the chain)
+ * Every line runs the chains as the server does, with the verifiable log (issue 12) attached:
+ * each durable batch also adds a Merkle leaf per subject it moved. (The server's other
+ * listener, the chain-root mirror into subject manifests, works off the append's path.)
  * The key is a fixed test key; DIR gets a fresh folder per run, removed at the end.
  */
 #include "catalog/catalog.h"
@@ -150,15 +153,34 @@ static double run_rate(lh_audit *a, int threads, int subjects, int batch, uint64
     return (double)rows / el;
 }
 
+/* The chains as the server runs them: with the verifiable log (issue 12) attached, so
+ * every durable batch also adds one Merkle leaf per subject it moved. */
+static lh_merkle *merkle;
+
+/* LH_AUDIT_BENCH_ONLY=NAME runs one part: a line's name, batch_1000, tail or query. */
+static bool want(const char *name)
+{
+    const char *only = getenv("LH_AUDIT_BENCH_ONLY");
+    return !only || strcmp(only, name) == 0;
+}
+
 static lh_audit *open_audit(void)
 {
     lh_error err;
     lh_audit *a = lh_audit_open(data_dir, key_file, &err);
-    if (!a) {
+    if (!a || !(merkle = lh_merkle_open(data_dir, &err)) ||
+        lh_merkle_attach(merkle, a, &err) != 0) {
         fprintf(stderr, "open: %s\n", err.message);
         exit(1);
     }
     return a;
+}
+
+static void close_audit(lh_audit *a)
+{
+    lh_merkle_close(merkle); /* before the chains it is attached to */
+    merkle = NULL;
+    lh_audit_close(a);
 }
 
 static int cmp_double(const void *x, const void *y)
@@ -217,7 +239,7 @@ static void tail_cost_us(double *small, double *large)
         batch[i] = entry("TAIL-A");
     if (lh_audit_append_batch(a, batch, 10, &err) != 0)
         abort();
-    lh_audit_close(a);
+    close_audit(a);
     a = open_audit();
     enum { N = 200 };
     static double ta[N], tb[N];
@@ -236,7 +258,7 @@ static void tail_cost_us(double *small, double *large)
     qsort(tb, N, sizeof(double), cmp_double);
     *small = ta[N / 2];
     *large = tb[N / 2];
-    lh_audit_close(a);
+    close_audit(a);
 }
 
 /* ---------------------------------------------------------------- analyst query */
@@ -435,24 +457,23 @@ int main(int argc, char **argv)
         {"64_subjects_8t", 8, 64, 1, "(target >= 10 F)"},
         {"64_subjects_8t_batch8", 8, 64, 8, "(target >= 10 F)"},
     };
-    {
+    if (want("one_subject_interleaved")) {
         double raw_us, app_us;
         double ratio = interleaved_ratio(a, root, &raw_us, &app_us);
         printf("one_subject_interleaved %9.0f appends/s  %5.2f F (median raw %.0f us, append "
                "%.0f us, alternating)  (target >= 0.8 F)\n",
                1e6 / app_us, ratio, raw_us, app_us);
     }
-    const char *only = getenv("LH_AUDIT_BENCH_ONLY");
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
         uint64_t syncs;
-        if (only && strcmp(only, lines[i].name) != 0)
+        if (!want(lines[i].name))
             continue;
         double f = local_F(root);
         double r = run_rate(a, lines[i].threads, lines[i].subjects, lines[i].batch, &syncs);
         printf("%-23s %9.0f appends/s  %5.2f F (F=%.0f just before)  %s  rows/sync %.1f\n",
                lines[i].name, r, r / f, f, lines[i].target, r * seconds / (double)syncs);
     }
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 2 && want("batch_1000"); round++) {
         static char ids[1000][16];
         static lh_audit_entry e[1000];
         for (int i = 0; i < 1000; i++) {
@@ -470,14 +491,19 @@ int main(int argc, char **argv)
                round ? "again       " : "new_subjects", ms,
                (unsigned long long)(s1.syncs - s0.syncs));
     }
-    lh_audit_close(a);
-    double small, large;
-    tail_cost_us(&small, &large);
-    printf("tail_10                 %9.1f us/append median (log of 10 rows)\n", small);
-    printf("tail_100000             %9.1f us/append median (log of 100,000 rows)\n", large);
-    a = open_audit();
-    int qrc = analyst_query(root, a);
-    lh_audit_close(a);
+    close_audit(a);
+    if (want("tail")) {
+        double small, large;
+        tail_cost_us(&small, &large);
+        printf("tail_10                 %9.1f us/append median (log of 10 rows)\n", small);
+        printf("tail_100000             %9.1f us/append median (log of 100,000 rows)\n", large);
+    }
+    int qrc = 0;
+    if (want("query")) {
+        a = open_audit();
+        qrc = analyst_query(root, a);
+        close_audit(a);
+    }
     lh_fs_remove_tree(root, NULL);
     free(root);
     free(data_dir);

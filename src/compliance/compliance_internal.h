@@ -180,6 +180,7 @@ void audit_merkle_note(lh_merkle *m, const audit_moved *moved, size_t n);
 #define MERKLE_LEVELS 64
 struct subject_leaf;
 struct parked_batch;
+struct leaf_undo;
 struct lh_merkle {
     pthread_mutex_t mu;
     unsigned char *levels[MERKLE_LEVELS]; /* levels[k][i]: the subtree of 2^k leaves at i·2^k */
@@ -198,6 +199,12 @@ struct lh_merkle {
     lh_audit *audit; /* attached chain, or NULL */
     struct parked_batch *parked;
     size_t nparked;
+    /* While audit_merkle_note adds a batch's leaves (under mu): their lines, written in
+     * one write at its end, and each touched subject's latest leaf before the batch, to
+     * take the leaves back out of memory when that write fails. NULL otherwise. */
+    lh_buf *batch;
+    struct leaf_undo *undo;
+    size_t nundo, undo_cap;
 };
 /* merkle.c: a zeroed log with its mutexes (fd -1); merkle_free releases the tree and it. */
 lh_merkle *merkle_alloc(void);

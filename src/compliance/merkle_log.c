@@ -6,7 +6,8 @@
  *
  * Invariants:
  *   - The leaves file is the log: the tree in memory is exactly its complete lines. A leaf
- *     whose line cannot be written is not added (and is caught up later). Lines are
+ *     whose line cannot be written is not added (and is caught up later); a durable
+ *     batch's leaves are written in one write, and all taken back when it fails. Lines are
  *     written without a sync; lh_merkle_sync makes them durable before a checkpoint is
  *     signed, so what was signed is never lost and the log never forks.
  *   - A subject's leaves only move forward along its chain: a leaf is added when the new
@@ -101,18 +102,76 @@ static void index_set(lh_merkle *m, const char *id, uint64_t index, int64_t rows
     snprintf(e->tip, sizeof(e->tip), "%s", tip);
 }
 
+/* Drops id's entry (a subject whose only leaf was taken back). */
+static void index_remove(lh_merkle *m, const char *id)
+{
+    if (!m->nbuckets)
+        return;
+    for (subject_leaf **at = &m->buckets[id_hash(id) % m->nbuckets]; *at; at = &(*at)->next)
+        if (strcmp((*at)->id, id) == 0) {
+            subject_leaf *e = *at;
+            *at = e->next;
+            free(e->id);
+            free(e);
+            m->nsubjects--;
+            return;
+        }
+}
+
+/* A subject's latest leaf before a batch (lh_merkle.undo). */
+typedef struct leaf_undo {
+    char *id;
+    bool existed;
+    uint64_t index;
+    int64_t rows;
+    char tip[LH_AUDIT_HMAC_HEX];
+} leaf_undo;
+
+/* Notes id's latest leaf before the batch changes it. A batch adds the leaves of one
+ * subject one after another (audit_merkle_note advances one subject at a time), so only
+ * the last note can be id's. */
+static void undo_note(lh_merkle *m, const char *id)
+{
+    if (m->nundo && strcmp(m->undo[m->nundo - 1].id, id) == 0)
+        return;
+    if (m->nundo == m->undo_cap) {
+        m->undo_cap = m->undo_cap ? 2 * m->undo_cap : 64;
+        m->undo = lh_xrealloc(m->undo, m->undo_cap * sizeof(*m->undo));
+    }
+    leaf_undo *u = &m->undo[m->nundo++];
+    subject_leaf *e = index_find(m, id);
+    *u = (leaf_undo){.id = lh_xstrdup(id), .existed = e != NULL};
+    if (e) {
+        u->index = e->index;
+        u->rows = e->rows;
+        memcpy(u->tip, e->tip, sizeof(u->tip));
+    }
+}
+
 /* ---------------------------------------------------------------- leaves */
 
-/* The canonical leaf data of (id, tip, rows) into b. */
+/* The canonical leaf data of (id, tip, rows) into b: the RFC 8785 form of
+ * {"candidate_id","chain_tip","rows_total","schema"} written directly (the members in
+ * their sorted order; a number in its ECMAScript form), as lh_jcs_canonicalize would give
+ * it; test_merkle checks every leaf it reads back against that general path. */
 static int leaf_data(const char *id, const char *tip, int64_t rows, lh_buf *b, lh_error *err)
 {
-    json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "candidate_id", id, "chain_tip", tip, "rows_total",
-                          (json_int_t)rows, "schema", LH_MERKLE_LEAF_SCHEMA);
-    if (!o)
+    char num[32];
+    size_t n = strlen(id);
+    if (!lh_utf8_valid(id, n))
         return lh_error_set(err, LH_EINVAL, "a Merkle leaf needs a UTF-8 subject id");
-    int rc = lh_jcs_canonicalize_value(o, b, err);
-    json_decref(o);
-    return rc;
+    if (lh_jcs_format_number((double)rows, num, sizeof(num)) != 0)
+        return lh_error_set(err, LH_EINVAL, "a Merkle leaf's row count is out of range");
+    lh_buf_puts(b, "{\"candidate_id\":");
+    lh_jcs_put_string(b, id, n);
+    lh_buf_puts(b, ",\"chain_tip\":");
+    lh_jcs_put_string(b, tip, strlen(tip));
+    lh_buf_puts(b, ",\"rows_total\":");
+    lh_buf_puts(b, num);
+    lh_buf_puts(b, ",\"schema\":");
+    lh_jcs_put_string(b, LH_MERKLE_LEAF_SCHEMA, strlen(LH_MERKLE_LEAF_SCHEMA));
+    lh_buf_putc(b, '}');
+    return 0;
 }
 
 /* Parses one stored leaf line; fills id (caller frees), tip, rows. -1 when it is not one. */
@@ -143,7 +202,11 @@ static int leaf_add(lh_merkle *m, const char *id, const char *tip, int64_t rows,
     int rc = leaf_data(id, tip, rows, &b, err);
     if (rc)
         goto out;
-    if (m->fd >= 0) {
+    if (m->fd >= 0 && m->batch) { /* written at the batch's end */
+        undo_note(m, id);
+        lh_buf_append(m->batch, b.data, b.len);
+        lh_buf_putc(m->batch, '\n');
+    } else if (m->fd >= 0) {
         lh_buf_putc(&b, '\n');
         off_t at = lseek(m->fd, 0, SEEK_END);
         if (lh_fs_write_all(m->fd, b.data, b.len) != 0) {
@@ -342,13 +405,51 @@ static void subject_advance(lh_merkle *m, const char *id, const char *old_tip, c
     settle_from_log(m, id, tip);
 }
 
+/* Writes a batch's lines (caller holds mu). When that fails, the lines are cut back off
+ * the file and the batch's leaves taken back out of memory: the tree to its size before
+ * the batch (its first `before` leaves' hashes were not touched), each subject's latest
+ * leaf to what it was. Those subjects catch up at their next batch or leaf request, as
+ * after a failed single leaf. */
+static void batch_write(lh_merkle *m, const lh_buf *lines, uint64_t before)
+{
+    if (lines->len > 0) {
+        off_t at = lseek(m->fd, 0, SEEK_END);
+        if (lh_fs_write_all(m->fd, lines->data, lines->len) == 0) {
+            m->written_leaves = m->size;
+        } else {
+            lh_log(LH_LOG_ERROR, "audit.merkle_append_failed", "{s:I,s:s}", "leaves",
+                   (json_int_t)(m->size - before), "message", strerror(errno));
+            if (at >= 0 && ftruncate(m->fd, at) != 0)
+                lh_log(LH_LOG_ERROR, "audit.merkle_not_cut", "{s:s}", "message", strerror(errno));
+            m->size = before;
+            for (size_t i = m->nundo; i-- > 0;) {
+                leaf_undo *u = &m->undo[i];
+                if (u->existed)
+                    index_set(m, u->id, u->index, u->rows, u->tip);
+                else
+                    index_remove(m, u->id);
+            }
+        }
+    }
+    for (size_t i = 0; i < m->nundo; i++)
+        free(m->undo[i].id);
+    m->nundo = 0;
+}
+
 void audit_merkle_note(lh_merkle *m, const audit_moved *moved, size_t n)
 {
+    lh_buf lines;
+    lh_buf_init(&lines);
     pthread_mutex_lock(&m->mu);
+    uint64_t before = m->size;
+    m->batch = &lines;
     for (size_t i = 0; i < n; i++)
         subject_advance(m, moved[i].candidate_id, moved[i].old_tip, moved[i].new_tip,
                         moved[i].rows);
+    m->batch = NULL;
+    batch_write(m, &lines, before);
     pthread_mutex_unlock(&m->mu);
+    lh_buf_free(&lines);
 }
 
 /* ---------------------------------------------------------------- open / attach */
@@ -486,6 +587,7 @@ void lh_merkle_close(lh_merkle *m)
         }
     while (m->parked)
         park_drop(m, &m->parked);
+    free(m->undo);
     free(m->buckets);
     free(m->dir);
     free(m->path);

@@ -338,9 +338,37 @@ static int64_t leaf_rows(lh_merkle *m, const char *id, char *tip)
     return rows;
 }
 
+/* Every line of the leaves file is already in its RFC 8785 form: the leaf writer's
+ * direct output, against the general canonicaliser. */
+static void assert_leaves_canonical(env *e)
+{
+    char *path = lh_xasprintf("%s/_catalog/audit_merkle/leaves.jsonl", e->data);
+    char *data;
+    size_t n;
+    assert_int_equal(lh_fs_read_all(path, 1 << 26, &data, &n, NULL), 0);
+    for (char *line = data; line < data + n; line = strchr(line, '\n') + 1) {
+        size_t len = (size_t)(strchr(line, '\n') - line);
+        lh_buf b;
+        lh_buf_init(&b);
+        lh_error err;
+        assert_int_equal(lh_jcs_canonicalize(line, len, &b, &err), 0);
+        if (b.len != len || memcmp(b.data, line, len) != 0)
+            fail_msg("leaf not canonical: %.*s", (int)len, line);
+        lh_buf_free(&b);
+    }
+    free(data);
+    free(path);
+}
+
 static void test_hook_and_reopen(void **state)
 {
     env *e = *state;
+    env_open(e, true);
+    /* ids that need escaping or are not ASCII: the leaf's canonical form */
+    append(e->audit, "Zo\xc3\xab \"q\" \\ \xf0\x9f\x98\x80 <&> \xe2\x80\xa8", 2);
+    assert_leaves_canonical(e);
+    env_close(e);
+    lh_fs_remove_tree(e->data, NULL);
     env_open(e, true);
     append(e->audit, "W-1", 3);
     append(e->audit, "W-2", 1);
@@ -468,6 +496,7 @@ static void test_concurrent_one_subject(void **state)
     }
     assert_int_equal(count, leaves);
     assert_int_equal(last, THREADS * EACH);
+    assert_leaves_canonical(e);
     free(hmacs);
     free(ldata);
     free(sdata);
@@ -525,6 +554,48 @@ static void test_leaf_write_fails(void **state)
     env_close(e);
     env_open(e, true);
     assert_int_equal(lh_merkle_size(e->m), 2);
+}
+
+/* A batch's leaves are written in one write; when it fails, every leaf of the batch is
+ * taken back: the tree keeps its size and root, a subject that had a leaf keeps it, a new
+ * one has none. Both catch up later (the next batch, a leaf request, the next open). */
+static void test_batch_leaf_write_fails(void **state)
+{
+    env *e = *state;
+    env_open(e, true);
+    append(e->audit, "X", 1);
+    unsigned char r0[H], r1[H];
+    assert_int_equal(lh_merkle_root(e->m, 1, r0, NULL), 0);
+    static const char *const f[] = {"email"};
+    lh_audit_entry b[3] = {{.candidate_id = "X", .fields = f, .n_fields = 1, .result = "success"},
+                           {.candidate_id = "Y", .fields = f, .n_fields = 1, .result = "success"},
+                           {.candidate_id = "X", .fields = f, .n_fields = 1, .result = "success"}};
+    lh_error err;
+    audit_log_writer_hold(e->audit, true); /* writes: the journal record, then the leaves */
+    lh_fault_arm(LH_FAULT_WRITE, 2, 1, EIO);
+    assert_int_equal(lh_audit_append_batch(e->audit, b, 3, &err), 0); /* durable anyway */
+    assert_int_equal(lh_fault_fired(), 1);
+    lh_fault_reset();
+    audit_log_writer_hold(e->audit, false);
+    assert_int_equal(lh_merkle_size(e->m), 1);
+    assert_int_equal(lh_merkle_root(e->m, 1, r1, NULL), 0);
+    assert_memory_equal(r0, r1, H);
+    assert_int_equal(leaf_rows(e->m, "X", NULL), 1);
+    assert_int_equal(leaf_rows(e->m, "Y", NULL), -1);
+    char *path = lh_xasprintf("%s/_catalog/audit_merkle/leaves.jsonl", e->data);
+    char *data;
+    size_t n;
+    assert_int_equal(lh_fs_read_all(path, 1 << 20, &data, &n, NULL), 0);
+    assert_non_null(memchr(data, '\n', n));
+    assert_ptr_equal(memchr(data, '\n', n), data + n - 1); /* one line: the cut took the rest */
+    free(data);
+    free(path);
+    append(e->audit, "X", 1); /* follows a tip no leaf has: settled from the log */
+    assert_int_equal(leaf_rows(e->m, "X", NULL), 4);
+    env_close(e);
+    env_open(e, true); /* Y is caught up from its log */
+    assert_int_equal(leaf_rows(e->m, "Y", NULL), 1);
+    assert_int_equal(leaf_rows(e->m, "X", NULL), 4);
 }
 
 /* A row whose journal sync failed is not acknowledged (no leaf), but the journal replay
@@ -773,6 +844,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
 #ifdef LH_FAULT_INJECTION
         cmocka_unit_test_setup_teardown(test_leaf_write_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_leaf_write_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unacknowledged_row_settled, setup, teardown),
 #endif

@@ -285,20 +285,22 @@ static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, s
     return 0;
 }
 
-static void hmac_hex(const unsigned char *key, size_t key_len, const char *msg, size_t len,
+/* HMAC-SHA256 of msg in hex, from a state already keyed (crypto_auth_hmacsha256_init
+ * done once per key: it hashes the padded key twice, a fifth of a short row's cost). */
+static void hmac_hex(const crypto_auth_hmacsha256_state *keyed, const char *msg, size_t len,
                      char *out)
 {
     unsigned char mac[crypto_auth_hmacsha256_BYTES];
-    crypto_auth_hmacsha256_state st;
-    crypto_auth_hmacsha256_init(&st, key, key_len);
+    crypto_auth_hmacsha256_state st = *keyed;
     crypto_auth_hmacsha256_update(&st, (const unsigned char *)msg, len);
     crypto_auth_hmacsha256_final(&st, mac);
+    sodium_memzero(&st, sizeof(st));
     sodium_bin2hex(out, LH_AUDIT_HMAC_HEX, mac, sizeof(mac));
 }
 
 /* Signs an entry chained on prev: canonical bytes, their HMAC, and the stored line (the
  * canonical row with row_hmac at its sorted place, between "result" and "schema"). */
-static int row_build(const unsigned char *key, size_t key_len, const lh_audit_entry *entry,
+static int row_build(const crypto_auth_hmacsha256_state *keyed, const lh_audit_entry *entry,
                      const char *prev, lh_buf *canonical, char *hmac_out, lh_buf *line,
                      lh_error *err)
 {
@@ -306,7 +308,7 @@ static int row_build(const unsigned char *key, size_t key_len, const lh_audit_en
     int rc = row_canonical(entry, prev, canonical, &split, err);
     if (rc)
         return rc;
-    hmac_hex(key, key_len, canonical->data, canonical->len, hmac_out);
+    hmac_hex(keyed, canonical->data, canonical->len, hmac_out);
     if (line) {
         lh_buf_append(line, canonical->data, split);
         lh_buf_puts(line, ",\"row_hmac\":\"");
@@ -323,7 +325,10 @@ int lh_audit_row_sign(const unsigned char *key, size_t key_len, const lh_audit_e
     lh_buf b;
     lh_buf_init(&b);
     *canonical = NULL;
-    int rc = row_build(key, key_len, entry, prev, &b, hmac_out, NULL, err);
+    crypto_auth_hmacsha256_state keyed;
+    crypto_auth_hmacsha256_init(&keyed, key, key_len);
+    int rc = row_build(&keyed, entry, prev, &b, hmac_out, NULL, err);
+    sodium_memzero(&keyed, sizeof(keyed));
     if (rc) {
         lh_buf_free(&b);
         return rc;
@@ -877,6 +882,7 @@ static lh_audit *audit_new(const char *data_dir, const char *key_file, bool read
         lh_audit_close(a);
         return NULL;
     }
+    crypto_auth_hmacsha256_init(&a->keyed, a->key, a->key_len);
     return a;
 }
 
@@ -950,6 +956,7 @@ void lh_audit_close(lh_audit *a)
     pthread_cond_destroy(&a->lw_cv);
     pthread_cond_destroy(&a->lw_done_cv);
     sodium_memzero(a->key, sizeof(a->key));
+    sodium_memzero(&a->keyed, sizeof(a->keyed));
     free(a->subjects_dir);
     free(a->wal_dir);
     free(a);
@@ -1199,8 +1206,7 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
         lh_buf line;
         lh_buf_init(&line);
         canon.len = 0;
-        rc = row_build(a->key, a->key_len, &entries[i], p[i].tip->hmac, &canon, p[i].hmac, &line,
-                       err);
+        rc = row_build(&a->keyed, &entries[i], p[i].tip->hmac, &canon, p[i].hmac, &line, err);
         if (rc) {
             lh_buf_free(&line);
             goto rollback;
@@ -1322,7 +1328,7 @@ static json_t *check_row(lh_audit *a, const char *id, const char *line, size_t l
     int rc = lh_jcs_canonicalize_value(bare, &b, &err);
     json_decref(bare);
     if (rc == 0)
-        hmac_hex(a->key, a->key_len, b.data, b.len, want);
+        hmac_hex(&a->keyed, b.data, b.len, want);
     lh_buf_free(&b);
     if (rc != 0 || sodium_memcmp(want, hmac_out, LH_AUDIT_HMAC_HEX - 1) != 0) {
         verdict_bad(v, no, "hmac_mismatch",

@@ -17,6 +17,7 @@
 #include "compliance.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 
 #define AUDIT_STRIPES 256
@@ -63,6 +64,7 @@ struct lh_audit {
     char *wal_dir;      /* <data>/_catalog/audit_wal */
     unsigned char key[LH_AUDIT_KEY_MAX];
     size_t key_len;
+    crypto_auth_hmacsha256_state keyed; /* HMAC state after the key (derived key material) */
     bool readonly;
     int lock_fd; /* flock on wal_dir/LOCK: one writing process */
 

@@ -40,6 +40,7 @@
 #include "http_internal.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -952,6 +953,22 @@ static int resolve_listen(const lh_config *cfg, struct sockaddr_storage *ss, lh_
     return 0;
 }
 
+/* SIGINT/SIGTERM go to the main thread's sigwait. Every thread we start inherits the
+ * blocked mask, but a library may have started threads before (OpenBLAS starts its pool
+ * in a constructor, before main), with nothing blocked: the kernel hands a process-wide
+ * signal to such a thread when the main thread blocks it and is not yet in sigwait, and
+ * the default action then ended the process (exit -15, in an e2e test's stop right after
+ * start). With this handler that thread passes the signal on to the main thread, where it
+ * stays pending until sigwait takes it. Async-signal-safe: pthread_kill, saved errno. */
+static pthread_t main_thread;
+
+static void forward_to_main(int sig)
+{
+    int saved = errno;
+    pthread_kill(main_thread, sig);
+    errno = saved;
+}
+
 int lh_serve(lh_config *cfg)
 {
     lh_error err;
@@ -968,6 +985,12 @@ int lh_serve(lh_config *cfg)
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* installed after the block, so it never runs on this thread */
+    main_thread = pthread_self();
+    struct sigaction fwd = {.sa_handler = forward_to_main, .sa_flags = SA_RESTART};
+    sigfillset(&fwd.sa_mask);
+    sigaction(SIGINT, &fwd, NULL);
+    sigaction(SIGTERM, &fwd, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     /* Backstop for item 8 (owner-only data): every file we create gets an explicit mode,

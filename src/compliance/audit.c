@@ -147,14 +147,33 @@ out:
     return rc;
 }
 
-void lh_audit_ts_now(char out[LH_AUDIT_TS_MAX])
+/* The current time as a row's ts. *sec and secs (NULL: none) remember the last second
+ * formatted, so rows signed within one second format only their nanoseconds. */
+static void ts_now(time_t *sec, char secs[LH_AUDIT_TS_MAX], char out[LH_AUDIT_TS_MAX])
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, LH_AUDIT_TS_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, LH_AUDIT_TS_MAX - n, ".%09ldZ", (long)ts.tv_nsec);
+    char local[LH_AUDIT_TS_MAX];
+    if (!secs || !*secs || *sec != ts.tv_sec) {
+        secs = secs ? secs : local;
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(secs, LH_AUDIT_TS_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (sec)
+            *sec = ts.tv_sec;
+    }
+    size_t n = strlen(secs);
+    memcpy(out, secs, n);
+    out[n] = '.';
+    long ns = (long)ts.tv_nsec;
+    for (int i = 9; i >= 1; i--, ns /= 10)
+        out[n + (size_t)i] = (char)('0' + ns % 10);
+    memcpy(out + n + 10, "Z", 2);
+}
+
+void lh_audit_ts_now(char out[LH_AUDIT_TS_MAX])
+{
+    ts_now(NULL, NULL, out);
 }
 
 int lh_audit_ts_parse(const char *in, char out[LH_AUDIT_TS_MAX], lh_error *err)
@@ -229,8 +248,32 @@ static bool str_ok(const char *s)
  * gets the offset of ',"schema":' where row_hmac belongs in the stored line. Every row
  * verify reads is re-canonicalised the general way (jansson + lh_jcs_canonicalize), so
  * the tests cross-check this writer on every row they append. */
+/* What the rows of one batch share, kept between them (a query returning people signs one
+ * row per person, all naming the same accessor strings and the same fields array): the
+ * canonical bytes of the accessor member and of the fields list, reused (without
+ * checking the strings again) while an entry names the very same strings as the entry
+ * they were made from, and the second its timestamps are in. */
+typedef struct row_memo {
+    const lh_audit_entry *accessor_of, *fields_of; /* NULL: nothing kept */
+    lh_buf accessor, fields;
+    time_t sec;
+    char secs[LH_AUDIT_TS_MAX];
+} row_memo;
+
+static bool same_accessor(const lh_audit_entry *a, const lh_audit_entry *b)
+{
+    return a && a->accessor_kind == b->accessor_kind && a->daemon == b->daemon &&
+           a->purpose == b->purpose && a->trace_id == b->trace_id && a->profile == b->profile &&
+           a->model == b->model;
+}
+
+static bool same_fields(const lh_audit_entry *a, const lh_audit_entry *b)
+{
+    return a && a->fields == b->fields && a->n_fields == b->n_fields;
+}
+
 static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, size_t *split,
-                         lh_error *err)
+                         row_memo *memo, lh_error *err)
 {
     char key[LH_SUBJECT_KEY_MAX], ts[LH_AUDIT_TS_MAX];
     if (lh_subject_key(e->candidate_id, key, sizeof(key), err))
@@ -252,37 +295,56 @@ static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, s
                                 "an audit row time must be UTC with nine fraction digits "
                                 "(2026-05-03T12:00:00.000000001Z)");
     } else {
-        lh_audit_ts_now(ts);
+        ts_now(memo ? &memo->sec : NULL, memo ? memo->secs : NULL, ts);
     }
-    if (!str_ok(e->accessor_kind) || !str_ok(e->daemon) || !str_ok(e->purpose) ||
-        !str_ok(e->trace_id) || !str_ok(e->profile) || !str_ok(e->model))
-        return lh_error_set(err, LH_EINVAL,
-                            "audit accessor fields must be valid UTF-8 of at most %d bytes",
-                            AUDIT_MAX_STR);
-    for (size_t i = 0; i < e->n_fields; i++)
-        if (!e->fields[i] || !str_ok(e->fields[i]))
-            return lh_error_set(err, LH_EINVAL, "audit field %zu is missing, too long or not UTF-8",
-                                i + 1);
-    put_member(b, "{\"accessor\":{\"daemon\":", e->daemon);
-    put_member(b, ",\"kind\":", e->accessor_kind);
-    /* optional members, in their sorted place (kind < model < profile < purpose) */
-    if (e->model && *e->model)
-        put_member(b, ",\"model\":", e->model);
-    if (e->profile && *e->profile)
-        put_member(b, ",\"profile\":", e->profile);
-    put_member(b, ",\"purpose\":", e->purpose);
-    put_member(b, ",\"trace_id\":", e->trace_id);
+    row_memo none = {0};
+    row_memo *m = memo ? memo : &none;
+    if (!same_accessor(m->accessor_of, e)) {
+        if (!str_ok(e->accessor_kind) || !str_ok(e->daemon) || !str_ok(e->purpose) ||
+            !str_ok(e->trace_id) || !str_ok(e->profile) || !str_ok(e->model))
+            return lh_error_set(err, LH_EINVAL,
+                                "audit accessor fields must be valid UTF-8 of at most %d bytes",
+                                AUDIT_MAX_STR);
+        m->accessor.len = 0;
+        put_member(&m->accessor, "{\"accessor\":{\"daemon\":", e->daemon);
+        put_member(&m->accessor, ",\"kind\":", e->accessor_kind);
+        /* optional members, in their sorted place (kind < model < profile < purpose) */
+        if (e->model && *e->model)
+            put_member(&m->accessor, ",\"model\":", e->model);
+        if (e->profile && *e->profile)
+            put_member(&m->accessor, ",\"profile\":", e->profile);
+        put_member(&m->accessor, ",\"purpose\":", e->purpose);
+        put_member(&m->accessor, ",\"trace_id\":", e->trace_id);
+        m->accessor_of = e;
+    }
+    int rc = 0;
+    if (!same_fields(m->fields_of, e)) {
+        for (size_t i = 0; i < e->n_fields; i++)
+            if (!e->fields[i] || !str_ok(e->fields[i])) {
+                rc = lh_error_set(err, LH_EINVAL,
+                                  "audit field %zu is missing, too long or not UTF-8", i + 1);
+                goto out;
+            }
+        m->fields.len = 0;
+        lh_buf_puts(&m->fields, ",\"fields_accessed\":[");
+        for (size_t i = 0; i < e->n_fields; i++)
+            put_member(&m->fields, i ? "," : "", e->fields[i]);
+        lh_buf_putc(&m->fields, ']');
+        m->fields_of = e;
+    }
+    lh_buf_append(b, m->accessor.data, m->accessor.len);
     put_member(b, "},\"candidate_id\":", e->candidate_id);
-    lh_buf_puts(b, ",\"fields_accessed\":[");
-    for (size_t i = 0; i < e->n_fields; i++)
-        put_member(b, i ? "," : "", e->fields[i]);
-    put_member(b, "],\"prev_chain_hash\":", prev);
+    lh_buf_append(b, m->fields.data, m->fields.len);
+    put_member(b, ",\"prev_chain_hash\":", prev);
     put_member(b, ",\"result\":", e->result);
     *split = b->len;
     put_member(b, ",\"schema\":", LH_AUDIT_SCHEMA);
     put_member(b, ",\"ts\":", ts);
     lh_buf_putc(b, '}');
-    return 0;
+out:
+    lh_buf_free(&none.accessor);
+    lh_buf_free(&none.fields);
+    return rc;
 }
 
 /* HMAC-SHA256 of msg in hex, from a state already keyed (crypto_auth_hmacsha256_init
@@ -301,11 +363,11 @@ static void hmac_hex(const crypto_auth_hmacsha256_state *keyed, const char *msg,
 /* Signs an entry chained on prev: canonical bytes, their HMAC, and the stored line (the
  * canonical row with row_hmac at its sorted place, between "result" and "schema"). */
 static int row_build(const crypto_auth_hmacsha256_state *keyed, const lh_audit_entry *entry,
-                     const char *prev, lh_buf *canonical, char *hmac_out, lh_buf *line,
-                     lh_error *err)
+                     const char *prev, row_memo *memo, lh_buf *canonical, char *hmac_out,
+                     lh_buf *line, lh_error *err)
 {
     size_t split = 0;
-    int rc = row_canonical(entry, prev, canonical, &split, err);
+    int rc = row_canonical(entry, prev, canonical, &split, memo, err);
     if (rc)
         return rc;
     hmac_hex(keyed, canonical->data, canonical->len, hmac_out);
@@ -327,7 +389,7 @@ int lh_audit_row_sign(const unsigned char *key, size_t key_len, const lh_audit_e
     *canonical = NULL;
     crypto_auth_hmacsha256_state keyed;
     crypto_auth_hmacsha256_init(&keyed, key, key_len);
-    int rc = row_build(&keyed, entry, prev, &b, hmac_out, NULL, err);
+    int rc = row_build(&keyed, entry, prev, NULL, &b, hmac_out, NULL, err);
     sodium_memzero(&keyed, sizeof(keyed));
     if (rc) {
         lh_buf_free(&b);
@@ -1168,6 +1230,7 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
     lh_buf wal, canon;
     lh_buf_init(&wal);
     lh_buf_init(&canon);
+    row_memo memo = {0}; /* what the batch's rows share */
     uint64_t end = 0;
     int rc = 0;
     bool entered = false, announced = false;
@@ -1206,7 +1269,8 @@ static int append_rows(lh_audit *a, const lh_audit_entry *entries, size_t n, cha
         lh_buf line;
         lh_buf_init(&line);
         canon.len = 0;
-        rc = row_build(&a->keyed, &entries[i], p[i].tip->hmac, &canon, p[i].hmac, &line, err);
+        rc =
+            row_build(&a->keyed, &entries[i], p[i].tip->hmac, &memo, &canon, p[i].hmac, &line, err);
         if (rc) {
             lh_buf_free(&line);
             goto rollback;
@@ -1263,6 +1327,8 @@ out:
     free(stripes);
     lh_buf_free(&wal);
     lh_buf_free(&canon);
+    lh_buf_free(&memo.accessor);
+    lh_buf_free(&memo.fields);
     return rc;
 }
 

@@ -744,6 +744,52 @@ static void test_tamper_cases(void **state)
     free(p);
 }
 
+/* Rows of one batch share the canonical bytes of their accessor and fields while their
+ * entries name the very same strings; an entry with other strings (even equal text in
+ * other memory, or one member changed) gets its own. Every stored row names its own
+ * entry's accessor, fields and an increasing time. */
+static void test_batch_rows_keep_their_own_accessor(void **state)
+{
+    env *e = *state;
+    static const char *const f1[] = {"candidate_id", "email"};
+    static const char *const f2[] = {"city"};
+    char daemon2[] = "key-analyst"; /* the same text as entry()'s, in other memory */
+    lh_audit_entry b[5];
+    for (int i = 0; i < 5; i++)
+        b[i] = entry("M");
+    b[1].purpose = "payroll";
+    b[2].daemon = daemon2;
+    b[2].fields = f2;
+    b[2].n_fields = 1;
+    b[3].model = "model-x";
+    b[3].profile = "prof-1";
+    b[4].fields = f1; /* the same strings as entry()'s fields, another array */
+    lh_error err;
+    assert_int_equal(lh_audit_append_batch(e->audit, b, 5, &err), 0);
+    json_t *rows = NULL;
+    lh_audit_verdict v;
+    assert_int_equal(lh_audit_read(e->audit, "M", NULL, NULL, NULL, &rows, &v, &err), 0);
+    assert_true(v.verified);
+    assert_int_equal(json_array_size(rows), 5);
+    const char *ts_prev = "";
+    for (size_t i = 0; i < 5; i++) {
+        json_t *r = json_array_get(rows, i), *acc = json_object_get(r, "accessor");
+        assert_string_equal(lh_json_str(acc, "purpose"), b[i].purpose);
+        assert_string_equal(lh_json_str(acc, "daemon"), b[i].daemon);
+        assert_int_equal(json_object_get(acc, "model") != NULL, i == 3);
+        assert_int_equal(json_object_get(acc, "profile") != NULL, i == 3);
+        json_t *fa = json_object_get(r, "fields_accessed");
+        assert_int_equal(json_array_size(fa), b[i].n_fields);
+        for (size_t k = 0; k < b[i].n_fields; k++)
+            assert_string_equal(json_string_value(json_array_get(fa, k)), b[i].fields[k]);
+        const char *ts = lh_json_str(r, "ts");
+        assert_int_equal(strlen(ts), strlen("2026-05-03T12:00:00.000000001Z"));
+        assert_true(strcmp(ts, ts_prev) >= 0);
+        ts_prev = ts;
+    }
+    json_decref(rows);
+}
+
 #ifdef LH_FAULT_INJECTION
 /* A failure at each file-system step of an append: the append fails, no later row builds
  * on the failed one, the next append succeeds, and after a reopen every acknowledged row
@@ -1023,6 +1069,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_50_concurrent_one_subject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_8_subjects_x_1000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_one_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_rows_keep_their_own_accessor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_mid_chain, setup, teardown),

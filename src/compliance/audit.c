@@ -158,7 +158,7 @@ static void ts_now(time_t *sec, char secs[LH_AUDIT_TS_MAX], char out[LH_AUDIT_TS
         secs = secs ? secs : local;
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);
-        strftime(secs, LH_AUDIT_TS_MAX, "%Y-%m-%dT%H:%M:%S", &tm);
+        secs[strftime(secs, LH_AUDIT_TS_MAX - 11, "%Y-%m-%dT%H:%M:%S", &tm)] = '\0';
         if (sec)
             *sec = ts.tv_sec;
     }

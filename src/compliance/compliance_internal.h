@@ -201,10 +201,11 @@ struct lh_merkle {
     lh_audit *audit; /* attached chain, or NULL */
     struct parked_batch *parked;
     size_t nparked;
-    /* While audit_merkle_note adds a batch's leaves (under mu): their lines, written in
-     * one write at its end, and each touched subject's latest leaf before the batch, to
-     * take the leaves back out of memory when that write fails. NULL otherwise. */
-    lh_buf *batch;
+    /* Leaves added under mu but not yet written (the leaves past written_leaves, with a
+     * file): their lines, written in one write by leaves_write before mu is released, and
+     * each touched subject's latest leaf before them, to take them back out of memory
+     * when that write fails. */
+    lh_buf lines;
     struct leaf_undo *undo;
     size_t nundo, undo_cap;
 };

@@ -5,9 +5,10 @@
  * the audit chain calls after each durable batch.
  *
  * Invariants:
- *   - The leaves file is the log: the tree in memory is exactly its complete lines. A leaf
- *     whose line cannot be written is not added (and is caught up later); a durable
- *     batch's leaves are written in one write, and all taken back when it fails. Lines are
+ *   - The leaves file is the log: the tree in memory is exactly its complete lines once mu
+ *     is released. The leaves a section adds under mu (a durable batch's, a catch-up's)
+ *     are written in one write before it releases mu, and all taken back when that
+ *     fails (they are caught up later). Lines are
  *     written without a sync; lh_merkle_sync makes them durable before a checkpoint is
  *     signed, so what was signed is never lost and the log never forks.
  *   - A subject's leaves only move forward along its chain: a leaf is added when the new
@@ -120,7 +121,7 @@ static void index_remove(lh_merkle *m, const char *id)
         }
 }
 
-/* A subject's latest leaf before a batch (lh_merkle.undo). */
+/* A subject's latest leaf before the unwritten leaves (lh_merkle.undo). */
 typedef struct leaf_undo {
     char *id;
     bool existed;
@@ -129,9 +130,9 @@ typedef struct leaf_undo {
     char tip[LH_AUDIT_HMAC_HEX];
 } leaf_undo;
 
-/* Notes id's latest leaf before the batch changes it. A batch adds the leaves of one
- * subject one after another (audit_merkle_note advances one subject at a time), so only
- * the last note can be id's. */
+/* Notes id's latest leaf before unwritten leaves change it. The leaves of one subject are
+ * added one after another (every section advances one subject at a time), so only the
+ * last note can be id's. */
 static void undo_note(lh_merkle *m, const char *id)
 {
     if (m->nundo && strcmp(m->undo[m->nundo - 1].id, id) == 0)
@@ -204,8 +205,8 @@ static int leaf_parse(const char *line, size_t len, char **id, char *tip, int64_
     return rc;
 }
 
-/* Appends a leaf (caller holds mu): its line to the file, then the tree and the index.
- * When the line cannot be written nothing is added (it is cut back off the file). */
+/* Adds a leaf (caller holds mu): the tree and the index, and its line to m->lines, which
+ * leaves_write puts in the file before mu is released (or takes the leaf back). */
 static int leaf_add(lh_merkle *m, const char *id, const char *tip, int64_t rows, lh_error *err)
 {
     lh_buf b;
@@ -213,22 +214,10 @@ static int leaf_add(lh_merkle *m, const char *id, const char *tip, int64_t rows,
     int rc = leaf_data(id, tip, rows, &b, err);
     if (rc)
         goto out;
-    if (m->fd >= 0 && m->batch) { /* written at the batch's end */
+    if (m->fd >= 0) {
         undo_note(m, id);
-        lh_buf_append(m->batch, b.data, b.len);
-        lh_buf_putc(m->batch, '\n');
-    } else if (m->fd >= 0) {
-        lh_buf_putc(&b, '\n');
-        off_t at = lseek(m->fd, 0, SEEK_END);
-        if (lh_fs_write_all(m->fd, b.data, b.len) != 0) {
-            rc = lh_error_setk(err, LH_EIO, "audit_write_failed",
-                               "cannot append to the Merkle log: %s", strerror(errno));
-            if (at >= 0 && ftruncate(m->fd, at) != 0)
-                lh_log(LH_LOG_ERROR, "audit.merkle_not_cut", "{s:s}", "message", strerror(errno));
-            goto out;
-        }
-        b.len--;
-        m->written_leaves = m->size + 1;
+        lh_buf_append(&m->lines, b.data, b.len);
+        lh_buf_putc(&m->lines, '\n');
     }
     unsigned char h[LH_MERKLE_HASH];
     lh_merkle_leaf_hash(b.data, b.len, h);
@@ -237,6 +226,38 @@ static int leaf_add(lh_merkle *m, const char *id, const char *tip, int64_t rows,
 out:
     lh_buf_free(&b);
     return rc;
+}
+
+/* Writes the lines of the leaves added since the last call, in one write (caller holds
+ * mu; every section that may add leaves ends with it). When that fails, the lines are cut
+ * back off the file and the leaves taken back out of memory: the tree to written_leaves
+ * (the hashes of those first leaves were not touched), each subject's latest leaf to what
+ * it was. Those subjects catch up at their next batch or leaf request, or the next open. */
+static void leaves_write(lh_merkle *m)
+{
+    if (m->lines.len > 0) {
+        off_t at = lseek(m->fd, 0, SEEK_END);
+        if (lh_fs_write_all(m->fd, m->lines.data, m->lines.len) == 0) {
+            m->written_leaves = m->size;
+        } else {
+            lh_log(LH_LOG_ERROR, "audit.merkle_append_failed", "{s:I,s:s}", "leaves",
+                   (json_int_t)(m->size - m->written_leaves), "message", strerror(errno));
+            if (at >= 0 && ftruncate(m->fd, at) != 0)
+                lh_log(LH_LOG_ERROR, "audit.merkle_not_cut", "{s:s}", "message", strerror(errno));
+            m->size = m->written_leaves;
+            for (size_t i = m->nundo; i-- > 0;) {
+                leaf_undo *u = &m->undo[i];
+                if (u->existed)
+                    index_set(m, u->id, u->index, u->rows, u->tip);
+                else
+                    index_remove(m, u->id);
+            }
+        }
+        m->lines.len = 0;
+    }
+    for (size_t i = 0; i < m->nundo; i++)
+        free(m->undo[i].id);
+    m->nundo = 0;
 }
 
 /* Reads a subject's log to place tips: pos[i] gets the row number of tips[i] (0: not in
@@ -416,51 +437,14 @@ static void subject_advance(lh_merkle *m, const char *id, const char *old_tip, c
     settle_from_log(m, id, tip);
 }
 
-/* Writes a batch's lines (caller holds mu). When that fails, the lines are cut back off
- * the file and the batch's leaves taken back out of memory: the tree to its size before
- * the batch (its first `before` leaves' hashes were not touched), each subject's latest
- * leaf to what it was. Those subjects catch up at their next batch or leaf request, as
- * after a failed single leaf. */
-static void batch_write(lh_merkle *m, const lh_buf *lines, uint64_t before)
-{
-    if (lines->len > 0) {
-        off_t at = lseek(m->fd, 0, SEEK_END);
-        if (lh_fs_write_all(m->fd, lines->data, lines->len) == 0) {
-            m->written_leaves = m->size;
-        } else {
-            lh_log(LH_LOG_ERROR, "audit.merkle_append_failed", "{s:I,s:s}", "leaves",
-                   (json_int_t)(m->size - before), "message", strerror(errno));
-            if (at >= 0 && ftruncate(m->fd, at) != 0)
-                lh_log(LH_LOG_ERROR, "audit.merkle_not_cut", "{s:s}", "message", strerror(errno));
-            m->size = before;
-            for (size_t i = m->nundo; i-- > 0;) {
-                leaf_undo *u = &m->undo[i];
-                if (u->existed)
-                    index_set(m, u->id, u->index, u->rows, u->tip);
-                else
-                    index_remove(m, u->id);
-            }
-        }
-    }
-    for (size_t i = 0; i < m->nundo; i++)
-        free(m->undo[i].id);
-    m->nundo = 0;
-}
-
 void audit_merkle_note(lh_merkle *m, const audit_moved *moved, size_t n)
 {
-    lh_buf lines;
-    lh_buf_init(&lines);
     pthread_mutex_lock(&m->mu);
-    uint64_t before = m->size;
-    m->batch = &lines;
     for (size_t i = 0; i < n; i++)
         subject_advance(m, moved[i].candidate_id, moved[i].old_tip, moved[i].new_tip,
                         moved[i].rows);
-    m->batch = NULL;
-    batch_write(m, &lines, before);
+    leaves_write(m);
     pthread_mutex_unlock(&m->mu);
-    lh_buf_free(&lines);
 }
 
 /* ---------------------------------------------------------------- open / attach */
@@ -561,6 +545,7 @@ static int catch_up_one(void *arg, const char *id)
     pthread_mutex_lock(&c->m->mu);
     uint64_t before = c->m->size;
     subject_advance(c->m, id, NULL, tip, 0);
+    leaves_write(c->m);
     c->added += (int64_t)(c->m->size - before);
     pthread_mutex_unlock(&c->m->mu);
     return 0;
@@ -599,6 +584,7 @@ void lh_merkle_close(lh_merkle *m)
     while (m->parked)
         park_drop(m, &m->parked);
     free(m->undo);
+    lh_buf_free(&m->lines);
     free(m->buckets);
     free(m->dir);
     free(m->path);
@@ -614,6 +600,7 @@ int lh_merkle_subject_leaf(lh_merkle *m, const char *id, json_t **leaf, uint64_t
     for (parked_batch *p = m->parked; p; p = p->next)
         if (strcmp(p->id, id) == 0) {
             settle_from_log(m, id, NULL);
+            leaves_write(m);
             break;
         }
     subject_leaf *e = index_find(m, id);

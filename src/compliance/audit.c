@@ -147,23 +147,26 @@ out:
     return rc;
 }
 
-/* The current time as a row's ts. *sec and secs (NULL: none) remember the last second
- * formatted, so rows signed within one second format only their nanoseconds. */
-static void ts_now(time_t *sec, char secs[LH_AUDIT_TS_MAX], char out[LH_AUDIT_TS_MAX])
+/* The second a run of timestamps is in, formatted once ("" before the first). */
+typedef struct ts_cache {
+    time_t sec;
+    char secs[LH_AUDIT_TS_MAX];
+} ts_cache;
+
+/* The current time as a row's ts: the date and time from c when still in its second,
+ * the nanoseconds always. */
+static void ts_now(ts_cache *c, char out[LH_AUDIT_TS_MAX])
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    char local[LH_AUDIT_TS_MAX];
-    if (!secs || !*secs || *sec != ts.tv_sec) {
-        secs = secs ? secs : local;
+    if (!c->secs[0] || c->sec != ts.tv_sec) {
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);
-        secs[strftime(secs, LH_AUDIT_TS_MAX - 11, "%Y-%m-%dT%H:%M:%S", &tm)] = '\0';
-        if (sec)
-            *sec = ts.tv_sec;
+        c->secs[strftime(c->secs, LH_AUDIT_TS_MAX - 11, "%Y-%m-%dT%H:%M:%S", &tm)] = '\0';
+        c->sec = ts.tv_sec;
     }
-    size_t n = strlen(secs);
-    memcpy(out, secs, n);
+    size_t n = strlen(c->secs);
+    memcpy(out, c->secs, n);
     out[n] = '.';
     long ns = (long)ts.tv_nsec;
     for (int i = 9; i >= 1; i--, ns /= 10)
@@ -173,7 +176,8 @@ static void ts_now(time_t *sec, char secs[LH_AUDIT_TS_MAX], char out[LH_AUDIT_TS
 
 void lh_audit_ts_now(char out[LH_AUDIT_TS_MAX])
 {
-    ts_now(NULL, NULL, out);
+    ts_cache c = {0};
+    ts_now(&c, out);
 }
 
 int lh_audit_ts_parse(const char *in, char out[LH_AUDIT_TS_MAX], lh_error *err)
@@ -242,12 +246,6 @@ static bool str_ok(const char *s)
     return !s || (strlen(s) <= AUDIT_MAX_STR && lh_utf8_valid(s, strlen(s)));
 }
 
-/* Writes the canonical (RFC 8785) bytes of the row without row_hmac straight into b, with
- * no intermediate JSON value: the members in their sorted order (all keys are ASCII, so
- * UTF-16 order is byte order), strings through the canonicaliser's own escaper. *split
- * gets the offset of ',"schema":' where row_hmac belongs in the stored line. Every row
- * verify reads is re-canonicalised the general way (jansson + lh_jcs_canonicalize), so
- * the tests cross-check this writer on every row they append. */
 /* What the rows of one batch share, kept between them (a query returning people signs one
  * row per person, all naming the same accessor strings and the same fields array): the
  * canonical bytes of the accessor member and of the fields list, reused (without
@@ -256,9 +254,14 @@ static bool str_ok(const char *s)
 typedef struct row_memo {
     const lh_audit_entry *accessor_of, *fields_of; /* NULL: nothing kept */
     lh_buf accessor, fields;
-    time_t sec;
-    char secs[LH_AUDIT_TS_MAX];
+    ts_cache ts;
 } row_memo;
+
+static void row_memo_free(row_memo *m)
+{
+    lh_buf_free(&m->accessor);
+    lh_buf_free(&m->fields);
+}
 
 static bool same_accessor(const lh_audit_entry *a, const lh_audit_entry *b)
 {
@@ -272,8 +275,15 @@ static bool same_fields(const lh_audit_entry *a, const lh_audit_entry *b)
     return a && a->fields == b->fields && a->n_fields == b->n_fields;
 }
 
+/* Writes the canonical (RFC 8785) bytes of the row without row_hmac straight into b, with
+ * no intermediate JSON value: the members in their sorted order (all keys are ASCII, so
+ * UTF-16 order is byte order), strings through the canonicaliser's own escaper. *split
+ * gets the offset of ',"schema":' where row_hmac belongs in the stored line. Every row
+ * verify reads is re-canonicalised the general way (jansson + lh_jcs_canonicalize), so
+ * the tests cross-check this writer on every row they append. m carries what
+ * the rows of one batch share (a zeroed row_memo for a lone row). */
 static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, size_t *split,
-                         row_memo *memo, lh_error *err)
+                         row_memo *m, lh_error *err)
 {
     char key[LH_SUBJECT_KEY_MAX], ts[LH_AUDIT_TS_MAX];
     if (lh_subject_key(e->candidate_id, key, sizeof(key), err))
@@ -295,10 +305,8 @@ static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, s
                                 "an audit row time must be UTC with nine fraction digits "
                                 "(2026-05-03T12:00:00.000000001Z)");
     } else {
-        ts_now(memo ? &memo->sec : NULL, memo ? memo->secs : NULL, ts);
+        ts_now(&m->ts, ts);
     }
-    row_memo none = {0};
-    row_memo *m = memo ? memo : &none;
     if (!same_accessor(m->accessor_of, e)) {
         if (!str_ok(e->accessor_kind) || !str_ok(e->daemon) || !str_ok(e->purpose) ||
             !str_ok(e->trace_id) || !str_ok(e->profile) || !str_ok(e->model))
@@ -317,14 +325,11 @@ static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, s
         put_member(&m->accessor, ",\"trace_id\":", e->trace_id);
         m->accessor_of = e;
     }
-    int rc = 0;
     if (!same_fields(m->fields_of, e)) {
         for (size_t i = 0; i < e->n_fields; i++)
-            if (!e->fields[i] || !str_ok(e->fields[i])) {
-                rc = lh_error_set(err, LH_EINVAL,
-                                  "audit field %zu is missing, too long or not UTF-8", i + 1);
-                goto out;
-            }
+            if (!e->fields[i] || !str_ok(e->fields[i]))
+                return lh_error_set(err, LH_EINVAL,
+                                    "audit field %zu is missing, too long or not UTF-8", i + 1);
         m->fields.len = 0;
         lh_buf_puts(&m->fields, ",\"fields_accessed\":[");
         for (size_t i = 0; i < e->n_fields; i++)
@@ -341,10 +346,7 @@ static int row_canonical(const lh_audit_entry *e, const char *prev, lh_buf *b, s
     put_member(b, ",\"schema\":", LH_AUDIT_SCHEMA);
     put_member(b, ",\"ts\":", ts);
     lh_buf_putc(b, '}');
-out:
-    lh_buf_free(&none.accessor);
-    lh_buf_free(&none.fields);
-    return rc;
+    return 0;
 }
 
 /* HMAC-SHA256 of msg in hex, from a state already keyed (crypto_auth_hmacsha256_init
@@ -389,7 +391,9 @@ int lh_audit_row_sign(const unsigned char *key, size_t key_len, const lh_audit_e
     *canonical = NULL;
     crypto_auth_hmacsha256_state keyed;
     crypto_auth_hmacsha256_init(&keyed, key, key_len);
-    int rc = row_build(&keyed, entry, prev, NULL, &b, hmac_out, NULL, err);
+    row_memo memo = {0};
+    int rc = row_build(&keyed, entry, prev, &memo, &b, hmac_out, NULL, err);
+    row_memo_free(&memo);
     sodium_memzero(&keyed, sizeof(keyed));
     if (rc) {
         lh_buf_free(&b);
@@ -1152,21 +1156,19 @@ static int cmp_size(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static int cmp_pending_key(const void *x, const void *y)
+/* By subject key, then batch order: each subject's rows of the batch together, in order. */
+static int cmp_pending_order(const void *x, const void *y)
 {
     const pending *const *a = x, *const *b = y;
-    return strcmp((*a)->key, (*b)->key);
+    int c = strcmp((*a)->key, (*b)->key);
+    return c ? c : (*a < *b ? -1 : *a > *b);
 }
 
-/* Tells the listener each distinct subject's current tip, after every lock is released. */
-static void notify_roots(lh_audit *a, pending *p, size_t n, const lh_audit_entry *entries)
+/* Tells the listener each distinct subject's current tip, after every lock is released.
+ * order: the batch's rows by cmp_pending_order. */
+static void notify_roots(lh_audit *a, pending *const *order, size_t n, const pending *p,
+                         const lh_audit_entry *entries)
 {
-    if (!a->listener)
-        return;
-    pending **order = lh_xmalloc(n * sizeof(*order));
-    for (size_t i = 0; i < n; i++)
-        order[i] = &p[i];
-    qsort(order, n, sizeof(*order), cmp_pending_key);
     for (size_t i = 0; i < n; i++) {
         if (i + 1 < n && strcmp(order[i]->key, order[i + 1]->key) == 0)
             continue;
@@ -1182,28 +1184,16 @@ static void notify_roots(lh_audit *a, pending *p, size_t n, const lh_audit_entry
             lh_log(LH_LOG_WARN, "audit.root_not_mirrored", "{s:s,s:s}", "candidate_id", id,
                    "message", err.message);
     }
-    free(order);
-}
-
-static int cmp_pending_order(const void *x, const void *y)
-{
-    const pending *const *a = x, *const *b = y;
-    int c = strcmp((*a)->key, (*b)->key);
-    return c ? c : (*a < *b ? -1 : *a > *b);
 }
 
 /* Issue 12: one Merkle leaf per subject whose tip the durable batch moved (its tip before
- * the batch, its last row, its row count), after every lock is released. */
-static void note_leaves(lh_audit *a, pending *p, size_t n, const lh_audit_entry *entries)
+ * the batch, its last row, its row count), after every lock is released. order: as for
+ * notify_roots. */
+static void note_leaves(lh_audit *a, pending *const *order, size_t n, const pending *p,
+                        const lh_audit_entry *entries)
 {
-    if (!a->merkle)
-        return;
-    pending **order = lh_xmalloc(n * sizeof(*order));
     audit_moved *moved = lh_xmalloc(n * sizeof(*moved));
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        order[i] = &p[i];
-    qsort(order, n, sizeof(*order), cmp_pending_order);
     for (size_t i = 0, first = 0; i < n; i++) {
         if (i + 1 < n && strcmp(order[i]->key, order[i + 1]->key) == 0)
             continue;
@@ -1213,6 +1203,22 @@ static void note_leaves(lh_audit *a, pending *p, size_t n, const lh_audit_entry 
     }
     audit_merkle_note(a->merkle, moved, k);
     free(moved);
+}
+
+/* The durable batch's hooks: the listener's roots and the Merkle leaves, both over the
+ * batch's rows sorted once by subject. */
+static void after_durable(lh_audit *a, pending *p, size_t n, const lh_audit_entry *entries)
+{
+    if (!a->listener && !a->merkle)
+        return;
+    pending **order = lh_xmalloc(n * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = &p[i];
+    qsort(order, n, sizeof(*order), cmp_pending_order);
+    if (a->listener)
+        notify_roots(a, order, n, p, entries);
+    if (a->merkle)
+        note_leaves(a, order, n, p, entries);
     free(order);
 }
 
@@ -1308,8 +1314,7 @@ out:
         gate_leave(a);
     if (rc == 0) {
         atomic_fetch_add(&a->stat_rows, n);
-        notify_roots(a, p, n, entries);
-        note_leaves(a, p, n, entries);
+        after_durable(a, p, n, entries);
         if (hmacs)
             for (size_t i = 0; i < n; i++)
                 memcpy(hmacs + i * LH_AUDIT_HMAC_HEX, p[i].hmac, LH_AUDIT_HMAC_HEX);
@@ -1327,8 +1332,7 @@ out:
     free(stripes);
     lh_buf_free(&wal);
     lh_buf_free(&canon);
-    lh_buf_free(&memo.accessor);
-    lh_buf_free(&memo.fields);
+    row_memo_free(&memo);
     return rc;
 }
 

@@ -385,6 +385,12 @@ out:
     return rc;
 }
 
+/* The path of journal file seq. Caller frees. */
+static char *journal_path(const lh_audit *a, uint64_t seq)
+{
+    return lh_xasprintf("%s/%016llx.log", a->wal_dir, (unsigned long long)seq);
+}
+
 /* The numbers of the journal files in wal_dir, ascending. */
 static int journal_list(lh_audit *a, uint64_t **seqs_out, size_t *n_out, lh_error *err)
 {
@@ -419,7 +425,7 @@ static int journal_list(lh_audit *a, uint64_t **seqs_out, size_t *n_out, lh_erro
 static int journal_rotate(lh_audit *a, const uint64_t *seqs, size_t nseq, lh_error *err)
 {
     uint64_t next = (nseq ? seqs[nseq - 1] : 0) + 1;
-    char *np = lh_xasprintf("%s/%016llx.log", a->wal_dir, (unsigned long long)next);
+    char *np = journal_path(a, next);
     int fd = lh_sys_open(np, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, LH_FILE_MODE);
     free(np);
     if (fd < 0)
@@ -440,7 +446,7 @@ static int journal_rotate(lh_audit *a, const uint64_t *seqs, size_t nseq, lh_err
     pthread_cond_broadcast(&a->wal_cv);
     pthread_mutex_unlock(&a->wal_mu);
     for (size_t i = 0; i < nseq; i++) {
-        char *p = lh_xasprintf("%s/%016llx.log", a->wal_dir, (unsigned long long)seqs[i]);
+        char *p = journal_path(a, seqs[i]);
         if (lh_sys_unlink(p) != 0)
             lh_log(LH_LOG_WARN, "audit.journal_not_removed", "{s:s}", "message", strerror(errno));
         free(p);
@@ -481,7 +487,7 @@ int audit_wal_recover(lh_audit *a, lh_error *err)
     if ((rc = journal_list(a, &seqs, &nseq, err)))
         return rc;
     for (size_t i = 0; i < nseq; i++) {
-        char *p = lh_xasprintf("%s/%016llx.log", a->wal_dir, (unsigned long long)seqs[i]);
+        char *p = journal_path(a, seqs[i]);
         rc = read_journal(p, &rows, err);
         free(p);
         if (rc)

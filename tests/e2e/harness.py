@@ -8,6 +8,7 @@ log.
 """
 import csv
 import decimal
+import glob
 import http.client
 import json
 import os
@@ -323,13 +324,12 @@ def wait_audit_logs(data, timeout=20.0):
     the read that audited the rows has answered, so a test reading the log files beside a
     running server first waits for that writer (a record: u32 LE length, 8-byte checksum,
     the row line)."""
-    import glob as _glob
     wal = os.path.join(data, "_catalog", "audit_wal")
     subjects = os.path.join(data, "_catalog", "subjects")
     deadline = time.time() + timeout
     while True:
         want = set()
-        for p in _glob.glob(os.path.join(wal, "*.log")):
+        for p in glob.glob(os.path.join(wal, "*.log")):
             with open(p, "rb") as f:
                 buf = f.read()
             pos = 0
@@ -344,7 +344,7 @@ def wait_audit_logs(data, timeout=20.0):
                 pos += 12 + n
         have = set()
         if want:
-            for p in _glob.glob(os.path.join(subjects, "*.audit.jsonl")):
+            for p in glob.glob(os.path.join(subjects, "*.audit.jsonl")):
                 with open(p, "rb") as f:
                     for line in f:
                         if line.endswith(b"\n"):
@@ -365,13 +365,12 @@ def wait_chain_roots(data, timeout=20.0):
     The server mirrors a chain's new tip into the subject's manifest from a background
     thread (the chain-root flusher), after the audited call has answered, so a test that
     compares manifest bytes before and after something first waits for that mirror."""
-    import glob as _glob
     subjects = os.path.join(data, "_catalog", "subjects")
     wait_audit_logs(data, timeout)
     deadline = time.time() + timeout
     while True:
         behind = []
-        for p in _glob.glob(os.path.join(subjects, "*.audit.jsonl")):
+        for p in glob.glob(os.path.join(subjects, "*.audit.jsonl")):
             last = None
             with open(p, "rb") as f:
                 for line in f:

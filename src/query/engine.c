@@ -177,7 +177,7 @@ static lh_gen *gen_open(lh_engine *eng, char *const *dirs, lh_error *err)
         g->ddl = NULL;
         goto out;
     }
-    if (gen_sandbox(g, dirs, err) != 0)
+    if (lh_row_filter_register(g->ddl, err) != 0 || gen_sandbox(g, dirs, err) != 0)
         goto out;
     ok = true;
 out:

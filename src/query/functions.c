@@ -19,7 +19,8 @@
  *     their body (duckdb_functions().macro_definition): pg_get_viewdef reads duckdb_views(),
  *     whose text holds every dataset's files; the pg_* compatibility macros that return
  *     constants are allowed. list_aggr(l, 'name') calls an aggregate by name: every
- *     aggregate is pure, so it is allowed.
+ *     aggregate is pure, so it is allowed. LH_FN_INTERNAL is our own function inside the
+ *     dataset views (views.h, lh_row_visible): refused to callers, who have no use for it.
  *   - At start the engine reads DuckDB's catalog of functions (lh_functions_audit) and
  *     logs every name missing here, so a library swapped under a built binary is seen.
  *   - Sorted case-insensitively (strcasecmp order), for a binary search; the unit test
@@ -560,6 +561,7 @@ static const lh_fn_entry fn_table[] = {
     {"length_grapheme", LH_FN_ALLOW},
     {"levenshtein", LH_FN_ALLOW},
     {"lgamma", LH_FN_ALLOW},
+    {"lh_row_visible", LH_FN_INTERNAL},
     {"like_escape", LH_FN_ALLOW},
     {"list", LH_FN_ALLOW},
     {"list_aggr", LH_FN_ALLOW},
@@ -972,6 +974,7 @@ const char *lh_function_reason(lh_fn_class cls)
         [LH_FN_STATE] = "it reads or changes the server's state",
         [LH_FN_STATEMENT] = "it is a PRAGMA, not a function",
         [LH_FN_NOT_OFFERED] = "this table function is not offered; read data through datasets",
+        [LH_FN_INTERNAL] = "it is internal to the server's dataset views",
     };
     return cls >= 0 && (size_t)cls < sizeof(reasons) / sizeof(reasons[0]) && reasons[cls]
                ? reasons[cls]

@@ -198,6 +198,7 @@ typedef enum {
     LH_FN_STATE,       /* reads or changes server state (sequences, seeds, logs, checkpoints) */
     LH_FN_STATEMENT,   /* a PRAGMA function, never callable from a SELECT */
     LH_FN_NOT_OFFERED, /* a table function we do not offer */
+    LH_FN_INTERNAL,    /* the server's own, for its dataset views (lh_row_visible) */
 } lh_fn_class;
 
 typedef struct lh_fn_entry {

@@ -454,41 +454,38 @@ static char *scoped_antijoin_select(const view_def *d, const tomb_plan *p, lh_st
  * The view reads the parts with a hidden row ("dirty") in ONE scan and the others in a
  * second one with no filter at all:
  *   SELECT * FROM read_parquet([<dirty parts>]) AS b
- *   WHERE get_bit(from_base64('<bitmaps>')::BIT, (b.file_row_number + <offset>)::INTEGER) = 0
+ *   WHERE lh_row_visible(from_base64('<bitmaps>'), [0, e0, e1, ...], b.file_index,
+ *                        b.file_row_number)
  *   UNION ALL SELECT * FROM read_parquet([<clean parts>])
  * (file_row_number and file_index are DuckDB's virtual columns of the scan, outside `*`; a
  * dataset with a column of either name would shadow them, so it keeps the key-table
  * filter: virtual_shadowed).
- * where <bitmaps> is the dirty parts' bitmaps end to end and <offset>, the bit where the
- * file's own bitmap starts, is 0 for one dirty part, else CASE b.file_index WHEN 0 THEN o0
- * WHEN 1 THEN o1 ... END (NULL for any other file: get_bit(bm, NULL) = 0 is never true, so
- * such a row would be hidden, not shown), or [o0, o1, ...][b.file_index::BIGINT + 1] above
- * BITMAP_CASE_MAX dirty parts. Each bitmap is padded to a multiple of 24 bits, so it is a whole
- * number of base64 groups (the texts concatenate) and of bytes (a BIT cast from a BLOB has no
- * padding: bit r is byte r/8, most significant bit first, as bitstring_agg wrote it).
+ * where <bitmaps> is the dirty parts' bitmaps end to end and e_i the bit where the bitmap
+ * of the scan's file i ends (row_filter.c: a row is visible iff its bit is 0; a file index
+ * or row outside the offsets is an error, never a visible row). Each bitmap is padded to a
+ * multiple of 24 bits, so it is a whole number of base64 groups (the texts concatenate)
+ * and of bytes (a BIT cast to a BLOB has no padding: bit r is byte r/8, most significant
+ * bit first, as bitstring_agg wrote it).
  *
- * Why a constant in the view and not the table: DuckDB binds from_base64('...')::BIT once
- * per query to a constant (~0.5 ms for 1M rows), and the filter is then one bit test per
- * row; reading the bitmap from "__deletes__" with a scalar subquery made DuckDB join the
- * one-row subquery to the scan, a block-wise nested-loop join that cost more than the test
- * itself, and one scan per part cost a second parquet bind and scan pipeline per part
- * (bench/erasure_bench and ARCHITECTURE.md, "What erasure costs", have the figures of each
- * form). A variable (SET VARIABLE + getvariable) is per connection, and every query runs on
- * its own. The view text holds row positions, never a key; its size is rows/6 bytes of
- * base64 for the dirty parts (167 KB at 1M rows). A bit index out of the bitmap (a part
- * longer than its manifest says) is an error, never a visible row.
+ * Why a constant in the view and not the table: DuckDB folds from_base64('...') once per
+ * query, when lh_row_visible binds and keeps the bytes, and the filter is then one bit
+ * test per row in one loop; reading the bitmap from "__deletes__" with a scalar subquery
+ * made DuckDB join the one-row subquery to the scan, a block-wise nested-loop join that
+ * cost more than the test itself, one scan per part cost a second parquet bind and scan
+ * pipeline per part, and DuckDB's own get_bit with a CASE on file_index for the offset took
+ * four vector operations per chunk where lh_row_visible takes one (bench/erasure_bench and
+ * ARCHITECTURE.md, "What erasure costs", have the figures of each form). A variable (SET
+ * VARIABLE + getvariable) is per connection, and every query runs on its own. The view text
+ * holds row positions, never a key; its size is rows/6 bytes of base64 for the dirty parts
+ * (167 KB at 1M rows).
  *
  * Computing the bitmaps scans the key column of every part once (inside the DDL
  * transaction, so on a tombstone change, an append or replace of a dataset with tombstones,
  * and a rebuild of the user database): that is the cost moved from every query to each
  * change. A dataset with a part whose row count the manifest does not give, or with more
- * than INT32_MAX bitmap bits in all (get_bit takes an INTEGER), or with a column named
+ * than INT32_MAX bitmap bits in all (a view text of 358 MB and more), or with a column named
  * file_row_number or file_index, keeps the key-table filter (use_bitmaps false,
  * virtual_shadowed true). */
-
-/* Up to this many dirty parts, a file's offset is a CASE on file_index (measured cheaper
- * than a list lookup per row, but linear in its branches); beyond, the list. */
-#define BITMAP_CASE_MAX 8
 
 /* Bits of a part's bitmap: its rows, padded to a multiple of 24 (3 bytes, 4 base64 chars). */
 static int64_t bitmap_bits(int64_t rows)
@@ -555,11 +552,10 @@ static char *bitmaps_select(const view_def *d, char *const *lits, char *const *b
     lh_buf_init(&view);
     lh_buf_init(&bits);
     lh_buf_init(&offs);
-    size_t ndirty = 0, nclean = 0, count_dirty = 0;
+    size_t ndirty = 0, nclean = 0;
     int64_t at = 0;
-    for (size_t i = 0; i < d->nkeys; i++)
-        count_dirty += b64[i] != NULL;
     lh_buf_puts(&view, "SELECT * FROM read_parquet([");
+    lh_buf_puts(&offs, "0");
     for (size_t i = 0; i < d->nkeys; i++) {
         if (!b64[i]) {
             nclean++;
@@ -567,24 +563,14 @@ static char *bitmaps_select(const view_def *d, char *const *lits, char *const *b
         }
         lh_buf_printf(&view, "%s%s", ndirty ? ", " : "", lits[i]);
         lh_buf_puts(&bits, b64[i]);
-        if (count_dirty <= BITMAP_CASE_MAX)
-            lh_buf_printf(&offs, "%sWHEN %zu THEN %lld", ndirty ? " " : "", ndirty, (long long)at);
-        else
-            lh_buf_printf(&offs, "%s%lld", ndirty ? ", " : "", (long long)at);
         at += bitmap_bits(d->rows[i]);
+        lh_buf_printf(&offs, ", %lld", (long long)at);
         ndirty++;
     }
     lh_buf_printf(&view,
-                  "]) AS b WHERE get_bit(from_base64('%s')::BIT, "
-                  "(b.file_row_number + ",
-                  bits.data);
-    if (ndirty == 1)
-        lh_buf_puts(&view, "0");
-    else if (ndirty <= BITMAP_CASE_MAX)
-        lh_buf_printf(&view, "CASE b.file_index %s END", offs.data);
-    else
-        lh_buf_printf(&view, "[%s][b.file_index::BIGINT + 1]", offs.data);
-    lh_buf_puts(&view, ")::INTEGER) = 0");
+                  "]) AS b WHERE " LH_ROW_VISIBLE_FN "(from_base64('%s'), [%s], b.file_index, "
+                  "b.file_row_number)",
+                  bits.data, offs.data);
     if (nclean) {
         lh_buf_puts(&view, " UNION ALL SELECT * FROM read_parquet([");
         size_t k = 0;

@@ -37,6 +37,14 @@
 #define LH_KEY_PREFIX "__lhkey__"
 #define LH_KEY_COLUMN "__lh_key"
 
+/* The deletion bitmaps' row filter (row_filter.c), which a dataset view with tombstones
+ * calls as lh_row_visible(from_base64('<bitmaps>'), [<offsets>], b.file_index,
+ * b.file_row_number): true iff the row's bit is 0. Registered once in each database before
+ * any view is created (DuckDB's system catalog: every connection of it sees the function);
+ * the firewall refuses it to callers (functions.c, LH_FN_INTERNAL). */
+#define LH_ROW_VISIBLE_FN "lh_row_visible"
+int lh_row_filter_register(duckdb_connection conn, lh_error *err);
+
 typedef struct lh_view_registry lh_view_registry;
 
 /* An empty registry. Caller frees with lh_view_registry_free (accepts NULL). */

@@ -78,7 +78,8 @@ class DeletionBitmaps(harness.Base):
         self.assertEqual(self.ids("offs"), [k for k in everything if k not in (33, 82)])
 
     def test_many_dirty_parts_use_the_offset_list(self):
-        # Past eight dirty parts a file's offset comes from a list, not a CASE.
+        # Ten dirty parts in one scan: each file's bits start at its own entry of the
+        # offsets list lh_row_visible is given.
         s = self.server
         for i in range(10):
             body = "id,v\n" + "".join(f"{i * 30 + k},v\n" for k in range(1, 31))
@@ -127,6 +128,10 @@ class DeletionBitmaps(harness.Base):
                 status, doc = s.sql(sql)
                 self.assertIn(status, (400, 403), (sql, doc))
             self.assertEqual(self.ids("reach"), [4, 6])
+            # The views' own row filter is not a function callers may use.
+            status, doc = s.sql("SELECT lh_row_visible(from_hex('00'), [0, 8], 0, 0)")
+            self.assertEqual(status, 403, doc)
+            self.assertIn("internal", doc.get("message", ""), doc)
         finally:
             s.json("DELETE", TOMB.format("reach"), {"row_key_values": [5]})
 

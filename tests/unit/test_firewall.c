@@ -77,6 +77,10 @@ static int group_setup(void **state)
     if (duckdb_open(NULL, &f->db) != DuckDBSuccess ||
         duckdb_connect(f->db, &f->conn) != DuckDBSuccess)
         return -1;
+    /* as every database of the engine has it (engine.c) */
+    lh_error err;
+    if (lh_row_filter_register(f->conn, &err) != 0)
+        return -1;
     /* The same probe as lh_sql_firewall, with the text bound rather than quoted. */
     if (duckdb_prepare(f->conn, "SELECT json_serialize_sql(?::VARCHAR)", &f->serialize) !=
         DuckDBSuccess) {
@@ -623,6 +627,7 @@ static void test_function_classes(void **state)
         {"nextval", LH_FN_STATE},
         {"enable_profiling", LH_FN_STATEMENT},
         {"json_each", LH_FN_NOT_OFFERED},
+        {"lh_row_visible", LH_FN_INTERNAL},
         {"iceberg_scan", LH_FN_UNKNOWN},
         {"load_extension", LH_FN_UNKNOWN},
         {"no_such_function", LH_FN_UNKNOWN},

@@ -532,6 +532,141 @@ static void test_format_parse(void **state)
     assert_string_equal(lh_result_format_mime(LH_FORMAT_NDJSON), "application/x-ndjson");
 }
 
+/* ---------------------------------------------------------------- row filter */
+
+/* One value of a query on conn, as text (caller frees); NULL + *error (caller frees) when
+ * the query fails. */
+static char *duck_scalar(duckdb_connection conn, const char *sql, char **error)
+{
+    duckdb_result res;
+    char *out = NULL;
+    *error = NULL;
+    if (duckdb_query(conn, sql, &res) == DuckDBError)
+        *error = strdup(duckdb_result_error(&res) ? duckdb_result_error(&res) : "?");
+    else {
+        char *v = duckdb_value_varchar(&res, 0, 0);
+        out = strdup(v ? v : "NULL");
+        duckdb_free(v);
+    }
+    duckdb_destroy_result(&res);
+    return out;
+}
+
+static void expect_duck_error(duckdb_connection conn, const char *sql, const char *part)
+{
+    char *error;
+    char *v = duck_scalar(conn, sql, &error);
+    if (!error || !strstr(error, part))
+        fail_msg("%s: expected an error with '%s', got %s / %s", sql, part, v ? v : "-",
+                 error ? error : "-");
+    free(v);
+    free(error);
+}
+
+/* lh_row_visible (views.h) over two files of 5000 and 3001 rows, several chunks each, their
+ * bitmaps padded to 24 bits and end to end as the views lay them out: exactly the rows whose
+ * bit is set are hidden, at each file's own offset; a row or file outside the offsets is an
+ * error, never a visible row; the bitmaps and offsets must be well-formed constants. */
+static void test_row_visible(void **state)
+{
+    (void)state;
+    duckdb_database db;
+    duckdb_connection conn;
+    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(db, &conn), DuckDBSuccess);
+    lh_error err;
+    assert_int_equal(lh_row_filter_register(conn, &err), 0);
+
+    const int64_t rows[2] = {5000, 3001};
+    int64_t offs[3] = {0};
+    for (int f = 0; f < 2; f++)
+        offs[f + 1] = offs[f] + (rows[f] + 23) / 24 * 24;
+    size_t nbytes = (size_t)offs[2] / 8;
+    unsigned char *bits = calloc(nbytes, 1);
+    int64_t hidden = 0, hidden_sum = 0;
+    for (int f = 0; f < 2; f++)
+        for (int64_t r = 0; r < rows[f]; r++)
+            if (r % (f ? 11 : 7) == 3 || r == rows[f] - 1) {
+                int64_t bit = offs[f] + r;
+                bits[bit / 8] |= (unsigned char)(0x80 >> (bit % 8));
+                hidden++;
+                hidden_sum += f * 100000 + r;
+            }
+    char *hex = malloc(nbytes * 2 + 1);
+    for (size_t i = 0; i < nbytes; i++)
+        snprintf(hex + 2 * i, 3, "%02X", bits[i]);
+    char *fn = lh_xasprintf(LH_ROW_VISIBLE_FN "(from_hex('%s'), [%lld, %lld, %lld]", hex,
+                            (long long)offs[0], (long long)offs[1], (long long)offs[2]);
+    char *scan = lh_xasprintf("(SELECT 0::UBIGINT AS f, range AS r FROM range(%lld) UNION ALL "
+                              "SELECT 1::UBIGINT, range FROM range(%lld))",
+                              (long long)rows[0], (long long)rows[1]);
+    char *sql = lh_xasprintf("SELECT count(*) || ',' || sum(f * 100000 + r) FROM %s WHERE NOT "
+                             "%s, f, r)",
+                             scan, fn);
+    char *error;
+    char *got = duck_scalar(conn, sql, &error);
+    char want[64];
+    snprintf(want, sizeof(want), "%lld,%lld", (long long)hidden, (long long)hidden_sum);
+    assert_null(error);
+    assert_string_equal(got, want);
+    free(got);
+    free(sql);
+    sql = lh_xasprintf("SELECT count(*) FROM %s WHERE %s, f, r)", scan, fn);
+    got = duck_scalar(conn, sql, &error);
+    snprintf(want, sizeof(want), "%lld", (long long)(rows[0] + rows[1] - hidden));
+    assert_null(error);
+    assert_string_equal(got, want);
+    free(got);
+    free(sql);
+
+    /* a row past its file's bitmap (the padding is the bitmap's own), a third file, a
+     * negative row: errors */
+    const char *const outside[] = {"0::UBIGINT, 5016", "1::UBIGINT, 3024", "2::UBIGINT, 0",
+                                   "0::UBIGINT, -1"};
+    for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+        sql = lh_xasprintf("SELECT %s, %s)", fn, outside[i]);
+        expect_duck_error(conn, sql, "outside its part's deletion bitmap");
+        free(sql);
+    }
+    /* arguments that are not constants, offsets that do not fit, NULLs */
+    expect_duck_error(conn,
+                      "SELECT " LH_ROW_VISIBLE_FN "(b, [0, 8], 0, 0) FROM (SELECT from_hex('00') "
+                      "AS b)",
+                      "must be constants");
+    expect_duck_error(conn, "SELECT " LH_ROW_VISIBLE_FN "(from_hex('0000'), [0, 16, 8], 0, 0)",
+                      "offsets must ascend");
+    expect_duck_error(conn, "SELECT " LH_ROW_VISIBLE_FN "(from_hex('00'), [0, 16], 0, 0)",
+                      "offsets must ascend");
+    expect_duck_error(conn, "SELECT " LH_ROW_VISIBLE_FN "(from_hex('00'), [0], 0, 0)",
+                      "offsets must ascend");
+    /* a NULL constant gives NULL (DuckDB's default for NULL in): a filter never shows it */
+    got = duck_scalar(conn, "SELECT " LH_ROW_VISIBLE_FN "(NULL::BLOB, [0, 8], 0, 0)", &error);
+    assert_null(error);
+    assert_string_equal(got, "NULL");
+    free(got);
+    expect_duck_error(conn, "SELECT " LH_ROW_VISIBLE_FN "(from_hex('00'), [0, NULL], 0, 0)",
+                      "offsets must ascend");
+    expect_duck_error(conn,
+                      "SELECT " LH_ROW_VISIBLE_FN "(from_hex('00'), [0, 8], 0, r) FROM (VALUES "
+                      "(1::BIGINT), (NULL)) AS t(r)",
+                      "outside its part's deletion bitmap");
+    /* bit 0 of 0x80 is set: row 0 hidden, row 1 visible */
+    got = duck_scalar(conn,
+                      "SELECT " LH_ROW_VISIBLE_FN
+                      "(from_hex('80'), [0, 8], 0, 0)::VARCHAR || " LH_ROW_VISIBLE_FN
+                      "(from_hex('80'), [0, 8], 0, 1)::VARCHAR",
+                      &error);
+    assert_null(error);
+    assert_string_equal(got, "falsetrue");
+    free(got);
+    free(scan);
+    free(fn);
+    free(hex);
+    free(bits);
+    duckdb_disconnect(&conn);
+    duckdb_close(&db);
+}
+
 static void test_sql_quoting(void **state)
 {
     (void)state;
@@ -1937,6 +2072,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ndjson, setup, teardown),
         cmocka_unit_test(test_format_parse),
         cmocka_unit_test(test_sql_quoting),
+        cmocka_unit_test(test_row_visible),
         cmocka_unit_test_setup_teardown(test_row_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_buffer_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_reader, setup, teardown),

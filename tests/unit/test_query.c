@@ -532,6 +532,70 @@ static void test_format_parse(void **state)
     assert_string_equal(lh_result_format_mime(LH_FORMAT_NDJSON), "application/x-ndjson");
 }
 
+/* ---------------------------------------------------------------- watchdog */
+
+static bool expired_once(lh_watch *w)
+{
+    (void)w;
+    return true;
+}
+
+/* Polls until w fired (true) or ms passed (false). */
+static bool fires_within(lh_watch *w, int ms)
+{
+    for (int waited = 0; waited < ms; waited += 5) {
+        if (atomic_load(&w->fired))
+            return true;
+        usleep(5000);
+    }
+    return atomic_load(&w->fired);
+}
+
+/* The watchdog sleeps until the earliest deadline and is woken only for an earlier one
+ * (watchdog.c, "Wake-ups"): an entry added while it sleeps until a far deadline still fires
+ * on time, as does one added after the earliest entry went away, and one whose deadline is
+ * already past; the far entry never fires. */
+static void test_watchdog_wakes_for_an_earlier_deadline(void **state)
+{
+    (void)state;
+    duckdb_database db;
+    duckdb_connection conn;
+    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(db, &conn), DuckDBSuccess);
+    lh_error err;
+    lh_watchdog *wd = lh_watchdog_start(&err);
+    assert_non_null(wd);
+
+    lh_watch far = {.conn = conn, .deadline_ms = lh_now_ms() + 600000};
+    lh_watchdog_add(wd, &far);
+    usleep(50000); /* the thread now sleeps until far's deadline */
+    lh_watch near = {.conn = conn, .deadline_ms = lh_now_ms() + 100};
+    int64_t t0 = lh_now_ms();
+    lh_watchdog_add(wd, &near);
+    assert_true(fires_within(&near, 5000));
+    assert_true(lh_now_ms() - t0 < 5000);
+    lh_watchdog_remove(wd, &near);
+
+    /* later than far: no wake-up needed, nothing fires */
+    lh_watch later = {.conn = conn, .deadline_ms = lh_now_ms() + 900000};
+    lh_watchdog_add(wd, &later);
+    usleep(50000);
+    assert_false(atomic_load(&later.fired));
+    lh_watchdog_remove(wd, &later);
+
+    /* already due, with an expire callback: fired, expired, unlinked by the watchdog */
+    lh_watch due = {.conn = conn, .deadline_ms = lh_now_ms() - 1, .expire = expired_once};
+    lh_watchdog_add(wd, &due);
+    assert_true(fires_within(&due, 5000));
+    lh_watchdog_remove(wd, &due); /* a no-op once unlinked, and never blocks */
+
+    assert_false(atomic_load(&far.fired));
+    lh_watchdog_remove(wd, &far);
+    lh_watchdog_stop(wd);
+    duckdb_disconnect(&conn);
+    duckdb_close(&db);
+}
+
 /* ---------------------------------------------------------------- row filter */
 
 /* One value of a query on conn, as text (caller frees); NULL + *error (caller frees) when
@@ -2073,6 +2137,7 @@ int main(void)
         cmocka_unit_test(test_format_parse),
         cmocka_unit_test(test_sql_quoting),
         cmocka_unit_test(test_row_visible),
+        cmocka_unit_test(test_watchdog_wakes_for_an_earlier_deadline),
         cmocka_unit_test_setup_teardown(test_row_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_buffer_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_reader, setup, teardown),

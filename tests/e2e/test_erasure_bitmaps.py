@@ -103,6 +103,21 @@ class DeletionBitmaps(harness.Base):
             self.assertEqual(self.ids(name), [1, 3, 4], col)
             self.assertEqual(self.rows(f"SELECT DISTINCT {col} FROM {name} ORDER BY 1"), [[1]])
 
+    def test_two_filtered_datasets_in_one_query(self):
+        # Each view's filter binds its own bitmaps: a join of two tombstoned datasets (and
+        # of one with itself) hides each side's rows by its own set.
+        s = self.server
+        for name, hide in (("left_t", [2, 5]), ("right_t", [3, 5])):
+            status, doc = s.ingest(name, ("id,v\n" + "".join(
+                f"{i},{name}{i}\n" for i in range(1, 7))).encode())
+            self.assertEqual(status, 201, doc)
+            self.add(name, "id", hide)
+        self.assertEqual(self.rows("SELECT l.id FROM left_t l JOIN right_t r USING (id) "
+                                   "ORDER BY 1"), [[1], [4], [6]])
+        self.assertEqual(self.rows("SELECT count(*) FROM left_t a, left_t b"), [[16]])
+        self.assertEqual(self.rows("SELECT (SELECT count(*) FROM left_t), "
+                                   "(SELECT count(*) FROM right_t)"), [[4, 4]])
+
     def test_string_keys_and_null_keys(self):
         s = self.server
         status, doc = s.ingest("strs", b"code,n\nab,1\n,2\ncd,3\nab,4\nef,5\n")

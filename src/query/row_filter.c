@@ -10,7 +10,7 @@
  * is 0. A file index or row outside the offsets is an error, never a visible row.
  *
  * Why a function of ours: DuckDB's own get_bit(from_base64('...')::BIT, (row + CASE
- * file_index ... END)::INTEGER) = 0 evaluates four vector operations per chunk (the offset,
+ * file_index ... END)::INTEGER) = 0 evaluates five vector operations per chunk (the offset,
  * the sum, the cast, get_bit with its bounds check, the comparison) and cost 1.37-1.57x a
  * plain scan of 1M rows with 1% hidden; this one loop cost 1.19-1.22x beside it, against
  * 1.10-1.13x for a filter of arithmetic alone (ARCHITECTURE.md, "What erasure costs").

@@ -473,7 +473,7 @@ static char *scoped_antijoin_select(const view_def *d, const tomb_plan *p, lh_st
  * made DuckDB join the one-row subquery to the scan, a block-wise nested-loop join that
  * cost more than the test itself, one scan per part cost a second parquet bind and scan
  * pipeline per part, and DuckDB's own get_bit with a CASE on file_index for the offset took
- * four vector operations per chunk where lh_row_visible takes one (bench/erasure_bench and
+ * five vector operations per chunk where lh_row_visible takes one (bench/erasure_bench and
  * ARCHITECTURE.md, "What erasure costs", have the figures of each form). A variable (SET
  * VARIABLE + getvariable) is per connection, and every query runs on its own. The view text
  * holds row positions, never a key; its size is rows/6 bytes of base64 for the dirty parts

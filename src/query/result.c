@@ -762,8 +762,9 @@ static int start_prepare(lh_query *q, const char *sql, const lh_query_opts *opts
 }
 
 /* Under q->mu, with q->pending set: runs the pending execution to the streaming result
- * (duckdb_execute_pending waits for DuckDB's threads instead of spinning on
- * NO_TASKS_AVAILABLE), fetches the first chunk and renders the head. */
+ * (duckdb_execute_pending: in DuckDB 1.4 it loops, without sleeping, while DuckDB's own
+ * threads hold the remaining tasks, and waits only on a BLOCKED task), fetches the first
+ * chunk and renders the head. */
 static int start_finish(lh_query *q, lh_error *err)
 {
     q->has_res = true;
@@ -861,9 +862,10 @@ int lh_query_run_inline(lh_query *q, const char *sql, const lh_query_opts *opts,
             break;
         /* DuckDB's own threads hold every task. Alone, wait for them by yielding (the
          * pool's hand-off would cost more than the wait); beside other queries, every
-         * yield would take a core from a DuckDB thread, so the pool thread, which blocks
-         * in duckdb_execute_pending, finishes it instead (bench/http_load, 16 clients on
-         * 2 cores: 0.54-0.77x DuckDB alone while yielding, 1.06-1.27x handing on). */
+         * yield would take a core from a DuckDB thread and hold up this worker's other
+         * connections, so the pool thread finishes it in duckdb_execute_pending instead
+         * (bench/http_load, 16 clients on 2 cores: 0.54-0.77x DuckDB alone while
+         * yielding, 1.06-1.27x handing on; ARCHITECTURE.md has later rounds). */
         if (st == DUCKDB_PENDING_NO_TASKS_AVAILABLE) {
             if (!alone)
                 until = 0;

@@ -534,6 +534,13 @@ static void test_format_parse(void **state)
 
 /* ---------------------------------------------------------------- watchdog */
 
+/* An in-memory DuckDB of its own, for the parts of the engine tested without one. */
+static void bare_duck_open(duckdb_database *db, duckdb_connection *conn)
+{
+    assert_int_equal(duckdb_open(NULL, db), DuckDBSuccess);
+    assert_int_equal(duckdb_connect(*db, conn), DuckDBSuccess);
+}
+
 static bool expired_once(lh_watch *w)
 {
     (void)w;
@@ -553,15 +560,15 @@ static bool fires_within(lh_watch *w, int ms)
 
 /* The watchdog sleeps until the earliest deadline and is woken only for an earlier one
  * (watchdog.c, "Wake-ups"): an entry added while it sleeps until a far deadline still fires
- * on time, as does one added after the earliest entry went away, and one whose deadline is
- * already past; the far entry never fires. */
+ * on time (it would not if adding never woke the thread), as does one whose deadline is
+ * already past (then expired and unlinked); entries later than the one it sleeps for do
+ * not fire early. */
 static void test_watchdog_wakes_for_an_earlier_deadline(void **state)
 {
     (void)state;
     duckdb_database db;
     duckdb_connection conn;
-    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
-    assert_int_equal(duckdb_connect(db, &conn), DuckDBSuccess);
+    bare_duck_open(&db, &conn);
     lh_error err;
     lh_watchdog *wd = lh_watchdog_start(&err);
     assert_non_null(wd);
@@ -636,8 +643,7 @@ static void test_row_visible(void **state)
     (void)state;
     duckdb_database db;
     duckdb_connection conn;
-    assert_int_equal(duckdb_open(NULL, &db), DuckDBSuccess);
-    assert_int_equal(duckdb_connect(db, &conn), DuckDBSuccess);
+    bare_duck_open(&db, &conn);
     lh_error err;
     assert_int_equal(lh_row_filter_register(conn, &err), 0);
 

@@ -163,17 +163,8 @@ static int leaf_data(const char *id, const char *tip, int64_t rows, lh_buf *b, l
     size_t n = strlen(id);
     if (!lh_utf8_valid(id, n))
         return lh_error_set(err, LH_EINVAL, "a Merkle leaf needs a UTF-8 subject id");
-    if (rows >= 0 && rows <= (int64_t)1 << 53) { /* exact in a double: its digits */
-        char *p = num + sizeof(num);
-        *--p = '\0';
-        uint64_t v = (uint64_t)rows;
-        do
-            *--p = (char)('0' + v % 10);
-        while ((v /= 10) != 0);
-        memmove(num, p, (size_t)(num + sizeof(num) - p));
-    } else if (lh_jcs_format_number((double)rows, num, sizeof(num)) != 0) {
+    if (lh_jcs_format_number((double)rows, num, sizeof(num)) != 0)
         return lh_error_set(err, LH_EINVAL, "a Merkle leaf's row count is out of range");
-    }
     lh_buf_puts(b, "{\"candidate_id\":");
     lh_jcs_put_string(b, id, n);
     lh_buf_puts(b, ",\"chain_tip\":");

@@ -208,6 +208,22 @@ int lh_jcs_format_number(double d, char *buf, size_t cap)
         snprintf(buf, cap, "0"); /* -0 too */
         return 0;
     }
+    double mag = fabs(d);
+    if (mag <= 9007199254740992.0 && mag == floor(mag)) {
+        /* An integer exact in a double (|d| <= 2^53, so below 1e21): ECMAScript writes its
+         * digits, no exponent. Written here directly: the search below costs up to 17
+         * snprintf/strtod rounds, and counts (row totals, sizes) are the common case. */
+        char tmp[24], *p = tmp + sizeof(tmp);
+        *--p = '\0';
+        uint64_t v = (uint64_t)mag;
+        do
+            *--p = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        if (d < 0)
+            *--p = '-';
+        memcpy(buf, p, (size_t)(tmp + sizeof(tmp) - p));
+        return 0;
+    }
     char e[40];
     int prec;
     for (prec = 1; prec <= 17; prec++) {

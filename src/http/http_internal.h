@@ -137,6 +137,10 @@ void *lh_req_state(lh_req *r);
 
 /* Sends `body` (stolen: the reply decrefs it) as JSON with `status`. */
 void lh_reply_json(lh_req *r, int status, json_t *body);
+/* Sends len bytes of data (taken: freed with the response, or at once on failure) as
+ * content_type with status and a Content-Length: MHD sends the head and a small body in
+ * one write. */
+void lh_reply_bytes(lh_req *r, int status, const char *content_type, char *data, size_t len);
 /* Sends status with an empty body (202 Accepted of a notification). */
 void lh_reply_empty(lh_req *r, int status);
 /* Sends 204 No Content (a DELETE that has nothing to say). */
@@ -154,6 +158,8 @@ void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_
  * (app->queries) with the connection suspended, after which read is called again and must
  * make progress. read never runs concurrently with fill. */
 #define LH_STREAM_AGAIN (-2)
+/* The buffer MHD allocates for each streamed response. */
+#define LH_STREAM_BLOCK (64 * 1024)
 void lh_reply_stream_pooled(lh_req *r, int status, const char *content_type, lh_stream_read read,
                             void (*fill)(void *ctx), void *ctx, void (*done)(void *ctx));
 /* Sets an extra response header on the next reply (e.g. Retry-After). */

@@ -97,6 +97,18 @@ static void query_started(lh_req *r, lh_query *q, lh_access_audit *access, lh_re
         lh_reply_error(r, &err);
         return;
     }
+    /* A small result that has ended goes as one body with its length: no stream, no
+     * chunked framing, and the query (its slot, connection and generation) ends now. The
+     * cap is the block MHD would allocate for the stream anyway, so a client slow to read
+     * it holds no more memory than a stream's. */
+    size_t len;
+    char *whole = lh_query_take_whole(q, LH_STREAM_BLOCK, &len);
+    if (whole) {
+        lh_query_free(q);
+        lh_access_audit_free(access);
+        lh_reply_bytes(r, 200, lh_result_format_mime(format), whole, len);
+        return;
+    }
     query_stream *s = lh_xcalloc(1, sizeof(*s));
     s->q = q;
     s->access = access;

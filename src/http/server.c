@@ -308,6 +308,19 @@ void lh_reply_json(lh_req *r, int status, json_t *body)
     queue(r, status, resp, "application/json");
 }
 
+void lh_reply_bytes(lh_req *r, int status, const char *content_type, char *data, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        lh_error e;
+        lh_error_set(&e, LH_EINTERNAL, "cannot create a response");
+        lh_reply_error(r, &e);
+        return;
+    }
+    queue(r, status, resp, content_type);
+}
+
 void lh_reply_no_content(lh_req *r)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
@@ -410,7 +423,7 @@ static void reply_stream(lh_req *r, int status, const char *content_type, lh_str
     s->done = done;
     s->conn = r->conn;
     s->pool = r->app->queries;
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024,
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, LH_STREAM_BLOCK,
                                                                   stream_reader, s, stream_free);
     if (!resp) {
         stream_free(s);

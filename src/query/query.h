@@ -179,6 +179,12 @@ ssize_t lh_query_read(lh_query *q, char *buf, size_t cap);
 #define LH_QUERY_AGAIN (-2)
 ssize_t lh_query_read_buffered(lh_query *q, char *buf, size_t cap);
 void lh_query_fill(lh_query *q);
+/* The whole rendered result, taken out of q, when the query has ended without error, none
+ * of it was read yet and it is at most max bytes (after a start, or lh_query_fill): the
+ * caller owns the returned bytes (*len of them) and then only frees q. NULL otherwise
+ * (nothing changes: read the query as usual). A small result can so be sent as one body
+ * with a length instead of a stream. */
+char *lh_query_take_whole(lh_query *q, size_t max, size_t *len);
 /* Rows rendered so far / whether the cap cut the result / the mid-stream error if any. */
 int64_t lh_query_row_count(const lh_query *q);
 bool lh_query_truncated(const lh_query *q);

@@ -974,16 +974,33 @@ ssize_t lh_query_read_buffered(lh_query *q, char *buf, size_t cap)
 void lh_query_fill(lh_query *q)
 {
     pthread_mutex_lock(&q->mu);
-    if (q->out_pos == q->out.len) {
+    if (q->out_pos == q->out.len)
         out_reset(q);
-        /* Up to the budget, so a fast client needs one hand-off per LH_QUERY_OUT_BUDGET
-         * bytes; step() still fetches a chunk only once the current one is rendered, so
-         * the memory bound in this file's header holds. */
-        while (q->state == Q_ROWS && q->out.len < LH_QUERY_OUT_BUDGET)
-            step(q);
-        audit_flush(q);
+    /* Up to the budget, so a fast client needs one hand-off per LH_QUERY_OUT_BUDGET bytes;
+     * step() still fetches a chunk only once the current one is rendered, so the memory
+     * bound in this file's header holds. Bytes not read yet (the head a start rendered)
+     * stay in front: the first fill after a start renders the first rows too. */
+    while (q->state == Q_ROWS && q->out.len < LH_QUERY_OUT_BUDGET)
+        step(q);
+    audit_flush(q);
+    pthread_mutex_unlock(&q->mu);
+}
+
+char *lh_query_take_whole(lh_query *q, size_t max, size_t *len)
+{
+    char *whole = NULL;
+    pthread_mutex_lock(&q->mu);
+    /* An audited query hands out only rows its sink was told of (audit_flush) */
+    bool audited = !q->audited_rows || q->out_mark == q->out.len;
+    if (q->state == Q_DONE && !q->failed && q->out_pos == 0 && q->out.len > 0 &&
+        q->out.len <= max && audited) {
+        whole = q->out.data;
+        *len = q->out.len;
+        lh_buf_init(&q->out);
+        q->out_mark = 0;
     }
     pthread_mutex_unlock(&q->mu);
+    return whole;
 }
 
 /* The accessors lock: the watchdog's expiry may be finishing the query concurrently. Once

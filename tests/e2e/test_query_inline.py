@@ -31,3 +31,30 @@ class QueryInlineTests(Base):
             doc = json.loads(data)
             self.assertEqual(status, 200, doc)
             self.assertEqual(doc["rows"], [[i, i * 3] for i in range(10)])
+
+    def test_small_results_carry_a_length_and_big_ones_stream(self):
+        # A result that has ended within the stream's 64 KiB block goes as one body with a
+        # Content-Length, on its first run (firewall and start on the pool) and on later
+        # cached runs (inline); a bigger one streams chunked. The bytes are the same.
+        s = self.server
+        for fmt in ("json", "csv", "ndjson"):
+            sql = f"SELECT i, '{fmt}' AS f FROM range(50) t(i) ORDER BY i"
+            bodies = []
+            for run in range(3):
+                status, hdrs, data = s.request("POST", "/query/sql", {"sql": sql, "format": fmt})
+                hdrs = {k.lower(): v for k, v in hdrs.items()}
+                self.assertEqual(status, 200, data[:300])
+                self.assertNotIn("transfer-encoding", hdrs, f"{fmt} run {run}")
+                self.assertEqual(int(hdrs["content-length"]), len(data), f"{fmt} run {run}")
+                bodies.append(data.split(b',"elapsed_ms"')[0])  # varies
+            self.assertEqual(len(set(bodies)), 1, f"{fmt}: runs differ")
+            if fmt == "csv":
+                self.assertEqual(data.decode().splitlines()[1], "0,csv")
+        big = "SELECT i, repeat('x', 100) AS pad FROM range(2000) t(i) ORDER BY i"
+        for run in range(2):
+            status, hdrs, data = s.request("POST", "/query/sql", {"sql": big, "limit": 2000})
+            hdrs = {k.lower(): v for k, v in hdrs.items()}
+            self.assertEqual(status, 200, data[:300])
+            self.assertEqual(hdrs.get("transfer-encoding"), "chunked")
+            self.assertNotIn("content-length", hdrs)
+            self.assertEqual(len(json.loads(data)["rows"]), 2000)

@@ -906,6 +906,88 @@ static void test_split_reader(void **state)
     free(want);
 }
 
+/* The HTTP layer sends a small result that has ended as one body (lh_query_take_whole):
+ * after a start and one fill, as on the query pool, the whole output is there and equal
+ * to what reading gives; a result over the cap, one already partly read and one that
+ * failed are never taken, and the query then reads on unchanged. */
+static void test_take_whole(void **state)
+{
+    fx *f = *state;
+    static const char small[] = "SELECT i, i * 2 AS d FROM range(300) t(i)";
+    lh_error err;
+    lh_query_opts o = {.format = LH_FORMAT_CSV, .max_rows = 100000, .timeout_ms = 60000};
+    ssize_t last = 1;
+    char *want =
+        run_full(f->eng, small, LH_FORMAT_CSV, 100000, 60000, 65536, &err, &last, NULL, NULL);
+    assert_non_null(want);
+    assert_int_equal(last, 0);
+
+    /* the pool's path: run (which renders the head), then one fill */
+    lh_query *q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run(q, small, &o, &err), 0);
+    lh_query_fill(q);
+    size_t len = 0;
+    char *whole = lh_query_take_whole(q, 65536, &len);
+    assert_non_null(whole);
+    assert_int_equal(len, strlen(want));
+    assert_true(memcmp(whole, want, len) == 0);
+    free(whole);
+    lh_query_free(q);
+
+    /* over the cap: not taken; reading gives every byte */
+    q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run(q, small, &o, &err), 0);
+    lh_query_fill(q);
+    assert_null(lh_query_take_whole(q, strlen(want) - 1, &len));
+    char buf[65536];
+    lh_buf got;
+    lh_buf_init(&got);
+    ssize_t n;
+    while ((n = lh_query_read(q, buf, 100)) > 0)
+        lh_buf_append(&got, buf, (size_t)n);
+    assert_int_equal(n, 0);
+    assert_int_equal(got.len, strlen(want));
+    assert_true(memcmp(got.data, want, got.len) == 0);
+    lh_query_free(q);
+
+    /* partly read: not taken */
+    got.len = 0;
+    q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run(q, small, &o, &err), 0);
+    lh_query_fill(q);
+    n = lh_query_read_buffered(q, buf, 10);
+    assert_int_equal(n, 10);
+    lh_buf_append(&got, buf, 10);
+    assert_null(lh_query_take_whole(q, 65536, &len));
+    while ((n = lh_query_read(q, buf, sizeof(buf))) > 0)
+        lh_buf_append(&got, buf, (size_t)n);
+    assert_int_equal(got.len, strlen(want));
+    assert_true(memcmp(got.data, want, got.len) == 0);
+    lh_query_free(q);
+    lh_buf_free(&got);
+    free(want);
+
+    /* ended by an error after its start (here the deadline, while nothing was read): never
+     * taken, whatever the cap */
+    static const char endless[] = "SELECT i FROM range(1000000000000) t(i)";
+    o.format = LH_FORMAT_JSON;
+    o.max_rows = 1000000000;
+    o.timeout_ms = 300;
+    q = lh_query_open(f->eng, &o, &err);
+    assert_non_null(q);
+    assert_int_equal(lh_query_run(q, endless, &o, &err), 0);
+    lh_query_fill(q);
+    int64_t t0 = lh_now_ms();
+    while (!lh_query_error(q) && lh_now_ms() - t0 < 5000)
+        usleep(20 * 1000);
+    assert_non_null(lh_query_error(q));
+    assert_null(lh_query_take_whole(q, (size_t)1 << 30, &len));
+    lh_query_free(q);
+}
+
 /* ---------------------------------------------------------------- inline start */
 
 static lh_rel_access may_read_all(void *ctx, const char *relation)
@@ -2147,6 +2229,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_row_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_buffer_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_split_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_take_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),

@@ -63,7 +63,7 @@ int lh_config_load(lh_config *cfg, lh_error *err)
     memset(cfg, 0, sizeof(*cfg));
     cfg->listen_host = lh_xstrdup("127.0.0.1");
     cfg->listen_port = 8470;
-    cfg->http_threads = 8;
+    cfg->http_threads = 0; /* unset: see below */
     cfg->job_threads = 2;
     cfg->connection_timeout_s = 60;
     cfg->max_connections = 256;
@@ -106,6 +106,13 @@ int lh_config_load(lh_config *cfg, lh_error *err)
         return rc;
     if (cfg->query_default_rows > cfg->query_max_rows)
         cfg->query_default_rows = cfg->query_max_rows;
+    /* At least one HTTP worker per query slot: a query whose statement the firewall already
+     * allowed starts on its worker (up to LH_QUERY_INLINE_BUDGET_MS), holding up that
+     * worker's other connections meanwhile; with a worker per slot, every running query can
+     * start without holding up another's. bench/http_load, 16 slots and 16 clients, 16
+     * workers against 8: ahead in nine paired rounds of nine, by 3-10%. */
+    if (cfg->http_threads == 0)
+        cfg->http_threads = cfg->max_concurrent_queries > 8 ? cfg->max_concurrent_queries : 8;
     /* issue 14: the background tuning agent of vector indexes (docs/VECTORS.md §Tuning) */
     cfg->vector_tune_max_per_hour = 6;
     cfg->vector_tune_cooldown_s = 300;

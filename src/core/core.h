@@ -389,7 +389,7 @@ typedef struct lh_config {
     char *data_dir;             /* --data / LH_DATA, default "./data" (made absolute) */
     char *listen_host;          /* --listen / LH_LISTEN host part, default 127.0.0.1 */
     int listen_port;            /* default 8470 */
-    int http_threads;           /* LH_HTTP_THREADS, default 8 */
+    int http_threads;           /* LH_HTTP_THREADS, default max(8, max_concurrent_queries) */
     int job_threads;            /* LH_JOB_THREADS, default 2 (long work: ingests) */
     int connection_timeout_s;   /* LH_CONNECTION_TIMEOUT_S, default 60 (idle / slow clients) */
     int max_connections;        /* LH_MAX_CONNECTIONS, default 256 */

@@ -754,6 +754,34 @@ static void test_jobs_registry_is_bounded(void **state)
     lh_jobs_close(jobs);
 }
 
+/* LH_HTTP_THREADS defaults to one worker per query slot, at least 8; set, it wins. */
+static void test_http_threads_follow_query_slots(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *threads, *slots;
+        int want;
+    } cases[] = {
+        {NULL, NULL, 8}, {NULL, "4", 8}, {NULL, "16", 16}, {"3", "16", 3}, {"12", NULL, 12}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (cases[i].threads)
+            setenv("LH_HTTP_THREADS", cases[i].threads, 1);
+        else
+            unsetenv("LH_HTTP_THREADS");
+        if (cases[i].slots)
+            setenv("LH_MAX_CONCURRENT_QUERIES", cases[i].slots, 1);
+        else
+            unsetenv("LH_MAX_CONCURRENT_QUERIES");
+        lh_config cfg;
+        lh_error err;
+        assert_int_equal(lh_config_load(&cfg, &err), 0);
+        assert_int_equal(cfg.http_threads, cases[i].want);
+        lh_config_free(&cfg);
+    }
+    unsetenv("LH_HTTP_THREADS");
+    unsetenv("LH_MAX_CONCURRENT_QUERIES");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_random_hex_and_time),
         cmocka_unit_test(test_jobs_pool),
         cmocka_unit_test(test_jobs_registry_is_bounded),
+        cmocka_unit_test(test_http_threads_follow_query_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

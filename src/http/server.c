@@ -327,17 +327,26 @@ void lh_reply_json(lh_req *r, int status, json_t *body)
     queue(r, status, resp, "application/json");
 }
 
-void lh_reply_bytes(lh_req *r, int status, const char *content_type, char *data, size_t len)
+/* queue() for a response just created, which libmicrohttpd may have failed to create
+ * (out of memory): then 500 instead. The caller has released what resp would have owned. */
+static void queue_created(lh_req *r, int status, struct MHD_Response *resp,
+                          const char *content_type)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
-        free(data);
         lh_error e;
         lh_error_set(&e, LH_EINTERNAL, "cannot create a response");
         lh_reply_error(r, &e);
         return;
     }
     queue(r, status, resp, content_type);
+}
+
+void lh_reply_bytes(lh_req *r, int status, const char *content_type, char *data, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(data);
+    queue_created(r, status, resp, content_type);
 }
 
 void lh_reply_no_content(lh_req *r)
@@ -444,14 +453,9 @@ static void reply_stream(lh_req *r, int status, const char *content_type, lh_str
     s->pool = r->app->queries;
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, LH_STREAM_BLOCK,
                                                                   stream_reader, s, stream_free);
-    if (!resp) {
+    if (!resp)
         stream_free(s);
-        lh_error e;
-        lh_error_set(&e, LH_EINTERNAL, "cannot create a streaming response");
-        lh_reply_error(r, &e);
-        return;
-    }
-    queue(r, status, resp, content_type);
+    queue_created(r, status, resp, content_type);
 }
 
 void lh_reply_stream(lh_req *r, int status, const char *content_type, lh_stream_read read,

@@ -990,10 +990,10 @@ char *lh_query_take_whole(lh_query *q, size_t max, size_t *len)
 {
     char *whole = NULL;
     pthread_mutex_lock(&q->mu);
-    /* An audited query hands out only rows its sink was told of (audit_flush) */
-    bool audited = !q->audited_rows || q->out_mark == q->out.len;
+    /* Like lh_query_read_buffered, hands out what is rendered: outside q->mu an audited
+     * query's rendered rows were all reported to its sink (audit_flush). */
     if (q->state == Q_DONE && !q->failed && q->out_pos == 0 && q->out.len > 0 &&
-        q->out.len <= max && audited) {
+        q->out.len <= max) {
         whole = q->out.data;
         *len = q->out.len;
         lh_buf_init(&q->out);

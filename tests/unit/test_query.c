@@ -854,6 +854,41 @@ static void test_output_buffer_bounded(void **state)
     free(x);
 }
 
+/* The whole output of sql read with lh_query_read, which must end cleanly (caller frees). */
+static char *read_whole(fx *f, const char *sql, const lh_query_opts *o)
+{
+    lh_error err;
+    ssize_t last = 1;
+    char *out = run_full(f->eng, sql, o->format, o->max_rows, o->timeout_ms, 65536, &err, &last,
+                         NULL, NULL);
+    if (!out)
+        fail_msg("query failed: %s\n  %s", sql, err.message);
+    assert_int_equal(last, 0);
+    return out;
+}
+
+/* A query started as the HTTP layer's pool starts one: lh_query_open, then lh_query_run. */
+static lh_query *pool_start(fx *f, const char *sql, const lh_query_opts *o)
+{
+    lh_error err;
+    lh_query *q = lh_query_open(f->eng, o, &err);
+    if (!q)
+        fail_msg("lh_query_open: %s", err.message);
+    if (lh_query_run(q, sql, o, &err) != 0)
+        fail_msg("lh_query_run: %s\n  %s", sql, err.message);
+    return q;
+}
+
+/* Appends everything lh_query_read still gives to *got; the read must end cleanly. */
+static void read_rest(lh_query *q, lh_buf *got)
+{
+    char buf[4096];
+    ssize_t n;
+    while ((n = lh_query_read(q, buf, sizeof(buf))) > 0)
+        lh_buf_append(got, buf, (size_t)n);
+    assert_int_equal(n, 0);
+}
+
 /* The split reader the HTTP layer uses (lh_query_open/run, lh_query_read_buffered on the
  * HTTP worker, lh_query_fill on the query pool): read_buffered never renders or fetches
  * (LH_QUERY_AGAIN instead), each fill makes progress within the buffer bound, and the
@@ -862,17 +897,10 @@ static void test_split_reader(void **state)
 {
     fx *f = *state;
     static const char sql[] = "SELECT i, repeat('y', 1000) AS pad FROM range(5000) t(i)";
-    lh_error err;
     lh_query_opts o = {.format = LH_FORMAT_NDJSON, .max_rows = 5000, .timeout_ms = 60000};
-    ssize_t last = 1;
-    char *want =
-        run_full(f->eng, sql, LH_FORMAT_NDJSON, 5000, 60000, 65536, &err, &last, NULL, NULL);
-    assert_non_null(want);
-    assert_int_equal(last, 0);
+    char *want = read_whole(f, sql, &o);
 
-    lh_query *q = lh_query_open(f->eng, &o, &err);
-    assert_non_null(q);
-    assert_int_equal(lh_query_run(q, sql, &o, &err), 0);
+    lh_query *q = pool_start(f, sql, &o);
     lh_buf got;
     lh_buf_init(&got);
     char buf[65536];
@@ -914,71 +942,46 @@ static void test_take_whole(void **state)
 {
     fx *f = *state;
     static const char small[] = "SELECT i, i * 2 AS d FROM range(300) t(i)";
-    lh_error err;
     lh_query_opts o = {.format = LH_FORMAT_CSV, .max_rows = 100000, .timeout_ms = 60000};
-    ssize_t last = 1;
-    char *want =
-        run_full(f->eng, small, LH_FORMAT_CSV, 100000, 60000, 65536, &err, &last, NULL, NULL);
-    assert_non_null(want);
-    assert_int_equal(last, 0);
+    char *want = read_whole(f, small, &o);
+    size_t want_len = strlen(want), len = 0;
 
     /* the pool's path: run (which renders the head), then one fill */
-    lh_query *q = lh_query_open(f->eng, &o, &err);
-    assert_non_null(q);
-    assert_int_equal(lh_query_run(q, small, &o, &err), 0);
+    lh_query *q = pool_start(f, small, &o);
     lh_query_fill(q);
-    size_t len = 0;
     char *whole = lh_query_take_whole(q, 65536, &len);
     assert_non_null(whole);
-    assert_int_equal(len, strlen(want));
+    assert_int_equal(len, want_len);
     assert_true(memcmp(whole, want, len) == 0);
     free(whole);
     lh_query_free(q);
 
-    /* over the cap: not taken; reading gives every byte */
-    q = lh_query_open(f->eng, &o, &err);
-    assert_non_null(q);
-    assert_int_equal(lh_query_run(q, small, &o, &err), 0);
-    lh_query_fill(q);
-    assert_null(lh_query_take_whole(q, strlen(want) - 1, &len));
-    char buf[65536];
-    lh_buf got;
-    lh_buf_init(&got);
-    ssize_t n;
-    while ((n = lh_query_read(q, buf, 100)) > 0)
-        lh_buf_append(&got, buf, (size_t)n);
-    assert_int_equal(n, 0);
-    assert_int_equal(got.len, strlen(want));
-    assert_true(memcmp(got.data, want, got.len) == 0);
-    lh_query_free(q);
-
-    /* partly read: not taken */
-    got.len = 0;
-    q = lh_query_open(f->eng, &o, &err);
-    assert_non_null(q);
-    assert_int_equal(lh_query_run(q, small, &o, &err), 0);
-    lh_query_fill(q);
-    n = lh_query_read_buffered(q, buf, 10);
-    assert_int_equal(n, 10);
-    lh_buf_append(&got, buf, 10);
-    assert_null(lh_query_take_whole(q, 65536, &len));
-    while ((n = lh_query_read(q, buf, sizeof(buf))) > 0)
-        lh_buf_append(&got, buf, (size_t)n);
-    assert_int_equal(got.len, strlen(want));
-    assert_true(memcmp(got.data, want, got.len) == 0);
-    lh_query_free(q);
-    lh_buf_free(&got);
+    /* over the cap, or partly read: not taken; reading gives every byte */
+    for (int partly = 0; partly <= 1; partly++) {
+        lh_buf got;
+        lh_buf_init(&got);
+        q = pool_start(f, small, &o);
+        lh_query_fill(q);
+        if (partly) {
+            char head[10];
+            assert_int_equal(lh_query_read_buffered(q, head, sizeof(head)), sizeof(head));
+            lh_buf_append(&got, head, sizeof(head));
+            assert_null(lh_query_take_whole(q, 65536, &len));
+        } else {
+            assert_null(lh_query_take_whole(q, want_len - 1, &len));
+        }
+        read_rest(q, &got);
+        assert_int_equal(got.len, want_len);
+        assert_true(memcmp(got.data, want, got.len) == 0);
+        lh_query_free(q);
+        lh_buf_free(&got);
+    }
     free(want);
 
     /* ended by an error after its start (here the deadline, while nothing was read): never
      * taken, whatever the cap */
-    static const char endless[] = "SELECT i FROM range(1000000000000) t(i)";
-    o.format = LH_FORMAT_JSON;
-    o.max_rows = 1000000000;
-    o.timeout_ms = 300;
-    q = lh_query_open(f->eng, &o, &err);
-    assert_non_null(q);
-    assert_int_equal(lh_query_run(q, endless, &o, &err), 0);
+    o = (lh_query_opts){.format = LH_FORMAT_JSON, .max_rows = 1000000000, .timeout_ms = 300};
+    q = pool_start(f, "SELECT i FROM range(1000000000000) t(i)", &o);
     lh_query_fill(q);
     int64_t t0 = lh_now_ms();
     while (!lh_query_error(q) && lh_now_ms() - t0 < 5000)

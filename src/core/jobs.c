@@ -440,13 +440,17 @@ int lh_jobs_cancel_kind(lh_jobs *p, const char *kind, const char *actor)
     if (!p || !kind)
         return 0;
     /* Ids first, under mu; then each cancel takes mu itself (a hook may block). A job that
-     * finishes in between answers LH_ECONFLICT, which is fine here. */
+     * finishes in between answers LH_ECONFLICT, which is fine here. Queued jobs go first:
+     * a running job cancelled first could free its thread for a queued one of the same
+     * kind, which would then run (and maybe finish) before its own cancel. */
     pthread_mutex_lock(&p->mu);
     char(*ids)[LH_JOB_ID_LEN + 1] = lh_xcalloc(p->n_all + 1, sizeof(*ids));
     size_t n = 0;
-    for (size_t i = 0; i < p->n_all; i++)
-        if (!is_finished(p->all[i]->state) && strcmp(p->all[i]->kind, kind) == 0)
-            memcpy(ids[n++], p->all[i]->id, LH_JOB_ID_LEN + 1);
+    for (int running = 0; running <= 1; running++)
+        for (size_t i = 0; i < p->n_all; i++)
+            if ((p->all[i]->state == (running ? JOB_RUNNING : JOB_QUEUED)) &&
+                strcmp(p->all[i]->kind, kind) == 0)
+                memcpy(ids[n++], p->all[i]->id, LH_JOB_ID_LEN + 1);
     pthread_mutex_unlock(&p->mu);
     int asked = 0;
     for (size_t i = 0; i < n; i++)

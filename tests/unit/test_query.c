@@ -413,6 +413,87 @@ static void test_cells_match_duckdb_casts(void **state)
         expect_same_as_cast(f->eng, gens[i].gen, gens[i].numeric);
 }
 
+/* The shortest %g text that reads back to v, ".0" added to an integral one: what the
+ * renderer gave every double before its fast path for short decimals (value.c). */
+static void ref_double_text(double v, char *buf, size_t cap)
+{
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, cap - 2, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    if (!strpbrk(buf, ".e"))
+        memcpy(buf + n, ".0", 3);
+}
+
+/* Doubles through the renderer against ref_double_text: short decimals of every scale (the
+ * fast path), their neighbours one ulp away, the bounds of the fast path and values
+ * outside it (which take the %g loop). A value goes into the SQL as a string of %.17g,
+ * which DuckDB's cast reads back to the same double (a bare literal would be a DECIMAL,
+ * whose conversion to DOUBLE may round differently). */
+static void test_doubles_render_as_shortest_text(void **state)
+{
+    fx *f = *state;
+    srand(20261203);
+    enum { PER_QUERY = 400, QUERIES = 12 };
+    for (int qi = 0; qi < QUERIES; qi++) {
+        double vals[PER_QUERY];
+        for (int i = 0; i < PER_QUERY; i++) {
+            int k = rand() % 16, kind = rand() % 6;
+            double m = (double)((((int64_t)rand() << 31) ^ rand()) % 1000000000000000LL);
+            double v = m;
+            for (int j = 0; j < k; j++)
+                v /= 10; /* not m / 10^k: an inexact quotient is a case too */
+            if (kind == 1)
+                v = round(v * 100) / 100; /* a figure rounded to cents */
+            else if (kind == 2)
+                v = nextafter(v, INFINITY);
+            else if (kind == 3)
+                v = ldexp((double)rand(), rand() % 120 - 60);
+            else if (kind == 4) {
+                static const double edges[] = {1e-4,
+                                               nextafter(1e-4, 0),
+                                               1e15,
+                                               nextafter(1e15, 0),
+                                               999999999999999.0,
+                                               99999999999999.9,
+                                               0.1 + 0.2,
+                                               0.0001234,
+                                               5e-5,
+                                               123456789.123456789,
+                                               1.0 / 3};
+                v = edges[rand() % (int)(sizeof(edges) / sizeof(edges[0]))];
+            } else if (kind == 5)
+                v = (double)(rand() % 100000) / 100;
+            vals[i] = rand() % 2 ? -v : v;
+        }
+        lh_buf sql;
+        lh_buf_init(&sql);
+        lh_buf_puts(&sql, "SELECT x FROM (VALUES ");
+        for (int i = 0; i < PER_QUERY; i++)
+            lh_buf_printf(&sql, "%s(%d, '%.17g'::DOUBLE)", i ? ", " : "", i, vals[i]);
+        lh_buf_puts(&sql, ") t(i, x) ORDER BY i");
+        char *out = run(f->eng, sql.data, LH_FORMAT_CSV);
+        const char *p = out, *next;
+        char *field[1];
+        csv_record(p, field, 1, &next); /* header */
+        free(field[0]);
+        p = next;
+        for (int i = 0; i < PER_QUERY; i++) {
+            assert_int_equal(csv_record(p, field, 1, &next), 1);
+            char want[64];
+            ref_double_text(vals[i], want, sizeof(want));
+            if (strcmp(field[0], want) != 0)
+                fail_msg("%.17g: rendered '%s', the %%g loop gives '%s'", vals[i], field[0], want);
+            free(field[0]);
+            p = next;
+        }
+        free(out);
+        lh_buf_free(&sql);
+    }
+}
+
 /* Column types are DuckDB's own names (typeof). */
 static void test_type_names_match_typeof(void **state)
 {
@@ -2221,6 +2302,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_cells_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cells_match_duckdb_casts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_doubles_render_as_shortest_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_type_names_match_typeof, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_document, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csv_quoting, setup, teardown),

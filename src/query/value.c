@@ -117,52 +117,31 @@ static void cell_decimal(lh_col *col, lh_i128 v, unsigned scale, lh_cell *out)
     cell_set(out, LH_CELL_NUMBER, col->num, (size_t)(o - col->num));
 }
 
-/* The text cell_real's %g loop gives a double v with 1e-4 <= |v| < 1e15 that is some m /
- * 10^k with m < 10^15 (at most 15 significant digits: the prices, averages and rounded
- * figures results are made of), written without snprintf and strtod. The smallest such k
- * is taken, so the last fraction digit is not 0; %.15g then prints exactly these digits in
- * fixed notation (v is within half an ulp of m / 10^k, far from a 15-digit rounding
- * boundary) and they read back to v (m / 10^k, correctly rounded, is v). Returns the
- * length written to buf (room for 24 bytes), or 0 when v is not such a value. */
-static int fmt_short_decimal(char *buf, double v)
+/* Whether a double v with 1e-4 <= |v| < 1e15 is some m / 10^k with |m| < 10^15 (at most
+ * 15 significant digits: the prices, averages and rounded figures results are made of);
+ * then *m and the smallest such *k. With the smallest k the last fraction digit is not 0,
+ * so cell_decimal(m, k) prints what cell_real's %g loop would: %.15g gives exactly these
+ * digits in fixed notation (v is within half an ulp of m / 10^k, far from a 15-digit
+ * rounding boundary) and they read back to v (m / 10^k, correctly rounded, is v). */
+static bool short_decimal(double v, int64_t *m, unsigned *k)
 {
     static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                    1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
     double a = fabs(v);
     if (!(a >= 1e-4 && a < 1e15))
-        return 0;
-    int k = 0;
-    uint64_t m = 0;
-    for (;; k++) {
-        if (k > 15)
-            return 0;
-        double scaled = a * pow10[k];
+        return false;
+    for (unsigned i = 0; i < sizeof(pow10) / sizeof(pow10[0]); i++) {
+        double scaled = a * pow10[i];
         if (scaled >= 1e15)
-            return 0;
-        m = (uint64_t)llround(scaled);
-        if ((double)m / pow10[k] == a)
-            break;
+            return false;
+        int64_t digits = llround(scaled);
+        if ((double)digits / pow10[i] == a) {
+            *m = v < 0 ? -digits : digits;
+            *k = i;
+            return true;
+        }
     }
-    char digits[24];
-    int nd = 0;
-    do {
-        digits[nd++] = (char)('0' + m % 10);
-        m /= 10;
-    } while (m > 0);
-    while (nd <= k) /* 0.00ddd: the integer part and leading fraction zeros */
-        digits[nd++] = '0';
-    char *o = buf;
-    if (v < 0)
-        *o++ = '-';
-    for (int i = nd - 1; i >= k; i--)
-        *o++ = digits[i];
-    *o++ = '.';
-    if (k == 0)
-        *o++ = '0'; /* integral: ".0", as below */
-    for (int i = k - 1; i >= 0; i--)
-        *o++ = digits[i];
-    *o = '\0';
-    return (int)(o - buf);
+    return false;
 }
 
 /* Shortest text that reads back to the same double (or float when is_float), with ".0"
@@ -175,14 +154,18 @@ static void cell_real(lh_col *col, double v, bool is_float, lh_cell *out)
         cell_set(out, LH_CELL_TEXT, s, strlen(s));
         return;
     }
-    int n = is_float ? 0 : fmt_short_decimal(col->num, v);
-    if (n > 0) {
-        cell_set(out, LH_CELL_NUMBER, col->num, (size_t)n);
+    int64_t m;
+    unsigned k;
+    if (!is_float && short_decimal(v, &m, &k)) {
+        if (k == 0) /* integral: ".0", as below */
+            cell_decimal(col, m * 10, 1, out);
+        else
+            cell_decimal(col, m, k, out);
         return;
     }
     /* Above DBL_DIG (FLT_DIG) digits a shorter text cannot read back, and at that many
      * digits %g finds the shortest one; subnormals carry fewer digits, so start lower. */
-    int first = is_float ? FLT_DIG : DBL_DIG;
+    int n = 0, first = is_float ? FLT_DIG : DBL_DIG;
     if (v != 0 && fabs(v) < (is_float ? FLT_MIN : DBL_MIN))
         first = 1;
     for (int prec = first; prec <= (is_float ? 9 : 17); prec++) {

@@ -21,6 +21,8 @@ PACKAGES=(
     libmicrohttpd-dev libjansson-dev libsodium-dev libcurl4-openssl-dev libcmocka-dev
     libpcre2-dev libpq-dev libmariadb-dev
     libutf8proc-dev libfaiss-dev libopenblas-dev
+    # the release server's allocator (CMakeLists.txt, LH_JEMALLOC)
+    libjemalloc-dev
     # the fuzzers build with clang, whose OpenMP is LLVM's libomp (FAISS's GOMP calls
     # resolve through its compatibility layer)
     libomp-dev
